@@ -1,0 +1,114 @@
+"""`/containers/...` handlers: translate HTTP to Engine calls, nothing more."""
+
+from __future__ import annotations
+
+import struct
+
+from .. import filters as flt
+from ..core import CONTAINER_FILTERS, Engine
+from ..errors import BadRequest
+from ..logs import LogEntry, rfc3339
+from ..models import CreateRequest
+from . import render
+from .http import Request, Response, json_response
+from .system import parse_time
+
+STREAM_IDS = {"stdout": 1, "stderr": 2}
+
+
+def frame(entry: LogEntry, timestamps: bool = False) -> bytes:
+    """One multiplexed-stream frame: [stream, 0, 0, 0, size (u32 BE)] + payload."""
+    payload = entry.log.encode()
+    if timestamps:
+        payload = entry.time.encode() + b" " + payload
+    return struct.pack(">BxxxL", STREAM_IDS[entry.stream], len(payload)) + payload
+
+
+async def create(req: Request, engine: Engine) -> Response:
+    body = await req.json(CreateRequest)
+    c = await engine.create(body, req.q("name") or None)
+    return json_response({"Id": c.id, "Warnings": []}, 201)
+
+
+async def list_(req: Request, engine: Engine) -> Response:
+    filters = flt.parse(req.q("filters"), CONTAINER_FILTERS)
+    found = engine.list_containers(req.qbool("all"), filters)
+    limit = req.qint("limit", -1)
+    if limit and limit > 0:
+        found = found[:limit]
+    return json_response([render.container_summary(c) for c in found])
+
+
+async def inspect(req: Request, engine: Engine) -> Response:
+    return json_response(render.container_inspect(engine, engine.get(req.params["id"])))
+
+
+async def start(req: Request, engine: Engine) -> Response:
+    await engine.start(req.params["id"])
+    return Response(204)
+
+
+def _timeout(req: Request) -> int | None:
+    return req.qint("t", None) if "t" in req.query else req.qint("timeout", None)
+
+
+async def stop(req: Request, engine: Engine) -> Response:
+    await engine.stop(req.params["id"], _timeout(req))
+    return Response(204)
+
+
+async def restart(req: Request, engine: Engine) -> Response:
+    await engine.restart(req.params["id"], _timeout(req))
+    return Response(204)
+
+
+async def kill(req: Request, engine: Engine) -> Response:
+    await engine.kill(req.params["id"], req.q("signal") or None)
+    return Response(204)
+
+
+async def remove(req: Request, engine: Engine) -> Response:
+    await engine.remove(req.params["id"], force=req.qbool("force"))
+    return Response(204)
+
+
+async def wait(req: Request, engine: Engine) -> None:
+    engine.get(req.params["id"])  # a 404 must come before the 200 headers
+    condition = req.q("condition", "not-running")
+    if condition not in ("", "not-running", "next-exit", "removed"):
+        raise BadRequest(f"invalid condition: {condition!r}")
+    stream = await req.stream()
+    code = await engine.wait(req.params["id"], condition)
+    await stream.send(b'{"Error":null,"StatusCode":%d}\n' % code)
+
+
+def _time_filter(req: Request, name: str) -> str:
+    ns = parse_time(req.q(name), name)
+    return rfc3339(ns) if ns else ""
+
+
+async def logs(req: Request, engine: Engine) -> None:
+    wanted = {s for s in ("stdout", "stderr") if req.qbool(s)}
+    if not wanted:
+        raise BadRequest("Bad parameters: you must choose at least one stream")
+    tail = req.q("tail", "all")
+    if tail not in ("all", "") and not tail.lstrip("-").isdigit():
+        raise BadRequest(f"invalid value for tail: {tail!r}")
+    tail_n = int(tail) if tail.lstrip("-").isdigit() and int(tail) >= 0 else None
+    _, entries = engine.logs(req.params["id"], follow=req.qbool("follow"), tail=tail_n,
+                             since=_time_filter(req, "since"), until=_time_filter(req, "until"))
+    timestamps = req.qbool("timestamps")
+    stream = await req.stream("application/vnd.docker.raw-stream")
+    async for entry in entries:
+        if entry.stream in wanted:
+            await stream.send(frame(entry, timestamps))
+
+
+async def attach(req: Request, engine: Engine) -> None:
+    wanted = {s for s in ("stdout", "stderr") if req.qbool(s)}
+    c, entries = engine.attach(req.params["id"], replay=req.qbool("logs"))
+    sock, _ = await req.hijack()
+    if req.qbool("stream", True):
+        async for entry in entries:
+            if entry.stream in wanted:
+                await sock.send_all(frame(entry))

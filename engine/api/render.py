@@ -1,0 +1,141 @@
+"""Docker's JSON shapes for containers and images, built from berth's typed state."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import msgspec
+
+from .. import humanize
+from ..container import Container
+from ..core import Engine
+from ..images.store import Image
+from ..lifecycle import State
+from ..models import ZERO_TIME
+
+
+def _to_builtins(struct) -> dict:
+    return msgspec.to_builtins(struct)
+
+
+def unix_seconds(rfc3339: str) -> int:
+    if not rfc3339 or rfc3339 == ZERO_TIME:
+        return 0
+    return int(datetime.fromisoformat(rfc3339[:19] + "+00:00").timestamp())
+
+
+def status_text(c: Container) -> str:
+    """The `Status` column, rendered by the server as dockerd renders it."""
+    st = c.record.state
+    now = time.time()
+    if c.state is State.RUNNING:
+        return f"Up {humanize.duration(now - unix_seconds(st.started_at))}"
+    if c.state is State.RESTARTING:
+        return f"Restarting ({st.exit_code}) {humanize.duration(now - unix_seconds(st.finished_at))} ago"
+    if c.state is State.REMOVING:
+        return "Removal In Progress"
+    if c.state is State.EXITED:
+        return f"Exited ({st.exit_code}) {humanize.duration(now - unix_seconds(st.finished_at))} ago"
+    if c.state is State.DEAD:
+        return "Dead"
+    return "Created"
+
+
+def _command(c: Container) -> str:
+    return " ".join([c.record.path, *c.record.args])
+
+
+def container_summary(c: Container) -> dict:
+    r = c.record
+    return {
+        "Id": r.id, "Names": ["/" + r.name], "Image": r.image_ref, "ImageID": r.image_id,
+        "Command": _command(c), "Created": unix_seconds(r.created), "Ports": [],
+        "Labels": r.config.labels or {}, "State": c.state.value, "Status": status_text(c),
+        "HostConfig": {"NetworkMode": r.host_config.network_mode},
+        "NetworkSettings": {"Networks": {}}, "Mounts": [],
+    }
+
+
+def container_inspect(engine: Engine, c: Container) -> dict:
+    r = c.record
+    image = engine.images.images.get(r.image_id)
+    lowers = [str(engine.images.layer_dir(ch)) for ch in engine.images.layer_chain(image)] if image else []
+    config = _to_builtins(r.config)
+    host_config = _to_builtins(r.host_config)
+    return {
+        "Id": r.id, "Created": r.created, "Path": r.path, "Args": r.args,
+        "State": _to_builtins(r.state), "Image": r.image_id,
+        "ResolvConfPath": str(c.dir / "resolv.conf"), "HostnamePath": str(c.dir / "hostname"),
+        "HostsPath": str(c.dir / "hosts"), "LogPath": str(c.log_path), "Name": "/" + r.name,
+        "RestartCount": r.restart_count, "Driver": "overlay", "Platform": "linux",
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
+        "HostConfig": host_config,
+        "GraphDriver": {"Name": "overlay", "Data": {
+            "LowerDir": ":".join(reversed(lowers)), "UpperDir": str(c.upper),
+            "WorkDir": str(c.work), "MergedDir": str(c.rootfs)}},
+        "Mounts": [], "Config": config,
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "Ports": {},
+                            "SandboxKey": str(c.netns) if c.live else "", "Gateway": "", "IPAddress": "",
+                            "IPPrefixLen": 0, "MacAddress": "", "Networks": {}},
+    }
+
+
+def _image_container_config(image: Image) -> dict:
+    cfg = image.config.config
+    return {
+        "Hostname": "", "Domainname": "", "User": cfg.user, "AttachStdin": False, "AttachStdout": False,
+        "AttachStderr": False, "ExposedPorts": cfg.exposed_ports, "Tty": False, "OpenStdin": False,
+        "StdinOnce": False, "Env": cfg.env, "Cmd": cfg.cmd, "Image": "", "Volumes": cfg.volumes,
+        "WorkingDir": cfg.working_dir, "Entrypoint": cfg.entrypoint, "OnBuild": None, "Labels": cfg.labels,
+        **({"StopSignal": cfg.stop_signal} if cfg.stop_signal else {}),
+    }
+
+
+def image_summary(engine: Engine, image: Image) -> dict:
+    size = engine.images.size(image)
+    tags = engine.images.tags_of(image.id)
+    return {
+        "Containers": -1, "Created": unix_seconds(image.config.created), "Id": image.id,
+        "Labels": image.config.config.labels, "ParentId": "",
+        "RepoDigests": [] if tags else ["<none>@<none>"], "RepoTags": tags or ["<none>:<none>"],
+        "SharedSize": -1, "Size": size, "VirtualSize": size,
+    }
+
+
+def image_inspect(engine: Engine, image: Image) -> dict:
+    store = engine.images
+    chain = store.layer_chain(image)
+    dirs = [str(store.layer_dir(c)) for c in chain]
+    size = store.size(image)
+    cfg = image.config
+    return {
+        "Id": image.id, "RepoTags": store.tags_of(image.id), "RepoDigests": [], "Parent": "",
+        "Comment": cfg.comment, "Created": cfg.created, "Container": "", "ContainerConfig": _image_container_config(image) | {"Cmd": None, "Env": None},
+        "DockerVersion": "", "Author": cfg.author, "Config": _image_container_config(image),
+        "Architecture": cfg.architecture, "Os": cfg.os, "Size": size, "VirtualSize": size,
+        "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": ":".join(reversed(dirs[:-1])) or None,
+                                                     "UpperDir": dirs[-1] if dirs else None}},
+        "RootFS": {"Type": "layers", "Layers": list(cfg.rootfs.diff_ids)},
+        "Metadata": {"LastTagTime": ZERO_TIME},
+    }
+
+
+def image_history(engine: Engine, image: Image) -> list[dict]:
+    """Newest first; layer-bearing entries take the layers' sizes in order."""
+    store = engine.images
+    sizes = [store.layer_meta(c).size for c in store.layer_chain(image)]
+    rows = []
+    layer = 0
+    for entry in image.config.history:
+        size = 0
+        if not entry.empty_layer and layer < len(sizes):
+            size = sizes[layer]
+            layer += 1
+        rows.append({"Comment": entry.comment, "Created": unix_seconds(entry.created), "CreatedBy": entry.created_by,
+                     "Id": "<missing>", "Size": size, "Tags": None})
+    rows.reverse()
+    if rows:
+        rows[0]["Id"] = image.id
+        rows[0]["Tags"] = store.tags_of(image.id) or None
+    return rows

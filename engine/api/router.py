@@ -1,0 +1,74 @@
+"""The route table: (method, path pattern) → handler. docs/api.md mirrors it.
+
+Paths may carry a `/vX.Y` prefix (the docker CLI always sends one, docker-py's first
+call does not); versions above ours get Docker's 400.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..core import Engine
+from ..errors import BadRequest, NotFound
+from . import containers, images, system
+from .http import API_VERSION, Request, Response
+
+_VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
+_ID = r"(?P<id>[^/]+)"
+_NAME = r"(?P<name>.+?)"
+
+ROUTES: list[tuple[str, str, object]] = [
+    ("GET", r"/_ping", system.ping),
+    ("HEAD", r"/_ping", system.ping),
+    ("GET", r"/version", system.version),
+    ("GET", r"/info", system.info),
+    ("GET", r"/events", system.events),
+    ("POST", r"/containers/create", containers.create),
+    ("GET", r"/containers/json", containers.list_),
+    ("GET", rf"/containers/{_ID}/json", containers.inspect),
+    ("POST", rf"/containers/{_ID}/start", containers.start),
+    ("POST", rf"/containers/{_ID}/stop", containers.stop),
+    ("POST", rf"/containers/{_ID}/restart", containers.restart),
+    ("POST", rf"/containers/{_ID}/kill", containers.kill),
+    ("POST", rf"/containers/{_ID}/wait", containers.wait),
+    ("GET", rf"/containers/{_ID}/logs", containers.logs),
+    ("POST", rf"/containers/{_ID}/attach", containers.attach),
+    ("DELETE", rf"/containers/{_ID}", containers.remove),
+    ("POST", r"/images/create", images.create),
+    ("GET", r"/images/json", images.list_),
+    ("GET", rf"/images/{_NAME}/json", images.inspect),
+    ("GET", rf"/images/{_NAME}/history", images.history),
+    ("POST", rf"/images/{_NAME}/tag", images.tag),
+    ("DELETE", rf"/images/{_NAME}", images.remove),
+]
+
+_COMPILED = [(method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in ROUTES]
+_MAX = tuple(int(p) for p in API_VERSION.split("."))
+
+
+def make_dispatch(engine: Engine):
+    """A dispatch function for `http.Connection` bound to `engine`."""
+
+    async def dispatch(req: Request) -> Response | None:
+        path = req.path
+        versioned = _VERSIONED.match(path)
+        if versioned:
+            wanted = (int(versioned.group(1)), int(versioned.group(2)))
+            if wanted > _MAX:
+                raise BadRequest(f"client version {wanted[0]}.{wanted[1]} is too new. "
+                                 f"Maximum supported API version is {API_VERSION}")
+            path = versioned.group(3)
+        path_matched = False
+        for method, pattern, handler in _COMPILED:
+            found = pattern.match(path)
+            if not found:
+                continue
+            path_matched = True
+            if method == req.method:
+                req.params = found.groupdict()
+                return await handler(req, engine)
+        if path_matched:
+            raise NotFound(f"method {req.method} is not allowed on {path}")
+        raise NotFound("page not found")
+
+    return dispatch

@@ -1,0 +1,58 @@
+"""Daemon configuration: command-line options with defaults for a real host.
+
+Tests give each daemon its own root, exec root, socket and cgroup parent, so several
+daemons run side by side and each can be removed completely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import msgspec
+
+DEFAULT_ROOT = "/var/lib/berth"
+DEFAULT_EXEC_ROOT = "/run/berth"
+DEFAULT_HOST = "unix:///run/berth/berth.sock"
+
+
+class DaemonConfig(msgspec.Struct, kw_only=True):
+    root: Path
+    exec_root: Path
+    host: str
+    pidfile: Path
+    default_runtime: str = "crun"
+    cgroup_parent: str = "berth"
+    init: bool = False
+    init_binary: str | None = None
+    debug: bool = False
+
+    @property
+    def socket_path(self) -> Path:
+        if not self.host.startswith("unix://"):
+            raise SystemExit(f"berthd: only unix:// hosts are supported, not {self.host!r}")
+        return Path(self.host.removeprefix("unix://"))
+
+
+def parse_args(argv: list[str] | None = None) -> DaemonConfig:
+    parser = argparse.ArgumentParser(prog="berthd", description="berth container engine daemon")
+    parser.add_argument("--root", default=DEFAULT_ROOT, help="state directory (images, containers)")
+    parser.add_argument("--exec-root", default=None, help="run-time state (default: /run/berth, or <root>/run when --root is given)")
+    parser.add_argument("-H", "--host", default=None, help="API socket, unix:///path (default: <exec-root>/berth.sock)")
+    parser.add_argument("-p", "--pidfile", default=None, help="pid file (default: <exec-root>/berthd.pid)")
+    parser.add_argument("--runtime", "--default-runtime", dest="runtime", default="crun", help="default OCI runtime: crun or runc")
+    parser.add_argument("--cgroup-parent", default="berth", help="parent cgroup of containers")
+    parser.add_argument("--init", action="store_true", help="run an init (tini) as PID 1 in every container")
+    parser.add_argument("-D", "--debug", action="store_true")
+    args = parser.parse_args(argv)
+    root = Path(args.root).absolute()
+    if args.exec_root:
+        exec_root = Path(args.exec_root).absolute()
+    else:
+        exec_root = Path(DEFAULT_EXEC_ROOT) if args.root == DEFAULT_ROOT else root / "run"
+    host = args.host or f"unix://{exec_root / 'berth.sock'}"
+    pidfile = Path(args.pidfile).absolute() if args.pidfile else exec_root / "berthd.pid"
+    return DaemonConfig(root=root, exec_root=exec_root, host=host, pidfile=pidfile, default_runtime=args.runtime,
+                        cgroup_parent=args.cgroup_parent, init=args.init,
+                        init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug)

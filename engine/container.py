@@ -1,0 +1,68 @@
+"""A container as the daemon holds it in memory: its persisted record plus live handles.
+
+The record (`ContainerRecord`) is what survives a restart. Everything else here lives only
+while the daemon runs: the change event that waiters and log followers sleep on, the
+count of exits (what `wait?condition=next-exit` and `attach` measure against), and the
+cancel scope of a restart back-off that `stop` may cut short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import trio
+
+from .lifecycle import State
+from .models import ContainerRecord
+
+
+class Container:
+    def __init__(self, record: ContainerRecord, directory: Path, netns_dir: Path):
+        self.record = record
+        self.dir = directory
+        self.netns = netns_dir / record.id
+        self.changed = trio.Event()
+        self.exits = 0
+        self.removed = False
+        self.stop_requested = False
+        self.backoff: trio.CancelScope | None = None
+        self.supervised = False
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def state(self) -> State:
+        return State(self.record.state.status)
+
+    @property
+    def live(self) -> bool:
+        """Running, or between runs of a restart policy."""
+        return self.state in (State.RUNNING, State.RESTARTING)
+
+    # paths inside the container's directory
+    log_path = property(lambda self: self.dir / f"{self.id}-json.log")
+    rootfs = property(lambda self: self.dir / "rootfs")
+    upper = property(lambda self: self.dir / "upper")
+    work = property(lambda self: self.dir / "work")
+    bundle = property(lambda self: self.dir / "bundle")
+    pid_file = property(lambda self: self.dir / "bundle" / "pid")
+    runtime_log = property(lambda self: self.dir / "bundle" / "runtime.log")
+    record_path = property(lambda self: self.dir / "record.json")
+
+    def notify(self) -> None:
+        """Wake everyone waiting on this container (state change or new output)."""
+        self.changed.set()
+        self.changed = trio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Sleep until `predicate()` holds; it is re-checked after every change."""
+        while not predicate():
+            changed = self.changed
+            await changed.wait()

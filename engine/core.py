@@ -1,0 +1,560 @@
+"""The Engine facade: the one door to containers, images and events.
+
+HTTP handlers, plugins and tests call these methods and nothing below them. Every
+container action consults the lifecycle table first, persists the new state, then
+publishes its events on the bus.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import trio
+
+from . import filters as flt
+from . import lifecycle, logs, names
+from .bus import Bus
+from .config import DaemonConfig
+from .container import Container
+from .errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
+from .images import busybox, reference
+from .images.store import Image, ImageStore, now_rfc3339
+from .lifecycle import Action, State
+from .models import ContainerConfig, ContainerRecord, ContainerState, CreateRequest, Event, ZERO_TIME, Actor
+from .network import netns
+from .runtime import bundle, cgroups, oci, rootfs
+from .store import atomic_write
+from .supervisor import Supervisor
+
+log = logging.getLogger("berth.engine")
+
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+MIN_MEMORY = 6 * 1024 * 1024
+CONTAINER_FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since")
+IMAGE_FILTERS = ("dangling", "reference", "label", "before", "since")
+
+
+class Engine:
+    def __init__(self, config: DaemonConfig):
+        self.config = config
+        self.bus = Bus()
+        self.layout = cgroups.detect()
+        self.runtimes = oci.detect(self.layout, config.exec_root / "runtime")
+        if config.default_runtime not in self.runtimes:
+            raise SystemExit(f"berthd: runtime {config.default_runtime!r} is not installed "
+                             f"(found: {', '.join(self.runtimes) or 'none'})")
+        self.images = ImageStore(config.root / "images")
+        self.containers: dict[str, Container] = {}
+        self.names: dict[str, str] = {}
+        self._containers_dir = config.root / "containers"
+        self._netns_dir = config.exec_root / "netns"
+        self._image_lock = trio.Lock()
+        self._supervisor: Supervisor | None = None
+        self.started_at = time.time()
+
+    # --- start-up and shutdown ---------------------------------------------
+
+    async def open(self, nursery: trio.Nursery) -> None:
+        """Recover state from disk, ensure the built-in image, restart what should run."""
+        self._supervisor = Supervisor(self, nursery)
+        self._containers_dir.mkdir(parents=True, exist_ok=True)
+        for rt in self.runtimes.values():
+            rt.state_root.mkdir(parents=True, exist_ok=True)
+        for directory in sorted(self._containers_dir.iterdir()):
+            record_path = directory / "record.json"
+            if not record_path.exists():  # a create or remove cut short by a crash
+                await trio.to_thread.run_sync(rootfs.unmount, directory / "rootfs")
+                await trio.to_thread.run_sync(shutil.rmtree, directory, True)
+                continue
+            record = msgspec.json.decode(record_path.read_bytes(), type=ContainerRecord)
+            c = Container(record, directory, self._netns_dir)
+            self.containers[c.id] = c
+            self.names[c.name] = c.id
+            await self._recover(c)
+        if self._netns_dir.exists():
+            for pin in self._netns_dir.iterdir():
+                if pin.name not in self.containers:
+                    await trio.to_thread.run_sync(netns.remove, pin)
+        await self._ensure_busybox()
+        for c in list(self.containers.values()):
+            policy = c.record.host_config.restart_policy.name
+            if policy == "always" or (policy == "unless-stopped" and not c.record.manually_stopped):
+                try:
+                    await self.start(c.id)
+                except EngineError as exc:
+                    log.warning("could not restart %s: %s", c.name, exc.message)
+
+    async def _recover(self, c: Container) -> None:
+        """A container the previous daemon left live is dead now: record the truth, clean up."""
+        runtime = self.runtimes.get(c.record.runtime)
+        if runtime and c.live:
+            await runtime.delete(c.id)  # kills what a crashed daemon left behind
+        await self.teardown(c)
+        if c.state in (State.RUNNING, State.RESTARTING, State.REMOVING):
+            was_removing = c.state is State.REMOVING
+            c.record.state = msgspec.structs.replace(
+                c.record.state, status="exited", running=False, restarting=False, pid=0, exit_code=255,
+                error="daemon stopped without stopping the container", finished_at=now_rfc3339())
+            await self._save(c)
+            if was_removing:
+                await self.remove_stopped(c)
+
+    async def _ensure_busybox(self) -> None:
+        if busybox.REPO_TAG in self.images.tags:
+            return
+        binary = busybox.find_busybox()
+        if binary is None:
+            log.warning("no static busybox on this host: the built-in busybox image is not available")
+            return
+        tmp = self.images.tmp / "busybox-rootfs.tar"
+        await trio.to_thread.run_sync(busybox.write_rootfs_tar, binary, tmp)
+        try:
+            await self.import_image(tmp, repo=busybox.REPO_TAG, changes=busybox.CHANGES, message=busybox.MESSAGE)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop every live container gracefully (in parallel), as `SIGTERM` to the daemon asks."""
+        async with trio.open_nursery() as nursery:
+            for c in list(self.containers.values()):
+                if c.live:
+                    nursery.start_soon(self._stop, c, timeout, False)
+        for rt in self.runtimes.values():
+            shutil.rmtree(rt.state_root, ignore_errors=True)
+        await trio.to_thread.run_sync(cgroups.remove, self.layout, self.config.cgroup_parent)
+
+    # --- lookups ------------------------------------------------------------
+
+    def get(self, ref: str) -> Container:
+        """A container by full ID, name (with or without `/`) or unique ID prefix."""
+        if ref in self.containers:
+            return self.containers[ref]
+        cid = self.names.get(ref.lstrip("/"))
+        if cid:
+            return self.containers[cid]
+        if ref and re.fullmatch(r"[0-9a-f]+", ref):
+            found = [c for c in self.containers.values() if c.id.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise BadRequest(f"multiple IDs found with provided prefix: {ref}")
+        raise no_such_container(ref)
+
+    def runtime_for(self, c: Container) -> oci.Runtime:
+        return self.runtimes[c.record.runtime]
+
+    def cgroup_path(self, c: Container) -> str:
+        return f"/{self.config.cgroup_parent}/{c.id}"
+
+    # --- events -------------------------------------------------------------
+
+    def publish_container(self, c: Container, action: str, **extra: str) -> None:
+        attrs = {**(c.record.config.labels or {}), "image": c.record.image_ref, "name": c.name, **extra}
+        self.bus.publish(Event(Type="container", Action=action, Actor=Actor(c.id, attrs),
+                               status=action, id=c.id, from_=c.record.image_ref))
+
+    def publish_image(self, image_id: str, action: str, name: str | None = None) -> None:
+        self.bus.publish(Event(Type="image", Action=action, Actor=Actor(image_id, {"name": name or image_id}),
+                               status=action, id=image_id))
+
+    def events(self, filters: flt.Filters, since_ns: int | None, until_ns: int | None) -> AsyncIterator[Event]:
+        return self.bus.subscribe(flt.EventFilter(filters), since_ns=since_ns, until_ns=until_ns)
+
+    # --- containers: create -------------------------------------------------
+
+    async def create(self, req: CreateRequest, name: str | None = None) -> Container:
+        """Create a container from `req` (the body of `POST /containers/create`)."""
+        if name:
+            name = names.validate(name)
+            if name in self.names:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                               f'"{self.names[name]}". You have to remove (or rename) that container to be able to reuse that name.')
+        else:
+            name = names.generate(set(self.names))
+        if not req.image:
+            raise BadRequest("config error: Image is required")
+        image = self.images.resolve(req.image)
+        hc = req.host_config
+        runtime = hc.runtime or self.config.default_runtime
+        if runtime not in self.runtimes:
+            raise BadRequest(f"unknown or invalid runtime name: {runtime}")
+        policy = hc.restart_policy.name or "no"
+        if policy not in RESTART_POLICIES:
+            raise BadRequest(f"invalid restart policy '{policy}'")
+        if hc.auto_remove and policy != "no":
+            raise BadRequest("can't create 'AutoRemove' container with restart policy")
+        if hc.memory and hc.memory < MIN_MEMORY:
+            raise BadRequest("Minimum memory limit allowed is 6MB")
+        if hc.nano_cpus and (hc.cpu_quota or hc.cpu_period):
+            raise BadRequest("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+        img = image.config.config
+        entrypoint = _words(req.entrypoint)
+        cmd = _words(req.cmd)
+        if entrypoint is None:
+            entrypoint = img.entrypoint or []
+            if cmd is None:
+                cmd = img.cmd or []
+        args = [*entrypoint, *(cmd or [])]
+        if not args:
+            raise BadRequest("No command specified")
+        cid = secrets.token_hex(32)
+        config = msgspec.structs.replace(
+            req, hostname=req.hostname or cid[:12], image=req.image,
+            env=[*(img.env or []), *[e for e in req.env or [] if e]],
+            cmd=cmd if cmd else None, entrypoint=entrypoint or None,
+            working_dir=req.working_dir or img.working_dir, user=req.user or img.user,
+            labels={**(img.labels or {}), **(req.labels or {})},
+        )
+        config = ContainerConfig(**{f: getattr(config, f) for f in ContainerConfig.__struct_fields__})
+        hc = msgspec.structs.replace(hc, runtime=runtime, restart_policy=msgspec.structs.replace(hc.restart_policy, name=policy))
+        if hc.init is None:
+            hc = msgspec.structs.replace(hc, init=self.config.init)
+        record = ContainerRecord(id=cid, name=name, created=now_rfc3339(), image_ref=req.image, image_id=image.id,
+                                 path=args[0], args=args[1:], config=config, host_config=hc, runtime=runtime)
+        c = Container(record, self._containers_dir / cid, self._netns_dir)
+        c.dir.mkdir()
+        await trio.to_thread.run_sync(self._write_etc_files, c)
+        await self._save(c)
+        self.containers[cid] = c
+        self.names[name] = cid
+        self.publish_container(c, "create")
+        return c
+
+    def _write_etc_files(self, c: Container) -> None:
+        hostname = c.record.config.hostname
+        (c.dir / "hostname").write_text(hostname + "\n")
+        (c.dir / "hosts").write_text(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            f"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+            f"127.0.1.1\t{hostname}\n")
+        # Loopback only until networking lands: no nameserver is reachable.
+        (c.dir / "resolv.conf").write_text("")
+
+    async def _save(self, c: Container) -> None:
+        data = msgspec.json.encode(c.record)
+        await trio.to_thread.run_sync(atomic_write, c.record_path, data)
+        c.notify()
+
+    # --- containers: run-time hooks used by the supervisor -------------------
+
+    async def prepare(self, c: Container) -> None:
+        """Mount the rootfs, create the network namespace, write the OCI bundle."""
+        image = self.images.images.get(c.record.image_id)
+        if image is None:
+            raise BadRequest(f"image {c.record.image_id} of container {c.name} is gone")
+        lowers = [self.images.layer_dir(chain) for chain in self.images.layer_chain(image)]
+
+        def work() -> None:
+            rootfs.mount_overlay(lowers, c.upper, c.work, c.rootfs)
+            if not c.netns.exists():
+                netns.create(c.netns)
+            spec = bundle.oci_config(c.record, rootfs=c.rootfs, files=c.dir, netns=c.netns,
+                                     cgroups_path=self.cgroup_path(c), image_env=image.config.config.env or [],
+                                     init_binary=self.config.init_binary)
+            c.bundle.mkdir(exist_ok=True)
+            (c.bundle / "config.json").write_bytes(msgspec.json.encode(spec))
+
+        try:
+            await trio.to_thread.run_sync(work)
+        except EngineError:
+            await self.teardown(c)
+            raise
+
+    async def teardown(self, c: Container) -> None:
+        """Undo `prepare`: unmount the rootfs, drop the network namespace."""
+
+        def work() -> None:
+            netns.remove(c.netns)
+            rootfs.unmount(c.rootfs)
+
+        await trio.to_thread.run_sync(work)
+
+    async def record_start(self, c: Container, pid: int) -> None:
+        c.record.state = msgspec.structs.replace(
+            c.record.state, status="running", running=True, restarting=False, pid=pid, exit_code=0, error="",
+            started_at=now_rfc3339(), finished_at=ZERO_TIME)
+        await self._save(c)
+
+    async def record_exit(self, c: Container, exit_code: int, error: str = "", started: bool = True) -> None:
+        """Record the end of a run (or, with `started=False`, a start that failed: the
+        container keeps its state, as in Docker, but waiters and attachers are released)."""
+        status = "exited" if started or c.state is not State.CREATED else "created"
+        c.record.state = msgspec.structs.replace(
+            c.record.state, status=status, running=False, restarting=False, pid=0, exit_code=exit_code,
+            error=error, finished_at=now_rfc3339())
+        c.exits += 1
+        await self._save(c)
+        self.publish_container(c, "die", exitCode=str(exit_code))
+
+    async def record_restarting(self, c: Container) -> None:
+        c.record.state = msgspec.structs.replace(c.record.state, status="restarting", restarting=True)
+        await self._save(c)
+
+    # --- containers: actions --------------------------------------------------
+
+    async def start(self, ref: str) -> Container:
+        """Start a created or exited container; 304 if it already runs."""
+        c = self.get(ref)
+        lifecycle.check(c.state, Action.START, id=c.id, name=c.name)
+        await c.wait_until(lambda: not c.supervised)
+        c.stop_requested = False
+        if c.record.manually_stopped:
+            c.record.manually_stopped = False
+        await self._supervisor.start(c)
+        self.publish_container(c, "start")
+        return c
+
+    async def stop(self, ref: str, timeout: float | None = None) -> Container:
+        """SIGTERM (or the image's stop signal), then SIGKILL after `timeout` seconds."""
+        c = self.get(ref)
+        lifecycle.check(c.state, Action.STOP, id=c.id, name=c.name)
+        await self._stop(c, timeout, True)
+        return c
+
+    async def _stop(self, c: Container, timeout: float | None, manual: bool) -> None:
+        c.stop_requested = True
+        if manual:
+            c.record.manually_stopped = True
+        if timeout is None:
+            timeout = c.record.config.stop_timeout if c.record.config.stop_timeout is not None else 10
+        if c.state is State.RUNNING:
+            exits = c.exits
+            sig = oci.parse_signal(c.record.config.stop_signal, signal.SIGTERM)
+            await self._signal(c, sig)
+            with trio.move_on_after(timeout if timeout >= 0 else float("inf")):
+                await c.wait_until(lambda: c.exits > exits)
+            if c.exits == exits:
+                await self._signal(c, signal.SIGKILL)
+                await c.wait_until(lambda: c.exits > exits)
+        if c.backoff is not None:
+            c.backoff.cancel()
+        await c.wait_until(lambda: not c.supervised)
+        self.publish_container(c, "stop")
+
+    async def _signal(self, c: Container, sig: int) -> None:
+        self.publish_container(c, "kill", signal=str(sig))
+        try:
+            await self.runtime_for(c).kill(c.id, sig)
+        except oci.RuntimeFailure as exc:
+            if c.state is State.RUNNING and c.record.state.pid and _alive(c.record.state.pid):
+                raise EngineError(f"Cannot kill container: {c.name}: {exc.message}") from None
+
+    async def kill(self, ref: str, sig: str | int | None = None) -> Container:
+        c = self.get(ref)
+        try:
+            number = oci.parse_signal(sig)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        lifecycle.check(c.state, Action.KILL, id=c.id, name=c.name)
+        if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            c.stop_requested = True
+            c.record.manually_stopped = True
+        await self._signal(c, number)
+        return c
+
+    async def restart(self, ref: str, timeout: float | None = None) -> Container:
+        c = self.get(ref)
+        lifecycle.check(c.state, Action.RESTART, id=c.id, name=c.name)
+        if c.live:
+            await self._stop(c, timeout, False)
+        await self.start(c.id)
+        self.publish_container(c, "restart")
+        return c
+
+    async def remove(self, ref: str, force: bool = False) -> None:
+        """Delete a container and its writable layer; with `force`, kill it first."""
+        c = self.get(ref)
+        lifecycle.check(c.state, Action.FORCE_REMOVE if force else Action.REMOVE, id=c.id, name=c.name)
+        c.stop_requested = True
+        if c.state is State.RUNNING:
+            exits = c.exits
+            await self._signal(c, signal.SIGKILL)
+            await c.wait_until(lambda: c.exits > exits)
+        if c.backoff is not None:
+            c.backoff.cancel()
+        await c.wait_until(lambda: not c.supervised)
+        if not c.removed:
+            await self.remove_stopped(c)
+
+    async def remove_stopped(self, c: Container) -> None:
+        """Remove a container that has no process: its files, name, and record."""
+        if c.removed:
+            return
+        c.record.state.status = State.REMOVING.value
+        c.notify()
+        await self.teardown(c)
+        await trio.to_thread.run_sync(shutil.rmtree, c.dir, True)
+        self.containers.pop(c.id, None)
+        if self.names.get(c.name) == c.id:
+            del self.names[c.name]
+        c.removed = True
+        self.publish_container(c, "destroy")
+        c.notify()
+
+    async def wait(self, ref: str, condition: str = "not-running") -> int:
+        """Block until `condition` (not-running, next-exit, removed); return the exit code."""
+        c = self.get(ref)
+        if condition in ("", "not-running"):
+            await c.wait_until(lambda: not c.live or c.removed)
+        elif condition == "next-exit":
+            exits = c.exits
+            await c.wait_until(lambda: c.exits > exits or c.removed)
+        elif condition == "removed":
+            await c.wait_until(lambda: c.removed)
+        else:
+            raise BadRequest(f"invalid condition: {condition!r}")
+        return c.record.state.exit_code
+
+    def list_containers(self, all_: bool = False, filters: flt.Filters | None = None) -> list[Container]:
+        """Containers newest first; live ones only unless `all_`."""
+        f = filters or {}
+        found = sorted(self.containers.values(), key=lambda c: c.record.created, reverse=True)
+        if not all_ and not ({"status", "exited"} & f.keys()):
+            found = [c for c in found if c.live]
+        ancestors = set()
+        for ref in f.get("ancestor", []):
+            try:
+                ancestors.add(self.images.resolve(ref).id)
+            except NotFound:
+                pass
+
+        def keep(c: Container) -> bool:
+            if "id" in f and not any(c.id.startswith(v) for v in f["id"]):
+                return False
+            if "name" in f and not any(re.search(v, "/" + c.name) for v in f["name"]):
+                return False
+            if "label" in f and not flt.label_match(f["label"], c.record.config.labels or {}):
+                return False
+            if "status" in f and c.state.value not in f["status"]:
+                return False
+            if "ancestor" in f and c.record.image_id not in ancestors:
+                return False
+            if "exited" in f and (c.state is not State.EXITED or str(c.record.state.exit_code) not in f["exited"]):
+                return False
+            return True
+
+        for key in ("before", "since"):
+            if key in f:
+                pivot = self.get(f[key][0]).record.created
+                found = [c for c in found if (c.record.created < pivot if key == "before" else c.record.created > pivot)]
+        return [c for c in found if keep(c)]
+
+    def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since: str = "", until: str = ""):
+        """(container, async iterator of LogEntry) for `logs`."""
+        c = self.get(ref)
+        return c, logs.read(c.log_path, tail=tail, since=since, until=until, follow=follow,
+                            grown=lambda: c.changed, done=lambda: not c.live)
+
+    def attach(self, ref: str, *, replay: bool = False):
+        """(container, output iterator) from now (or the start with `replay`) to the end of
+        the current run, or of the next one if the container is not running yet."""
+        c = self.get(ref)
+        target = c.exits
+        self.publish_container(c, "attach")
+        return c, logs.read(c.log_path, offset=0 if replay else logs.end_offset(c.log_path), follow=True,
+                            grown=lambda: c.changed, done=lambda: c.exits > target or c.removed)
+
+    # --- images ---------------------------------------------------------------
+
+    async def import_image(self, tar_path: Path, *, repo: str = "", changes: list[str] = (), message: str = "") -> Image:
+        """`docker import`: a one-layer image from a rootfs tar, tagged `repo` if given."""
+        ref = reference.parse(repo) if repo else None
+        async with self._image_lock:
+            image = await trio.to_thread.run_sync(
+                lambda: self.images.import_rootfs(tar_path, changes=list(changes), message=message))
+        if ref:
+            await self.tag(image.id, ref.repo, ref.tag)
+        self.publish_image(image.id, "import")
+        return image
+
+    async def tag(self, source: str, repo: str, tag: str = "") -> None:
+        image = self.images.resolve(source)
+        ref = reference.parse(repo, tag)
+        async with self._image_lock:
+            await trio.to_thread.run_sync(self.images.tag, image, ref)
+        self.publish_image(image.id, "tag", str(ref))
+
+    async def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]:
+        """`rmi`: untag, and delete once no tag and no container refers to the image."""
+        image = self.images.resolve(ref)
+        tags = self.images.tags_of(image.id)
+        users = [c for c in self.containers.values() if c.record.image_id == image.id]
+        by_id = ref.removeprefix("sha256:") and image.id[7:].startswith(ref.removeprefix("sha256:")) and ref not in self.images.tags
+        if by_id:
+            to_untag = tags
+            if len(tags) > 1 and not force:
+                raise Conflict(f"conflict: unable to delete {image.id[7:19]} (must be forced) - image is referenced in multiple repositories")
+        else:
+            to_untag = [str(reference.parse(ref))]
+        if users and not force:
+            c = users[0]
+            what = f'repository reference "{to_untag[0]}"' if not by_id and to_untag else image.id[7:19]
+            raise Conflict(f"conflict: unable to remove {what} (must force) - container {c.id[:12]} is using its referenced image {image.id[7:19]}")
+        running = [c for c in users if c.live]
+        if running and by_id:
+            raise Conflict(f"conflict: unable to delete {image.id[7:19]} (cannot be forced) - image is being used by running container {running[0].id[:12]}")
+        report: list[dict[str, str]] = []
+        async with self._image_lock:
+            for key in to_untag:
+                await trio.to_thread.run_sync(self.images.untag, key)
+                report.append({"Untagged": key})
+                self.publish_image(image.id, "untag")
+            if not self.images.tags_of(image.id) and not users:
+                await trio.to_thread.run_sync(self.images.delete, image)
+                report.append({"Deleted": image.id})
+                self.publish_image(image.id, "delete")
+        return report
+
+    def list_images(self, filters: flt.Filters | None = None) -> list[Image]:
+        f = filters or {}
+        found = sorted(self.images.images.values(), key=lambda i: i.config.created, reverse=True)
+        out = []
+        for image in found:
+            tags = self.images.tags_of(image.id)
+            if "dangling" in f and (f["dangling"][0].lower() in ("1", "true")) != (not tags):
+                continue
+            if "reference" in f and not any(_glob_match(p, t) for p in f["reference"] for t in tags):
+                continue
+            if "label" in f and not flt.label_match(f["label"], image.config.config.labels or {}):
+                continue
+            out.append(image)
+        return out
+
+    # --- system -------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        states = [c.state for c in self.containers.values()]
+        return {"total": len(states), "running": states.count(State.RUNNING),
+                "paused": 0, "stopped": len(states) - states.count(State.RUNNING)}
+
+
+def _words(value: list[str] | str | None) -> list[str] | None:
+    """Docker accepts Cmd/Entrypoint as a list or a single string (shell form)."""
+    if isinstance(value, str):
+        return [value] if value else []
+    return value
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _glob_match(pattern: str, tag: str) -> bool:
+    """`reference` filter: a glob against `repo:tag`, or against the repo alone."""
+    from fnmatch import fnmatchcase
+
+    repo = tag.rpartition(":")[0]
+    return fnmatchcase(tag, pattern) or fnmatchcase(repo, pattern)

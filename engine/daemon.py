@@ -1,0 +1,95 @@
+"""berthd: the daemon's root nursery, start-up, signals and shutdown.
+
+One daemon per root: an exclusive lock on `<root>/berthd.lock` is taken before anything
+else, so a second daemon on the same root refuses at once and touches nothing. SIGTERM
+(or SIGINT) stops every container gracefully, unmounts what was mounted, removes the
+socket and pid file, and exits 0.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import socket
+import sys
+
+import trio
+
+from .api.http import serve_unix
+from .api.router import make_dispatch
+from .config import DaemonConfig, parse_args
+from .core import Engine
+
+log = logging.getLogger("berth.daemon")
+
+
+def _lock_root(config: DaemonConfig) -> int:
+    config.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    fd = os.open(config.root / "berthd.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode().strip() or "?"
+        raise SystemExit(f"berthd: another daemon (pid {owner}) is already running on root {config.root}")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _listen(config: DaemonConfig) -> trio.SocketListener:
+    path = config.socket_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # we hold the root lock: any socket here is stale
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock_path = str(path)
+    # bind synchronously through the stdlib socket: trio's bind is async only for DNS
+    sock._sock.bind(sock_path)
+    os.chmod(sock_path, 0o660)
+    sock.listen(128)
+    return trio.SocketListener(sock)
+
+
+async def serve(config: DaemonConfig) -> None:
+    engine = Engine(config)
+    config.exec_root.mkdir(parents=True, exist_ok=True)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as daemon:
+            await engine.open(daemon)
+            listener = _listen(config)
+            config.pidfile.write_text(f"{os.getpid()}\n")
+            accepting = trio.CancelScope()
+
+            async def api() -> None:
+                with accepting:
+                    await serve_unix(listener, make_dispatch(engine), daemon)
+
+            daemon.start_soon(api)
+            log.info("berthd listening on %s (root %s, runtime %s)", config.host, config.root, config.default_runtime)
+            async for signum in signals:
+                log.info("received %s: stopping containers", signal.Signals(signum).name)
+                break
+            accepting.cancel()  # no new connections; open ones see their containers stop
+            await engine.shutdown()
+            daemon.cancel_scope.cancel()
+    config.socket_path.unlink(missing_ok=True)
+    config.pidfile.unlink(missing_ok=True)
+    log.info("berthd stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if config.debug else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        raise SystemExit("berthd: must run as root (containers need namespaces, mounts and cgroups)")
+    lock = _lock_root(config)
+    try:
+        trio.run(serve, config)
+    finally:
+        os.close(lock)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Errors the Engine raises; each maps to exactly one HTTP status.
+
+The API layer turns an `EngineError` into `{"message": ...}` with `status`; nothing else
+decides status codes, so a plugin or test calling the Engine sees the same error a
+docker client would.
+"""
+
+
+class EngineError(Exception):
+    """Base class: a message a user can act on, and the HTTP status that carries it."""
+
+    status = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(EngineError):
+    status = 400
+
+
+class NotFound(EngineError):
+    status = 404
+
+
+class Conflict(EngineError):
+    status = 409
+
+
+class NotModified(EngineError):
+    """The action was already done (start of a running container): success, no body."""
+
+    status = 304
+
+
+class StartFailed(EngineError):
+    """The OCI runtime refused to start the process; dockerd answers these with 400."""
+
+    status = 400
+
+
+def no_such_container(ref: str) -> NotFound:
+    return NotFound(f"No such container: {ref}")
+
+
+def no_such_image(ref: str) -> NotFound:
+    return NotFound(f"No such image: {ref}")

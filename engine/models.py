@@ -1,0 +1,194 @@
+"""The typed vocabulary of berth: API bodies, state on disk, image configs and events.
+
+Field names follow the Docker Engine API (PascalCase through `rename="pascal"`), so a
+Struct is at once the wire form, the on-disk form and the Python form. Fields a client
+may send as `null` are Optional; the docker CLI sends ~60 keys with zero values while
+docker-py sends three, and both must decode to the same defaults.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec import Struct, field
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class RestartPolicy(Struct, rename="pascal"):
+    name: str = "no"
+    maximum_retry_count: int = 0
+
+
+class LogConfig(Struct, rename="pascal"):
+    type: str = "json-file"
+    config: dict[str, str] | None = None
+
+
+class ContainerConfig(Struct, rename="pascal"):
+    """`Config` of create and inspect: what runs, independent of the host."""
+
+    hostname: str = ""
+    domainname: str = ""
+    user: str = ""
+    attach_stdin: bool = False
+    attach_stdout: bool = False
+    attach_stderr: bool = False
+    tty: bool = False
+    open_stdin: bool = False
+    stdin_once: bool = False
+    env: list[str] | None = None
+    cmd: list[str] | str | None = None
+    image: str = ""
+    volumes: dict[str, dict] | None = None
+    working_dir: str = ""
+    entrypoint: list[str] | str | None = None
+    on_build: list[str] | None = field(default=None, name="OnBuild")
+    labels: dict[str, str] | None = None
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    exposed_ports: dict[str, dict] | None = None
+
+
+class HostConfig(Struct, rename="pascal"):
+    """`HostConfig`: how the container sits on this host (limits, runtime, policies)."""
+
+    binds: list[str] | None = None
+    log_config: LogConfig = field(default_factory=LogConfig)
+    network_mode: str = "default"
+    port_bindings: dict[str, list[dict] | None] | None = None
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    auto_remove: bool = False
+    privileged: bool = False
+    readonly_rootfs: bool = False
+    init: bool | None = None
+    runtime: str = ""
+    memory: int = 0
+    memory_swap: int = 0
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    pids_limit: int | None = None
+    shm_size: int = 0
+    cap_add: list[str] | None = None
+    cap_drop: list[str] | None = None
+    ipc_mode: str = ""
+    pid_mode: str = ""
+    uts_mode: str = ""
+
+
+class CreateRequest(ContainerConfig, rename="pascal"):
+    """Body of `POST /containers/create`: the container Config plus HostConfig."""
+
+    host_config: HostConfig = field(default_factory=HostConfig)
+
+
+class ContainerState(Struct, rename="pascal"):
+    """`State` in inspect; persisted as is."""
+
+    status: str = "created"
+    running: bool = False
+    paused: bool = False
+    restarting: bool = False
+    oom_killed: bool = field(default=False, name="OOMKilled")
+    dead: bool = False
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""
+    started_at: str = ZERO_TIME
+    finished_at: str = ZERO_TIME
+
+
+class ContainerRecord(Struct, kw_only=True):
+    """What the daemon persists about one container (one JSON file per container)."""
+
+    id: str
+    name: str
+    created: str
+    image_ref: str
+    image_id: str
+    path: str
+    args: list[str]
+    config: ContainerConfig
+    host_config: HostConfig
+    runtime: str
+    state: ContainerState = field(default_factory=ContainerState)
+    restart_count: int = 0
+    manually_stopped: bool = False
+
+
+# --- images ---------------------------------------------------------------
+
+
+class ImageRuntimeConfig(Struct, rename="pascal", omit_defaults=True):
+    """The `config` object inside an image config (OCI/Docker v2 spelling)."""
+
+    user: str = ""
+    exposed_ports: dict[str, dict] | None = None
+    env: list[str] | None = None
+    entrypoint: list[str] | None = None
+    cmd: list[str] | None = None
+    volumes: dict[str, dict] | None = None
+    working_dir: str = ""
+    labels: dict[str, str] | None = None
+    stop_signal: str = ""
+
+
+class RootFS(Struct):
+    type: str = "layers"
+    diff_ids: list[str] = []
+
+
+class HistoryEntry(Struct, omit_defaults=True):
+    created: str = ""
+    created_by: str = ""
+    comment: str = ""
+    empty_layer: bool = False
+    author: str = ""
+
+
+class ImageConfig(Struct, omit_defaults=True):
+    """An image config blob as the OCI image spec / Docker image v2 define it."""
+
+    architecture: str
+    os: str
+    created: str
+    config: ImageRuntimeConfig
+    rootfs: RootFS
+    history: list[HistoryEntry] = []
+    author: str = ""
+    comment: str = ""
+
+
+# --- events ---------------------------------------------------------------
+
+
+class Actor(Struct):
+    ID: str
+    Attributes: dict[str, str] = {}
+
+
+class Event(Struct, omit_defaults=True):
+    """One lifecycle event, in Docker's wire form (which is not PascalCase throughout).
+
+    `status`, `id` and `from` are Docker's legacy fields, present on container and image
+    events only; `seq` is berth's cursor, not sent to Docker clients.
+    """
+
+    Type: str
+    Action: str
+    Actor: Actor
+    scope: str = "local"
+    time: int = 0
+    timeNano: int = 0
+    status: str | None = None
+    id: str | None = None
+    from_: str | None = field(default=None, name="from")
+
+
+def decode(data: bytes, type_):
+    """Decode JSON into `type_`; raises msgspec errors that name the offending field."""
+    return msgspec.json.decode(data, type=type_)
+
+
+encode = msgspec.json.encode

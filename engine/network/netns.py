@@ -1,0 +1,43 @@
+"""Network namespaces that berth owns: created empty with loopback up, pinned by a bind
+mount under the daemon's run directory, and handed to the OCI runtime by path.
+
+Each call runs in a worker thread: the thread moves itself into the new namespace
+(namespaces are per thread for CLONE_NEWNET), sets it up, pins it and moves back, so the
+daemon's own threads never change namespace and nothing forks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from ..runtime import syscalls
+
+
+def create(path: Path) -> None:
+    """Create a network namespace with `lo` up, pinned at `path`. Blocking."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.unshare(syscalls.CLONE_NEWNET)
+        try:
+            with IPRoute() as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+            syscalls.mount("/proc/thread-self/ns/net", str(path), "none", syscalls.MS_BIND)
+        finally:
+            syscalls.setns(home, syscalls.CLONE_NEWNET)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(home)
+
+
+def remove(path: Path) -> None:
+    """Unpin and delete the namespace at `path` (it dies with its last user). Blocking."""
+    if str(path) in syscalls.mountpoints():
+        syscalls.umount(str(path), syscalls.MNT_DETACH)
+    path.unlink(missing_ok=True)

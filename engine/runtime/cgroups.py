@@ -1,0 +1,109 @@
+"""cgroup v1 and v2 behind one small interface.
+
+The OCI runtime creates and fills a container's cgroup from `linux.cgroupsPath` and
+`linux.resources`; berth only needs to know which hierarchy the host has (to pick the
+crun path and report it), where a container's cgroup files live (limits, stats, freezer)
+and how to remove the daemon's parent cgroup once it is empty.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP2_MAGIC = 0x63677270
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd")
+
+
+class Layout(NamedTuple):
+    """The host's cgroup hierarchy.
+
+    `version` is 2 on a unified host, else 1. `hybrid_v2_controllers` lists controllers
+    enabled in a v2 tree mounted beside v1 (`/sys/fs/cgroup/unified`); crun refuses to
+    run when that list is not empty.
+    """
+
+    version: int
+    hybrid_v2_controllers: tuple[str, ...]
+
+    @property
+    def hybrid(self) -> bool:
+        return self.version == 1 and bool(self.hybrid_v2_controllers)
+
+
+def detect(root: Path = CGROUP_ROOT) -> Layout:
+    """Read the host's cgroup layout."""
+    if (root / "cgroup.controllers").exists():
+        return Layout(2, ())
+    unified = root / "unified" / "cgroup.controllers"
+    controllers = tuple(unified.read_text().split()) if unified.exists() else ()
+    return Layout(1, controllers)
+
+
+def dirs(layout: Layout, cgroup_path: str) -> dict[str, Path]:
+    """Controller name → directory of the cgroup `cgroup_path` ("" keys the v2 tree)."""
+    rel = cgroup_path.lstrip("/")
+    if layout.version == 2:
+        return {"": CGROUP_ROOT / rel}
+    return {c: CGROUP_ROOT / c / rel for c in V1_CONTROLLERS if (CGROUP_ROOT / c).is_dir()}
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+class Limits(NamedTuple):
+    """Resource limits as the kernel holds them (None: unlimited or unavailable)."""
+
+    memory: int | None
+    cpu_quota: int | None
+    cpu_period: int | None
+    cpu_shares: int | None
+    pids: int | None
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or value in ("max", "-1") or not value.lstrip("-").isdigit():
+        return None
+    number = int(value)
+    return None if number >= 2**62 else number  # v1 writes "unlimited" as a huge number
+
+
+def read_limits(layout: Layout, cgroup_path: str) -> Limits:
+    """Read the limits of the cgroup at `cgroup_path` from its cgroup files."""
+    d = dirs(layout, cgroup_path)
+    if layout.version == 2:
+        base = d[""]
+        quota, _, period = (_read(base / "cpu.max") or "max 100000").partition(" ")
+        weight = _int(_read(base / "cpu.weight"))
+        # runtimes map v1 shares to v2 weight: weight = 1 + ((shares - 2) * 9999) / 262142
+        shares = None if weight is None else round((weight - 1) * 262142 / 9999 + 2)
+        return Limits(_int(_read(base / "memory.max")), _int(quota), _int(period), shares,
+                      _int(_read(base / "pids.max")))
+    return Limits(
+        _int(_read(d["memory"] / "memory.limit_in_bytes")),
+        _int(_read(d["cpu"] / "cpu.cfs_quota_us")),
+        _int(_read(d["cpu"] / "cpu.cfs_period_us")),
+        _int(_read(d["cpu"] / "cpu.shares")),
+        _int(_read(d["pids"] / "pids.max")),
+    )
+
+
+def existing(layout: Layout, cgroup_path: str) -> list[Path]:
+    """Directories of `cgroup_path` that exist (leak checks, clean-up)."""
+    return [p for p in dirs(layout, cgroup_path).values() if p.is_dir()]
+
+
+def remove(layout: Layout, cgroup_path: str) -> None:
+    """Remove the (empty) cgroup `cgroup_path` in every hierarchy; children first."""
+    for path in existing(layout, cgroup_path):
+        for dirpath, subdirs, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                pass

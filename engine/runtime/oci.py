@@ -1,0 +1,133 @@
+"""Drive an OCI runtime binary (crun or runc) from trio.
+
+A container runs as a foreground `<runtime> run` child of the daemon: its return code is
+the container's exit status (128+N for a signal) and its stdout/stderr pipes are the
+container's. Each daemon keeps its runtime state under its own root (`--root`), so
+several daemons never see each other's containers.
+
+crun 1.8 refuses a hybrid cgroup host whose v2 tree has controllers ("cgroups in hybrid
+mode not supported"). On such a host every crun call runs in a private mount namespace
+where /sys/fs/cgroup/unified is unmounted (about 4 ms more per call); `Runtime.path`
+says which way a runtime is driven, and `info` shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import trio
+
+from .cgroups import Layout
+
+_HYBRID_WRAPPER = ["unshare", "--mount", "--propagation", "private",
+                   "sh", "-c", 'umount /sys/fs/cgroup/unified && exec "$0" "$@"']
+_CRUN_NOT_FOUND = re.compile(r"executable file `(.*)` not found in \$PATH")
+
+
+class RuntimeFailure(Exception):
+    """The runtime refused an operation; `message` is its own reason."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class Runtime:
+    """One OCI runtime binary, driven the way this host needs."""
+
+    def __init__(self, name: str, binary: str, state_root: Path, wrapper: list[str], path: str):
+        self.name = name
+        self.binary = binary
+        self.state_root = state_root
+        self.wrapper = wrapper
+        self.path = path
+
+    def argv(self, *args: str) -> list[str]:
+        return [*self.wrapper, self.binary, "--root", str(self.state_root), *args]
+
+    async def open_run(self, bundle: Path, container_id: str, *, pid_file: Path, log_file: Path,
+                       stdin, stdout, stderr) -> trio.Process:
+        """Start `run` for the bundle; the caller owns the process (and its pipes)."""
+        argv = self.argv("--log", str(log_file), "--log-format", "json",
+                         "run", "--bundle", str(bundle), "--pid-file", str(pid_file), container_id)
+        return await trio.lowlevel.open_process(argv, stdin=stdin, stdout=stdout, stderr=stderr,
+                                                start_new_session=True)
+
+    async def _call(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = await trio.run_process(self.argv(*args), capture_stdout=True, capture_stderr=True, check=False)
+        if check and result.returncode != 0:
+            raise RuntimeFailure(result.stderr.decode(errors="replace").strip() or f"{self.name} {args[0]} failed")
+        return result
+
+    async def kill(self, container_id: str, sig: int) -> None:
+        await self._call("kill", container_id, str(sig))
+
+    async def delete(self, container_id: str) -> None:
+        """Forget the container's runtime state (and its cgroup); fine if already gone."""
+        await self._call("delete", "--force", container_id, check=False)
+
+    async def state(self, container_id: str) -> dict | None:
+        result = await self._call("state", container_id, check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def failure_reason(log_file: Path) -> str:
+    """The runtime's last error from its JSON log, worded as dockerd words it.
+
+    The docker CLI picks `run`'s exit status (127, 126) from phrases in this message.
+    """
+    reason = ""
+    try:
+        for line in log_file.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("level") in ("error", "fatal"):
+                reason = entry.get("msg", "")
+    except OSError:
+        pass
+    found = _CRUN_NOT_FOUND.search(reason)
+    if found:
+        reason = f'exec: "{found.group(1)}": executable file not found in $PATH'
+    return reason or "the runtime exited before starting the container"
+
+
+def detect(layout: Layout, state_dir: Path) -> dict[str, Runtime]:
+    """Every installed runtime, each set up to work on this host's cgroup layout."""
+    runtimes = {}
+    for name in ("crun", "runc"):
+        binary = shutil.which(name)
+        if not binary:
+            continue
+        wrapper, path = [], "direct"
+        if name == "crun" and layout.hybrid:
+            wrapper = _HYBRID_WRAPPER
+            path = ("private mount namespace without /sys/fs/cgroup/unified "
+                    f"(crun refuses this host's hybrid cgroup layout: v2 has {','.join(layout.hybrid_v2_controllers)})")
+        runtimes[name] = Runtime(name, binary, state_dir / name, wrapper, path)
+    return runtimes
+
+
+SIGNALS = {s.name: int(s) for s in signal.Signals}
+
+
+def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
+    """`9`, `KILL`, `SIGKILL` → 9; raises ValueError for anything else."""
+    if value in (None, ""):
+        return int(default)
+    text = str(value).upper()
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < 65:
+            return number
+        raise ValueError(f"invalid signal: {value}")
+    number = SIGNALS.get(text if text.startswith("SIG") else f"SIG{text}")
+    if number is None:
+        raise ValueError(f"invalid signal: {value}")
+    return number

@@ -1,0 +1,158 @@
+"""One trio task per live container, in the supervisor nursery.
+
+The task owns a container from `start` until it stops for good: it prepares the run
+(overlay rootfs, network namespace, OCI bundle), starts the runtime, pumps stdout and
+stderr into the json-file log, waits for the exit, records it, and applies the restart
+policy with a growing back-off. `Supervisor.start` returns once the process is running,
+or raises the runtime's reason if it could not start.
+
+Restart back-off follows dockerd: 100 ms doubling to at most a minute, reset after a
+run that lasted at least ten seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from .container import Container
+from .errors import StartFailed
+from .lifecycle import State
+from .logs import LogWriter
+from .runtime.oci import failure_reason
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+log = logging.getLogger("berth.supervisor")
+
+BACKOFF_START = 0.1
+BACKOFF_MAX = 60.0
+BACKOFF_RESET_AFTER = 10.0
+
+
+def should_restart(c: Container, exit_code: int) -> bool:
+    """The restart policy's verdict after an exit (before any back-off)."""
+    if c.stop_requested:
+        return False
+    policy = c.record.host_config.restart_policy
+    if policy.name in ("always", "unless-stopped"):
+        return True
+    if policy.name == "on-failure":
+        limit = policy.maximum_retry_count
+        return exit_code != 0 and (limit == 0 or c.record.restart_count < limit)
+    return False
+
+
+class Supervisor:
+    def __init__(self, engine: Engine, nursery: trio.Nursery):
+        self.engine = engine
+        self.nursery = nursery
+
+    async def start(self, c: Container) -> None:
+        """Start `c` under supervision; returns once it runs, raises StartFailed if not."""
+        await self.nursery.start(self._supervise, c, name=f"container {c.id[:12]}")
+
+    async def _supervise(self, c: Container, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        engine = self.engine
+        c.supervised = True
+        backoff = BACKOFF_START
+        first = True
+        try:
+            while True:
+                try:
+                    process, writer = await self._launch(c)
+                except StartFailed as exc:
+                    await engine.teardown(c)
+                    exit_code = 127
+                    await engine.record_exit(c, exit_code, error=exc.message, started=not first)
+                    if first:
+                        if c.record.host_config.auto_remove:
+                            await engine.remove_stopped(c)
+                        raise
+                else:
+                    if first:
+                        task_status.started()
+                        first = False
+                    else:
+                        engine.publish_container(c, "start")
+                    started = time.monotonic()
+                    exit_code = await self._run(c, process, writer)
+                    await engine.teardown(c)
+                    await engine.record_exit(c, exit_code)
+                    if time.monotonic() - started >= BACKOFF_RESET_AFTER:
+                        backoff = BACKOFF_START
+                if not should_restart(c, exit_code):
+                    break
+                if not await self._back_off(c, backoff):
+                    break
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                c.record.restart_count += 1
+        finally:
+            c.supervised = False
+            c.notify()
+        if c.record.host_config.auto_remove and not c.removed and c.state is not State.REMOVING:
+            await engine.remove_stopped(c)
+
+    async def _launch(self, c: Container) -> tuple[trio.Process, LogWriter]:
+        engine = self.engine
+        runtime = engine.runtime_for(c)
+        await engine.prepare(c)
+        c.pid_file.unlink(missing_ok=True)
+        c.runtime_log.unlink(missing_ok=True)
+        process = await runtime.open_run(c.bundle, c.id, pid_file=c.pid_file, log_file=c.runtime_log,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        pid = await self._wait_pid(c, process)
+        if pid is None:
+            await process.stdout.aclose()
+            await process.stderr.aclose()
+            await process.wait()
+            raise StartFailed(f"OCI runtime create failed: {failure_reason(c.runtime_log)}: unknown")
+        await engine.record_start(c, pid)
+        return process, LogWriter(c.log_path, c.notify)
+
+    async def _wait_pid(self, c: Container, process: trio.Process) -> int | None:
+        """The container's pid once the runtime wrote it; None if the runtime gave up."""
+        delay = 0.0005
+        while True:
+            try:
+                text = c.pid_file.read_text().strip()
+            except FileNotFoundError:
+                text = ""
+            if text.isdigit():
+                return int(text)
+            if process.poll() is not None:
+                return None
+            await trio.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    async def _run(self, c: Container, process: trio.Process, writer: LogWriter) -> int:
+        """Pump output until the process exits and both pipes are drained."""
+
+        async def pump(stream, name: str) -> None:
+            async with stream:
+                while chunk := await stream.receive_some(65536):
+                    writer.write(name, chunk)
+
+        try:
+            async with trio.open_nursery() as pumps:
+                pumps.start_soon(pump, process.stdout, "stdout")
+                pumps.start_soon(pump, process.stderr, "stderr")
+                await process.wait()
+        finally:
+            writer.close()
+        code = process.returncode
+        return 128 - code if code < 0 else code
+
+    async def _back_off(self, c: Container, delay: float) -> bool:
+        """Sleep `delay` in state restarting; False if `stop` cut it short."""
+        await self.engine.record_restarting(c)
+        with trio.CancelScope() as scope:
+            c.backoff = scope
+            await trio.sleep(delay)
+        c.backoff = None
+        return not scope.cancelled_caught and not c.stop_requested
