@@ -72,6 +72,8 @@ def _tail_offset(path: Path, lines: int) -> int:
     """Offset where the last `lines` lines of `path` start (reads from the end)."""
     with open(path, "rb") as f:
         end = f.seek(0, os.SEEK_END)
+        if lines <= 0:
+            return end
         pos, found = end, 0
         while pos > 0:
             step = min(_CHUNK, pos)
@@ -86,7 +88,7 @@ def _tail_offset(path: Path, lines: int) -> int:
                 if idx < 0:
                     break
                 found += 1
-                if found > lines:
+                if found == lines:
                     return pos + idx + 1
         return 0
 

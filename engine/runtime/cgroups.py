@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP2_MAGIC = 0x63677270
-V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd")
+# "unified" is the v2 tree of a hybrid host: runc creates the container's cgroup there too.
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd", "unified")
 
 
 class Layout(NamedTuple):

@@ -1,0 +1,63 @@
+"""Session fixture: one isolated berthd for the whole run, checked for leaks afterwards.
+
+A leak (a mount under the daemon's root, one of its cgroups, a process naming its root)
+fails the run: the finaliser raises after cleaning up, so the next run starts clean too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.daemon import Daemon
+
+
+def pytest_configure(config):
+    if os.geteuid() != 0:
+        raise pytest.UsageError("berth's tests run real containers: run them as root (make test)")
+    for tool in ("crun", "runc"):
+        if not shutil.which(tool):
+            raise pytest.UsageError(f"{tool} is not installed: run `make install` first")
+
+
+@pytest.fixture(scope="session")
+def daemon():
+    d = Daemon()
+    try:
+        d.start()
+        yield d
+        status = d.stop()
+        leaks = d.leaks()
+        assert status == 0, f"berthd exited with {status} on SIGTERM:\n{d.log.read_text()[-4000:]}"
+        assert not leaks, "berthd leaked:\n" + "\n".join(leaks)
+    finally:
+        d.cleanup()
+
+
+@pytest.fixture
+def api(daemon):
+    return daemon.api
+
+
+@pytest.fixture
+def fresh_daemon():
+    """A daemon of the test's own (restart, crash and locking tests); leak-checked too."""
+    daemons: list[Daemon] = []
+
+    def make(*args: str, root=None) -> Daemon:
+        d = Daemon(*args, root=root)
+        daemons.append(d)
+        return d.start()
+
+    try:
+        yield make
+        for d in daemons:
+            if d.proc and d.proc.poll() is None:
+                assert d.stop() == 0
+        leaks = [leak for d in daemons for leak in d.leaks()]
+        assert not leaks, "berthd leaked:\n" + "\n".join(leaks)
+    finally:
+        for d in daemons:
+            d.cleanup()

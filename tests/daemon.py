@@ -1,0 +1,114 @@
+"""Start an isolated berthd for tests and prove it left nothing behind.
+
+Each daemon gets its own root (state, run dir, socket) and cgroup parent, so it can run
+beside others and be removed completely. `leaks()` lists what is still on the host after
+the daemon stopped: mounts under its root, its cgroups, processes naming its root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.api import Api
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Daemon:
+    def __init__(self, *args: str, root: Path | None = None):
+        self.root = root or Path(tempfile.mkdtemp(prefix="berth-test-"))
+        self.cgroup_parent = f"berth-test-{self.root.name.rsplit('-', 1)[-1]}"
+        self.sock = self.root / "run" / "berth.sock"
+        self.host = f"unix://{self.sock}"
+        self.args = list(args)
+        self.proc: subprocess.Popen | None = None
+        self.log = self.root.parent / f"{self.root.name}.log"
+
+    @property
+    def api(self) -> Api:
+        return Api(str(self.sock))
+
+    def start(self, timeout: float = 30) -> Daemon:
+        self.sock.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "engine.daemon", "--root", str(self.root),
+               "--cgroup-parent", self.cgroup_parent, *self.args]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"berthd exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            if self.sock.exists():
+                try:
+                    if self.api.get("/_ping").status == 200:
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(f"berthd did not come up:\n{self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Signal the daemon and wait for it; returns its exit status."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def leaks(self) -> list[str]:
+        """What this daemon left on the host (empty when clean)."""
+        found = []
+        root = str(self.root)
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point.startswith(root):
+                found.append(f"mount {point}")
+        for controller in Path("/sys/fs/cgroup").iterdir():
+            if (controller / self.cgroup_parent).exists():
+                found.append(f"cgroup {controller / self.cgroup_parent}")
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if root in cmdline and int(pid) != os.getpid():
+                found.append(f"process {pid}: {cmdline.strip()}")
+        return found
+
+    def cleanup(self) -> None:
+        """Last resort after a failed test run: kill what remains, unmount, remove the root."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for leak in self.leaks():
+            kind, _, rest = leak.partition(" ")
+            if kind == "process":
+                try:
+                    os.kill(int(rest.split(":")[0]), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for leak in sorted(self.leaks(), reverse=True):
+            kind, _, rest = leak.partition(" ")
+            if kind == "mount":
+                subprocess.run(["umount", "-l", rest], check=False)
+            elif kind == "cgroup":
+                for dirpath, _, _ in sorted(os.walk(rest), key=lambda w: -len(w[0])):
+                    try:
+                        os.rmdir(dirpath)
+                    except OSError:
+                        pass
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.log.unlink(missing_ok=True)
+
+    def state(self, ref: str) -> dict:
+        return self.api.get_json(f"/containers/{ref}/json")["State"]

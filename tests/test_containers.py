@@ -1,0 +1,282 @@
+"""Containers through the Engine API: real crun/runc, overlayfs, namespaces and cgroups."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.runtime import cgroups
+from tests.api import demux
+
+RUNTIMES = ["crun", "runc"]
+
+
+def out(api, cid) -> bytes:
+    return b"".join(p for s, p in api.logs(cid) if s == 1)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_run_output_and_exit_code(api, runtime):
+    cid = api.run(["sh", "-c", "echo out; echo err >&2; exit 3"], HostConfig={"Runtime": runtime})
+    assert api.wait(cid) == 3
+    frames = api.logs(cid)
+    assert (1, b"out\n") in frames and (2, b"err\n") in frames
+    state = api.get_json(f"/containers/{cid}/json")["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 3 and not state["Running"]
+    assert state["FinishedAt"] > state["StartedAt"]
+    api.remove(cid)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_namespaces_are_private(api, runtime):
+    cid = api.run(["sh", "-c", "echo $$; hostname; ls /sys/class/net; cat /proc/self/mountinfo | head -1"],
+                  Hostname="boxname", HostConfig={"Runtime": runtime})
+    assert api.wait(cid) == 0
+    pid1, hostname, links, *_ = out(api, cid).decode().split("\n")
+    assert pid1 == "1"                      # own pid namespace
+    assert hostname == "boxname"            # own uts namespace
+    assert links == "lo"                    # own network namespace, loopback only
+    inspect = api.get_json(f"/containers/{cid}/json")
+    assert inspect["GraphDriver"]["Name"] == "overlay"
+    api.remove(cid)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_resource_limits_land_in_cgroup(api, daemon, runtime):
+    cid = api.run(["sleep", "30"], HostConfig={"Runtime": runtime, "Memory": 64 * 1024 * 1024,
+                                               "NanoCpus": 500_000_000, "CpuShares": 512, "PidsLimit": 42})
+    try:
+        limits = cgroups.read_limits(cgroups.detect(), f"/{daemon.cgroup_parent}/{cid}")
+        assert limits.memory == 64 * 1024 * 1024
+        assert (limits.cpu_quota, limits.cpu_period) == (50_000, 100_000)
+        assert limits.cpu_shares == 512
+        assert limits.pids == 42
+    finally:
+        api.remove(cid)
+    assert not cgroups.existing(cgroups.detect(), f"/{daemon.cgroup_parent}/{cid}")
+
+
+def test_writable_layer_dies_with_container(api, daemon):
+    cid = api.run(["sh", "-c", "echo data > /tmp/f; cat /tmp/f"])
+    assert api.wait(cid) == 0
+    upper = Path(api.get_json(f"/containers/{cid}/json")["GraphDriver"]["Data"]["UpperDir"])
+    assert (upper / "tmp" / "f").read_text() == "data\n"
+    assert not any(str(daemon.root) in line and cid in line for line in open("/proc/mounts"))  # unmounted after exit
+    api.remove(cid)
+    assert not upper.exists()
+    other = api.run(["cat", "/tmp/f"])
+    assert api.wait(other) == 1  # the image itself was never written
+    api.remove(other)
+
+
+def test_create_options(api):
+    cid = api.run(["sh", "-c", "pwd; id -u; echo $GREETING"], Env=["GREETING=hello"], WorkingDir="/tmp",
+                  User="nobody", Labels={"app": "t"}, name="opts")
+    assert api.wait(cid) == 0
+    assert out(api, cid) == b"/tmp\n65534\nhello\n"
+    inspect = api.get_json("/containers/opts/json")
+    assert inspect["Name"] == "/opts" and inspect["Config"]["Labels"] == {"app": "t"}
+    assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in inspect["Config"]["Env"]
+    api.remove(cid)
+
+
+def test_entrypoint_and_cmd(api):
+    cid = api.run(["hello"], Entrypoint=["echo", "say"])
+    assert api.wait(cid) == 0 and out(api, cid) == b"say hello\n"
+    api.remove(cid)
+
+
+def test_stop_escalates_to_sigkill_when_pid1_ignores_sigterm(api):
+    cid = api.run(["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"])
+    started = time.monotonic()
+    assert api.post(f"/containers/{cid}/stop", t=1).status == 204
+    assert 0.9 < time.monotonic() - started < 10
+    state = api.get_json(f"/containers/{cid}/json")["State"]
+    assert state["ExitCode"] == 137
+    assert api.post(f"/containers/{cid}/stop").status == 304  # already stopped
+    api.remove(cid)
+
+
+def test_init_forwards_sigterm(api):
+    cid = api.run(["sleep", "60"], HostConfig={"Init": True})
+    assert out(api, cid) == b""
+    top = time.monotonic()
+    assert api.post(f"/containers/{cid}/stop", t=20).status == 204
+    assert time.monotonic() - top < 5  # tini passed SIGTERM on; no 20 s wait
+    assert api.get_json(f"/containers/{cid}/json")["State"]["ExitCode"] == 143
+    api.remove(cid)
+
+
+def test_kill_with_signal_and_not_running(api):
+    cid = api.run(["sleep", "60"], HostConfig={"Init": True})
+    assert api.post(f"/containers/{cid}/kill", signal="SIGUSR1").status == 204
+    assert api.wait(cid) == 128 + 10
+    reply = api.post(f"/containers/{cid}/kill")
+    assert reply.status == 409 and "is not running" in reply.message
+    assert api.post(f"/containers/{cid}/kill", signal="NOPE").status == 400
+    api.remove(cid)
+
+
+def test_restart_and_start_again(api):
+    cid = api.run(["sh", "-c", "echo run; sleep 60"], HostConfig={"Init": True})
+    assert api.post(f"/containers/{cid}/start").status == 304
+    assert api.post(f"/containers/{cid}/restart", t=1).status == 204
+    assert api.get_json(f"/containers/{cid}/json")["State"]["Running"]
+    api.post(f"/containers/{cid}/stop", t=1)
+    assert api.post(f"/containers/{cid}/start").status == 204
+    time.sleep(0.3)
+    assert out(api, cid) == b"run\nrun\nrun\n"
+    api.remove(cid)
+
+
+def test_remove_running_needs_force(api):
+    cid = api.run(["sleep", "60"])
+    reply = api.delete(f"/containers/{cid}")
+    assert reply.status == 409 and "cannot remove a running container" in reply.message
+    assert api.delete(f"/containers/{cid}", force=1).status == 204
+    assert api.get(f"/containers/{cid}/json").status == 404
+
+
+def test_wait_conditions(api):
+    cid = api.create(["sh", "-c", "exit 4"], HostConfig={"AutoRemove": True})
+    assert api.wait(cid) == 0  # created: not running already
+    api.post(f"/containers/{cid}/start")
+    assert api.wait(cid, "removed") == 4
+    assert api.get(f"/containers/{cid}/json").status == 404
+
+
+@pytest.mark.parametrize("policy,expected", [("on-failure:2", 2), ("always", None)])
+def test_restart_policy(api, policy, expected):
+    name, _, count = policy.partition(":")
+    cid = api.run(["sh", "-c", "echo x; exit 1"],
+                  HostConfig={"RestartPolicy": {"Name": name, "MaximumRetryCount": int(count or 0)}})
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        inspect = api.get_json(f"/containers/{cid}/json")
+        if expected is not None and inspect["State"]["Status"] == "exited" and inspect["RestartCount"] == expected:
+            break
+        if expected is None and inspect["RestartCount"] >= 3:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"restart policy {policy} did not act: {inspect['State']} {inspect['RestartCount']}")
+    assert api.post(f"/containers/{cid}/stop", t=1).status in (204, 304)
+    assert api.get_json(f"/containers/{cid}/json")["State"]["Status"] == "exited"
+    api.remove(cid)
+
+
+def test_ps_filters(api):
+    a = api.run(["sleep", "60"], name="ps-a", Labels={"tier": "web"})
+    b = api.run(["sh", "-c", "exit 2"], name="ps-b")
+    api.wait(b)
+    try:
+        ids = lambda **q: [c["Id"] for c in api.get_json("/containers/json", **q)]
+        assert a in ids() and b not in ids()
+        assert {a, b} <= set(ids(all=1))
+        assert ids(all=1, filters='{"label":{"tier=web":true}}') == [a]
+        assert ids(all=1, filters='{"name":["ps-b"]}') == [b]
+        assert ids(all=1, filters='{"exited":["2"]}') == [b]
+        assert ids(all=1, filters='{"status":{"running":true},"name":{"ps-":true}}') == [a]
+        assert ids(all=1, filters=f'{{"id":["{a[:10]}"]}}') == [a]
+        assert {a, b} <= set(ids(all=1, filters='{"ancestor":["busybox"]}'))
+        row = next(c for c in api.get_json("/containers/json") if c["Id"] == a)
+        assert row["Names"] == ["/ps-a"] and row["Status"].startswith("Up ") and row["State"] == "running"
+        assert api.get("/containers/json", filters='{"bogus":["x"]}').status == 400
+    finally:
+        api.remove(a)
+        api.remove(b)
+
+
+def test_logs_options(api):
+    cid = api.run(["sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; sleep 0.2; echo oops >&2"])
+    api.wait(cid)
+    assert b"".join(p for _, p in api.logs(cid, tail=2)) == b"line5\noops\n"
+    assert [p for _, p in api.logs(cid, stderr=0)][-1] == b"line5\n"
+    stamped = api.logs(cid, timestamps=1)[0][1]
+    assert stamped.endswith(b"Z line1\n") and stamped[:4].isdigit()
+    assert api.logs(cid, since=int(time.time()) + 5) == []
+    assert len(api.logs(cid, until=int(time.time()) + 5)) == 6
+    assert api.get(f"/containers/{cid}/logs").status == 400  # no stream chosen
+    api.remove(cid)
+
+
+def test_logs_follow_ends_when_container_stops(api):
+    cid = api.run(["sh", "-c", "echo a; sleep 0.5; echo b"])
+    frames = api.logs(cid, follow=1)
+    assert b"".join(p for _, p in frames) == b"a\nb\n"
+    api.remove(cid)
+
+
+def test_attach_stream_before_start(api):
+    import socket
+
+    cid = api.create(["sh", "-c", "echo out; echo err >&2"])
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(api.sock)
+    s.sendall(f"POST /v1.41/containers/{cid}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+              "Host: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101 UPGRADED")
+    api.post(f"/containers/{cid}/start")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    assert sorted(demux(data)) == [(1, b"out\n"), (2, b"err\n")]
+    api.remove(cid)
+
+
+def test_missing_executable(api):
+    cid = api.create(["nosuchcmd"])
+    reply = api.post(f"/containers/{cid}/start")
+    assert reply.status == 400 and "executable file not found" in reply.message
+    assert api.get_json(f"/containers/{cid}/json")["State"]["ExitCode"] == 127
+    api.remove(cid)
+
+
+def test_errors(api):
+    reply = api.post("/containers/create", {"Image": "nope:1", "Cmd": ["true"]})
+    assert reply.status == 404 and reply.message == "No such image: nope:1"
+    assert api.get("/containers/nothere/json").status == 404
+    assert api.get("/containers/nothere/json").message == "No such container: nothere"
+    reply = api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"]}, name="bad name")
+    assert reply.status == 400 and "Invalid container name" in reply.message
+    reply = api.request("POST", "/containers/create", body=b'{"Image": "busybox", "Cmd": [', headers={"Content-Type": "application/json"})
+    assert reply.status == 400 and "JSON" in reply.message
+    reply = api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Memory": "lots"}})
+    assert reply.status == 400 and "HostConfig.Memory" in reply.message
+    cid = api.create(["true"], name="taken")
+    reply = api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"]}, name="taken")
+    assert reply.status == 409 and f'"/taken" is already in use by container "{cid}"' in reply.message
+    assert api.get("/v1.99/version").status == 400
+    assert api.get("/nope").message == "page not found"
+    # nothing stored was harmed by the bad requests
+    assert api.get_json(f"/containers/{cid}/json")["Name"] == "/taken"
+    api.remove(cid)
+
+
+def test_unversioned_and_versioned_paths(api):
+    assert api.get("/version").json()["ApiVersion"] == "1.41"
+    assert api.get("/v1.41/version").status == 200
+    assert api.request("HEAD", "/_ping").headers["api-version"] == "1.41"
+
+
+def test_info_reports_runtime_path(api):
+    info = api.get_json("/info")
+    assert set(info["Runtimes"]) == {"crun", "runc"} and info["DefaultRuntime"] == "crun"
+    layout = cgroups.detect()
+    assert info["CgroupVersion"] == str(layout.version)
+    if layout.hybrid:
+        assert "private mount namespace" in info["Runtimes"]["crun"]["berthPath"]
+        assert any("crun" in w for w in info["Warnings"])
+
+
+def test_no_process_left_after_exit(api, daemon):
+    cid = api.run(["true"])
+    api.wait(cid)
+    time.sleep(0.1)
+    assert not [leak for leak in daemon.leaks() if leak.startswith("process") and cid in leak]
+    api.remove(cid)
