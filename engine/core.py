@@ -197,9 +197,12 @@ class Engine:
         if hc.nano_cpus and (hc.cpu_quota or hc.cpu_period):
             raise BadRequest("Conflicting options: Nano CPUs and CPU Period cannot both be set")
         img = image.config.config
-        entrypoint = _words(req.entrypoint)
-        cmd = _words(req.cmd)
-        if entrypoint is None:
+        # Empty Cmd/Entrypoint mean "not given"; `--entrypoint ""` ([""]) clears the image's.
+        entrypoint = _words(req.entrypoint) or None
+        cmd = _words(req.cmd) or None
+        if entrypoint == [""]:
+            entrypoint = []
+        elif entrypoint is None:
             entrypoint = img.entrypoint or []
             if cmd is None:
                 cmd = img.cmd or []
@@ -484,24 +487,32 @@ class Engine:
         self.publish_image(image.id, "tag", str(ref))
 
     async def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]:
-        """`rmi`: untag, and delete once no tag and no container refers to the image."""
+        """`rmi`: untag, and delete once no tag and no container refers to the image.
+
+        Removing one of several tags only untags. The last reference (or the image by ID)
+        is refused while a container uses the image, unless forced; forced, the tags go
+        but the image stays until its containers are gone (their rootfs needs its layers).
+        """
         image = self.images.resolve(ref)
         tags = self.images.tags_of(image.id)
         users = [c for c in self.containers.values() if c.record.image_id == image.id]
-        by_id = ref.removeprefix("sha256:") and image.id[7:].startswith(ref.removeprefix("sha256:")) and ref not in self.images.tags
-        if by_id:
-            to_untag = tags
-            if len(tags) > 1 and not force:
-                raise Conflict(f"conflict: unable to delete {image.id[7:19]} (must be forced) - image is referenced in multiple repositories")
-        else:
+        short = image.id[7:19]
+        by_name = not image.id.removeprefix("sha256:").startswith(ref.removeprefix("sha256:"))
+        if by_name:
             to_untag = [str(reference.parse(ref))]
-        if users and not force:
-            c = users[0]
-            what = f'repository reference "{to_untag[0]}"' if not by_id and to_untag else image.id[7:19]
-            raise Conflict(f"conflict: unable to remove {what} (must force) - container {c.id[:12]} is using its referenced image {image.id[7:19]}")
-        running = [c for c in users if c.live]
-        if running and by_id:
-            raise Conflict(f"conflict: unable to delete {image.id[7:19]} (cannot be forced) - image is being used by running container {running[0].id[:12]}")
+            last = len(tags) == 1
+            if last and users and not force:
+                raise Conflict(f'conflict: unable to remove repository reference "{to_untag[0]}" (must force) - '
+                               f"container {users[0].id[:12]} is using its referenced image {short}")
+        else:
+            to_untag = tags
+            running = [c for c in users if c.live]
+            if running:
+                raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image is being used by running container {running[0].id[:12]}")
+            if not force and len(tags) > 1:
+                raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")
+            if not force and users:
+                raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is being used by stopped container {users[0].id[:12]}")
         report: list[dict[str, str]] = []
         async with self._image_lock:
             for key in to_untag:

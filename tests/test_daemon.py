@@ -1,0 +1,69 @@
+"""The daemon itself: one per root, graceful SIGTERM, truthful state after restarts and
+crashes, nothing left mounted or running that no container needs."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from tests.daemon import REPO
+
+
+def test_second_daemon_on_same_root_refuses(fresh_daemon):
+    d = fresh_daemon()
+    second = subprocess.run([sys.executable, "-m", "engine.daemon", "--root", str(d.root),
+                             "--cgroup-parent", d.cgroup_parent], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert second.returncode != 0
+    assert f"already running on root {d.root}" in second.stderr
+    assert d.api.get("/_ping").status == 200  # the first one is untouched
+
+
+def test_sigterm_stops_containers_and_exits_zero(fresh_daemon):
+    d = fresh_daemon()
+    cid = d.api.run(["sleep", "300"], HostConfig={"Init": True})
+    stubborn = d.api.run(["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"], StopTimeout=1)
+    assert d.stop() == 0
+    assert d.leaks() == []
+    d.start()
+    assert d.state(cid)["Status"] == "exited" and d.state(cid)["ExitCode"] == 143
+    assert d.state(stubborn)["ExitCode"] == 137
+
+
+def test_state_survives_restart(fresh_daemon):
+    d = fresh_daemon()
+    api = d.api
+    created = api.create(["true"], name="still-created")
+    exited = api.run(["sh", "-c", "exit 7"], name="exited-7")
+    api.wait(exited)
+    always = api.run(["sleep", "300"], name="always", HostConfig={"Init": True, "RestartPolicy": {"Name": "always"}})
+    before = api.get_json("/containers/json", all=1)
+    assert d.stop() == 0
+    d.start()
+    after = {c["Names"][0]: c for c in d.api.get_json("/containers/json", all=1)}
+    assert {c["Names"][0] for c in before} == set(after)
+    assert after["/still-created"]["State"] == "created"
+    assert d.state(exited)["ExitCode"] == 7 and d.state(exited)["Status"] == "exited"
+    assert after["/always"]["State"] == "running"  # restart policy applies at daemon start
+    d.api.remove(always)
+    d.api.remove(created)
+
+
+def test_kill_9_of_daemon_is_recovered(fresh_daemon):
+    d = fresh_daemon()
+    cid = d.api.run(["sleep", "300"], name="orphan")
+    pid = d.state(cid)["Pid"]
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    d.start()
+    state = d.state(cid)
+    assert state["Status"] == "exited" and not state["Running"] and state["ExitCode"] == 255
+    time.sleep(0.2)
+    try:
+        alive = open(f"/proc/{pid}/cmdline", "rb").read()
+    except FileNotFoundError:
+        alive = b""
+    assert b"sleep" not in alive  # the runtime's process was killed, not left behind
+    assert not [leak for leak in d.leaks() if leak.startswith("mount") and cid in leak]
+    cid2 = d.api.run(["echo", "after crash"])  # and the engine works as before
+    assert d.api.wait(cid2) == 0

@@ -1,0 +1,100 @@
+"""The real docker CLI against berth (DOCKER_HOST=unix://…), command by command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not shutil.which("docker"), reason="the docker CLI is not installed")
+
+
+@pytest.fixture
+def docker(daemon, tmp_path):
+    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(tmp_path)}
+
+    def run(*args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(["docker", *args], env=env, capture_output=True, input=input, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} → {result.returncode}\n{result.stderr.decode()}")
+        return result
+
+    return run
+
+
+def test_run_rm_echo(docker):
+    result = docker("run", "--rm", "busybox", "echo", "hi")
+    assert result.stdout == b"hi\n"
+
+
+def test_run_exit_status_and_stderr(docker):
+    result = docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 5", check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (5, b"out\n", b"err\n")
+
+
+def test_run_missing_executable_exits_127(docker):
+    result = docker("run", "--rm", "busybox", "nosuchcmd", check=False)
+    assert result.returncode == 127
+    assert b"executable file not found" in result.stderr
+
+
+def test_run_unknown_image(docker):
+    result = docker("run", "--rm", "no-such-image:v9", "true", check=False)
+    assert result.returncode == 125
+    assert b"Unable to find image 'no-such-image:v9' locally" in result.stderr
+
+
+def test_detached_lifecycle(docker):
+    cid = docker("run", "-d", "--name", "cli-d", "-l", "app=cli", "busybox", "sh", "-c",
+                 "echo started; while true; do sleep 0.1; done").stdout.decode().strip()
+    assert len(cid) == 64
+    ps = docker("ps", "-a", "--filter", "label=app=cli", "--format", "{{.Names}} {{.Status}}").stdout.decode()
+    assert ps.startswith("cli-d Up")
+    time.sleep(0.3)
+    assert docker("logs", "cli-d").stdout == b"started\n"
+    inspect = json.loads(docker("inspect", "cli-d").stdout)[0]
+    assert inspect["Id"] == cid and inspect["State"]["Running"] and inspect["Config"]["Labels"] == {"app": "cli"}
+    assert docker("inspect", "-f", "{{.State.Status}}", "cli-d").stdout == b"running\n"
+    assert docker("stop", "-t", "1", "cli-d").stdout == b"cli-d\n"
+    assert docker("inspect", "-f", "{{.State.ExitCode}}", "cli-d").stdout == b"137\n"
+    assert docker("rm", "-f", "cli-d").stdout == b"cli-d\n"
+    assert docker("inspect", "cli-d", check=False).returncode == 1
+
+
+def test_images_tag_history_rmi(docker):
+    assert b"busybox" in docker("images").stdout
+    docker("tag", "busybox", "cli-tagged:v1")
+    rows = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.decode().split()
+    assert "cli-tagged:v1" in rows and "busybox:latest" in rows
+    history = docker("history", "cli-tagged:v1").stdout.decode()
+    assert "IMAGE" in history and "CREATED BY" in history
+    assert docker("rmi", "cli-tagged:v1").stdout == b"Untagged: cli-tagged:v1\n"
+
+
+def test_import(docker, tmp_path):
+    tar = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-cf", str(tar), "-C", "/", "bin/busybox"], check=True)
+    out = docker("import", "-c", 'CMD ["/bin/busybox", "echo", "from import"]', "-m", "cli import", str(tar), "cli-imported:v1")
+    assert out.stdout.startswith(b"sha256:")
+    assert docker("run", "--rm", "cli-imported:v1").stdout == b"from import\n"
+    assert docker("rmi", "cli-imported:v1").returncode == 0
+
+
+def test_events(docker):
+    since = str(time.time())
+    docker("run", "--rm", "--name", "cli-ev", "busybox", "true")
+    until = str(time.time() + 0.5)
+    out = docker("events", "--since", since, "--until", until, "--filter", "container=cli-ev",
+                 "--format", "{{.Action}}").stdout.decode().split()
+    assert out[0] == "create" and "start" in out and "die" in out and out[-1] == "destroy"
+
+
+def test_version_and_info(docker):
+    version = docker("version").stdout.decode()
+    assert "Server:" in version and "1.41" in version
+    info = docker("info").stdout.decode()
+    assert "Runtimes:" in info and "crun" in info and "runc" in info and "Cgroup Version" in info
