@@ -159,12 +159,12 @@ class Engine:
 
     def publish_container(self, c: Container, action: str, **extra: str) -> None:
         attrs = {**(c.record.config.labels or {}), "image": c.record.image_ref, "name": c.name, **extra}
-        self.bus.publish(Event(Type="container", Action=action, Actor=Actor(c.id, attrs),
+        self.bus.publish(Event(Type="container", Action=action, Actor=Actor(c.id, attrs), scope="local",
                                status=action, id=c.id, from_=c.record.image_ref))
 
     def publish_image(self, image_id: str, action: str, name: str | None = None) -> None:
         self.bus.publish(Event(Type="image", Action=action, Actor=Actor(image_id, {"name": name or image_id}),
-                               status=action, id=image_id))
+                               scope="local", status=action, id=image_id))
 
     def events(self, filters: flt.Filters, since_ns: int | None, until_ns: int | None) -> AsyncIterator[Event]:
         return self.bus.subscribe(flt.EventFilter(filters), since_ns=since_ns, until_ns=until_ns)

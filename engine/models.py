@@ -168,17 +168,17 @@ class Actor(Struct):
     Attributes: dict[str, str] = {}
 
 
-class Event(Struct, omit_defaults=True):
+class Event(Struct, omit_defaults=True, kw_only=True):
     """One lifecycle event, in Docker's wire form (which is not PascalCase throughout).
 
     `status`, `id` and `from` are Docker's legacy fields, present on container and image
-    events only; `seq` is berth's cursor, not sent to Docker clients.
+    events only. `time`/`timeNano` are stamped by the bus on publish.
     """
 
     Type: str
     Action: str
     Actor: Actor
-    scope: str = "local"
+    scope: str  # no default: omit_defaults must never drop it
     time: int = 0
     timeNano: int = 0
     status: str | None = None

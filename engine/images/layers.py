@@ -57,6 +57,10 @@ def _open_uncompressed(raw: BinaryIO) -> BinaryIO:
 def _checked(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     if member.isdev():
         raise BadRequest(f"invalid layer: device node {member.name!r} is not allowed")
+    if member.islnk():
+        target = os.path.realpath(os.path.join(dest, member.linkname.lstrip("/")))
+        if os.path.commonpath([target, dest]) != dest:
+            raise BadRequest(f"invalid layer: hard link {member.name!r} points outside the layer")
     mode = member.mode
     try:
         safe = tarfile.tar_filter(member, dest)
@@ -98,8 +102,8 @@ def apply_tar(raw: BinaryIO, dest: str) -> tuple[str, int]:
                     continue
                 tar.extract(member, dest, numeric_owner=True, filter=_checked)
         reader.drain()
-    except (tarfile.TarError, EOFError, gzip.BadGzipFile, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, KeyError) as exc:
         raise BadRequest(f"invalid tar archive: {exc}") from None
+    except OSError as exc:  # a member that cannot exist as written (e.g. a file where a dir is)
+        raise BadRequest(f"invalid layer: {exc}") from None
     return "sha256:" + reader.sha.hexdigest(), reader.size

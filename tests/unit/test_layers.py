@@ -1,0 +1,99 @@
+"""Applying untrusted layer tars: nothing is ever written outside the target."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.errors import BadRequest
+from engine.images.layers import apply_tar
+
+
+def make_tar(members: list[tarfile.TarInfo], gz: bool = False) -> io.BufferedReader:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz" if gz else "w") as tar:
+        for m in members:
+            tar.addfile(m, io.BytesIO(b"x" * m.size) if m.isfile() else None)
+    return io.BufferedReader(io.BytesIO(buf.getvalue()))
+
+
+def entry(name: str, kind=tarfile.REGTYPE, size: int = 1, link: str = "", mode: int = 0o644) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.linkname, info.mode = kind, size if kind == tarfile.REGTYPE else 0, link, mode
+    return info
+
+
+def test_files_modes_links_and_diff_id(tmp_path):
+    raw = make_tar([entry("bin", tarfile.DIRTYPE, mode=0o755), entry("bin/su", mode=0o4755),
+                    entry("bin/sh", tarfile.SYMTYPE, link="/bin/busybox"), entry("etc/hard", tarfile.REGTYPE, 3),
+                    entry("etc/hard2", tarfile.LNKTYPE, link="etc/hard")])
+    diff_id, size = apply_tar(raw, str(tmp_path))
+    assert diff_id.startswith("sha256:") and size > 0
+    assert stat.S_IMODE(os.stat(tmp_path / "bin/su").st_mode) == 0o4755  # setuid kept for the rootfs
+    assert os.readlink(tmp_path / "bin/sh") == "/bin/busybox"  # absolute symlinks are fine in a rootfs
+    assert os.stat(tmp_path / "etc/hard").st_ino == os.stat(tmp_path / "etc/hard2").st_ino
+
+
+def test_gzip_layer_has_the_plain_diff_id(tmp_path):
+    members = [entry("a.txt", size=5)]
+    plain, _ = apply_tar(make_tar(members), str(tmp_path / "p"))
+    zipped, _ = apply_tar(make_tar(members, gz=True), str(tmp_path / "z"))
+    assert plain == zipped
+
+
+def test_whiteouts_become_overlay_whiteouts(tmp_path):
+    apply_tar(make_tar([entry("etc", tarfile.DIRTYPE, mode=0o755), entry("etc/.wh.passwd", size=0),
+                        entry("var", tarfile.DIRTYPE, mode=0o755), entry("var/.wh..wh..opq", size=0)]), str(tmp_path))
+    st_ = os.stat(tmp_path / "etc/passwd")
+    assert stat.S_ISCHR(st_.st_mode) and st_.st_rdev == 0
+    assert os.getxattr(tmp_path / "var", "trusted.overlay.opaque") == b"y"
+
+
+@pytest.mark.parametrize("members,reason", [
+    ([entry("../evil")], "outside"),
+    ([entry("a/../../evil")], "outside"),
+    ([entry("link", tarfile.SYMTYPE, link="/"), entry("link/etc/evil")], "outside"),
+    ([entry("link", tarfile.SYMTYPE, link="../.."), entry("link/evil")], "outside"),
+    ([entry("hard", tarfile.LNKTYPE, link="../../etc/passwd")], "outside"),
+    ([entry("dev/sda", tarfile.BLKTYPE)], "device node"),
+    ([entry("x/.wh.../../evil", size=0)], "invalid layer"),
+])
+def test_escapes_are_refused(tmp_path, members, reason):
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(BadRequest, match=reason):
+        apply_tar(make_tar(members), str(target))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target"]
+
+
+def test_truncated_tar_is_refused(tmp_path):
+    data = make_tar([entry("big", size=100_000)]).read()[:50_000]
+    with pytest.raises(BadRequest, match="invalid tar"):
+        apply_tar(io.BufferedReader(io.BytesIO(data)), str(tmp_path))
+
+
+segment = st.sampled_from(["..", ".", "a", "b", "", "/", "etc", ".wh.a", "c/.."])
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(segment, min_size=1, max_size=5).map("/".join), min_size=1, max_size=4),
+       st.sampled_from([tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE]))
+def test_no_path_writes_outside(tmp_path, names, kind):
+    with tempfile.TemporaryDirectory(dir=tmp_path) as scratch:
+        target = Path(scratch) / "target"
+        target.mkdir()
+        members = [entry(n or "x", kind, link="../../../outside" if kind == tarfile.SYMTYPE else "") for n in names]
+        members.append(entry(names[0] + "/after" if names[0] else "after"))
+        try:
+            apply_tar(make_tar(members), str(target))
+        except (BadRequest, OSError):
+            pass
+        assert sorted(p.name for p in Path(scratch).iterdir()) == ["target"]

@@ -1,0 +1,110 @@
+"""Parsers and decoders at berth's edges, with hypothesis for the input space."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine import filters, humanize
+from engine.errors import BadRequest
+from engine.images import changes, reference
+from engine.models import ImageRuntimeConfig
+from engine.runtime.oci import parse_signal
+from engine.api.containers import frame
+from engine.logs import LogEntry
+from tests.api import demux
+
+component = st.from_regex(r"[a-z0-9]+([._-][a-z0-9]+)?", fullmatch=True)
+tags = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+
+
+@given(st.lists(component, min_size=1, max_size=3), tags)
+def test_reference_round_trip(parts, tag):
+    repo = "/".join(parts)
+    ref = reference.parse(f"{repo}:{tag}")
+    assert ref == reference.Reference(repo, tag)
+    if "/" not in repo:
+        assert reference.parse(f"docker.io/library/{repo}", tag) == ref
+
+
+def test_reference_forms():
+    assert reference.parse("busybox") == ("busybox", "latest", "")
+    assert reference.parse("127.0.0.1:5000/x/y:v2") == ("127.0.0.1:5000/x/y", "v2", "")
+    assert str(reference.parse("docker.io/library/busybox", "1")) == "busybox:1"
+    for bad in ("Busybox", "a b", "x:bad tag", "", "x@sha256:zz"):
+        with pytest.raises(BadRequest):
+            reference.parse(bad)
+
+
+@given(st.text())
+def test_reference_never_crashes(text):
+    try:
+        reference.parse(text)
+    except BadRequest:
+        pass
+
+
+def test_changes():
+    cfg = changes.apply(ImageRuntimeConfig(env=["A=0"]), [
+        'CMD ["a", "b"]', "ENTRYPOINT run me", "ENV A=1 B=two", "ENV C 3", "WORKDIR /w", "USER u:g",
+        "LABEL x=y", "EXPOSE 80 53/udp", "VOLUME /data /logs", "STOPSIGNAL SIGINT"])
+    assert cfg.cmd == ["a", "b"] and cfg.entrypoint == ["/bin/sh", "-c", "run me"]
+    assert cfg.env == ["A=1", "B=two", "C=3"] and cfg.working_dir == "/w" and cfg.user == "u:g"
+    assert cfg.labels == {"x": "y"} and set(cfg.exposed_ports) == {"80/tcp", "53/udp"}
+    assert set(cfg.volumes) == {"/data", "/logs"} and cfg.stop_signal == "SIGINT"
+    with pytest.raises(BadRequest):
+        changes.apply(ImageRuntimeConfig(), ["RUN rm -rf /"])
+
+
+@given(st.text(alphabet=string.printable, max_size=40))
+def test_changes_never_crash(line):
+    try:
+        changes.apply(ImageRuntimeConfig(), [line])
+    except BadRequest:
+        pass
+
+
+def test_filters_both_shapes():
+    allowed = ("label", "name")
+    assert filters.parse('{"label":{"a=b":true,"c":false}}', allowed) == {"label": ["a=b"]}
+    assert filters.parse('{"name":["x","y"]}', allowed) == {"name": ["x", "y"]}
+    with pytest.raises(BadRequest, match="invalid filter 'nope'"):
+        filters.parse('{"nope":["x"]}', allowed)
+    with pytest.raises(BadRequest):
+        filters.parse("{not json", allowed)
+    assert filters.label_match(["a", "b=2"], {"a": "1", "b": "2"})
+    assert not filters.label_match(["b=3"], {"b": "2"})
+
+
+@given(st.lists(st.tuples(st.sampled_from(["stdout", "stderr"]), st.text(max_size=200)), max_size=20),
+       st.booleans())
+def test_frames_round_trip(entries, timestamps):
+    data = b"".join(frame(LogEntry(text, stream, "2026-01-01T00:00:00.000000000Z"), timestamps) for stream, text in entries)
+    decoded = demux(data)
+    assert [s for s, _ in decoded] == [1 if s == "stdout" else 2 for s, _ in entries]
+    prefix = b"2026-01-01T00:00:00.000000000Z " if timestamps else b""
+    assert [p for _, p in decoded] == [prefix + t.encode() for _, t in entries]
+
+
+def test_signals():
+    assert parse_signal("KILL") == parse_signal("SIGKILL") == parse_signal("9") == 9
+    assert parse_signal(None) == 9 and parse_signal("", 15) == 15
+    for bad in ("SIGNOPE", "0", "99", "-1"):
+        with pytest.raises(ValueError):
+            parse_signal(bad)
+
+
+@pytest.mark.parametrize("seconds,text", [
+    (0.5, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
+    (150, "2 minutes"), (3600, "About an hour"), (3 * 3600, "3 hours"), (3 * 86400, "3 days"),
+    (15 * 86400, "2 weeks"), (70 * 86400, "2 months"), (800 * 86400, "2 years")])
+def test_human_duration(seconds, text):
+    assert humanize.duration(seconds) == text
+
+
+@pytest.mark.parametrize("n,text", [(512, "512B"), (1982387, "1.982MB"), (1000, "1kB"), (2.5e9, "2.5GB")])
+def test_human_size(n, text):
+    assert humanize.size(n) == text
