@@ -298,8 +298,10 @@ class Engine:
         await self._save(c)
         self.publish_container(c, "die", exitCode=str(exit_code))
 
-    async def record_restarting(self, c: Container) -> None:
-        c.record.state = msgspec.structs.replace(c.record.state, status="restarting", restarting=True)
+    async def record_restarting(self, c: Container, restarting: bool = True) -> None:
+        """Enter (or, when `stop` cut the back-off short, leave) the restarting state."""
+        status = "restarting" if restarting else "exited"
+        c.record.state = msgspec.structs.replace(c.record.state, status=status, restarting=restarting)
         await self._save(c)
 
     # --- containers: actions --------------------------------------------------

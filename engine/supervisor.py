@@ -150,9 +150,13 @@ class Supervisor:
 
     async def _back_off(self, c: Container, delay: float) -> bool:
         """Sleep `delay` in state restarting; False if `stop` cut it short."""
-        await self.engine.record_restarting(c)
         with trio.CancelScope() as scope:
-            c.backoff = scope
-            await trio.sleep(delay)
+            c.backoff = scope  # set before any await, so a concurrent `stop` can always cut it
+            if not c.stop_requested:
+                await self.engine.record_restarting(c)
+                await trio.sleep(delay)
         c.backoff = None
-        return not scope.cancelled_caught and not c.stop_requested
+        if scope.cancelled_caught or c.stop_requested:
+            await self.engine.record_restarting(c, False)
+            return False
+        return True
