@@ -8,8 +8,9 @@ Rules (read before editing the table):
   (304 when the action is already done, 409 when it is illegal).
 * A (state, action) pair missing from the table is illegal (409, "not running" for
   actions that need a running process, generic otherwise).
-* The events each action emits are listed beside it; the Engine publishes exactly those.
-  `docs/architecture.md` renders this table.
+* Beside each legal move are the events it emits, in order (the supervisor publishes
+  `die` when the process exits; the Engine the rest). `docs/architecture.md` holds this
+  table as `render_markdown()` renders it, and a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -105,5 +106,6 @@ def render_markdown() -> str:
         if isinstance(rule, Move):
             lines.append(f"| {state} | {action} | → {rule.next} | {', '.join(rule.events)} |")
         else:
-            lines.append(f"| {state} | {action} | {rule.error.status} | |")
+            message = rule.message.format(id="<id>", name="<name>")
+            lines.append(f"| {state} | {action} | {rule.error.status} {message} | |")
     return "\n".join(lines)
