@@ -10,10 +10,10 @@ DAEMON_LOG := /run/berth/berthd.log
 
 .PHONY: install run test bench daemon stop-daemon clean
 
-install: .install-stamp
+install: $(VENV)/.install-stamp
 
 # System packages first (root, no prompt), then the virtualenv with the package and test tools.
-.install-stamp: pyproject.toml
+$(VENV)/.install-stamp: pyproject.toml
 	@missing=""; \
 	for cmd in crun runc busybox tini-static unshare ip tmux; do command -v $$cmd >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
@@ -51,4 +51,4 @@ bench: install
 	$(PY) -m tests.bench.run_rm
 
 clean:
-	rm -rf $(VENV) .install-stamp *.egg-info
+	rm -rf $(VENV) *.egg-info
