@@ -27,6 +27,7 @@ class Container:
         self.removed = False
         self.stop_requested = False
         self.backoff: trio.CancelScope | None = None
+        self.lock = trio.Lock()  # serialises start/stop/restart/rm of this container
         self.supervised = False
 
     @property

@@ -15,6 +15,7 @@ import shutil
 import signal
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import msgspec
@@ -306,23 +307,34 @@ class Engine:
 
     # --- containers: actions --------------------------------------------------
 
+    @asynccontextmanager
+    async def _acting(self, ref: str, action: Action) -> AsyncIterator[Container]:
+        """Hold the container's action lock and check `action` against the lifecycle
+        table under it, so concurrent start/stop/restart/rm see each other's results."""
+        c = self.get(ref)
+        async with c.lock:
+            if c.removed:
+                raise no_such_container(ref)
+            lifecycle.check(c.state, action, id=c.id, name=c.name)
+            yield c
+
     async def start(self, ref: str) -> Container:
         """Start a created or exited container; 304 if it already runs."""
-        c = self.get(ref)
-        lifecycle.check(c.state, Action.START, id=c.id, name=c.name)
+        async with self._acting(ref, Action.START) as c:
+            await self._start(c)
+        return c
+
+    async def _start(self, c: Container) -> None:
         await c.wait_until(lambda: not c.supervised)
         c.stop_requested = False
-        if c.record.manually_stopped:
-            c.record.manually_stopped = False
+        c.record.manually_stopped = False
         await self._supervisor.start(c)
         self.publish_container(c, "start")
-        return c
 
     async def stop(self, ref: str, timeout: float | None = None) -> Container:
         """SIGTERM (or the image's stop signal), then SIGKILL after `timeout` seconds."""
-        c = self.get(ref)
-        lifecycle.check(c.state, Action.STOP, id=c.id, name=c.name)
-        await self._stop(c, timeout, True)
+        async with self._acting(ref, Action.STOP) as c:
+            await self._stop(c, timeout, True)
         return c
 
     async def _stop(self, c: Container, timeout: float | None, manual: bool) -> None:
@@ -367,27 +379,24 @@ class Engine:
         return c
 
     async def restart(self, ref: str, timeout: float | None = None) -> Container:
-        c = self.get(ref)
-        lifecycle.check(c.state, Action.RESTART, id=c.id, name=c.name)
-        if c.live:
-            await self._stop(c, timeout, False)
-        await self.start(c.id)
-        self.publish_container(c, "restart")
+        async with self._acting(ref, Action.RESTART) as c:
+            if c.live:
+                await self._stop(c, timeout, False)
+            await self._start(c)
+            self.publish_container(c, "restart")
         return c
 
     async def remove(self, ref: str, force: bool = False) -> None:
         """Delete a container and its writable layer; with `force`, kill it first."""
-        c = self.get(ref)
-        lifecycle.check(c.state, Action.FORCE_REMOVE if force else Action.REMOVE, id=c.id, name=c.name)
-        c.stop_requested = True
-        if c.state is State.RUNNING:
-            exits = c.exits
-            await self._signal(c, signal.SIGKILL)
-            await c.wait_until(lambda: c.exits > exits)
-        if c.backoff is not None:
-            c.backoff.cancel()
-        await c.wait_until(lambda: not c.supervised)
-        if not c.removed:
+        async with self._acting(ref, Action.FORCE_REMOVE if force else Action.REMOVE) as c:
+            c.stop_requested = True
+            if c.state is State.RUNNING:
+                exits = c.exits
+                await self._signal(c, signal.SIGKILL)
+                await c.wait_until(lambda: c.exits > exits)
+            if c.backoff is not None:
+                c.backoff.cancel()
+            await c.wait_until(lambda: not c.supervised)
             await self.remove_stopped(c)
 
     async def remove_stopped(self, c: Container) -> None:

@@ -280,3 +280,15 @@ def test_no_process_left_after_exit(api, daemon):
     time.sleep(0.1)
     assert not [leak for leak in daemon.leaks() if leak.startswith("process") and cid in leak]
     api.remove(cid)
+
+
+def test_concurrent_actions_are_serialised(api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    cid = api.create(["sleep", "30"])
+    with ThreadPoolExecutor(4) as pool:
+        starts = sorted(pool.map(lambda _: api.post(f"/containers/{cid}/start").status, range(4)))
+    assert starts == [204, 304, 304, 304]
+    with ThreadPoolExecutor(3) as pool:
+        removals = sorted(pool.map(lambda _: api.delete(f"/containers/{cid}", force=1).status, range(3)))
+    assert removals == [204, 404, 404]
