@@ -226,6 +226,7 @@ class Engine:
                                  path=args[0], args=args[1:], config=config, host_config=hc, runtime=runtime)
         c = Container(record, self._containers_dir / cid, self._netns_dir)
         c.dir.mkdir()
+        c.log_path.touch(mode=0o640)  # followers (attach before start) open it at once
         await trio.to_thread.run_sync(self._write_etc_files, c)
         await self._save(c)
         self.containers[cid] = c

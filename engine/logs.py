@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 import trio
@@ -68,39 +69,33 @@ class LogWriter:
         os.close(self._fd)
 
 
-def _tail_offset(path: Path, lines: int) -> int:
-    """Offset where the last `lines` lines of `path` start (reads from the end)."""
-    with open(path, "rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        if lines <= 0:
-            return end
-        pos, found = end, 0
-        while pos > 0:
-            step = min(_CHUNK, pos)
-            pos -= step
-            f.seek(pos)
-            block = f.read(step)
-            # the final newline of the file ends the last line; it does not start one
-            count_from = len(block) - 1 if pos + step == end else len(block)
-            idx = count_from
-            while True:
-                idx = block.rfind(b"\n", 0, idx)
-                if idx < 0:
-                    break
-                found += 1
-                if found == lines:
-                    return pos + idx + 1
-        return 0
+def _tail_offset(f: BinaryIO, lines: int) -> int:
+    """Offset where the last `lines` lines of `f` start (reads from the end)."""
+    end = f.seek(0, os.SEEK_END)
+    if lines <= 0:
+        return end
+    pos, found = end, 0
+    while pos > 0:
+        step = min(_CHUNK, pos)
+        pos -= step
+        f.seek(pos)
+        block = f.read(step)
+        # the final newline of the file ends the last line; it does not start one
+        idx = len(block) - 1 if pos + step == end else len(block)
+        while True:
+            idx = block.rfind(b"\n", 0, idx)
+            if idx < 0:
+                break
+            found += 1
+            if found == lines:
+                return pos + idx + 1
+    return 0
 
 
-def _read_from(path: Path, offset: int) -> tuple[bytes, int]:
+def _read_from(f: BinaryIO, offset: int) -> tuple[bytes, int]:
     """Complete lines from `offset` on (at most a chunk's worth); returns (lines, new offset)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(_CHUNK)
-    except FileNotFoundError:
-        return b"", offset
+    f.seek(offset)
+    data = f.read(_CHUNK)
     cut = data.rfind(b"\n") + 1
     return data[:cut], offset + cut
 
@@ -114,26 +109,41 @@ def end_offset(path: Path) -> int:
 
 async def read(path: Path, *, offset: int = 0, tail: int | None = None, since: str = "",
                until: str = "", follow: bool = False, grown: Callable[[], trio.Event] | None = None,
-               done: Callable[[], bool] | None = None) -> AsyncIterator[LogEntry]:
-    """Yield log entries in order, filtered by time (RFC 3339 strings, inclusive since).
+               done: Callable[[], bool] | None = None) -> AsyncIterator[list[LogEntry]]:
+    """Yield batches of log entries in order (one batch per chunk read, so a consumer
+    sends one write per batch, not per line), filtered by time (RFC 3339 strings,
+    inclusive since).
 
     With `follow`, keep reading as the log grows until `done()` is true and everything
     written before that has been read; `grown()` returns the writer's current event.
+    The file is opened once: a follower keeps reading even after the container (and its
+    log file) is removed, which is how `run --rm` gets every last line.
     """
-    if tail is not None:
-        offset = max(offset, await trio.to_thread.run_sync(_tail_offset, path, tail))
-    while True:
-        finished = follow and done is not None and done()
-        wake = grown() if follow and grown else None
-        data, offset = await trio.to_thread.run_sync(_read_from, path, offset)
-        for entry in _decoder.decode_lines(data) if data else ():
-            if since and entry.time < since:
-                continue
-            if until and entry.time > until:
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with f:
+        if tail is not None:
+            offset = max(offset, await trio.to_thread.run_sync(_tail_offset, f, tail))
+        while True:
+            finished = follow and done is not None and done()
+            wake = grown() if follow and grown else None
+            data, offset = await trio.to_thread.run_sync(_read_from, f, offset)
+            if data:
+                entries = _decoder.decode_lines(data)
+                if since or until:
+                    last = len(entries)
+                    if until and entries and entries[-1].time > until:
+                        last = next(i for i, e in enumerate(entries) if e.time > until)
+                    batch = [e for e in entries[:last] if e.time >= since]
+                    if batch:
+                        yield batch
+                    if last < len(entries):
+                        return
+                else:
+                    yield entries
+                continue  # there may be more beyond one chunk
+            if not follow or finished or wake is None:
                 return
-            yield entry
-        if data:
-            continue  # there may be more beyond one chunk
-        if not follow or finished or wake is None:
-            return
-        await wake.wait()
+            await wake.wait()

@@ -24,6 +24,11 @@ def frame(entry: LogEntry, timestamps: bool = False) -> bytes:
     return struct.pack(">BxxxL", STREAM_IDS[entry.stream], len(payload)) + payload
 
 
+def frames(batch: list[LogEntry], wanted: set[str], timestamps: bool = False) -> bytes:
+    """The frames of a batch's entries from the `wanted` streams, as one buffer."""
+    return b"".join([frame(e, timestamps) for e in batch if e.stream in wanted])
+
+
 async def create(req: Request, engine: Engine) -> Response:
     body = await req.json(CreateRequest)
     c = await engine.create(body, req.q("name") or None)
@@ -99,9 +104,8 @@ async def logs(req: Request, engine: Engine) -> None:
                              since=_time_filter(req, "since"), until=_time_filter(req, "until"))
     timestamps = req.qbool("timestamps")
     stream = await req.stream("application/vnd.docker.raw-stream")
-    async for entry in entries:
-        if entry.stream in wanted:
-            await stream.send(frame(entry, timestamps))
+    async for batch in entries:
+        await stream.send(frames(batch, wanted, timestamps))
 
 
 async def attach(req: Request, engine: Engine) -> None:
@@ -109,6 +113,7 @@ async def attach(req: Request, engine: Engine) -> None:
     c, entries = engine.attach(req.params["id"], replay=req.qbool("logs"))
     sock, _ = await req.hijack()
     if req.qbool("stream", True):
-        async for entry in entries:
-            if entry.stream in wanted:
-                await sock.send_all(frame(entry))
+        async for batch in entries:
+            data = frames(batch, wanted)
+            if data:
+                await sock.send_all(data)

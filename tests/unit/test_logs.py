@@ -21,7 +21,7 @@ class Notifier:
 
 
 async def collect(it) -> list[logs.LogEntry]:
-    return [e async for e in it]
+    return [e async for batch in it for e in batch]
 
 
 @pytest.mark.trio
@@ -70,8 +70,8 @@ async def test_follower_sees_every_line_once(tmp_path):
     got: list[str] = []
 
     async def follow():
-        async for e in logs.read(path, follow=True, grown=lambda: note.event, done=lambda: note.done):
-            got.append(e.log)
+        async for batch in logs.read(path, follow=True, grown=lambda: note.event, done=lambda: note.done):
+            got.extend(e.log for e in batch)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(follow)
