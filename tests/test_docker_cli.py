@@ -98,3 +98,9 @@ def test_version_and_info(docker):
     assert "Server:" in version and "1.41" in version
     info = docker("info").stdout.decode()
     assert "Runtimes:" in info and "crun" in info and "runc" in info and "Cgroup Version" in info
+
+
+def test_run_rm_delivers_all_output(docker):
+    """The container and its log are removed at exit; the attach stream still gets every byte."""
+    result = docker("run", "--rm", "busybox", "sh", "-c", "yes 0123456789abcdef | head -c 5000000")
+    assert result.stdout == (b"0123456789abcdef\n" * 300_000)[:5_000_000]
