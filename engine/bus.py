@@ -1,12 +1,12 @@
-"""The event bus: every lifecycle change is published here, subscribers read by cursor.
+"""The event bus: every lifecycle change is journaled, then fanned out; subscribers read
+by cursor.
 
-Each event gets a monotonically increasing cursor (`seq`). Subscribers never hold a
-queue: they remember the last cursor they saw and read onward from the bus's window, and
-the live fan-out only wakes them (one event, replaced after each publish). A slow
-subscriber therefore delays only itself and publishers never block.
-
-The window is in memory for now (the durable journal replaces it in a later issue, with
-the same `publish`/`subscribe` interface and the same Event model).
+`publish` appends the event to the durable journal (which gives it its cursor and its
+timestamp) and to an in-memory window of recent events, then wakes subscribers. No
+subscriber holds a queue: each remembers the last cursor it saw and reads onward — from
+the window when it keeps up, from the journal on disk when it has fallen behind or
+replays (`since`). A slow subscriber therefore delays only itself, loses nothing, and
+publishers never wait for anyone.
 """
 
 from __future__ import annotations
@@ -18,56 +18,71 @@ from collections.abc import AsyncIterator
 import trio
 
 from .filters import EventFilter
+from .journal import Journal, Record
 from .models import Event
 
 
 class Bus:
-    def __init__(self, window: int = 100_000):
-        self._events: deque[Event] = deque(maxlen=window)
-        self._first_seq = 1  # cursor of self._events[0]
-        self._next_seq = 1
+    def __init__(self, journal: Journal, window: int = 65536):
+        self.journal = journal
+        self._window: deque[Record] = deque(maxlen=window)
         self._wake = trio.Event()
         self._subscribers = 0
 
     def publish(self, event: Event) -> int:
-        """Stamp and append `event`, wake subscribers; return its cursor."""
-        if not event.timeNano:
-            event.timeNano = time.time_ns()
-            event.time = event.timeNano // 10**9
-        if len(self._events) == self._events.maxlen:
-            self._first_seq += 1
-        self._events.append(event)
-        seq = self._next_seq
-        self._next_seq += 1
+        """Journal `event`, keep it in the window, wake subscribers; return its cursor."""
+        cursor = self.journal.append(event)
+        self._window.append(Record(cursor, event))
         self._wake.set()
         self._wake = trio.Event()
-        return seq
+        return cursor
 
     def statistics(self) -> dict[str, int]:
-        return {"published": self._next_seq - 1, "window": len(self._events), "subscribers": self._subscribers}
+        return {"published": self.journal.next_cursor - 1, "window": len(self._window),
+                "subscribers": self._subscribers, "journal_first": self.journal.first_cursor}
+
+    async def flush_forever(self, interval: float = 1.0) -> None:
+        """Make the journal durable against machine crashes, once per `interval`."""
+        while True:
+            await trio.sleep(interval)
+            await trio.to_thread.run_sync(self.journal.sync)
+
+    def _window_from(self, cursor: int) -> list[Record] | None:
+        """Window records from `cursor` on; None if the window no longer reaches back."""
+        if not self._window:
+            return [] if cursor >= self.journal.next_cursor else None
+        first = self._window[0].cursor
+        if cursor < first:
+            return None
+        start = cursor - first
+        return [self._window[i] for i in range(start, len(self._window))]
 
     async def subscribe(self, match: EventFilter | None = None, *, since_ns: int | None = None,
                         until_ns: int | None = None) -> AsyncIterator[Event]:
-        """Yield matching events in order: the window's events at or after `since_ns`
-        (none when since is absent), then live ones; stop once `until_ns` has passed."""
+        """Yield matching events in order: from `since_ns` (journal replay) or from now,
+        then live; stop once `until_ns` has passed."""
         if since_ns is None:
-            cursor = self._next_seq
+            cursor = self.journal.next_cursor
         else:
-            cursor = self._first_seq
-            while cursor < self._next_seq and self._events[cursor - self._first_seq].timeNano < since_ns:
-                cursor += 1
+            cursor = await trio.to_thread.run_sync(self.journal.cursor_at, since_ns)
         self._subscribers += 1
         try:
             while True:
                 wake = self._wake
-                cursor = max(cursor, self._first_seq)
-                while cursor < self._next_seq:
-                    event = self._events[cursor - self._first_seq]
-                    cursor += 1
-                    if until_ns is not None and event.timeNano > until_ns:
+                batch = self._window_from(cursor)
+                if batch is None:
+                    batch = await trio.to_thread.run_sync(self.journal.read, cursor)
+                    if not batch:  # retention dropped it meanwhile: go on from what is kept
+                        cursor = max(cursor + 1, self.journal.first_cursor)
+                        continue
+                for record in batch:
+                    if until_ns is not None and record.event.timeNano > until_ns:
                         return
-                    if match is None or match(event):
-                        yield event
+                    if match is None or match(record.event):
+                        yield record.event
+                if batch:
+                    cursor = batch[-1].cursor + 1
+                    continue
                 if until_ns is None:
                     await wake.wait()
                     continue

@@ -27,6 +27,9 @@ class DaemonConfig(msgspec.Struct, kw_only=True):
     init: bool = False
     init_binary: str | None = None
     debug: bool = False
+    journal_max_bytes: int = 256 << 20
+    journal_segment_bytes: int = 4 << 20
+    journal_max_age: float = 7 * 86400
 
     @property
     def socket_path(self) -> Path:
@@ -44,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     parser.add_argument("--runtime", "--default-runtime", dest="runtime", default="crun", help="default OCI runtime: crun or runc")
     parser.add_argument("--cgroup-parent", default="berth", help="parent cgroup of containers")
     parser.add_argument("--init", action="store_true", help="run an init (tini) as PID 1 in every container")
+    parser.add_argument("--events-max-size", type=int, default=256 << 20, metavar="BYTES",
+                        help="event journal retention: total size (default 256 MiB)")
+    parser.add_argument("--events-max-age", type=float, default=7 * 86400, metavar="SECONDS",
+                        help="event journal retention: age of the oldest segment kept (default 7 days)")
     parser.add_argument("-D", "--debug", action="store_true")
     args = parser.parse_args(argv)
     root = Path(args.root).absolute()
@@ -55,4 +62,5 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     pidfile = Path(args.pidfile).absolute() if args.pidfile else exec_root / "berthd.pid"
     return DaemonConfig(root=root, exec_root=exec_root, host=host, pidfile=pidfile, default_runtime=args.runtime,
                         cgroup_parent=args.cgroup_parent, init=args.init,
+                        journal_max_bytes=args.events_max_size, journal_max_age=args.events_max_age,
                         init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug)

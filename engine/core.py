@@ -24,6 +24,7 @@ import trio
 from . import filters as flt
 from . import lifecycle, logs, names
 from .bus import Bus
+from .journal import Journal
 from .config import DaemonConfig
 from .container import Container
 from .errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
@@ -47,7 +48,11 @@ IMAGE_FILTERS = ("dangling", "reference", "label", "before", "since")
 class Engine:
     def __init__(self, config: DaemonConfig):
         self.config = config
-        self.bus = Bus()
+        self.journal = Journal(config.root / "journal", segment_bytes=config.journal_segment_bytes,
+                               max_bytes=config.journal_max_bytes, max_age=config.journal_max_age)
+        if self.journal.dropped_bytes:
+            log.warning("event journal: dropped a torn record (%d bytes) left by a crash", self.journal.dropped_bytes)
+        self.bus = Bus(self.journal)
         self.layout = cgroups.detect()
         self.runtimes = oci.detect(self.layout, config.exec_root / "runtime")
         if config.default_runtime not in self.runtimes:
@@ -67,6 +72,7 @@ class Engine:
     async def open(self, nursery: trio.Nursery) -> None:
         """Recover state from disk, ensure the built-in image, restart what should run."""
         self._supervisor = Supervisor(self, nursery)
+        nursery.start_soon(self.bus.flush_forever, name="journal flush")
         self._containers_dir.mkdir(parents=True, exist_ok=True)
         for rt in self.runtimes.values():
             rt.state_root.mkdir(parents=True, exist_ok=True)
@@ -132,6 +138,7 @@ class Engine:
         for rt in self.runtimes.values():
             shutil.rmtree(rt.state_root, ignore_errors=True)
         await trio.to_thread.run_sync(cgroups.remove, self.layout, self.config.cgroup_parent)
+        self.journal.close()
 
     # --- lookups ------------------------------------------------------------
 

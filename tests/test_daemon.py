@@ -67,3 +67,21 @@ def test_kill_9_of_daemon_is_recovered(fresh_daemon):
     assert not [leak for leak in d.leaks() if leak.startswith("mount") and cid in leak]
     cid2 = d.api.run(["echo", "after crash"])  # and the engine works as before
     assert d.api.wait(cid2) == 0
+
+
+def test_events_replay_across_restart_and_crash(fresh_daemon):
+    import json
+
+    d = fresh_daemon()
+    since = f"{time.time():.9f}"
+    cid = d.api.run(["true"], name="journaled")
+    d.api.wait(cid)
+    assert d.stop() == 0
+    d.start()
+    d.api.remove(cid)
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    d.start()
+    until = f"{time.time():.9f}"
+    reply = d.api.get("/events", since=since, until=until, filters=json.dumps({"container": ["journaled"]}))
+    actions = [json.loads(line)["Action"] for line in reply.body.splitlines()]
+    assert actions == ["create", "start", "die", "destroy"]
