@@ -14,6 +14,7 @@ from pathlib import Path
 import trio
 
 from .lifecycle import State
+from .logs import LogFiles, log_options
 from .models import ContainerRecord
 
 
@@ -49,6 +50,12 @@ class Container:
 
     # paths inside the container's directory
     log_path = property(lambda self: self.dir / f"{self.id}-json.log")
+
+    @property
+    def log_files(self) -> LogFiles:
+        max_size, max_file = log_options(self.record.host_config.log_config.config)
+        return LogFiles(self.log_path, max_size, max_file)
+
     rootfs = property(lambda self: self.dir / "rootfs")
     upper = property(lambda self: self.dir / "upper")
     work = property(lambda self: self.dir / "work")

@@ -22,14 +22,14 @@ import msgspec
 import trio
 
 from . import filters as flt
-from . import lifecycle, logs, names
+from . import lifecycle, logs, names, timefmt
 from .bus import Bus
 from .journal import Journal
 from .config import DaemonConfig
 from .container import Container
 from .errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
 from .images import busybox, reference
-from .images.store import Image, ImageStore, now_rfc3339
+from .images.store import Image, ImageStore
 from .lifecycle import Action, State
 from .models import ContainerConfig, ContainerRecord, ContainerState, CreateRequest, Event, ZERO_TIME, Actor
 from .network import netns
@@ -110,7 +110,7 @@ class Engine:
             was_removing = c.state is State.REMOVING
             c.record.state = msgspec.structs.replace(
                 c.record.state, status="exited", running=False, restarting=False, pid=0, exit_code=255,
-                error="daemon stopped without stopping the container", finished_at=now_rfc3339())
+                error="daemon stopped without stopping the container", finished_at=timefmt.now())
             await self._save(c)
             if was_removing:
                 await self.remove_stopped(c)
@@ -200,6 +200,9 @@ class Engine:
             raise BadRequest(f"invalid restart policy '{policy}'")
         if hc.auto_remove and policy != "no":
             raise BadRequest("can't create 'AutoRemove' container with restart policy")
+        if hc.log_config.type not in ("", "json-file"):
+            raise BadRequest(f"logging driver {hc.log_config.type!r} is not supported: berth has json-file")
+        logs.log_options(hc.log_config.config)
         if hc.memory and hc.memory < MIN_MEMORY:
             raise BadRequest("Minimum memory limit allowed is 6MB")
         if hc.nano_cpus and (hc.cpu_quota or hc.cpu_period):
@@ -226,10 +229,12 @@ class Engine:
             labels={**(img.labels or {}), **(req.labels or {})},
         )
         config = ContainerConfig(**{f: getattr(config, f) for f in ContainerConfig.__struct_fields__})
-        hc = msgspec.structs.replace(hc, runtime=runtime, restart_policy=msgspec.structs.replace(hc.restart_policy, name=policy))
+        hc = msgspec.structs.replace(hc, runtime=runtime, restart_policy=msgspec.structs.replace(hc.restart_policy, name=policy),
+                                     log_config=msgspec.structs.replace(hc.log_config, type="json-file",
+                                                                        config=hc.log_config.config or {}))
         if hc.init is None:
             hc = msgspec.structs.replace(hc, init=self.config.init)
-        record = ContainerRecord(id=cid, name=name, created=now_rfc3339(), image_ref=req.image, image_id=image.id,
+        record = ContainerRecord(id=cid, name=name, created=timefmt.now(), image_ref=req.image, image_id=image.id,
                                  path=args[0], args=args[1:], config=config, host_config=hc, runtime=runtime)
         c = Container(record, self._containers_dir / cid, self._netns_dir)
         c.dir.mkdir()
@@ -293,7 +298,7 @@ class Engine:
     async def record_start(self, c: Container, pid: int) -> None:
         c.record.state = msgspec.structs.replace(
             c.record.state, status="running", running=True, restarting=False, pid=pid, exit_code=0, error="",
-            started_at=now_rfc3339(), finished_at=ZERO_TIME)
+            started_at=timefmt.now(), finished_at=ZERO_TIME)
         await self._save(c)
 
     async def record_exit(self, c: Container, exit_code: int, error: str = "", started: bool = True) -> None:
@@ -302,7 +307,7 @@ class Engine:
         status = "exited" if started or c.state is not State.CREATED else "created"
         c.record.state = msgspec.structs.replace(
             c.record.state, status=status, running=False, restarting=False, pid=0, exit_code=exit_code,
-            error=error, finished_at=now_rfc3339())
+            error=error, finished_at=timefmt.now())
         c.exits += 1
         await self._save(c)
         self.publish_container(c, "die", exitCode=str(exit_code))
@@ -473,7 +478,7 @@ class Engine:
     def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since: str = "", until: str = ""):
         """(container, async iterator of LogEntry) for `logs`."""
         c = self.get(ref)
-        return c, logs.read(c.log_path, tail=tail, since=since, until=until, follow=follow,
+        return c, logs.read(c.log_files, tail=tail, since=since, until=until, follow=follow,
                             grown=lambda: c.changed, done=lambda: not c.live)
 
     def attach(self, ref: str, *, replay: bool = False):
@@ -482,7 +487,7 @@ class Engine:
         c = self.get(ref)
         target = c.exits
         self.publish_container(c, "attach")
-        return c, logs.read(c.log_path, offset=0 if replay else logs.end_offset(c.log_path), follow=True,
+        return c, logs.read(c.log_files, from_end=not replay, follow=True,
                             grown=lambda: c.changed, done=lambda: c.exits > target or c.removed)
 
     # --- images ---------------------------------------------------------------

@@ -1,28 +1,40 @@
 """The json-file log driver: one JSON object per line, as Docker writes it.
 
 `{"log":"hi\\n","stream":"stdout","time":"2026-11-22T12:28:23.139675649Z"}`. Output is
-split at newlines; a chunk that ends without one is written as a partial entry, so the
+split at newlines, and lines longer than 16 KiB into 16 KiB pieces (Docker's partial
+messages); a chunk that ends without a newline is written as a partial entry too, so the
 concatenated `log` fields give back the exact byte stream (which is what `attach`
-replays). Times are fixed-width RFC 3339 with nanoseconds, so they compare as strings.
+replays and `logs` prints). Times are fixed-width RFC 3339, so they compare as strings.
 
-Followers (`logs -f`, `attach`) read the file by offset and sleep on the container's
-change event, which the writer's `on_write` callback sets and replaces after every write
-(and the container after every state change): a follower that takes the current event
-before reading and waits on it after can never miss a write, and never sees one twice.
+Rotation (`--log-opt max-size=10m --log-opt max-file=3`): when the current file would
+pass max-size it becomes `<id>-json.log.1`, older ones shift up, the oldest beyond
+max-file goes. Readers walk the files oldest first; `--tail` reads backwards from the end.
+
+Followers (`logs -f`, `attach`) hold a file open and read it by offset, sleeping on the
+container's change event (set and replaced by the writer after every write and by the
+container after every state change): taking the event before reading and waiting on it
+after means no write is missed and none is seen twice. At the end of a file that was
+rotated away, a follower moves on to the next newer file, so rotation loses nothing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import msgspec
 import trio
 
+from .errors import BadRequest
+from .timefmt import rfc3339
+
 _CHUNK = 1 << 20
+MAX_LINE = 16 * 1024
+_SIZE = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
 
 
 class LogEntry(msgspec.Struct):
@@ -35,17 +47,50 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(LogEntry)
 
 
-def rfc3339(ns: int) -> str:
-    """Nanoseconds since the epoch → `2026-11-22T12:28:23.139675649Z`."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+class LogFiles(NamedTuple):
+    """Where a container's log lives and how it rotates (max_size 0: never)."""
+
+    path: Path
+    max_size: int = 0
+    max_file: int = 1
+
+    def rotated(self, n: int) -> Path:
+        return self.path.with_name(f"{self.path.name}.{n}")
+
+    def oldest_first(self) -> list[Path]:
+        rotated = [self.rotated(n) for n in range(self.max_file - 1, 0, -1)]
+        return [p for p in rotated if p.exists()] + [self.path]
+
+
+def log_options(config: dict[str, str] | None) -> tuple[int, int]:
+    """`--log-opt` max-size / max-file → (bytes, files); raises BadRequest on bad values."""
+    config = config or {}
+    unknown = set(config) - {"max-size", "max-file"}
+    if unknown:
+        raise BadRequest(f"unknown log opt '{sorted(unknown)[0]}' for json-file log driver")
+    max_size = 0
+    if config.get("max-size"):
+        found = _SIZE.match(config["max-size"].strip())
+        if not found or int(found.group(1)) <= 0:
+            raise BadRequest(f"invalid max-size: {config['max-size']!r}")
+        max_size = int(found.group(1)) * 1024 ** " kmg".index(found.group(2).lower() or " ")
+    max_file = 1
+    if config.get("max-file"):
+        if not config["max-file"].isdigit() or int(config["max-file"]) < 1:
+            raise BadRequest(f"invalid max-file: {config['max-file']!r}: must be a number greater than 0")
+        max_file = int(config["max-file"])
+        if max_file > 1 and not max_size:
+            raise BadRequest("max-file cannot be set without max-size")
+    return max_size, max_file
 
 
 class LogWriter:
-    """Appends a container's output to its json-file log."""
+    """Appends a container's output to its json-file log, rotating by size."""
 
-    def __init__(self, path: Path, on_write: Callable[[], None]):
-        self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    def __init__(self, files: LogFiles, on_write: Callable[[], None]):
+        self.files = files
+        self._fd = os.open(files.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(self._fd).st_size
         self._on_write = on_write
 
     def write(self, stream: str, data: bytes) -> None:
@@ -55,26 +100,42 @@ class LogWriter:
         out = bytearray()
         start = 0
         while start < len(text):
-            end = text.find("\n", start)
-            end = len(text) if end < 0 else end + 1
+            end = text.find("\n", start, start + MAX_LINE)
+            end = min(len(text), start + MAX_LINE) if end < 0 else end + 1
             out += _encoder.encode(LogEntry(text[start:end], stream, stamp))
             out += b"\n"
             start = end
+        if self.files.max_size and self._size and self._size + len(out) > self.files.max_size:
+            self._rotate()
         # An append to the page cache does not block in practice; a thread hop per chunk
         # would cost more than the write itself.
         os.write(self._fd, out)
+        self._size += len(out)
         self._on_write()
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        files = self.files
+        if files.max_file > 1:
+            for n in range(files.max_file - 1, 1, -1):
+                if files.rotated(n - 1).exists():
+                    os.replace(files.rotated(n - 1), files.rotated(n))
+            os.replace(files.path, files.rotated(1))
+        else:
+            os.truncate(files.path, 0)  # max-file=1: start over, as Docker does
+        self._fd = os.open(files.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._size = 0
 
     def close(self) -> None:
         os.close(self._fd)
 
 
-def _tail_offset(f: BinaryIO, lines: int) -> int:
-    """Offset where the last `lines` lines of `f` start (reads from the end)."""
+def _tail_offset(f: BinaryIO, lines: int) -> tuple[int, int]:
+    """(offset where the last `lines` lines of `f` start, lines found) — reads from the end."""
     end = f.seek(0, os.SEEK_END)
-    if lines <= 0:
-        return end
     pos, found = end, 0
+    if lines <= 0:
+        return end, 0
     while pos > 0:
         step = min(_CHUNK, pos)
         pos -= step
@@ -88,48 +149,86 @@ def _tail_offset(f: BinaryIO, lines: int) -> int:
                 break
             found += 1
             if found == lines:
-                return pos + idx + 1
-    return 0
+                return pos + idx + 1, found
+    return 0, found + (1 if end else 0)
 
 
 def _read_from(f: BinaryIO, offset: int) -> tuple[bytes, int]:
     """Complete lines from `offset` on (at most a chunk's worth); returns (lines, new offset)."""
+    if offset > os.fstat(f.fileno()).st_size:
+        offset = 0  # truncated under us (rotation with max-file=1)
     f.seek(offset)
     data = f.read(_CHUNK)
     cut = data.rfind(b"\n") + 1
     return data[:cut], offset + cut
 
 
-def end_offset(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+def _start(files: LogFiles, tail: int | None) -> tuple[list[BinaryIO], int]:
+    """Open the files to read, oldest first, and the offset in the first one."""
+    opened: list[BinaryIO] = []
+    for path in files.oldest_first():
+        try:
+            opened.append(open(path, "rb"))
+        except FileNotFoundError:
+            pass
+    if tail is None:
+        return opened, 0
+    remaining = tail
+    for i in range(len(opened) - 1, -1, -1):
+        offset, found = _tail_offset(opened[i], remaining)
+        if found >= remaining or i == 0:
+            for f in opened[:i]:
+                f.close()
+            return opened[i:], offset
+        remaining -= found
+    return opened, 0
 
 
-async def read(path: Path, *, offset: int = 0, tail: int | None = None, since: str = "",
+def _next_file(files: LogFiles, current: BinaryIO) -> BinaryIO | None:
+    """After `current` was rotated away: the next newer file, if there is one."""
+    inode = os.fstat(current.fileno()).st_ino
+    paths = files.oldest_first()
+    inodes = []
+    for path in paths:
+        try:
+            inodes.append(path.stat().st_ino)
+        except FileNotFoundError:
+            inodes.append(None)
+    if inodes[-1] == inode:
+        return None  # still the current file
+    following = paths[inodes.index(inode) + 1:] if inode in inodes else paths
+    for path in following:
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            continue
+    return None
+
+
+async def read(files: LogFiles, *, from_end: bool = False, tail: int | None = None, since: str = "",
                until: str = "", follow: bool = False, grown: Callable[[], trio.Event] | None = None,
                done: Callable[[], bool] | None = None) -> AsyncIterator[list[LogEntry]]:
     """Yield batches of log entries in order (one batch per chunk read, so a consumer
-    sends one write per batch, not per line), filtered by time (RFC 3339 strings,
-    inclusive since).
+    sends one write per batch, not per line), filtered by time (RFC 3339, inclusive since).
 
-    With `follow`, keep reading as the log grows until `done()` is true and everything
-    written before that has been read; `grown()` returns the writer's current event.
-    The file is opened once: a follower keeps reading even after the container (and its
-    log file) is removed, which is how `run --rm` gets every last line.
+    `from_end` starts after what is already written (attach without replay). With
+    `follow`, keep reading as the log grows until `done()` holds and everything written
+    before that has been read. Files are held open: a follower keeps reading after the
+    container (and its log) is removed, which is how `run --rm` gets every last line.
     """
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
+    opened, offset = await trio.to_thread.run_sync(_start, files, tail)
+    if not opened:
         return
-    with f:
-        if tail is not None:
-            offset = max(offset, await trio.to_thread.run_sync(_tail_offset, f, tail))
-        while True:
+    if from_end:
+        for f in opened[:-1]:
+            f.close()
+        opened = opened[-1:]
+        offset = opened[0].seek(0, os.SEEK_END)
+    try:
+        while opened:
             finished = follow and done is not None and done()
             wake = grown() if follow and grown else None
-            data, offset = await trio.to_thread.run_sync(_read_from, f, offset)
+            data, offset = await trio.to_thread.run_sync(_read_from, opened[0], offset)
             if data:
                 entries = _decoder.decode_lines(data)
                 if since or until:
@@ -144,6 +243,21 @@ async def read(path: Path, *, offset: int = 0, tail: int | None = None, since: s
                 else:
                     yield entries
                 continue  # there may be more beyond one chunk
-            if not follow or finished or wake is None:
+            if len(opened) > 1:  # done with an older file: on to the next newer one
+                opened.pop(0).close()
+                offset = 0
+                continue
+            if not follow:
+                return
+            # In the event loop's thread, not a worker: the writer rotates from this
+            # thread too, so names cannot shift between looking and opening.
+            newer = _next_file(files, opened[0])
+            if newer is not None:
+                opened.append(newer)  # finish the rotated file first: it may have grown
+                continue
+            if finished or wake is None:
                 return
             await wake.wait()
+    finally:
+        for f in opened:
+            f.close()

@@ -113,7 +113,7 @@ class Supervisor:
             await process.wait()
             raise StartFailed(f"OCI runtime create failed: {failure_reason(c.runtime_log)}: unknown")
         await engine.record_start(c, pid)
-        return process, LogWriter(c.log_path, c.notify)
+        return process, LogWriter(c.log_files, c.notify)
 
     async def _wait_pid(self, c: Container, process: trio.Process) -> int | None:
         """The container's pid once the runtime wrote it; None if the runtime gave up."""

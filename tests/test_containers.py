@@ -292,3 +292,20 @@ def test_concurrent_actions_are_serialised(api):
     with ThreadPoolExecutor(3) as pool:
         removals = sorted(pool.map(lambda _: api.delete(f"/containers/{cid}", force=1).status, range(3)))
     assert removals == [204, 404, 404]
+
+
+def test_log_rotation_options(api, daemon):
+    reply = api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"],
+                                            "HostConfig": {"LogConfig": {"Type": "json-file", "Config": {"max-file": "0"}}}})
+    assert reply.status == 400 and "max-file" in reply.message
+    reply = api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"LogConfig": {"Type": "syslog"}}})
+    assert reply.status == 400 and "syslog" in reply.message
+    cid = api.run(["sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo line $i; i=$((i+1)); done"],
+                  HostConfig={"LogConfig": {"Type": "json-file", "Config": {"max-size": "20k", "max-file": "3"}}})
+    assert api.wait(cid) == 0
+    logs = sorted(p.name for p in (daemon.root / "containers" / cid).glob("*-json.log*"))
+    assert logs == [f"{cid}-json.log", f"{cid}-json.log.1", f"{cid}-json.log.2"]
+    lines = b"".join(p for _, p in api.logs(cid)).splitlines()
+    assert lines[-1] == b"line 2999" and lines == [b"line %d" % i for i in range(3000 - len(lines), 3000)]
+    assert b"".join(p for _, p in api.logs(cid, tail=5)).splitlines() == lines[-5:]
+    api.remove(cid)

@@ -7,7 +7,8 @@ import struct
 from .. import filters as flt
 from ..core import CONTAINER_FILTERS, Engine
 from ..errors import BadRequest
-from ..logs import LogEntry, rfc3339
+from ..logs import LogEntry
+from ..timefmt import rfc3339
 from ..models import CreateRequest
 from . import render
 from .http import Request, Response, json_response

@@ -12,7 +12,7 @@ import msgspec
 from .. import filters as flt
 from ..core import Engine
 from ..errors import BadRequest
-from ..logs import rfc3339
+from ..timefmt import rfc3339
 from .http import API_VERSION, MIN_API_VERSION, Request, Response, json_response
 
 VERSION = "0.1.0"

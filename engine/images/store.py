@@ -19,13 +19,13 @@ import hashlib
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import msgspec
 
 from ..errors import BadRequest, Conflict, no_such_image
 from ..models import HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS
+from .. import timefmt
 from ..store import atomic_write, fsync_dir
 from . import layers, reference
 from .changes import apply as apply_changes
@@ -44,12 +44,6 @@ class Image(msgspec.Struct):
     id: str
     config: ImageConfig
     config_size: int
-
-
-def now_rfc3339() -> str:
-    """The current UTC time in Docker's RFC 3339 form with nanoseconds."""
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 def chain_id(parent: str, diff_id: str) -> str:
@@ -161,7 +155,7 @@ class ImageStore:
         """`docker import`: one layer from a rootfs tar, config from `changes`."""
         runtime = apply_changes(ImageRuntimeConfig(), changes)
         _, diff_id = self.add_layer(tar_path, "")
-        created = now_rfc3339()
+        created = timefmt.now()
         history = [HistoryEntry(created=created, comment=message, created_by="")]
         config = ImageConfig(
             architecture=_arch(), os="linux", created=created, config=runtime,

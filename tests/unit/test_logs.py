@@ -27,12 +27,12 @@ async def collect(it) -> list[logs.LogEntry]:
 @pytest.mark.trio
 async def test_round_trip_keeps_bytes_and_streams(tmp_path):
     path = tmp_path / "c-json.log"
-    w = logs.LogWriter(path, Notifier())
+    w = logs.LogWriter(logs.LogFiles(path), Notifier())
     w.write("stdout", b"one\ntwo\npart")
     w.write("stderr", "é\n".encode())
     w.write("stdout", b"ial\n")
     w.close()
-    entries = await collect(logs.read(path))
+    entries = await collect(logs.read(logs.LogFiles(path)))
     assert [(e.stream, e.log) for e in entries] == [
         ("stdout", "one\n"), ("stdout", "two\n"), ("stdout", "part"), ("stderr", "é\n"), ("stdout", "ial\n")]
     assert "".join(e.log for e in entries if e.stream == "stdout") == "one\ntwo\npartial\n"
@@ -41,24 +41,24 @@ async def test_round_trip_keeps_bytes_and_streams(tmp_path):
 @pytest.mark.trio
 async def test_tail_reads_from_the_end(tmp_path):
     path = tmp_path / "c-json.log"
-    w = logs.LogWriter(path, Notifier())
+    w = logs.LogWriter(logs.LogFiles(path), Notifier())
     for i in range(5000):
         w.write("stdout", f"line {i}\n".encode())
     w.close()
-    assert [e.log for e in await collect(logs.read(path, tail=3))] == ["line 4997\n", "line 4998\n", "line 4999\n"]
-    assert await collect(logs.read(path, tail=0)) == []
-    assert len(await collect(logs.read(path, tail=10**6))) == 5000
+    assert [e.log for e in await collect(logs.read(logs.LogFiles(path), tail=3))] == ["line 4997\n", "line 4998\n", "line 4999\n"]
+    assert await collect(logs.read(logs.LogFiles(path), tail=0)) == []
+    assert len(await collect(logs.read(logs.LogFiles(path), tail=10**6))) == 5000
 
 
 @pytest.mark.trio
 async def test_since_until(tmp_path):
     path = tmp_path / "c-json.log"
-    w = logs.LogWriter(path, Notifier())
+    w = logs.LogWriter(logs.LogFiles(path), Notifier())
     w.write("stdout", b"a\n")
-    entries = await collect(logs.read(path))
+    entries = await collect(logs.read(logs.LogFiles(path)))
     stamp = entries[0].time
-    assert await collect(logs.read(path, since=stamp)) == entries
-    assert await collect(logs.read(path, until="2000-01-01T00:00:00.000000000Z")) == []
+    assert await collect(logs.read(logs.LogFiles(path), since=stamp)) == entries
+    assert await collect(logs.read(logs.LogFiles(path), until="2000-01-01T00:00:00.000000000Z")) == []
     w.close()
 
 
@@ -66,11 +66,11 @@ async def test_since_until(tmp_path):
 async def test_follower_sees_every_line_once(tmp_path):
     path = tmp_path / "c-json.log"
     note = Notifier()
-    w = logs.LogWriter(path, note)
+    w = logs.LogWriter(logs.LogFiles(path), note)
     got: list[str] = []
 
     async def follow():
-        async for batch in logs.read(path, follow=True, grown=lambda: note.event, done=lambda: note.done):
+        async for batch in logs.read(logs.LogFiles(path), follow=True, grown=lambda: note.event, done=lambda: note.done):
             got.extend(e.log for e in batch)
 
     async with trio.open_nursery() as nursery:
@@ -83,3 +83,61 @@ async def test_follower_sees_every_line_once(tmp_path):
         note()
     w.close()
     assert got == [f"{i}\n" for i in range(200)]
+
+
+@pytest.mark.trio
+async def test_long_lines_are_split_at_16k_and_rejoin(tmp_path):
+    files = logs.LogFiles(tmp_path / "c-json.log")
+    w = logs.LogWriter(files, Notifier())
+    line = ("x" * 40_000 + "\n").encode()
+    w.write("stdout", line)
+    w.close()
+    entries = await collect(logs.read(files))
+    assert [len(e.log) for e in entries] == [16384, 16384, 40_001 - 2 * 16384]
+    assert "".join(e.log for e in entries).encode() == line
+
+
+@pytest.mark.trio
+async def test_rotation_keeps_max_file_and_reads_across_files(tmp_path):
+    files = logs.LogFiles(tmp_path / "c-json.log", max_size=2000, max_file=3)
+    w = logs.LogWriter(files, Notifier())
+    for i in range(100):
+        w.write("stdout", f"line {i:03d}\n".encode())
+    w.close()
+    assert [p.name for p in files.oldest_first()] == ["c-json.log.2", "c-json.log.1", "c-json.log"]
+    assert not files.rotated(3).exists()
+    kept = [e.log for e in await collect(logs.read(files))]
+    assert kept == [f"line {i:03d}\n" for i in range(100 - len(kept), 100)] and len(kept) > 20
+    assert [e.log for e in await collect(logs.read(files, tail=30))] == kept[-30:]
+
+
+@pytest.mark.trio
+async def test_follower_misses_nothing_across_rotation(tmp_path):
+    files = logs.LogFiles(tmp_path / "c-json.log", max_size=4000, max_file=50)
+    note = Notifier()
+    w = logs.LogWriter(files, note)
+    got: list[str] = []
+
+    async def follow():
+        async for batch in logs.read(files, follow=True, grown=lambda: note.event, done=lambda: note.done):
+            got.extend(e.log for e in batch)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(follow)
+        for i in range(2000):
+            w.write("stdout", f"{i}\n".encode())
+            if i % 7 == 0:
+                await trio.sleep(0)
+        note.done = True
+        note()
+    w.close()
+    assert len(list(tmp_path.iterdir())) > 10  # it really rotated, many times
+    assert got == [f"{i}\n" for i in range(2000)]
+
+
+def test_log_options():
+    assert logs.log_options({"max-size": "10m", "max-file": "3"}) == (10 * 1024 * 1024, 3)
+    assert logs.log_options({}) == (0, 1)
+    for bad in ({"max-size": "ten"}, {"max-file": "0", "max-size": "1k"}, {"max-file": "2"}, {"colour": "x"}):
+        with pytest.raises(Exception, match="max|unknown"):
+            logs.log_options(bad)

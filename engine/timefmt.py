@@ -1,0 +1,16 @@
+"""Docker's time format: RFC 3339 in UTC with nanoseconds, fixed width, so that these
+strings also compare in time order."""
+
+from __future__ import annotations
+
+import time
+
+
+def rfc3339(ns: int) -> str:
+    """Nanoseconds since the epoch → `2026-11-22T12:28:23.139675649Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def now() -> str:
+    """The current time as `rfc3339`."""
+    return rfc3339(time.time_ns())
