@@ -97,21 +97,28 @@ class LogWriter:
         """Record `data` from `stream` ("stdout" or "stderr") and wake followers."""
         stamp = rfc3339(time.time_ns())
         text = data.decode("utf-8", errors="replace")
+        limit = self.files.max_size
         out = bytearray()
         start = 0
         while start < len(text):
             end = text.find("\n", start, start + MAX_LINE)
             end = min(len(text), start + MAX_LINE) if end < 0 else end + 1
-            out += _encoder.encode(LogEntry(text[start:end], stream, stamp))
-            out += b"\n"
+            line = _encoder.encode(LogEntry(text[start:end], stream, stamp)) + b"\n"
+            if limit and self._size + len(out) and self._size + len(out) + len(line) > limit:
+                self._append(out)  # rotate between entries, so no file passes max-size
+                out.clear()
+                self._rotate()
+            out += line
             start = end
-        if self.files.max_size and self._size and self._size + len(out) > self.files.max_size:
-            self._rotate()
+        self._append(out)
+        self._on_write()
+
+    def _append(self, data: bytes | bytearray) -> None:
         # An append to the page cache does not block in practice; a thread hop per chunk
         # would cost more than the write itself.
-        os.write(self._fd, out)
-        self._size += len(out)
-        self._on_write()
+        if data:
+            os.write(self._fd, data)
+            self._size += len(data)
 
     def _rotate(self) -> None:
         os.close(self._fd)

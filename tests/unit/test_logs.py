@@ -106,6 +106,17 @@ async def test_rotation_keeps_max_file_and_reads_across_files(tmp_path):
     w.close()
     assert [p.name for p in files.oldest_first()] == ["c-json.log.2", "c-json.log.1", "c-json.log"]
     assert not files.rotated(3).exists()
+    assert all(p.stat().st_size <= 2000 for p in files.oldest_first())
+
+
+@pytest.mark.trio
+async def test_one_big_write_still_rotates(tmp_path):
+    files = logs.LogFiles(tmp_path / "c-json.log", max_size=1000, max_file=2)
+    w = logs.LogWriter(files, Notifier())
+    w.write("stdout", b"".join(b"line %03d\n" % i for i in range(200)))
+    w.close()
+    assert [p.stat().st_size <= 1000 for p in files.oldest_first()] == [True, True]
+    assert (await collect(logs.read(files)))[-1].log == "line 199\n"
     kept = [e.log for e in await collect(logs.read(files))]
     assert kept == [f"line {i:03d}\n" for i in range(100 - len(kept), 100)] and len(kept) > 20
     assert [e.log for e in await collect(logs.read(files, tail=30))] == kept[-30:]
