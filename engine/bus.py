@@ -57,13 +57,13 @@ class Bus:
         start = cursor - first
         return [self._window[i] for i in range(start, len(self._window))]
 
-    async def subscribe(self, match: EventFilter | None = None, *, since_ns: int | None = None,
-                        until_ns: int | None = None) -> AsyncIterator[Event]:
-        """Yield matching events in order: from `since_ns` (journal replay) or from now,
-        then live; stop once `until_ns` has passed."""
-        if since_ns is None:
+    async def subscribe(self, match: EventFilter | None = None, *, cursor: int | None = None,
+                        since_ns: int | None = None, until_ns: int | None = None) -> AsyncIterator[Record]:
+        """Yield matching records (cursor, event) in order: from `cursor`, or from
+        `since_ns` (journal replay), or from now; then live; stop once `until_ns` passed."""
+        if cursor is None and since_ns is None:
             cursor = self.journal.next_cursor
-        else:
+        elif cursor is None:
             cursor = await trio.to_thread.run_sync(self.journal.cursor_at, since_ns)
         self._subscribers += 1
         try:
@@ -79,7 +79,7 @@ class Bus:
                     if until_ns is not None and record.event.timeNano > until_ns:
                         return
                     if match is None or match(record.event):
-                        yield record.event
+                        yield record
                 if batch:
                     cursor = batch[-1].cursor + 1
                     continue

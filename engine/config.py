@@ -15,6 +15,7 @@ import msgspec
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_EXEC_ROOT = "/run/berth"
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
+DEFAULT_CONFIG = "/etc/berth/berthd.toml"
 
 
 class DaemonConfig(msgspec.Struct, kw_only=True):
@@ -27,6 +28,8 @@ class DaemonConfig(msgspec.Struct, kw_only=True):
     init: bool = False
     init_binary: str | None = None
     debug: bool = False
+    config_file: Path | None = None
+    plugins_dir: Path | None = None
     journal_max_bytes: int = 256 << 20
     journal_segment_bytes: int = 4 << 20
     journal_max_age: float = 7 * 86400
@@ -51,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
                         help="event journal retention: total size (default 256 MiB)")
     parser.add_argument("--events-max-age", type=float, default=7 * 86400, metavar="SECONDS",
                         help="event journal retention: age of the oldest segment kept (default 7 days)")
+    parser.add_argument("--config-file", default=DEFAULT_CONFIG, help=f"daemon TOML configuration (default {DEFAULT_CONFIG}; may be absent)")
+    parser.add_argument("--plugins-dir", default=None, help="directory of plugin modules (default: next to the config file)")
     parser.add_argument("-D", "--debug", action="store_true")
     args = parser.parse_args(argv)
     root = Path(args.root).absolute()
@@ -62,5 +67,7 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     pidfile = Path(args.pidfile).absolute() if args.pidfile else exec_root / "berthd.pid"
     return DaemonConfig(root=root, exec_root=exec_root, host=host, pidfile=pidfile, default_runtime=args.runtime,
                         cgroup_parent=args.cgroup_parent, init=args.init,
+                        config_file=Path(args.config_file).absolute(),
+                        plugins_dir=Path(args.plugins_dir or Path(args.config_file).parent / "plugins").absolute(),
                         journal_max_bytes=args.events_max_size, journal_max_age=args.events_max_age,
                         init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug)

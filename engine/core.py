@@ -25,6 +25,7 @@ from . import filters as flt
 from . import lifecycle, logs, names, timefmt
 from .bus import Bus
 from .journal import Journal
+from .plugin_host import PluginHost
 from .config import DaemonConfig
 from .container import Container
 from .errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
@@ -64,6 +65,8 @@ class Engine:
         self._containers_dir = config.root / "containers"
         self._netns_dir = config.exec_root / "netns"
         self._image_lock = trio.Lock()
+        self.plugins = PluginHost(self, config.config_file, config.plugins_dir or config.root / "plugins.d",
+                                  config.root / "plugins")
         self._supervisor: Supervisor | None = None
         self.started_at = time.time()
 
@@ -99,6 +102,7 @@ class Engine:
                     await self.start(c.id)
                 except EngineError as exc:
                     log.warning("could not restart %s: %s", c.name, exc.message)
+        await self.plugins.run(nursery)
 
     async def _recover(self, c: Container) -> None:
         """A container the previous daemon left live is dead now: record the truth, clean up."""
@@ -174,8 +178,13 @@ class Engine:
         self.bus.publish(Event(Type="image", Action=action, Actor=Actor(image_id, {"name": name or image_id}),
                                scope="local", status=action, id=image_id))
 
-    def events(self, filters: flt.Filters, since_ns: int | None, until_ns: int | None) -> AsyncIterator[Event]:
-        return self.bus.subscribe(flt.EventFilter(filters), since_ns=since_ns, until_ns=until_ns)
+    def publish_plugin(self, name: str, action: str, **attrs: str) -> None:
+        self.bus.publish(Event(Type="plugin", Action=action, Actor=Actor(name, {"name": name, **attrs}), scope="local"))
+
+    async def events(self, filters: flt.Filters, since_ns: int | None, until_ns: int | None) -> AsyncIterator[Event]:
+        """Events matching `filters`: replayed from `since_ns`, then live, until `until_ns`."""
+        async for record in self.bus.subscribe(flt.EventFilter(filters), since_ns=since_ns, until_ns=until_ns):
+            yield record.event
 
     # --- containers: create -------------------------------------------------
 
@@ -547,6 +556,15 @@ class Engine:
                 await trio.to_thread.run_sync(self.images.delete, image)
                 report.append({"Deleted": image.id})
                 self.publish_image(image.id, "delete")
+        return report
+
+    async def prune_images(self) -> list[dict[str, str]]:
+        """Delete dangling images (no tag) that no container uses; report what went."""
+        used = {c.record.image_id for c in self.containers.values()}
+        report: list[dict[str, str]] = []
+        for image in self.list_images({"dangling": ["true"]}):
+            if image.id not in used:
+                report += await self.remove_image(image.id)
         return report
 
     def list_images(self, filters: flt.Filters | None = None) -> list[Image]:

@@ -42,7 +42,7 @@ def label_match(wanted: list[str], labels: dict[str, str]) -> bool:
     return True
 
 
-EVENT_FILTERS = ("type", "event", "container", "image", "label", "volume", "network", "daemon", "scope")
+EVENT_FILTERS = ("type", "event", "container", "image", "label", "volume", "network", "daemon", "scope", "plugin")
 
 
 class EventFilter:
@@ -68,7 +68,7 @@ class EventFilter:
             image = attrs.get("image") if event.Type == "container" else None
             if not (image in f["image"] or (event.Type == "image" and _actor_is(event, f["image"]))):
                 return False
-        for kind in ("volume", "network", "daemon"):
+        for kind in ("volume", "network", "daemon", "plugin"):
             if kind in f and not (event.Type == kind and _actor_is(event, f[kind])):
                 return False
         return True

@@ -30,6 +30,8 @@ class Daemon:
         self.args = list(args)
         self.proc: subprocess.Popen | None = None
         self.log = self.root.parent / f"{self.root.name}.log"
+        self.config_file = self.root / "berthd.toml"  # tests write plugin settings here
+        self.plugins_dir = self.root / "plugins.d"
 
     @property
     def api(self) -> Api:
@@ -38,7 +40,8 @@ class Daemon:
     def start(self, timeout: float = 30) -> Daemon:
         self.sock.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "engine.daemon", "--root", str(self.root),
-               "--cgroup-parent", self.cgroup_parent, *self.args]
+               "--cgroup-parent", self.cgroup_parent, "--config-file", str(self.config_file),
+               "--plugins-dir", str(self.plugins_dir), *self.args]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ import re
 
 from ..core import Engine
 from ..errors import BadRequest, NotFound
-from . import containers, images, system
+from . import containers, images, plugins, system
 from .http import API_VERSION, Request, Response
 
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
@@ -40,6 +40,11 @@ ROUTES: list[tuple[str, str, object]] = [
     ("GET", rf"/images/{_NAME}/history", images.history),
     ("POST", rf"/images/{_NAME}/tag", images.tag),
     ("DELETE", rf"/images/{_NAME}", images.remove),
+    ("GET", r"/plugins", plugins.list_),
+    ("GET", r"/plugins/(?P<name>[^/]+)/json", plugins.inspect),
+    ("POST", r"/plugins/(?P<name>[^/]+)/enable", plugins.enable),
+    ("POST", r"/plugins/(?P<name>[^/]+)/disable", plugins.disable),
+    ("POST", r"/plugins/(?P<name>[^/]+)/reload", plugins.reload),
 ]
 
 _COMPILED = [(method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in ROUTES]

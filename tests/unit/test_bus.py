@@ -30,8 +30,8 @@ async def test_slow_and_fast_subscribers_get_everything_in_order(tmp_path):
         got = results.setdefault(name, [])
         agen = bus.subscribe(since_ns=0)
         ready.release()
-        async for ev in agen:
-            got.append(ev.Actor.ID)
+        async for record in agen:
+            got.append(record.event.Actor.ID)
             if delay:
                 await trio.sleep(delay)
             if len(got) == N:
@@ -62,5 +62,5 @@ async def test_filters_and_until(tmp_path):
     for i in range(10):
         bus.publish(event(i))
     until = time.time_ns()
-    got = [e.Actor.ID async for e in bus.subscribe(EventFilter({"event": ["die"]}), since_ns=0, until_ns=until)]
+    got = [r.event.Actor.ID async for r in bus.subscribe(EventFilter({"event": ["die"]}), since_ns=0, until_ns=until)]
     assert got == [f"c{i}" for i in range(0, 10, 2)]

@@ -1,0 +1,86 @@
+"""What a plugin imports: declare a `Plugin`, its events, its config and its handlers.
+
+```python
+import msgspec
+from engine.plugin_api import Plugin, PluginContext
+from engine.models import Event
+
+class Config(msgspec.Struct):
+    greeting: str = "hello"
+
+plugin = Plugin("greeter", description="greets new containers",
+                events={"type": ["container"], "event": ["start"]}, config=Config)
+
+@plugin.on_event
+async def greet(ctx: PluginContext, event: Event) -> None:
+    ctx.log.info("%s, %s", ctx.config.greeting, event.Actor.Attributes["name"])
+```
+
+The daemon runs each enabled plugin as a supervised task: its event handler sees every
+matching event in order (it reads the bus by cursor, so a slow plugin delays only
+itself), its background tasks run beside it, and an exception restarts the plugin with
+back-off after being logged and published as a `plugin` event. With `durable=True` the
+plugin's cursor is kept on disk after each handled event, so after a daemon restart it
+resumes where it stopped: every event is handled at least once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .models import Event
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+
+class NoConfig(msgspec.Struct):
+    """For plugins without options."""
+
+
+class PluginContext:
+    """What a running plugin gets: the Engine facade, its typed config, a logger, a
+    directory of its own, and a way to publish its own events."""
+
+    def __init__(self, engine: Engine, name: str, config: Any, state_dir: Path):
+        self.engine = engine
+        self.name = name
+        self.config = config
+        self.state_dir = state_dir
+        self.log = logging.getLogger(f"berth.plugin.{name}")
+
+    def publish(self, action: str, **attributes: str) -> None:
+        """Publish a `plugin` event (Actor.ID = the plugin's name) on the bus."""
+        self.engine.publish_plugin(self.name, action, **attributes)
+
+
+EventHandler = Callable[[PluginContext, Event], Awaitable[None]]
+Task = Callable[[PluginContext], Awaitable[None]]
+
+
+class Plugin:
+    def __init__(self, name: str, *, description: str = "", events: dict[str, list[str]] | None = None,
+                 config: type = NoConfig, durable: bool = False, enabled_by_default: bool = False):
+        self.name = name
+        self.description = description
+        self.events = events
+        self.config = config
+        self.durable = durable
+        self.enabled_by_default = enabled_by_default
+        self.handler: EventHandler | None = None
+        self.tasks: list[Task] = []
+
+    def on_event(self, handler: EventHandler) -> EventHandler:
+        """Decorator: the coroutine called with each matching event, one at a time."""
+        self.handler = handler
+        return handler
+
+    def task(self, task: Task) -> Task:
+        """Decorator: a coroutine that runs for as long as the plugin does (servers, timers)."""
+        self.tasks.append(task)
+        return task

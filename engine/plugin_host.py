@@ -1,0 +1,245 @@
+"""Finds, configures and supervises plugins.
+
+Discovery: modules registered under the entry-point group `berth.plugins` (berth's own
+plugins are registered there by its pyproject) and `*.py` files in the plugins
+directory; each module exposes `plugin = Plugin(...)`. Configuration: the daemon's TOML
+file, one table per plugin (`[plugins.NAME]`, `enabled = true` plus the plugin's own
+options, validated into its `config` Struct). Enabling and disabling at run time
+(`berth plugin enable NAME`) is remembered in `<root>/plugins/state.json`.
+
+Each enabled plugin is one task in the daemon's nursery. A plugin that raises is logged,
+reported as a `plugin` event with action `error`, and restarted with back-off (half a
+second doubling to a minute); it never takes the daemon down. A plugin's event handler
+reads the bus by cursor like any subscriber, so a slow plugin never slows the bus.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import tomllib
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from .errors import BadRequest, NotFound
+from .filters import EVENT_FILTERS, EventFilter
+from .plugin_api import Plugin, PluginContext
+from .store import atomic_write
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+log = logging.getLogger("berth.plugins")
+
+ENTRY_POINT_GROUP = "berth.plugins"
+BACKOFF_START, BACKOFF_MAX = 0.5, 60.0
+
+
+class PluginState:
+    """One discovered plugin and how it is doing."""
+
+    def __init__(self, plugin: Plugin, module: ModuleType, source: str):
+        self.plugin = plugin
+        self.module = module
+        self.source = source
+        self.enabled = plugin.enabled_by_default
+        self.status = "disabled"
+        self.restarts = 0
+        self.last_error = ""
+        self.handled = 0
+        self.scope: trio.CancelScope | None = None
+        self.stopped = trio.Event()
+        self.stopped.set()
+
+    @property
+    def name(self) -> str:
+        return self.plugin.name
+
+
+def _plugin_of(module: ModuleType, source: str) -> Plugin:
+    plugin = getattr(module, "plugin", None)
+    if not isinstance(plugin, Plugin):
+        raise TypeError(f"{source}: a plugin module must define `plugin = Plugin(...)`")
+    unknown = set(plugin.events or {}) - set(EVENT_FILTERS)
+    if unknown:
+        raise TypeError(f"{source}: unknown event filter {sorted(unknown)[0]!r}")
+    return plugin
+
+
+def _load_file(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"berth_plugin_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class PluginHost:
+    def __init__(self, engine: Engine, config_file: Path | None, plugins_dir: Path, state_dir: Path):
+        self.engine = engine
+        self.config_file = config_file
+        self.plugins_dir = plugins_dir
+        self.state_dir = state_dir
+        self.plugins: dict[str, PluginState] = {}
+        self._nursery: trio.Nursery | None = None
+
+    # --- discovery and configuration ----------------------------------------
+
+    def _options(self) -> dict[str, dict]:
+        if self.config_file is None or not self.config_file.exists():
+            return {}
+        with open(self.config_file, "rb") as f:
+            return tomllib.load(f).get("plugins", {})
+
+    def _saved(self) -> dict[str, bool]:
+        path = self.state_dir / "state.json"
+        return msgspec.json.decode(path.read_bytes(), type=dict[str, bool]) if path.exists() else {}
+
+    def discover(self) -> None:
+        """Load every plugin module; a broken one is logged and skipped."""
+        found: list[tuple[str, callable]] = []
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            found.append((f"entry point {ep.name} ({ep.value})", lambda ep=ep: importlib.import_module(ep.module)))
+        if self.plugins_dir.is_dir():
+            for path in sorted(self.plugins_dir.glob("*.py")):
+                found.append((str(path), lambda path=path: _load_file(path)))
+        options, saved = self._options(), self._saved()
+        for source, load in found:
+            try:
+                module = load()
+                plugin = _plugin_of(module, source)
+            except Exception as exc:
+                log.error("plugin %s cannot be loaded: %s", source, exc)
+                continue
+            state = PluginState(plugin, module, source)
+            state.enabled = saved.get(plugin.name, options.get(plugin.name, {}).get("enabled", state.enabled))
+            self.plugins[plugin.name] = state
+
+    def _config(self, state: PluginState):
+        opts = {k: v for k, v in self._options().get(state.name, {}).items() if k != "enabled"}
+        try:
+            return msgspec.convert(opts, state.plugin.config)
+        except msgspec.ValidationError as exc:
+            raise BadRequest(f"plugin {state.name}: invalid configuration: {exc}") from None
+
+    # --- running ------------------------------------------------------------
+
+    async def run(self, nursery: trio.Nursery) -> None:
+        """Discover plugins and start the enabled ones under `nursery`."""
+        self._nursery = nursery
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        await trio.to_thread.run_sync(self.discover)
+        for state in self.plugins.values():
+            if state.enabled:
+                self._start(state)
+
+    def _start(self, state: PluginState) -> None:
+        state.stopped = trio.Event()
+        state.status = "starting"
+        self._nursery.start_soon(self._supervise, state, name=f"plugin {state.name}")
+
+    async def _supervise(self, state: PluginState) -> None:
+        backoff = BACKOFF_START
+        try:
+            with trio.CancelScope() as scope:
+                state.scope = scope
+                while True:
+                    try:
+                        config = self._config(state)
+                        ctx = PluginContext(self.engine, state.name, config, self.state_dir / state.name)
+                        ctx.state_dir.mkdir(parents=True, exist_ok=True)
+                        state.status = "running"
+                        async with trio.open_nursery() as nursery:
+                            if state.plugin.handler:
+                                nursery.start_soon(self._pump, state, ctx)
+                            for task in state.plugin.tasks:
+                                nursery.start_soon(task, ctx)
+                        state.status = "stopped"  # every task returned: nothing left to do
+                        return
+                    except Exception as exc:  # a plugin's failure must never reach the daemon
+                        state.last_error = _describe(exc)
+                        state.status = "restarting"
+                        log.error("plugin %s failed: %s", state.name, state.last_error, exc_info=exc)
+                        self.engine.publish_plugin(state.name, "error", error=state.last_error)
+                        await trio.sleep(backoff)
+                        backoff = min(backoff * 2, BACKOFF_MAX)
+                        state.restarts += 1
+        finally:
+            if state.status != "stopped":
+                state.status = "disabled" if not state.enabled else state.status
+            state.scope = None
+            state.stopped.set()
+
+    async def _pump(self, state: PluginState, ctx: PluginContext) -> None:
+        """Feed the plugin's handler every matching event, persisting its cursor if durable."""
+        plugin = state.plugin
+        match = EventFilter(plugin.events) if plugin.events else None
+        cursor_file = ctx.state_dir / "cursor"
+        cursor = None
+        if plugin.durable:
+            cursor = int(cursor_file.read_text()) if cursor_file.exists() else self.engine.bus.journal.next_cursor
+        async for record in self.engine.bus.subscribe(match, cursor=cursor):
+            await plugin.handler(ctx, record.event)
+            state.handled += 1
+            if plugin.durable:
+                await trio.to_thread.run_sync(atomic_write, cursor_file, b"%d" % (record.cursor + 1))
+
+    # --- management ---------------------------------------------------------
+
+    def get(self, name: str) -> PluginState:
+        try:
+            return self.plugins[name]
+        except KeyError:
+            raise NotFound(f'plugin "{name}" not found') from None
+
+    async def enable(self, name: str) -> None:
+        state = self.get(name)
+        self._config(state)  # refuse at once when its configuration is invalid
+        state.enabled = True
+        self._remember()
+        if state.stopped.is_set():
+            self._start(state)
+            self.engine.publish_plugin(name, "enable")
+
+    async def disable(self, name: str) -> None:
+        state = self.get(name)
+        state.enabled = False
+        self._remember()
+        if state.scope is not None:
+            state.scope.cancel()
+        await state.stopped.wait()
+        state.status = "disabled"
+        self.engine.publish_plugin(name, "disable")
+
+    async def reload(self, name: str) -> None:
+        """Re-read the plugin's code and configuration, and restart it if enabled."""
+        state = self.get(name)
+        was_enabled = state.enabled
+        if state.scope is not None:
+            state.scope.cancel()
+        await state.stopped.wait()
+        module = await trio.to_thread.run_sync(
+            lambda: _load_file(Path(state.source)) if state.source.endswith(".py") else importlib.reload(state.module))
+        fresh = PluginState(_plugin_of(module, state.source), module, state.source)
+        fresh.enabled, fresh.restarts = was_enabled, state.restarts
+        self.plugins[name] = fresh
+        if was_enabled:
+            self._config(fresh)
+            self._start(fresh)
+        self.engine.publish_plugin(name, "reload")
+
+    def _remember(self) -> None:
+        atomic_write(self.state_dir / "state.json",
+                     msgspec.json.encode({n: s.enabled for n, s in sorted(self.plugins.items())}))
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost error of a (possibly grouped) exception, in one line."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
