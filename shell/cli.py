@@ -1,0 +1,121 @@
+"""`berth`: the one-shot command line, with docker's syntax. The same table of commands
+serves the REPL (`berth` with no arguments, or `berth shell`).
+
+Start-up matters (a `run --rm` is dominated by it): only a few standard modules are
+imported here, prompt-toolkit only when the REPL opens.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from . import commands
+from .grammar import Arg, Command, Opt, UsageError, parse, usage
+from .transport import Client, ConnectError, DaemonError, resolve_host
+
+_CONTAINER_OPTS = (
+    Opt(("--name",), "name", "value", "container name"),
+    Opt(("-e", "--env"), "env", "list", "set an environment variable (KEY=VALUE)"),
+    Opt(("-l", "--label"), "label", "list", "set a label (KEY=VALUE)"),
+    Opt(("-w", "--workdir"), "workdir", "value", "working directory inside the container"),
+    Opt(("-u", "--user"), "user", "value", "user[:group], by name or number"),
+    Opt(("-h", "--hostname"), "hostname", "value", "container host name"),
+    Opt(("--entrypoint",), "entrypoint", "value", "override the image's entrypoint"),
+    Opt(("-m", "--memory"), "memory", "value", "memory limit (e.g. 64m)"),
+    Opt(("--cpus",), "cpus", "value", "number of CPUs (e.g. 0.5)"),
+    Opt(("-c", "--cpu-shares"), "cpu_shares", "value", "CPU shares (relative weight)", int),
+    Opt(("--pids-limit",), "pids_limit", "value", "maximum number of processes", int),
+    Opt(("--restart",), "restart", "value", "restart policy: no, on-failure[:N], always, unless-stopped"),
+    Opt(("--init",), "init", "flag", "run tini as PID 1 (forwards signals, reaps zombies)"),
+    Opt(("--runtime",), "runtime", "value", "OCI runtime: crun or runc"),
+    Opt(("--log-opt",), "log_opt", "list", "log driver option (max-size=10m, max-file=3)"),
+    Opt(("-i", "--interactive"), "interactive", "flag", "accepted; stdin lands with the tty work"),
+)
+_IMAGE_AND_COMMAND = (Arg("image"), Arg("command", "rest"))
+_CONTAINERS = (Arg("containers", "many"),)
+_FILTER = Opt(("-f", "--filter"), "filter", "list", "filter (key=value)")
+
+COMMANDS = {c.name: c for c in (
+    Command("run", "run", "create and start a container", (
+        Opt(("-d", "--detach"), "detach", "flag", "run in the background, print the ID"),
+        Opt(("--rm",), "rm", "flag", "remove the container when it exits"), *_CONTAINER_OPTS), _IMAGE_AND_COMMAND),
+    Command("create", "create", "create a container", _CONTAINER_OPTS, _IMAGE_AND_COMMAND),
+    Command("start", "start", "start containers", (Opt(("-a", "--attach"), "attach", "flag", "attach output, exit with its status"),), _CONTAINERS),
+    Command("stop", "stop", "stop containers (SIGTERM, then SIGKILL)", (Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int),), _CONTAINERS),
+    Command("restart", "restart", "restart containers", (Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int),), _CONTAINERS),
+    Command("kill", "kill", "send a signal to containers", (Opt(("-s", "--signal"), "signal", "value", "signal (default KILL)"),), _CONTAINERS),
+    Command("rm", "rm", "remove containers", (Opt(("-f", "--force"), "force", "flag", "kill a running container first"),
+                                              Opt(("-v", "--volumes"), "volumes", "flag", "remove anonymous volumes")), _CONTAINERS),
+    Command("wait", "wait", "wait for containers to stop; print their exit codes", (), _CONTAINERS),
+    Command("ps", "ps", "list containers", (
+        Opt(("-a", "--all"), "all", "flag", "include stopped containers"), Opt(("-q", "--quiet"), "quiet", "flag", "IDs only"),
+        Opt(("--no-trunc",), "no_trunc", "flag", "do not truncate"), _FILTER,
+        Opt(("--format",), "format", "value", "json, or a template like '{{.Names}} {{.Status}}'"))),
+    Command("inspect", "inspect", "low-level information on containers or images", (
+        Opt(("-f", "--format"), "format", "value", "template like '{{.State.Status}}'"),
+        Opt(("--type",), "type", "value", "container or image")), (Arg("names", "many"),)),
+    Command("logs", "logs", "fetch a container's logs", (
+        Opt(("-f", "--follow"), "follow", "flag", "follow new output"), Opt(("-t", "--timestamps"), "timestamps", "flag", "show timestamps"),
+        Opt(("-n", "--tail"), "tail", "value", "lines from the end (default all)"),
+        Opt(("--since",), "since", "value", "10m, RFC 3339 or unix time"), Opt(("--until",), "until", "value", "10m, RFC 3339 or unix time")),
+        (Arg("container"),)),
+    Command("images", "images", "list images", (
+        Opt(("-a", "--all"), "all", "flag", "all images"), Opt(("-q", "--quiet"), "quiet", "flag", "IDs only"),
+        Opt(("--no-trunc",), "no_trunc", "flag", "do not truncate"), _FILTER), (Arg("reference", "optional"),)),
+    Command("tag", "tag", "tag an image", (), (Arg("source"), Arg("target"))),
+    Command("rmi", "rmi", "remove images", (Opt(("-f", "--force"), "force", "flag", "remove even if used"),), (Arg("images", "many"),)),
+    Command("import", "import_", "import a rootfs tar (file or -) as an image", (
+        Opt(("-c", "--change"), "change", "list", "Dockerfile instruction (CMD, ENV, …)"),
+        Opt(("-m", "--message"), "message", "value", "commit message")), (Arg("file"), Arg("reference", "optional"))),
+    Command("history", "history", "show an image's history", (
+        Opt(("-q", "--quiet"), "quiet", "flag", "IDs only"), Opt(("--no-trunc",), "no_trunc", "flag", "do not truncate")), (Arg("image"),)),
+    Command("events", "events", "stream events from the bus", (
+        Opt(("--since",), "since", "value", "replay from (10m, RFC 3339, unix time)"),
+        Opt(("--until",), "until", "value", "stop at"), _FILTER,
+        Opt(("--format",), "format", "value", "json, or a template like '{{.Action}}'"))),
+    Command("version", "version", "client and daemon versions"),
+    Command("info", "info", "daemon information"),
+    Command("plugin", "plugin", "plugins: ls, enable NAME, disable NAME, reload NAME", (),
+            (Arg("action", choices=("ls", "enable", "disable", "reload")), Arg("names", "rest"))),
+)}
+
+
+def execute(argv: list[str], host: str | None = None) -> int:
+    """Run one command line (global options first, then the command); return its status."""
+    if argv[:1] in (["-H"], ["--host"]) and len(argv) > 1:
+        host, argv = argv[1], argv[2:]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage(COMMANDS, argv[1] if len(argv) > 1 else None))
+        return 0
+    if "--help" in argv[1:] and (argv[0] not in ("run", "create") or argv.index("--help") < 3):
+        print(usage(COMMANDS, argv[0]))
+        return 0
+    try:
+        cmd, args = parse(COMMANDS, argv)
+        client = Client(resolve_host(host))
+        return getattr(commands, cmd.handler)(client, args)
+    except (UsageError, ConnectError) as exc:
+        sys.stderr.write(f"berth: {exc}\n")
+        return 125 if argv[0] in ("run", "create") else 1
+    except DaemonError as exc:
+        sys.stderr.write(f"Error response from daemon: {exc.message}\n")
+        return 1
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    host = argv[1] if argv[:1] in (["-H"], ["--host"]) and len(argv) > 1 else None
+    rest = argv[2:] if host else argv
+    if not rest or rest == ["shell"]:
+        from .repl import repl
+
+        sys.exit(repl(host))
+    sys.exit(execute(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Parsers for option values the way the docker CLI reads them."""
+
+from __future__ import annotations
+
+import time
+
+from .grammar import UsageError
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def _float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def ram_bytes(text: str) -> int:
+    """`64m`, `1g`, `512kb`, `1048576` → bytes (binary units, as `docker run -m`)."""
+    t = text.strip().lower()
+    if len(t) > 1 and t.endswith("b") and t[-2] in "kmgt":
+        t = t[:-1]
+    unit = t[-1:] if t[-1:] in ("b", "k", "m", "g", "t") else ""
+    value = _float(t[:-1] if unit else t)
+    if value is None:
+        raise UsageError(f"invalid size: {text!r}")
+    return int(value * 1024 ** "bkmgt".index(unit or "b"))
+
+
+def nano_cpus(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"invalid argument {text!r} for --cpus") from None
+    return int(round(value * 1e9))
+
+
+def restart_policy(text: str) -> dict:
+    name, _, count = text.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise UsageError(f"invalid restart policy {text!r}")
+    if count and (name != "on-failure" or not count.isdigit()):
+        raise UsageError(f"invalid restart policy {text!r}: maximum retry count applies to on-failure only")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+
+def key_values(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid {what}: {item!r}")
+        out[key] = value
+    return out
+
+
+def filters(items: list[str]) -> str | None:
+    """Repeated `--filter key=value` → Docker's JSON filters value."""
+    import json  # noqa: cheap, and only some commands filter
+
+    found: dict[str, dict[str, bool]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"bad format of filter (expected name=value): {item}")
+        found.setdefault(key, {})[value] = True
+    return json.dumps(found) if found else None
+
+
+def timestamp(text: str | None, now: float | None = None) -> str | None:
+    """`--since`/`--until`: a duration before now (`10m`, `1h30m` as `90m`), RFC 3339, or unix
+    seconds → unix seconds with nanoseconds, as the docker CLI sends them."""
+    if not text:
+        return None
+    now = time.time() if now is None else now
+    for unit in sorted(_DURATION_UNITS, key=len, reverse=True):
+        if text.endswith(unit) and (amount := _float(text[:-len(unit)])) is not None:
+            return f"{now - amount * _DURATION_UNITS[unit]:.9f}"
+    if _float(text) is not None:
+        return text  # unix seconds
+    from datetime import datetime
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"invalid time {text!r}: use a duration (10m), RFC 3339 or unix seconds") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return f"{moment.timestamp():.9f}"

@@ -1,0 +1,239 @@
+"""HTTP/1.1 to the daemon over its unix socket, with the standard library only.
+
+A one-shot `berth` command must start fast: no event loop, no third-party imports, one
+connection per request (the daemon is local; a connect costs microseconds). Three kinds
+of exchange: a JSON request, a streamed response (logs, events, wait), and a hijacked
+raw stream (attach) after `101 UPGRADED`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import sys
+
+DEFAULT_HOST = "unix:///run/berth/berth.sock"
+API = "/v1.41"
+
+
+class DaemonError(Exception):
+    """An error answer from the daemon: its status and message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ConnectError(Exception):
+    pass
+
+
+class Response:
+    """An HTTP/1.1 response read from a socket: status and headers at once, the body
+    (Content-Length, chunked, or until close) as the caller asks for it."""
+
+    def __init__(self, sock: socket.socket, head: bytes, rest: bytes):
+        self._sock = sock
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split(" ", 2)[1])
+        self.headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        self._buf = rest
+        self._chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        length = self.headers.get("content-length")
+        self._left = int(length) if length is not None and not self._chunked else None
+        self._eof = self.status in (204, 304) or self._left == 0
+
+    def _fill(self) -> bool:
+        data = self._sock.recv(1 << 16)
+        self._buf += data
+        return bool(data)
+
+    def read1(self, n: int = 1 << 16) -> bytes:
+        """Some body bytes (at most `n`), b"" at the end."""
+        while not self._eof:
+            if self._chunked:
+                while b"\r\n" not in self._buf:
+                    if not self._fill():
+                        self._eof = True
+                        return b""
+                size_line, _, rest = self._buf.partition(b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    self._eof = True
+                    return b""
+                while len(rest) < size + 2:
+                    if not self._fill():
+                        raise ConnectError("the daemon closed the connection mid-response")
+                    size_line, _, rest = self._buf.partition(b"\r\n")
+                self._buf = rest[size + 2:]
+                return rest[:size]
+            if not self._buf and not self._fill():
+                self._eof = True
+                return b""
+            take = self._buf[:n] if self._left is None else self._buf[:min(n, self._left)]
+            self._buf = self._buf[len(take):]
+            if self._left is not None:
+                self._left -= len(take)
+                self._eof = self._left == 0
+            return take
+        return b""
+
+    def read(self) -> bytes:
+        parts = []
+        while chunk := self.read1():
+            parts.append(chunk)
+        self._sock.close()
+        return b"".join(parts)
+
+    def readline(self) -> bytes:
+        """One line of the body (streams of JSON lines: events, progress)."""
+        pending = getattr(self, "_line", b"")
+        while b"\n" not in pending:
+            chunk = self.read1()
+            if not chunk:
+                self._line = b""
+                return pending
+            pending += chunk
+        line, _, self._line = pending.partition(b"\n")
+        return line + b"\n"
+
+
+def _connect(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise ConnectError(f"Cannot connect to the berth daemon at unix://{path}. "
+                           f"Is the daemon running? ({exc.strerror})") from None
+    return sock
+
+
+def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectError("the daemon closed the connection")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def resolve_host(flag: str | None) -> str:
+    """The daemon address: -H, else $BERTH_HOST, else the default socket."""
+    host = flag or os.environ.get("BERTH_HOST") or DEFAULT_HOST
+    if not host.startswith("unix://"):
+        raise ConnectError(f"unsupported daemon address {host!r}: berth listens on unix:// sockets")
+    return host
+
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def quote(text: str, safe: bytes = b"") -> str:
+    """Percent-encoding (urllib.parse costs more start-up time than it saves here)."""
+    return "".join(chr(b) if b in _SAFE or b in safe else f"%{b:02X}" for b in str(text).encode())
+
+
+def path_of(endpoint: str, query: dict | None = None) -> str:
+    """`/v1.41` + endpoint + the query string (lists repeat their key; None is left out)."""
+    pairs = []
+    for key, value in (query or {}).items():
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None:
+                pairs.append(f"{quote(key)}={quote(item)}")
+    return API + endpoint + ("?" + "&".join(pairs) if pairs else "")
+
+
+def ref(name: str) -> str:
+    """A container or image reference made safe for a URL path (images may hold `/`)."""
+    return quote(name, b"/:@")
+
+
+class Client:
+    def __init__(self, host: str):
+        self.socket_path = host.removeprefix("unix://")
+
+    def _send(self, method: str, endpoint: str, query=None, body=None, headers=None) -> Response:
+        sock = _connect(self.socket_path)
+        hdrs = {"Host": "berth", "User-Agent": "berth-cli", **(headers or {})}
+        streaming = body is not None and not isinstance(body, (bytes, str))
+        if isinstance(body, str):
+            body = body.encode()
+        if streaming:
+            hdrs["Transfer-Encoding"] = "chunked"
+        else:
+            hdrs["Content-Length"] = str(len(body or b""))
+        head = f"{method} {path_of(endpoint, query)} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
+        sock.sendall(head.encode() + b"\r\n" + (body if body and not streaming else b""))
+        if streaming:
+            while chunk := body.read(1 << 20):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sock.sendall(b"0\r\n\r\n")
+        return Response(sock, *_read_head(sock))
+
+    def stream(self, method: str, endpoint: str, query=None, body=None, headers=None) -> Response:
+        """Send a request; return the response once its headers arrived (raises on errors)."""
+        resp = self._send(method, endpoint, query, body, headers)
+        if resp.status >= 400:
+            data = resp.read()
+            try:
+                message = json.loads(data)["message"]
+            except (ValueError, KeyError, TypeError):
+                message = data.decode(errors="replace").strip() or f"HTTP {resp.status}"
+            raise DaemonError(resp.status, message)
+        return resp
+
+    def call(self, method: str, endpoint: str, query=None, body=None, headers=None):
+        """A request whose answer is JSON (or empty): returns the decoded body or None."""
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        data = self.stream(method, endpoint, query, body, headers).read()
+        return json.loads(data) if data.strip() else None
+
+    def get(self, endpoint: str, **query):
+        return self.call("GET", endpoint, query)
+
+    def hijack(self, endpoint: str, query: dict) -> socket.socket:
+        """Open a raw stream (`Upgrade: tcp`); returns the socket after the 101 headers."""
+        sock = _connect(self.socket_path)
+        sock.sendall(f"POST {path_of(endpoint, query)} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\n"
+                     "Upgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
+        head, rest = _read_head(sock)
+        resp = Response(sock, head, rest)
+        if resp.status >= 400:
+            data = resp.read()
+            raise DaemonError(resp.status, json.loads(data).get("message", "attach failed") if data.startswith(b"{") else "attach failed")
+        if rest:
+            raise ConnectError("unexpected data before the attach stream")  # frames come after start
+        return sock
+
+
+class Demuxer:
+    """Splits Docker's multiplexed stream ([stream, 0, 0, 0, size u32 BE] + payload)
+    into stdout and stderr writes; feed it bytes as they come."""
+
+    def __init__(self, out=None, err=None):
+        self.out = out or sys.stdout.buffer
+        self.err = err or sys.stderr.buffer
+        self._buf = b""
+
+    def feed(self, data: bytes) -> None:
+        buf = self._buf + data
+        pos = 0
+        while len(buf) - pos >= 8:
+            stream, size = struct.unpack_from(">BxxxL", buf, pos)
+            if len(buf) - pos - 8 < size:
+                break
+            payload = buf[pos + 8:pos + 8 + size]
+            target = self.err if stream == 2 else self.out
+            target.write(payload)
+            pos += 8 + size
+        self._buf = buf[pos:]
+        self.out.flush()
+        self.err.flush()
