@@ -179,7 +179,7 @@ class Engine:
                                scope="local", status=action, id=image_id))
 
     def publish_plugin(self, name: str, action: str, **attrs: str) -> None:
-        self.bus.publish(Event(Type="plugin", Action=action, Actor=Actor(name, {"name": name, **attrs}), scope="local"))
+        self.bus.publish(Event(Type="plugin", Action=action, Actor=Actor(name, {**attrs, "name": name}), scope="local"))
 
     async def events(self, filters: flt.Filters, since_ns: int | None, until_ns: int | None) -> AsyncIterator[Event]:
         """Events matching `filters`: replayed from `since_ns`, then live, until `until_ns`."""

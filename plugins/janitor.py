@@ -63,7 +63,7 @@ async def sweep(ctx: PluginContext) -> None:
         except EngineError as exc:  # restarted or removed meanwhile: next sweep decides
             ctx.log.info("kept %s: %s", c.name, exc.message)
             continue
-        ctx.publish("removed", container=c.id, name=c.name)
+        ctx.publish("removed", container=c.id, containerName=c.name)
     if cfg.prune_images:
         for entry in await engine.prune_images():
             if "Deleted" in entry:

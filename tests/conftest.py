@@ -46,9 +46,12 @@ def fresh_daemon():
     """A daemon of the test's own (restart, crash and locking tests); leak-checked too."""
     daemons: list[Daemon] = []
 
-    def make(*args: str, root=None) -> Daemon:
+    def make(*args: str, root=None, setup=None) -> Daemon:
+        """Start a daemon; `setup(d)` runs first (to write its config file or plugins)."""
         d = Daemon(*args, root=root)
         daemons.append(d)
+        if setup:
+            setup(d)
         return d.start()
 
     try:
