@@ -30,6 +30,7 @@ class Container:
         self.backoff: trio.CancelScope | None = None
         self.lock = trio.Lock()  # serialises start/stop/restart/rm of this container
         self.supervised = False
+        self.prepared = False  # rootfs mounted / netns made by this daemon, not yet torn down
 
     @property
     def id(self) -> str:

@@ -289,6 +289,7 @@ class Engine:
             c.bundle.mkdir(exist_ok=True)
             (c.bundle / "config.json").write_bytes(msgspec.json.encode(spec))
 
+        c.prepared = True
         try:
             await trio.to_thread.run_sync(work)
         except EngineError:
@@ -303,6 +304,7 @@ class Engine:
             rootfs.unmount(c.rootfs)
 
         await trio.to_thread.run_sync(work)
+        c.prepared = False
 
     async def record_start(self, c: Container, pid: int) -> None:
         c.record.state = msgspec.structs.replace(
@@ -427,7 +429,8 @@ class Engine:
             return
         c.record.state.status = State.REMOVING.value
         c.notify()
-        await self.teardown(c)
+        if c.prepared:
+            await self.teardown(c)
         await trio.to_thread.run_sync(shutil.rmtree, c.dir, True)
         self.containers.pop(c.id, None)
         if self.names.get(c.name) == c.id:

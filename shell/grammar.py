@@ -10,33 +10,39 @@ It is small and imports nothing, because a one-shot command's start-up is most o
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
 
 class UsageError(Exception):
     """Bad command-line input; the CLI prints it and exits 125 (run) or 1."""
 
 
-class Opt(NamedTuple):
-    names: tuple[str, ...]  # "-e", "--env"
-    dest: str
-    kind: str = "flag"  # flag | value | list
-    help: str = ""
-    convert: Callable[[str], object] | None = None
+# Plain classes rather than NamedTuples or dataclasses: building the command table is on
+# every command's start-up path, and those cost milliseconds to define and import.
+class Opt:
+    """An option: its spellings ("-e", "--env"), where its value goes, and its kind:
+    flag (bool), value (the last one given) or list (every one given)."""
+
+    __slots__ = ("names", "dest", "kind", "help", "convert")
+
+    def __init__(self, names: tuple[str, ...], dest: str, kind: str = "flag", help: str = "", convert=None):
+        self.names, self.dest, self.kind, self.help, self.convert = names, dest, kind, help, convert
 
 
-class Arg(NamedTuple):
-    dest: str
-    kind: str = "one"  # one | optional | many | rest (the rest of the line, verbatim)
-    choices: tuple[str, ...] = ()
+class Arg:
+    """A positional argument: one, optional, many, or rest (the rest of the line, verbatim)."""
+
+    __slots__ = ("dest", "kind", "choices")
+
+    def __init__(self, dest: str, kind: str = "one", choices: tuple[str, ...] = ()):
+        self.dest, self.kind, self.choices = dest, kind, choices
 
 
-class Command(NamedTuple):
-    name: str
-    handler: str  # function name in shell.commands
-    help: str
-    opts: tuple[Opt, ...] = ()
-    args: tuple[Arg, ...] = ()
+class Command:
+    """A command: its name, the function in shell.commands that runs it, help, grammar."""
+
+    __slots__ = ("name", "handler", "help", "opts", "args")
+
+    def __init__(self, name: str, handler: str, help: str, opts: tuple[Opt, ...] = (), args: tuple[Arg, ...] = ()):
+        self.name, self.handler, self.help, self.opts, self.args = name, handler, help, opts, args
 
 
 class Namespace(dict):

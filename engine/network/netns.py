@@ -8,12 +8,23 @@ daemon's own threads never change namespace and nothing forks.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
+import struct
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from ..runtime import syscalls
+
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40
+
+
+def _loopback_up() -> None:
+    """Bring `lo` up in this thread's network namespace: one ioctl (netlink through
+    pyroute2 costs about a millisecond more, on every container start)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", _IFF_UP_LOOPBACK_RUNNING))
 
 
 def create(path: Path) -> None:
@@ -24,8 +35,7 @@ def create(path: Path) -> None:
     try:
         syscalls.unshare(syscalls.CLONE_NEWNET)
         try:
-            with IPRoute() as ipr:
-                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+            _loopback_up()
             syscalls.mount("/proc/thread-self/ns/net", str(path), "none", syscalls.MS_BIND)
         finally:
             syscalls.setns(home, syscalls.CLONE_NEWNET)

@@ -1,0 +1,157 @@
+"""Benchmark: `run --rm busybox true`, end to end, berth beside Docker in the same run.
+
+Contenders (each a whole process: spawn to exit, pipes drained):
+  berth        berth's own CLI (the venv's entry point) against a berthd started here
+  docker→berth the docker CLI against that same berthd
+  docker       the docker CLI against Debian's dockerd, started here when none runs
+               (own data root, `--bridge=none`, containers with `--network none`, like
+               berth's loopback-only containers; its busybox image is imported from the
+               same rootfs berth builds, so nothing is pulled)
+
+Rounds interleave the contenders so that machine drift hits all alike. Usage:
+  python -m tests.bench.run_rm [--runs 30] [--warmup 3] [--skip-docker] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from engine.images import busybox
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def _wait_for(check, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not come up within {timeout:.0f} s")
+
+
+class Daemon:
+    """A daemon process this benchmark started, stopped by its own PID afterwards."""
+
+    def __init__(self, argv: list[str], sock: Path, log: Path):
+        self.sock = sock
+        self.proc = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_berthd(work: Path) -> Daemon:
+    root = work / "berth"
+    d = Daemon([str(VENV_BIN / "berthd"), "--root", str(root), "--cgroup-parent", f"berth-bench-{os.getpid()}",
+                "--config-file", str(work / "none.toml")], root / "run" / "berth.sock", work / "berthd.log")
+    _wait_for(lambda: d.sock.exists() and _ok([str(VENV_BIN / "berth"), "-H", f"unix://{d.sock}", "version"]), "berthd")
+    return d
+
+
+def start_dockerd(work: Path) -> Daemon | None:
+    if not shutil.which("dockerd"):
+        return None
+    root = work / "docker"
+    sock = root / "docker.sock"
+    root.mkdir()
+    d = Daemon(["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+                "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}", "--bridge=none",
+                "--iptables=false", "--ip6tables=false", "--containerd-namespace", f"bench{os.getpid()}"],
+               sock, work / "dockerd.log")
+    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
+    _wait_for(lambda: sock.exists() and _ok(["docker", "version"], env), "dockerd", 90)
+    tar = work / "busybox.tar"
+    busybox.write_rootfs_tar(busybox.find_busybox(), tar)
+    subprocess.run(["docker", "import", "-c", 'CMD ["sh"]', str(tar), "busybox:latest"], env=env, check=True,
+                   capture_output=True)
+    return d
+
+
+def _ok(argv: list[str], env: dict | None = None) -> bool:
+    return subprocess.run(argv, env=env, capture_output=True).returncode == 0
+
+
+def time_run(argv: list[str], env: dict) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({result.returncode}): {result.stderr.decode()}")
+    return elapsed
+
+
+def summary(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {"median_ms": statistics.median(ordered) * 1000, "p90_ms": ordered[int(0.9 * (len(ordered) - 1))] * 1000,
+            "min_ms": ordered[0] * 1000, "runs": len(ordered)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--skip-docker", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: containers need it")
+    work = Path(tempfile.mkdtemp(prefix="berth-bench-"))
+    daemons: list[Daemon] = []
+    try:
+        berthd = start_berthd(work)
+        daemons.append(berthd)
+        contenders = {
+            "berth": ([str(VENV_BIN / "berth"), "run", "--rm", "busybox", "true"], {"BERTH_HOST": f"unix://{berthd.sock}"}),
+        }
+        if shutil.which("docker"):
+            contenders["docker→berth"] = (["docker", "run", "--rm", "busybox", "true"], {"DOCKER_HOST": f"unix://{berthd.sock}"})
+        dockerd = None if args.skip_docker else start_dockerd(work)
+        if dockerd:
+            daemons.append(dockerd)
+            contenders["docker"] = (["docker", "run", "--rm", "--network", "none", "busybox", "true"],
+                                    {"DOCKER_HOST": f"unix://{dockerd.sock}"})
+        samples: dict[str, list[float]] = {name: [] for name in contenders}
+        for round_ in range(args.warmup + args.runs):
+            for name, (argv, env) in contenders.items():
+                elapsed = time_run(argv, {**os.environ, "DOCKER_CONFIG": str(work), **env})
+                if round_ >= args.warmup:
+                    samples[name].append(elapsed)
+        results = {name: summary(s) for name, s in samples.items()}
+    finally:
+        for d in reversed(daemons):
+            d.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"`run --rm busybox true`, {args.runs} runs each after {args.warmup} warm-ups, interleaved\n")
+    print("| contender | median ms | p90 ms | min ms |\n|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['min_ms']:.1f} |")
+    if "docker" in results:
+        ratio = results["berth"]["median_ms"] / results["docker"]["median_ms"]
+        verdict = "met" if ratio <= 0.25 else "NOT met"
+        print(f"\nberth / Docker median: {ratio:.3f} (target ≤ 0.25: {verdict})")
+        results["ratio_berth_to_docker"] = ratio
+    if args.json:
+        args.json.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                         "kernel": os.uname().release, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
