@@ -53,6 +53,8 @@ class PluginContext:
         self.config = config
         self.state_dir = state_dir
         self.log = logging.getLogger(f"berth.plugin.{name}")
+        self.state: dict[str, Any] = {}  # shared by the handler and tasks of one run
+        self.cursor = 0  # the bus cursor of the event being (or last) handled
 
     def publish(self, action: str, **attributes: str) -> None:
         """Publish a `plugin` event (Actor.ID = the plugin's name) on the bus."""

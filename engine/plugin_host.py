@@ -184,6 +184,7 @@ class PluginHost:
         if plugin.durable:
             cursor = int(cursor_file.read_text()) if cursor_file.exists() else self.engine.bus.journal.next_cursor
         async for record in self.engine.bus.subscribe(match, cursor=cursor):
+            ctx.cursor = record.cursor
             await plugin.handler(ctx, record.event)
             state.handled += 1
             if plugin.durable:

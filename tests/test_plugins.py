@@ -120,3 +120,91 @@ def test_janitor_removes_expired_containers(fresh_daemon):
     removed = until(lambda: [e for e in plugin_events(d, "janitor", since) if e["Action"] == "removed"])
     assert removed[0]["Actor"]["Attributes"]["containerName"] == "short-lived"
     d.api.remove(keep)
+
+
+class HookServer:
+    """A loopback HTTP server that records POSTed events; `failing` makes it answer 500."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        self.bodies: list[dict] = []
+        self.failing = 0  # how many more requests to fail
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if outer.failing:
+                    outer.failing -= 1
+                    self.send_response(500)
+                else:
+                    outer.bodies.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def names(self) -> list[str]:
+        return [b["Actor"]["Attributes"]["name"] for b in self.bodies]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_webhook_delivers_at_least_once_across_restarts(fresh_daemon):
+    hook = HookServer()
+    try:
+        config = (f'[plugins.webhook]\nenabled = true\nurls = ["{hook.url}"]\nretry_initial = 0.05\n'
+                  'filters = { type = ["container"], event = ["die"] }\n')
+        d = fresh_daemon(setup=setup_files({}, config))
+        hook.failing = 2
+        first = d.api.run(["sh", "-c", "exit 3"], name="hooked-1")
+        until(lambda: "hooked-1" in hook.names())
+        assert hook.bodies[0]["Actor"]["Attributes"]["exitCode"] == "3" and hook.failing == 0
+        hook.failing = 10**6  # the receiver is down…
+        second = d.api.run(["true"], name="hooked-2")
+        d.api.wait(second)
+        time.sleep(0.3)
+        assert d.stop() == 0  # …while the daemon stops with the event undelivered
+        hook.failing = 0
+        d.start()
+        until(lambda: "hooked-2" in hook.names())
+        assert hook.names().count("hooked-1") == 1
+        d.api.remove(first)
+        d.api.remove(second)
+    finally:
+        hook.close()
+
+
+def test_metrics_endpoint(fresh_daemon):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = fresh_daemon(setup=setup_files({}, f'[plugins.metrics]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'))
+    cid = d.api.run(["sh", "-c", "while true; do :; done"], name="busy")
+    time.sleep(0.5)
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("text/plain")
+            return r.read().decode()
+
+    text = until(lambda: (t := scrape()) and 'action="start"' in t and t)
+    assert 'berth_containers{state="running"} 1' in text
+    cpu = re.search(r'berth_container_cpu_seconds_total\{id="%s",name="busy"\} ([0-9.]+)' % cid[:12], text)
+    assert cpu and float(cpu.group(1)) > 0.05
+    assert re.search(r'berth_container_memory_bytes\{id="%s",name="busy"\} [1-9]\d*' % cid[:12], text)
+    assert 'berth_events_total{type="container",action="start"} 1' in text
+    assert "berth_bus_lag_events" in text and "berth_bus_published_total" in text
+    d.api.remove(cid)

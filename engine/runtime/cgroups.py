@@ -108,3 +108,19 @@ def remove(layout: Layout, cgroup_path: str) -> None:
                 os.rmdir(dirpath)
             except OSError:
                 pass
+
+
+class Usage(NamedTuple):
+    """What a cgroup has used: CPU time (ns) and memory now (bytes); None if unreadable."""
+
+    cpu_ns: int | None
+    memory: int | None
+
+
+def read_usage(layout: Layout, cgroup_path: str) -> Usage:
+    d = dirs(layout, cgroup_path)
+    if layout.version == 2:
+        stat = dict(line.split() for line in (_read(d[""] / "cpu.stat") or "").splitlines() if " " in line)
+        usec = _int(stat.get("usage_usec"))
+        return Usage(None if usec is None else usec * 1000, _int(_read(d[""] / "memory.current")))
+    return Usage(_int(_read(d["cpuacct"] / "cpuacct.usage")), _int(_read(d["memory"] / "memory.usage_in_bytes")))
