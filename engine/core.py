@@ -236,6 +236,7 @@ class Engine:
             cmd=cmd if cmd else None, entrypoint=entrypoint or None,
             working_dir=req.working_dir or img.working_dir, user=req.user or img.user,
             labels={**(img.labels or {}), **(req.labels or {})},
+            healthcheck=req.healthcheck or img.healthcheck,
         )
         config = ContainerConfig(**{f: getattr(config, f) for f in ContainerConfig.__struct_fields__})
         hc = msgspec.structs.replace(hc, runtime=runtime, restart_policy=msgspec.structs.replace(hc.restart_policy, name=policy),
@@ -452,6 +453,55 @@ class Engine:
         else:
             raise BadRequest(f"invalid condition: {condition!r}")
         return c.record.state.exit_code
+
+    async def exec_run(self, ref: str, cmd: list[str], *, user: str = "", workdir: str = "", env: list[str] = (),
+                       timeout: float | None = None) -> tuple[int, bytes]:
+        """Run `cmd` inside a running container; return (exit code, stdout+stderr).
+
+        A process still running after `timeout` seconds is killed (exit code 137).
+        Publishes exec_create, exec_start and exec_die as Docker does."""
+        c = self.get(ref)
+        if c.state is not State.RUNNING:
+            raise Conflict(f"Container {c.id} is not running")
+        exec_id = secrets.token_hex(32)
+        words = " ".join(cmd)
+        self.publish_container(c, f"exec_create: {words}", execID=exec_id)
+        self.publish_container(c, f"exec_start: {words}", execID=exec_id)
+        uid_gid = ""
+        if user:
+            uid, gid, _ = await trio.to_thread.run_sync(bundle.resolve_user, c.rootfs, user)
+            uid_gid = f"{uid}:{gid}"
+        image = self.images.images.get(c.record.image_id)
+        base_env = [*(image.config.config.env or [] if image else []), *(c.record.config.env or [])]
+        read_end, write_end = os.pipe()
+        try:
+            process = await self.runtime_for(c).open_exec(
+                c.id, cmd, env=[*base_env, *env], cwd=workdir or c.record.config.working_dir, user=uid_gid,
+                stdout=write_end, stderr=write_end)
+        finally:
+            os.close(write_end)
+        output = bytearray()
+        async with trio.lowlevel.FdStream(read_end) as stream:
+            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+                while chunk := await stream.receive_some(65536):
+                    output += chunk
+                await process.wait()
+        if scope.cancelled_caught:
+            process.kill()
+            await process.wait()
+            code = 137
+        else:
+            code = process.returncode if process.returncode >= 0 else 128 - process.returncode
+        self.publish_container(c, "exec_die", execID=exec_id, exitCode=str(code))
+        return code, bytes(output)
+
+    async def set_health(self, c: Container, health) -> None:
+        """Record a container's health (healthcheck plugin); publish `health_status` on change."""
+        before = c.record.state.health.status if c.record.state.health else None
+        c.record.state = msgspec.structs.replace(c.record.state, health=health)
+        await self._save(c)
+        if health is not None and health.status != before:
+            self.publish_container(c, f"health_status: {health.status}")
 
     def list_containers(self, all_: bool = False, filters: flt.Filters | None = None) -> list[Container]:
         """Containers newest first; live ones only unless `all_`."""

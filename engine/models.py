@@ -19,6 +19,34 @@ class RestartPolicy(Struct, rename="pascal"):
     maximum_retry_count: int = 0
 
 
+class HealthConfig(Struct, rename="pascal"):
+    """`Healthcheck` of a container or image config (durations in nanoseconds).
+
+    Test: `["NONE"]` disables, `["CMD", argv…]` execs, `["CMD-SHELL", command]` runs
+    `/bin/sh -c command`; zero durations and retries mean Docker's defaults."""
+
+    test: list[str] | None = None
+    interval: int = 0
+    timeout: int = 0
+    retries: int = 0
+    start_period: int = 0
+
+
+class HealthLogEntry(Struct, rename="pascal"):
+    start: str
+    end: str
+    exit_code: int
+    output: str
+
+
+class Health(Struct, rename="pascal"):
+    """`State.Health` in inspect: starting, healthy or unhealthy, and the last results."""
+
+    status: str = "starting"
+    failing_streak: int = 0
+    log: list[HealthLogEntry] = []
+
+
 class LogConfig(Struct, rename="pascal"):
     type: str = "json-file"
     config: dict[str, str] | None = None
@@ -47,6 +75,7 @@ class ContainerConfig(Struct, rename="pascal"):
     stop_signal: str | None = None
     stop_timeout: int | None = None
     exposed_ports: dict[str, dict] | None = None
+    healthcheck: HealthConfig | None = None
 
 
 class HostConfig(Struct, rename="pascal"):
@@ -97,6 +126,7 @@ class ContainerState(Struct, rename="pascal"):
     error: str = ""
     started_at: str = ZERO_TIME
     finished_at: str = ZERO_TIME
+    health: Health | None = None
 
 
 class ContainerRecord(Struct, kw_only=True):
@@ -132,6 +162,7 @@ class ImageRuntimeConfig(Struct, rename="pascal", omit_defaults=True):
     working_dir: str = ""
     labels: dict[str, str] | None = None
     stop_signal: str = ""
+    healthcheck: HealthConfig | None = None
 
 
 class RootFS(Struct):

@@ -29,6 +29,12 @@ _CONTAINER_OPTS = (
     Opt(("--init",), "init", "flag", "run tini as PID 1 (forwards signals, reaps zombies)"),
     Opt(("--runtime",), "runtime", "value", "OCI runtime: crun or runc"),
     Opt(("--log-opt",), "log_opt", "list", "log driver option (max-size=10m, max-file=3)"),
+    Opt(("--health-cmd",), "health_cmd", "value", "command to run to check health"),
+    Opt(("--health-interval",), "health_interval", "value", "time between checks (e.g. 30s)"),
+    Opt(("--health-timeout",), "health_timeout", "value", "maximum time a check may take"),
+    Opt(("--health-retries",), "health_retries", "value", "failures in a row before unhealthy", int),
+    Opt(("--health-start-period",), "health_start_period", "value", "grace period after start"),
+    Opt(("--no-healthcheck",), "no_healthcheck", "flag", "disable the image's health check"),
     Opt(("-i", "--interactive"), "interactive", "flag", "accepted; stdin lands with the tty work"),
 )
 _IMAGE_AND_COMMAND = (Arg("image"), Arg("command", "rest"))

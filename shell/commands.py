@@ -46,6 +46,15 @@ def create_body(args) -> dict:
             "AttachStdout": not getattr(args, "detach", False), "AttachStderr": not getattr(args, "detach", False)}
     if args.entrypoint is not None:
         body["Entrypoint"] = [args.entrypoint]
+    if args.no_healthcheck:
+        body["Healthcheck"] = {"Test": ["NONE"]}
+    elif args.health_cmd:
+        body["Healthcheck"] = {
+            "Test": ["CMD-SHELL", args.health_cmd],
+            **{field: options.duration_ns(value) for field, value in (
+                ("Interval", args.health_interval), ("Timeout", args.health_timeout),
+                ("StartPeriod", args.health_start_period)) if value},
+            **({"Retries": args.health_retries} if args.health_retries else {})}
     return body
 
 

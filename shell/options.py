@@ -29,6 +29,14 @@ def ram_bytes(text: str) -> int:
     return int(value * 1024 ** "bkmgt".index(unit or "b"))
 
 
+def duration_ns(text: str) -> int:
+    """`30s`, `1m`, `500ms` → nanoseconds (Go durations, one unit)."""
+    for unit in sorted(_DURATION_UNITS, key=len, reverse=True):
+        if text.endswith(unit) and (amount := _float(text[:-len(unit)])) is not None:
+            return int(amount * _DURATION_UNITS[unit] * 1e9)
+    raise UsageError(f"invalid duration {text!r} (e.g. 30s, 1m, 500ms)")
+
+
 def nano_cpus(text: str) -> int:
     try:
         value = float(text)

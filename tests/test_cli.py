@@ -119,3 +119,13 @@ def test_repl_runs_the_same_commands(berth):
     assert result.returncode == 0
     assert b"from-repl" in result.stdout
     assert b"unknown command 'bogus'" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_health_flags(berth):
+    berth("run", "-d", "--name", "cli-h", "--init", "--health-cmd", "true", "--health-interval", "100ms",
+          "busybox", "sleep", "30")
+    deadline = time.monotonic() + 10
+    while berth("inspect", "-f", "{{.State.Health.Status}}", "cli-h").stdout != b"healthy\n":
+        assert time.monotonic() < deadline, "never became healthy"
+        time.sleep(0.1)
+    assert berth("rm", "-f", "cli-h").returncode == 0

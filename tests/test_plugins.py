@@ -208,3 +208,26 @@ def test_metrics_endpoint(fresh_daemon):
     assert 'berth_events_total{type="container",action="start"} 1' in text
     assert "berth_bus_lag_events" in text and "berth_bus_published_total" in text
     d.api.remove(cid)
+
+
+def test_healthcheck_keeps_state_health(fresh_daemon):
+    d = fresh_daemon()  # shipped and on by default
+    since = f"{time.time():.9f}"
+    check = {"Test": ["CMD-SHELL", "test -e /tmp/ok"], "Interval": 100_000_000, "Timeout": 1_000_000_000, "Retries": 2}
+    cid = d.api.run(["sh", "-c", "touch /tmp/ok; sleep 1; rm /tmp/ok; sleep 60"], name="checked",
+                    Healthcheck=check, HostConfig={"Init": True})
+    until(lambda: d.state(cid)["Health"]["Status"] == "healthy")
+    health = until(lambda: (h := d.state(cid)["Health"])["Status"] == "unhealthy" and h)
+    assert health["FailingStreak"] >= 2 and health["Log"][-1]["ExitCode"] == 1 and len(health["Log"]) <= 5
+
+    def actions() -> list[str]:
+        reply = d.api.get("/events", since=since, until=f"{time.time():.9f}", filters=json.dumps({"container": ["checked"]}))
+        return [json.loads(line)["Action"] for line in reply.body.splitlines()]
+
+    seen = until(lambda: (a := actions()) and "health_status: unhealthy" in a and a)
+    assert seen.index("health_status: healthy") < seen.index("health_status: unhealthy")
+    assert any(a.startswith("exec_start: /bin/sh -c test -e /tmp/ok") for a in seen)
+    plain = d.api.run(["sleep", "5"])
+    assert "Health" not in d.state(plain)
+    d.api.remove(cid)
+    d.api.remove(plain)

@@ -63,9 +63,14 @@ def container_inspect(engine: Engine, c: Container) -> dict:
     lowers = [str(engine.images.layer_dir(ch)) for ch in engine.images.layer_chain(image)] if image else []
     config = _to_builtins(r.config)
     host_config = _to_builtins(r.host_config)
+    state = _to_builtins(r.state)
+    if state.get("Health") is None:
+        state.pop("Health", None)  # Docker shows Health only for containers with a healthcheck
+    if config.get("Healthcheck") is None:
+        config.pop("Healthcheck", None)
     return {
         "Id": r.id, "Created": r.created, "Path": r.path, "Args": r.args,
-        "State": _to_builtins(r.state), "Image": r.image_id,
+        "State": state, "Image": r.image_id,
         "ResolvConfPath": str(c.dir / "resolv.conf"), "HostnamePath": str(c.dir / "hostname"),
         "HostsPath": str(c.dir / "hosts"), "LogPath": str(c.log_path), "Name": "/" + r.name,
         "RestartCount": r.restart_count, "Driver": "overlay", "Platform": "linux",

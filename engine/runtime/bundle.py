@@ -33,7 +33,7 @@ READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysr
 _DEVICES = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)]
 
 
-def _user(rootfs: Path, spec: str) -> tuple[int, int, list[int]]:
+def resolve_user(rootfs: Path, spec: str) -> tuple[int, int, list[int]]:
     """Resolve Docker's `user[:group]` (names or numbers) against the rootfs' /etc files."""
     user, _, group = spec.partition(":")
 
@@ -116,7 +116,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
                cgroups_path: str, image_env: list[str], init_binary: str | None) -> dict:
     """Build the OCI runtime config for `record` (rootfs already mounted)."""
     cfg, hc = record.config, record.host_config
-    uid, gid, extra_gids = _user(rootfs, cfg.user)
+    uid, gid, extra_gids = resolve_user(rootfs, cfg.user)
     env = dict(e.partition("=")[::2] for e in image_env)
     env.update(e.partition("=")[::2] for e in cfg.env or [])
     env.setdefault("PATH", DEFAULT_PATH)

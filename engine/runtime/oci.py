@@ -64,6 +64,13 @@ class Runtime:
             raise RuntimeFailure(result.stderr.decode(errors="replace").strip() or f"{self.name} {args[0]} failed")
         return result
 
+    async def open_exec(self, container_id: str, argv: list[str], *, env: list[str], cwd: str, user: str,
+                        stdout, stderr) -> trio.Process:
+        """Start `argv` inside the running container; the caller waits for it."""
+        opts = [f"--env={e}" for e in env] + ([f"--cwd={cwd}"] if cwd else []) + ([f"--user={user}"] if user else [])
+        return await trio.lowlevel.open_process(self.argv("exec", *opts, container_id, *argv), stdin=subprocess.DEVNULL,
+                                                stdout=stdout, stderr=stderr, start_new_session=True)
+
     async def kill(self, container_id: str, sig: int) -> None:
         await self._call("kill", container_id, str(sig))
 
