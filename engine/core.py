@@ -65,6 +65,7 @@ class Engine:
         self._containers_dir = config.root / "containers"
         self._netns_dir = config.exec_root / "netns"
         self._image_lock = trio.Lock()
+        self.event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
         self.plugins = PluginHost(self, config.config_file, config.plugins_dir or config.root / "plugins.d",
                                   config.root / "plugins")
         self._supervisor: Supervisor | None = None
@@ -183,8 +184,12 @@ class Engine:
 
     async def events(self, filters: flt.Filters, since_ns: int | None, until_ns: int | None) -> AsyncIterator[Event]:
         """Events matching `filters`: replayed from `since_ns`, then live, until `until_ns`."""
-        async for record in self.bus.subscribe(flt.EventFilter(filters), since_ns=since_ns, until_ns=until_ns):
-            yield record.event
+        self.event_listeners += 1
+        try:
+            async for record in self.bus.subscribe(flt.EventFilter(filters), since_ns=since_ns, until_ns=until_ns):
+                yield record.event
+        finally:
+            self.event_listeners -= 1
 
     # --- containers: create -------------------------------------------------
 

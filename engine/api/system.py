@@ -62,7 +62,7 @@ async def info(req: Request, engine: Engine) -> Response:
         "Debug": engine.config.debug, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
         "NGoroutines": 0, "SystemTime": rfc3339(time.time_ns()), "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs", "CgroupVersion": str(layout.version),
-        "NEventsListener": engine.bus.statistics()["subscribers"], "KernelVersion": platform.release(),
+        "NEventsListener": engine.event_listeners, "KernelVersion": platform.release(),
         "OperatingSystem": os_name, "OSVersion": os_version, "OSType": "linux", "Architecture": platform.machine(),
         "IndexServerAddress": "", "RegistryConfig": None, "NCPU": os.cpu_count(),
         "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
