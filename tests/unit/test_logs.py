@@ -62,26 +62,31 @@ async def test_since_until(tmp_path):
     w.close()
 
 
-@pytest.mark.trio
-async def test_follower_sees_every_line_once(tmp_path):
-    path = tmp_path / "c-json.log"
+async def write_while_following(files: logs.LogFiles, count: int, yield_every: int) -> list[str]:
+    """Write `count` numbered lines while a follower reads; return what it saw."""
     note = Notifier()
-    w = logs.LogWriter(logs.LogFiles(path), note)
+    w = logs.LogWriter(files, note)
     got: list[str] = []
 
     async def follow():
-        async for batch in logs.read(logs.LogFiles(path), follow=True, grown=lambda: note.event, done=lambda: note.done):
+        async for batch in logs.read(files, follow=True, grown=lambda: note.event, done=lambda: note.done):
             got.extend(e.log for e in batch)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(follow)
-        for i in range(200):
+        for i in range(count):
             w.write("stdout", f"{i}\n".encode())
-            if i % 17 == 0:
+            if i % yield_every == 0:
                 await trio.sleep(0)
         note.done = True
         note()
     w.close()
+    return got
+
+
+@pytest.mark.trio
+async def test_follower_sees_every_line_once(tmp_path):
+    got = await write_while_following(logs.LogFiles(tmp_path / "c-json.log"), 200, 17)
     assert got == [f"{i}\n" for i in range(200)]
 
 
@@ -125,23 +130,7 @@ async def test_one_big_write_still_rotates(tmp_path):
 @pytest.mark.trio
 async def test_follower_misses_nothing_across_rotation(tmp_path):
     files = logs.LogFiles(tmp_path / "c-json.log", max_size=4000, max_file=50)
-    note = Notifier()
-    w = logs.LogWriter(files, note)
-    got: list[str] = []
-
-    async def follow():
-        async for batch in logs.read(files, follow=True, grown=lambda: note.event, done=lambda: note.done):
-            got.extend(e.log for e in batch)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(follow)
-        for i in range(2000):
-            w.write("stdout", f"{i}\n".encode())
-            if i % 7 == 0:
-                await trio.sleep(0)
-        note.done = True
-        note()
-    w.close()
+    got = await write_while_following(files, 2000, 7)
     assert len(list(tmp_path.iterdir())) > 10  # it really rotated, many times
     assert got == [f"{i}\n" for i in range(2000)]
 
