@@ -309,3 +309,23 @@ def test_log_rotation_options(api, daemon):
     assert lines[-1] == b"line 2999" and lines == [b"line %d" % i for i in range(3000 - len(lines), 3000)]
     assert b"".join(p for _, p in api.logs(cid, tail=5)).splitlines() == lines[-5:]
     api.remove(cid)
+
+
+def test_restart_back_off_grows(api):
+    import json
+
+    since = f"{time.time():.9f}"
+    cid = api.run(["false"], HostConfig={"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 4}})
+    deadline = time.monotonic() + 15
+    while api.get_json(f"/containers/{cid}/json")["RestartCount"] < 4 or api.get_json(f"/containers/{cid}/json")["State"]["Running"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    reply = api.get("/events", since=since, until=f"{time.time():.9f}",
+                    filters=json.dumps({"container": [cid], "event": ["start", "die"]}))
+    events = [json.loads(line) for line in reply.body.splitlines()]
+    dies = [e["timeNano"] for e in events if e["Action"] == "die"]
+    starts = [e["timeNano"] for e in events if e["Action"] == "start"]
+    gaps = [(s - d) / 1e9 for d, s in zip(dies, starts[1:])]
+    assert len(gaps) == 4 and all(later > earlier * 1.5 for earlier, later in zip(gaps, gaps[1:])), gaps
+    assert 0.08 < gaps[0] < 0.5
+    api.remove(cid)

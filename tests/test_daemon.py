@@ -141,3 +141,13 @@ def test_kill_9_during_event_burst_loses_nothing_delivered(fresh_daemon):
     for got in received:
         assert got == replay[:len(got)]  # in order, nothing missing, nothing extra
     d.api.remove(cid)
+
+
+def test_runc_as_the_daemon_default(fresh_daemon):
+    d = fresh_daemon("--runtime", "runc")
+    assert d.api.get_json("/info")["DefaultRuntime"] == "runc"
+    cid = d.api.run(["echo", "via runc"])
+    assert d.api.wait(cid) == 0
+    assert d.api.get_json(f"/containers/{cid}/json")["HostConfig"]["Runtime"] == "runc"
+    assert d.api.logs(cid) == [(1, b"via runc\n")]
+    d.api.remove(cid)
