@@ -53,6 +53,7 @@ bench: install
 	@command -v dockerd >/dev/null || { echo "installing docker.io to compare against"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; }
 	$(PY) -m tests.bench.run_rm
+	$(PY) -m tests.bench.events_logs
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,67 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.images import busybox
-
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-
-
-def _wait_for(check, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not come up within {timeout:.0f} s")
-
-
-class Daemon:
-    """A daemon process this benchmark started, stopped by its own PID afterwards."""
-
-    def __init__(self, argv: list[str], sock: Path, log: Path):
-        self.sock = sock
-        self.proc = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def start_berthd(work: Path) -> Daemon:
-    root = work / "berth"
-    d = Daemon([str(VENV_BIN / "berthd"), "--root", str(root), "--cgroup-parent", f"berth-bench-{os.getpid()}",
-                "--config-file", str(work / "none.toml")], root / "run" / "berth.sock", work / "berthd.log")
-    _wait_for(lambda: d.sock.exists() and _ok([str(VENV_BIN / "berth"), "-H", f"unix://{d.sock}", "version"]), "berthd")
-    return d
-
-
-def start_dockerd(work: Path) -> Daemon | None:
-    if not shutil.which("dockerd"):
-        return None
-    root = work / "docker"
-    sock = root / "docker.sock"
-    root.mkdir()
-    d = Daemon(["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-                "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}", "--bridge=none",
-                "--iptables=false", "--ip6tables=false", "--containerd-namespace", f"bench{os.getpid()}"],
-               sock, work / "dockerd.log")
-    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
-    _wait_for(lambda: sock.exists() and _ok(["docker", "version"], env), "dockerd", 90)
-    tar = work / "busybox.tar"
-    busybox.write_rootfs_tar(busybox.find_busybox(), tar)
-    subprocess.run(["docker", "import", "-c", 'CMD ["sh"]', str(tar), "busybox:latest"], env=env, check=True,
-                   capture_output=True)
-    return d
-
-
-def _ok(argv: list[str], env: dict | None = None) -> bool:
-    return subprocess.run(argv, env=env, capture_output=True).returncode == 0
-
+from .engines import VENV_BIN, Daemon, start_berthd, start_dockerd
 
 def time_run(argv: list[str], env: dict) -> float:
     started = time.perf_counter()

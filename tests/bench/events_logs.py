@@ -1,0 +1,182 @@
+"""Benchmark: the event bus and the log path, berth beside Docker in the same run.
+
+1. bus throughput: events/s published through berth's bus (journal append + fan-out),
+   in-process, with 10 live subscribers;
+2. delivery latency: `GET /events?filters=start` streaming while containers are started
+   one at a time; latency = wall clock at receipt − the event's own timeNano (p50, p99);
+3. log capture: a container writes 100 MB (`yes … | head -c`), timed `run -d` + `wait`;
+4. log read-back: `logs` of those 100 MB into a pipe.
+
+Usage: python -m tests.bench.events_logs [--mb 100] [--starts 30] [--skip-docker] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import trio
+
+from engine.bus import Bus
+from engine.journal import Journal
+from engine.models import Actor, Event
+
+from .engines import Daemon, start_berthd, start_dockerd
+
+
+
+def bus_throughput(events: int = 100_000, subscribers: int = 10) -> float:
+    """Events per second through publish → journal → 10 subscribers that read them all."""
+
+    async def main() -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            bus = Bus(Journal(Path(tmp)))
+            done = trio.Event()
+            remaining = [subscribers]
+
+            async def reader():
+                n = 0
+                async for _ in bus.subscribe(since_ns=0):
+                    n += 1
+                    if n == events:
+                        break
+                remaining[0] -= 1
+                if not remaining[0]:
+                    done.set()
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(subscribers):
+                    nursery.start_soon(reader)
+                await trio.sleep(0.01)
+                started = time.perf_counter()
+                for i in range(events):
+                    bus.publish(Event(Type="container", Action="start", Actor=Actor(f"c{i}", {"name": "x"}), scope="local"))
+                    if i % 1000 == 0:
+                        await trio.sleep(0)
+                await done.wait()
+                return events / (time.perf_counter() - started)
+
+    return trio.run(main)
+
+
+def delivery_latency(sock: Path, env: dict, starts: int, flavour: str) -> list[float]:
+    """Start `starts` created containers one by one while an /events stream watches."""
+    latencies: list[float] = []
+    names = [f"bench-ev-{os.getpid()}-{i}" for i in range(starts)]
+    for name in names:
+        subprocess.run(["docker", "create", "--name", name, *(["--network", "none"] if flavour == "docker" else []),
+                        "busybox", "true"], env=env, check=True, capture_output=True)
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(sock))
+    s.sendall(b'GET /v1.41/events?filters=%7B%22event%22%3A%5B%22start%22%5D%7D HTTP/1.1\r\nHost: x\r\n\r\n')
+    got = threading.Event()
+
+    def read() -> None:
+        buf = b""
+        while len(latencies) < starts:
+            chunk = s.recv(65536)
+            if not chunk:
+                return
+            now = time.time_ns()
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                line = line.strip()
+                if line.startswith(b"{"):
+                    latencies.append((now - json.loads(line)["timeNano"]) / 1e6)
+                    got.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.2)
+    for name in names:
+        got.clear()
+        subprocess.run(["docker", "start", name], env=env, check=True, capture_output=True)
+        got.wait(5)
+    reader.join(10)
+    s.close()
+    subprocess.run(["docker", "rm", "-f", *names], env=env, capture_output=True)
+    return latencies
+
+
+def log_path(env: dict, mb: int, flavour: str) -> tuple[float, float]:
+    """(capture MB/s, read-back MB/s) for a container writing `mb` MB of 40-byte lines."""
+    name = f"bench-logs-{os.getpid()}"
+    size = mb * 1_000_000
+    cmd = f"yes 012345678901234567890123456789012345678 | head -c {size}"
+    started = time.perf_counter()
+    subprocess.run(["docker", "run", "-d", "--name", name, *(["--network", "none"] if flavour == "docker" else []),
+                    "busybox", "sh", "-c", cmd], env=env, check=True, capture_output=True)
+    code = subprocess.run(["docker", "wait", name], env=env, check=True, capture_output=True).stdout.strip()
+    capture = time.perf_counter() - started
+    assert code == b"0", code
+    started = time.perf_counter()
+    out = subprocess.run(["docker", "logs", name], env=env, check=True, capture_output=True).stdout
+    readback = time.perf_counter() - started
+    assert len(out) == size, (len(out), size)
+    subprocess.run(["docker", "rm", "-f", name], env=env, capture_output=True)
+    return mb / capture, mb / readback
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mb", type=int, default=100)
+    parser.add_argument("--starts", type=int, default=30)
+    parser.add_argument("--skip-docker", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results: dict = {"bus_events_per_s": bus_throughput()}
+    work = Path(tempfile.mkdtemp(prefix="berth-bench-"))
+    daemons: list[Daemon] = []
+    try:
+        berthd = start_berthd(work)
+        daemons.append(berthd)
+        engines = {"berth": (berthd.sock, "berth")}
+        dockerd = None if args.skip_docker else start_dockerd(work)
+        if dockerd:
+            daemons.append(dockerd)
+            engines["docker"] = (dockerd.sock, "docker")
+        for name, (sock, flavour) in engines.items():
+            env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": str(work)}
+            lat = delivery_latency(sock, env, args.starts, flavour)
+            capture, readback = log_path(env, args.mb, flavour)
+            results[name] = {"delivery_p50_ms": statistics.median(lat), "delivery_p99_ms": pct(lat, 0.99),
+                             "delivered": len(lat), "log_capture_mb_s": capture, "log_readback_mb_s": readback}
+    finally:
+        for d in reversed(daemons):
+            d.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"bus: {results['bus_events_per_s']:,.0f} events/s (publish → journal → 10 subscribers)\n")
+    print("| engine | delivery p50 ms | p99 ms | log capture MB/s | log read-back MB/s |\n|---|---|---|---|---|")
+    for name in ("berth", "docker"):
+        if name in results:
+            r = results[name]
+            print(f"| {name} | {r['delivery_p50_ms']:.2f} | {r['delivery_p99_ms']:.2f} | "
+                  f"{r['log_capture_mb_s']:.1f} | {r['log_readback_mb_s']:.1f} |")
+    if "docker" in results:
+        b, d = results["berth"], results["docker"]
+        print(f"\ncapture {b['log_capture_mb_s'] / d['log_capture_mb_s']:.1f}× Docker (target ≥ 10×), "
+              f"read-back {b['log_readback_mb_s'] / d['log_readback_mb_s']:.1f}× Docker (target ≥ 20×), "
+              f"p99 delivery {b['delivery_p99_ms']:.2f} vs {d['delivery_p99_ms']:.2f} ms (target: no worse)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
