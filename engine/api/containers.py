@@ -26,7 +26,18 @@ def frame(entry: LogEntry, timestamps: bool = False) -> bytes:
 
 
 def frames(batch: list[LogEntry], wanted: set[str], timestamps: bool = False) -> bytes:
-    """The frames of a batch's entries from the `wanted` streams, as one buffer."""
+    """The frames of a batch's entries from the `wanted` streams, as one buffer.
+
+    Clients read payloads, not frame boundaries, so a batch from one stream without
+    timestamps goes out as a single frame: no Python work per line."""
+    if not timestamps and batch:
+        streams = {e.stream for e in batch}
+        if len(streams) == 1:
+            stream = streams.pop()
+            if stream not in wanted:
+                return b""
+            payload = "".join([e.log for e in batch]).encode()
+            return struct.pack(">BxxxL", STREAM_IDS[stream], len(payload)) + payload
     return b"".join([frame(e, timestamps) for e in batch if e.stream in wanted])
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 import trio
 
 from engine import logs
@@ -141,3 +144,14 @@ def test_log_options():
     for bad in ({"max-size": "ten"}, {"max-file": "0", "max-size": "1k"}, {"max-file": "2"}, {"colour": "x"}):
         with pytest.raises(Exception, match="max|unknown"):
             logs.log_options(bad)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300), st.sampled_from(["stdout", "stderr"]))
+def test_bulk_encoding_matches_entry_by_entry(text, stream):
+    bulk = logs._encode_bulk(text, stream, "T")
+    if bulk is None:
+        return
+    entries = [msgspec.json.decode(line, type=logs.LogEntry) for line in bulk.splitlines()]
+    assert "".join(e.log for e in entries) == text
+    assert all(e.stream == stream and e.time == "T" for e in entries)
+    assert all(e.log.endswith("\n") for e in entries[:-1])
