@@ -139,7 +139,7 @@ class Supervisor:
 
         async def pump(stream, name: str) -> None:
             async with stream:
-                while chunk := await stream.receive_some(65536):
+                while chunk := await stream.receive_some(1 << 20):
                     writer.write(name, chunk)
 
         try:
