@@ -32,7 +32,7 @@ from .errors import BadRequest, Conflict, EngineError, NotFound, no_such_contain
 from .images import busybox, reference
 from .images.store import Image, ImageStore
 from .lifecycle import Action, State
-from .models import ContainerConfig, ContainerRecord, ContainerState, CreateRequest, Event, ZERO_TIME, Actor
+from .models import ContainerConfig, ContainerRecord, CreateRequest, Event, ZERO_TIME, Actor
 from .network import netns
 from .runtime import bundle, cgroups, oci, rootfs
 from .store import atomic_write

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from .grammar import UsageError
@@ -66,8 +67,6 @@ def key_values(items: list[str], what: str) -> dict[str, str]:
 
 def filters(items: list[str]) -> str | None:
     """Repeated `--filter key=value` → Docker's JSON filters value."""
-    import json  # noqa: cheap, and only some commands filter
-
     found: dict[str, dict[str, bool]] = {}
     for item in items:
         key, sep, value = item.partition("=")

@@ -103,7 +103,7 @@ def existing(layout: Layout, cgroup_path: str) -> list[Path]:
 def remove(layout: Layout, cgroup_path: str) -> None:
     """Remove the (empty) cgroup `cgroup_path` in every hierarchy; children first."""
     for path in existing(layout, cgroup_path):
-        for dirpath, subdirs, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
+        for dirpath, _, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
             try:
                 os.rmdir(dirpath)
             except OSError:
