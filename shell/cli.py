@@ -86,10 +86,19 @@ COMMANDS = {c.name: c for c in (
 )}
 
 
+def split_host(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The global `-H/--host ADDRESS` (also `--host=ADDRESS`), if given first, and the rest."""
+    if argv[:1] in (["-H"], ["--host"]) and len(argv) > 1:
+        return argv[1], argv[2:]
+    if argv[:1] and argv[0].startswith("--host="):
+        return argv[0].partition("=")[2], argv[1:]
+    return None, argv
+
+
 def execute(argv: list[str], host: str | None = None) -> int:
     """Run one command line (global options first, then the command); return its status."""
-    if argv[:1] in (["-H"], ["--host"]) and len(argv) > 1:
-        host, argv = argv[1], argv[2:]
+    flag, argv = split_host(argv)
+    host = flag or host
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage(COMMANDS, argv[1] if len(argv) > 1 else None))
         return 0
@@ -108,14 +117,17 @@ def execute(argv: list[str], host: str | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a local file (`import FILE`) that cannot be read
+        sys.stderr.write(f"berth: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ") + "\n")
+        return 1
     except KeyboardInterrupt:
         return 130
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The `berth` entry point: a command, or the interactive shell when there is none."""
     argv = sys.argv[1:] if argv is None else argv
-    host = argv[1] if argv[:1] in (["-H"], ["--host"]) and len(argv) > 1 else None
-    rest = argv[2:] if host else argv
+    host, rest = split_host(argv)
     if not rest or rest == ["shell"]:
         from .repl import repl
 

@@ -7,17 +7,21 @@ The same functions serve the one-shot CLI and the REPL.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from . import options, render
-from .transport import Client, DaemonError, Demuxer, ref
+from .grammar import UsageError
+from .transport import Client, DaemonError, Demuxer, Response, ref
 
 
 def _out(text: str = "") -> None:
+    """A line on stdout."""
     sys.stdout.write(text + "\n")
 
 
 def _err(text: str) -> None:
+    """A line on stderr."""
     sys.stderr.write(text + "\n")
 
 
@@ -25,6 +29,7 @@ def _err(text: str) -> None:
 
 
 def create_body(args) -> dict:
+    """The `POST /containers/create` body for `run`/`create` options."""
     host = {"AutoRemove": bool(getattr(args, "rm", False)), "Init": True if args.init else None}
     if args.memory:
         host["Memory"] = options.ram_bytes(args.memory)
@@ -59,15 +64,19 @@ def create_body(args) -> dict:
 
 
 def _create(client: Client, args) -> str:
+    """Create the container; its id. An unknown image is reported as docker does before
+    it would pull (berth does not pull)."""
     try:
         return client.call("POST", "/containers/create", {"name": args.name}, create_body(args))["Id"]
     except DaemonError as exc:
         if exc.status == 404 and "No such image" in exc.message:
-            _err(f"Unable to find image '{args.image if ':' in args.image else args.image + ':latest'}' locally")
+            tagged = ":" in args.image.rsplit("/", 1)[-1] or "@" in args.image  # a registry port is no tag
+            _err(f"Unable to find image '{args.image if tagged else args.image + ':latest'}' locally")
         raise
 
 
 def create(client: Client, args) -> int:
+    """`docker create`: prints the new container's id."""
     _out(_create(client, args))
     return 0
 
@@ -81,60 +90,71 @@ def _start_failure_status(message: str) -> int:
     return 125
 
 
+def _copy_output(resp: Response, tty: bool) -> None:
+    """A container's output to ours as it comes: raw for a TTY, else demultiplexed."""
+    if tty:
+        while data := resp.read1():
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        return
+    demux = Demuxer()
+    while data := resp.read1():
+        demux.feed(data)
+
+
+def _exit_status(waiter: Response) -> int:
+    """The container's status from a `wait` answer; 125 when the wait itself failed."""
+    result = json.loads(waiter.read() or b'{"Error": {"Message": "the daemon ended the wait without a status"}}')
+    if result.get("Error"):
+        _err(f"Error waiting for container: {result['Error'].get('Message', '')}")
+        return 125
+    return int(result["StatusCode"])
+
+
+def _attach_start_wait(client: Client, cid: str, condition: str, tty: bool = False) -> int:
+    """Attach, wait, then start, in the docker CLI's order so that no output and no exit is
+    missed; copy the output until the daemon closes the stream; return the exit status.
+    A start error is raised, after the wait for an auto-removed container has ended (as
+    docker does, so the container is gone when the command returns)."""
+    with client.hijack(f"/containers/{cid}/attach", {"stream": 1, "stdout": 1, "stderr": 1}) as attach, \
+            client.stream("POST", f"/containers/{cid}/wait", {"condition": condition}) as waiter:
+        try:
+            client.call("POST", f"/containers/{cid}/start")
+        except DaemonError:
+            if condition == "removed":
+                waiter.read()
+            raise
+        _copy_output(attach, tty)
+        return _exit_status(waiter)
+
+
 def run(client: Client, args) -> int:
+    """`docker run`: exit 125 when create fails, 126/127/125 when start fails, else the
+    container's own status (`-d`: print the id and return)."""
     try:
         cid = _create(client, args)
     except DaemonError as exc:
         _err(f"berth: Error response from daemon: {exc.message}")
         return 125
-    if args.detach:
-        try:
-            client.call("POST", f"/containers/{cid}/start")
-        except DaemonError as exc:
-            _err(f"berth: Error response from daemon: {exc.message}")
-            return _start_failure_status(exc.message)
-        _out(cid)
-        return 0
-    # As `docker run`: attach and wait before start, so no output and no exit is missed.
-    attach = client.hijack(f"/containers/{cid}/attach", {"stream": 1, "stdout": 1, "stderr": 1})
-    waiter = client.stream("POST", f"/containers/{cid}/wait", {"condition": "removed" if args.rm else "next-exit"})
     try:
+        if not args.detach:
+            return _attach_start_wait(client, cid, "removed" if args.rm else "next-exit")
         client.call("POST", f"/containers/{cid}/start")
     except DaemonError as exc:
-        attach.close()
         _err(f"berth: Error response from daemon: {exc.message}")
         return _start_failure_status(exc.message)
-    demux = Demuxer()
-    with attach:
-        while data := attach.recv(1 << 16):
-            demux.feed(data)
-    result = json.loads(waiter.read() or b"{}")
-    return int(result.get("StatusCode", 125))
+    _out(cid)
+    return 0
 
 
 def start(client: Client, args) -> int:
-    status = 0
-    for name in args.containers:
-        if args.attach:
-            return run_attached_start(client, name)
-        try:
-            client.call("POST", f"/containers/{ref(name)}/start")
-            _out(name)
-        except DaemonError as exc:
-            _err(f"Error response from daemon: {exc.message}")
-            status = 1
-    return status
-
-
-def run_attached_start(client: Client, name: str) -> int:
-    attach = client.hijack(f"/containers/{ref(name)}/attach", {"stream": 1, "stdout": 1, "stderr": 1})
-    waiter = client.stream("POST", f"/containers/{ref(name)}/wait", {"condition": "next-exit"})
-    client.call("POST", f"/containers/{ref(name)}/start")
-    demux = Demuxer()
-    with attach:
-        while data := attach.recv(1 << 16):
-            demux.feed(data)
-    return int(json.loads(waiter.read() or b"{}").get("StatusCode", 1))
+    """`docker start`; with `-a`, the output and the container's exit status."""
+    if not args.attach:
+        return _each(client, args.containers, "POST", "/containers/{}/start")
+    if len(args.containers) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
+    info = client.get(f"/containers/{ref(args.containers[0])}/json")
+    return _attach_start_wait(client, info["Id"], "next-exit", info["Config"].get("Tty", False))
 
 
 def _each(client: Client, names: list[str], method: str, endpoint: str, query=None) -> int:
@@ -151,22 +171,27 @@ def _each(client: Client, names: list[str], method: str, endpoint: str, query=No
 
 
 def stop(client: Client, args) -> int:
+    """`docker stop [-t N]`: SIGTERM, then SIGKILL after N seconds (the daemon's default 10)."""
     return _each(client, args.containers, "POST", "/containers/{}/stop", {"t": args.time})
 
 
 def restart(client: Client, args) -> int:
+    """`docker restart [-t N]`."""
     return _each(client, args.containers, "POST", "/containers/{}/restart", {"t": args.time})
 
 
 def kill(client: Client, args) -> int:
+    """`docker kill [-s SIGNAL]` (default KILL)."""
     return _each(client, args.containers, "POST", "/containers/{}/kill", {"signal": args.signal})
 
 
 def rm(client: Client, args) -> int:
+    """`docker rm [-f] [-v]`."""
     return _each(client, args.containers, "DELETE", "/containers/{}", {"force": int(args.force), "v": int(args.volumes)})
 
 
 def wait(client: Client, args) -> int:
+    """`docker wait`: each container's exit code once it has stopped."""
     status = 0
     for name in args.containers:
         try:
@@ -179,14 +204,22 @@ def wait(client: Client, args) -> int:
 
 
 def _ps_row(c: dict, no_trunc: bool) -> dict:
+    """A container list entry as `docker ps` fields (the names `--format` templates use)."""
     command = c["Command"] if no_trunc else render.truncate(c["Command"], 20)
-    return {"ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"], "Command": f'"{command}"',
-            "RunningFor": render.since(c["Created"]), "Status": c["Status"], "Ports": "",
-            "Names": ",".join(n.lstrip("/") for n in c["Names"]), "State": c["State"],
-            "Labels": ",".join(f"{k}={v}" for k, v in (c.get("Labels") or {}).items()), "CreatedAt": c["Created"]}
+    mounts = [m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or []]
+    return {"ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"], "Command": render.go_quote(command),
+            "CreatedAt": render.go_time(c["Created"]), "RunningFor": render.since(c["Created"]),
+            "Status": c["Status"], "State": c["State"], "Ports": render.ports(c.get("Ports")),
+            # a name holding another `/` is a legacy link, which docker hides
+            "Names": ",".join(n[1:] for n in c["Names"] if "/" not in n[1:]),
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())),
+            "Mounts": ",".join(m if no_trunc else render.truncate(m, 15) for m in mounts),
+            "LocalVolumes": str(sum(m.get("Driver") == "local" for m in c.get("Mounts") or [])),
+            "Networks": ",".join(sorted(((c.get("NetworkSettings") or {}).get("Networks") or {}))), "Size": ""}
 
 
 def ps(client: Client, args) -> int:
+    """`docker ps`: the table, `-q` ids, or one line per container by `--format`."""
     found = client.get("/containers/json", all=int(args.all), filters=options.filters(args.filter))
     rows = [_ps_row(c, args.no_trunc) for c in found]
     if args.quiet:
@@ -194,7 +227,7 @@ def ps(client: Client, args) -> int:
             _out(row["ID"])
     elif args.format == "json":
         for row in rows:
-            _out(json.dumps(row))
+            _out(json.dumps(row, separators=(",", ":"), sort_keys=True, ensure_ascii=False))
     elif args.format:
         for row in rows:
             _out(render.template(args.format, row))
@@ -206,6 +239,8 @@ def ps(client: Client, args) -> int:
 
 
 def inspect(client: Client, args) -> int:
+    """`docker inspect`: each name as a container, else as an image; a JSON array, or one
+    template line per object."""
     results, status = [], 0
     for name in args.names:
         for endpoint in ([f"/containers/{ref(name)}/json"] if args.type != "image" else []) + \
@@ -219,22 +254,21 @@ def inspect(client: Client, args) -> int:
         else:
             _err(f"Error: No such object: {name}")
             status = 1
-    if args.format:
+    if args.format and args.format != "json":
         for item in results:
             _out(render.template(args.format, item))
     else:
-        _out(json.dumps(results, indent=4))
+        _out(json.dumps(results, indent=4, ensure_ascii=False))
     return status
 
 
 def logs(client: Client, args) -> int:
-    info = client.get(f"/containers/{ref(args.container)}/json")
+    """`docker logs`: stdout frames to stdout, stderr frames to stderr."""
+    info = client.get(f"/containers/{ref(args.container)}/json")  # for its id and Tty, as docker
     query = {"stdout": 1, "stderr": 1, "follow": int(args.follow), "timestamps": int(args.timestamps),
              "tail": args.tail, "since": options.timestamp(args.since), "until": options.timestamp(args.until)}
-    resp = client.stream("GET", f"/containers/{info['Id']}/logs", query)
-    demux = Demuxer()
-    while data := resp.read1(1 << 16):
-        demux.feed(data)
+    with client.stream("GET", f"/containers/{info['Id']}/logs", query) as resp:
+        _copy_output(resp, info["Config"].get("Tty", False))
     return 0
 
 
@@ -242,6 +276,7 @@ def logs(client: Client, args) -> int:
 
 
 def images(client: Client, args) -> int:
+    """`docker images`: one row per tag (`<none>` for untagged images), newest first."""
     filters = list(args.filter) + ([f"reference={args.reference}"] if args.reference else [])
     found = client.get("/images/json", all=int(args.all), filters=options.filters(filters))
     rows = []
@@ -259,12 +294,14 @@ def images(client: Client, args) -> int:
 
 
 def tag(client: Client, args) -> int:
+    """`docker tag SOURCE TARGET` (TARGET's tag defaults to latest; a registry port is no tag)."""
     repo, _, name = args.target.rpartition(":") if ":" in args.target.rsplit("/", 1)[-1] else (args.target, "", "")
     client.call("POST", f"/images/{ref(args.source)}/tag", {"repo": repo, "tag": name or "latest"})
     return 0
 
 
 def rmi(client: Client, args) -> int:
+    """`docker rmi`: `Untagged: …` / `Deleted: …` per image."""
     status = 0
     for name in args.images:
         try:
@@ -278,6 +315,7 @@ def rmi(client: Client, args) -> int:
 
 
 def import_(client: Client, args) -> int:
+    """`docker import FILE|- [REPO[:TAG]]`: the tar streamed as the body; prints the new id."""
     source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
     with source:
         query = {"fromSrc": "-", "repo": args.reference, "changes": args.change or None, "message": args.message}
@@ -292,14 +330,21 @@ def import_(client: Client, args) -> int:
 
 
 def history(client: Client, args) -> int:
+    """`docker history`: IMAGE CREATED CREATED-BY SIZE COMMENT, newest layer first."""
+    def image_id(row: dict) -> str:
+        return row["Id"] if args.no_trunc or row["Id"] == "<missing>" else render.short_id(row["Id"])
+
     rows = client.get(f"/images/{ref(args.image)}/history")
     if args.quiet:
         for row in rows:
-            _out(row["Id"] if args.no_trunc else render.short_id(row["Id"]) if row["Id"] != "<missing>" else row["Id"])
+            _out(image_id(row))
         return 0
-    table = [[row["Id"] if args.no_trunc or row["Id"] == "<missing>" else render.short_id(row["Id"]),
-              render.since(row["Created"]), row["CreatedBy"] if args.no_trunc else render.truncate(row["CreatedBy"], 45),
-              render.size(row["Size"]), row["Comment"]] for row in rows]
+    table = []
+    for row in rows:
+        created_by = row["CreatedBy"].replace("\t", " ")
+        table.append([image_id(row), render.since(row["Created"]),
+                      created_by if args.no_trunc else render.truncate(created_by, 45),
+                      render.size(row["Size"]), row["Comment"]])
     _out(render.table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], table))
     return 0
 
@@ -308,56 +353,84 @@ def history(client: Client, args) -> int:
 
 
 def events(client: Client, args) -> int:
+    """`docker events`: one line per event as it happens, or the journal between
+    `--since` and `--until`."""
     query = {"since": options.timestamp(args.since), "until": options.timestamp(args.until),
              "filters": options.filters(args.filter)}
-    resp = client.stream("GET", "/events", query)
-    while line := resp.readline():
-        if not line.strip():
-            continue
-        event = json.loads(line)
-        if args.format == "json" or (args.format or "").strip() == "{{json .}}":
-            _out(line.decode().strip())
-        elif args.format:
-            _out(render.template(args.format, event))
-        else:
-            attrs = ", ".join(f"{k}={v}" for k, v in sorted(event["Actor"]["Attributes"].items()))
-            _out(f"{render.local_time(event['timeNano'])} {event['Type']} {event['Action']} {event['Actor']['ID']} ({attrs})")
-        sys.stdout.flush()
+    as_json = args.format == "json" or (args.format or "").strip() == "{{json .}}"
+    with client.stream("GET", "/events", query) as resp:
+        while line := resp.readline():
+            if not line.strip():
+                continue
+            if as_json:
+                _out(line.decode().strip())
+            elif args.format:
+                _out(render.template(args.format, json.loads(line)))
+            else:
+                _out(render.event_line(json.loads(line)))
+            sys.stdout.flush()  # a stream: show each event when it happens
     return 0
 
 
+_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "386"}
+
+
+def _platform() -> str:
+    """`linux/amd64`, in Go's architecture names like the daemon's `Os/Arch`."""
+    machine = os.uname().machine
+    return f"{sys.platform}/{_GO_ARCH.get(machine, machine)}"
+
+
 def version(client: Client, args) -> int:
+    """`docker version`: the client, then the daemon and the runtimes it drives."""
     from . import __version__
 
+    _out(f"Client:\n Version:           {__version__}\n API version:       1.41\n"
+         f" Python version:    {sys.version.split()[0]}\n OS/Arch:           {_platform()}\n Host:              {client.host}\n")
     server = client.get("/version")
-    _out(f"Client:\n Version:     {__version__}\n API version: 1.41\n")
-    _out(f"Server: berth\n Engine:\n  Version:     {server['Version']}\n  API version: {server['ApiVersion']} "
-         f"(minimum version {server['MinAPIVersion']})\n  Runtime:     {server['GoVersion']}\n"
-         f"  OS/Arch:     {server['Os']}/{server['Arch']}\n  Kernel:      {server['KernelVersion']}")
+    _out(f"Server: berth\n Engine:\n  Version:          {server['Version']}\n"
+         f"  API version:      {server['ApiVersion']} (minimum version {server['MinAPIVersion']})\n"
+         f"  Python version:   {server['GoVersion']}\n  OS/Arch:          {server['Os']}/{server['Arch']}\n"
+         f"  Kernel:           {server['KernelVersion']}")
     for component in server["Components"][1:]:
-        _out(f" {component['Name']}:\n  Path:        {component['Details'].get('Path', '')}")
+        _out(f" {component['Name']}:")
+        if component.get("Version"):
+            _out(f"  Version:          {component['Version']}")
+        for key, value in (component.get("Details") or {}).items():
+            _out(f"  {key + ':':<17} {value}")
     return 0
 
 
 def info(client: Client, args) -> int:
+    """`docker info`: counts, storage, cgroups, the runtimes and how berth runs each,
+    the host; the daemon's warnings on stderr, as docker prints them."""
+    from . import __version__
+
+    _out(f"Client:\n Version:    {__version__}\n Host:       {client.host}\n")
     i = client.get("/info")
-    _out("Server:")
-    _out(f" Containers: {i['Containers']}\n  Running: {i['ContainersRunning']}\n  Paused: {i['ContainersPaused']}\n"
-         f"  Stopped: {i['ContainersStopped']}\n Images: {i['Images']}\n Server Version: {i['ServerVersion']}\n"
-         f" Storage Driver: {i['Driver']}\n Logging Driver: {i['LoggingDriver']}\n Cgroup Driver: {i['CgroupDriver']}\n"
-         f" Cgroup Version: {i['CgroupVersion']}")
-    _out(" Runtimes: " + " ".join(i["Runtimes"]))
+    _out(f"Server:\n Containers: {i['Containers']}\n  Running: {i['ContainersRunning']}\n"
+         f"  Paused: {i['ContainersPaused']}\n  Stopped: {i['ContainersStopped']}\n Images: {i['Images']}\n"
+         f" Server Version: {i['ServerVersion']}\n Storage Driver: {i['Driver']}")
+    for key, value in i.get("DriverStatus") or []:
+        _out(f"  {key}: {value}")
+    _out(f" Logging Driver: {i['LoggingDriver']}\n Cgroup Driver: {i['CgroupDriver']}\n"
+         f" Cgroup Version: {i['CgroupVersion']}\n Runtimes: {' '.join(i['Runtimes'])}")
     for name, runtime in i["Runtimes"].items():
-        _out(f"  {name}: {runtime['path']} ({runtime.get('berthPath', 'direct')})")
-    _out(f" Default Runtime: {i['DefaultRuntime']}\n Init Binary: {i['InitBinary']}\n Kernel Version: {i['KernelVersion']}\n"
-         f" Operating System: {i['OperatingSystem']}\n CPUs: {i['NCPU']}\n Total Memory: {render.size(i['MemTotal'])}\n"
-         f" Name: {i['Name']}\n Berth Root Dir: {i['DockerRootDir']}\n Debug Mode: {str(i['Debug']).lower()}")
+        how = runtime.get("berthPath")
+        _out(f"  {name}: {runtime['path']}" + (f" ({how})" if how else ""))
+    _out(f" Default Runtime: {i['DefaultRuntime']}\n Init Binary: {i['InitBinary']}\n"
+         f" Kernel Version: {i['KernelVersion']}\n Operating System: {i['OperatingSystem']}\n"
+         f" OSType: {i['OSType']}\n Architecture: {i['Architecture']}\n CPUs: {i['NCPU']}\n"
+         f" Total Memory: {render.binary_size(i['MemTotal'])}\n Name: {i['Name']}\n ID: {i['ID']}\n"
+         f" Berth Root Dir: {i['DockerRootDir']}\n Debug Mode: {str(i['Debug']).lower()}")
+    sys.stdout.flush()  # warnings come last, as docker's do
     for warning in i.get("Warnings") or []:
-        _err(f"WARNING: {warning}")
+        _err(warning if warning.startswith("WARNING") else f"WARNING: {warning}")
     return 0
 
 
 def plugin(client: Client, args) -> int:
+    """`berth plugin ls|enable|disable|reload`: the daemon's plugins."""
     if args.action == "ls":
         rows = [[p["Name"], p["Config"]["Description"], str(p["Enabled"]).lower(), p["BerthStatus"]["Status"],
                  str(p["BerthStatus"]["Restarts"]), p["BerthStatus"]["LastError"]] for p in client.get("/plugins")]

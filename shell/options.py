@@ -11,11 +11,12 @@ _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 360
 
 
 def _float(text: str) -> float | None:
+    """A finite, non-negative number, or None."""
     try:
         value = float(text)
     except ValueError:
         return None
-    return value if value >= 0 else None
+    return value if 0 <= value < float("inf") else None  # also refuses nan
 
 
 def ram_bytes(text: str) -> int:
@@ -39,14 +40,15 @@ def duration_ns(text: str) -> int:
 
 
 def nano_cpus(text: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"invalid argument {text!r} for --cpus") from None
+    """`--cpus 0.5` → NanoCpus."""
+    value = _float(text)
+    if value is None:
+        raise UsageError(f"invalid argument {text!r} for --cpus")
     return int(round(value * 1e9))
 
 
 def restart_policy(text: str) -> dict:
+    """`--restart on-failure:3` → HostConfig.RestartPolicy."""
     name, _, count = text.partition(":")
     if name not in ("no", "always", "unless-stopped", "on-failure"):
         raise UsageError(f"invalid restart policy {text!r}")
@@ -56,6 +58,7 @@ def restart_policy(text: str) -> dict:
 
 
 def key_values(items: list[str], what: str) -> dict[str, str]:
+    """Repeated `KEY=VALUE` (labels, log options) → a dict; `KEY` alone means an empty value."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")

@@ -1,41 +1,49 @@
-"""Output as Docker prints it: aligned tables, `--format` templates, times and sizes."""
+"""Output as the docker CLI prints it: tabwriter tables, `--format` templates, Go's quoting,
+go-units durations and sizes, PORTS, event lines.
+
+Pure functions over decoded JSON, stdlib only. The client keeps its own copy of the go-units
+rules (the daemon renders `Status` with engine/humanize.py) because a one-shot command
+must not import the engine package.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 
-from engine import humanize
+# docker's tables come from text/tabwriter with minwidth 10 and padding 3.
+_MIN_WIDTH, _PADDING = 10, 3
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Columns padded to their widest cell plus three spaces, as the docker CLI does."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    lines = []
-    for row in [headers, *rows]:
-        cells = [c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)]
-        lines.append("   ".join(cells).rstrip())
-    return "\n".join(lines)
+    """An aligned table: every column but the last as wide as its widest cell plus three
+    spaces, and never narrower than ten (so `PORTS` stays wide when empty, as docker's)."""
+    lines = [headers, *rows]
+    widths = [max(_MIN_WIDTH, max(len(line[i]) for line in lines) + _PADDING) for i in range(len(headers) - 1)]
+    out = []
+    for line in lines:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths)]
+        out.append(("".join(cells) + line[-1]).rstrip())
+    return "\n".join(out)
 
 
 def lookup(value, path: str):
     """`State.Status` inside a decoded JSON object; "" when absent."""
     for part in filter(None, path.split(".")):
-        if isinstance(value, dict):
-            value = value.get(part, "")
-        else:
+        if not isinstance(value, dict):
             return ""
+        value = value.get(part, "")
     return value
 
 
 def template(fmt: str, value: dict) -> str:
-    """A small subset of Go templates: `{{.Field}}`, `{{.A.B}}`, `{{json .X}}`, `\\t`."""
-    import re  # only templates need it; start-up of other commands does not pay for it
+    """A small subset of Go templates: `{{.Field}}`, `{{.A.B}}`, `{{json .X}}`, `{{json .}}`, `\\t`."""
+    import re  # only templates need it
 
     def sub(found: re.Match) -> str:
         item = lookup(value, found.group(2))
         if found.group(1) or isinstance(item, (dict, list)):
-            return json.dumps(item, separators=(",", ":"))
+            return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
         if isinstance(item, bool):
             return str(item).lower()
         return str(item)
@@ -44,27 +52,151 @@ def template(fmt: str, value: dict) -> str:
     return field.sub(sub, fmt.replace("\\t", "\t").removeprefix("table "))
 
 
-def since(unix_seconds: float) -> str:
-    """`5 seconds ago` from a unix time."""
-    return humanize.duration(time.time() - unix_seconds) + " ago"
+def duration(seconds: float) -> str:
+    """go-units HumanDuration: `Less than a second`, `5 seconds`, `About a minute`, … `2 years`."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)  # Go rounds half up here; Python's round() would not
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
-size = humanize.size
+def since(unix_seconds: float, now: float | None = None) -> str:
+    """CREATED as docker shows it: `5 seconds ago`."""
+    return duration((time.time() if now is None else now) - unix_seconds) + " ago"
+
+
+def _scaled(n: float, base: float, units: tuple[str, ...], digits: int) -> str:
+    i = 0
+    while n >= base and i < len(units) - 1:
+        n /= base
+        i += 1
+    return f"{n:.{digits}g}{units[i]}"
+
+
+def size(n: float, digits: int = 3) -> str:
+    """go-units HumanSizeWithPrecision: decimal units (`1.98MB`, `47B`); docker's images,
+    history and ps tables use three significant digits."""
+    return _scaled(n, 1000.0, ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"), digits)
+
+
+def binary_size(n: float) -> str:
+    """go-units BytesSize: binary units, four digits (`23.54GiB`), as `docker info` shows memory."""
+    return _scaled(n, 1024.0, ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"), 4)
 
 
 def short_id(value: str) -> str:
+    """An image or container id as tables show it: 12 hex digits, no `sha256:`."""
     return value.removeprefix("sha256:")[:12]
 
 
 def truncate(text: str, width: int) -> str:
+    """docker's Ellipsis: at most `width` characters, the last one `…` when cut."""
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+_GO_ESCAPES = {"\a": r"\a", "\b": r"\b", "\f": r"\f", "\n": r"\n", "\r": r"\r", "\t": r"\t", "\v": r"\v",
+               "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(text: str) -> str:
+    """Go's strconv.Quote, which `docker ps` applies to COMMAND: printable characters (`…`
+    included) stay, quotes and backslashes are escaped, control characters spelled out."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def ports(items: list[dict] | None) -> str:
+    """The PORTS column from a container list entry's `Ports`, by docker's DisplayablePorts:
+    consecutive unpublished (or same-number) ports grouped into ranges, published ones as
+    `IP:PUBLIC->PRIVATE/proto` after them."""
+    order = sorted(items or [], key=lambda p: (p.get("PrivatePort", 0), p.get("IP", ""), p.get("PublicPort", 0), p.get("Type", "")))
+    groups: dict[str, list[int]] = {}  # key "type" or "ip/type" → [first, last], in creation order
+    result, mappings = [], []
+
+    def group_text(key: str, first: int, last: int) -> str:
+        ip, _, proto = key.rpartition("/")
+        span = str(first) if first == last else f"{first}-{last}"
+        return f"{ip}:{span}->{span}/{proto}" if ip else f"{span}/{proto}"
+
+    for port in order:
+        private, ip, public, proto = port.get("PrivatePort", 0), port.get("IP", ""), port.get("PublicPort", 0), port.get("Type", "")
+        key = proto
+        if ip:
+            if public != private:
+                host = f"[{ip}]" if ":" in ip else ip
+                mappings.append(f"{host}:{public}->{private}/{proto}")
+                continue
+            key = f"{ip}/{proto}"
+        span = groups.get(key)
+        if span is None:
+            groups[key] = [private, private]
+        elif private == span[1] + 1:
+            span[1] = private
+        else:
+            result.append(group_text(key, *span))
+            groups[key] = [private, private]
+    result += [group_text(key, *span) for key, span in groups.items()]
+    return ", ".join(result + mappings)
+
+
 def local_time(ns: int) -> str:
-    """Event timestamps: RFC 3339 with nanoseconds in local time, like `docker events`."""
+    """RFC 3339 with nine fraction digits in local time (`Z` for UTC), Go's RFC3339NanoFixed."""
     from datetime import datetime, timezone
 
     moment = datetime.fromtimestamp(ns // 10**9, timezone.utc).astimezone()
     offset = moment.strftime("%z")
     offset = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 10**9:09d}" + offset
+
+
+def go_time(unix_seconds: int) -> str:
+    """Go's time.Time String() in local time (`2026-11-22 12:28:23 +0000 UTC`), the
+    `CreatedAt` of `docker ps --format json`."""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(unix_seconds).astimezone().strftime("%Y-%m-%d %H:%M:%S %z %Z")
+
+
+def event_line(event: dict) -> str:
+    """`docker events`' default line: time, type, action, actor id, then its attributes
+    sorted by key in parentheses (left out when there are none)."""
+    stamp = event.get("timeNano") or event.get("time", 0) * 10**9
+    actor = event.get("Actor") or {}
+    line = f"{local_time(stamp)} {event.get('Type', '')} {event.get('Action', '')} {actor.get('ID', '')}"
+    attributes = actor.get("Attributes") or {}
+    if attributes:
+        line += " (" + ", ".join(f"{key}={attributes[key]}" for key in sorted(attributes)) + ")"
+    return line

@@ -28,12 +28,13 @@ class DaemonError(Exception):
 
 
 class ConnectError(Exception):
-    pass
+    """The daemon cannot be reached, or it broke off an exchange."""
 
 
 class Response:
     """An HTTP/1.1 response read from a socket: status and headers at once, the body
-    (Content-Length, chunked, or until close) as the caller asks for it."""
+    (Content-Length, chunked, or until close) as the caller asks for it. After a
+    `101 UPGRADED` the body is the raw hijacked stream, until the daemon closes it."""
 
     def __init__(self, sock: socket.socket, head: bytes, rest: bytes):
         self._sock = sock
@@ -41,10 +42,12 @@ class Response:
         self.status = int(lines[0].split(" ", 2)[1])
         self.headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
         self._buf = rest
-        self._chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
-        length = self.headers.get("content-length")
+        upgraded = self.status == 101
+        self._chunked = not upgraded and self.headers.get("transfer-encoding", "").lower() == "chunked"
+        length = None if upgraded else self.headers.get("content-length")
         self._left = int(length) if length is not None and not self._chunked else None
         self._eof = self.status in (204, 304) or self._left == 0
+        self._line = b""  # what readline() read past its last newline
 
     def _fill(self) -> bool:
         data = self._sock.recv(1 << 16)
@@ -82,15 +85,25 @@ class Response:
         return b""
 
     def read(self) -> bytes:
+        """The whole (rest of the) body; closes the connection."""
         parts = []
         while chunk := self.read1():
             parts.append(chunk)
-        self._sock.close()
+        self.close()
         return b"".join(parts)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def readline(self) -> bytes:
         """One line of the body (streams of JSON lines: events, progress)."""
-        pending = getattr(self, "_line", b"")
+        pending = self._line
         while b"\n" not in pending:
             chunk = self.read1()
             if not chunk:
@@ -155,7 +168,10 @@ def ref(name: str) -> str:
 
 
 class Client:
+    """The daemon's API at one unix-socket address, one connection per request."""
+
     def __init__(self, host: str):
+        self.host = host
         self.socket_path = host.removeprefix("unix://")
 
     def _send(self, method: str, endpoint: str, query=None, body=None, headers=None) -> Response:
@@ -197,26 +213,19 @@ class Client:
         return json.loads(data) if data.strip() else None
 
     def get(self, endpoint: str, **query):
+        """`GET endpoint?query`, decoded."""
         return self.call("GET", endpoint, query)
 
-    def hijack(self, endpoint: str, query: dict) -> socket.socket:
-        """Open a raw stream (`Upgrade: tcp`); returns the socket after the 101 headers."""
-        sock = _connect(self.socket_path)
-        sock.sendall(f"POST {path_of(endpoint, query)} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\n"
-                     "Upgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
-        head, rest = _read_head(sock)
-        resp = Response(sock, head, rest)
-        if resp.status >= 400:
-            data = resp.read()
-            raise DaemonError(resp.status, json.loads(data).get("message", "attach failed") if data.startswith(b"{") else "attach failed")
-        if rest:
-            raise ConnectError("unexpected data before the attach stream")  # frames come after start
-        return sock
+    def hijack(self, endpoint: str, query: dict) -> Response:
+        """`POST` with `Upgrade: tcp` (attach): the response after `101 UPGRADED`, whose
+        body is the raw stream, read with `read1()` until the daemon closes it."""
+        return self.stream("POST", endpoint, query, headers={"Connection": "Upgrade", "Upgrade": "tcp"})
 
 
 class Demuxer:
     """Splits Docker's multiplexed stream ([stream, 0, 0, 0, size u32 BE] + payload)
-    into stdout and stderr writes; feed it bytes as they come."""
+    into stdout and stderr writes; feed it bytes as they come. Stream 2 (stderr) and 3
+    (the daemon's own error text) go to stderr, the rest to stdout, as the docker CLI does."""
 
     def __init__(self, out=None, err=None):
         self.out = out or sys.stdout.buffer
@@ -231,7 +240,7 @@ class Demuxer:
             if len(buf) - pos - 8 < size:
                 break
             payload = buf[pos + 8:pos + 8 + size]
-            target = self.err if stream == 2 else self.out
+            target = self.err if stream in (2, 3) else self.out
             target.write(payload)
             pos += 8 + size
         self._buf = buf[pos:]

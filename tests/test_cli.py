@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,9 +18,9 @@ from tests.daemon import REPO
 def berth(daemon):
     env = {**os.environ, "BERTH_HOST": daemon.host}
 
-    def run(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "shell.cli", *args], cwd=REPO, env=env, input=input,
-                              capture_output=True, timeout=60)
+    def run(*args: str, input: bytes | None = None, **extra_env: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "shell.cli", *args], cwd=REPO, env={**env, **extra_env},
+                              input=input, capture_output=True, timeout=60)
 
     return run
 
@@ -43,8 +44,11 @@ def test_detached_ps_logs_stop_rm(berth):
                 "echo up; sleep 60").stdout.decode().strip()
     assert len(cid) == 64
     ps = berth("ps").stdout.decode().splitlines()
-    assert ps[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    assert any(line.startswith(cid[:12]) and line.endswith("cli-w") for line in ps)
+    assert re.fullmatch(r"CONTAINER ID   IMAGE +COMMAND +CREATED +STATUS +PORTS     NAMES", ps[0])
+    row = next(line for line in ps if line.startswith(cid[:12]))
+    assert re.fullmatch(rf'{cid[:12]}   busybox +"sh -c echo up; slee…"   .* ago +Up .* +cli-w', row)
+    (listed,) = [json.loads(line) for line in berth("ps", "--format", "json", "-f", "name=cli-w").stdout.splitlines()]
+    assert (listed["ID"], listed["Names"], listed["State"], listed["Labels"]) == (cid[:12], "cli-w", "running", "app=cli")
     assert berth("ps", "-q", "--filter", "label=app=cli").stdout.decode().split() == [cid[:12]]
     assert berth("ps", "--format", "{{.Names}} {{.State}}", "-f", "name=cli-w").stdout == b"cli-w running\n"
     time.sleep(0.2)
@@ -54,7 +58,20 @@ def test_detached_ps_logs_stop_rm(berth):
     assert berth("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "cli-w").stdout == b"exited 143\n"
     assert berth("rm", "cli-w").stdout == b"cli-w\n"
     result = berth("rm", "cli-w")
-    assert result.returncode == 1 and b"No such container: cli-w" in result.stderr
+    assert result.returncode == 1 and result.stderr == b"Error response from daemon: No such container: cli-w\n"
+
+
+def test_logs_split_streams_and_rm_f_of_a_running_container(berth):
+    berth("run", "-d", "--name", "cli-l", "busybox", "sh", "-c", "echo o1; echo e1 >&2; echo o2; sleep 60")
+    time.sleep(0.3)
+    result = berth("logs", "cli-l")
+    assert (result.stdout, result.stderr) == (b"o1\no2\n", b"e1\n")
+    assert berth("logs", "--tail", "1", "cli-l").stdout == b"o2\n"
+    assert berth("rm", "cli-l").returncode == 1  # running: docker refuses without -f
+    assert berth("rm", "-f", "cli-l").stdout == b"cli-l\n"
+    assert b"cli-l" not in berth("ps", "-a").stdout
+    result = berth("logs", "cli-l")
+    assert result.returncode == 1 and b"No such container: cli-l" in result.stderr
 
 
 def test_create_start_attach_wait_kill_restart(berth):
@@ -67,6 +84,8 @@ def test_create_start_attach_wait_kill_restart(berth):
     assert berth("restart", "-t", "0", "cli-k").stdout == b"cli-k\n"
     assert berth("kill", "cli-k").stdout == b"cli-k\n"
     assert berth("wait", "cli-k").stdout == b"137\n"
+    result = berth("start", "-a", "cli-c", "cli-k")
+    assert result.returncode == 1 and b"cannot start and attach multiple containers" in result.stderr
     assert berth("rm", "-f", cid, "cli-k").returncode == 0
 
 
@@ -75,7 +94,10 @@ def test_images_tag_history_import_rmi(berth, tmp_path):
     assert berth("tag", "busybox", "cli-copy:v2").returncode == 0
     rows = [line.split()[:2] for line in berth("images").stdout.decode().splitlines()[1:]]
     assert ["cli-copy", "v2"] in rows and ["busybox", "latest"] in rows
-    assert b"CREATED BY" in berth("history", "cli-copy:v2").stdout
+    history = berth("history", "cli-copy:v2").stdout.decode().splitlines()
+    assert re.fullmatch(r"IMAGE +CREATED +CREATED BY +SIZE +COMMENT", history[0])
+    assert re.match(r"[0-9a-f]{12}   .* ago .* \d+(\.\d+)?[kMG]?B +\S", history[1]), history
+    assert berth("history", "-q", "busybox").stdout.decode().split()[0] == berth("images", "-q", "busybox").stdout.decode().strip()
     assert berth("rmi", "cli-copy:v2").stdout == b"Untagged: cli-copy:v2\n"
     tar = tmp_path / "rootfs.tar"
     subprocess.run(["tar", "-cf", str(tar), "-C", "/", "bin/busybox"], check=True)
@@ -93,13 +115,22 @@ def test_events_inspect_version_info_plugins(berth):
     out = berth("events", "--since", since, "--until", "0s", "-f", "container=cli-ev", "--format", "{{.Action}}")
     assert out.stdout.decode().split() == ["create", "attach", "start", "die", "destroy"]
     line = berth("events", "--since", since, "--until", "0s", "-f", "event=die").stdout.decode().splitlines()[0]
-    assert " container die " in line and "exitCode=0" in line and "name=cli-ev" in line
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d) container die [0-9a-f]{64} "
+                        r"\(exitCode=0, image=busybox, name=cli-ev\)", line), line
     inspected = json.loads(berth("inspect", "busybox").stdout)
     assert inspected[0]["RepoTags"] == ["busybox:latest"]
-    assert berth("inspect", "nothing-here").returncode == 1
-    assert b"API version: 1.41" in berth("version").stdout
+    assert json.loads(berth("inspect", "--format", "json", "busybox").stdout) == inspected
+    missing = berth("inspect", "nothing-here")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (1, b"[]\n", b"Error: No such object: nothing-here\n")
+    version = berth("version").stdout.decode()
+    assert version.startswith("Client:\n") and "\nServer: berth\n" in version
+    assert re.search(r"API version: +1\.41 \(minimum version", version)
     info = berth("info")
-    assert b"Runtimes: crun runc" in info.stdout and b"Cgroup Version" in info.stdout
+    text = info.stdout.decode()
+    assert text.startswith("Client:\n") and "\nServer:\n" in text and "Runtimes: crun runc\n" in text
+    for field in ("Default Runtime", "Cgroup Driver", "Cgroup Version", "Total Memory"):
+        assert re.search(rf"^ {field}: \S", text, re.M), field
+    assert all(line.startswith("WARNING: ") for line in info.stderr.decode().splitlines())
     assert b"janitor" in berth("plugin", "ls").stdout
 
 
@@ -114,9 +145,10 @@ def test_help(berth):
     assert b"--memory" in berth("run", "--help").stdout
 
 
-def test_repl_runs_the_same_commands(berth):
-    result = berth("shell", input=b"run --rm busybox echo from-repl\nbogus\nexit\n")
+def test_repl_runs_the_same_commands(berth, tmp_path):
+    result = berth("shell", input=b"run --rm busybox echo from-repl\nbogus\nexit\n", HOME=str(tmp_path))
     assert result.returncode == 0
+    assert b"run --rm busybox echo from-repl" in (tmp_path / ".berth_history").read_bytes()
     assert b"from-repl" in result.stdout
     assert b"unknown command 'bogus'" in result.stderr and b"Traceback" not in result.stderr
 
