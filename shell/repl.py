@@ -22,6 +22,7 @@ HISTORY = os.path.expanduser("~/.berth_history")
 
 
 def repl(host: str | None = None) -> int:
+    """Read lines until `exit` or Ctrl-D, run each as a `berth` command; 1 if there is no daemon."""
     try:
         address = resolve_host(host)
         Client(address).stream("GET", "/_ping").read()
