@@ -1,15 +1,18 @@
 """Output as the docker CLI prints it: tabwriter tables, `--format` templates, Go's quoting,
 go-units durations and sizes, PORTS, event lines.
 
-Pure functions over decoded JSON, stdlib only. The client keeps its own copy of the go-units
-rules (the daemon renders `Status` with engine/humanize.py) because a one-shot command
-must not import the engine package.
+Pure functions over decoded JSON, stdlib only. The go-units rules (durations, sizes) live
+in engine/humanize.py, shared with the daemon (which renders `Status` with them); that
+module is stdlib-only and `engine/__init__` is empty, so importing it costs the one-shot
+client nothing of the engine.
 """
 
 from __future__ import annotations
 
 import json
 import time
+
+from engine.humanize import binary_size, duration, size  # noqa: F401 (re-exported for callers)
 
 # docker's tables come from text/tabwriter with minwidth 10 and padding 3.
 _MIN_WIDTH, _PADDING = 10, 3
@@ -52,56 +55,9 @@ def template(fmt: str, value: dict) -> str:
     return field.sub(sub, fmt.replace("\\t", "\t").removeprefix("table "))
 
 
-def duration(seconds: float) -> str:
-    """go-units HumanDuration: `Less than a second`, `5 seconds`, `About a minute`, … `2 years`."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)  # Go rounds half up here; Python's round() would not
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
-
-
 def since(unix_seconds: float, now: float | None = None) -> str:
     """CREATED as docker shows it: `5 seconds ago`."""
     return duration((time.time() if now is None else now) - unix_seconds) + " ago"
-
-
-def _scaled(n: float, base: float, units: tuple[str, ...], digits: int) -> str:
-    i = 0
-    while n >= base and i < len(units) - 1:
-        n /= base
-        i += 1
-    return f"{n:.{digits}g}{units[i]}"
-
-
-def size(n: float, digits: int = 3) -> str:
-    """go-units HumanSizeWithPrecision: decimal units (`1.98MB`, `47B`); docker's images,
-    history and ps tables use three significant digits."""
-    return _scaled(n, 1000.0, ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"), digits)
-
-
-def binary_size(n: float) -> str:
-    """go-units BytesSize: binary units, four digits (`23.54GiB`), as `docker info` shows memory."""
-    return _scaled(n, 1024.0, ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"), 4)
 
 
 def short_id(value: str) -> str:

@@ -105,6 +105,6 @@ def test_human_duration(seconds, text):
     assert humanize.duration(seconds) == text
 
 
-@pytest.mark.parametrize("n,text", [(512, "512B"), (1982387, "1.982MB"), (1000, "1kB"), (2.5e9, "2.5GB")])
+@pytest.mark.parametrize("n,text", [(512, "512B"), (1982387, "1.98MB"), (1000, "1kB"), (2.5e9, "2.5GB")])
 def test_human_size(n, text):
     assert humanize.size(n) == text
