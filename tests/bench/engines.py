@@ -3,7 +3,9 @@ started here with its own state and socket, and stopped by its own PID afterward
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import shutil
 import signal
 import subprocess
@@ -70,3 +72,23 @@ def start_dockerd(work: Path) -> Daemon | None:
 
 def _ok(argv: list[str], env: dict | None = None) -> bool:
     return subprocess.run(argv, env=env, capture_output=True).returncode == 0
+
+
+@contextlib.contextmanager
+def running(with_docker: bool):
+    """A scratch directory, a berthd, and a dockerd when asked for and installed (else
+    None); everything is stopped and removed on the way out, failures included."""
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: containers need it")
+    work = Path(tempfile.mkdtemp(prefix="berth-bench-"))
+    daemons: list[Daemon] = []
+    try:
+        daemons.append(start_berthd(work))
+        dockerd = start_dockerd(work) if with_docker else None
+        if dockerd:
+            daemons.append(dockerd)
+        yield work, daemons[0], dockerd
+    finally:
+        for d in reversed(daemons):
+            d.stop()
+        shutil.rmtree(work, ignore_errors=True)

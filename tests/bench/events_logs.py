@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ from engine.bus import Bus
 from engine.journal import Journal
 from engine.models import Actor, Event
 
-from .engines import Daemon, start_berthd, start_dockerd
+from .engines import running
 
 
 
@@ -141,15 +140,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results: dict = {"bus_events_per_s": bus_throughput()}
-    work = Path(tempfile.mkdtemp(prefix="berth-bench-"))
-    daemons: list[Daemon] = []
-    try:
-        berthd = start_berthd(work)
-        daemons.append(berthd)
+    with running(not args.skip_docker) as (work, berthd, dockerd):
         engines = {"berth": (berthd.sock, "berth")}
-        dockerd = None if args.skip_docker else start_dockerd(work)
         if dockerd:
-            daemons.append(dockerd)
             engines["docker"] = (dockerd.sock, "docker")
         for name, (sock, flavour) in engines.items():
             env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": str(work)}
@@ -157,10 +150,6 @@ def main() -> int:
             capture, readback = log_path(env, args.mb, flavour)
             results[name] = {"delivery_p50_ms": statistics.median(lat), "delivery_p99_ms": pct(lat, 0.99),
                              "delivered": len(lat), "log_capture_mb_s": capture, "log_readback_mb_s": readback}
-    finally:
-        for d in reversed(daemons):
-            d.stop()
-        shutil.rmtree(work, ignore_errors=True)
     print(f"bus: {results['bus_events_per_s']:,.0f} events/s (publish → journal → 10 subscribers)\n")
     print("| engine | delivery p50 ms | p99 ms | log capture MB/s | log read-back MB/s |\n|---|---|---|---|---|")
     for name in ("berth", "docker"):

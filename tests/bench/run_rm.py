@@ -21,11 +21,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from .engines import VENV_BIN, Daemon, start_berthd, start_dockerd
+from .engines import VENV_BIN, running
 
 def time_run(argv: list[str], env: dict) -> float:
     started = time.perf_counter()
@@ -49,21 +48,13 @@ def main() -> int:
     parser.add_argument("--skip-docker", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("run as root: containers need it")
-    work = Path(tempfile.mkdtemp(prefix="berth-bench-"))
-    daemons: list[Daemon] = []
-    try:
-        berthd = start_berthd(work)
-        daemons.append(berthd)
+    with running(not args.skip_docker) as (work, berthd, dockerd):
         contenders = {
             "berth": ([str(VENV_BIN / "berth"), "run", "--rm", "busybox", "true"], {"BERTH_HOST": f"unix://{berthd.sock}"}),
         }
         if shutil.which("docker"):
             contenders["docker→berth"] = (["docker", "run", "--rm", "busybox", "true"], {"DOCKER_HOST": f"unix://{berthd.sock}"})
-        dockerd = None if args.skip_docker else start_dockerd(work)
         if dockerd:
-            daemons.append(dockerd)
             contenders["docker"] = (["docker", "run", "--rm", "--network", "none", "busybox", "true"],
                                     {"DOCKER_HOST": f"unix://{dockerd.sock}"})
         samples: dict[str, list[float]] = {name: [] for name in contenders}
@@ -72,11 +63,7 @@ def main() -> int:
                 elapsed = time_run(argv, {**os.environ, "DOCKER_CONFIG": str(work), **env})
                 if round_ >= args.warmup:
                     samples[name].append(elapsed)
-        results = {name: summary(s) for name, s in samples.items()}
-    finally:
-        for d in reversed(daemons):
-            d.stop()
-        shutil.rmtree(work, ignore_errors=True)
+    results = {name: summary(s) for name, s in samples.items()}
     print(f"`run --rm busybox true`, {args.runs} runs each after {args.warmup} warm-ups, interleaved\n")
     print("| contender | median ms | p90 ms | min ms |\n|---|---|---|---|")
     for name, r in results.items():
