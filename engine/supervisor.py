@@ -115,7 +115,7 @@ class Supervisor:
             await process.stdout.aclose()
             await process.stderr.aclose()
             await process.wait()
-            raise StartFailed(f"OCI runtime create failed: {failure_reason(c.runtime_log)}: unknown")
+            raise StartFailed(f"OCI runtime create failed: {failure_reason(c.runtime_log, c.record.path)}: unknown")
         await engine.record_start(c, pid)
         return process, LogWriter(c.log_files, c.notify)
 

@@ -107,9 +107,13 @@ def execute(argv: list[str], host: str | None = None) -> int:
         return 0
     try:
         cmd, args = parse(COMMANDS, argv)
+    except UsageError as exc:  # as docker's cobra: 125 for flag and argument errors
+        sys.stderr.write(f"berth: {exc}\n")
+        return 125
+    try:
         client = Client(resolve_host(host))
         return getattr(commands, cmd.handler)(client, args)
-    except (UsageError, ConnectError) as exc:
+    except (UsageError, ConnectError) as exc:  # a command refusing its input: 1, as docker's RunE errors
         sys.stderr.write(f"berth: {exc}\n")
         return 125 if argv[0] in ("run", "create") else 1
     except DaemonError as exc:

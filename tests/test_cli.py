@@ -161,3 +161,9 @@ def test_health_flags(berth):
         assert time.monotonic() < deadline, "never became healthy"
         time.sleep(0.1)
     assert berth("rm", "-f", "cli-h").returncode == 0
+
+
+def test_exit_126_and_usage_125(berth):
+    result = berth("run", "--rm", "busybox", "/etc")
+    assert result.returncode == 126 and b"permission denied" in result.stderr
+    assert berth("ps", "--bogus").returncode == 125

@@ -83,10 +83,11 @@ class Runtime:
         return json.loads(result.stdout) if result.returncode == 0 else None
 
 
-def failure_reason(log_file: Path) -> str:
+def failure_reason(log_file: Path, command: str) -> str:
     """The runtime's last error from its JSON log, worded as dockerd words it.
 
-    The docker CLI picks `run`'s exit status (127, 126) from phrases in this message.
+    The docker CLI picks `run`'s exit status (127, 126) from phrases in this message:
+    "executable file not found" and "permission denied" must appear as runc says them.
     """
     reason = ""
     try:
@@ -102,6 +103,8 @@ def failure_reason(log_file: Path) -> str:
     found = _CRUN_NOT_FOUND.search(reason)
     if found:
         reason = f'exec: "{found.group(1)}": executable file not found in $PATH'
+    elif "open executable" in reason or "Permission denied" in reason:
+        reason = f'exec: "{command}": permission denied'  # crun's words for a directory or a non-executable
     return reason or "the runtime exited before starting the container"
 
 
