@@ -62,8 +62,8 @@ def test_detached_ps_logs_stop_rm(berth):
 
 
 def test_logs_split_streams_and_rm_f_of_a_running_container(berth):
-    berth("run", "-d", "--name", "cli-l", "busybox", "sh", "-c", "echo o1; echo e1 >&2; echo o2; sleep 60")
-    time.sleep(0.3)
+    berth("run", "-d", "--name", "cli-l", "busybox", "sh", "-c", "echo o1; echo e1 >&2; sleep 0.2; echo o2; sleep 60")
+    time.sleep(0.6)  # stdout and stderr are separate pipes: order is only kept per stream
     result = berth("logs", "cli-l")
     assert (result.stdout, result.stderr) == (b"o1\no2\n", b"e1\n")
     assert berth("logs", "--tail", "1", "cli-l").stdout == b"o2\n"
