@@ -253,7 +253,10 @@ async def read(files: LogFiles, *, from_end: bool = False, tail: int | None = No
     before that has been read. Files are held open: a follower keeps reading after the
     container (and its log) is removed, which is how `run --rm` gets every last line.
     """
-    opened, offset = await trio.to_thread.run_sync(_start, files, tail)
+    # In the event loop's thread, like the writer: a rotation can then never happen
+    # between listing the files and opening them. (Opening and a tail scan from the end
+    # are cheap, even on a large log.)
+    opened, offset = _start(files, tail)
     if not opened:
         return
     if from_end:
