@@ -74,6 +74,19 @@ def _ok(argv: list[str], env: dict | None = None) -> bool:
     return subprocess.run(argv, env=env, capture_output=True).returncode == 0
 
 
+def arguments(doc: str, **numbers: int):
+    """Parse a benchmark's options: its own integer options (name=default) plus the shared
+    `--skip-docker` and `--json FILE`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    for name, default in numbers.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--skip-docker", action="store_true", help="measure berth only")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser.parse_args()
+
+
 @contextlib.contextmanager
 def running(with_docker: bool):
     """A scratch directory, a berthd, and a dockerd when asked for and installed (else

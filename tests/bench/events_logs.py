@@ -12,7 +12,6 @@ Usage: python -m tests.bench.events_logs [--mb 100] [--starts 30] [--skip-docker
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -30,7 +29,7 @@ from engine.bus import Bus
 from engine.journal import Journal
 from engine.models import Actor, Event
 
-from .engines import running
+from .engines import arguments, running
 
 
 
@@ -133,12 +132,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mb", type=int, default=100)
-    parser.add_argument("--starts", type=int, default=30)
-    parser.add_argument("--skip-docker", action="store_true")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = arguments(__doc__, mb=100, starts=30)
     results: dict = {"bus_events_per_s": bus_throughput()}
     with running(not args.skip_docker) as (work, berthd, dockerd):
         engines = {"berth": (berthd.sock, "berth")}

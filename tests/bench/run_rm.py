@@ -14,7 +14,6 @@ Rounds interleave the contenders so that machine drift hits all alike. Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -22,9 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from .engines import VENV_BIN, running
+from .engines import VENV_BIN, arguments, running
 
 def time_run(argv: list[str], env: dict) -> float:
     started = time.perf_counter()
@@ -42,12 +40,7 @@ def summary(samples: list[float]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--skip-docker", action="store_true")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = arguments(__doc__, runs=30, warmup=3)
     with running(not args.skip_docker) as (work, berthd, dockerd):
         contenders = {
             "berth": ([str(VENV_BIN / "berth"), "run", "--rm", "busybox", "true"], {"BERTH_HOST": f"unix://{berthd.sock}"}),
