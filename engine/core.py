@@ -47,14 +47,14 @@ IMAGE_FILTERS = ("dangling", "reference", "label", "before", "since")
 
 
 class Engine:
-    def __init__(self, config: DaemonConfig):
+    def __init__(self, config: DaemonConfig, layout: cgroups.Layout):
         self.config = config
         self.journal = Journal(config.root / "journal", segment_bytes=config.journal_segment_bytes,
                                max_bytes=config.journal_max_bytes, max_age=config.journal_max_age)
         if self.journal.dropped_bytes:
             log.warning("event journal: dropped a torn record (%d bytes) left by a crash", self.journal.dropped_bytes)
         self.bus = Bus(self.journal)
-        self.layout = cgroups.detect()
+        self.layout = layout  # the host's cgroup layout, as found before berthd hid anything
         self.runtimes = oci.detect(self.layout, config.exec_root / "runtime")
         if config.default_runtime not in self.runtimes:
             raise SystemExit(f"berthd: runtime {config.default_runtime!r} is not installed "

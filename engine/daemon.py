@@ -21,6 +21,7 @@ from .api.http import serve_unix
 from .api.router import make_dispatch
 from .config import DaemonConfig, parse_args
 from .core import Engine
+from .runtime import cgroups
 
 log = logging.getLogger("berth.daemon")
 
@@ -51,8 +52,8 @@ def _listen(config: DaemonConfig) -> trio.SocketListener:
     return trio.SocketListener(sock)
 
 
-async def serve(config: DaemonConfig) -> None:
-    engine = Engine(config)
+async def serve(config: DaemonConfig, layout: cgroups.Layout) -> None:
+    engine = Engine(config, layout)
     config.exec_root.mkdir(parents=True, exist_ok=True)
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as daemon:
@@ -85,8 +86,11 @@ def main(argv: list[str] | None = None) -> None:
     if os.geteuid() != 0:
         raise SystemExit("berthd: must run as root (containers need namespaces, mounts and cgroups)")
     lock = _lock_root(config)
+    layout = cgroups.detect()  # the host's, before this process hides part of it
+    if cgroups.hide_hybrid_v2(layout):  # before trio starts any thread
+        log.info("hybrid cgroup host: berthd runs in its own mount namespace without %s", cgroups.UNIFIED)
     try:
-        trio.run(serve, config)
+        trio.run(serve, config, layout)
     finally:
         os.close(lock)
 

@@ -68,14 +68,19 @@ class Daemon:
             self.proc.wait()
             raise
 
+    def mounts(self) -> list[str]:
+        """Mount points under the daemon's root, as the daemon sees them (on a hybrid
+        cgroup host it runs in a mount namespace of its own)."""
+        pid = self.proc.pid if self.proc and self.proc.poll() is None else "self"
+        lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+        points = [line.split()[4].encode().decode("unicode_escape") for line in lines]
+        return [p for p in points if p.startswith(str(self.root))]
+
     def leaks(self) -> list[str]:
         """What this daemon left on the host (empty when clean)."""
         found = []
         root = str(self.root)
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            point = line.split()[4].encode().decode("unicode_escape")
-            if point.startswith(root):
-                found.append(f"mount {point}")
+        found += [f"mount {point}" for point in self.mounts()]
         for controller in Path("/sys/fs/cgroup").iterdir():
             if (controller / self.cgroup_parent).exists():
                 found.append(f"cgroup {controller / self.cgroup_parent}")

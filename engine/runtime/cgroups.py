@@ -43,6 +43,24 @@ def detect(root: Path = CGROUP_ROOT) -> Layout:
     return Layout(1, controllers)
 
 
+UNIFIED = CGROUP_ROOT / "unified"
+
+
+def hide_hybrid_v2(layout: Layout) -> bool:
+    """Give this process its own mount namespace without the hybrid v2 tree, so crun
+    (which refuses hybrid hosts) runs as is, and every mount the daemon makes stays in
+    the daemon's namespace — gone with it, whatever way it ends. Host mounts still
+    propagate in (slave). Must run while the process has one thread. True if done."""
+    from . import syscalls
+
+    if not layout.hybrid:
+        return False
+    syscalls.unshare(syscalls.CLONE_NEWNS)
+    syscalls.mount("none", "/", "", syscalls.MS_REC | syscalls.MS_SLAVE)
+    syscalls.umount(str(UNIFIED), syscalls.MNT_DETACH)
+    return True
+
+
 def dirs(layout: Layout, cgroup_path: str) -> dict[str, Path]:
     """Controller name → directory of the cgroup `cgroup_path` ("" keys the v2 tree)."""
     rel = cgroup_path.lstrip("/")

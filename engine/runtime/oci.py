@@ -6,14 +6,17 @@ container's. Each daemon keeps its runtime state under its own root (`--root`), 
 several daemons never see each other's containers.
 
 crun 1.8 refuses a hybrid cgroup host whose v2 tree has controllers ("cgroups in hybrid
-mode not supported"). On such a host every crun call runs in a private mount namespace
-where /sys/fs/cgroup/unified is unmounted (about 4 ms more per call); `Runtime.path`
-says which way a runtime is driven, and `info` shows it.
+mode not supported"). berthd therefore runs in its own mount namespace without
+/sys/fs/cgroup/unified on such a host (`cgroups.hide_hybrid_v2`), and crun runs as is;
+where the tree is still visible (the Engine outside berthd), crun is marked unusable
+with the reason. `Runtime.path` says how a runtime is driven, and `info` shows it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import shutil
 import signal
@@ -22,10 +25,9 @@ from pathlib import Path
 
 import trio
 
-from .cgroups import Layout
+from .cgroups import CGROUP_ROOT, Layout
 
-_HYBRID_WRAPPER = ["unshare", "--mount", "--propagation", "private",
-                   "sh", "-c", 'umount /sys/fs/cgroup/unified && exec "$0" "$@"']
+log = logging.getLogger("berth.runtime")
 _CRUN_NOT_FOUND = re.compile(r"executable file `(.*)` not found in \$PATH")
 
 
@@ -40,15 +42,14 @@ class RuntimeFailure(Exception):
 class Runtime:
     """One OCI runtime binary, driven the way this host needs."""
 
-    def __init__(self, name: str, binary: str, state_root: Path, wrapper: list[str], path: str):
+    def __init__(self, name: str, binary: str, state_root: Path, path: str):
         self.name = name
         self.binary = binary
         self.state_root = state_root
-        self.wrapper = wrapper
         self.path = path
 
     def argv(self, *args: str) -> list[str]:
-        return [*self.wrapper, self.binary, "--root", str(self.state_root), *args]
+        return [self.binary, "--root", str(self.state_root), *args]
 
     async def open_run(self, bundle: Path, container_id: str, *, pid_file: Path, log_file: Path,
                        stdin, stdout, stderr) -> trio.Process:
@@ -109,18 +110,20 @@ def failure_reason(log_file: Path, command: str) -> str:
 
 
 def detect(layout: Layout, state_dir: Path) -> dict[str, Runtime]:
-    """Every installed runtime, each set up to work on this host's cgroup layout."""
+    """Every installed runtime that works on this host as this process sees it."""
     runtimes = {}
     for name in ("crun", "runc"):
         binary = shutil.which(name)
         if not binary:
             continue
-        wrapper, path = [], "direct"
+        path = "direct"
         if name == "crun" and layout.hybrid:
-            wrapper = _HYBRID_WRAPPER
-            path = ("private mount namespace without /sys/fs/cgroup/unified "
-                    f"(crun refuses this host's hybrid cgroup layout: v2 has {','.join(layout.hybrid_v2_controllers)})")
-        runtimes[name] = Runtime(name, binary, state_dir / name, wrapper, path)
+            if os.path.ismount(CGROUP_ROOT / "unified"):
+                log.warning("crun left out: it refuses this hybrid cgroup host while /sys/fs/cgroup/unified is mounted")
+                continue
+            path = ("in berthd's own mount namespace, without /sys/fs/cgroup/unified (crun refuses this "
+                    f"host's hybrid cgroup layout: v2 has {','.join(layout.hybrid_v2_controllers)})")
+        runtimes[name] = Runtime(name, binary, state_dir / name, path)
     return runtimes
 
 

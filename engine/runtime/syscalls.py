@@ -15,7 +15,10 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True
 
 MS_RDONLY = 0x1
 MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SLAVE = 0x80000
 MNT_DETACH = 0x2
+CLONE_NEWNS = 0x20000
 CLONE_NEWNET = 0x40000000
 
 
@@ -42,9 +45,9 @@ def setns(fd: int, nstype: int) -> None:
     _check(_libc.setns(fd, nstype), "setns")
 
 
-def mountpoints() -> set[str]:
-    """Mount points of this mount namespace (unescaped)."""
+def mountpoints(pid: int | str = "self") -> set[str]:
+    """Mount points of a process's mount namespace (this one's by default), unescaped."""
     points = set()
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
         points.add(line.split()[4].encode().decode("unicode_escape"))
     return points
