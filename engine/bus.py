@@ -72,8 +72,11 @@ class Bus:
                 batch = self._window_from(cursor)
                 if batch is None:
                     batch = await trio.to_thread.run_sync(self.journal.read, cursor)
-                    if not batch:  # retention dropped it meanwhile: go on from what is kept
-                        cursor = max(cursor + 1, self.journal.first_cursor)
+                    if not batch:
+                        if cursor < self.journal.first_cursor:  # retention dropped it: go on from what is kept
+                            cursor = self.journal.first_cursor
+                        else:  # being appended as we read: not whole on disk yet, so look again
+                            await trio.sleep(0.001)
                         continue
                 for record in batch:
                     if until_ns is not None and record.event.timeNano > until_ns:
