@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from engine.images import busybox
+from engine.runtime import syscalls
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -32,7 +34,8 @@ class Daemon:
 
     def __init__(self, argv: list[str], sock: Path, log: Path):
         self.sock = sock
-        self.proc = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -70,8 +73,21 @@ def start_dockerd(work: Path) -> Daemon | None:
     return d
 
 
+def unmount_below(path: Path) -> list[str]:
+    """Detach every mount below `path`, deepest first, and return their mount points:
+    removing a scratch directory must never reach through a mount a daemon left behind
+    (berthd's mounts live and die in its own namespace; dockerd's are in ours)."""
+    prefix = f"{path}/"
+    with open("/proc/self/mountinfo") as info:  # field 5 is the mount point, spaces as \040
+        targets = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[4]) for line in info]
+    left = sorted((t for t in targets if t.startswith(prefix)), key=len, reverse=True)
+    for target in left:
+        syscalls.umount(target, syscalls.MNT_DETACH)
+    return left
+
+
 def _ok(argv: list[str], env: dict | None = None) -> bool:
-    return subprocess.run(argv, env=env, capture_output=True).returncode == 0
+    return subprocess.run(argv, env=env, capture_output=True, check=False).returncode == 0
 
 
 def arguments(doc: str, **numbers: int):
@@ -104,4 +120,7 @@ def running(with_docker: bool):
     finally:
         for d in reversed(daemons):
             d.stop()
+        left = unmount_below(work)
+        if left:
+            print(f"note: detached {len(left)} mount(s) a daemon left below {work}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
