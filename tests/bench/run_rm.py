@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -132,13 +133,17 @@ def main() -> int:
         facts["docker CLI"] = version(["docker", "version", "-f", "{{.Client.Version}}"], {**os.environ, **to_berth})
         facts["crun"] = version(["crun", "--version"]).removeprefix("crun version ")
 
-        # Rounds interleave the commands, each round starting one further along, so that
-        # machine drift and any after-effect of the previous command hit all alike.
-        names = list(commands)
-        samples: dict[str, list[float]] = {name: [] for name in names}
+        # Rounds interleave the commands in a new order each time (seeded: reproducible), so
+        # that machine drift, and the after-effects of whichever command ran just before
+        # (the kernel tears network namespaces down asynchronously), hit all alike.
+        rng = random.Random(0)
+        order = list(commands)
+        samples: dict[str, list[float]] = {name: [] for name in order}
+        rounds: list[list[str]] = []
         for round_ in range(args.warmup + args.runs):
-            shift = round_ % len(names)
-            for name in names[shift:] + names[:shift]:
+            rng.shuffle(order)
+            rounds.append(list(order))
+            for name in order:
                 argv, env = commands[name]
                 # DOCKER_CONFIG: the docker CLI reads no user configuration or contexts.
                 elapsed = time_run(argv, {**os.environ, "DOCKER_CONFIG": str(work), **env})
@@ -153,7 +158,8 @@ def main() -> int:
     for name, r in results.items():
         print(f"| {name} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['min_ms']:.1f} |")
     report = {"when": when, "machine": facts, "runs": args.runs, "warmup": args.warmup,
-              "commands": {name: argv for name, (argv, _) in commands.items()}, "results": results}
+              "commands": {name: argv for name, (argv, _) in commands.items()}, "results": results,
+              "rounds": rounds}  # the order of each round, warm-ups first
     if "docker" in results:
         ratio = results["berth"]["median_ms"] / results["docker"]["median_ms"]
         print(f"\nberth / Docker median: {ratio:.3f} (target ≤ {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
