@@ -131,7 +131,7 @@ Handler = Callable[[Request], Awaitable[Response | None]]
 
 
 class Connection:
-    def __init__(self, stream: trio.abc.Stream, dispatch: Callable[[Request], Awaitable[Response | None]]):
+    def __init__(self, stream: trio.abc.Stream, dispatch: Handler):
         self.sock = stream
         self.h11 = h11.Connection(h11.SERVER)
         self._dispatch = dispatch
