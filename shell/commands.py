@@ -6,11 +6,10 @@ The same functions serve the one-shot CLI and the REPL.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from . import options, render
+from . import fastjson, options, render
 from .grammar import UsageError
 from .transport import Client, DaemonError, Demuxer, Response, ref
 
@@ -104,7 +103,7 @@ def _copy_output(resp: Response, tty: bool) -> None:
 
 def _exit_status(waiter: Response) -> int:
     """The container's status from a `wait` answer; 125 when the wait itself failed."""
-    result = json.loads(waiter.read() or b'{"Error": {"Message": "the daemon ended the wait without a status"}}')
+    result = fastjson.loads(waiter.read() or b'{"Error": {"Message": "the daemon ended the wait without a status"}}')
     if result.get("Error"):
         _err(f"Error waiting for container: {result['Error'].get('Message', '')}")
         return 125
@@ -195,7 +194,7 @@ def wait(client: Client, args) -> int:
     status = 0
     for name in args.containers:
         try:
-            result = json.loads(client.stream("POST", f"/containers/{ref(name)}/wait").read())
+            result = fastjson.loads(client.stream("POST", f"/containers/{ref(name)}/wait").read())
             _out(str(result["StatusCode"]))
         except DaemonError as exc:
             _err(f"Error response from daemon: {exc.message}")
@@ -227,7 +226,7 @@ def ps(client: Client, args) -> int:
             _out(row["ID"])
     elif args.format == "json":
         for row in rows:
-            _out(json.dumps(row, separators=(",", ":"), sort_keys=True, ensure_ascii=False))
+            _out(fastjson.dumps(row, ascii=False, sort_keys=True))
     elif args.format:
         for row in rows:
             _out(render.template(args.format, row))
@@ -258,6 +257,8 @@ def inspect(client: Client, args) -> int:
         for item in results:
             _out(render.template(args.format, item))
     else:
+        import json  # indented output only here; fastjson is compact
+
         _out(json.dumps(results, indent=4, ensure_ascii=False))
     return status
 
@@ -321,7 +322,7 @@ def import_(client: Client, args) -> int:
         query = {"fromSrc": "-", "repo": args.reference, "changes": args.change or None, "message": args.message}
         resp = client.stream("POST", "/images/create", query, body=source, headers={"Content-Type": "application/x-tar"})
         for line in resp.read().splitlines():
-            message = json.loads(line)
+            message = fastjson.loads(line)
             if "error" in message:
                 _err(message["error"])
                 return 1
@@ -365,9 +366,9 @@ def events(client: Client, args) -> int:
             if as_json:
                 _out(line.decode().strip())
             elif args.format:
-                _out(render.template(args.format, json.loads(line)))
+                _out(render.template(args.format, fastjson.loads(line)))
             else:
-                _out(render.event_line(json.loads(line)))
+                _out(render.event_line(fastjson.loads(line)))
             sys.stdout.flush()  # a stream: show each event when it happens
     return 0
 

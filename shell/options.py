@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import time
 
+from . import fastjson
 from .grammar import UsageError
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
@@ -76,7 +76,7 @@ def filters(items: list[str]) -> str | None:
         if not sep:
             raise UsageError(f"bad format of filter (expected name=value): {item}")
         found.setdefault(key, {})[value] = True
-    return json.dumps(found) if found else None
+    return fastjson.dumps(found) if found else None
 
 
 def timestamp(text: str | None, now: float | None = None) -> str | None:

@@ -9,10 +9,11 @@ client nothing of the engine.
 
 from __future__ import annotations
 
-import json
 import time
 
 from engine.humanize import binary_size, duration, size  # noqa: F401 (re-exported for callers)
+
+from . import fastjson
 
 # docker's tables come from text/tabwriter with minwidth 10 and padding 3.
 _MIN_WIDTH, _PADDING = 10, 3
@@ -46,7 +47,7 @@ def template(fmt: str, value: dict) -> str:
     def sub(found: re.Match) -> str:
         item = lookup(value, found.group(2))
         if found.group(1) or isinstance(item, (dict, list)):
-            return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+            return fastjson.dumps(item, ascii=False)
         if isinstance(item, bool):
             return str(item).lower()
         return str(item)

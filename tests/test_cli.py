@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,19 @@ def test_run_rm_prints_and_exits_with_status(berth):
     assert berth("run", "--rm", "busybox", "echo", "hi").stdout == b"hi\n"
     result = berth("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3")
     assert (result.returncode, result.stdout, result.stderr) == (3, b"out\n", b"err\n")
+
+
+def test_installed_launcher_starts_light(daemon):
+    """The `berth` command as installed, on a one-shot `run`, imports none of the modules
+    that once made up half of its start-up (docs/performance.md) nor the REPL's."""
+    launcher = Path(sys.executable).parent / "berth"
+    result = subprocess.run([sys.executable, "-X", "importtime", launcher, "-H", daemon.host, "run", "--rm", "busybox",
+                             "echo", "hi"], capture_output=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, b"hi\n"), result.stderr
+    imported = {line.rpartition("|")[2].strip() for line in result.stderr.decode().splitlines()
+                if line.startswith("import time:")}
+    assert "shell.cli" in imported
+    assert not imported & {"re", "enum", "json", "socket", "selectors", "prompt_toolkit", "msgspec", "trio"}
 
 
 def test_run_errors(berth):

@@ -65,7 +65,7 @@ def test_option_values():
     assert options.timestamp("10m", now=1000.0) == "400.000000000"
     assert options.timestamp("1700000000") == "1700000000"
     assert options.timestamp("2026-01-01T00:00:00Z") == "1767225600.000000000"
-    assert options.filters(["label=a=b", "status=exited"]) == '{"label": {"a=b": true}, "status": {"exited": true}}'
+    assert options.filters(["label=a=b", "status=exited"]) == '{"label":{"a=b":true},"status":{"exited":true}}'
     for bad in ("lots", "-1m"):
         with pytest.raises(UsageError):
             options.ram_bytes(bad)
