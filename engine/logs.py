@@ -84,25 +84,59 @@ def log_options(config: dict[str, str] | None) -> tuple[int, int]:
     return max_size, max_file
 
 
-def _encode_bulk(text: str, stream: str, stamp: str) -> bytes | None:
-    """All entries of a chunk in a few C-level calls (no Python work per line), or None
-    when a line is over 16 KiB and the chunk needs splitting entry by entry.
+# Bytes a JSON string must escape, apart from the newline the fast path handles itself.
+_NEEDS_ESCAPE = bytes([*range(0x0A), *range(0x0B, 0x20), ord('"'), ord("\\")])
+_PLAIN = bytes(b for b in range(256) if b not in _NEEDS_ESCAPE)
 
-    Each line (with its newline) is JSON-encoded by one `encode_lines` call; encoded
-    strings hold no raw newline, so splitting its output on b"\\n" gives them back, and
-    one join puts each between the entry's prefix and suffix."""
-    parts = text.split("\n")
-    if max(map(len, parts)) >= MAX_LINE:
+
+def _encode_bulk(data: bytes, stream: str, stamp: str) -> bytes | None:
+    """All entries of a chunk with no Python work per line, or None when a line reaches
+    16 KiB and the chunk must be split entry by entry."""
+    if not data:
+        return b""
+    if _has_long_line(data):
         return None
+    suffix = b'"stream":"%s","time":"%s"}\n' % (stream.encode(), stamp.encode())
+    if data.translate(None, _PLAIN) or not (data.isascii() or _valid_utf8(data)):
+        return _encode_escaped(data.decode("utf-8", errors="replace"), suffix)
+    # The usual case: the only byte needing an escape is the newline, so each newline
+    # becomes `\\n` + the entry's end + the next entry's head, in one C-level replace.
+    head, end = b'{"log":"', b'",' + suffix
+    if data.endswith(b"\n"):
+        return b"".join((head, data[:-1].replace(b"\n", b"\\n" + end + head), b"\\n", end))
+    return b"".join((head, data.replace(b"\n", b"\\n" + end + head), end))
+
+
+def _has_long_line(data: bytes) -> bool:
+    """Whether a line of `data` reaches MAX_LINE bytes. Such a line covers a whole aligned
+    window of MAX_LINE/2 bytes, so only a window without a newline calls for a closer look
+    (a few C-level searches per MiB instead of splitting every line)."""
+    half = MAX_LINE // 2
+    for start in range(0, len(data) - half + 1, half):
+        if data.find(b"\n", start, start + half) < 0:
+            return max(map(len, data.split(b"\n"))) >= MAX_LINE
+    return False
+
+
+def _valid_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _encode_escaped(text: str, suffix: bytes) -> bytes:
+    """Entries whose text needs JSON escapes: every line (with its newline) is encoded by
+    one `encode_lines` call; encoded strings hold no raw newline, so splitting its output
+    on b"\\n" gives them back, and one join puts each between head and suffix."""
+    parts = text.split("\n")
     lines = [p + "\n" for p in parts[:-1]]
     if parts[-1]:
         lines.append(parts[-1])
-    if not lines:
-        return b""
     encoded = _encoder.encode_lines(lines).split(b"\n")[:-1]
-    prefix = b'{"log":'
-    suffix = b',"stream":"%s","time":"%s"}\n' % (stream.encode(), stamp.encode())
-    return prefix + (suffix + prefix).join(encoded) + suffix
+    head, end = b'{"log":', b"," + suffix
+    return head + (end + head).join(encoded) + end if encoded else b""
 
 
 class LogWriter:
@@ -117,13 +151,12 @@ class LogWriter:
     def write(self, stream: str, data: bytes) -> None:
         """Record `data` from `stream` ("stdout" or "stderr") and wake followers."""
         stamp = rfc3339(time.time_ns())
-        text = data.decode("utf-8", errors="replace")
-        out = _encode_bulk(text, stream, stamp)
+        out = _encode_bulk(data, stream, stamp)
         limit = self.files.max_size
         if out is not None and (not limit or self._size + len(out) <= limit):
             self._append(out)
         else:
-            self._write_entries(text, stream, stamp)
+            self._write_entries(data.decode("utf-8", errors="replace"), stream, stamp)
         self._on_write()
 
     def _write_entries(self, text: str, stream: str, stamp: str) -> None:

@@ -27,6 +27,11 @@ async def collect(it) -> list[logs.LogEntry]:
     return [e async for batch in it for e in batch]
 
 
+def lines(entries: list[logs.LogEntry]) -> list[str]:
+    """The lines the entries hold, however they are split into entries."""
+    return "".join(e.log for e in entries).splitlines(keepends=True)
+
+
 @pytest.mark.trio
 async def test_round_trip_keeps_bytes_and_streams(tmp_path):
     path = tmp_path / "c-json.log"
@@ -48,9 +53,9 @@ async def test_tail_reads_from_the_end(tmp_path):
     for i in range(5000):
         w.write("stdout", f"line {i}\n".encode())
     w.close()
-    assert [e.log for e in await collect(logs.read(logs.LogFiles(path), tail=3))] == ["line 4997\n", "line 4998\n", "line 4999\n"]
+    assert lines(await collect(logs.read(logs.LogFiles(path), tail=3))) == ["line 4997\n", "line 4998\n", "line 4999\n"]
     assert await collect(logs.read(logs.LogFiles(path), tail=0)) == []
-    assert len(await collect(logs.read(logs.LogFiles(path), tail=10**6))) == 5000
+    assert len(lines(await collect(logs.read(logs.LogFiles(path), tail=10**6)))) == 5000
 
 
 @pytest.mark.trio
@@ -115,9 +120,9 @@ async def test_rotation_keeps_max_file_and_reads_across_files(tmp_path):
     assert [p.name for p in files.oldest_first()] == ["c-json.log.2", "c-json.log.1", "c-json.log"]
     assert not files.rotated(3).exists()
     assert all(p.stat().st_size <= 2000 for p in files.oldest_first())
-    kept = [e.log for e in await collect(logs.read(files))]
+    kept = lines(await collect(logs.read(files)))
     assert kept == [f"line {i:03d}\n" for i in range(100 - len(kept), 100)] and len(kept) > 20
-    assert [e.log for e in await collect(logs.read(files, tail=30))] == kept[-30:]
+    assert lines(await collect(logs.read(files, tail=30))) == kept[-30:]
 
 
 @pytest.mark.trio
@@ -127,7 +132,7 @@ async def test_one_big_write_still_rotates(tmp_path):
     w.write("stdout", b"".join(b"line %03d\n" % i for i in range(200)))
     w.close()
     assert [p.stat().st_size <= 1000 for p in files.oldest_first()] == [True, True]
-    assert (await collect(logs.read(files)))[-1].log == "line 199\n"
+    assert lines(await collect(logs.read(files)))[-1] == "line 199\n"
 
 
 @pytest.mark.trio
@@ -146,12 +151,30 @@ def test_log_options():
             logs.log_options(bad)
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300), st.sampled_from(["stdout", "stderr"]))
-def test_bulk_encoding_matches_entry_by_entry(text, stream):
-    bulk = logs._encode_bulk(text, stream, "T")
-    if bulk is None:
-        return
+_CHUNKS = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300).map(str.encode),
+    st.text(alphabet="ab \n", max_size=300).map(str.encode),  # plain: the replace-only path
+    st.binary(max_size=300),  # invalid UTF-8 and control bytes too
+)
+
+
+@given(_CHUNKS, st.sampled_from(["stdout", "stderr"]))
+def test_bulk_encoding_matches_entry_by_entry(data, stream):
+    bulk = logs._encode_bulk(data, stream, "T")
     entries = [msgspec.json.decode(line, type=logs.LogEntry) for line in bulk.splitlines()]
-    assert "".join(e.log for e in entries) == text
+    assert "".join(e.log for e in entries) == data.decode(errors="replace")
     assert all(e.stream == stream and e.time == "T" for e in entries)
-    assert all(e.log.endswith("\n") for e in entries[:-1])
+    assert all(e.log.endswith("\n") and "\n" not in e.log[:-1] for e in entries[:-1])
+    assert bulk == b"".join(msgspec.json.encode(e) + b"\n" for e in entries)  # byte for byte as msgspec writes
+
+
+def test_bulk_encoding_leaves_long_lines_to_the_splitter():
+    assert logs._encode_bulk(b"x" * logs.MAX_LINE + b"\n", "stdout", "T") is None
+    assert logs._encode_bulk(b"x\n" * logs.MAX_LINE, "stdout", "T") is not None
+
+
+@given(st.lists(st.integers(0, 3 * logs.MAX_LINE), max_size=6), st.booleans())
+def test_long_line_check(lengths, final_newline):
+    data = b"\n".join(b"x" * n for n in lengths) + (b"\n" if final_newline else b"")
+    assert logs._has_long_line(data) == any(n >= logs.MAX_LINE for n in lengths)
+
