@@ -46,8 +46,13 @@ class Container:
 
     @property
     def live(self) -> bool:
-        """Running, or between runs of a restart policy."""
-        return self.state in (State.RUNNING, State.RESTARTING)
+        """Running (or paused), or between runs of a restart policy."""
+        return self.state in (State.RUNNING, State.PAUSED, State.RESTARTING)
+
+    @property
+    def has_process(self) -> bool:
+        """Its process exists: running, or paused (frozen)."""
+        return self.state in (State.RUNNING, State.PAUSED)
 
     # paths inside the container's directory
     log_path = property(lambda self: self.dir / f"{self.id}-json.log")

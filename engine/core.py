@@ -111,10 +111,10 @@ class Engine:
         if runtime and c.live:
             await runtime.delete(c.id)  # kills what a crashed daemon left behind
         await self.teardown(c)
-        if c.state in (State.RUNNING, State.RESTARTING, State.REMOVING):
+        if c.state in (State.RUNNING, State.PAUSED, State.RESTARTING, State.REMOVING):
             was_removing = c.state is State.REMOVING
             c.record.state = msgspec.structs.replace(
-                c.record.state, status="exited", running=False, restarting=False, pid=0, exit_code=255,
+                c.record.state, status="exited", running=False, paused=False, restarting=False, pid=0, exit_code=255,
                 error="daemon stopped without stopping the container", finished_at=timefmt.now())
             await self._save(c)
             if was_removing:
@@ -323,7 +323,7 @@ class Engine:
         container keeps its state, as in Docker, but waiters and attachers are released)."""
         status = "exited" if started or c.state is not State.CREATED else "created"
         c.record.state = msgspec.structs.replace(
-            c.record.state, status=status, running=False, restarting=False, pid=0, exit_code=exit_code,
+            c.record.state, status=status, running=False, paused=False, restarting=False, pid=0, exit_code=exit_code,
             error=error, finished_at=timefmt.now())
         c.exits += 1
         await self._save(c)
@@ -373,7 +373,7 @@ class Engine:
             c.record.manually_stopped = True
         if timeout is None:
             timeout = c.record.config.stop_timeout if c.record.config.stop_timeout is not None else 10
-        if c.state is State.RUNNING:
+        if c.has_process:
             exits = c.exits
             sig = oci.parse_signal(c.record.config.stop_signal, signal.SIGTERM)
             await self._signal(c, sig)
@@ -392,8 +392,14 @@ class Engine:
         try:
             await self.runtime_for(c).kill(c.id, sig)
         except oci.RuntimeFailure as exc:
-            if c.state is State.RUNNING and c.record.state.pid and _alive(c.record.state.pid):
+            if c.has_process and c.record.state.pid and _alive(c.record.state.pid):
                 raise EngineError(f"Cannot kill container: {c.name}: {exc.message}") from None
+        # dockerd thaws a paused container after sending it SIGKILL or its stop signal
+        # (any signal when none is set), so that the signal is acted on.
+        stop_signal = c.record.config.stop_signal
+        if c.state is State.PAUSED and (sig == signal.SIGKILL or not stop_signal
+                                        or oci.parse_signal(stop_signal, signal.SIGTERM) == sig):
+            await self._thaw(c)
 
     async def kill(self, ref: str, sig: str | int | None = None) -> Container:
         c = self.get(ref)
@@ -416,11 +422,48 @@ class Engine:
             self.publish_container(c, "restart")
         return c
 
+    async def pause(self, ref: str) -> Container:
+        """Freeze every process of a running container (the cgroup freezer)."""
+        async with self._acting(ref, Action.PAUSE) as c:
+            await self._freeze(c, True)
+            c.record.state = msgspec.structs.replace(c.record.state, status=State.PAUSED.value, paused=True)
+            await self._save(c)
+            self.publish_container(c, "pause")
+        return c
+
+    async def unpause(self, ref: str) -> Container:
+        """Thaw a paused container."""
+        async with self._acting(ref, Action.UNPAUSE) as c:
+            await self._thaw(c)
+            self.publish_container(c, "unpause")
+        return c
+
+    async def _freeze(self, c: Container, frozen: bool) -> None:
+        path = self.cgroup_path(c)
+        try:
+            await trio.to_thread.run_sync(cgroups.set_frozen, self.layout, path, frozen)
+        except OSError as exc:
+            raise EngineError(f"Cannot {'pause' if frozen else 'unpause'} container {c.id}: "
+                              f"the cgroup freezer is not available: {exc.strerror}") from None
+        # Freezing completes when every task reached a safe point: usually at once.
+        with trio.move_on_after(10):
+            while cgroups.is_frozen(self.layout, path) is not frozen:
+                await trio.sleep(0.001)
+            return
+        raise EngineError(f"Cannot {'pause' if frozen else 'unpause'} container {c.id}: the freezer did not settle in 10 s")
+
+    async def _thaw(self, c: Container) -> None:
+        """Thaw a paused container and record it running again."""
+        await self._freeze(c, False)
+        if c.state is State.PAUSED:
+            c.record.state = msgspec.structs.replace(c.record.state, status=State.RUNNING.value, paused=False)
+            await self._save(c)
+
     async def remove(self, ref: str, force: bool = False) -> None:
         """Delete a container and its writable layer; with `force`, kill it first."""
         async with self._acting(ref, Action.FORCE_REMOVE if force else Action.REMOVE) as c:
             c.stop_requested = True
-            if c.state is State.RUNNING:
+            if c.has_process:
                 exits = c.exits
                 await self._signal(c, signal.SIGKILL)
                 await c.wait_until(lambda: c.exits > exits)
@@ -466,8 +509,7 @@ class Engine:
         A process still running after `timeout` seconds is killed (exit code 137).
         Publishes exec_create, exec_start and exec_die as Docker does."""
         c = self.get(ref)
-        if c.state is not State.RUNNING:
-            raise Conflict(f"Container {c.id} is not running")
+        _check_exec(c)
         exec_id = secrets.token_hex(32)
         words = " ".join(cmd)
         self.publish_container(c, f"exec_create: {words}", execID=exec_id)
@@ -645,7 +687,8 @@ class Engine:
     def counts(self) -> dict[str, int]:
         states = [c.state for c in self.containers.values()]
         return {"total": len(states), "running": states.count(State.RUNNING),
-                "paused": 0, "stopped": len(states) - states.count(State.RUNNING)}
+                "paused": states.count(State.PAUSED),
+                "stopped": len(states) - states.count(State.RUNNING) - states.count(State.PAUSED)}
 
 
 def _words(value: list[str] | str | None) -> list[str] | None:
@@ -653,6 +696,14 @@ def _words(value: list[str] | str | None) -> list[str] | None:
     if isinstance(value, str):
         return [value] if value else []
     return value
+
+
+def _check_exec(c: Container) -> None:
+    """Docker's refusals of an exec into a container that is not running."""
+    if c.state is State.PAUSED:
+        raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+    if c.state is not State.RUNNING:
+        raise Conflict(f"Container {c.id} is not running")
 
 
 def _alive(pid: int) -> bool:

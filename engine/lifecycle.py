@@ -24,6 +24,7 @@ from .errors import Conflict, EngineError, NotModified
 class State(enum.StrEnum):
     CREATED = "created"
     RUNNING = "running"
+    PAUSED = "paused"
     RESTARTING = "restarting"
     EXITED = "exited"
     REMOVING = "removing"
@@ -37,6 +38,8 @@ class Action(enum.StrEnum):
     RESTART = "restart"
     REMOVE = "remove"
     FORCE_REMOVE = "force-remove"
+    PAUSE = "pause"
+    UNPAUSE = "unpause"
 
 
 class Move(NamedTuple):
@@ -83,6 +86,19 @@ TABLE: dict[tuple[State, Action], Move | Refusal] = {
     (S.DEAD, A.FORCE_REMOVE): Move(S.REMOVING, ("destroy",)),
     (S.RUNNING, A.FORCE_REMOVE): Move(S.REMOVING, ("kill", "die", "destroy")),
     (S.RESTARTING, A.FORCE_REMOVE): Move(S.REMOVING, ("destroy",)),
+    # A paused container keeps its process, frozen. A stop, kill or forced removal
+    # signals it and thaws it, so the signal is delivered (as dockerd does).
+    (S.RUNNING, A.PAUSE): Move(S.PAUSED, ("pause",)),
+    (S.PAUSED, A.UNPAUSE): Move(S.RUNNING, ("unpause",)),
+    (S.PAUSED, A.PAUSE): Refusal(Conflict, "Container {id} is already paused"),
+    (S.RUNNING, A.UNPAUSE): Refusal(Conflict, "Container {id} is not paused"),
+    (S.RESTARTING, A.PAUSE): Refusal(Conflict, "Container {id} is restarting, wait until the container is running"),
+    (S.PAUSED, A.START): Refusal(Conflict, "cannot start a paused container, try unpause instead"),
+    (S.PAUSED, A.STOP): Move(S.EXITED, ("kill", "die", "stop")),
+    (S.PAUSED, A.KILL): Move(S.EXITED, ("kill", "die")),
+    (S.PAUSED, A.RESTART): Move(S.RUNNING, ("kill", "die", "stop", "start", "restart")),
+    (S.PAUSED, A.REMOVE): Refusal(Conflict, "You cannot remove a paused container {id}. Unpause and then stop the container before attempting removal or force remove"),
+    (S.PAUSED, A.FORCE_REMOVE): Move(S.REMOVING, ("kill", "die", "destroy")),
 }
 del S, A
 

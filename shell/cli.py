@@ -49,6 +49,8 @@ COMMANDS = {c.name: c for c in (
     Command("start", "start", "start containers", (Opt(("-a", "--attach"), "attach", "flag", "attach output, exit with its status"),), _CONTAINERS),
     Command("stop", "stop", "stop containers (SIGTERM, then SIGKILL)", (Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int),), _CONTAINERS),
     Command("restart", "restart", "restart containers", (Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int),), _CONTAINERS),
+    Command("pause", "pause", "freeze every process of containers", (), _CONTAINERS),
+    Command("unpause", "unpause", "thaw paused containers", (), _CONTAINERS),
     Command("kill", "kill", "send a signal to containers", (Opt(("-s", "--signal"), "signal", "value", "signal (default KILL)"),), _CONTAINERS),
     Command("rm", "rm", "remove containers", (Opt(("-f", "--force"), "force", "flag", "kill a running container first"),
                                               Opt(("-v", "--volumes"), "volumes", "flag", "remove anonymous volumes")), _CONTAINERS),

@@ -179,6 +179,16 @@ def restart(client: Client, args) -> int:
     return _each(client, args.containers, "POST", "/containers/{}/restart", {"t": args.time})
 
 
+def pause(client: Client, args) -> int:
+    """`docker pause`: freeze every process of the containers."""
+    return _each(client, args.containers, "POST", "/containers/{}/pause")
+
+
+def unpause(client: Client, args) -> int:
+    """`docker unpause`."""
+    return _each(client, args.containers, "POST", "/containers/{}/unpause")
+
+
 def kill(client: Client, args) -> int:
     """`docker kill [-s SIGNAL]` (default KILL)."""
     return _each(client, args.containers, "POST", "/containers/{}/kill", {"signal": args.signal})

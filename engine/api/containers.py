@@ -84,6 +84,16 @@ async def kill(req: Request, engine: Engine) -> Response:
     return Response(204)
 
 
+async def pause(req: Request, engine: Engine) -> Response:
+    await engine.pause(req.params["id"])
+    return Response(204)
+
+
+async def unpause(req: Request, engine: Engine) -> Response:
+    await engine.unpause(req.params["id"])
+    return Response(204)
+
+
 async def remove(req: Request, engine: Engine) -> Response:
     await engine.remove(req.params["id"], force=req.qbool("force"))
     return Response(204)

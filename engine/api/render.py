@@ -29,8 +29,9 @@ def status_text(c: Container) -> str:
     """The `Status` column, rendered by the server as dockerd renders it."""
     st = c.record.state
     now = time.time()
-    if c.state is State.RUNNING:
-        return f"Up {humanize.duration(now - unix_seconds(st.started_at))}"
+    if c.has_process:
+        up = f"Up {humanize.duration(now - unix_seconds(st.started_at))}"
+        return up + " (Paused)" if c.state is State.PAUSED else up
     if c.state is State.RESTARTING:
         return f"Restarting ({st.exit_code}) {humanize.duration(now - unix_seconds(st.finished_at))} ago"
     if c.state is State.REMOVING:

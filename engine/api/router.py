@@ -31,6 +31,8 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", rf"/containers/{_ID}/restart", containers.restart),
     ("POST", rf"/containers/{_ID}/kill", containers.kill),
     ("POST", rf"/containers/{_ID}/wait", containers.wait),
+    ("POST", rf"/containers/{_ID}/pause", containers.pause),
+    ("POST", rf"/containers/{_ID}/unpause", containers.unpause),
     ("GET", rf"/containers/{_ID}/logs", containers.logs),
     ("POST", rf"/containers/{_ID}/attach", containers.attach),
     ("DELETE", rf"/containers/{_ID}", containers.remove),

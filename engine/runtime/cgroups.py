@@ -69,6 +69,27 @@ def dirs(layout: Layout, cgroup_path: str) -> dict[str, Path]:
     return {c: CGROUP_ROOT / c / rel for c in V1_CONTROLLERS if (CGROUP_ROOT / c).is_dir()}
 
 
+def set_frozen(layout: Layout, cgroup_path: str, frozen: bool) -> None:
+    """Ask the kernel to freeze (or thaw) every process of the cgroup; `is_frozen` tells
+    when it is done (freezing waits for each task to reach a safe point)."""
+    rel = cgroup_path.lstrip("/")
+    if layout.version == 2:
+        (CGROUP_ROOT / rel / "cgroup.freeze").write_text("1" if frozen else "0")
+    else:
+        (CGROUP_ROOT / "freezer" / rel / "freezer.state").write_text("FROZEN" if frozen else "THAWED")
+
+
+def is_frozen(layout: Layout, cgroup_path: str) -> bool | None:
+    """True when frozen, False when thawed, None while changing (v1 `FREEZING`) or gone."""
+    rel = cgroup_path.lstrip("/")
+    if layout.version == 2:
+        events = _read(CGROUP_ROOT / rel / "cgroup.events") or ""
+        state = dict(line.split(" ", 1) for line in events.splitlines() if " " in line).get("frozen")
+        return None if state is None else state == "1"
+    state = _read(CGROUP_ROOT / "freezer" / rel / "freezer.state")
+    return {"FROZEN": True, "THAWED": False}.get(state or "")
+
+
 def _read(path: Path) -> str | None:
     try:
         return path.read_text().strip()
