@@ -29,6 +29,7 @@ from .plugin_host import PluginHost
 from .config import DaemonConfig
 from .container import Container
 from .errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
+from .execs import ExecConfig, Execs
 from .images import busybox, reference
 from .images.store import Image, ImageStore
 from .lifecycle import Action, State
@@ -64,6 +65,8 @@ class Engine:
         self.names: dict[str, str] = {}
         self._containers_dir = config.root / "containers"
         self._netns_dir = config.exec_root / "netns"
+        self.console_dir = config.exec_root / "console"  # runtimes hand terminals over here
+        self.execs = Execs(self)
         self._image_lock = trio.Lock()
         self.event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
         self.plugins = PluginHost(self, config.config_file, config.plugins_dir or config.root / "plugins.d",
@@ -76,8 +79,10 @@ class Engine:
     async def open(self, nursery: trio.Nursery) -> None:
         """Recover state from disk, ensure the built-in image, restart what should run."""
         self._supervisor = Supervisor(self, nursery)
+        self.nursery = nursery  # for work that outlives the request that began it (detached execs)
         nursery.start_soon(self.bus.flush_forever, name="journal flush")
         self._containers_dir.mkdir(parents=True, exist_ok=True)
+        self.console_dir.mkdir(parents=True, exist_ok=True)
         for rt in self.runtimes.values():
             rt.state_root.mkdir(parents=True, exist_ok=True)
         for directory in sorted(self._containers_dir.iterdir()):
@@ -485,6 +490,7 @@ class Engine:
         if self.names.get(c.name) == c.id:
             del self.names[c.name]
         c.removed = True
+        self.execs.forget(c)
         self.publish_container(c, "destroy")
         c.notify()
 
@@ -508,38 +514,17 @@ class Engine:
 
         A process still running after `timeout` seconds is killed (exit code 137).
         Publishes exec_create, exec_start and exec_die as Docker does."""
-        c = self.get(ref)
-        _check_exec(c)
-        exec_id = secrets.token_hex(32)
-        words = " ".join(cmd)
-        self.publish_container(c, f"exec_create: {words}", execID=exec_id)
-        self.publish_container(c, f"exec_start: {words}", execID=exec_id)
-        uid_gid = ""
-        if user:
-            uid, gid, _ = await trio.to_thread.run_sync(bundle.resolve_user, c.rootfs, user)
-            uid_gid = f"{uid}:{gid}"
-        image = self.images.images.get(c.record.image_id)
-        base_env = [*(image.config.config.env or [] if image else []), *(c.record.config.env or [])]
-        read_end, write_end = os.pipe()
-        try:
-            process = await self.runtime_for(c).open_exec(
-                c.id, cmd, env=[*base_env, *env], cwd=workdir or c.record.config.working_dir, user=uid_gid,
-                stdout=write_end, stderr=write_end)
-        finally:
-            os.close(write_end)
+        session = self.execs.create(ref, ExecConfig(cmd=cmd, user=user, working_dir=workdir, env=list(env),
+                                                    attach_stdout=True, attach_stderr=True))
         output = bytearray()
-        async with trio.lowlevel.FdStream(read_end) as stream:
-            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
-                while chunk := await stream.receive_some(65536):
-                    output += chunk
-                await process.wait()
-        if scope.cancelled_caught:
-            process.kill()
-            await process.wait()
-            code = 137
-        else:
-            code = process.returncode if process.returncode >= 0 else 128 - process.returncode
-        self.publish_container(c, "exec_die", execID=exec_id, exitCode=str(code))
+
+        async def collect(_stream: int, data: bytes) -> None:
+            output.extend(data)
+
+        try:
+            code = await self.execs.run(self.execs.claim(session.id), output=collect, timeout=timeout)
+        finally:
+            self.execs.sessions.pop(session.id, None)  # nobody will inspect it
         return code, bytes(output)
 
     async def set_health(self, c: Container, health) -> None:
@@ -696,14 +681,6 @@ def _words(value: list[str] | str | None) -> list[str] | None:
     if isinstance(value, str):
         return [value] if value else []
     return value
-
-
-def _check_exec(c: Container) -> None:
-    """Docker's refusals of an exec into a container that is not running."""
-    if c.state is State.PAUSED:
-        raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
-    if c.state is not State.RUNNING:
-        raise Conflict(f"Container {c.id} is not running")
 
 
 def _alive(pid: int) -> bool:

@@ -88,6 +88,25 @@ class Api:
         query.setdefault("stderr", 1)
         return demux(self.get(f"/containers/{cid}/logs", **query).body)
 
+    def hijack(self, path: str, body: dict | None = None, **query) -> tuple[socket.socket, bytes]:
+        """POST with `Upgrade: tcp`; returns the raw socket after the 101 and the bytes
+        that came with the head (the stream's start)."""
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(self.timeout)
+        s.connect(self.sock)
+        data = json.dumps(body).encode() if body is not None else b""
+        target = path + ("?" + urlencode(query, doseq=True) if query else "")
+        s.sendall(f"POST {target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(65536)
+            assert chunk, head
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 UPGRADED"), head
+        return s, rest
+
     def remove(self, cid: str) -> None:
         self.delete(f"/containers/{cid}", force=1)
 

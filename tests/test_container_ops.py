@@ -84,3 +84,84 @@ def test_a_paused_container_stops_kills_and_goes(api):
     assert api.get(f"/containers/{cid3}/json").status == 404
     for c in (cid, cid2):
         api.remove(c)
+
+
+def read_all(sock, first: bytes = b"") -> bytes:
+    data = first
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    return data
+
+
+def exec_in(api, cid, cmd, **config) -> str:
+    reply = api.post(f"/containers/{cid}/exec", {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True, **config})
+    assert reply.status == 201, reply.body
+    return reply.json()["Id"]
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_exec_streams_env_workdir_user_and_exit_code(api, runtime):
+    from tests.api import demux
+
+    started = time.time()
+    cid = api.run(["sleep", "60"], HostConfig={"Runtime": runtime})
+    eid = exec_in(api, cid, ["sh", "-c", "echo $XV $(pwd) $(id -u); echo err >&2; exit 4"],
+                  Env=["XV=42"], WorkingDir="/etc", User="nobody")
+    assert api.get_json(f"/exec/{eid}/json")["Running"] is False
+    sock, first = api.hijack(f"/exec/{eid}/start", {"Detach": False, "Tty": False})
+    frames = demux(read_all(sock, first))
+    assert b"".join(p for s, p in frames if s == 1) == b"42 /etc 65534\n"
+    assert b"".join(p for s, p in frames if s == 2) == b"err\n"
+    info = api.get_json(f"/exec/{eid}/json")
+    assert (info["ExitCode"], info["Running"], info["ContainerID"]) == (4, False, cid)
+    again = api.post(f"/exec/{eid}/start", {"Detach": True})
+    assert again.status == 409 and "has already run" in again.message
+    actions = events(api, cid, started)
+    assert [a.split(":")[0] for a in actions if a.startswith("exec")] == ["exec_create", "exec_start", "exec_die"]
+    api.remove(cid)
+
+
+def test_exec_stdin_detach_and_missing_executable(api):
+    from tests.api import demux
+
+    cid = api.run(["sleep", "60"])
+    eid = exec_in(api, cid, ["sh", "-c", "tr a-z A-Z"], AttachStdin=True)
+    sock, first = api.hijack(f"/exec/{eid}/start", {})
+    sock.sendall(b"hello\n")
+    sock.shutdown(2 - 1)  # SHUT_WR: the end of stdin, not of the session
+    assert demux(read_all(sock, first)) == [(1, b"HELLO\n")]
+
+    eid = exec_in(api, cid, ["sh", "-c", "sleep 0.3; echo later > /tmp/mark"])
+    assert api.post(f"/exec/{eid}/start", {"Detach": True}).status == 200
+    assert api.get_json(f"/exec/{eid}/json")["Running"] is True
+    deadline = time.time() + 10
+    while api.get_json(f"/exec/{eid}/json")["Running"] and time.time() < deadline:
+        time.sleep(0.05)
+    assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 0
+
+    eid = exec_in(api, cid, ["nosuchthing"])
+    sock, first = api.hijack(f"/exec/{eid}/start", {})
+    assert b"nosuchthing" in read_all(sock, first)
+    assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 126
+    assert api.post(f"/containers/{cid}/exec", {"Cmd": []}).status == 400
+    assert api.get("/exec/nope/json").status == 404
+    api.post(f"/containers/{cid}/stop", t=0)
+    reply = api.post(f"/containers/{cid}/exec", {"Cmd": ["true"]})
+    assert reply.status == 409 and reply.message == f"Container {cid} is not running"
+    api.remove(cid)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_exec_with_a_terminal_and_resize(api, runtime):
+    cid = api.run(["sleep", "60"], HostConfig={"Runtime": runtime})
+    eid = exec_in(api, cid, ["sh", "-c", "tty; read line; stty size; echo got $line"], Tty=True, AttachStdin=True)
+    sock, out = api.hijack(f"/exec/{eid}/start", {"Tty": True})
+    assert api.post(f"/exec/{eid}/resize", h=40, w=100).status == 200  # at once, as the docker CLI does
+    while b"/dev/pts/" not in out:  # typing before the shell reads would echo out of order
+        out += sock.recv(65536)
+    sock.sendall(b"typed\r")
+    out = read_all(sock, out)
+    assert out.startswith(b"/dev/pts/") and b"40 100\r\n" in out and out.endswith(b"got typed\r\n"), out
+    assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 0
+    api.remove(cid)

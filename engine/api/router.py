@@ -10,7 +10,7 @@ import re
 
 from ..core import Engine
 from ..errors import BadRequest, NotFound
-from . import containers, images, plugins, system
+from . import containers, execs, images, plugins, system
 from .http import API_VERSION, Request, Response
 
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
@@ -33,6 +33,10 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", rf"/containers/{_ID}/wait", containers.wait),
     ("POST", rf"/containers/{_ID}/pause", containers.pause),
     ("POST", rf"/containers/{_ID}/unpause", containers.unpause),
+    ("POST", rf"/containers/{_ID}/exec", execs.create),
+    ("POST", rf"/exec/{_ID}/start", execs.start),
+    ("POST", rf"/exec/{_ID}/resize", execs.resize),
+    ("GET", rf"/exec/{_ID}/json", execs.inspect),
     ("GET", rf"/containers/{_ID}/logs", containers.logs),
     ("POST", rf"/containers/{_ID}/attach", containers.attach),
     ("DELETE", rf"/containers/{_ID}", containers.remove),

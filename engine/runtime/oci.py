@@ -25,7 +25,9 @@ from pathlib import Path
 
 import trio
 
+from . import terminal
 from .cgroups import CGROUP_ROOT, Layout
+from .terminal import Terminal
 
 log = logging.getLogger("berth.runtime")
 _CRUN_NOT_FOUND = re.compile(r"executable file `(.*)` not found in \$PATH")
@@ -66,11 +68,53 @@ class Runtime:
         return result
 
     async def open_exec(self, container_id: str, argv: list[str], *, env: list[str], cwd: str, user: str,
-                        stdout, stderr) -> trio.Process:
-        """Start `argv` inside the running container; the caller waits for it."""
+                        pid_file: Path, tty: bool = False, console_dir: Path | None = None,
+                        stdin=subprocess.DEVNULL, stdout=None, stderr=None) -> tuple[trio.Process, Terminal | None]:
+        """Start `argv` inside the running container; the caller waits for it. With `tty`
+        the process gets a terminal (returned), and stdio arguments are not used."""
         opts = [f"--env={e}" for e in env] + ([f"--cwd={cwd}"] if cwd else []) + ([f"--user={user}"] if user else [])
-        return await trio.lowlevel.open_process(self.argv("exec", *opts, container_id, *argv), stdin=subprocess.DEVNULL,
-                                                stdout=stdout, stderr=stderr, start_new_session=True)
+        opts.append(f"--pid-file={pid_file}")
+        return await self._start(["exec", *(["--tty"] if tty else []), *opts, container_id, *argv], tty=tty,
+                                 console_dir=console_dir, pid_file=pid_file, stdin=stdin, stdout=stdout, stderr=stderr)
+
+    async def _start(self, args: list[str], *, tty: bool, console_dir: Path | None, pid_file: Path,
+                     stdin, stdout, stderr) -> tuple[trio.Process, Terminal | None]:
+        """Spawn `<runtime> args` in a session of its own; with `tty`, get its terminal
+        the way this runtime hands it over (see runtime/terminal.py). `pid_file` is where
+        the runtime writes the process's PID."""
+        if not tty:
+            process = await trio.lowlevel.open_process(self.argv(*args), stdin=stdin, stdout=stdout, stderr=stderr,
+                                                       start_new_session=True)
+            return process, None
+        if self.name == "crun":
+            assert console_dir is not None
+            async with terminal.console_socket(console_dir) as (path, receive):
+                args = [args[0], "--console-socket", str(path), *args[1:]]
+                process = await trio.lowlevel.open_process(self.argv(*args), stdin=subprocess.DEVNULL,
+                                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                           start_new_session=True)
+                master = await _first_of(receive, process.wait)
+                if master is None:  # the runtime ended before handing over a terminal
+                    reason = (await process.stdout.receive_some(65536)).decode(errors="replace").strip()
+                    raise RuntimeFailure(reason or f"{self.name} exited with {process.returncode}")
+                return process, Terminal(master)
+        master, slave = terminal.raw_pty()
+
+        def pid_of() -> int:
+            try:
+                return int(pid_file.read_text().strip() or 0)
+            except (OSError, ValueError):
+                return 0
+
+        try:
+            process = await trio.lowlevel.open_process(self.argv(*args), stdin=slave, stdout=slave, stderr=slave,
+                                                       start_new_session=True)
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        return process, Terminal(master, pid_of)
 
     async def kill(self, container_id: str, sig: int) -> None:
         await self._call("kill", container_id, str(sig))
@@ -82,6 +126,24 @@ class Runtime:
     async def state(self, container_id: str) -> dict | None:
         result = await self._call("state", container_id, check=False)
         return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+async def _first_of(wanted, other):
+    """`await wanted()`, unless `await other()` returns first: then None."""
+    result = None
+    async with trio.open_nursery() as nursery:
+        async def get():
+            nonlocal result
+            result = await wanted()
+            nursery.cancel_scope.cancel()
+
+        async def watch():
+            await other()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(get)
+        nursery.start_soon(watch)
+    return result
 
 
 def failure_reason(log_file: Path, command: str) -> str:

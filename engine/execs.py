@@ -1,0 +1,271 @@
+"""Exec sessions: processes started inside a running container (`docker exec`).
+
+A session is created (`POST /containers/{id}/exec`), started once, attached or detached
+(`POST /exec/{id}/start`), resized when it has a terminal, and inspected for its exit code
+afterwards, which is how the docker CLI learns its status. Sessions live in memory with
+the daemon, as in dockerd, and go with their container.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from .errors import BadRequest, Conflict, NotFound
+from .lifecycle import State
+from .runtime import bundle
+from .runtime.oci import RuntimeFailure
+from .runtime.terminal import Terminal
+
+if TYPE_CHECKING:
+    from .container import Container
+    from .core import Engine
+
+Output = Callable[[int, bytes], Awaitable[None]]  # (stream id 1 or 2, bytes)
+
+
+class ExecConfig(msgspec.Struct, rename="pascal", kw_only=True):
+    """The body of `POST /containers/{id}/exec`."""
+
+    cmd: list[str] | None = None
+    env: list[str] | None = None
+    user: str = ""
+    working_dir: str = ""
+    tty: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = False
+    attach_stderr: bool = False
+    detach_keys: str = ""
+    privileged: bool = False
+    console_size: list[int] | None = None
+
+
+class ExecStart(msgspec.Struct, rename="pascal", kw_only=True):
+    """The body of `POST /exec/{id}/start`."""
+
+    detach: bool = False
+    tty: bool = False
+    console_size: list[int] | None = None
+
+
+def check_running(c: Container) -> None:
+    """Docker's refusals of an exec into a container that is not running."""
+    if c.state is State.PAUSED:
+        raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+    if c.state is not State.RUNNING:
+        raise Conflict(f"Container {c.id} is not running")
+
+
+class Exec:
+    """One exec session."""
+
+    def __init__(self, exec_id: str, container: Container, config: ExecConfig):
+        self.id = exec_id
+        self.container = container
+        self.config = config
+        self.started = False
+        self.running = False
+        self.exit_code: int | None = None
+        self.pid_file = container.bundle / f"exec-{exec_id[:16]}.pid"
+        self.terminal: Terminal | None = None
+        self.finished = trio.Event()
+
+    @property
+    def pid(self) -> int:
+        """The process's host PID while it runs (the runtime writes it once started)."""
+        try:
+            return int(self.pid_file.read_text().strip() or 0) if self.running else 0
+        except (OSError, ValueError):
+            return 0
+
+    @property
+    def words(self) -> str:
+        return " ".join(self.config.cmd or [])
+
+    def inspect(self) -> dict:
+        """`GET /exec/{id}/json`, in Docker's shape."""
+        cfg = self.config
+        return {"ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
+                "ProcessConfig": {"tty": cfg.tty, "entrypoint": (cfg.cmd or [""])[0], "arguments": (cfg.cmd or [])[1:],
+                                  "privileged": cfg.privileged, "user": cfg.user},
+                "OpenStdin": cfg.attach_stdin, "OpenStderr": cfg.attach_stderr, "OpenStdout": cfg.attach_stdout,
+                "CanRemove": False, "ContainerID": self.container.id, "DetachKeys": cfg.detach_keys, "Pid": self.pid}
+
+
+class Execs:
+    """The daemon's exec sessions, by ID."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.sessions: dict[str, Exec] = {}
+
+    def create(self, ref: str, config: ExecConfig) -> Exec:
+        """Register a session for a running container; publishes `exec_create`."""
+        c = self.engine.get(ref)
+        check_running(c)
+        if not config.cmd:
+            raise BadRequest("No exec command specified")
+        session = Exec(secrets.token_hex(32), c, config)
+        self.sessions[session.id] = session
+        self.engine.publish_container(c, f"exec_create: {session.words}", execID=session.id)
+        return session
+
+    def get(self, exec_id: str) -> Exec:
+        session = self.sessions.get(exec_id)
+        if session is None:
+            raise NotFound(f"No such exec instance: {exec_id}")
+        return session
+
+    def forget(self, c: Container) -> None:
+        """Drop the sessions of a removed container."""
+        for exec_id in [i for i, s in self.sessions.items() if s.container is c]:
+            del self.sessions[exec_id]
+
+    def resize(self, exec_id: str, height: int, width: int) -> None:
+        """Resize the session's terminal; one that is still being made gets the size
+        once it exists (the docker CLI resizes right after the start)."""
+        session = self.get(exec_id)
+        if not session.config.tty or not session.started or session.exit_code is not None:
+            raise Conflict(f"Exec {exec_id} is not running with a terminal")
+        session.config.console_size = [height, width]
+        if session.terminal is not None:
+            session.terminal.resize(height, width)
+
+    def claim(self, exec_id: str) -> Exec:
+        """Mark a session started (once only), after the container checks."""
+        session = self.get(exec_id)
+        if session.started:
+            raise Conflict(f"Error: Exec command {exec_id} is already running" if session.running
+                           else f"Error: Exec command {exec_id} has already run")
+        check_running(session.container)
+        session.started = True
+        return session
+
+    async def run(self, session: Exec, *, output: Output | None = None,
+                  stdin: trio.abc.ReceiveStream | None = None, stdin_head: bytes = b"",
+                  timeout: float | None = None) -> int:
+        """Run a claimed session to its end: its output to `output`, `stdin` (when the
+        session attaches stdin) to the process. A process still running after `timeout`
+        seconds is killed (exit code 137). Returns the exit code; publishes exec_start
+        and exec_die."""
+        engine, c, cfg = self.engine, session.container, session.config
+        uid_gid = ""
+        if cfg.user:
+            uid, gid, _ = await trio.to_thread.run_sync(bundle.resolve_user, c.rootfs, cfg.user)
+            uid_gid = f"{uid}:{gid}"
+        image = engine.images.images.get(c.record.image_id)
+        env = [*(image.config.config.env or [] if image else []), *(c.record.config.env or []), *(cfg.env or [])]
+        opts = {"env": env, "cwd": cfg.working_dir or c.record.config.working_dir, "user": uid_gid,
+                "pid_file": session.pid_file}
+        ends: list[int] = []  # our copies of the child's pipe ends, closed once it has them
+        engine.publish_container(c, f"exec_start: {session.words}", execID=session.id)
+        session.running = True
+        try:
+            try:
+                if cfg.tty:
+                    process, session.terminal = await engine.runtime_for(c).open_exec(
+                        c.id, cfg.cmd, **opts, tty=True, console_dir=engine.console_dir)
+                    # A size asked for before the process started: applied once it runs
+                    # (runc's relay needs the process's own terminal, found by its PID).
+                    with trio.move_on_after(2):
+                        while not session.pid and process.returncode is None:
+                            await trio.sleep(0.001)
+                    if cfg.console_size:
+                        session.terminal.resize(*cfg.console_size)
+                    sources = [(1, session.terminal.stream)]
+                    sink = session.terminal.stream if cfg.attach_stdin else None
+                else:
+                    stdin_read, sink = subprocess.DEVNULL, None
+                    if cfg.attach_stdin:
+                        stdin_read, stdin_write = os.pipe()
+                        ends.append(stdin_read)
+                        sink = trio.lowlevel.FdStream(stdin_write)
+                    out_read, out_write = os.pipe()
+                    err_read, err_write = os.pipe()
+                    ends += [out_write, err_write]
+                    sources = [(1, trio.lowlevel.FdStream(out_read)), (2, trio.lowlevel.FdStream(err_read))]
+                    process, _ = await engine.runtime_for(c).open_exec(
+                        c.id, cfg.cmd, **opts, stdin=stdin_read, stdout=out_write, stderr=err_write)
+            finally:
+                for fd in ends:  # the child has its copies: ours would hold its pipes open
+                    os.close(fd)
+        except RuntimeFailure as exc:
+            # As dockerd: the start itself succeeds, the runtime's reason is the output
+            # and the exit code is 126.
+            if output is not None:
+                await output(1, exc.message.encode() + b"\r\n")
+            code = 126
+        else:
+            code = await _supervise(process, session, sources, sink, output, stdin, stdin_head, timeout)
+            if code and not session.pid_file.exists():
+                code = 126  # the runtime wrote no pid: it could not start the process (its reason is the output)
+        session.pid_file.unlink(missing_ok=True)
+        if session.terminal is not None:
+            await session.terminal.aclose()
+            session.terminal = None
+        session.exit_code, session.running = code, False
+        session.finished.set()
+        engine.publish_container(c, "exec_die", execID=session.id, exitCode=str(code))
+        return code
+
+
+async def _supervise(process: trio.Process, session: Exec, sources: list[tuple[int, trio.abc.ReceiveStream]],
+                     sink: trio.abc.SendStream | None, output: Output | None, stdin: trio.abc.ReceiveStream | None,
+                     stdin_head: bytes, timeout: float | None) -> int:
+    """Copy output until every source is drained and the process ended, stdin meanwhile;
+    returns the exit code. Closes the pipes (a terminal is closed by the caller)."""
+
+    async def pump(stream_id: int, source: trio.abc.ReceiveStream) -> None:
+        while True:
+            try:
+                data = await source.receive_some(65536)
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""  # a pty master reads EIO once the other side is gone
+            if not data:
+                return
+            if output is not None:
+                await output(stream_id, data)
+
+    async def feed() -> None:
+        try:
+            if stdin_head:
+                await sink.send_all(stdin_head)
+            if stdin is not None:
+                while data := await stdin.receive_some(65536):
+                    await sink.send_all(data)
+            if session.terminal is None:
+                await sink.aclose()  # EOF for the process: the client half-closed its side
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    try:
+        async with trio.open_nursery() as nursery:
+            if sink is not None:
+                nursery.start_soon(feed)
+            with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
+                async with trio.open_nursery() as pumps:
+                    for stream_id, source in sources:
+                        pumps.start_soon(pump, stream_id, source)
+                    await process.wait()
+            if scope.cancelled_caught and process.returncode is None:
+                if pid := session.pid:
+                    try:
+                        os.kill(pid, signal.SIGKILL)  # the process in the container, not the runtime
+                    except ProcessLookupError:
+                        pass
+                await process.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        if session.terminal is None:
+            for stream in [s for _, s in sources] + ([sink] if sink is not None else []):
+                await stream.aclose()
+    if scope.cancelled_caught:
+        return 137
+    return process.returncode if process.returncode >= 0 else 128 - process.returncode
