@@ -16,6 +16,7 @@ import trio
 from .lifecycle import State
 from .logs import LogFiles, log_options
 from .models import ContainerRecord
+from .runtime.terminal import Terminal
 
 
 class Container:
@@ -31,6 +32,11 @@ class Container:
         self.lock = trio.Lock()  # serialises start/stop/restart/rm of this container
         self.supervised = False
         self.prepared = False  # rootfs mounted / netns made by this daemon, not yet torn down
+        # while running: where attached clients write stdin (OpenStdin), and the terminal (Tty)
+        self.stdin: trio.abc.SendStream | None = None
+        self.stdin_lock = trio.Lock()
+        self.terminal: Terminal | None = None
+        self.console_size: tuple[int, int] | None = None  # the last size asked for, kept across restarts
 
     @property
     def id(self) -> str:

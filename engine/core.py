@@ -584,6 +584,36 @@ class Engine:
         return c, logs.read(c.log_files, from_end=not replay, follow=True,
                             grown=lambda: c.changed, done=lambda: c.exits > target or c.removed)
 
+    async def write_stdin(self, c: Container, data: bytes) -> bool:
+        """Write to the container's stdin, waiting for it to start if it has not yet;
+        False when the run this attach belongs to is over."""
+        target = c.exits
+        await c.wait_until(lambda: c.stdin is not None or c.exits > target or c.removed)
+        if c.stdin is None:
+            return False
+        async with c.stdin_lock:  # several attached clients may type at once
+            try:
+                await c.stdin.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return False
+        return True
+
+    async def close_stdin(self, c: Container) -> None:
+        """End the container's stdin (StdinOnce, after the attached client's EOF); with a
+        terminal, EOF is the terminal's own business (Ctrl-D), so it stays open."""
+        if c.stdin is not None and c.terminal is None:
+            async with c.stdin_lock:
+                await c.stdin.aclose()
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        """Set the size of a container's terminal (kept for its next runs too)."""
+        c = self.get(ref)
+        if not c.has_process:
+            raise Conflict(f"Container {c.id} is not running")
+        c.console_size = (height, width)
+        if c.terminal is not None:
+            c.terminal.resize(height, width)
+
     # --- images ---------------------------------------------------------------
 
     async def import_image(self, tar_path: Path, *, repo: str = "", changes: list[str] = (), message: str = "") -> Image:

@@ -23,7 +23,7 @@ from .container import Container
 from .errors import StartFailed
 from .lifecycle import State
 from .logs import LogWriter
-from .runtime.oci import failure_reason
+from .runtime.oci import RuntimeFailure, failure_reason
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -106,18 +106,38 @@ class Supervisor:
         prepared = time.perf_counter()
         c.pid_file.unlink(missing_ok=True)
         c.runtime_log.unlink(missing_ok=True)
-        process = await runtime.open_run(c.bundle, c.id, pid_file=c.pid_file, log_file=c.runtime_log,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        cfg = c.record.config
+        try:
+            process, c.terminal = await runtime.open_run(
+                c.bundle, c.id, pid_file=c.pid_file, log_file=c.runtime_log, tty=cfg.tty, console_dir=engine.console_dir,
+                stdin=subprocess.PIPE if cfg.open_stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except RuntimeFailure as exc:
+            raise StartFailed(f"OCI runtime create failed: {exc.message}: unknown") from None
         pid = await self._wait_pid(c, process)
         log.debug("%s: prepared in %.1f ms, runtime started it in %.1f ms", c.id[:12],
                   (prepared - began) * 1000, (time.perf_counter() - prepared) * 1000)
         if pid is None:
-            await process.stdout.aclose()
-            await process.stderr.aclose()
+            await self._close_stdio(c, process)
             await process.wait()
             raise StartFailed(f"OCI runtime create failed: {failure_reason(c.runtime_log, c.record.path)}: unknown")
+        if cfg.open_stdin:
+            c.stdin = c.terminal.stream if c.terminal else process.stdin
+        if c.terminal and c.console_size:
+            c.terminal.resize(*c.console_size)
         await engine.record_start(c, pid)
         return process, LogWriter(c.log_files, c.notify)
+
+    @staticmethod
+    async def _close_stdio(c: Container, process: trio.Process) -> None:
+        """Close the run's pipes or terminal (after it ended, or failed to start)."""
+        c.stdin = None
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                await stream.aclose()
+        if c.terminal is not None:
+            await c.terminal.aclose()
+            c.terminal = None
 
     async def _wait_pid(self, c: Container, process: trio.Process) -> int | None:
         """The container's pid once the runtime wrote it; None if the runtime gave up."""
@@ -138,17 +158,28 @@ class Supervisor:
         """Pump output until the process exits and both pipes are drained."""
 
         async def pump(stream, name: str) -> None:
-            async with stream:
-                while chunk := await stream.receive_some(1 << 20):
-                    writer.write(name, chunk)
+            while True:
+                try:
+                    chunk = await stream.receive_some(1 << 20)
+                except trio.BrokenResourceError:
+                    chunk = b""  # a terminal's master reads EIO once the container side is gone
+                if not chunk:
+                    return
+                writer.write(name, chunk)
 
         try:
             async with trio.open_nursery() as pumps:
-                pumps.start_soon(pump, process.stdout, "stdout")
-                pumps.start_soon(pump, process.stderr, "stderr")
+                # With a terminal, stdout and stderr are one stream (Docker logs it as stdout);
+                # the runtime's own pipes then carry only its errors.
+                if c.terminal is not None:
+                    pumps.start_soon(pump, c.terminal.stream, "stdout")
+                for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+                    if stream is not None:
+                        pumps.start_soon(pump, stream, name)
                 await process.wait()
         finally:
             writer.close()
+            await self._close_stdio(c, process)
         code = process.returncode
         return 128 - code if code < 0 else code
 

@@ -165,3 +165,41 @@ def test_exec_with_a_terminal_and_resize(api, runtime):
     assert out.startswith(b"/dev/pts/") and b"40 100\r\n" in out and out.endswith(b"got typed\r\n"), out
     assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 0
     api.remove(cid)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_run_with_a_terminal_stdin_resize_and_detach_keys(api, runtime):
+    cid = api.create(["sh"], Tty=True, OpenStdin=True, AttachStdin=True, HostConfig={"Runtime": runtime})
+    sock, out = api.hijack(f"/v1.41/containers/{cid}/attach", stream=1, stdin=1, stdout=1, stderr=1)
+    sock.sendall(b"stty size; tty\r")  # typed before the start: held until the shell runs
+    assert api.post(f"/containers/{cid}/start").status == 204
+    assert api.post(f"/containers/{cid}/resize", h=33, w=77).status == 200
+    while b"/dev/pts/" not in out:
+        out += sock.recv(65536)
+    sock.sendall(b"stty size\r")
+    while b"33 77" not in out:
+        out += sock.recv(65536)
+    sock.sendall(b"\x10\x11")  # Ctrl-P Ctrl-Q: detach, the shell runs on
+    out = read_all(sock, out)
+    assert state(api, cid)["Running"] is True
+    assert b"\x1b" not in out.split(b"33 77")[0][-5:]  # raw bytes, no frame headers
+    sock, out = api.hijack(f"/containers/{cid}/attach", stream=1, stdin=1, stdout=1)
+    sock.sendall(b"exit 5\r")
+    read_all(sock, out)
+    assert api.wait(cid) == 5
+    logs = api.get(f"/containers/{cid}/logs", stdout=1).body
+    assert b"33 77" in logs and not logs.startswith(b"\x01\x00")  # a terminal's log is raw
+    api.remove(cid)
+
+
+def test_stdin_once_closes_stdin_at_the_clients_eof(api):
+    from tests.api import demux
+
+    cid = api.create(["sh", "-c", "cat; echo done"], OpenStdin=True, StdinOnce=True, AttachStdin=True)
+    sock, out = api.hijack(f"/containers/{cid}/attach", stream=1, stdin=1, stdout=1, stderr=1)
+    api.post(f"/containers/{cid}/start")
+    sock.sendall(b"line one\n")
+    sock.shutdown(1)
+    assert b"".join(p for _, p in demux(read_all(sock, out))) == b"line one\ndone\n"
+    assert api.wait(cid) == 0
+    api.remove(cid)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import struct
 
+import trio
+
+from .. import detach_keys
 from .. import filters as flt
 from ..core import CONTAINER_FILTERS, Engine
 from ..errors import BadRequest
@@ -58,6 +61,14 @@ async def list_(req: Request, engine: Engine) -> Response:
 
 async def inspect(req: Request, engine: Engine) -> Response:
     return json_response(render.container_inspect(engine, engine.get(req.params["id"])))
+
+
+def output(batch: list[LogEntry], wanted: set[str], tty: bool, timestamps: bool = False) -> bytes:
+    """A batch as the client reads it: frames, or with a terminal the raw bytes (dockerd
+    sends a tty container's output, logs included, without frame headers)."""
+    if not tty:
+        return frames(batch, wanted, timestamps)
+    return b"".join(frame(e, timestamps)[8:] for e in batch if e.stream in wanted)
 
 
 async def start(req: Request, engine: Engine) -> Response:
@@ -122,20 +133,65 @@ async def logs(req: Request, engine: Engine) -> None:
     if tail not in ("all", "") and not tail.lstrip("-").isdigit():
         raise BadRequest(f"invalid value for tail: {tail!r}")
     tail_n = int(tail) if tail.lstrip("-").isdigit() and int(tail) >= 0 else None
-    _, entries = engine.logs(req.params["id"], follow=req.qbool("follow"), tail=tail_n,
+    c, entries = engine.logs(req.params["id"], follow=req.qbool("follow"), tail=tail_n,
                              since=_time_filter(req, "since"), until=_time_filter(req, "until"))
     timestamps = req.qbool("timestamps")
     stream = await req.stream("application/vnd.docker.raw-stream")
     async for batch in entries:
-        await stream.send(frames(batch, wanted, timestamps))
+        await stream.send(output(batch, wanted, c.record.config.tty, timestamps))
 
 
 async def attach(req: Request, engine: Engine) -> None:
+    """The hijacked stream `run`, `start -a` and `attach` use: output (frames, or raw with
+    a terminal) until the run ends, stdin into the container meanwhile (`stdin=1` and
+    OpenStdin); with a terminal, the detach keys end the session and leave it running."""
     wanted = {s for s in ("stdout", "stderr") if req.qbool(s)}
+    keys = detach_keys.parse(req.q("detachKeys"))
     c, entries = engine.attach(req.params["id"], replay=req.qbool("logs"))
-    sock, _ = await req.hijack()
-    if req.qbool("stream", True):
-        async for batch in entries:
-            data = frames(batch, wanted)
-            if data:
-                await sock.send_all(data)
+    sock, head = await req.hijack()
+    tty = c.record.config.tty
+    async with trio.open_nursery() as nursery:
+        if req.qbool("stdin") and c.record.config.open_stdin:
+            nursery.start_soon(_copy_stdin, engine, c, sock, head, detach_keys.Matcher(keys) if tty else None,
+                               nursery.cancel_scope)
+        if req.qbool("stream", True):
+            async for batch in entries:
+                data = output(batch, wanted, tty)
+                if data:
+                    await sock.send_all(data)
+        nursery.cancel_scope.cancel()
+
+
+async def _copy_stdin(engine: Engine, c, sock, head: bytes, matcher: detach_keys.Matcher | None,
+                      session: trio.CancelScope) -> None:
+    """Client → container stdin, from before the start on (`docker run -i` writes at once),
+    across restarts; at the client's EOF a StdinOnce container's stdin is closed."""
+    data = head
+    while True:
+        if data:
+            detached = False
+            if matcher is not None:
+                data, detached = matcher.feed(data)
+            if data and not await engine.write_stdin(c, data):
+                return  # the run ended
+            if detached:
+                engine.publish_container(c, "detach")
+                session.cancel()
+                return
+        try:
+            data = await sock.receive_some(65536)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        if not data:
+            if c.record.config.stdin_once:
+                await engine.close_stdin(c)
+            return
+
+
+async def resize(req: Request, engine: Engine) -> Response:
+    try:
+        height, width = int(req.q("h")), int(req.q("w"))
+    except ValueError:
+        raise BadRequest("h and w must be numbers") from None
+    await engine.resize(req.params["id"], height, width)
+    return Response(200)

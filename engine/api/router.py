@@ -39,6 +39,7 @@ ROUTES: list[tuple[str, str, object]] = [
     ("GET", rf"/exec/{_ID}/json", execs.inspect),
     ("GET", rf"/containers/{_ID}/logs", containers.logs),
     ("POST", rf"/containers/{_ID}/attach", containers.attach),
+    ("POST", rf"/containers/{_ID}/resize", containers.resize),
     ("DELETE", rf"/containers/{_ID}", containers.remove),
     ("POST", r"/images/create", images.create),
     ("GET", r"/images/json", images.list_),

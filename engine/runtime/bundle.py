@@ -122,6 +122,8 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
     env.setdefault("PATH", DEFAULT_PATH)
     env["HOSTNAME"] = cfg.hostname
     env.setdefault("HOME", _home(rootfs, uid))
+    if cfg.tty:
+        env.setdefault("TERM", "xterm")  # as dockerd does for a container with a terminal
     caps = ALL_CAPS if hc.privileged else sorted(set(DEFAULT_CAPS + [f"CAP_{c.upper().removeprefix('CAP_')}" for c in hc.cap_add or []])
                                                  - {f"CAP_{c.upper().removeprefix('CAP_')}" for c in hc.cap_drop or []})
     _, nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -145,7 +147,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
     return {
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": False,
+            "terminal": cfg.tty,
             "user": {"uid": uid, "gid": gid, **({"additionalGids": extra_gids} if extra_gids else {})},
             "args": process_args(record),
             "env": [f"{k}={v}" for k, v in env.items()],

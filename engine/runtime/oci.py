@@ -54,12 +54,14 @@ class Runtime:
         return [self.binary, "--root", str(self.state_root), *args]
 
     async def open_run(self, bundle: Path, container_id: str, *, pid_file: Path, log_file: Path,
-                       stdin, stdout, stderr) -> trio.Process:
-        """Start `run` for the bundle; the caller owns the process (and its pipes)."""
-        argv = self.argv("--log", str(log_file), "--log-format", "json",
-                         "run", "--bundle", str(bundle), "--pid-file", str(pid_file), container_id)
-        return await trio.lowlevel.open_process(argv, stdin=stdin, stdout=stdout, stderr=stderr,
-                                                start_new_session=True)
+                       tty: bool = False, console_dir: Path | None = None,
+                       stdin=subprocess.DEVNULL, stdout=None, stderr=None) -> tuple[trio.Process, Terminal | None]:
+        """Start `run` for the bundle; the caller owns the process (and its pipes). With
+        `tty` (the bundle's process.terminal) the container's terminal is returned and the
+        stdio arguments are not used."""
+        return await self._start(["--log", str(log_file), "--log-format", "json", "run", "--bundle", str(bundle),
+                                  "--pid-file", str(pid_file), container_id], subcommand="run", tty=tty,
+                                 console_dir=console_dir, pid_file=pid_file, stdin=stdin, stdout=stdout, stderr=stderr)
 
     async def _call(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = await trio.run_process(self.argv(*args), capture_stdout=True, capture_stderr=True, check=False)
@@ -74,10 +76,10 @@ class Runtime:
         the process gets a terminal (returned), and stdio arguments are not used."""
         opts = [f"--env={e}" for e in env] + ([f"--cwd={cwd}"] if cwd else []) + ([f"--user={user}"] if user else [])
         opts.append(f"--pid-file={pid_file}")
-        return await self._start(["exec", *(["--tty"] if tty else []), *opts, container_id, *argv], tty=tty,
+        return await self._start(["exec", *(["--tty"] if tty else []), *opts, container_id, *argv], subcommand="exec", tty=tty,
                                  console_dir=console_dir, pid_file=pid_file, stdin=stdin, stdout=stdout, stderr=stderr)
 
-    async def _start(self, args: list[str], *, tty: bool, console_dir: Path | None, pid_file: Path,
+    async def _start(self, args: list[str], *, subcommand: str, tty: bool, console_dir: Path | None, pid_file: Path,
                      stdin, stdout, stderr) -> tuple[trio.Process, Terminal | None]:
         """Spawn `<runtime> args` in a session of its own; with `tty`, get its terminal
         the way this runtime hands it over (see runtime/terminal.py). `pid_file` is where
@@ -89,7 +91,8 @@ class Runtime:
         if self.name == "crun":
             assert console_dir is not None
             async with terminal.console_socket(console_dir) as (path, receive):
-                args = [args[0], "--console-socket", str(path), *args[1:]]
+                at = args.index(subcommand) + 1
+                args = [*args[:at], "--console-socket", str(path), *args[at:]]
                 process = await trio.lowlevel.open_process(self.argv(*args), stdin=subprocess.DEVNULL,
                                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                                            start_new_session=True)
