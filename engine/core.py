@@ -33,10 +33,10 @@ from .execs import ExecConfig, Execs
 from .images import busybox, reference
 from .images.store import Image, ImageStore
 from .lifecycle import Action, State
-from .models import ContainerConfig, ContainerRecord, CreateRequest, Event, ZERO_TIME, Actor
+from .models import ContainerConfig, ContainerRecord, CreateRequest, Event, UpdateRequest, ZERO_TIME, Actor
 from .network import netns
 from .runtime import bundle, cgroups, oci, rootfs
-from .store import atomic_write
+from .store import atomic_write, tree_size
 from .supervisor import Supervisor
 
 log = logging.getLogger("berth.engine")
@@ -584,6 +584,74 @@ class Engine:
         return c, logs.read(c.log_files, from_end=not replay, follow=True,
                             grown=lambda: c.changed, done=lambda: c.exits > target or c.removed)
 
+    async def rename(self, ref: str, new_name: str) -> None:
+        """Give a container a new name; publishes `rename` with the old one."""
+        c = self.get(ref)
+        new_name = names.validate(new_name.lstrip("/"))
+        if new_name == c.name:
+            raise Conflict(f"Renaming a container with the same name as its current name")
+        if new_name in self.names:
+            raise Conflict(f'Conflict. The container name "/{new_name}" is already in use by container '
+                           f'"{self.names[new_name]}". You have to remove (or rename) that container to be able to reuse that name.')
+        old = c.name
+        del self.names[old]
+        self.names[new_name] = c.id
+        c.record.name = new_name
+        await self._save(c)
+        self.publish_container(c, "rename", oldName="/" + old)
+
+    async def update(self, ref: str, req: UpdateRequest) -> None:
+        """Change a container's limits (applied at once to a running one) and restart
+        policy; publishes `update`."""
+        c = self.get(ref)
+        hc = c.record.host_config
+        changes = {f: v for f in UpdateRequest.__struct_fields__ if (v := getattr(req, f)) is not None}
+        if changes.get("restart_policy") is not None and not changes["restart_policy"].name:
+            del changes["restart_policy"]  # the docker CLI sends an empty policy when none was given
+        policy = changes.get("restart_policy")
+        if policy is not None and policy.name not in RESTART_POLICIES:
+            raise BadRequest(f"invalid restart policy '{policy.name}'")
+        if policy is not None and policy.name != "no" and hc.auto_remove:
+            raise BadRequest("Restart policy cannot be updated because AutoRemove is enabled for the container")
+        if changes.get("memory") and changes["memory"] < MIN_MEMORY:
+            raise BadRequest("Minimum memory limit allowed is 6MB")
+        if changes.get("nano_cpus") and (changes.get("cpu_quota") or changes.get("cpu_period")):
+            raise BadRequest("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+        updated = msgspec.structs.replace(hc, **changes)
+        if changes.get("nano_cpus"):
+            updated = msgspec.structs.replace(updated, cpu_quota=0, cpu_period=0)
+        elif changes.get("cpu_quota") or changes.get("cpu_period"):
+            updated = msgspec.structs.replace(updated, nano_cpus=0)
+        record = msgspec.structs.replace(c.record, host_config=updated)
+        if c.has_process:
+            limits = {k: v for k, v in bundle.resources(record).items() if k != "devices"}
+            try:
+                await self.runtime_for(c).update(c.id, limits, c.bundle / "update.json")
+            except oci.RuntimeFailure as exc:
+                raise EngineError(f"Cannot update container {c.id}: {exc.message}") from None
+        c.record.host_config = updated
+        await self._save(c)
+        self.publish_container(c, "update")
+
+    async def prune_containers(self, filters: flt.Filters | None = None, until: str = "") -> tuple[list[str], int]:
+        """Remove every stopped container matching `label` filters and created before
+        `until` (RFC 3339, "" for no limit); returns (removed IDs, bytes reclaimed from
+        their writable layers)."""
+        gone, reclaimed = [], 0
+        for c in list(self.containers.values()):
+            if c.live or c.state is State.REMOVING or not _prune_match(c, filters or {}, until):
+                continue
+            size = await trio.to_thread.run_sync(tree_size, c.upper)
+            try:
+                await self.remove(c.id)
+            except EngineError:
+                continue  # started or removed meanwhile
+            gone.append(c.id)
+            reclaimed += size
+        self.bus.publish(Event(Type="container", Action="prune", Actor=Actor("", {"reclaimed": str(reclaimed)}),
+                               scope="local"))
+        return gone, reclaimed
+
     async def write_stdin(self, c: Container, data: bytes) -> bool:
         """Write to the container's stdin, waiting for it to start if it has not yet;
         False when the run this attach belongs to is over."""
@@ -711,6 +779,17 @@ def _words(value: list[str] | str | None) -> list[str] | None:
     if isinstance(value, str):
         return [value] if value else []
     return value
+
+
+def _prune_match(c: Container, filters: flt.Filters, until: str) -> bool:
+    """`prune`'s filters: label (k, k=v), label! (not), until (created before; RFC 3339
+    times are fixed-width, so they compare as strings)."""
+    labels = c.record.config.labels or {}
+    if filters.get("label") and not flt.label_match(filters["label"], labels):
+        return False
+    if filters.get("label!") and any(flt.label_match([item], labels) for item in filters["label!"]):
+        return False
+    return not until or c.record.created < until
 
 
 def _alive(pid: int) -> bool:

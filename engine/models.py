@@ -106,6 +106,20 @@ class HostConfig(Struct, rename="pascal"):
     uts_mode: str = ""
 
 
+class UpdateRequest(Struct, rename="pascal", kw_only=True):
+    """Body of `POST /containers/{id}/update`: the resources a running container may change
+    (None: leave as is)."""
+
+    memory: int | None = None
+    memory_swap: int | None = None
+    nano_cpus: int | None = None
+    cpu_shares: int | None = None
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
+    pids_limit: int | None = None
+    restart_policy: RestartPolicy | None = None
+
+
 class CreateRequest(ContainerConfig, rename="pascal"):
     """Body of `POST /containers/create`: the container Config plus HostConfig."""
 

@@ -1,4 +1,5 @@
-"""Crash-safe files: every piece of state berth keeps is written through `atomic_write`.
+"""Files on disk: every piece of state berth keeps is written through `atomic_write`;
+`tree_size` measures what a directory holds.
 
 A reader after a crash (kill -9 at any instant) sees either the old file or the new one,
 never a torn mix: write a temp file in the same directory, fsync it, rename it over the
@@ -31,3 +32,15 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def tree_size(path: Path) -> int:
+    """Bytes in the files below `path` (what removing it frees, hard links aside)."""
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total

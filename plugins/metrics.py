@@ -55,10 +55,10 @@ def render(ctx: PluginContext) -> str:
     for c in engine.containers.values():
         if not c.live:
             continue
-        usage = cgroups.read_usage(engine.layout, engine.cgroup_path(c))
+        usage = cgroups.read_stats(engine.layout, engine.cgroup_path(c))
         labels = f'id="{c.id[:12]}",name="{_label(c.name)}"'
-        if usage.cpu_ns is not None:
-            out.append(f"berth_container_cpu_seconds_total{{{labels}}} {usage.cpu_ns / 1e9:.6f}")
+        if usage.cpu_total_ns is not None:
+            out.append(f"berth_container_cpu_seconds_total{{{labels}}} {usage.cpu_total_ns / 1e9:.6f}")
         if usage.memory is not None:
             out.append(f"berth_container_memory_bytes{{{labels}}} {usage.memory}")
     out += ["# HELP berth_events_total Events seen on the bus since this plugin started.",

@@ -203,3 +203,82 @@ def test_stdin_once_closes_stdin_at_the_clients_eof(api):
     assert b"".join(p for _, p in demux(read_all(sock, out))) == b"line one\ndone\n"
     assert api.wait(cid) == 0
     api.remove(cid)
+
+
+def test_top_lists_the_containers_processes(api):
+    cid = api.run(["sh", "-c", "sleep 60 & sleep 61; true"])  # `; true`: sh stays, not exec'd away
+    time.sleep(0.2)
+    found = api.get_json(f"/containers/{cid}/top")
+    assert found["Titles"][:3] == ["UID", "PID", "PPID"] and found["Titles"][-1] == "CMD"
+    commands = sorted(row[-1] for row in found["Processes"])
+    assert commands == ["sh -c sleep 60 & sleep 61; true", "sleep 60", "sleep 61"]
+    assert all(isinstance(v, str) for row in found["Processes"] for v in row)
+    custom = api.get_json(f"/containers/{cid}/top", ps_args="-o pid,comm")
+    assert custom["Titles"] == ["PID", "COMMAND"] and sorted(r[1] for r in custom["Processes"]) == ["sh", "sleep", "sleep"]
+    api.post(f"/containers/{cid}/pause")
+    assert len(api.get_json(f"/containers/{cid}/top")["Processes"]) == 3
+    api.remove(cid)
+    stopped = api.create(["true"])
+    assert api.get(f"/containers/{stopped}/top").status == 409
+    api.remove(stopped)
+
+
+def test_stats_from_the_cgroup(api):
+    cid = api.run(["sh", "-c", "i=0; while true; do i=$((i+1)); done"], HostConfig={"Memory": 64 * 2**20, "PidsLimit": 50})
+    reading = api.get_json(f"/containers/{cid}/stats", stream=0)
+    assert reading["id"] == cid and reading["name"].startswith("/")
+    cpu, pre = reading["cpu_stats"], reading["precpu_stats"]
+    assert cpu["cpu_usage"]["total_usage"] > pre["cpu_usage"]["total_usage"] > 0  # a second apart, busy
+    assert cpu["system_cpu_usage"] > pre["system_cpu_usage"] and cpu["online_cpus"] >= 1
+    assert reading["memory_stats"]["limit"] == 64 * 2**20 and reading["memory_stats"]["usage"] > 0
+    assert reading["pids_stats"] == {"current": 1, "limit": 50}
+    quick = api.get_json(f"/containers/{cid}/stats", stream=0, **{"one-shot": 1})
+    assert quick["preread"] == "0001-01-01T00:00:00Z"
+    api.remove(cid)
+
+
+def test_rename_update_and_prune(api, daemon):
+    started = time.time()
+    cid = api.run(["sleep", "60"], name="before-rename")
+    other = api.create(["true"], name="taken-name")
+    assert api.post(f"/containers/{cid}/rename", name="taken-name").status == 409
+    assert api.post(f"/containers/{cid}/rename", name="bad name!").status == 400
+    assert api.post(f"/containers/{cid}/rename", name="after-rename").status == 204
+    assert api.get_json("/containers/after-rename/json")["Id"] == cid
+    assert api.get("/containers/before-rename/json").status == 404
+    reply = api.get("/events", since=f"{started:.9f}", until=f"{time.time():.9f}",
+                    filters=json.dumps({"event": ["rename"]}))
+    assert json.loads(reply.body.splitlines()[0])["Actor"]["Attributes"]["oldName"] == "/before-rename"
+
+    assert api.post(f"/containers/{cid}/update", {"Memory": 32 * 2**20, "PidsLimit": 20,
+                                                  "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}}).status == 200
+    limits = cgroups.read_limits(cgroups.detect(), f"/{daemon.cgroup_parent}/{cid}")
+    assert (limits.memory, limits.pids) == (32 * 2**20, 20)
+    hc = api.get_json(f"/containers/{cid}/json")["HostConfig"]
+    assert (hc["Memory"], hc["PidsLimit"], hc["RestartPolicy"]["Name"]) == (32 * 2**20, 20, "on-failure")
+    assert api.post(f"/containers/{cid}/update", {"Memory": 1024}).status == 400
+
+    labelled = api.create(["true"], Labels={"prune": "yes"})
+    api.post(f"/containers/{labelled}/start")
+    api.wait(labelled)
+    pruned = api.post("/containers/prune", filters=json.dumps({"label": ["prune=yes"]})).json()
+    assert pruned["ContainersDeleted"] == [labelled]
+    assert api.get(f"/containers/{other}/json").status == 200  # no label: kept
+    assert api.get(f"/containers/{cid}/json").status == 200  # running: kept
+    for c in (cid, other):
+        api.remove(c)
+
+
+def test_system_df(api):
+    cid = api.run(["sh", "-c", "echo 12345 > /data; sleep 60"])
+    deadline = time.time() + 10
+    while api.get_json(f"/containers/{cid}/json")["State"]["Running"] and time.time() < deadline:
+        df = api.get_json("/system/df")
+        row = next(c for c in df["Containers"] if c["Id"] == cid)
+        if row["SizeRw"]:
+            break
+        time.sleep(0.05)
+    assert row["SizeRw"] == 6 and row["SizeRootFs"] > 6
+    busybox = next(i for i in df["Images"] if "busybox:latest" in i["RepoTags"])
+    assert busybox["Containers"] >= 1 and busybox["Size"] > 0 and df["LayersSize"] >= busybox["Size"]
+    api.remove(cid)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import struct
 
+import msgspec
 import trio
 
-from .. import detach_keys
+from .. import detach_keys, stats
 from .. import filters as flt
 from ..core import CONTAINER_FILTERS, Engine
 from ..errors import BadRequest
 from ..logs import LogEntry
 from ..timefmt import rfc3339
-from ..models import CreateRequest
+from ..models import CreateRequest, UpdateRequest
 from . import render
 from .http import Request, Response, json_response
 from .system import parse_time
@@ -195,3 +196,38 @@ async def resize(req: Request, engine: Engine) -> Response:
         raise BadRequest("h and w must be numbers") from None
     await engine.resize(req.params["id"], height, width)
     return Response(200)
+
+
+async def top(req: Request, engine: Engine) -> Response:
+    c = engine.get(req.params["id"])
+    found = await stats.top(engine, c, req.q("ps_args"))
+    engine.publish_container(c, "top")
+    return json_response(found)
+
+
+async def stats_(req: Request, engine: Engine) -> None:
+    """One reading (`stream=0`; after a second unless `one-shot=1`), or one a second."""
+    c = engine.get(req.params["id"])
+    follow = req.qbool("stream", True)
+    response = await req.stream()
+    async for reading in stats.stream(engine, c, follow=follow, one_shot=req.qbool("one-shot")):
+        await response.send(msgspec.json.encode(reading) + b"\n")
+
+
+async def rename(req: Request, engine: Engine) -> Response:
+    if not req.q("name"):
+        raise BadRequest("Neither old nor new names may be empty")
+    await engine.rename(req.params["id"], req.q("name"))
+    return Response(204)
+
+
+async def update(req: Request, engine: Engine) -> Response:
+    await engine.update(req.params["id"], await req.json(UpdateRequest))
+    return json_response({"Warnings": []})
+
+
+async def prune(req: Request, engine: Engine) -> Response:
+    filters = flt.parse(req.q("filters"), ("label", "label!", "until"))
+    until = [parse_time(u, "until") for u in filters.pop("until", [])]
+    gone, reclaimed = await engine.prune_containers(filters, rfc3339(min(until)) if until else "")
+    return json_response({"ContainersDeleted": gone or None, "SpaceReclaimed": reclaimed})

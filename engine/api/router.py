@@ -10,7 +10,7 @@ import re
 
 from ..core import Engine
 from ..errors import BadRequest, NotFound
-from . import containers, execs, images, plugins, system
+from . import container_fs, containers, execs, images, plugins, system
 from .http import API_VERSION, Request, Response
 
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
@@ -22,9 +22,11 @@ ROUTES: list[tuple[str, str, object]] = [
     ("HEAD", r"/_ping", system.ping),
     ("GET", r"/version", system.version),
     ("GET", r"/info", system.info),
+    ("GET", r"/system/df", system.disk_usage),
     ("GET", r"/events", system.events),
     ("POST", r"/containers/create", containers.create),
     ("GET", r"/containers/json", containers.list_),
+    ("POST", r"/containers/prune", containers.prune),
     ("GET", rf"/containers/{_ID}/json", containers.inspect),
     ("POST", rf"/containers/{_ID}/start", containers.start),
     ("POST", rf"/containers/{_ID}/stop", containers.stop),
@@ -33,6 +35,12 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", rf"/containers/{_ID}/wait", containers.wait),
     ("POST", rf"/containers/{_ID}/pause", containers.pause),
     ("POST", rf"/containers/{_ID}/unpause", containers.unpause),
+    ("HEAD", rf"/containers/{_ID}/archive", container_fs.head_archive),
+    ("GET", rf"/containers/{_ID}/archive", container_fs.get_archive),
+    ("PUT", rf"/containers/{_ID}/archive", container_fs.put_archive),
+    ("GET", rf"/containers/{_ID}/changes", container_fs.changes),
+    ("GET", rf"/containers/{_ID}/export", container_fs.export),
+    ("POST", r"/commit", container_fs.commit),
     ("POST", rf"/containers/{_ID}/exec", execs.create),
     ("POST", rf"/exec/{_ID}/start", execs.start),
     ("POST", rf"/exec/{_ID}/resize", execs.resize),
@@ -40,6 +48,10 @@ ROUTES: list[tuple[str, str, object]] = [
     ("GET", rf"/containers/{_ID}/logs", containers.logs),
     ("POST", rf"/containers/{_ID}/attach", containers.attach),
     ("POST", rf"/containers/{_ID}/resize", containers.resize),
+    ("GET", rf"/containers/{_ID}/top", containers.top),
+    ("GET", rf"/containers/{_ID}/stats", containers.stats_),
+    ("POST", rf"/containers/{_ID}/rename", containers.rename),
+    ("POST", rf"/containers/{_ID}/update", containers.update),
     ("DELETE", rf"/containers/{_ID}", containers.remove),
     ("POST", r"/images/create", images.create),
     ("GET", r"/images/json", images.list_),

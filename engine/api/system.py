@@ -8,11 +8,14 @@ import time
 from datetime import datetime
 
 import msgspec
+import trio
 
 from .. import filters as flt
 from ..core import Engine
 from ..errors import BadRequest
 from ..timefmt import rfc3339
+from ..store import tree_size
+from . import render
 from .http import API_VERSION, MIN_API_VERSION, Request, Response, json_response
 
 VERSION = "0.1.0"
@@ -77,6 +80,37 @@ async def info(req: Request, engine: Engine) -> Response:
         "InitCommit": {"ID": "", "Expected": ""}, "SecurityOptions": [],
         "Warnings": warnings or None,
     })
+
+
+async def disk_usage(req: Request, engine: Engine) -> Response:
+    """`docker system df`: images with how many containers use them and the size they
+    share with other images, containers with their writable layer's size."""
+    images = list(engine.images.images.values())
+    chains = {i.id: engine.images.layer_chain(i) for i in images}
+    users: dict[str, int] = {}
+    for c in engine.containers.values():
+        users[c.record.image_id] = users.get(c.record.image_id, 0) + 1
+    holders: dict[str, int] = {}
+    for chain in chains.values():
+        for layer in chain:
+            holders[layer] = holders.get(layer, 0) + 1
+    sizes = {layer: engine.images.layer_meta(layer).size for layer in holders}
+
+    def image_row(image) -> dict:
+        row = render.image_summary(engine, image)
+        row["Containers"] = users.get(image.id, 0)
+        row["SharedSize"] = sum(sizes[layer] for layer in chains[image.id] if holders[layer] > 1)
+        return row
+
+    containers = []
+    for c in engine.containers.values():
+        row = render.container_summary(c)
+        row["SizeRw"] = await trio.to_thread.run_sync(tree_size, c.upper)
+        image = engine.images.images.get(c.record.image_id)
+        row["SizeRootFs"] = row["SizeRw"] + (engine.images.size(image) if image else 0)
+        containers.append(row)
+    return json_response({"LayersSize": sum(sizes.values()), "Images": [image_row(i) for i in images],
+                          "Containers": containers, "Volumes": [], "BuildCache": []})
 
 
 def parse_time(value: str, name: str) -> int | None:

@@ -78,7 +78,8 @@ def _home(rootfs: Path, uid: int) -> str:
     return "/"
 
 
-def _resources(record: ContainerRecord) -> dict:
+def resources(record: ContainerRecord) -> dict:
+    """The OCI `linux.resources` of a container: devices and its HostConfig limits."""
     hc = record.host_config
     res: dict = {
         "devices": [{"allow": False, "access": "rwm"},
@@ -163,7 +164,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
             "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
                            {"type": "network", "path": str(netns)}],
             "cgroupsPath": cgroups_path,
-            "resources": _resources(record),
+            "resources": resources(record),
             **({} if hc.privileged else {"maskedPaths": MASKED_PATHS, "readonlyPaths": READONLY_PATHS}),
         },
     }

@@ -149,17 +149,57 @@ def remove(layout: Layout, cgroup_path: str) -> None:
                 pass
 
 
-class Usage(NamedTuple):
-    """What a cgroup has used: CPU time (ns) and memory now (bytes); None if unreadable."""
+class CgroupStats(NamedTuple):
+    """What `docker stats` shows, as the kernel counts it (None: unreadable)."""
 
-    cpu_ns: int | None
+    cpu_total_ns: int | None
+    cpu_user_ns: int | None
+    cpu_system_ns: int | None
+    percpu_ns: list[int]
+    throttling: dict[str, int]  # periods, throttled_periods, throttled_time (ns)
     memory: int | None
+    memory_max: int | None  # the peak, where the kernel keeps one
+    memory_limit: int | None
+    memory_stat: dict[str, int]
+    pids: int | None
+    pids_limit: int | None
 
 
-def read_usage(layout: Layout, cgroup_path: str) -> Usage:
+def _kv(text: str | None) -> dict[str, int]:
+    return {k: int(v) for k, _, v in (line.partition(" ") for line in (text or "").splitlines()) if v.strip().isdigit()}
+
+
+def read_stats(layout: Layout, cgroup_path: str) -> CgroupStats:
+    """Read a container's cgroup counters, v1 or v2."""
     d = dirs(layout, cgroup_path)
     if layout.version == 2:
-        stat = dict(line.split() for line in (_read(d[""] / "cpu.stat") or "").splitlines() if " " in line)
-        usec = _int(stat.get("usage_usec"))
-        return Usage(None if usec is None else usec * 1000, _int(_read(d[""] / "memory.current")))
-    return Usage(_int(_read(d["cpuacct"] / "cpuacct.usage")), _int(_read(d["memory"] / "memory.usage_in_bytes")))
+        g = d[""]
+        cpu = _kv(_read(g / "cpu.stat"))
+        usec = lambda key: cpu[key] * 1000 if key in cpu else None  # noqa: E731
+        return CgroupStats(
+            usec("usage_usec"), usec("user_usec"), usec("system_usec"), [],
+            {"periods": cpu.get("nr_periods", 0), "throttled_periods": cpu.get("nr_throttled", 0),
+             "throttled_time": cpu.get("throttled_usec", 0) * 1000},
+            _int(_read(g / "memory.current")), _int(_read(g / "memory.peak")), _int(_read(g / "memory.max")),
+            _kv(_read(g / "memory.stat")), _int(_read(g / "pids.current")), _int(_read(g / "pids.max")))
+    ticks = os.sysconf("SC_CLK_TCK")
+    acct = _kv(_read(d["cpuacct"] / "cpuacct.stat"))
+    throttle = _kv(_read(d["cpu"] / "cpu.stat"))
+    return CgroupStats(
+        _int(_read(d["cpuacct"] / "cpuacct.usage")),
+        acct["user"] * 10**9 // ticks if "user" in acct else None,
+        acct["system"] * 10**9 // ticks if "system" in acct else None,
+        [int(v) for v in (_read(d["cpuacct"] / "cpuacct.usage_percpu") or "").split()],
+        {"periods": throttle.get("nr_periods", 0), "throttled_periods": throttle.get("nr_throttled", 0),
+         "throttled_time": throttle.get("throttled_time", 0)},
+        _int(_read(d["memory"] / "memory.usage_in_bytes")), _int(_read(d["memory"] / "memory.max_usage_in_bytes")),
+        _int(_read(d["memory"] / "memory.limit_in_bytes")), _kv(_read(d["memory"] / "memory.stat")),
+        _int(_read(d["pids"] / "pids.current")) if "pids" in d else None,
+        _int(_read(d["pids"] / "pids.max")) if "pids" in d else None)
+
+
+def procs(layout: Layout, cgroup_path: str) -> set[int]:
+    """The PIDs in a container's cgroup (host PID namespace)."""
+    d = dirs(layout, cgroup_path)
+    where = d[""] if layout.version == 2 else d.get("pids", d["memory"])
+    return {int(p) for p in (_read(where / "cgroup.procs") or "").split()}

@@ -119,6 +119,14 @@ class Runtime:
             os.close(slave)
         return process, Terminal(master, pid_of)
 
+    async def update(self, container_id: str, resources: dict, scratch: Path) -> None:
+        """Apply new resource limits to a running container (`scratch`: a file to use)."""
+        scratch.write_text(json.dumps(resources))
+        try:
+            await self._call("update", "--resources", str(scratch), container_id)
+        finally:
+            scratch.unlink(missing_ok=True)
+
     async def kill(self, container_id: str, sig: int) -> None:
         await self._call("kill", container_id, str(sig))
 

@@ -1,0 +1,96 @@
+"""`docker stats` and `docker top`: a running container's resource use and processes,
+read from its cgroup and the host's `ps`, in Docker's JSON shapes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import trio
+
+from . import timefmt
+from .errors import BadRequest, Conflict
+from .runtime import cgroups
+
+if TYPE_CHECKING:
+    from .container import Container
+    from .core import Engine
+
+_ZERO = "0001-01-01T00:00:00Z"
+
+
+def _system_cpu_ns() -> int:
+    """The host's CPU time in all modes since boot, as dockerd reads it for the CPU %."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:8]
+    return sum(int(v) for v in fields) * 10**9 // os.sysconf("SC_CLK_TCK")
+
+
+def sample(engine: Engine, c: Container) -> dict:
+    """One stats reading, without `precpu_stats` (the caller pairs readings)."""
+    st = cgroups.read_stats(engine.layout, engine.cgroup_path(c))
+    cpus = len(st.percpu_ns) or os.cpu_count() or 1
+    memory_stats = {}
+    if c.has_process and st.memory is not None:
+        memory_stats = {"usage": st.memory, "stats": st.memory_stat,
+                        "limit": st.memory_limit if st.memory_limit is not None else _host_memory()}
+        if st.memory_max is not None:
+            memory_stats["max_usage"] = st.memory_max
+    return {
+        "read": timefmt.now(), "name": "/" + c.name, "id": c.id,
+        "pids_stats": {k: v for k, v in (("current", st.pids), ("limit", st.pids_limit)) if v is not None},
+        "blkio_stats": {"io_service_bytes_recursive": None, "io_serviced_recursive": None},
+        "num_procs": 0, "storage_stats": {},
+        "cpu_stats": {
+            "cpu_usage": {"total_usage": st.cpu_total_ns or 0, "percpu_usage": st.percpu_ns or None,
+                          "usage_in_kernelmode": st.cpu_system_ns or 0, "usage_in_usermode": st.cpu_user_ns or 0},
+            "system_cpu_usage": _system_cpu_ns(), "online_cpus": cpus, "throttling_data": st.throttling,
+        } if c.has_process else {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+        "memory_stats": memory_stats,
+    }
+
+
+def _host_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+async def stream(engine: Engine, c: Container, *, follow: bool, one_shot: bool) -> AsyncIterator[dict]:
+    """Readings one second apart, each with the previous as `precpu_stats` (what the CPU %
+    is computed from). Not following: one reading, after a second unless `one_shot`."""
+    previous = {"read": _ZERO, "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}}}
+    if not follow and not one_shot:
+        previous = sample(engine, c)
+        await trio.sleep(1)
+    while True:
+        current = sample(engine, c)
+        yield {**current, "preread": previous["read"], "precpu_stats": previous["cpu_stats"]}
+        if not follow or not c.has_process:
+            return
+        previous = current
+        await trio.sleep(1)
+
+
+async def top(engine: Engine, c: Container, ps_args: str) -> dict:
+    """`ps` on the host, keeping the container's processes, as dockerd does: Titles and
+    Processes (all strings)."""
+    if not c.has_process:
+        raise Conflict(f"Container {c.id} is not running")
+    pids = cgroups.procs(engine.layout, engine.cgroup_path(c))
+    args = ps_args.split() if ps_args else ["-ef"]
+    result = await trio.run_process(["ps", *args], capture_stdout=True, capture_stderr=True, check=False)
+    if result.returncode != 0:
+        raise BadRequest(f"ps: {result.stderr.decode(errors='replace').strip()}")
+    lines = result.stdout.decode(errors="replace").splitlines()
+    if not lines:
+        return {"Titles": [], "Processes": []}
+    titles = lines[0].split()
+    if "PID" not in titles:
+        raise BadRequest("Couldn't find PID field in ps output")
+    at = titles.index("PID")
+    processes = []
+    for line in lines[1:]:
+        fields = line.split(None, len(titles) - 1)
+        if len(fields) > at and fields[at].isdigit() and int(fields[at]) in pids:
+            processes.append(fields)
+    return {"Titles": titles, "Processes": processes}
