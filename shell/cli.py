@@ -13,6 +13,7 @@ from . import commands
 from .grammar import Arg, Command, Opt, UsageError, parse, usage
 from .transport import Client, ConnectError, DaemonError, resolve_host
 
+_DETACH_KEYS = Opt(("--detach-keys",), "detach_keys", "value", "keys that detach (default ctrl-p,ctrl-q)")
 _CONTAINER_OPTS = (
     Opt(("--name",), "name", "value", "container name"),
     Opt(("-e", "--env"), "env", "list", "set an environment variable (KEY=VALUE)"),
@@ -35,7 +36,9 @@ _CONTAINER_OPTS = (
     Opt(("--health-retries",), "health_retries", "value", "failures in a row before unhealthy", int),
     Opt(("--health-start-period",), "health_start_period", "value", "grace period after start"),
     Opt(("--no-healthcheck",), "no_healthcheck", "flag", "disable the image's health check"),
-    Opt(("-i", "--interactive"), "interactive", "flag", "accepted; stdin lands with the tty work"),
+    Opt(("-i", "--interactive"), "interactive", "flag", "keep stdin open (and attached, unless -d)"),
+    Opt(("-t", "--tty"), "tty", "flag", "give the container a terminal"),
+    _DETACH_KEYS,
 )
 _IMAGE_AND_COMMAND = (Arg("image"), Arg("command", "rest"))
 _CONTAINERS = (Arg("containers", "many"),)
@@ -46,7 +49,35 @@ COMMANDS = {c.name: c for c in (
         Opt(("-d", "--detach"), "detach", "flag", "run in the background, print the ID"),
         Opt(("--rm",), "rm", "flag", "remove the container when it exits"), *_CONTAINER_OPTS), _IMAGE_AND_COMMAND),
     Command("create", "create", "create a container", _CONTAINER_OPTS, _IMAGE_AND_COMMAND),
-    Command("start", "start", "start containers", (Opt(("-a", "--attach"), "attach", "flag", "attach output, exit with its status"),), _CONTAINERS),
+    Command("start", "start", "start containers", (
+        Opt(("-a", "--attach"), "attach", "flag", "attach output, exit with its status"),
+        Opt(("-i", "--interactive"), "interactive", "flag", "attach stdin too"), _DETACH_KEYS), _CONTAINERS),
+    Command("attach", "attach", "attach to a running container's output and stdin", (
+        Opt(("--no-stdin",), "no_stdin", "flag", "do not attach stdin"), _DETACH_KEYS), (Arg("container"),)),
+    Command("exec", "exec_", "run a command in a running container", (
+        Opt(("-d", "--detach"), "detach", "flag", "run in the background"),
+        Opt(("-i", "--interactive"), "interactive", "flag", "keep stdin open"),
+        Opt(("-t", "--tty"), "tty", "flag", "give the command a terminal"),
+        Opt(("-e", "--env"), "env", "list", "set an environment variable (KEY=VALUE)"),
+        Opt(("-w", "--workdir"), "workdir", "value", "working directory inside the container"),
+        Opt(("-u", "--user"), "user", "value", "user[:group], by name or number"), _DETACH_KEYS),
+        (Arg("container"), Arg("command", "rest"))),
+    Command("top", "top", "the processes of a running container", (), (Arg("container"), Arg("ps_args", "rest"))),
+    Command("stats", "stats", "resource use of running containers (one reading)", (
+        Opt(("--no-stream",), "no_stream", "flag", "one reading (the only mode here; the shell streams)"),),
+        (Arg("containers", "many"),)),
+    Command("rename", "rename", "rename a container", (), (Arg("container"), Arg("name"))),
+    Command("update", "update", "change a container's limits or restart policy", (
+        Opt(("-m", "--memory"), "memory", "value", "memory limit (e.g. 64m)"),
+        Opt(("--cpus",), "cpus", "value", "number of CPUs (e.g. 0.5)"),
+        Opt(("-c", "--cpu-shares"), "cpu_shares", "value", "CPU shares (relative weight)", int),
+        Opt(("--pids-limit",), "pids_limit", "value", "maximum number of processes", int),
+        Opt(("--restart",), "restart", "value", "restart policy")), _CONTAINERS),
+    Command("port", "port", "a container's published ports", (), (Arg("container"), Arg("port", "optional"))),
+    Command("container", "container", "container prune [-f] [--filter label=…]", (
+        Opt(("-f", "--force"), "force", "flag", "do not ask (berth never asks)"),
+        Opt(("--filter",), "filter", "list", "filter (label=…, until=…)")), (Arg("action", choices=("prune",)),)),
+    Command("system", "system", "system df", (), (Arg("action", choices=("df",)),)),
     Command("stop", "stop", "stop containers (SIGTERM, then SIGKILL)", (Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int),), _CONTAINERS),
     Command("restart", "restart", "restart containers", (Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int),), _CONTAINERS),
     Command("pause", "pause", "freeze every process of containers", (), _CONTAINERS),

@@ -47,7 +47,10 @@ def create_body(args) -> dict:
     body = {"Image": args.image, "Cmd": args.command or None, "Env": args.env or None,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
             "Labels": options.key_values(args.label, "label"), "HostConfig": host,
-            "AttachStdout": not getattr(args, "detach", False), "AttachStderr": not getattr(args, "detach", False)}
+            "AttachStdout": not getattr(args, "detach", False), "AttachStderr": not getattr(args, "detach", False),
+            "Tty": bool(args.tty), "OpenStdin": bool(args.interactive)}
+    if args.interactive and not getattr(args, "detach", False):
+        body["AttachStdin"] = body["StdinOnce"] = True  # docker's `run -i`: stdin closes with ours
     if args.entrypoint is not None:
         body["Entrypoint"] = [args.entrypoint]
     if args.no_healthcheck:
@@ -110,12 +113,15 @@ def _exit_status(waiter: Response) -> int:
     return int(result["StatusCode"])
 
 
-def _attach_start_wait(client: Client, cid: str, condition: str, tty: bool = False) -> int:
+def _attach_start_wait(client: Client, cid: str, condition: str, tty: bool = False, stdin: bool = False,
+                       detach_keys: str | None = None) -> int:
     """Attach, wait, then start, in the docker CLI's order so that no output and no exit is
-    missed; copy the output until the daemon closes the stream; return the exit status.
-    A start error is raised, after the wait for an auto-removed container has ended (as
-    docker does, so the container is gone when the command returns)."""
-    with client.hijack(f"/containers/{cid}/attach", {"stream": 1, "stdout": 1, "stderr": 1}) as attach, \
+    missed; copy the output (and with `stdin`, our stdin) until the daemon closes the
+    stream; return the exit status (0 when the detach keys left it running). A start
+    error is raised, after the wait for an auto-removed container has ended (as docker
+    does, so the container is gone when the command returns)."""
+    query = {"stream": 1, "stdout": 1, "stderr": 1, "stdin": int(stdin), "detachKeys": detach_keys}
+    with client.hijack(f"/containers/{cid}/attach", query) as attach, \
             client.stream("POST", f"/containers/{cid}/wait", {"condition": condition}) as waiter:
         try:
             client.call("POST", f"/containers/{cid}/start")
@@ -123,8 +129,19 @@ def _attach_start_wait(client: Client, cid: str, condition: str, tty: bool = Fal
             if condition == "removed":
                 waiter.read()
             raise
-        _copy_output(attach, tty)
+        if stdin or tty:
+            from .interactive import relay
+
+            relay(attach, tty=tty, stdin=stdin, resize=_resizer(client, f"/containers/{cid}/resize"))
+            if client.get(f"/containers/{cid}/json")["State"]["Running"]:
+                return 0  # detached: the container runs on
+        else:
+            _copy_output(attach, tty)
         return _exit_status(waiter)
+
+
+def _resizer(client: Client, endpoint: str):
+    return lambda height, width: client.call("POST", endpoint, {"h": height, "w": width})
 
 
 def run(client: Client, args) -> int:
@@ -137,7 +154,8 @@ def run(client: Client, args) -> int:
         return 125
     try:
         if not args.detach:
-            return _attach_start_wait(client, cid, "removed" if args.rm else "next-exit")
+            return _attach_start_wait(client, cid, "removed" if args.rm else "next-exit", bool(args.tty),
+                                      bool(args.interactive), args.detach_keys)
         client.call("POST", f"/containers/{cid}/start")
     except DaemonError as exc:
         _err(f"berth: Error response from daemon: {exc.message}")
@@ -153,7 +171,48 @@ def start(client: Client, args) -> int:
     if len(args.containers) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
     info = client.get(f"/containers/{ref(args.containers[0])}/json")
-    return _attach_start_wait(client, info["Id"], "next-exit", info["Config"].get("Tty", False))
+    return _attach_start_wait(client, info["Id"], "next-exit", info["Config"].get("Tty", False),
+                              bool(args.interactive) and info["Config"].get("OpenStdin", False), args.detach_keys)
+
+
+def attach(client: Client, args) -> int:
+    """`docker attach`: the running container's output, our stdin into it (unless
+    --no-stdin); its exit status, or 0 after the detach keys."""
+    info = client.get(f"/containers/{ref(args.container)}/json")
+    if not info["State"]["Running"]:
+        raise UsageError("You cannot attach to a stopped container, start it first")
+    if info["State"]["Paused"]:
+        raise UsageError("You cannot attach to a paused container, unpause it first")
+    cid, tty = info["Id"], info["Config"].get("Tty", False)
+    stdin = info["Config"].get("OpenStdin", False) and not args.no_stdin
+    from .interactive import relay
+
+    query = {"stream": 1, "stdout": 1, "stderr": 1, "stdin": int(stdin), "detachKeys": args.detach_keys}
+    with client.stream("POST", f"/containers/{cid}/wait", {"condition": "next-exit"}) as waiter, \
+            client.hijack(f"/containers/{cid}/attach", query) as stream:
+        relay(stream, tty=tty, stdin=stdin, resize=_resizer(client, f"/containers/{cid}/resize"))
+        if client.get(f"/containers/{cid}/json")["State"]["Running"]:
+            return 0
+        return _exit_status(waiter)
+
+
+def exec_(client: Client, args) -> int:
+    """`docker exec`: a process in a running container; its exit status (`-d`: none)."""
+    body = {"Cmd": args.command, "Env": args.env or None, "WorkingDir": args.workdir or "", "User": args.user or "",
+            "Tty": bool(args.tty), "AttachStdin": bool(args.interactive) and not args.detach,
+            "AttachStdout": not args.detach, "AttachStderr": not args.detach, "DetachKeys": args.detach_keys or ""}
+    if not args.command:
+        raise UsageError("`berth exec` requires a CONTAINER and a COMMAND")
+    exec_id = client.call("POST", f"/containers/{ref(args.container)}/exec", None, body)["Id"]
+    if args.detach:
+        client.call("POST", f"/exec/{exec_id}/start", None, {"Detach": True, "Tty": bool(args.tty)})
+        return 0
+    from .interactive import relay
+
+    with client.hijack(f"/exec/{exec_id}/start", {}, {"Detach": False, "Tty": bool(args.tty)}) as stream:
+        relay(stream, tty=bool(args.tty), stdin=bool(args.interactive),
+              resize=_resizer(client, f"/exec/{exec_id}/resize") if args.tty else None)
+    return int(client.get(f"/exec/{exec_id}/json")["ExitCode"] or 0)
 
 
 def _each(client: Client, names: list[str], method: str, endpoint: str, query=None) -> int:
@@ -450,4 +509,115 @@ def plugin(client: Client, args) -> int:
     for name in args.names:
         client.call("POST", f"/plugins/{ref(name)}/{args.action}")
         _out(name)
+    return 0
+
+
+# --- acting on running containers --------------------------------------------------
+
+
+def top(client: Client, args) -> int:
+    """`docker top CONTAINER [ps OPTIONS]`: the table `ps` prints, for its processes."""
+    query = {"ps_args": " ".join(args.ps_args)} if args.ps_args else None
+    found = client.call("GET", f"/containers/{ref(args.container)}/top", query)
+    _out(render.table(found["Titles"], found["Processes"]))
+    return 0
+
+
+def stats(client: Client, args) -> int:
+    """`docker stats --no-stream`: one reading per container, as docker's table."""
+    rows = []
+    for name in args.containers:
+        s = client.call("GET", f"/containers/{ref(name)}/stats", {"stream": 0})
+        cpu, pre = s["cpu_stats"], s["precpu_stats"]
+        cpu_delta = cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"]
+        system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+        percent = cpu_delta / system_delta * cpu.get("online_cpus", 1) * 100 if system_delta > 0 else 0.0
+        mem = s["memory_stats"]
+        usage, limit = mem.get("usage", 0) - mem.get("stats", {}).get("inactive_file", 0), mem.get("limit", 0)
+        rows.append([s["id"][:12], s["name"].lstrip("/"), f"{percent:.2f}%",
+                     f"{render.binary_size(usage)} / {render.binary_size(limit)}",
+                     f"{usage / limit * 100 if limit else 0:.2f}%", "0B / 0B", "0B / 0B",
+                     str(s["pids_stats"].get("current", 0))])
+    _out(render.table(["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"],
+                      rows))
+    return 0
+
+
+def rename(client: Client, args) -> int:
+    """`docker rename OLD NEW`."""
+    client.call("POST", f"/containers/{ref(args.container)}/rename", {"name": args.name})
+    return 0
+
+
+def update(client: Client, args) -> int:
+    """`docker update`: new limits for containers (applied at once to running ones)."""
+    body = {}
+    if args.memory:
+        body["Memory"] = options.ram_bytes(args.memory)
+    if args.cpus:
+        body["NanoCpus"] = options.nano_cpus(args.cpus)
+    if args.cpu_shares:
+        body["CpuShares"] = args.cpu_shares
+    if args.pids_limit:
+        body["PidsLimit"] = args.pids_limit
+    if args.restart:
+        body["RestartPolicy"] = options.restart_policy(args.restart)
+    status = 0
+    for name in args.containers:
+        try:
+            client.call("POST", f"/containers/{ref(name)}/update", None, body)
+            _out(name)
+        except DaemonError as exc:
+            _err(f"Error response from daemon: {exc.message}")
+            status = 1
+    return status
+
+
+def port(client: Client, args) -> int:
+    """`docker port CONTAINER [PORT[/PROTO]]`: `80/tcp -> 0.0.0.0:8080` lines."""
+    ports = client.get(f"/containers/{ref(args.container)}/json")["NetworkSettings"].get("Ports") or {}
+    wanted = args.port if args.port is None or "/" in args.port else f"{args.port}/tcp"
+    found = False
+    for private, bindings in sorted(ports.items()):
+        if wanted is not None and private != wanted:
+            continue
+        for b in bindings or []:
+            found = True
+            _out(f"{b['HostIp'] or '0.0.0.0'}:{b['HostPort']}" if wanted else f"{private} -> {b['HostIp'] or '0.0.0.0'}:{b['HostPort']}")
+    if wanted is not None and not found:
+        raise UsageError(f"No public port '{wanted}' published for {args.container}")
+    return 0
+
+
+def container(client: Client, args) -> int:
+    """`docker container prune`: removes every stopped container."""
+    found = client.call("POST", "/containers/prune", {"filters": options.filters(args.filter)})
+    deleted = found.get("ContainersDeleted") or []
+    if deleted:
+        _out("Deleted Containers:")
+        for cid in deleted:
+            _out(cid)
+        _out()
+    _out(f"Total reclaimed space: {render.size(found.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+def system(client: Client, args) -> int:
+    """`docker system df`: what images, containers and volumes hold."""
+    df = client.get("/system/df")
+    images, containers = df.get("Images") or [], df.get("Containers") or []
+    used_images = [i for i in images if i.get("Containers", 0) > 0]
+    image_size = df.get("LayersSize", 0)
+    reclaim_images = image_size - sum(i["Size"] - max(i.get("SharedSize", 0), 0) for i in used_images)
+    container_size = sum(c.get("SizeRw", 0) for c in containers)
+    reclaim_containers = sum(c.get("SizeRw", 0) for c in containers if c["State"] != "running")
+
+    def share(part: int, whole: int) -> str:
+        return f"{render.size(part)} ({part * 100 // whole if whole else 0}%)"
+
+    rows = [["Images", str(len(images)), str(len(used_images)), render.size(image_size), share(reclaim_images, image_size)],
+            ["Containers", str(len(containers)), str(sum(c["State"] == "running" for c in containers)),
+             render.size(container_size), share(reclaim_containers, container_size)],
+            ["Local Volumes", "0", "0", "0B", "0B"], ["Build Cache", "0", "0", "0B", "0B"]]
+    _out(render.table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
     return 0

@@ -98,6 +98,22 @@ class Response:
     def close(self) -> None:
         self._sock.close()
 
+    # a hijacked stream is two-way: what interactive sessions need besides read1()
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    @property
+    def buffered(self) -> bool:
+        """Body bytes already read from the socket (select() would not see them)."""
+        return bool(self._buf)
+
+    def send(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def shutdown_write(self) -> None:
+        """Half-close: the end of our stdin, not of the session."""
+        self._sock.shutdown(_socket.SHUT_WR)
+
     def __enter__(self) -> Response:
         return self
 
@@ -219,10 +235,15 @@ class Client:
         """`GET endpoint?query`, decoded."""
         return self.call("GET", endpoint, query)
 
-    def hijack(self, endpoint: str, query: dict) -> Response:
-        """`POST` with `Upgrade: tcp` (attach): the response after `101 UPGRADED`, whose
-        body is the raw stream, read with `read1()` until the daemon closes it."""
-        return self.stream("POST", endpoint, query, headers={"Connection": "Upgrade", "Upgrade": "tcp"})
+    def hijack(self, endpoint: str, query: dict, body: dict | None = None) -> Response:
+        """`POST` with `Upgrade: tcp` (attach, exec start): the response after `101
+        UPGRADED`, whose body is the raw stream, read with `read1()` until the daemon
+        closes it (and written with `send()`)."""
+        headers = {"Connection": "Upgrade", "Upgrade": "tcp"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            body = fastjson.dumps(body)
+        return self.stream("POST", endpoint, query, body, headers)
 
 
 class Demuxer:

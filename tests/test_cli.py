@@ -181,3 +181,27 @@ def test_exit_126_and_usage_125(berth):
     result = berth("run", "--rm", "busybox", "/etc")
     assert result.returncode == 126 and b"permission denied" in result.stderr
     assert berth("ps", "--bogus").returncode == 125
+
+
+def test_exec_top_stats_rename_update_pause_prune_df(berth):
+    name = f"cli-ops-{os.getpid()}"
+    assert berth("run", "-d", "--name", name, "busybox", "sh", "-c", "sleep 300; true").returncode == 0
+    result = berth("exec", "-e", "XV=1", "-w", "/etc", name, "sh", "-c", "echo $XV $(pwd); exit 6")
+    assert (result.returncode, result.stdout) == (6, b"1 /etc\n")
+    assert berth("exec", "-i", name, "cat", input=b"piped\n").stdout == b"piped\n"
+    top = berth("top", name).stdout.decode().splitlines()
+    assert top[0].split()[:2] == ["UID", "PID"] and top[-1].endswith("sleep 300")
+    assert berth("top", name, "-o", "pid,comm").stdout.decode().split()[:2] == ["PID", "COMMAND"]
+    stats = berth("stats", "--no-stream", name).stdout.decode().splitlines()
+    assert stats[0].startswith("CONTAINER ID") and stats[1].split()[1] == name
+    assert berth("pause", name).stdout == name.encode() + b"\n"
+    assert b"is paused" in berth("exec", name, "true").stderr
+    assert berth("unpause", name).returncode == 0
+    assert berth("rename", name, name + "-2").returncode == 0
+    assert berth("update", "-m", "40m", name + "-2").stdout == (name + "-2\n").encode()
+    assert berth("port", name + "-2").stdout == b""
+    assert berth("rm", "-f", name + "-2").returncode == 0
+    assert berth("run", "--name", name + "-3", "--label", "cli-prune=1", "busybox", "true").returncode == 0
+    out = berth("container", "prune", "-f", "--filter", "label=cli-prune=1").stdout.decode()
+    assert out.startswith("Deleted Containers:") and "Total reclaimed space:" in out
+    assert berth("system", "df").stdout.decode().splitlines()[0].split()[:3] == ["TYPE", "TOTAL", "ACTIVE"]

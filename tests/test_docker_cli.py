@@ -104,3 +104,38 @@ def test_run_rm_delivers_all_output(docker):
     """The container and its log are removed at exit; the attach stream still gets every byte."""
     result = docker("run", "--rm", "busybox", "sh", "-c", "yes 0123456789abcdef | head -c 5000000")
     assert result.stdout == (b"0123456789abcdef\n" * 300_000)[:5_000_000]
+
+
+def test_pause_exec_top_stats_rename_update(docker):
+    cid = docker("run", "-d", "--name", "cli-ops", "busybox", "sh", "-c", "sleep 300; true").stdout.decode().strip()
+    result = docker("exec", "-e", "XV=42", "-w", "/etc", "-u", "nobody", "cli-ops", "sh", "-c",
+                    "echo $XV $(pwd) $(id -u); exit 4", check=False)
+    assert (result.returncode, result.stdout) == (4, b"42 /etc 65534\n")
+    assert docker("exec", "-i", "cli-ops", "tr", "a-z", "A-Z", input=b"quiet\n").stdout == b"QUIET\n"
+    assert docker("exec", "cli-ops", "nosuchcmd", check=False).returncode == 126
+    docker("exec", "-d", "cli-ops", "sh", "-c", "echo bg > /tmp/bg")
+    time.sleep(0.3)
+    assert docker("exec", "cli-ops", "cat", "/tmp/bg").stdout == b"bg\n"
+    top = docker("top", "cli-ops").stdout.decode().splitlines()
+    assert top[0].split()[:2] == ["UID", "PID"] and any(line.endswith("sleep 300") for line in top)
+    stats = docker("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "cli-ops").stdout
+    assert stats == b"cli-ops 2\n"
+    docker("pause", "cli-ops")
+    assert docker("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "cli-ops").stdout == b"paused true\n"
+    assert b"is paused" in docker("exec", "cli-ops", "true", check=False).stderr
+    docker("unpause", "cli-ops")
+    docker("rename", "cli-ops", "cli-ops-2")
+    docker("update", "-m", "48m", "--pids-limit", "40", "cli-ops-2")
+    assert docker("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.Name}}",
+                  "cli-ops-2").stdout == b"50331648 40 /cli-ops-2\n"
+    assert docker("port", "cli-ops-2").stdout == b""
+    docker("rm", "-f", cid)
+
+
+def test_container_prune_and_system_df(docker):
+    docker("run", "--name", "cli-prune", "--label", "cli-prune=1", "busybox", "true")
+    out = docker("container", "prune", "-f", "--filter", "label=cli-prune=1").stdout.decode()
+    assert out.startswith("Deleted Containers:") and "Total reclaimed space:" in out
+    assert docker("ps", "-aq", "--filter", "name=cli-prune").stdout == b""
+    lines = docker("system", "df").stdout.decode().splitlines()
+    assert lines[0].split()[:3] == ["TYPE", "TOTAL", "ACTIVE"] and lines[1].startswith("Images")
