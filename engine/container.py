@@ -35,6 +35,7 @@ class Container:
         # while running: where attached clients write stdin (OpenStdin), and the terminal (Tty)
         self.stdin: trio.abc.SendStream | None = None
         self.stdin_lock = trio.Lock()
+        self.oom_killed = False  # the kernel killed a process of this run for memory
         self.terminal: Terminal | None = None
         self.console_size: tuple[int, int] | None = None  # the last size asked for, kept across restarts
 

@@ -30,6 +30,7 @@ from .config import DaemonConfig
 from .container import Container
 from .errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
 from .execs import ExecConfig, Execs
+from .oom import OomWatcher
 from .images import busybox, reference
 from .images.store import Image, ImageStore
 from .lifecycle import Action, State
@@ -66,6 +67,7 @@ class Engine:
         self._containers_dir = config.root / "containers"
         self._netns_dir = config.exec_root / "netns"
         self.console_dir = config.exec_root / "console"  # runtimes hand terminals over here
+        self.oom = OomWatcher(config.cgroup_parent, self._oom_killed)
         self.execs = Execs(self)
         self._image_lock = trio.Lock()
         self.event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
@@ -80,6 +82,8 @@ class Engine:
         """Recover state from disk, ensure the built-in image, restart what should run."""
         self._supervisor = Supervisor(self, nursery)
         self.nursery = nursery  # for work that outlives the request that began it (detached execs)
+        if self.oom.open():
+            nursery.start_soon(self.oom.run, name="oom watcher")
         nursery.start_soon(self.bus.flush_forever, name="journal flush")
         self._containers_dir.mkdir(parents=True, exist_ok=True)
         self.console_dir.mkdir(parents=True, exist_ok=True)
@@ -319,17 +323,25 @@ class Engine:
 
     async def record_start(self, c: Container, pid: int) -> None:
         c.record.state = msgspec.structs.replace(
-            c.record.state, status="running", running=True, restarting=False, pid=pid, exit_code=0, error="",
+            c.record.state, status="running", running=True, restarting=False, pid=pid, exit_code=0, error="", oom_killed=False,
             started_at=timefmt.now(), finished_at=ZERO_TIME)
         await self._save(c)
+
+    def _oom_killed(self, cid: str) -> None:
+        c = self.containers.get(cid)
+        if c is not None and c.has_process:
+            c.oom_killed = True
+            self.publish_container(c, "oom")
 
     async def record_exit(self, c: Container, exit_code: int, error: str = "", started: bool = True) -> None:
         """Record the end of a run (or, with `started=False`, a start that failed: the
         container keeps its state, as in Docker, but waiters and attachers are released)."""
         status = "exited" if started or c.state is not State.CREATED else "created"
+        self.oom.drain()  # an OOM kill logged just before this exit belongs to it
         c.record.state = msgspec.structs.replace(
             c.record.state, status=status, running=False, paused=False, restarting=False, pid=0, exit_code=exit_code,
-            error=error, finished_at=timefmt.now())
+            error=error, finished_at=timefmt.now(), oom_killed=c.oom_killed)
+        c.oom_killed = False
         c.exits += 1
         await self._save(c)
         self.publish_container(c, "die", exitCode=str(exit_code))
@@ -681,6 +693,7 @@ class Engine:
         c.console_size = (height, width)
         if c.terminal is not None:
             c.terminal.resize(height, width)
+        self.publish_container(c, "resize", height=str(height), width=str(width))
 
     # --- images ---------------------------------------------------------------
 

@@ -282,3 +282,16 @@ def test_system_df(api):
     busybox = next(i for i in df["Images"] if "busybox:latest" in i["RepoTags"])
     assert busybox["Containers"] >= 1 and busybox["Size"] > 0 and df["LayersSize"] >= busybox["Size"]
     api.remove(cid)
+
+
+def test_oom_kill_is_reported(api):
+    started = time.time()
+    cid = api.run(["sh", "-c", "head -c 300000000 /dev/zero | tail > /dev/null"], HostConfig={"Memory": 16 * 2**20, "MemorySwap": 16 * 2**20})
+    assert api.wait(cid) == 137
+    st = state(api, cid)
+    assert st["OOMKilled"] is True and st["ExitCode"] == 137
+    actions = events(api, cid, started)
+    assert actions.index("oom") < actions.index("die")
+    api.post(f"/containers/{cid}/start")
+    api.post(f"/containers/{cid}/stop", t=0)
+    api.remove(cid)
