@@ -54,6 +54,7 @@ bench: install
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; }
 	$(PY) -m tests.bench.run_rm
 	$(PY) -m tests.bench.events_logs
+	$(PY) -m tests.bench.cli_ps
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -1,59 +1,196 @@
 """The interactive shell: a prompt-toolkit session over the very same command grammar.
 
 Each line is split like a shell would split it and run by `cli.execute`, so a command
-behaves in the REPL exactly as `berth <command>` does. Errors are one line; a traceback
-never reaches the prompt. (The full shell — completion, live toolbar, tty — is a later
-issue.)
+behaves in the shell exactly as `berth <command>` does, streams (`events`, `logs -f`,
+`attach`) run in place until Ctrl-C, and `run -it`/`exec -it` take the terminal and give
+it back. Around that: completion from the command table and the daemon's live names,
+colouring of the line, history across sessions, a bottom toolbar kept current from the
+event bus, berth's own errors as one red line, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
+from prompt_toolkit.lexers import Lexer
+from prompt_toolkit.styles import Style
 
-from .cli import execute
-from .transport import Client, ConnectError, DaemonError, resolve_host
+from .cli import COMMANDS, execute
+from .completion import Names, ShellCompleter
+from .live import LiveState
+from .transport import DEFAULT_HOST, Client, ConnectError, DaemonError, resolve_host
 
-HISTORY = os.path.expanduser("~/.berth_history")
+HISTORY = Path(os.path.expanduser("~/.berth_history"))
+STYLE = Style.from_dict({
+    "command": "bold ansigreen", "unknown": "bold ansired", "option": "ansicyan", "string": "ansiyellow",
+    "bottom-toolbar": "noreverse bg:#1c1c1c #bcbcbc", "toolbar.running": "bg:ansigreen ansiblack",
+    "toolbar.paused": "bg:ansiyellow ansiblack", "toolbar.exited": "bg:#585858 ansiwhite",
+    "toolbar.events": "#8a8a8a", "toolbar.warn": "bg:ansired ansiwhite",
+})
+
+
+class CommandLexer(Lexer):
+    """Colours a command line: the command (red if unknown), options, quoted strings."""
+
+    def lex_document(self, document: Document):
+        def line(number: int):
+            text = document.lines[number]
+            out, first = [], True
+            for word, space in _words_and_spaces(text):
+                if first and word:
+                    out.append(("class:command" if word in COMMANDS or word in ("help", "exit", "quit")
+                                else "class:unknown", word))
+                    first = False
+                elif word.startswith("-"):
+                    out.append(("class:option", word))
+                elif word[:1] in ("'", '"'):
+                    out.append(("class:string", word))
+                else:
+                    out.append(("", word))
+                out.append(("", space))
+            return out
+
+        return line
+
+
+def _words_and_spaces(text: str) -> list[tuple[str, str]]:
+    """The line cut into (word, following spaces), quotes kept inside their word."""
+    parts, word, quote, i = [], "", "", 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            word += ch
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            word += ch
+            quote = ch
+        elif ch.isspace():
+            spaces = ch
+            while i + 1 < len(text) and text[i + 1].isspace():
+                i += 1
+                spaces += text[i]
+            parts.append((word, spaces))
+            word = ""
+        else:
+            word += ch
+        i += 1
+    parts.append((word, ""))
+    return parts
+
+
+class RedErrors:
+    """stderr for berth's own messages, in red on a terminal. Containers' stderr is
+    written to `.buffer` (bytes) and passes untouched."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.buffer = stream.buffer
+
+    def write(self, text: str) -> int:
+        if self._stream.isatty() and text.strip():
+            return self._stream.write(f"\x1b[31m{text.rstrip(chr(10))}\x1b[0m" + "\n" * text.endswith("\n"))
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def ensure_daemon(address: str) -> str | None:
+    """Ping the daemon; if the default one does not answer and we are root, start it in
+    the background. Returns a message to show once, or raises ConnectError."""
+    client = Client(address)
+    try:
+        client.stream("GET", "/_ping").read()
+        return None
+    except ConnectError:
+        if address != DEFAULT_HOST or os.geteuid() != 0:
+            raise
+    berthd = Path(sys.executable).with_name("berthd")
+    log_path = Path(resolve_host(None).removeprefix("unix://")).parent / "berthd.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([str(berthd) if berthd.exists() else sys.executable, *([] if berthd.exists() else
+                                 ["-m", "engine.daemon"])], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ConnectError(f"berthd exited with {proc.returncode} at start; see {log_path}")
+        try:
+            client.stream("GET", "/_ping").read()
+            return f"started berthd in the background (pid {proc.pid}, log {log_path})"
+        except ConnectError:
+            time.sleep(0.1)
+    raise ConnectError(f"berthd did not answer within a minute; see {log_path}")
+
+
+def make_session(client: Client, live: LiveState | None, **kwargs) -> PromptSession:
+    """The prompt with completion, colouring, history and (given `live`) the toolbar."""
+    return PromptSession(
+        history=FileHistory(str(HISTORY)), completer=ShellCompleter(COMMANDS, Names(client)),
+        complete_in_thread=True, lexer=CommandLexer(), style=STYLE,
+        bottom_toolbar=live.toolbar if live else None, **kwargs)
+
+
+def run_line(line: str, address: str) -> int | None:
+    """Run one line typed at the prompt; None for an empty line, -1 to leave."""
+    line = line.strip()
+    if not line:
+        return None
+    if line in ("exit", "quit"):
+        return -1
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        print(f"berth: {exc}", file=sys.stderr)
+        return 1
+    if words[0] == "help":
+        words = ["--help", *words[1:]]
+    try:
+        return execute(words, address)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the prompt must survive anything a command does
+        print(f"berth: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 def repl(host: str | None = None) -> int:
-    """Read lines until `exit` or Ctrl-D, run each as a `berth` command; 1 if there is no daemon."""
+    """Read lines until `exit` or Ctrl-D and run each as a `berth` command; 1 if there
+    is no daemon and none could be started."""
+    sys.stderr = RedErrors(sys.stderr)
     try:
         address = resolve_host(host)
-        Client(address).stream("GET", "/_ping").read()
+        started = ensure_daemon(address)
     except (ConnectError, DaemonError) as exc:
-        sys.stderr.write(f"berth: {exc}\n")
+        print(f"berth: {exc}", file=sys.stderr)
         return 1
-    session = PromptSession(history=FileHistory(HISTORY))
-    print("berth shell — docker's commands (run, ps, logs, images, …); `help`, `exit` or Ctrl-D to leave")
-    while True:
-        try:
-            line = session.prompt("berth> ")
-        except KeyboardInterrupt:
-            continue
-        except EOFError:
-            return 0
-        line = line.strip()
-        if not line:
-            continue
-        if line in ("exit", "quit"):
-            return 0
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:
-            print(f"berth: {exc}", file=sys.stderr)
-            continue
-        if words[0] == "help":
-            words = ["--help"]
-        try:
-            status = execute(words, address)
-        except Exception as exc:  # the prompt must survive anything a command does
-            print(f"berth: {type(exc).__name__}: {exc}", file=sys.stderr)
-            continue
-        if status:
-            print(f"(exit status {status})", file=sys.stderr)
+    client = Client(address)
+    live = LiveState(client)
+    session = make_session(client, live)
+    live.on_change = lambda: session.app.invalidate()
+    live.start()
+    if started:
+        print(started)
+    print("berth shell — docker's commands (run, ps, logs, images, …); Tab completes; "
+          "`help`, `exit` or Ctrl-D to leave")
+    try:
+        while True:
+            try:
+                line = session.prompt("berth> ")
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                return 0
+            if run_line(line, address) == -1:
+                return 0
+    finally:
+        live.stop()

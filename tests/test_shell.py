@@ -1,0 +1,164 @@
+"""The interactive shell: completion, colouring, the live toolbar and the prompt itself,
+headless (prompt-toolkit on a pipe), and once end to end in tmux."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from prompt_toolkit.application import create_app_session
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from shell import repl
+from shell.cli import COMMANDS
+from shell.completion import Names, ShellCompleter
+from shell.live import LiveState
+from shell.transport import Client
+from tests.daemon import REPO
+
+
+@pytest.fixture
+def completer(daemon):
+    return ShellCompleter(COMMANDS, Names(Client(daemon.host)))
+
+
+def complete(completer, text: str) -> list[str]:
+    return [c.text for c in completer.get_completions(Document(text), CompleteEvent(completion_requested=True))]
+
+
+def test_completes_commands_flags_values_and_live_names(completer, api, tmp_path):
+    assert complete(completer, "lo") == ["logs"]
+    assert "--restart" in complete(completer, "run --re")
+    assert complete(completer, "run --runtime ") == ["crun", "runc"]
+    assert complete(completer, "plugin e") == ["enable"]
+    name = f"complete-{uuid.uuid4().hex[:8]}"
+    assert complete(completer, f"logs -f {name[:12]}") == []
+    cid = api.create(["true"], name=name)
+    assert complete(completer, f"logs -f {name[:12]}") == [name]  # live: no stale cache
+    assert complete(completer, f"rm {cid[:6]}") == [cid[:12]]
+    assert complete(completer, f"inspect {name[:12]}") == [name]
+    assert "busybox:latest" in complete(completer, "rmi busy")
+    assert complete(completer, "run busybox ec") == []  # the container's own command line
+    (tmp_path / "rootfs.tar").write_bytes(b"")
+    assert complete(completer, f"import {tmp_path}/ro") == ["otfs.tar"]
+    api.remove(cid)
+    assert complete(completer, f"logs -f {name[:12]}") == []
+
+
+def test_lexer_colours_the_line():
+    line = repl.CommandLexer().lex_document(Document('run -d --name "x y" busybox'))(0)
+    styles = {text: style for style, text in line if text.strip()}
+    assert styles == {"run": "class:command", "-d": "class:option", "--name": "class:option",
+                      '"x y"': "class:string", "busybox": ""}
+    assert repl.CommandLexer().lex_document(Document("nope ps"))(0)[0] == ("class:unknown", "nope")
+
+
+def test_errors_are_red_on_a_terminal_and_container_bytes_untouched():
+    class Tty(io.StringIO):
+        buffer = io.BytesIO()
+
+        def isatty(self):
+            return True
+
+    raw = Tty()
+    red = repl.RedErrors(raw)
+    red.write("berth: unknown command 'x'\n")
+    assert raw.getvalue() == "\x1b[31mberth: unknown command 'x'\x1b[0m\n"
+    assert red.buffer is raw.buffer
+
+
+def test_prompt_runs_lines_as_the_cli_does(daemon, capfd):
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        session = repl.make_session(Client(daemon.host), None)
+        pipe.send_text("run --rm busybox echo from-the-shell\n")
+        line = session.prompt("berth> ")
+    assert repl.run_line(line, daemon.host) == 0
+    assert capfd.readouterr().out.endswith("from-the-shell\n")
+    assert repl.run_line("nosuch", daemon.host) == 125
+    assert repl.run_line("run --rm busybox sh -c 'exit 3'", daemon.host) == 3
+    assert repl.run_line("exit", daemon.host) == -1
+    assert repl.run_line("   ", daemon.host) is None
+
+
+def test_toolbar_follows_the_bus(daemon, api):
+    live = LiveState(Client(daemon.host))
+    live.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not live.connected and time.monotonic() < deadline:
+            time.sleep(0.02)
+        before = dict(live.counts)
+        cid = api.run(["sleep", "60"], name=f"toolbar-{uuid.uuid4().hex[:8]}")
+        while live.counts["running"] != before["running"] + 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert live.counts["running"] == before["running"] + 1
+        api.post(f"/containers/{cid}/pause")
+        while live.counts["paused"] != before["paused"] + 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert live.counts["paused"] == before["paused"] + 1
+        assert any("pause toolbar-" in e for e in live.recent)
+        text = "".join(t for _, t in live.toolbar())
+        assert "paused" in text and "running" in text
+        api.remove(cid)
+    finally:
+        live.stop()
+
+
+@pytest.mark.skipif(not shutil.which("tmux"), reason="tmux is not installed")
+def test_shell_in_tmux_completes_tails_and_leaves(daemon, api, tmp_path):
+    """A user's session: start a container, Tab-complete its name, follow its logs,
+    Ctrl-C back to the prompt, exit."""
+    session = f"berth-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    name = f"tmux-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "HOME": str(tmp_path)}  # the shell's history goes to a scratch home
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(["tmux", *args], env=env, capture_output=True, text=True, check=True).stdout
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", session)
+
+    def wait_for(text: str, timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in (shown := screen()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never showed:\n{shown}")
+            time.sleep(0.1)
+        return shown
+
+    tmux("new-session", "-d", "-s", session, "-x", "150", "-y", "40",
+         f"cd {REPO} && {sys.executable} -m shell.cli -H {daemon.host}")
+    try:
+        wait_for("berth>")
+        tmux("send-keys", "-t", session, f"run -d --name {name} busybox sh -c 'while true; do echo tick-$$; sleep 0.2; done'",
+             "Enter")
+        wait_for("running")
+        tmux("send-keys", "-t", session, f"logs -f {name[:7]}")
+        time.sleep(0.5)
+        tmux("send-keys", "-t", session, "Tab")
+        wait_for(f"logs -f {name}")
+        tmux("send-keys", "-t", session, "Escape", "Enter")
+        wait_for("tick-")
+        tmux("send-keys", "-t", session, "C-c")
+        time.sleep(0.5)
+        tmux("send-keys", "-t", session, "rm -f " + name, "Enter")
+        wait_for("berth> rm -f " + name)
+        lines = [line.rstrip() for line in wait_for(f"rm -f {name}\n{name}").splitlines()]
+        assert lines[lines.index(f"berth> rm -f {name}") + 1] == name  # the prompt came back after Ctrl-C
+        tmux("send-keys", "-t", session, "exit", "Enter")
+        deadline = time.monotonic() + 10
+        while session in subprocess.run(["tmux", "ls"], env=env, capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, screen()
+            time.sleep(0.1)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], env=env, capture_output=True)
+        api.remove(name)
