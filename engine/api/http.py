@@ -107,10 +107,11 @@ class Request:
         except msgspec.DecodeError as exc:
             raise BadRequest(f"invalid JSON in request body: {exc}") from None
 
-    async def stream(self, content_type: str = "application/json", status: int = 200) -> Stream:
-        """Send the status line and headers now; return a writer for the chunked body."""
+    async def stream(self, content_type: str = "application/json", status: int = 200,
+                     headers: list[tuple[str, str]] = ()) -> Stream:
+        """Send the status line and headers (`headers` added) now; return a writer for the chunked body."""
         await self.body()
-        return await self._conn.open_stream(status, content_type)
+        return await self._conn.open_stream(status, content_type, headers)
 
     async def hijack(self) -> tuple[trio.abc.Stream, bytes]:
         """Switch to a raw stream (101 with `Upgrade: tcp`, else a 200 raw stream)."""
@@ -153,8 +154,8 @@ class Connection:
         if data:
             await self.sock.send_all(data)
 
-    async def open_stream(self, status: int, content_type: str) -> Stream:
-        headers = [*common_headers(), ("Content-Type", content_type), ("Transfer-Encoding", "chunked")]
+    async def open_stream(self, status: int, content_type: str, extra: list[tuple[str, str]] = ()) -> Stream:
+        headers = [*common_headers(), *extra, ("Content-Type", content_type), ("Transfer-Encoding", "chunked")]
         await self.send(h11.Response(status_code=status, headers=headers))
         self._streaming = True
         self._nursery.start_soon(self._watch_client)

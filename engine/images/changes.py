@@ -43,7 +43,11 @@ def _pairs(arg: str, instruction: str) -> dict[str, str]:
 
 
 def apply(config: ImageRuntimeConfig, changes: list[str]) -> ImageRuntimeConfig:
-    """Return `config` with each change line applied in order."""
+    """Return `config` with each change line applied in order.
+
+    As in a Dockerfile, an ENTRYPOINT clears the CMD it inherits, unless a CMD came
+    before it in the same changes (dockerd's commit and import follow that rule)."""
+    cmd_set = False
     for line in changes:
         line = line.strip()
         if not line:
@@ -52,8 +56,9 @@ def apply(config: ImageRuntimeConfig, changes: list[str]) -> ImageRuntimeConfig:
         instruction, arg = instruction.upper(), arg.strip()
         if instruction == "CMD":
             config = msgspec.structs.replace(config, cmd=_command(arg))
+            cmd_set = True
         elif instruction == "ENTRYPOINT":
-            config = msgspec.structs.replace(config, entrypoint=_command(arg))
+            config = msgspec.structs.replace(config, entrypoint=_command(arg), cmd=config.cmd if cmd_set else None)
         elif instruction == "ENV":
             env = dict(e.partition("=")[::2] for e in config.env or [])
             env.update(_pairs(arg, "ENV"))

@@ -1,0 +1,55 @@
+"""Handlers for a container's files: archive (cp), changes (diff), export, and commit."""
+
+from __future__ import annotations
+
+from .. import containerfs
+from ..core import Engine
+from ..errors import NotFound
+from ..images.commit import CommitOptions, commit as commit_container
+from ..models import ContainerConfig
+from .http import Request, Response, json_response
+
+
+def _stat_header(found: containerfs.PathStat) -> list[tuple[str, str]]:
+    return [(containerfs.STAT_HEADER, containerfs.encode_stat(found))]
+
+
+async def head_archive(req: Request, engine: Engine) -> Response:
+    found = await containerfs.stat_path(engine, req.params["id"], req.q("path"))
+    return Response(200, headers=_stat_header(found))
+
+
+async def get_archive(req: Request, engine: Engine) -> None:
+    async def open_stream(found: containerfs.PathStat):
+        return await req.stream("application/x-tar", headers=_stat_header(found))
+
+    await containerfs.archive_path(engine, req.params["id"], req.q("path"), open_stream)
+
+
+async def put_archive(req: Request, engine: Engine) -> Response:
+    await containerfs.extract_to_dir(engine, req.params["id"], req.q("path"), req.body_chunks(),
+                                     no_overwrite_dir_non_dir=req.qbool("noOverwriteDirNonDir"),
+                                     copy_uid_gid=req.qbool("copyUIDGID"))
+    return Response(200)
+
+
+async def export(req: Request, engine: Engine) -> None:
+    await containerfs.export(engine, req.params["id"], lambda: req.stream("application/octet-stream"))
+
+
+async def changes(req: Request, engine: Engine) -> Response:
+    return json_response(await containerfs.changes(engine, req.params["id"]))
+
+
+async def commit(req: Request, engine: Engine) -> Response:
+    ref = req.q("container")
+    if not ref:
+        raise NotFound("No such container: ")
+    # No body (the docker CLI sends Content-Length: 0) means "the container's Config".
+    has_body = req.headers.get("content-length", "0") != "0" or "transfer-encoding" in req.headers
+    config = await req.json(ContainerConfig) if has_body else None
+    options = CommitOptions(repo=req.q("repo"), tag=req.q("tag"), comment=req.q("comment"),
+                            author=req.q("author"), changes=req.qlist("changes"),
+                            pause=req.qbool("pause", True), config=config)
+    image = await commit_container(engine, ref, options)
+    return json_response({"Id": image.id}, 201)

@@ -1,0 +1,164 @@
+"""`docker commit`: a new image from a container's writable layer.
+
+The layer is the container's changes (`fsdiff.walk`: what `docker diff` lists) written as
+an image-format tar (whiteouts as `.wh.` files, opaque directories marked), then added
+through the image store like any layer: its DiffID is the sha256 of that tar and a layer
+already present (same content on the same parent chain) is shared. A container that
+changed nothing gives an empty layer: a history entry with `empty_layer`, no new DiffID,
+as dockerd does.
+
+The new image's config is dockerd's: start from the request's Config (or the container's),
+apply the `--change` lines (the same parser as `import`), then fill what is still unset
+from the container's config (`merge` below: Env by name, Labels and ExposedPorts added,
+Cmd only when no Entrypoint was given…). The history gains one entry: CreatedBy is the
+container's Cmd joined by spaces, with the comment and author.
+
+A running container is paused while its layer is read (unless `pause=0`), and only if it
+was running and not already paused; it is unpaused as soon as the tar is written. Events:
+`pause`/`unpause` from those, `tag` (image) when a repository is given, then `commit` on
+the container with `comment`, `imageID`, `imageRef`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+import trio
+
+from .. import containerfs, fsdiff, timefmt
+from ..errors import Conflict, EngineError
+from ..lifecycle import State
+from ..models import ContainerConfig, HealthConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS
+from . import reference
+from .changes import apply as apply_changes
+from .store import Image, ImageStore
+
+if TYPE_CHECKING:
+    from ..core import Engine
+
+
+class CommitOptions(msgspec.Struct, kw_only=True):
+    """The query of `POST /commit` (the container aside) and its optional Config body."""
+
+    repo: str = ""
+    tag: str = ""
+    comment: str = ""
+    author: str = ""
+    changes: list[str] = []
+    pause: bool = True
+    config: ContainerConfig | None = None
+
+
+def _words(value: list[str] | str | None) -> list[str] | None:
+    """Cmd/Entrypoint arrive as a list or one string (Docker's StrSlice)."""
+    return [value] if isinstance(value, str) else value
+
+
+def runtime_config(cfg: ContainerConfig) -> ImageRuntimeConfig:
+    """A container Config as an image's runtime config (the fields images carry)."""
+    return ImageRuntimeConfig(
+        user=cfg.user, exposed_ports=cfg.exposed_ports or None, env=cfg.env or None,
+        entrypoint=_words(cfg.entrypoint) or None, cmd=_words(cfg.cmd) or None, volumes=cfg.volumes or None,
+        working_dir=cfg.working_dir, labels=cfg.labels or None, stop_signal=cfg.stop_signal or "",
+        healthcheck=cfg.healthcheck)
+
+
+def merge(user: ImageRuntimeConfig, base: ImageRuntimeConfig) -> ImageRuntimeConfig:
+    """dockerd's `merge`: fill what `user` leaves unset from `base` (the container's config)."""
+    env = list(user.env or [])
+    names = {e.partition("=")[0] for e in env}
+    env += [e for e in base.env or [] if e.partition("=")[0] not in names]
+    entrypoint, cmd = user.entrypoint, user.cmd
+    if not entrypoint:
+        cmd = cmd or base.cmd
+        entrypoint = base.entrypoint if entrypoint is None else entrypoint
+    health = user.healthcheck
+    if base.healthcheck is not None:
+        health = base.healthcheck if health is None else HealthConfig(
+            test=health.test or base.healthcheck.test, interval=health.interval or base.healthcheck.interval,
+            timeout=health.timeout or base.healthcheck.timeout, retries=health.retries or base.healthcheck.retries,
+            start_period=health.start_period or base.healthcheck.start_period)
+    return ImageRuntimeConfig(
+        user=user.user or base.user,
+        exposed_ports={**(base.exposed_ports or {}), **(user.exposed_ports or {})} or None,
+        env=env or None, entrypoint=entrypoint, cmd=cmd,
+        volumes={**(user.volumes or {}), **(base.volumes or {})} or None,
+        working_dir=user.working_dir or base.working_dir,
+        labels={**(base.labels or {}), **(user.labels or {})} or None,
+        stop_signal=user.stop_signal or base.stop_signal, healthcheck=health)
+
+
+def new_config(container: ContainerConfig, options: CommitOptions) -> ImageRuntimeConfig:
+    """The committed image's runtime config (see the module docstring)."""
+    user = runtime_config(options.config if options.config is not None else container)
+    return merge(apply_changes(user, options.changes), runtime_config(container))
+
+
+def write_layer(upper: Path, lowers: list[Path], out: Path) -> int:
+    """Write the container's changes as a layer tar at `out`; return how many entries."""
+    if not upper.exists():
+        return 0
+    with fsdiff.ImageLayers(lowers[::-1]) as image:
+        entries = fsdiff.walk(upper, image)
+    if entries:
+        with open(out, "wb") as f:
+            f.writelines(fsdiff.layer_chunks(upper, entries))
+    return len(entries)
+
+
+def store_image(store: ImageStore, parent: Image, layer: Path | None, config: ImageRuntimeConfig,
+                history: HistoryEntry, author: str) -> Image:
+    """Add the layer (if any) on the parent's chain and the new image's config."""
+    diff_ids = list(parent.config.rootfs.diff_ids)
+    if layer is not None:
+        chain = store.layer_chain(parent)
+        _, diff_id = store.add_layer(lambda: open(layer, "rb"), chain[-1] if chain else "")
+        diff_ids.append(diff_id)
+    return store.add_image(ImageConfig(
+        architecture=parent.config.architecture, os=parent.config.os, created=history.created, config=config,
+        rootfs=RootFS(diff_ids=diff_ids), history=[*parent.config.history, history], author=author))
+
+
+async def commit(engine: Engine, ref: str, options: CommitOptions) -> Image:
+    """`POST /commit`: make, store and tag the image; publish `commit`."""
+    c = engine.get(ref)
+    if c.state is State.DEAD:
+        raise Conflict(f"You cannot commit container {c.id} which is Dead")
+    target = reference.parse(options.repo, options.tag) if options.repo else None  # a bad name: 400 before any work
+    paused_here = False
+    if options.pause and c.state is State.RUNNING:
+        try:
+            await engine.pause(c.id)
+            paused_here = True
+        except EngineError:
+            pass  # it stopped meanwhile: nothing is writing, commit as is (dockerd ignores this too)
+    tmp = engine.images.tmp / f"commit-{secrets.token_hex(8)}.tar"
+    try:
+        try:
+            async with containerfs.locked(engine, ref) as c:
+                lowers = containerfs.lower_dirs(engine, c)
+                count = await trio.to_thread.run_sync(write_layer, c.upper, lowers, tmp)
+        finally:
+            if paused_here:
+                try:
+                    await engine.unpause(c.id)
+                except EngineError:
+                    pass  # stopped or removed meanwhile
+        parent = engine.images.images[c.record.image_id]
+        history = HistoryEntry(created=timefmt.now(), created_by=" ".join(_words(c.record.config.cmd) or []),
+                               comment=options.comment, author=options.author, empty_layer=not count)
+        config = new_config(c.record.config, options)
+        # The store is one writer at a time: the Engine's image operations hold this lock.
+        async with engine._image_lock:
+            image = await trio.to_thread.run_sync(
+                store_image, engine.images, parent, tmp if count else None, config, history, options.author)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if target:
+        await engine.tag(image.id, target.repo, target.tag)
+    engine.publish_container(c, "commit", comment=options.comment, imageID=image.id,
+                             imageRef=str(target) if target else "")
+    return image
