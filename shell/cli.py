@@ -78,6 +78,26 @@ COMMANDS = {c.name: c for c in (
         Opt(("-f", "--force"), "force", "flag", "do not ask (berth never asks)"),
         Opt(("--filter",), "filter", "list", "filter (label=…, until=…)")), (Arg("action", choices=("prune",)),)),
     Command("system", "system", "system df", (), (Arg("action", choices=("df",)),)),
+    Command("cp", "cp", "copy files between a container and here (CONTAINER:PATH, - for a tar)", (
+        Opt(("-a", "--archive"), "archive", "flag", "keep the files' owners (as the container's user)"),),
+        (Arg("source"), Arg("dest"))),
+    Command("diff", "diff", "what a container changed in its filesystem (A, C, D)", (), (Arg("container"),)),
+    Command("commit", "commit", "a new image from a container's changes", (
+        Opt(("-a", "--author"), "author", "value", "author"), Opt(("-m", "--message"), "message", "value", "commit message"),
+        Opt(("-c", "--change"), "change", "list", "Dockerfile instruction (CMD, ENV, …)"),
+        Opt(("-p", "--pause"), "pause", "value", "pause the container meanwhile (default true)")),
+        (Arg("container"), Arg("reference", "optional"))),
+    Command("export", "export", "a container's filesystem as a tar", (
+        Opt(("-o", "--output"), "output", "value", "write to this file, not stdout"),), (Arg("container"),)),
+    Command("save", "save", "images as a tar (docker's and OCI's layout)", (
+        Opt(("-o", "--output"), "output", "value", "write to this file, not stdout"),), (Arg("images", "many"),)),
+    Command("load", "load", "images from a tar", (
+        Opt(("-i", "--input"), "input", "value", "read this file, not stdin"),
+        Opt(("-q", "--quiet"), "quiet", "flag", "no progress")), ()),
+    Command("image", "image", "image prune [-a] [-f]", (
+        Opt(("-a", "--all"), "all", "flag", "every unused image, not only dangling ones"),
+        Opt(("-f", "--force"), "force", "flag", "do not ask (berth never asks)"),
+        Opt(("--filter",), "filter", "list", "filter (label=…)")), (Arg("action", choices=("prune",)),)),
     Command("stop", "stop", "stop containers (SIGTERM, then SIGKILL)", (Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int),), _CONTAINERS),
     Command("restart", "restart", "restart containers", (Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int),), _CONTAINERS),
     Command("pause", "pause", "freeze every process of containers", (), _CONTAINERS),

@@ -386,16 +386,32 @@ def rmi(client: Client, args) -> int:
 
 def import_(client: Client, args) -> int:
     """`docker import FILE|- [REPO[:TAG]]`: the tar streamed as the body; prints the new id."""
-    source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
-    with source:
+    from .transfer import upload_source
+
+    source, progress = upload_source(args.file, "importing")
+    try:
         query = {"fromSrc": "-", "repo": args.reference, "changes": args.change or None, "message": args.message}
         resp = client.stream("POST", "/images/create", query, body=source, headers={"Content-Type": "application/x-tar"})
-        for line in resp.read().splitlines():
-            message = fastjson.loads(line)
-            if "error" in message:
-                _err(message["error"])
-                return 1
-            _out(message.get("status", ""))
+        progress.finish()
+        return _messages(resp)
+    finally:
+        if source.raw is not sys.stdin.buffer:
+            source.raw.close()
+
+
+def _messages(resp: Response) -> int:
+    """Print a JSON message stream (import, load) as the docker CLI does; 1 on an error."""
+    for line in resp.read().splitlines():
+        if not line.strip():
+            continue
+        message = fastjson.loads(line)
+        if "error" in message:
+            _err(message["error"])
+            return 1
+        if "stream" in message:
+            sys.stdout.write(message["stream"])
+        elif message.get("status"):
+            _out(message["status"])
     return 0
 
 
@@ -620,4 +636,138 @@ def system(client: Client, args) -> int:
              render.size(container_size), share(reclaim_containers, container_size)],
             ["Local Volumes", "0", "0", "0B", "0B"], ["Build Cache", "0", "0", "0B", "0B"]]
     _out(render.table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
+    return 0
+
+
+# --- files: cp, diff, commit, export, save, load ------------------------------------
+
+
+def _split_container_path(arg: str) -> tuple[str | None, str]:
+    """`CONTAINER:PATH` → (container, path); a local path (no colon before any slash) → (None, path)."""
+    head, colon, tail = arg.partition(":")
+    if colon and head and "/" not in head and not arg.startswith((".", "/")):
+        return head, tail
+    return None, arg
+
+
+def cp(client: Client, args) -> int:
+    """`docker cp CONTAINER:SRC DEST` and `docker cp SRC CONTAINER:DEST` (`-` for a tar on
+    stdin or stdout); modes, owners, links and times are kept."""
+    from .transfer import download, extract, tar_of, upload_source
+
+    src_container, src = _split_container_path(args.source)
+    dst_container, dst = _split_container_path(args.dest)
+    if (src_container is None) == (dst_container is None):
+        raise UsageError("copying between containers is not supported, nor between two local paths: "
+                         "one side must be CONTAINER:PATH")
+    if src_container is not None:
+        with client.stream("GET", f"/containers/{ref(src_container)}/archive", {"path": src}) as resp:
+            if dst == "-":
+                download(resp, None, "copying")
+            elif os.path.isdir(dst):
+                extract(resp, dst, None, "copying")
+            else:
+                parent = os.path.dirname(os.path.abspath(dst))
+                if not os.path.isdir(parent):
+                    raise UsageError(f"destination directory {parent} does not exist")
+                extract(resp, parent, os.path.basename(dst), "copying")
+        return 0
+    endpoint = f"/containers/{ref(dst_container)}/archive"
+    query = {"path": dst, "copyUIDGID": int(args.archive) or None}
+    if src == "-":
+        body, _ = upload_source("-", "copying")
+    else:
+        if not os.path.lexists(src):
+            raise UsageError(f"could not find the file {src} on this machine")
+        try:
+            client.stream("HEAD", endpoint, {"path": dst}).close()
+            exists = True
+        except DaemonError as exc:
+            if exc.status != 404:
+                raise
+            exists = False  # a new name: extract into its parent, renamed
+        name = os.path.basename(os.path.normpath(src)) if exists else os.path.basename(dst.rstrip("/"))
+        if not exists:
+            query["path"] = os.path.dirname(dst.rstrip("/")) or "/"
+        body, writer = tar_of(src, name)
+    client.call("PUT", endpoint, query, body, {"Content-Type": "application/x-tar"})
+    if src != "-":
+        writer.join()
+        if writer.errors:
+            raise writer.errors[0]
+    return 0
+
+
+def diff(client: Client, args) -> int:
+    """`docker diff`: `A|C|D path` for what the container changed."""
+    kinds = {0: "C", 1: "A", 2: "D"}
+    for change in client.get(f"/containers/{ref(args.container)}/changes") or []:
+        _out(f"{kinds[change['Kind']]} {change['Path']}")
+    return 0
+
+
+def commit(client: Client, args) -> int:
+    """`docker commit`: a new image from the container's changes; prints its id."""
+    repo, _, tag = (args.reference or "").partition(":") if args.reference and "@" not in args.reference else ("", "", "")
+    if args.reference and "/" in args.reference.rsplit(":", 1)[-1]:
+        repo, tag = args.reference, ""  # a registry port, not a tag
+    query = {"container": args.container, "repo": repo or None, "tag": tag or None, "author": args.author,
+             "comment": args.message, "changes": args.change or None, "pause": int(args.pause != "false")}
+    _out(client.call("POST", "/commit", query, {})["Id"])
+    return 0
+
+
+def export(client: Client, args) -> int:
+    """`docker export`: the container's filesystem as a tar, to `-o FILE` or stdout."""
+    from .transfer import download
+
+    if not args.output and sys.stdout.isatty():
+        raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    with client.stream("GET", f"/containers/{ref(args.container)}/export") as resp:
+        download(resp, args.output, "exporting")
+    return 0
+
+
+def save(client: Client, args) -> int:
+    """`docker save`: images as one tar (docker's and OCI's layout), to `-o FILE` or stdout."""
+    from .transfer import download
+
+    if not args.output and sys.stdout.isatty():
+        raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    with client.stream("GET", "/images/get", {"names": args.images}) as resp:
+        download(resp, args.output, "saving")
+    return 0
+
+
+def load(client: Client, args) -> int:
+    """`docker load`: images from a tar (`-i FILE` or stdin)."""
+    from .transfer import upload_source
+
+    if not args.input and sys.stdin.isatty():
+        raise UsageError("requested load from stdin, but stdin is empty")
+    source, progress = upload_source(args.input, "loading")
+    try:
+        resp = client.stream("POST", "/images/load", {"quiet": int(args.quiet)}, body=source,
+                             headers={"Content-Type": "application/x-tar"})
+        progress.finish()
+        return _messages(resp)
+    finally:
+        if source.raw is not sys.stdin.buffer:
+            source.raw.close()
+
+
+def image(client: Client, args) -> int:
+    """`docker image prune [-a]`: removes dangling (or all unused) images."""
+    filters = list(args.filter) + ([] if args.all else ["dangling=true"])
+    if args.all:
+        filters.append("dangling=false")
+    found = client.call("POST", "/images/prune", {"filters": options.filters(filters)})
+    deleted = found.get("ImagesDeleted") or []
+    if deleted:
+        _out("Deleted Images:")
+        for item in deleted:
+            for kind, value in item.items():
+                _out(f"{kind.lower()}: {value}")
+        _out()
+    _out(f"Total reclaimed space: {render.size(found.get('SpaceReclaimed', 0))}")
     return 0

@@ -39,7 +39,7 @@ class Response:
     (Content-Length, chunked, or until close) as the caller asks for it. After a
     `101 UPGRADED` the body is the raw hijacked stream, until the daemon closes it."""
 
-    def __init__(self, sock: _socket.socket, head: bytes, rest: bytes):
+    def __init__(self, sock: _socket.socket, head: bytes, rest: bytes, method: str = "GET"):
         self._sock = sock
         lines = head.decode("latin-1").split("\r\n")
         self.status = int(lines[0].split(" ", 2)[1])
@@ -49,7 +49,7 @@ class Response:
         self._chunked = not upgraded and self.headers.get("transfer-encoding", "").lower() == "chunked"
         length = None if upgraded else self.headers.get("content-length")
         self._left = int(length) if length is not None and not self._chunked else None
-        self._eof = self.status in (204, 304) or self._left == 0
+        self._eof = self.status in (204, 304) or self._left == 0 or method == "HEAD"  # HEAD: headers only
         self._line = b""  # what readline() read past its last newline
 
     def _fill(self) -> bool:
@@ -209,7 +209,7 @@ class Client:
             while chunk := body.read(1 << 20):
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             sock.sendall(b"0\r\n\r\n")
-        return Response(sock, *_read_head(sock))
+        return Response(sock, *_read_head(sock), method)
 
     def stream(self, method: str, endpoint: str, query=None, body=None, headers=None) -> Response:
         """Send a request; return the response once its headers arrived (raises on errors)."""

@@ -205,3 +205,36 @@ def test_exec_top_stats_rename_update_pause_prune_df(berth):
     out = berth("container", "prune", "-f", "--filter", "label=cli-prune=1").stdout.decode()
     assert out.startswith("Deleted Containers:") and "Total reclaimed space:" in out
     assert berth("system", "df").stdout.decode().splitlines()[0].split()[:3] == ["TYPE", "TOTAL", "ACTIVE"]
+
+
+def test_cp_diff_commit_export(berth, tmp_path):
+    name = f"cli-fs-{os.getpid()}"
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_text("hello\n")
+    os.symlink("f", src / "sub" / "link")
+    os.chmod(src / "sub", 0o751)
+    os.utime(src / "sub" / "f", (1_600_000_000, 1_600_000_000))
+    assert berth("run", "-d", "--name", name, "busybox", "sleep", "300").returncode == 0
+    assert berth("cp", str(src), f"{name}:/tmp/").returncode == 0          # into an existing directory
+    assert berth("cp", str(src), f"{name}:/tmp/renamed").returncode == 0   # to a new name
+    listing = berth("exec", name, "sh", "-c", "stat -c '%a %Y' /tmp/src/sub /tmp/renamed/sub/f; readlink /tmp/src/sub/link")
+    assert listing.stdout.decode().split("\n")[:3] == ["751 " + listing.stdout.decode().split()[1], "644 1600000000", "f"]
+    back = tmp_path / "back"
+    assert berth("cp", f"{name}:/tmp/src", str(back)).returncode == 0
+    assert (back / "sub" / "f").read_text() == "hello\n" and os.readlink(back / "sub" / "link") == "f"
+    assert int((back / "sub" / "f").stat().st_mtime) == 1_600_000_000
+    assert berth("cp", "nowhere", f"{name}:/tmp").returncode == 1
+    changes = berth("diff", name).stdout.decode().splitlines()
+    assert "A /tmp/src/sub/f" in changes and "C /tmp" in changes
+    image = f"cli-fs-{os.getpid()}:1"
+    out = berth("commit", "-c", 'CMD ["cat", "/tmp/src/sub/f"]', "-m", "snap", name, image)
+    assert out.returncode == 0 and out.stdout.startswith(b"sha256:")
+    assert berth("run", "--rm", image).stdout == b"hello\n"
+    assert b"snap" in berth("history", image).stdout
+    tar = tmp_path / "fs.tar"
+    assert berth("export", "-o", str(tar), name).returncode == 0
+    assert berth("import", str(tar), image.replace(":1", ":2")).returncode == 0
+    assert berth("run", "--rm", image.replace(":1", ":2"), "cat", "/tmp/renamed/sub/f").stdout == b"hello\n"
+    berth("rm", "-f", name)
+    berth("rmi", image, image.replace(":1", ":2"))

@@ -1,0 +1,142 @@
+"""Moving bytes between the daemon and local files: `cp`, `save`, `load`, `export`,
+`import`. Everything streams (nothing is held whole in memory), and a transfer over a
+few MB draws a progress bar on stderr when that is a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tarfile
+import threading
+import time
+from typing import BinaryIO
+
+from .transport import Response
+
+PROGRESS_FROM = 4 * 1024 * 1024  # bytes: smaller transfers end before a bar would help
+
+
+class Progress:
+    """A one-line progress bar (`label [=====>    ] 12.3MB/40.0MB 25MB/s`) on stderr,
+    redrawn at most ten times a second; silent when stderr is not a terminal."""
+
+    def __init__(self, label: str, total: int | None = None, stream=None):
+        self.label, self.total, self.done = label, total, 0
+        self.stream = stream or sys.stderr
+        self.started = self._drawn = time.monotonic()
+        self.shown = False
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._drawn >= 0.1 and self.done >= PROGRESS_FROM and self.stream.isatty():
+            self._drawn = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        from .render import size
+
+        rate = self.done / max(now - self.started, 1e-6)
+        if self.total:
+            filled = min(30, 30 * self.done // self.total)
+            bar = "[" + "=" * filled + (">" if filled < 30 else "") + " " * (29 - filled) + "]"
+            amount = f"{size(self.done)}/{size(self.total)}"
+        else:
+            bar, amount = "", size(self.done)
+        self.stream.write(f"\r{self.label} {bar} {amount} {size(int(rate))}/s\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def finish(self) -> None:
+        if self.shown:
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Counted:
+    """A readable file whose reads count toward a Progress."""
+
+    def __init__(self, raw: BinaryIO, progress: Progress):
+        self.raw, self.progress = raw, progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.progress.add(len(data))
+        return data
+
+
+class BodyReader:
+    """A response body as a file (`read(n)`), for tarfile's streaming mode."""
+
+    def __init__(self, response: Response, progress: Progress | None = None):
+        self.response, self.progress = response, progress
+        self._pending = b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._pending) < n:
+            chunk = self.response.read1()
+            if not chunk:
+                break
+            if self.progress:
+                self.progress.add(len(chunk))
+            self._pending += chunk
+        data, self._pending = (self._pending, b"") if n < 0 else (self._pending[:n], self._pending[n:])
+        return data
+
+
+def download(response: Response, path: str | None, label: str) -> None:
+    """Write a response body to `path` (None or "-": stdout), with progress."""
+    progress = Progress(label)
+    out = sys.stdout.buffer if path in (None, "-") else open(path, "wb")
+    try:
+        while chunk := response.read1():
+            out.write(chunk)
+            progress.add(len(chunk))
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+        progress.finish()
+
+
+def upload_source(path: str | None, label: str) -> tuple[BinaryIO, Progress]:
+    """A local file (or stdin for None/"-") to send as a request body, with progress;
+    close `.raw` after."""
+    raw = sys.stdin.buffer if path in (None, "-") else open(path, "rb")
+    total = os.fstat(raw.fileno()).st_size if raw is not sys.stdin.buffer else None
+    progress = Progress(label, total)
+    return Counted(raw, progress), progress
+
+
+def tar_of(path: str, arcname: str) -> tuple[BinaryIO, threading.Thread]:
+    """A tar stream of a local file or directory (the top entry named `arcname`), made by
+    a thread into a pipe so it is sent while it is written."""
+    read_end, write_end = os.pipe()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with os.fdopen(write_end, "wb") as sink, tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                tar.add(path, arcname=arcname)
+        except BaseException as exc:  # reported by the caller once the upload ended
+            errors.append(exc)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.errors = errors
+    thread.start()
+    return os.fdopen(read_end, "rb"), thread
+
+
+def extract(response: Response, dest_dir: str, rename_to: str | None, label: str) -> None:
+    """Unpack a tar response into `dest_dir`, the top entry renamed to `rename_to` (cp
+    to a new name). Ownership is kept when we are root, as `docker cp` does."""
+    progress = Progress(label)
+    with tarfile.open(fileobj=BodyReader(response, progress), mode="r|") as tar:
+        top = None
+        for member in tar:
+            top = top or member.name.split("/")[0]
+            if rename_to:
+                member.name = rename_to + member.name[len(top):]
+            tar.extract(member, dest_dir, filter="tar" if os.geteuid() == 0 else "data")
+    progress.finish()
