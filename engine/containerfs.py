@@ -40,7 +40,7 @@ import trio
 
 from . import fsdiff, inroot, tarstream, timefmt
 from .container import Container
-from .errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
+from .errors import BadRequest, Conflict, EngineError, Forbidden, NotFound, no_such_container
 from .lifecycle import State
 from .runtime import bundle, rootfs
 
@@ -60,12 +60,6 @@ GO_MODE_SETUID = 1 << 23
 GO_MODE_SETGID = 1 << 22
 GO_MODE_CHAR_DEVICE = 1 << 21
 GO_MODE_STICKY = 1 << 20
-
-
-class Forbidden(EngineError):
-    """A write to a read-only root filesystem (dockerd answers 403)."""
-
-    status = 403
 
 
 class PathStat(msgspec.Struct):

@@ -69,7 +69,7 @@ class Engine:
         self.console_dir = config.exec_root / "console"  # runtimes hand terminals over here
         self.oom = OomWatcher(config.cgroup_parent, self._oom_killed)
         self.execs = Execs(self)
-        self._image_lock = trio.Lock()
+        self.image_lock = trio.Lock()  # one image-store change at a time (import, commit, load, rmi)
         self.event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
         self.plugins = PluginHost(self, config.config_file, config.plugins_dir or config.root / "plugins.d",
                                   config.root / "plugins")
@@ -700,7 +700,7 @@ class Engine:
     async def import_image(self, tar_path: Path, *, repo: str = "", changes: list[str] = (), message: str = "") -> Image:
         """`docker import`: a one-layer image from a rootfs tar, tagged `repo` if given."""
         ref = reference.parse(repo) if repo else None
-        async with self._image_lock:
+        async with self.image_lock:
             image = await trio.to_thread.run_sync(
                 lambda: self.images.import_rootfs(tar_path, changes=list(changes), message=message))
         if ref:
@@ -711,7 +711,7 @@ class Engine:
     async def tag(self, source: str, repo: str, tag: str = "") -> None:
         image = self.images.resolve(source)
         ref = reference.parse(repo, tag)
-        async with self._image_lock:
+        async with self.image_lock:
             await trio.to_thread.run_sync(self.images.tag, image, ref)
         self.publish_image(image.id, "tag", str(ref))
 
@@ -743,7 +743,7 @@ class Engine:
             if not force and users:
                 raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is being used by stopped container {users[0].id[:12]}")
         report: list[dict[str, str]] = []
-        async with self._image_lock:
+        async with self.image_lock:
             for key in to_untag:
                 await trio.to_thread.run_sync(self.images.untag, key)
                 report.append({"Untagged": key})

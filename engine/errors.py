@@ -24,6 +24,12 @@ class NotFound(EngineError):
     status = 404
 
 
+class Forbidden(EngineError):
+    """Refused for good, e.g. a write to a read-only root filesystem."""
+
+    status = 403
+
+
 class Conflict(EngineError):
     status = 409
 

@@ -152,7 +152,7 @@ async def commit(engine: Engine, ref: str, options: CommitOptions) -> Image:
                                comment=options.comment, author=options.author, empty_layer=not count)
         config = new_config(c.record.config, options)
         # The store is one writer at a time: the Engine's image operations hold this lock.
-        async with engine._image_lock:
+        async with engine.image_lock:
             image = await trio.to_thread.run_sync(
                 store_image, engine.images, parent, tmp if count else None, config, history, options.author)
     finally:
