@@ -40,14 +40,14 @@ class LiveState:
         self._stop.set()
         self._stale.set()
 
-    def toolbar(self) -> list[tuple[str, str]]:
-        """The toolbar as prompt-toolkit formatted text."""
+    def toolbar(self, extra: list[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+        """The toolbar as prompt-toolkit formatted text; `extra` goes before the events."""
         if not self.connected:
-            return [("class:toolbar.warn", " no daemon ")]
+            return [("class:toolbar.warn", " no daemon "), *extra]
         c = self.counts
         parts = [("class:toolbar.running", f" ▶ {c['running']} running "), ("", " "),
                  ("class:toolbar.paused", f" ⏸ {c['paused']} paused "), ("", " "),
-                 ("class:toolbar.exited", f" ■ {c['exited']} exited ")]
+                 ("class:toolbar.exited", f" ■ {c['exited']} exited "), *extra]
         if self.recent:
             parts.append(("class:toolbar.events", "   " + "  ·  ".join(self.recent)))
         return parts

@@ -25,6 +25,8 @@ from prompt_toolkit.styles import Style
 
 from .cli import COMMANDS, execute
 from .completion import Names, ShellCompleter
+from .grammar import UsageError, parse
+from .jobs import Jobs
 from .live import LiveState
 from .transport import DEFAULT_HOST, Client, ConnectError, DaemonError, resolve_host
 
@@ -33,7 +35,7 @@ STYLE = Style.from_dict({
     "command": "bold ansigreen", "unknown": "bold ansired", "option": "ansicyan", "string": "ansiyellow",
     "bottom-toolbar": "noreverse bg:#1c1c1c #bcbcbc", "toolbar.running": "bg:ansigreen ansiblack",
     "toolbar.paused": "bg:ansiyellow ansiblack", "toolbar.exited": "bg:#585858 ansiwhite",
-    "toolbar.events": "#8a8a8a", "toolbar.warn": "bg:ansired ansiwhite",
+    "toolbar.events": "#8a8a8a", "toolbar.warn": "bg:ansired ansiwhite", "toolbar.jobs": "bg:ansiblue ansiwhite",
 })
 
 
@@ -132,15 +134,45 @@ def ensure_daemon(address: str) -> str | None:
     raise ConnectError(f"berthd did not answer within a minute; see {log_path}")
 
 
-def make_session(client: Client, live: LiveState | None, **kwargs) -> PromptSession:
-    """The prompt with completion, colouring, history and (given `live`) the toolbar."""
+def make_session(client: Client, live: LiveState | None, jobs: Jobs | None = None, **kwargs) -> PromptSession:
+    """The prompt with completion, colouring, history and (given `live`) the toolbar,
+    which also shows background transfers (given `jobs`)."""
+
+    def toolbar():
+        running = jobs is not None and jobs.running
+        return live.toolbar([("", "  "), ("class:toolbar.jobs", f" {jobs.toolbar()} ")] if running else [])
+
     return PromptSession(
         history=FileHistory(str(HISTORY)), completer=ShellCompleter(COMMANDS, Names(client)),
         complete_in_thread=True, lexer=CommandLexer(), style=STYLE,
-        bottom_toolbar=live.toolbar if live else None, **kwargs)
+        bottom_toolbar=toolbar if live else None, **kwargs)
 
 
-def run_line(line: str, address: str) -> int | None:
+def background(words: list[str], jobs: Jobs) -> bool:
+    """Hand a transfer to a local file to `jobs` (the prompt stays usable); False for any
+    other command line, which runs in the foreground."""
+    if words[0] not in ("save", "export", "load", "import"):
+        return False
+    try:
+        _, args = parse(COMMANDS, words)
+    except UsageError:
+        return False  # the foreground run reports it
+    if words[0] == "save" and args.output:
+        job = jobs.save(args.images, args.output)
+    elif words[0] == "export" and args.output:
+        job = jobs.export(args.container, args.output)
+    elif words[0] == "load" and args.input:
+        job = jobs.load(args.input, args.quiet)
+    elif words[0] == "import" and args.file != "-":
+        job = jobs.import_(args.file, {"fromSrc": "-", "repo": args.reference, "changes": args.change or None,
+                                       "message": args.message})
+    else:
+        return False
+    print(f"[{job.number}] {job.label}: in the background (the toolbar shows its progress)")
+    return True
+
+
+def run_line(line: str, address: str, jobs: Jobs | None = None) -> int | None:
     """Run one line typed at the prompt; None for an empty line, -1 to leave."""
     line = line.strip()
     if not line:
@@ -154,6 +186,8 @@ def run_line(line: str, address: str) -> int | None:
         return 1
     if words[0] == "help":
         words = ["--help", *words[1:]]
+    if jobs is not None and background(words, jobs):
+        return 0
     try:
         return execute(words, address)
     except KeyboardInterrupt:
@@ -175,7 +209,9 @@ def repl(host: str | None = None) -> int:
         return 1
     client = Client(address)
     live = LiveState(client)
-    session = make_session(client, live)
+    finished: list[tuple[str, bool]] = []
+    jobs = Jobs(client, lambda: session.app.invalidate(), lambda line, failed: finished.append((line, failed)))
+    session = make_session(client, live, jobs)
     live.on_change = lambda: session.app.invalidate()
     live.start()
     if started:
@@ -184,13 +220,16 @@ def repl(host: str | None = None) -> int:
           "`help`, `exit` or Ctrl-D to leave")
     try:
         while True:
+            while finished:  # transfers that ended since the last prompt
+                text, failed = finished.pop(0)
+                print(text, file=sys.stderr if failed else sys.stdout)
             try:
-                line = session.prompt("berth> ")
+                line = session.prompt("berth> ", refresh_interval=0.5)
             except KeyboardInterrupt:
                 continue
             except EOFError:
                 return 0
-            if run_line(line, address) == -1:
+            if run_line(line, address, jobs) == -1:
                 return 0
     finally:
         live.stop()

@@ -36,7 +36,7 @@ def complete(completer, text: str) -> list[str]:
 
 
 def test_completes_commands_flags_values_and_live_names(completer, api, tmp_path):
-    assert complete(completer, "lo") == ["logs"]
+    assert complete(completer, "log") == ["logs"]
     assert "--restart" in complete(completer, "run --re")
     assert complete(completer, "run --runtime ") == ["crun", "runc"]
     assert complete(completer, "plugin e") == ["enable"]
@@ -162,3 +162,32 @@ def test_shell_in_tmux_completes_tails_and_leaves(daemon, api, tmp_path):
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], env=env, capture_output=True)
         api.remove(name)
+
+
+def test_transfers_run_in_the_background(daemon, api, tmp_path):
+    """`export -o` and `load -i`/`import FILE` in the shell hand their bytes to a job
+    (aiofiles on our side) and the prompt is back at once; the outcome is reported."""
+    import threading
+
+    from shell.jobs import Jobs
+
+    ended = threading.Event()
+    reports: list[tuple[str, bool]] = []
+    jobs = Jobs(Client(daemon.host), lambda: None, lambda line, failed: (reports.append((line, failed)), ended.set()))
+    cid = api.run(["sh", "-c", "head -c 3000000 /dev/urandom > /blob; sleep 60"])
+    time.sleep(0.5)
+    target = tmp_path / "fs.tar"
+    assert repl.background(["export", "-o", str(target), cid], jobs)
+    assert ended.wait(30) and reports[-1][1] is False and "done" in reports[-1][0]
+    assert target.stat().st_size > 3_000_000
+    ended.clear()
+    assert repl.background(["import", str(target), "bg-import:1"], jobs)
+    assert ended.wait(30) and reports[-1] == (f"[2] import ← {target}: {reports[-1][0].split(': ', 1)[1]}", False)
+    assert api.get("/images/bg-import:1/json").status == 200
+    ended.clear()
+    assert repl.background(["load", "-i", str(tmp_path / "missing.tar")], jobs)
+    assert ended.wait(30) and reports[-1][1] is True
+    assert not repl.background(["export", cid], jobs)  # to stdout: a foreground command
+    assert not jobs.running
+    api.remove(cid)
+    api.delete("/images/bg-import:1")

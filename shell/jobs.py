@@ -1,0 +1,139 @@
+"""Transfers the shell runs in the background: `save -o`, `export -o`, `load -i` and
+`import FILE` move their bytes while the prompt stays usable.
+
+A thread of its own runs an asyncio loop for them. The local file side is aiofiles; the
+daemon side is the same transport the one-shot commands use, its blocking calls moved
+to worker threads, so there is one HTTP client in berth, not two. Progress shows in the
+toolbar; the outcome is printed above the prompt when a transfer ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import aiofiles
+
+from . import fastjson
+from .render import size
+from .transport import Client, ConnectError, DaemonError
+
+
+class Job:
+    """One transfer: what it is, how far it got, how it ended."""
+
+    def __init__(self, number: int, label: str, total: int | None):
+        self.number, self.label, self.total = number, label, total
+        self.done = 0
+        self.started = time.monotonic()
+        self.result: str | None = None  # set when it ended: the line to show
+        self.failed = False
+
+    def line(self) -> str:
+        rate = size(int(self.done / max(time.monotonic() - self.started, 1e-6))) + "/s"
+        amount = f"{size(self.done)}/{size(self.total)}" if self.total else size(self.done)
+        percent = f" {100 * self.done // self.total}%" if self.total else ""
+        return f"[{self.number}] {self.label}{percent} {amount} {rate}"
+
+
+class Jobs:
+    def __init__(self, client: Client, on_change: Callable[[], None], report: Callable[[str, bool], None]):
+        self.client = client
+        self.on_change = on_change  # redraw the toolbar
+        self.report = report  # (line, failed): print the outcome above the prompt
+        self.running: dict[int, Job] = {}
+        self._numbers = itertools.count(1)
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="berth-jobs", daemon=True).start()
+
+    def toolbar(self) -> str:
+        return "   ".join(job.line() for job in self.running.values())
+
+    # --- what the shell hands over -------------------------------------------------
+
+    def save(self, images: list[str], path: str) -> Job:
+        return self._start(f"save → {path}", None, self._download("GET", "/images/get", {"names": images}, path))
+
+    def export(self, container: str, path: str) -> Job:
+        return self._start(f"export → {path}", None,
+                           self._download("GET", f"/containers/{container}/export", None, path))
+
+    def load(self, path: str, quiet: bool) -> Job:
+        return self._start(f"load ← {path}", _size(path),
+                           self._upload(path, "/images/load", {"quiet": int(quiet)}))
+
+    def import_(self, path: str, query: dict) -> Job:
+        return self._start(f"import ← {path}", _size(path), self._upload(path, "/images/create", query))
+
+    # --- the work ---------------------------------------------------------------------
+
+    def _start(self, label: str, total: int | None, work) -> Job:
+        job = Job(next(self._numbers), label, total)
+        self.running[job.number] = job
+        asyncio.run_coroutine_threadsafe(self._run(job, work), self._loop)
+        self.on_change()
+        return job
+
+    async def _run(self, job: Job, work) -> None:
+        try:
+            job.result = await work(job)
+        except (ConnectError, DaemonError, OSError) as exc:
+            job.failed = True
+            job.result = f"{getattr(exc, 'message', None) or getattr(exc, 'strerror', None) or exc}"
+        del self.running[job.number]
+        self.report(f"[{job.number}] {job.label}: {job.result}", job.failed)
+        self.on_change()
+
+    def _download(self, method: str, endpoint: str, query: dict | None, path: str):
+        async def work(job: Job) -> str:
+            resp = await asyncio.to_thread(self.client.stream, method, endpoint, query)
+            try:
+                async with aiofiles.open(path, "wb") as out:
+                    while chunk := await asyncio.to_thread(resp.read1, 1 << 20):
+                        await out.write(chunk)
+                        job.done += len(chunk)
+                        self.on_change()
+            finally:
+                resp.close()
+            return f"done, {size(job.done)}"
+        return work
+
+    def _upload(self, path: str, endpoint: str, query: dict):
+        loop, on_change = self._loop, self.on_change
+
+        class Body:
+            """The file as the transport reads a body (from its worker thread), each
+            read done by aiofiles on the jobs' loop."""
+
+            def __init__(self, job: Job, file):
+                self.job, self.file = job, file
+
+            def read(self, n: int) -> bytes:
+                data = asyncio.run_coroutine_threadsafe(self.file.read(n), loop).result()
+                self.job.done += len(data)
+                on_change()
+                return data
+
+        async def work(job: Job) -> str:
+            async with aiofiles.open(path, "rb") as source:
+                resp = await asyncio.to_thread(self.client.stream, "POST", endpoint, query, Body(job, source),
+                                               {"Content-Type": "application/x-tar"})
+                data = await asyncio.to_thread(resp.read)
+            lines = [fastjson.loads(line) for line in data.splitlines() if line.strip()]
+            for message in lines:
+                if "error" in message:
+                    raise DaemonError(400, message["error"])
+            said = [m.get("stream", "").strip() or m.get("status", "") for m in lines]
+            return "; ".join(s for s in said if s) or f"done, {size(job.done)}"
+        return work
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
