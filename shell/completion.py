@@ -19,6 +19,7 @@ from .transport import Client, ConnectError, DaemonError
 # what a positional argument names, by its `dest` in the command table
 _KINDS = {"container": "containers", "containers": "containers", "image": "images", "images": "images",
           "source": "images", "names": "objects", "file": "paths"}
+_CP_KINDS = {"source": "copy", "dest": "copy"}  # `cp`: a local path, or CONTAINER: then its path
 _VALUES = {"--runtime": ["crun", "runc"], "--restart": ["no", "on-failure", "always", "unless-stopped"],
            "--type": ["container", "image"], "--format": ["json"]}
 
@@ -79,11 +80,15 @@ class ShellCompleter(Completer):
             yield from _matching(current, [(v, "") for v in _VALUES.get(options[previous].names[-1], [])])
             return
         arg = _positional(cmd, words[1:], options)
-        kind = _KINDS.get(arg.dest) if arg is not None else None
+        kind = ((_CP_KINDS if cmd.name == "cp" else _KINDS).get(arg.dest)) if arg is not None else None
         if arg is not None and arg.choices:
             yield from _matching(current, [(c, "") for c in arg.choices])
         elif kind == "paths":
             yield from self._paths.get_completions(Document(current, len(current)), complete_event)
+        elif kind == "copy":
+            if ":" not in current:
+                yield from _matching(current, [(name + ":", meta) for name, meta in self.names.containers()])
+                yield from self._paths.get_completions(Document(current, len(current)), complete_event)
         elif kind:
             yield from _matching(current, self._source(kind)())
 
