@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+from pathlib import Path
 
 import msgspec
 import trio
@@ -10,8 +12,22 @@ import trio
 from .. import filters as flt
 from ..core import IMAGE_FILTERS, Engine
 from ..errors import EngineError
+from ..images import archive, archive_load
+from ..images.prune import PRUNE_FILTERS, prune_images
 from . import render
 from .http import Request, Response, json_response
+
+log = logging.getLogger("berth.api")
+
+
+async def _spool(req: Request, engine: Engine, kind: str) -> Path:
+    """Write the request body (a tar, maybe compressed) to a scratch file in the image
+    store; the caller deletes it."""
+    path = engine.images.tmp / f"{kind}-{secrets.token_hex(8)}.tar"
+    async with await trio.open_file(path, "wb") as out:
+        async for chunk in req.body_chunks():
+            await out.write(chunk)
+    return path
 
 
 async def create(req: Request, engine: Engine) -> Response:
@@ -23,11 +39,8 @@ async def create(req: Request, engine: Engine) -> Response:
                           "import a rootfs with `import`, or use the built-in busybox image")
     if req.q("fromSrc") != "-":
         raise EngineError("only fromSrc=- (the request body) is supported for import")
-    tmp = engine.images.tmp / f"import-{secrets.token_hex(8)}.tar"
+    tmp = await _spool(req, engine, "import")
     try:
-        async with await trio.open_file(tmp, "wb") as out:
-            async for chunk in req.body_chunks():
-                await out.write(chunk)
         image = await engine.import_image(tmp, repo=req.q("repo") + (":" + req.q("tag") if req.q("tag") else ""),
                                           changes=req.qlist("changes"), message=req.q("message"))
     finally:
@@ -57,3 +70,42 @@ async def tag(req: Request, engine: Engine) -> Response:
 
 async def remove(req: Request, engine: Engine) -> Response:
     return json_response(await engine.remove_image(req.params["name"], force=req.qbool("force")))
+
+
+async def save(req: Request, engine: Engine) -> Response | None:
+    """`docker save`: `/images/{name}/get`, or `/images/get?names=a&names=b`; a tar stream."""
+    names = [req.params["name"]] if "name" in req.params else req.qlist("names")
+    opened = False
+
+    async def open_stream():
+        nonlocal opened
+        opened = True
+        return await req.stream("application/x-tar")
+
+    try:
+        await archive.save_images(engine, names, open_stream)
+    except EngineError as exc:
+        if not opened:
+            raise
+        # Half a tar is already out: an error message appended to it would read as a
+        # complete (corrupt) archive. Ending the connection without the last chunk makes
+        # the client see a failed transfer instead.
+        log.error("save of %s aborted: %s", names, exc.message)
+        raise trio.BrokenResourceError(exc.message) from None
+    return None
+
+
+async def load(req: Request, engine: Engine) -> Response:
+    """`docker load`: a docker-save or OCI archive (plain or compressed) in the body;
+    answers Docker's JSON message stream (`Loaded image: …`)."""
+    upload = await _spool(req, engine, "load")
+    try:
+        result = await archive_load.load_images(engine, upload, quiet=req.qbool("quiet"))
+    finally:
+        upload.unlink(missing_ok=True)
+    return Response(200, b"".join(msgspec.json.encode(m) + b"\r\n" for m in result.messages))
+
+
+async def prune(req: Request, engine: Engine) -> Response:
+    """`docker image prune [-a]`: unused dangling images, or all unused ones."""
+    return json_response(await prune_images(engine, flt.parse(req.q("filters"), PRUNE_FILTERS)))

@@ -5,9 +5,19 @@ On disk, under `<root>/images`:
 * `blobs/sha256/<hex>` — image config blobs; an image ID is the sha256 of its config.
 * `layers/<chain-id hex>/diff` — one unpacked layer, shared read-only by every image
   (and every container's overlay) whose chain contains it; `layer.json` beside it holds
-  its DiffID, parent chain and size. A layer is unpacked once: a second import of the
-  same content finds the chain ID present and drops its copy.
+  its DiffID, parent chain, unpacked size and tar size. A layer is unpacked once: a
+  second import of the same content finds the chain ID present and drops its copy.
+* `layers/<chain-id hex>/tar-split.gz` — the layer tar's headers and padding
+  (`tarsplit`), so `layer_tar` can give back the exact tar whose sha256 is the DiffID.
+  That the record reproduces the tar is checked once, when the layer is stored (one
+  more read of its files). When it does not (a tar that writes the same path twice),
+  the original uncompressed tar is kept as `layer.tar` instead: exact, at the cost of a
+  second copy, and only for such layers.
 * `repositories.json` — `{"repo:tag": "sha256:<id>"}`, rewritten atomically.
+
+A layer directory appears by one rename once complete; configs are written after their
+layers, tags last. Layers that no image refers to (a load or import cut short by a
+crash) are removed when the store opens.
 
 All methods are synchronous and may do bulk I/O; the Engine calls them through
 `trio.to_thread.run_sync`, one thread at a time (the store is not re-entrant).
@@ -15,19 +25,22 @@ All methods are synchronous and may do bulk I/O; the Engine calls them through
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
-from ..errors import BadRequest, Conflict, no_such_image
-from ..models import HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS
 from .. import timefmt
+from ..errors import BadRequest, Conflict, EngineError, no_such_image
+from ..models import HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS
 from ..store import atomic_write, fsync_dir
-from . import layers, reference
+from . import layers, reference, tarsplit
 from .changes import apply as apply_changes
 from .reference import Reference
 
@@ -36,6 +49,11 @@ class LayerMeta(msgspec.Struct):
     diff_id: str
     parent: str
     size: int
+    tar_size: int = 0  # 0: stored by a berth that did not keep layer tars
+
+
+SPLIT = "tar-split.gz"
+ORIGINAL = "layer.tar"
 
 
 class Image(msgspec.Struct):
@@ -78,6 +96,10 @@ class ImageStore:
         if self._tags_file.exists():
             tags = msgspec.json.decode(self._tags_file.read_bytes(), type=dict[str, str])
             self.tags = {t: i for t, i in tags.items() if i in self.images}
+        in_use = {c.removeprefix("sha256:") for image in self.images.values() for c in self.layer_chain(image)}
+        for layer in self.layers.iterdir():
+            if layer.name not in in_use:  # unpacked, but its image never got written
+                shutil.rmtree(layer, ignore_errors=True)
 
     def resolve(self, ref: str) -> Image:
         """Find an image by `name[:tag]`, full or short ID, or `sha256:` ID."""
@@ -119,46 +141,85 @@ class ImageStore:
 
     # --- writing ------------------------------------------------------------
 
-    def add_layer(self, tar_path: Path, parent: str) -> tuple[str, str]:
+    def has_layer(self, chain: str) -> bool:
+        """Whether the layer with this chain ID is unpacked here already."""
+        return (self.layers / chain.removeprefix("sha256:")).exists()
+
+    def add_layer(self, open_tar: Callable[[], BinaryIO], parent: str, expected: str = "") -> tuple[str, str]:
         """Unpack a layer tar on top of chain `parent`; return (chain ID, DiffID).
 
-        The tar is unpacked into a scratch directory first and renamed into place, so a
-        crash or a bad tar never leaves a half layer under a real chain ID.
+        `open_tar` opens the tar (plain or gzip) from its start; it is called a second
+        time only if the original bytes must be kept. With `expected`, a tar whose
+        digest is not that DiffID is refused. The tar is unpacked into a scratch
+        directory first and renamed into place, so a crash or a bad tar never leaves a
+        half layer under a real chain ID.
         """
         scratch = Path(tempfile.mkdtemp(dir=self.tmp))
         try:
-            (scratch / "diff").mkdir()
-            with open(tar_path, "rb") as raw:
-                diff_id, _ = layers.apply_tar(raw, str(scratch / "diff"))
+            diff = scratch / "diff"
+            diff.mkdir()
+            with open_tar() as raw, gzip.GzipFile(scratch / SPLIT, "wb", mtime=0) as split:
+                diff_id, tar_size = layers.apply_tar(raw, str(diff), tarsplit.Recorder(split))
+            if expected and diff_id != expected:
+                raise BadRequest(f"layer digest {diff_id} does not match its DiffID {expected}")
             chain = chain_id(parent, diff_id)
             final = self.layers / chain.removeprefix("sha256:")
             if not final.exists():
-                size = _tree_size(scratch / "diff")
-                (scratch / "layer.json").write_bytes(msgspec.json.encode(LayerMeta(diff_id, parent, size)))
+                if not tarsplit.reproduces(scratch / SPLIT, diff, diff_id):
+                    (scratch / SPLIT).unlink()
+                    with open_tar() as raw, open(scratch / ORIGINAL, "wb") as out:
+                        shutil.copyfileobj(layers.uncompressed(raw), out, 1 << 20)
+                meta = LayerMeta(diff_id, parent, _tree_size(diff), tar_size)
+                (scratch / "layer.json").write_bytes(msgspec.json.encode(meta))
                 os.rename(scratch, final)
                 fsync_dir(self.layers)
             return chain, diff_id
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def layer_tar(self, chain: str) -> tuple[int, Iterator[bytes]]:
+        """(size, chunks) of the layer's tar exactly as it was stored: its sha256 is the DiffID."""
+        home = self.layers / chain.removeprefix("sha256:")
+        if (home / ORIGINAL).exists():
+            return (home / ORIGINAL).stat().st_size, _file_chunks(home / ORIGINAL)
+        meta = self.layer_meta(chain)
+        if (home / SPLIT).exists() and meta.tar_size:
+            return meta.tar_size, tarsplit.rebuild(home / SPLIT, home / "diff")
+        raise EngineError(f"layer {meta.diff_id} was stored by an older berth that did not keep layer tars: "
+                          "remove the image and import or load it again to save it")
+
+    def add_config(self, data: bytes) -> Image:
+        """Store a config blob as given (a loaded image keeps its ID: the sha256 of these
+        bytes); a config that is not a valid image config is a 400."""
+        try:
+            config = msgspec.json.decode(data, type=ImageConfig)
+        except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+            raise BadRequest(f"invalid image config: {exc}") from None
+        return self._store_config(data, config)
+
+    def config_bytes(self, image: Image) -> bytes:
+        """The image's config blob as stored (its sha256 is the image ID)."""
+        return (self.blobs / image.id[7:]).read_bytes()
+
     def add_image(self, config: ImageConfig) -> Image:
         """Store a config blob (its sha256 is the image ID) and return the image."""
-        data = msgspec.json.encode(config)
+        return self._store_config(msgspec.json.encode(config), config)
+
+    def _store_config(self, data: bytes, config: ImageConfig) -> Image:
         image_id = "sha256:" + hashlib.sha256(data).hexdigest()
         blob = self.blobs / image_id[7:]
         if not blob.exists():
             atomic_write(blob, data)
-        image = self.images.setdefault(image_id, Image(image_id, config, len(data)))
-        return image
+        return self.images.setdefault(image_id, Image(image_id, config, len(data)))
 
     def import_rootfs(self, tar_path: Path, *, changes: list[str], message: str) -> Image:
         """`docker import`: one layer from a rootfs tar, config from `changes`."""
         runtime = apply_changes(ImageRuntimeConfig(), changes)
-        _, diff_id = self.add_layer(tar_path, "")
+        _, diff_id = self.add_layer(lambda: open(tar_path, "rb"), "")
         created = timefmt.now()
         history = [HistoryEntry(created=created, comment=message, created_by="")]
         config = ImageConfig(
-            architecture=_arch(), os="linux", created=created, config=runtime,
+            architecture=host_arch(), os="linux", created=created, config=runtime,
             rootfs=RootFS(diff_ids=[diff_id]), history=history, comment=message,
         )
         return self.add_image(config)
@@ -190,9 +251,16 @@ class ImageStore:
         atomic_write(self._tags_file, msgspec.json.encode(dict(sorted(self.tags.items()))))
 
 
-def _arch() -> str:
+def host_arch() -> str:
+    """This host's architecture in OCI's words (amd64, arm64, …)."""
     machine = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            yield chunk
 
 
 def _tree_size(path: Path) -> int:

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from engine.images import busybox
-from engine.runtime import syscalls
+from tests.dockerd import PrivateDockerd, terminate, unmount_below
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -38,12 +35,7 @@ class Daemon:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
 
 
 def start_berthd(work: Path) -> Daemon:
@@ -54,36 +46,14 @@ def start_berthd(work: Path) -> Daemon:
     return d
 
 
-def start_dockerd(work: Path) -> Daemon | None:
+def start_dockerd(work: Path) -> PrivateDockerd | None:
+    """Debian's dockerd with a busybox imported from the host's (never pulled); None if
+    dockerd is not installed."""
     if not shutil.which("dockerd"):
         return None
-    root = work / "docker"
-    sock = root / "docker.sock"
-    root.mkdir()
-    d = Daemon(["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-                "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}", "--bridge=none",
-                "--iptables=false", "--ip6tables=false", "--containerd-namespace", f"bench{os.getpid()}"],
-               sock, work / "dockerd.log")
-    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
-    _wait_for(lambda: sock.exists() and _ok(["docker", "version"], env), "dockerd", 90)
-    tar = work / "busybox.tar"
-    busybox.write_rootfs_tar(busybox.find_busybox(), tar)
-    subprocess.run(["docker", "import", "-c", 'CMD ["sh"]', str(tar), "busybox:latest"], env=env, check=True,
-                   capture_output=True)
+    d = PrivateDockerd(work / "dockerd").start()
+    d.import_busybox()
     return d
-
-
-def unmount_below(path: Path) -> list[str]:
-    """Detach every mount below `path`, deepest first, and return their mount points:
-    removing a scratch directory must never reach through a mount a daemon left behind
-    (berthd's mounts live and die in its own namespace; dockerd's are in ours)."""
-    prefix = f"{path}/"
-    with open("/proc/self/mountinfo") as info:  # field 5 is the mount point, spaces as \040
-        targets = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[4]) for line in info]
-    left = sorted((t for t in targets if t.startswith(prefix)), key=len, reverse=True)
-    for target in left:
-        syscalls.umount(target, syscalls.MNT_DETACH)
-    return left
 
 
 def _ok(argv: list[str], env: dict | None = None) -> bool:
@@ -110,7 +80,7 @@ def running(with_docker: bool):
     if os.geteuid() != 0:
         raise SystemExit("run as root: containers need it")
     work = Path(tempfile.mkdtemp(prefix="berth-bench-"))
-    daemons: list[Daemon] = []
+    daemons: list[Daemon | PrivateDockerd] = []
     try:
         daemons.append(start_berthd(work))
         dockerd = start_dockerd(work) if with_docker else None
