@@ -238,3 +238,20 @@ def test_cp_diff_commit_export(berth, tmp_path):
     assert berth("run", "--rm", image.replace(":1", ":2"), "cat", "/tmp/renamed/sub/f").stdout == b"hello\n"
     berth("rm", "-f", name)
     berth("rmi", image, image.replace(":1", ":2"))
+
+
+def test_save_load_image_prune(berth, tmp_path):
+    image = f"cli-save-{os.getpid()}:1"
+    assert berth("tag", "busybox", image).returncode == 0
+    archive = tmp_path / "img.tar"
+    assert berth("save", "-o", str(archive), image).returncode == 0
+    assert archive.stat().st_size > 1_000_000
+    assert berth("rmi", image).returncode == 0
+    out = berth("load", "-i", str(archive))
+    assert out.returncode == 0 and f"Loaded image: {image}".encode() in out.stdout
+    assert berth("run", "--rm", image, "echo", "loaded").stdout == b"loaded\n"
+    piped = berth("save", image)  # stdout a pipe, not a terminal: the tar goes there
+    assert piped.returncode == 0 and piped.stdout == archive.read_bytes()  # saves are deterministic
+    berth("rmi", image)
+    out = berth("image", "prune", "-f")
+    assert out.returncode == 0 and b"Total reclaimed space:" in out.stdout
