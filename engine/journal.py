@@ -157,12 +157,15 @@ class Journal:
 
     def cursor_at(self, time_ns: int) -> int:
         """The cursor of the first event at or after `time_ns`."""
-        for segment in self.segments:
+        # Taken first: this runs in a worker thread while the daemon appends, and an
+        # event appended after the scan began is at or after `time_ns` too.
+        end = self.next_cursor
+        for segment in list(self.segments):
             if segment.last_time >= time_ns:
                 for record in _scan(segment.path)[0]:
                     if record.event.timeNano >= time_ns:
                         return record.cursor
-        return self.next_cursor
+        return end
 
     def records(self) -> Iterator[Record]:
         """Every kept record, oldest first."""
