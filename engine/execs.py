@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import trio
 
+from . import detach_keys
 from .errors import BadRequest, Conflict, NotFound
 from .lifecycle import State
 from .runtime import bundle
@@ -112,6 +113,7 @@ class Execs:
         check_running(c)
         if not config.cmd:
             raise BadRequest("No exec command specified")
+        detach_keys.parse(config.detach_keys)  # a bad spelling is refused now, not after the hijack
         session = Exec(secrets.token_hex(32), c, config)
         self.sessions[session.id] = session
         self.engine.publish_container(c, f"exec_create: {session.words}", execID=session.id)
@@ -233,13 +235,27 @@ async def _supervise(process: trio.Process, session: Exec, sources: list[tuple[i
             if output is not None:
                 await output(stream_id, data)
 
+    # With a terminal the detach keys leave the session: the client is let go (its
+    # connection closed), the process runs on, unattached, to its end.
+    matcher = detach_keys.Matcher(detach_keys.parse(session.config.detach_keys)) if session.terminal else None
+
     async def feed() -> None:
         try:
-            if stdin_head:
-                await sink.send_all(stdin_head)
-            if stdin is not None:
-                while data := await stdin.receive_some(65536):
+            data = stdin_head
+            while True:
+                detached = False
+                if matcher is not None and data:
+                    data, detached = matcher.feed(data)
+                if data:
                     await sink.send_all(data)
+                if detached:
+                    await stdin.aclose()
+                    return
+                if stdin is None:
+                    break
+                data = await stdin.receive_some(65536)
+                if not data:
+                    break
             if session.terminal is None:
                 await sink.aclose()  # EOF for the process: the client half-closed its side
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):

@@ -295,3 +295,15 @@ def test_oom_kill_is_reported(api):
     api.post(f"/containers/{cid}/start")
     api.post(f"/containers/{cid}/stop", t=0)
     api.remove(cid)
+
+
+def test_exec_detach_keys_leave_the_process_running(api):
+    cid = api.run(["sleep", "60"])
+    eid = exec_in(api, cid, ["sh", "-c", "read x; echo $x > /tmp/after"], Tty=True, AttachStdin=True, DetachKeys="ctrl-x")
+    sock, out = api.hijack(f"/exec/{eid}/start", {"Tty": True})
+    sock.sendall(b"\x18")  # Ctrl-X: the session ends, the exec goes on
+    read_all(sock, out)
+    assert api.get_json(f"/exec/{eid}/json")["Running"] is True
+    bad = api.post(f"/containers/{cid}/exec", {"Cmd": ["true"], "DetachKeys": "ctrl-"})
+    assert bad.status == 400 and "Invalid detach keys" in bad.message
+    api.remove(cid)

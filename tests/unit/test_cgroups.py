@@ -47,3 +47,39 @@ def test_hybrid_and_v1(fake_root):
     assert {p.parent.name for p in cgroups.existing(layout, "/p/c")} == {"p"}
     write(fake_root / "unified" / "cgroup.controllers", "")
     assert not cgroups.detect(fake_root).hybrid  # an empty v2 tree beside v1 does not bother crun
+
+
+def test_freezer_and_stats_files_on_v2(fake_root):
+    """cgroup v2's spelling (this host is v1: the v2 paths are proven on a fake tree)."""
+    write(fake_root / "cgroup.controllers", "cpu memory pids")
+    layout = cgroups.detect(fake_root)
+    base = fake_root / "berth" / "c1"
+    write(base / "cgroup.freeze", "0\n")
+    write(base / "cgroup.events", "populated 1\nfrozen 0\n")
+    cgroups.set_frozen(layout, "/berth/c1", True)
+    assert (base / "cgroup.freeze").read_text() == "1"
+    assert cgroups.is_frozen(layout, "/berth/c1") is False  # the kernel says when it is done
+    write(base / "cgroup.events", "populated 1\nfrozen 1\n")
+    assert cgroups.is_frozen(layout, "/berth/c1") is True
+    write(base / "cpu.stat", "usage_usec 2000\nuser_usec 1500\nsystem_usec 500\nnr_periods 3\nnr_throttled 1\nthrottled_usec 7\n")
+    write(base / "memory.current", "4096\n")
+    write(base / "memory.max", "max\n")
+    write(base / "memory.stat", "anon 100\nfile 200\n")
+    write(base / "pids.current", "2\n")
+    write(base / "pids.max", "10\n")
+    write(base / "cgroup.procs", "11\n12\n")
+    st = cgroups.read_stats(layout, "/berth/c1")
+    assert (st.cpu_total_ns, st.cpu_user_ns, st.cpu_system_ns) == (2_000_000, 1_500_000, 500_000)
+    assert st.throttling == {"periods": 3, "throttled_periods": 1, "throttled_time": 7000}
+    assert (st.memory, st.memory_limit, st.memory_stat, st.pids, st.pids_limit) == (4096, None, {"anon": 100, "file": 200}, 2, 10)
+    assert cgroups.procs(layout, "/berth/c1") == {11, 12}
+
+
+def test_freezer_on_v1(fake_root):
+    (fake_root / "freezer").mkdir()
+    layout = cgroups.detect(fake_root)
+    write(fake_root / "freezer" / "p" / "c" / "freezer.state", "THAWED\n")
+    cgroups.set_frozen(layout, "/p/c", True)
+    assert (fake_root / "freezer" / "p" / "c" / "freezer.state").read_text() == "FROZEN"
+    write(fake_root / "freezer" / "p" / "c" / "freezer.state", "FREEZING\n")
+    assert cgroups.is_frozen(layout, "/p/c") is None
