@@ -55,6 +55,7 @@ bench: install
 	$(PY) -m tests.bench.run_rm
 	$(PY) -m tests.bench.events_logs
 	$(PY) -m tests.bench.cli_ps
+	$(PY) -m tests.bench.network
 
 clean:
 	rm -rf $(VENV) *.egg-info

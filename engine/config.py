@@ -33,6 +33,8 @@ class DaemonConfig(msgspec.Struct, kw_only=True):
     journal_max_bytes: int = 256 << 20
     journal_segment_bytes: int = 4 << 20
     journal_max_age: float = 7 * 86400
+    bridge: str = "berth0"  # the default `bridge` network's Linux bridge
+    bridge_subnet: str = "10.88.0.0/16"
 
     @property
     def socket_path(self) -> Path:
@@ -56,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
                         help="event journal retention: age of the oldest segment kept (default 7 days)")
     parser.add_argument("--config-file", default=DEFAULT_CONFIG, help=f"daemon TOML configuration (default {DEFAULT_CONFIG}; may be absent)")
     parser.add_argument("--plugins-dir", default=None, help="directory of plugin modules (default: next to the config file)")
+    parser.add_argument("--bridge", default="berth0", help="Linux bridge of the default `bridge` network (first start)")
+    parser.add_argument("--bridge-subnet", default="10.88.0.0/16", help="subnet of the default `bridge` network (first start)")
     parser.add_argument("-D", "--debug", action="store_true")
     args = parser.parse_args(argv)
     root = Path(args.root).absolute()
@@ -70,4 +74,5 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
                         config_file=Path(args.config_file).absolute(),
                         plugins_dir=Path(args.plugins_dir or Path(args.config_file).parent / "plugins").absolute(),
                         journal_max_bytes=args.events_max_size, journal_max_age=args.events_max_age,
-                        init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug)
+                        init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug,
+                        bridge=args.bridge, bridge_subnet=args.bridge_subnet)

@@ -16,6 +16,8 @@ import trio
 from .lifecycle import State
 from .logs import LogFiles, log_options
 from .models import ContainerRecord
+from .network.networks import Endpoint
+from .network.ports import PortMap
 from .runtime.terminal import Terminal
 
 
@@ -36,6 +38,12 @@ class Container:
         self.stdin: trio.abc.SendStream | None = None
         self.stdin_lock = trio.Lock()
         self.oom_killed = False  # the kernel killed a process of this run for memory
+        # while running: its place on each network, its published ports and their proxies
+        self.networks: dict[str, Endpoint] = {}
+        self.ports: list[PortMap] = []
+        self.port_scope: trio.CancelScope | None = None
+        self.port_sockets: list = []  # the listening sockets of its published ports
+        self.dns_scope: trio.CancelScope | None = None  # its embedded DNS responder
         self.terminal: Terminal | None = None
         self.console_size: tuple[int, int] | None = None  # the last size asked for, kept across restarts
 

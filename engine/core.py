@@ -22,7 +22,7 @@ import msgspec
 import trio
 
 from . import filters as flt
-from . import lifecycle, logs, names, timefmt
+from . import lifecycle, logs, mountspec, names, timefmt
 from .bus import Bus
 from .journal import Journal
 from .plugin_host import PluginHost
@@ -36,9 +36,12 @@ from .images.store import Image, ImageStore
 from .lifecycle import Action, State
 from .models import ContainerConfig, ContainerRecord, CreateRequest, Event, UpdateRequest, ZERO_TIME, Actor
 from .network import netns
+from .network.manager import NetworkManager
+from .network.networks import Networks
 from .runtime import bundle, cgroups, oci, rootfs
 from .store import atomic_write, tree_size
 from .supervisor import Supervisor
+from .volumes import Volumes
 
 log = logging.getLogger("berth.engine")
 
@@ -64,9 +67,11 @@ class Engine:
         self.images = ImageStore(config.root / "images")
         self.containers: dict[str, Container] = {}
         self.names: dict[str, str] = {}
+        self.volumes = Volumes(config.root / "volumes", self.bus, self.containers)
         self._containers_dir = config.root / "containers"
         self._netns_dir = config.exec_root / "netns"
         self.console_dir = config.exec_root / "console"  # runtimes hand terminals over here
+        self.network = NetworkManager(self, Networks(config.root, config.bridge, config.bridge_subnet))
         self.oom = OomWatcher(config.cgroup_parent, self._oom_killed)
         self.execs = Execs(self)
         self.image_lock = trio.Lock()  # one image-store change at a time (import, commit, load, rmi)
@@ -87,8 +92,10 @@ class Engine:
         nursery.start_soon(self.bus.flush_forever, name="journal flush")
         self._containers_dir.mkdir(parents=True, exist_ok=True)
         self.console_dir.mkdir(parents=True, exist_ok=True)
+        await trio.to_thread.run_sync(self.network.networks.load)
         for rt in self.runtimes.values():
             rt.state_root.mkdir(parents=True, exist_ok=True)
+        await trio.to_thread.run_sync(self.volumes.load)
         for directory in sorted(self._containers_dir.iterdir()):
             record_path = directory / "record.json"
             if not record_path.exists():  # a create or remove cut short by a crash
@@ -152,6 +159,7 @@ class Engine:
         for rt in self.runtimes.values():
             shutil.rmtree(rt.state_root, ignore_errors=True)
         await trio.to_thread.run_sync(cgroups.remove, self.layout, self.config.cgroup_parent)
+        await self.network.shutdown()
         self.journal.close()
 
     # --- lookups ------------------------------------------------------------
@@ -230,7 +238,12 @@ class Engine:
             raise BadRequest("Minimum memory limit allowed is 6MB")
         if hc.nano_cpus and (hc.cpu_quota or hc.cpu_period):
             raise BadRequest("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+        self.network.check_mode(hc.network_mode)
+        if (hc.port_bindings or hc.publish_all_ports) and hc.network_mode in ("none", "host"):
+            raise BadRequest(f"conflicting options: port publishing and the {hc.network_mode} network mode")
         img = image.config.config
+        planned = mountspec.plan(hc.binds, hc.mounts, [*(img.volumes or {}), *(req.volumes or {})],
+                                 lambda volume: str(self.volumes.data_path(volume)))
         # Empty Cmd/Entrypoint mean "not given"; `--entrypoint ""` ([""]) clears the image's.
         entrypoint = _words(req.entrypoint) or None
         cmd = _words(req.cmd) or None
@@ -251,6 +264,7 @@ class Engine:
             working_dir=req.working_dir or img.working_dir, user=req.user or img.user,
             labels={**(img.labels or {}), **(req.labels or {})},
             healthcheck=req.healthcheck or img.healthcheck,
+            volumes={**(img.volumes or {}), **(req.volumes or {})} or None,
         )
         config = ContainerConfig(**{f: getattr(config, f) for f in ContainerConfig.__struct_fields__})
         hc = msgspec.structs.replace(hc, runtime=runtime, restart_policy=msgspec.structs.replace(hc.restart_policy, name=policy),
@@ -258,8 +272,12 @@ class Engine:
                                                                         config=hc.log_config.config or {}))
         if hc.init is None:
             hc = msgspec.structs.replace(hc, init=self.config.init)
+        endpoints = (req.networking_config.endpoints_config if req.networking_config else None) or {}
         record = ContainerRecord(id=cid, name=name, created=timefmt.now(), image_ref=req.image, image_id=image.id,
-                                 path=args[0], args=args[1:], config=config, host_config=hc, runtime=runtime)
+                                 path=args[0], args=args[1:], config=config, host_config=hc, runtime=runtime,
+                                 aliases={net: list(e.aliases) for net, e in endpoints.items() if e and e.aliases},
+                                 mounts=[point for point, _ in planned])
+        await self.volumes.provide([wanted for _, wanted in planned if wanted is not None])
         c = Container(record, self._containers_dir / cid, self._netns_dir)
         c.dir.mkdir()
         c.log_path.touch(mode=0o640)  # followers (attach before start) open it at once
@@ -279,6 +297,10 @@ class Engine:
             f"127.0.1.1\t{hostname}\n")
         # Loopback only until networking lands: no nameserver is reachable.
         (c.dir / "resolv.conf").write_text("")
+
+    async def save_record(self, c: Container) -> None:
+        """Persist a container's record (after a change made outside the Engine)."""
+        await self._save(c)
 
     async def _save(self, c: Container) -> None:
         data = msgspec.json.encode(c.record)
@@ -307,12 +329,17 @@ class Engine:
         c.prepared = True
         try:
             await trio.to_thread.run_sync(work)
+            await self.volumes.attach(c)
+            if c.record.host_config.network_mode != "host":
+                await self.network.start(c)
         except EngineError:
             await self.teardown(c)
             raise
 
     async def teardown(self, c: Container) -> None:
-        """Undo `prepare`: unmount the rootfs, drop the network namespace."""
+        """Undo `prepare`: release its volumes, unmount the rootfs, drop the network namespace."""
+        await self.volumes.detach(c)
+        await self.network.stop(c)
 
         def work() -> None:
             netns.remove(c.netns)
@@ -476,8 +503,9 @@ class Engine:
             c.record.state = msgspec.structs.replace(c.record.state, status=State.RUNNING.value, paused=False)
             await self._save(c)
 
-    async def remove(self, ref: str, force: bool = False) -> None:
-        """Delete a container and its writable layer; with `force`, kill it first."""
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """Delete a container and its writable layer; with `force`, kill it first; with
+        `volumes` (`rm -v`), its anonymous volumes too."""
         async with self._acting(ref, Action.FORCE_REMOVE if force else Action.REMOVE) as c:
             c.stop_requested = True
             if c.has_process:
@@ -487,10 +515,11 @@ class Engine:
             if c.backoff is not None:
                 c.backoff.cancel()
             await c.wait_until(lambda: not c.supervised)
-            await self.remove_stopped(c)
+            await self.remove_stopped(c, volumes)
 
-    async def remove_stopped(self, c: Container) -> None:
-        """Remove a container that has no process: its files, name, and record."""
+    async def remove_stopped(self, c: Container, volumes: bool = False) -> None:
+        """Remove a container that has no process: its files, name, and record; its
+        anonymous volumes too with `volumes` or AutoRemove (as dockerd's `--rm`)."""
         if c.removed:
             return
         c.record.state.status = State.REMOVING.value
@@ -501,6 +530,7 @@ class Engine:
         self.containers.pop(c.id, None)
         if self.names.get(c.name) == c.id:
             del self.names[c.name]
+        await self.volumes.release(c, volumes or c.record.host_config.auto_remove)
         c.removed = True
         self.execs.forget(c)
         self.publish_container(c, "destroy")

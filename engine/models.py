@@ -78,13 +78,73 @@ class ContainerConfig(Struct, rename="pascal"):
     healthcheck: HealthConfig | None = None
 
 
+class DriverConfig(Struct, rename="pascal"):
+    name: str = ""
+    options: dict[str, str] | None = None
+
+
+class VolumeOptions(Struct, rename="pascal"):
+    """`Mount.VolumeOptions`: NoCopy skips seeding; Labels and DriverConfig apply when
+    the mount creates the volume."""
+
+    no_copy: bool = False
+    labels: dict[str, str] | None = None
+    driver_config: DriverConfig | None = None
+
+
+class BindOptions(Struct, rename="pascal"):
+    propagation: str = ""
+
+
+class TmpfsOptions(Struct, rename="pascal"):
+    size_bytes: int = 0
+    mode: int = 0  # permission bits (the CLI sends `tmpfs-mode=1770` as 1016)
+
+
+class Mount(Struct, rename="pascal"):
+    """One `HostConfig.Mounts` entry (`--mount type=volume|bind|tmpfs,...`)."""
+
+    type: str = ""
+    source: str = ""
+    target: str = ""
+    read_only: bool = False
+    consistency: str = ""
+    bind_options: BindOptions | None = None
+    volume_options: VolumeOptions | None = None
+    tmpfs_options: TmpfsOptions | None = None
+
+
+class MountPoint(Struct, kw_only=True):
+    """A container's mount, resolved at create and persisted with it: what inspect shows
+    as `Mounts` and what the OCI bundle mounts.
+
+    type: volume (the volume's `_data` bind-mounted), bind (a host path) or tmpfs.
+    copy_data: seed an empty volume with the image's content at `destination` on mount.
+    anonymous: created for this container (no name given): `rm -v` and AutoRemove remove it.
+    """
+
+    type: str
+    destination: str
+    source: str = ""
+    name: str = ""
+    driver: str = ""
+    mode: str = ""
+    rw: bool = True
+    propagation: str = ""
+    copy_data: bool = False
+    anonymous: bool = False
+    tmpfs_options: list[str] = []
+
+
 class HostConfig(Struct, rename="pascal"):
     """`HostConfig`: how the container sits on this host (limits, runtime, policies)."""
 
     binds: list[str] | None = None
+    mounts: list[Mount] | None = None
     log_config: LogConfig = field(default_factory=LogConfig)
     network_mode: str = "default"
     port_bindings: dict[str, list[dict] | None] | None = None
+    publish_all_ports: bool = False
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     auto_remove: bool = False
     privileged: bool = False
@@ -120,10 +180,21 @@ class UpdateRequest(Struct, rename="pascal", kw_only=True):
     restart_policy: RestartPolicy | None = None
 
 
+class EndpointSettings(Struct, rename="pascal"):
+    """A network's settings for one container in a create or connect request."""
+
+    aliases: list[str] | None = None
+
+
+class NetworkingConfig(Struct, rename="pascal"):
+    endpoints_config: dict[str, EndpointSettings | None] | None = None
+
+
 class CreateRequest(ContainerConfig, rename="pascal"):
     """Body of `POST /containers/create`: the container Config plus HostConfig."""
 
     host_config: HostConfig = field(default_factory=HostConfig)
+    networking_config: NetworkingConfig | None = None
 
 
 class ContainerState(Struct, rename="pascal"):
@@ -159,6 +230,34 @@ class ContainerRecord(Struct, kw_only=True):
     state: ContainerState = field(default_factory=ContainerState)
     restart_count: int = 0
     manually_stopped: bool = False
+    mounts: list[MountPoint] = []
+    extra_networks: list[str] = []  # connected by `network connect` beyond NetworkMode's
+    aliases: dict[str, list[str]] = {}  # network name → the container's aliases there
+
+
+# --- volumes --------------------------------------------------------------
+
+
+class VolumeCreateRequest(Struct, rename="pascal"):
+    """Body of `POST /volumes/create` (an empty Name asks for a generated one)."""
+
+    name: str = ""
+    driver: str = ""
+    driver_opts: dict[str, str] | None = None
+    labels: dict[str, str] | None = None
+
+
+class VolumeRecord(Struct, kw_only=True):
+    """What the daemon persists about one volume (`<root>/volumes/<name>/volume.json`).
+
+    options: the local driver's `type`/`device`/`o` (a tmpfs or a bind mounted at the
+    volume's `_data` while containers use it); empty for a plain directory."""
+
+    name: str
+    driver: str = "local"
+    created_at: str
+    labels: dict[str, str] = {}
+    options: dict[str, str] = {}
 
 
 # --- images ---------------------------------------------------------------

@@ -29,6 +29,8 @@ _CONTAINER_OPTS = (
     Opt(("--restart",), "restart", "value", "restart policy: no, on-failure[:N], always, unless-stopped"),
     Opt(("--init",), "init", "flag", "run tini as PID 1 (forwards signals, reaps zombies)"),
     Opt(("--runtime",), "runtime", "value", "OCI runtime: crun or runc"),
+    Opt(("-v", "--volume"), "volume", "list", "NAME:/path[:ro], /host/dir:/path[:ro|rw], or /path (anonymous)"),
+    Opt(("--mount",), "mount", "list", "type=volume|bind|tmpfs,source=…,target=…[,readonly][,volume-opt=…][,tmpfs-size=…]"),
     Opt(("--log-opt",), "log_opt", "list", "log driver option (max-size=10m, max-file=3)"),
     Opt(("--health-cmd",), "health_cmd", "value", "command to run to check health"),
     Opt(("--health-interval",), "health_interval", "value", "time between checks (e.g. 30s)"),
@@ -36,6 +38,11 @@ _CONTAINER_OPTS = (
     Opt(("--health-retries",), "health_retries", "value", "failures in a row before unhealthy", int),
     Opt(("--health-start-period",), "health_start_period", "value", "grace period after start"),
     Opt(("--no-healthcheck",), "no_healthcheck", "flag", "disable the image's health check"),
+    Opt(("--network", "--net"), "network", "value", "bridge (default), none, host, or a network's name"),
+    Opt(("--network-alias",), "network_alias", "list", "another name for the container on its network"),
+    Opt(("-p", "--publish"), "publish", "list", "publish a port: [ip:]hostPort:containerPort[/udp]"),
+    Opt(("-P", "--publish-all"), "publish_all", "flag", "publish every exposed port on a random host port"),
+    Opt(("--expose",), "expose", "list", "expose a port (or a range) without publishing it"),
     Opt(("-i", "--interactive"), "interactive", "flag", "keep stdin open (and attached, unless -d)"),
     Opt(("-t", "--tty"), "tty", "flag", "give the container a terminal"),
     _DETACH_KEYS,
@@ -43,6 +50,46 @@ _CONTAINER_OPTS = (
 _IMAGE_AND_COMMAND = (Arg("image"), Arg("command", "rest"))
 _CONTAINERS = (Arg("containers", "many"),)
 _FILTER = Opt(("-f", "--filter"), "filter", "list", "filter (key=value)")
+# `network ACTION …`, parsed by the `network` handler against its action's own grammar
+NETWORK_ACTIONS = {c.name: c for c in (
+    Command("create", "network", "create a bridge network", (
+        Opt(("-d", "--driver"), "driver", "value", "bridge (the only driver)"),
+        Opt(("--subnet",), "subnet", "value", "e.g. 10.90.0.0/24 (else a free /24)"),
+        Opt(("--gateway",), "gateway", "value", "the bridge's address (else the subnet's first)"),
+        Opt(("--internal",), "internal", "flag", "no default route for its containers"),
+        Opt(("-o", "--opt"), "opt", "list", "driver option (com.docker.network.bridge.name=…)"),
+        Opt(("--label",), "label", "list", "set a label (KEY=VALUE)")), (Arg("name"),)),
+    Command("ls", "network", "list networks", (
+        Opt(("-q", "--quiet"), "quiet", "flag", "IDs only"), _FILTER, Opt(("--no-trunc",), "no_trunc", "flag", "full IDs"),
+        Opt(("--format",), "format", "value", "json, or a template like '{{.Name}}'"))),
+    Command("inspect", "network", "networks in detail", (
+        Opt(("-f", "--format"), "format", "value", "template like '{{.IPAM.Config}}'"),), (Arg("names", "many"),)),
+    Command("rm", "network", "remove networks", (), (Arg("names", "many"),)),
+    Command("connect", "network", "connect a container to a network", (
+        Opt(("--alias",), "alias", "list", "another name on this network"),), (Arg("network"), Arg("container"))),
+    Command("disconnect", "network", "disconnect a container from a network", (), (Arg("network"), Arg("container"))),
+    Command("prune", "network", "remove unused networks", (
+        Opt(("-f", "--force"), "force", "flag", "do not ask (berth never asks)"),)),
+)}
+# `volume ACTION …`: each action's own grammar; the `volume` handler parses the words after
+# the action against it (the same parser), so `volume rm -f` and `volume ls -f` differ as in docker.
+VOLUME_ACTIONS = {c.name: c for c in (
+    Command("create", "volume", "create a volume (a generated name without NAME)", (
+        Opt(("-d", "--driver"), "driver", "value", "volume driver (local)"),
+        Opt(("-o", "--opt"), "opt", "list", "driver option: type=tmpfs|none, device=…, o=size=64m|bind"),
+        Opt(("--label",), "label", "list", "set a label (KEY=VALUE)")), (Arg("name", "optional"),)),
+    Command("ls", "volume", "list volumes", (
+        Opt(("-q", "--quiet"), "quiet", "flag", "names only"), _FILTER,
+        Opt(("--format",), "format", "value", "json, or a template like '{{.Name}}'"))),
+    Command("inspect", "volume", "volumes in detail", (
+        Opt(("-f", "--format"), "format", "value", "template like '{{.Mountpoint}}'"),), (Arg("names", "many"),)),
+    Command("rm", "volume", "remove volumes", (
+        Opt(("-f", "--force"), "force", "flag", "no error for a missing volume"),), (Arg("names", "many"),)),
+    Command("prune", "volume", "remove unused volumes", (
+        Opt(("-a", "--all"), "all", "flag", "named ones too (what API 1.41 does anyway)"),
+        Opt(("-f", "--force"), "force", "flag", "do not ask (berth never asks)"),
+        Opt(("--filter",), "filter", "list", "filter (label=…)"))),
+)}
 
 COMMANDS = {c.name: c for c in (
     Command("run", "run", "create and start a container", (
@@ -63,9 +110,8 @@ COMMANDS = {c.name: c for c in (
         Opt(("-u", "--user"), "user", "value", "user[:group], by name or number"), _DETACH_KEYS),
         (Arg("container"), Arg("command", "rest"))),
     Command("top", "top", "the processes of a running container", (), (Arg("container"), Arg("ps_args", "rest"))),
-    Command("stats", "stats", "resource use of running containers (one reading)", (
-        Opt(("--no-stream",), "no_stream", "flag", "one reading (the only mode here; the shell streams)"),),
-        (Arg("containers", "many"),)),
+    Command("stats", "stats", "live resource use of containers (Ctrl-C ends it)", (
+        Opt(("--no-stream",), "no_stream", "flag", "one reading, then exit"),), (Arg("containers", "any"),)),
     Command("rename", "rename", "rename a container", (), (Arg("container"), Arg("name"))),
     Command("update", "update", "change a container's limits or restart policy", (
         Opt(("-m", "--memory"), "memory", "value", "memory limit (e.g. 64m)"),
@@ -134,6 +180,11 @@ COMMANDS = {c.name: c for c in (
         Opt(("--format",), "format", "value", "json, or a template like '{{.Action}}'"))),
     Command("version", "version", "client and daemon versions"),
     Command("info", "info", "daemon information"),
+    Command("volume", "volume", "volumes: create [NAME], ls, inspect NAME…, rm NAME…, prune", (),
+            (Arg("action", choices=tuple(VOLUME_ACTIONS)), Arg("volumes", "rest"))),
+    Command("network", "network", "networks: create NAME, ls, inspect NAME…, rm NAME…, connect NET CTR, disconnect NET CTR, prune",
+            (), (Arg("action", choices=("create", "ls", "inspect", "rm", "connect", "disconnect", "prune")),
+                 Arg("words", "rest"))),
     Command("plugin", "plugin", "plugins: ls, enable NAME, disable NAME, reload NAME", (),
             (Arg("action", choices=("ls", "enable", "disable", "reload")), Arg("names", "rest"))),
 )}

@@ -44,15 +44,35 @@ def create_body(args) -> dict:
         host["Runtime"] = args.runtime
     if args.log_opt:
         host["LogConfig"] = {"Type": "json-file", "Config": options.key_values(args.log_opt, "log option")}
+    # as the docker CLI: `-v SRC:DST[:MODE]` is a bind, a lone `-v /path` an anonymous volume
+    if any(":" in v for v in args.volume):
+        host["Binds"] = [v for v in args.volume if ":" in v]
+    if args.mount:
+        host["Mounts"] = [mount_spec(m) for m in args.mount]
     body = {"Image": args.image, "Cmd": args.command or None, "Env": args.env or None,
             "WorkingDir": args.workdir or "", "User": args.user or "", "Hostname": args.hostname or "",
             "Labels": options.key_values(args.label, "label"), "HostConfig": host,
             "AttachStdout": not getattr(args, "detach", False), "AttachStderr": not getattr(args, "detach", False),
             "Tty": bool(args.tty), "OpenStdin": bool(args.interactive)}
+    exposed, bindings = options.publish(args.publish)
+    for spec in args.expose:
+        exposed.update(options.publish([spec.partition(":")[2] or spec])[0])
+    if exposed:
+        body["ExposedPorts"] = exposed
+    if bindings:
+        host["PortBindings"] = bindings
+    if args.publish_all:
+        host["PublishAllPorts"] = True
+    if args.network:
+        host["NetworkMode"] = args.network
+    if args.network_alias:
+        body["NetworkingConfig"] = {"EndpointsConfig": {args.network or "bridge": {"Aliases": args.network_alias}}}
     if args.interactive and not getattr(args, "detach", False):
         body["AttachStdin"] = body["StdinOnce"] = True  # docker's `run -i`: stdin closes with ours
     if args.entrypoint is not None:
         body["Entrypoint"] = [args.entrypoint]
+    if any(":" not in v for v in args.volume):
+        body["Volumes"] = {v: {} for v in args.volume if ":" not in v}
     if args.no_healthcheck:
         body["Healthcheck"] = {"Test": ["NONE"]}
     elif args.health_cmd:
@@ -63,6 +83,66 @@ def create_body(args) -> dict:
                 ("StartPeriod", args.health_start_period)) if value},
             **({"Retries": args.health_retries} if args.health_retries else {})}
     return body
+
+
+_MOUNT_TYPES = ("volume", "bind", "tmpfs")
+
+
+def mount_spec(text: str) -> dict:
+    """`--mount type=volume,source=v,target=/p,readonly,…` → a HostConfig.Mounts entry,
+    with the docker CLI's keys and aliases (src, dst/destination, ro, volume-opt, …)."""
+
+    def bad(why: str) -> UsageError:
+        return UsageError(f'invalid argument "{text}" for "--mount" flag: {why}')
+
+    def flag(value: str | None) -> bool:
+        if value is None or value.lower() in ("1", "true"):
+            return True
+        if value.lower() in ("0", "false"):
+            return False
+        raise bad(f"invalid value for boolean: {value}")
+
+    mount: dict = {"Type": "volume"}
+    volume: dict = {}
+    for field in filter(None, text.split(",")):
+        key, eq, value = field.partition("=")
+        key = key.strip().lower()
+        if key in ("readonly", "ro"):
+            mount["ReadOnly"] = flag(value if eq else None)
+        elif key == "volume-nocopy":
+            volume["NoCopy"] = flag(value if eq else None)
+        elif not eq:
+            raise bad(f"invalid field '{field}' must be a key=value pair")
+        elif key == "type":
+            mount["Type"] = value
+        elif key in ("source", "src"):
+            mount["Source"] = value
+        elif key in ("target", "dst", "destination"):
+            mount["Target"] = value
+        elif key == "consistency":
+            mount["Consistency"] = value
+        elif key == "bind-propagation":
+            mount.setdefault("BindOptions", {})["Propagation"] = value
+        elif key == "volume-driver":
+            volume.setdefault("DriverConfig", {})["Name"] = value
+        elif key == "volume-label":
+            name, _, label = value.partition("=")
+            volume.setdefault("Labels", {})[name] = label
+        elif key == "volume-opt":
+            name, _, opt = value.partition("=")
+            volume.setdefault("DriverConfig", {}).setdefault("Options", {})[name] = opt
+        elif key == "tmpfs-size":
+            mount.setdefault("TmpfsOptions", {})["SizeBytes"] = options.ram_bytes(value)
+        elif key == "tmpfs-mode":
+            try:
+                mount.setdefault("TmpfsOptions", {})["Mode"] = int(value, 8)
+            except ValueError:
+                raise bad(f"invalid value for {key}: {value}") from None
+        else:
+            raise bad(f"unexpected key '{key}' in '{field}'")
+    if volume:
+        mount["VolumeOptions"] = volume
+    return mount
 
 
 def _create(client: Client, args) -> str:
@@ -515,6 +595,69 @@ def info(client: Client, args) -> int:
     return 0
 
 
+def print_listing(items: list[dict], fmt: str | None, headers: list[str], cells, quiet=None) -> None:
+    """A listing as docker prints one: `quiet(item)` per line (`-q`), a JSON object per line
+    (`--format json`), a template per line, or the table of `headers` and `cells(item)`."""
+    for item in items if quiet or fmt else ():
+        if quiet:
+            _out(quiet(item))
+        elif fmt == "json":
+            _out(fastjson.dumps(item, ascii=False, sort_keys=True))
+        else:
+            _out(render.template(fmt, item))
+    if not (quiet or fmt):
+        _out(render.table(headers, [cells(item) for item in items]))
+
+
+def print_pruned(title: str, deleted: list[str], reclaimed: int) -> None:
+    """A prune's report as docker prints it: what went under `title`, then the space."""
+    if deleted:
+        _out(title)
+        for item in deleted:
+            _out(item)
+        _out()
+    _out(f"Total reclaimed space: {render.size(reclaimed)}")
+
+
+def volume(client: Client, args) -> int:
+    """`berth volume create|ls|inspect|rm|prune …`, as `docker volume`."""
+    from .cli import VOLUME_ACTIONS
+    from .grammar import parse
+
+    cmd, sub = parse(VOLUME_ACTIONS, [args.action, *args.volumes])
+    if cmd.name == "create":
+        body = {"Name": sub.name or "", "Driver": sub.driver or "local",
+                "DriverOpts": options.key_values(sub.opt, "driver option"), "Labels": options.key_values(sub.label, "label")}
+        _out(client.call("POST", "/volumes/create", None, body)["Name"])
+        return 0
+    if cmd.name == "ls":
+        found = client.get("/volumes", filters=options.filters(sub.filter)).get("Volumes") or []
+        print_listing(found, sub.format, ["DRIVER", "VOLUME NAME"], lambda v: [v["Driver"], v["Name"]],
+                      (lambda v: v["Name"]) if sub.quiet else None)
+        return 0
+    if cmd.name == "inspect":
+        results, status = [], 0
+        for name in sub.names:
+            try:
+                results.append(client.get(f"/volumes/{ref(name)}"))
+            except DaemonError as exc:
+                _err(f"Error response from daemon: {exc.message}")
+                status = 1
+        if sub.format:
+            for item in results:
+                _out(render.template(sub.format, item))
+        else:
+            import json  # indented output only here; fastjson is compact
+
+            _out(json.dumps(results, indent=4, ensure_ascii=False))
+        return status
+    if cmd.name == "rm":
+        return _each(client, sub.names, "DELETE", "/volumes/{}", {"force": int(sub.force)})
+    found = client.call("POST", "/volumes/prune", {"filters": options.filters(sub.filter + (["all=true"] if sub.all else []))})
+    print_pruned("Deleted Volumes:", found.get("VolumesDeleted") or [], found.get("SpaceReclaimed", 0))
+    return 0
+
+
 def plugin(client: Client, args) -> int:
     """`berth plugin ls|enable|disable|reload`: the daemon's plugins."""
     if args.action == "ls":
@@ -539,24 +682,48 @@ def top(client: Client, args) -> int:
     return 0
 
 
+def _stats_row(reading: dict, previous: dict | None) -> list[str]:
+    """One line of docker's stats table; CPU % from this reading and the one before."""
+    cpu = reading["cpu_stats"]
+    pre = previous["cpu_stats"] if previous else reading["precpu_stats"]
+    cpu_delta = cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"]
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    percent = cpu_delta / system_delta * cpu.get("online_cpus", 1) * 100 if system_delta > 0 else 0.0
+    mem = reading["memory_stats"]
+    usage, limit = mem.get("usage", 0) - mem.get("stats", {}).get("inactive_file", 0), mem.get("limit", 0)
+    return [reading["id"][:12], reading["name"].lstrip("/"), f"{percent:.2f}%",
+            f"{render.binary_size(usage)} / {render.binary_size(limit)}", f"{usage / limit * 100 if limit else 0:.2f}%",
+            "0B / 0B", "0B / 0B", str(reading["pids_stats"].get("current", 0))]
+
+
+_STATS_HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
+
+
 def stats(client: Client, args) -> int:
-    """`docker stats --no-stream`: one reading per container, as docker's table."""
-    rows = []
-    for name in args.containers:
-        s = client.call("GET", f"/containers/{ref(name)}/stats", {"stream": 0})
-        cpu, pre = s["cpu_stats"], s["precpu_stats"]
-        cpu_delta = cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"]
-        system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
-        percent = cpu_delta / system_delta * cpu.get("online_cpus", 1) * 100 if system_delta > 0 else 0.0
-        mem = s["memory_stats"]
-        usage, limit = mem.get("usage", 0) - mem.get("stats", {}).get("inactive_file", 0), mem.get("limit", 0)
-        rows.append([s["id"][:12], s["name"].lstrip("/"), f"{percent:.2f}%",
-                     f"{render.binary_size(usage)} / {render.binary_size(limit)}",
-                     f"{usage / limit * 100 if limit else 0:.2f}%", "0B / 0B", "0B / 0B",
-                     str(s["pids_stats"].get("current", 0))])
-    _out(render.table(["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"],
-                      rows))
-    return 0
+    """`docker stats`: a live table, redrawn every second until Ctrl-C (every running
+    container when none is named); `--no-stream`: one reading."""
+    if args.no_stream:
+        names = args.containers or [c["Id"] for c in client.get("/containers/json")]
+        rows = [_stats_row(client.call("GET", f"/containers/{ref(n)}/stats", {"stream": 0}), None) for n in names]
+        _out(render.table(_STATS_HEADERS, rows))
+        return 0
+    import time
+
+    previous: dict[str, dict] = {}
+    clear = "\x1b[H\x1b[J" if sys.stdout.isatty() else ""
+    while True:
+        names = args.containers or [c["Id"] for c in client.get("/containers/json")]
+        rows = []
+        for name in names:
+            try:
+                reading = client.call("GET", f"/containers/{ref(name)}/stats", {"stream": 0, "one-shot": 1})
+            except DaemonError:
+                continue  # gone meanwhile
+            rows.append(_stats_row(reading, previous.get(reading["id"])))
+            previous[reading["id"]] = reading
+        sys.stdout.write(clear + render.table(_STATS_HEADERS, rows) + "\n")
+        sys.stdout.flush()
+        time.sleep(1)
 
 
 def rename(client: Client, args) -> int:
@@ -770,4 +937,55 @@ def image(client: Client, args) -> int:
                 _out(f"{kind.lower()}: {value}")
         _out()
     _out(f"Total reclaimed space: {render.size(found.get('SpaceReclaimed', 0))}")
+    return 0
+
+
+def network(client: Client, args) -> int:
+    """`berth network create|ls|inspect|rm|connect|disconnect|prune …`, as `docker network`."""
+    from .cli import NETWORK_ACTIONS
+    from .grammar import parse
+
+    cmd, sub = parse(NETWORK_ACTIONS, [args.action, *args.words])
+    if cmd.name == "create":
+        pool = {k: v for k, v in (("Subnet", sub.subnet), ("Gateway", sub.gateway)) if v}
+        body = {"Name": sub.name, "Driver": sub.driver or "bridge", "Internal": sub.internal,
+                "IPAM": {"Driver": "default", "Config": [pool] if pool else []},
+                "Options": options.key_values(sub.opt, "option"), "Labels": options.key_values(sub.label, "label")}
+        _out(client.call("POST", "/networks/create", None, body)["Id"])
+    elif cmd.name == "ls":
+        found = client.get("/networks", filters=options.filters(sub.filter))
+        if sub.quiet:
+            for n in found:
+                _out(n["Id"] if sub.no_trunc else n["Id"][:12])
+        elif sub.format == "json":
+            for n in found:
+                _out(fastjson.dumps(n, ascii=False, sort_keys=True))
+        elif sub.format:
+            for n in found:
+                _out(render.template(sub.format, n))
+        else:
+            _out(render.table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+                              [[n["Id"] if sub.no_trunc else n["Id"][:12], n["Name"], n["Driver"], n["Scope"]] for n in found]))
+    elif cmd.name == "inspect":
+        results = [client.get(f"/networks/{ref(name)}") for name in sub.names]
+        if sub.format:
+            for item in results:
+                _out(render.template(sub.format, item))
+        else:
+            import json
+
+            _out(json.dumps(results, indent=4, ensure_ascii=False))
+    elif cmd.name == "rm":
+        return _each(client, sub.names, "DELETE", "/networks/{}")
+    elif cmd.name in ("connect", "disconnect"):
+        body = {"Container": sub.container}
+        if cmd.name == "connect" and sub.alias:
+            body["EndpointConfig"] = {"Aliases": sub.alias}
+        client.call("POST", f"/networks/{ref(sub.network)}/{cmd.name}", None, body)
+    else:
+        deleted = client.call("POST", "/networks/prune").get("NetworksDeleted") or []
+        if deleted:
+            _out("Deleted Networks:")
+            for name in deleted:
+                _out(name)
     return 0

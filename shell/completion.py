@@ -18,7 +18,8 @@ from .transport import Client, ConnectError, DaemonError
 
 # what a positional argument names, by its `dest` in the command table
 _KINDS = {"container": "containers", "containers": "containers", "image": "images", "images": "images",
-          "source": "images", "names": "objects", "file": "paths"}
+          "source": "images", "names": "objects", "file": "paths", "volumes": "volumes",
+          "words": "networks"}
 _CP_KINDS = {"source": "copy", "dest": "copy"}  # `cp`: a local path, or CONTAINER: then its path
 _VALUES = {"--runtime": ["crun", "runc"], "--restart": ["no", "on-failure", "always", "unless-stopped"],
            "--type": ["container", "image"], "--format": ["json"]}
@@ -50,6 +51,15 @@ class Names:
             found += [(tag, image["Id"].removeprefix("sha256:")[:12]) for tag in image.get("RepoTags") or []
                       if tag != "<none>:<none>"]
         return found
+
+    def volumes(self) -> list[tuple[str, str]]:
+        """(name, driver) for every volume."""
+        return [(v["Name"], v["Driver"]) for v in (self._get("/volumes") or {}).get("Volumes") or []]
+
+    def networks(self) -> list[tuple[str, str]]:
+        """(name, driver) for every network; `network connect NET` is then followed by a
+        container, which the same list does not offer (one kind per argument)."""
+        return [(n["Name"], n["Driver"]) for n in self._get("/networks")]
 
 
 class ShellCompleter(Completer):
@@ -123,7 +133,7 @@ def _positional(cmd: Command, words: list[str], options: dict) -> object | None:
     for index, arg in enumerate(cmd.args):
         if arg.kind == "rest" and count >= index:
             return None if count > index else arg
-        if arg.kind == "many" and count >= index:
+        if arg.kind in ("many", "any") and count >= index:
             return arg
         if index == count:
             return arg

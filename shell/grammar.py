@@ -28,7 +28,8 @@ class Opt:
 
 
 class Arg:
-    """A positional argument: one, optional, many, or rest (the rest of the line, verbatim)."""
+    """A positional argument: one, optional, many (one or more), any (zero or more), or
+    rest (the rest of the line, verbatim)."""
 
     __slots__ = ("dest", "kind", "choices")
 
@@ -121,8 +122,8 @@ def _bind(cmd: Command, values: list, ns: Namespace) -> None:
         if arg.kind == "rest":
             ns[arg.dest] = values[index] if index < len(values) and isinstance(values[index], list) else []
             return
-        if arg.kind == "many":
-            if index >= len(values):
+        if arg.kind in ("many", "any"):
+            if index >= len(values) and arg.kind == "many":
                 raise UsageError(f"`berth {cmd.name}` requires at least one {arg.dest.rstrip('s')}")
             ns[arg.dest] = values[index:]
             return
@@ -147,7 +148,7 @@ def usage(commands: dict[str, Command], name: str | None = None) -> str:
         lines += ["", "`berth` alone (or `berth shell`) opens the interactive shell."]
         return "\n".join(lines)
     cmd = commands[name]
-    args = " ".join(a.dest.upper() + ("..." if a.kind in ("many", "rest") else "") for a in cmd.args)
+    args = " ".join(a.dest.upper() + ("..." if a.kind in ("many", "any", "rest") else "") for a in cmd.args)
     lines = [f"Usage: berth {name} [OPTIONS] {args}".rstrip(), "", cmd.help]
     if cmd.opts:
         lines += ["", "Options:"]

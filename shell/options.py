@@ -99,3 +99,49 @@ def timestamp(text: str | None, now: float | None = None) -> str | None:
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return f"{moment.timestamp():.9f}"
+
+
+def _port_range(text: str, what: str) -> list[int]:
+    first, dash, last = text.partition("-")
+    if not first.isdigit() or (dash and not last.isdigit()):
+        raise UsageError(f"invalid {what} port: {text!r}")
+    low, high = int(first), int(last) if dash else int(first)
+    if not 0 < low <= high <= 65535:
+        raise UsageError(f"invalid {what} port range: {text!r}")
+    return list(range(low, high + 1))
+
+
+def publish(specs: list[str]) -> tuple[dict, dict]:
+    """`-p` values (docker's `[ip:][hostPort:]containerPort[/proto]`, ranges `a-b`) →
+    (ExposedPorts, PortBindings)."""
+    exposed: dict = {}
+    bindings: dict = {}
+    for spec in specs:
+        body, _, proto = spec.partition("/")
+        proto = proto or "tcp"
+        if proto not in ("tcp", "udp", "sctp"):
+            raise UsageError(f"invalid protocol {proto!r} in {spec!r}")
+        if body.startswith("["):  # [::1]:80:80
+            ip, _, rest = body[1:].partition("]")
+            parts = [ip, *rest.lstrip(":").split(":")]
+        else:
+            parts = body.split(":")
+        if len(parts) == 1:
+            ip, host, container = "", "", parts[0]
+        elif len(parts) == 2:
+            ip, (host, container) = "", parts
+        elif len(parts) == 3:
+            ip, host, container = parts
+        else:
+            raise UsageError(f"invalid port specification: {spec!r}")
+        container_ports = _port_range(container, "container")
+        host_ports = _port_range(host, "host") if host else []
+        if host_ports and len(host_ports) != len(container_ports):
+            if len(container_ports) != 1:
+                raise UsageError(f"invalid ranges specified for container and host ports: {spec!r}")
+            host_ports = [host_ports[0]]  # docker: one container port, a host range: the first free (here: the first)
+        for i, port in enumerate(container_ports):
+            key = f"{port}/{proto}"
+            exposed[key] = {}
+            bindings.setdefault(key, []).append({"HostIp": ip, "HostPort": str(host_ports[i]) if host_ports else ""})
+    return exposed, bindings

@@ -7,6 +7,7 @@ the daemon stopped: mounts under its root, its cgroups, processes naming its roo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 from tests.api import Api
@@ -24,7 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 class Daemon:
     def __init__(self, *args: str, root: Path | None = None):
         self.root = root or Path(tempfile.mkdtemp(prefix="berth-test-"))
-        self.cgroup_parent = f"berth-test-{self.root.name.rsplit('-', 1)[-1]}"
+        suffix = self.root.name.rsplit('-', 1)[-1]
+        self.cgroup_parent = f"berth-test-{suffix}"
+        # its own bridge and subnet, so test daemons side by side never share a network
+        self.bridge = f"bt-{suffix[:8]}"
+        self.subnet = f"10.250.{zlib.crc32(suffix.encode()) % 256}.0/24"
         self.sock = self.root / "run" / "berth.sock"
         self.host = f"unix://{self.sock}"
         self.args = list(args)
@@ -41,7 +47,8 @@ class Daemon:
         self.sock.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "engine.daemon", "--root", str(self.root),
                "--cgroup-parent", self.cgroup_parent, "--config-file", str(self.config_file),
-               "--plugins-dir", str(self.plugins_dir), *self.args]
+               "--plugins-dir", str(self.plugins_dir), "--bridge", self.bridge, "--bridge-subnet", self.subnet,
+               *self.args]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -91,6 +98,9 @@ class Daemon:
                 continue
             if root in cmdline and int(pid) != os.getpid():
                 found.append(f"process {pid}: {cmdline.strip()}")
+        links = set(os.listdir("/sys/class/net"))
+        bridges = {self.bridge} | {json.loads(p.read_bytes()).get("bridge", "") for p in (self.root / "networks").glob("*.json")}
+        found += [f"link {name}" for name in sorted(bridges & links)]
         return found
 
     def cleanup(self) -> None:

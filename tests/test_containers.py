@@ -31,13 +31,13 @@ def test_run_output_and_exit_code(api, runtime):
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_namespaces_are_private(api, runtime):
-    cid = api.run(["sh", "-c", "echo $$; hostname; ls /sys/class/net; cat /proc/self/mountinfo | head -1"],
-                  Hostname="boxname", HostConfig={"Runtime": runtime})
+    cid = api.run(["sh", "-c", "echo $$; hostname; ls /sys/class/net | tr '\\n' ' '; echo; head -1 /proc/self/mountinfo"],
+                  Hostname="boxname", HostConfig={"Runtime": runtime, "NetworkMode": "none"})
     assert api.wait(cid) == 0
     pid1, hostname, links, *_ = out(api, cid).decode().split("\n")
     assert pid1 == "1"                      # own pid namespace
     assert hostname == "boxname"            # own uts namespace
-    assert links == "lo"                    # own network namespace, loopback only
+    assert links == "lo "                   # own network namespace: loopback only with --network none
     inspect = api.get_json(f"/containers/{cid}/json")
     assert inspect["GraphDriver"]["Name"] == "overlay"
     api.remove(cid)

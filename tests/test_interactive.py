@@ -45,6 +45,16 @@ class Terminal:
                 raise AssertionError(f"{wanted!r} never came; the terminal shows {self.seen[-500:]!r}") from None
         return self.seen
 
+    def expect_times(self, wanted: bytes, times: int, timeout: float = 15) -> bytes:
+        """Read until `wanted` was shown `times` times."""
+        deadline = time.monotonic() + timeout
+        while self.seen.count(wanted) < times:
+            ready, _, _ = select.select([self.master], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"{wanted!r} not shown {times} times: {self.seen[-500:]!r}")
+            self.seen += os.read(self.master, 65536)
+        return self.seen
+
     def resize(self, rows: int, cols: int) -> None:
         fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         os.killpg(self.proc.pid, 28)  # SIGWINCH, as a terminal emulator sends it
@@ -96,3 +106,14 @@ def test_run_it_resize_detach_attach_exec(client, api):
     att.type(b"exit 3\r")
     assert att.close() == 3
     api.remove(name)
+
+
+def test_live_stats_until_ctrl_c(daemon, api):
+    env = {**os.environ, "BERTH_HOST": daemon.host, "TERM": "xterm"}
+    cid = api.run(["sleep", "60"], name=f"stats-{os.getpid()}")
+    term = Terminal([sys.executable, "-m", "shell.cli", "stats", cid[:12]], env)
+    term.expect_times(b"\x1b[H\x1b[J", 2)  # a second reading, drawn over the first (cursor home, clear)
+    assert term.seen.count(f"stats-{os.getpid()}".encode()) >= 2
+    term.type(b"\x03")  # Ctrl-C
+    assert term.close() == 130
+    api.remove(cid)

@@ -48,6 +48,7 @@ def test_completes_commands_flags_values_and_live_names(completer, api, tmp_path
     assert complete(completer, f"inspect {name[:12]}") == [name]
     assert complete(completer, f"cp {name[:12]}") == [name + ":"]  # cp: CONTAINER:PATH or a local path
     assert "busybox:latest" in complete(completer, "rmi busy")
+    assert complete(completer, "network inspect brid") == ["bridge"]
     assert complete(completer, "run busybox ec") == []  # the container's own command line
     (tmp_path / "rootfs.tar").write_bytes(b"")
     assert complete(completer, f"import {tmp_path}/ro") == ["otfs.tar"]

@@ -57,7 +57,7 @@ async def list_(req: Request, engine: Engine) -> Response:
     limit = req.qint("limit", -1)
     if limit and limit > 0:
         found = found[:limit]
-    return json_response([render.container_summary(c) for c in found])
+    return json_response([render.container_summary(engine, c) for c in found])
 
 
 async def inspect(req: Request, engine: Engine) -> Response:
@@ -107,7 +107,7 @@ async def unpause(req: Request, engine: Engine) -> Response:
 
 
 async def remove(req: Request, engine: Engine) -> Response:
-    await engine.remove(req.params["id"], force=req.qbool("force"))
+    await engine.remove(req.params["id"], force=req.qbool("force"), volumes=req.qbool("v"))
     return Response(204)
 
 

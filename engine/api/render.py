@@ -11,6 +11,7 @@ from .. import humanize
 from ..container import Container
 from ..core import Engine
 from ..images.store import Image
+from ..errors import EngineError
 from ..lifecycle import State
 from ..models import ZERO_TIME
 
@@ -47,15 +48,59 @@ def _command(c: Container) -> str:
     return " ".join([c.record.path, *c.record.args])
 
 
-def container_summary(c: Container) -> dict:
+def mounts(c: Container) -> list[dict]:
+    """`Mounts` of inspect and list, as dockerd shows them (Name and Driver for volumes only)."""
+    out = []
+    for m in c.record.mounts:
+        item = {"Type": m.type, "Name": m.name, "Source": m.source, "Destination": m.destination,
+                "Driver": m.driver, "Mode": m.mode, "RW": m.rw, "Propagation": m.propagation}
+        if m.type != "volume":
+            del item["Name"], item["Driver"]
+        out.append(item)
+    return out
+
+
+def container_summary(engine: Engine, c: Container) -> dict:
     r = c.record
     return {
         "Id": r.id, "Names": ["/" + r.name], "Image": r.image_ref, "ImageID": r.image_id,
-        "Command": _command(c), "Created": unix_seconds(r.created), "Ports": [],
+        "Command": _command(c), "Created": unix_seconds(r.created),
+        "Ports": [{"IP": m.host_ip, "PrivatePort": m.container_port, "PublicPort": m.host_port, "Type": m.proto}
+                  for m in c.ports],
         "Labels": r.config.labels or {}, "State": c.state.value, "Status": status_text(c),
         "HostConfig": {"NetworkMode": r.host_config.network_mode},
-        "NetworkSettings": {"Networks": {}}, "Mounts": [],
+        "NetworkSettings": {"Networks": networks(engine, c)}, "Mounts": mounts(c),
     }
+
+
+def networks(engine: Engine, c: Container) -> dict:
+    """`NetworkSettings.Networks`: each network the container is on (or will join)."""
+    from ..network.manager import network_names
+
+    found = {}
+    for name in [*network_names(c.record.host_config.network_mode), *c.record.extra_networks,
+                 *([c.record.host_config.network_mode] if c.record.host_config.network_mode in ("host", "none") else [])]:
+        endpoint = c.networks.get(name)
+        try:
+            record = engine.network.networks.get(name)
+        except EngineError:
+            continue
+        found[name] = {
+            "IPAMConfig": None, "Links": None, "Aliases": endpoint.aliases if endpoint else c.record.aliases.get(name),
+            "NetworkID": record.id, "EndpointID": endpoint.endpoint_id if endpoint else "",
+            "Gateway": endpoint.gateway if endpoint else "", "IPAddress": endpoint.ip if endpoint else "",
+            "IPPrefixLen": endpoint.prefixlen if endpoint else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "MacAddress": endpoint.mac if endpoint else "", "DriverOpts": None}
+    return found
+
+
+def port_map(c: Container) -> dict:
+    """`NetworkSettings.Ports`: published ports with their host side, exposed ones with null."""
+    ports: dict = {key: None for key in c.record.config.exposed_ports or {}}
+    for m in c.ports:
+        ports.setdefault(m.key, None)
+        ports[m.key] = [*(ports[m.key] or []), {"HostIp": m.host_ip, "HostPort": str(m.host_port)}]
+    return ports
 
 
 def container_inspect(engine: Engine, c: Container) -> dict:
@@ -80,11 +125,18 @@ def container_inspect(engine: Engine, c: Container) -> dict:
         "GraphDriver": {"Name": "overlay", "Data": {
             "LowerDir": ":".join(reversed(lowers)), "UpperDir": str(c.upper),
             "WorkDir": str(c.work), "MergedDir": str(c.rootfs)}},
-        "Mounts": [], "Config": config,
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False, "Ports": {},
-                            "SandboxKey": str(c.netns) if c.live else "", "Gateway": "", "IPAddress": "",
-                            "IPPrefixLen": 0, "MacAddress": "", "Networks": {}},
+        "Mounts": mounts(c), "Config": config,
+        "NetworkSettings": _network_settings(engine, c),
     }
+
+
+def _network_settings(engine: Engine, c: Container) -> dict:
+    bridge = c.networks.get("bridge")
+    return {"Bridge": "", "SandboxID": "", "HairpinMode": False, "Ports": port_map(c),
+            "SandboxKey": str(c.netns) if c.live and c.record.host_config.network_mode != "host" else "",
+            "Gateway": bridge.gateway if bridge else "", "IPAddress": bridge.ip if bridge else "",
+            "IPPrefixLen": bridge.prefixlen if bridge else 0, "MacAddress": bridge.mac if bridge else "",
+            "Networks": networks(engine, c)}
 
 
 def _image_container_config(image: Image) -> dict:

@@ -10,7 +10,7 @@ import re
 
 from ..core import Engine
 from ..errors import BadRequest, NotFound
-from . import container_fs, containers, execs, images, plugins, system
+from . import container_fs, containers, execs, images, networks, plugins, system, volumes
 from .http import API_VERSION, Request, Response
 
 _VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
@@ -63,6 +63,18 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", r"/images/load", images.load),
     ("POST", r"/images/prune", images.prune),
     ("DELETE", rf"/images/{_NAME}", images.remove),
+    ("GET", r"/networks", networks.list_),
+    ("POST", r"/networks/create", networks.create),
+    ("POST", r"/networks/prune", networks.prune),
+    ("GET", rf"/networks/{_ID}", networks.inspect),
+    ("DELETE", rf"/networks/{_ID}", networks.remove),
+    ("POST", rf"/networks/{_ID}/connect", networks.connect),
+    ("POST", rf"/networks/{_ID}/disconnect", networks.disconnect),
+    ("POST", r"/volumes/create", volumes.create),
+    ("GET", r"/volumes", volumes.list_),
+    ("POST", r"/volumes/prune", volumes.prune),
+    ("GET", rf"/volumes/{_NAME}", volumes.inspect),
+    ("DELETE", rf"/volumes/{_NAME}", volumes.remove),
     ("GET", r"/plugins", plugins.list_),
     ("GET", r"/plugins/(?P<name>[^/]+)/json", plugins.inspect),
     ("POST", r"/plugins/(?P<name>[^/]+)/enable", plugins.enable),

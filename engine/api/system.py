@@ -104,7 +104,7 @@ async def disk_usage(req: Request, engine: Engine) -> Response:
 
     containers = []
     for c in engine.containers.values():
-        row = render.container_summary(c)
+        row = render.container_summary(engine, c)
         row["SizeRw"] = await trio.to_thread.run_sync(tree_size, c.upper)
         image = engine.images.images.get(c.record.image_id)
         row["SizeRootFs"] = row["SizeRw"] + (engine.images.size(image) if image else 0)

@@ -11,7 +11,7 @@ import resource
 from pathlib import Path
 
 from ..errors import BadRequest
-from ..models import ContainerRecord
+from ..models import ContainerRecord, MountPoint
 
 INIT_PATH = "/sbin/docker-init"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -113,6 +113,24 @@ def process_args(record: ContainerRecord) -> list[str]:
     return [INIT_PATH, "--", *args] if record.host_config.init else args
 
 
+def user_mount(m: MountPoint) -> dict:
+    """One of the container's own mounts (`-v`, `--mount`, image volumes) as an OCI mount:
+    a volume's `_data` or a host path bind-mounted, or a fresh tmpfs."""
+    if m.type == "tmpfs":
+        return {"destination": m.destination, "type": "tmpfs", "source": "tmpfs",
+                "options": [*m.tmpfs_options, *([] if m.rw else ["ro"])]}
+    return {"destination": m.destination, "type": "bind", "source": m.source,
+            "options": ["rbind", m.propagation or "rprivate", *([] if m.rw else ["ro"])]}
+
+
+def with_user_mounts(defaults: list[dict], record: ContainerRecord) -> list[dict]:
+    """The default mounts, less those a user mount replaces (`-v ./hosts:/etc/hosts`, as
+    dockerd lets it), then the user mounts, parents before what they contain."""
+    own = sorted(record.mounts, key=lambda m: m.destination.count("/"))
+    taken = {m.destination for m in own}
+    return [m for m in defaults if m["destination"] not in taken] + [user_mount(m) for m in own]
+
+
 def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Path,
                cgroups_path: str, image_env: list[str], init_binary: str | None) -> dict:
     """Build the OCI runtime config for `record` (rootfs already mounted)."""
@@ -159,10 +177,11 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
         },
         "root": {"path": str(rootfs), "readonly": hc.readonly_rootfs},
         "hostname": cfg.hostname,
-        "mounts": mounts,
+        "mounts": with_user_mounts(mounts, record),
         "linux": {
+            # `--network host`: no network namespace of its own, the host's is shared
             "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
-                           {"type": "network", "path": str(netns)}],
+                           *([] if hc.network_mode == "host" else [{"type": "network", "path": str(netns)}])],
             "cgroupsPath": cgroups_path,
             "resources": resources(record),
             **({} if hc.privileged else {"maskedPaths": MASKED_PATHS, "readonlyPaths": READONLY_PATHS}),

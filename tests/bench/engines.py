@@ -41,7 +41,8 @@ class Daemon:
 def start_berthd(work: Path) -> Daemon:
     root = work / "berth"
     d = Daemon([str(VENV_BIN / "berthd"), "--root", str(root), "--cgroup-parent", f"berth-bench-{os.getpid()}",
-                "--config-file", str(work / "none.toml")], root / "run" / "berth.sock", work / "berthd.log")
+                "--config-file", str(work / "none.toml"), "--bridge", f"bb-{os.getpid() % 100000}",
+                "--bridge-subnet", f"10.252.{os.getpid() % 256}.0/24"], root / "run" / "berth.sock", work / "berthd.log")
     _wait_for(lambda: d.sock.exists() and _ok([str(VENV_BIN / "berth"), "-H", f"unix://{d.sock}", "version"]), "berthd")
     return d
 

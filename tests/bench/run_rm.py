@@ -1,12 +1,15 @@
 """Benchmark: `run --rm busybox true`, end to end, berth beside Docker in the same run.
 
 Contenders (each a whole process: spawn to exit, pipes drained, exit status 0 required):
-  berth         berth's own CLI (the venv's entry point) against a berthd started here
-  docker→berth  the docker CLI against that same berthd
+  berth         berth's own CLI (the venv's entry point) against a berthd started here,
+                `--network none`
+  berth bridge  the same on berth's default bridge (veth, address, /etc/hosts): what the
+                network costs
+  docker→berth  the docker CLI against that same berthd, `--network none`
   docker        the docker CLI against Debian's dockerd, started here (own data root and
-                socket, `--bridge=none`, containers with `--network none`, like berth's
-                loopback-only containers; its busybox image is imported from the same
-                rootfs berth builds, so nothing is pulled)
+                socket, `--bridge=none`: no default bridge whose NAT would lead off the
+                machine), `--network none` like the rows compared with it; its busybox
+                image is imported from the same rootfs berth builds, so nothing is pulled)
   crun floor    bare `crun run` of a busybox bundle: what no engine driving crun can beat
 Probes, timed in the same rounds, split berth's time from the outside:
   berth --help           the CLI's start-up alone (no daemon call)
@@ -113,9 +116,10 @@ def main() -> int:
     with running(not args.skip_docker) as (work, berthd, dockerd), crun_floor(work) as floor:
         berth = [str(VENV_BIN / "berth"), "-H", f"unix://{berthd.sock}"]
         to_berth = {"DOCKER_HOST": f"unix://{berthd.sock}"}
-        commands = {"berth": (berth + ["run", "--rm", "busybox", "true"], {})}
+        commands = {"berth": (berth + ["run", "--rm", "--network", "none", "busybox", "true"], {}),
+                    "berth bridge": (berth + ["run", "--rm", "busybox", "true"], {})}
         if shutil.which("docker"):
-            commands["docker→berth"] = (["docker", "run", "--rm", "busybox", "true"], to_berth)
+            commands["docker→berth"] = (["docker", "run", "--rm", "--network", "none", "busybox", "true"], to_berth)
         if dockerd:
             commands["docker"] = (["docker", "run", "--rm", "--network", "none", "busybox", "true"],
                                   {"DOCKER_HOST": f"unix://{dockerd.sock}"})

@@ -1,0 +1,238 @@
+"""Containers on networks: which networks a container joins, its veth and address on
+each, its /etc/hosts, and its published ports; network events on the bus.
+
+Bridges exist while the daemon runs: made when first used, removed at shutdown (a
+daemon leaves no links behind). Addresses are allocated at start and released at stop,
+as dockerd does; taken ones are read from the running containers' endpoints.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..errors import BadRequest, Conflict, NotFound
+from ..models import Actor, Event
+from . import dns, links, ports
+from .networks import PREDEFINED, Endpoint, NetworkRecord, Networks, free_address
+
+if TYPE_CHECKING:
+    from ..container import Container
+    from ..core import Engine
+
+
+def network_names(mode: str) -> list[str]:
+    """The networks a container with NetworkMode `mode` joins at start."""
+    if mode in ("", "default", "bridge"):
+        return ["bridge"]
+    if mode in ("none", "host") or mode.startswith("container:"):
+        return []
+    return [mode]
+
+
+class NetworkManager:
+    def __init__(self, engine: Engine, networks: Networks):
+        self.engine = engine
+        self.networks = networks
+        self._made: set[str] = set()  # bridges this daemon made (or found) and will remove
+
+    # --- networks ----------------------------------------------------------------
+
+    def check_mode(self, mode: str) -> None:
+        """At create: the network mode names something that exists."""
+        if mode.startswith("container:"):
+            raise BadRequest("network mode container:<name> is not supported by berth")
+        for name in network_names(mode):
+            try:
+                self.networks.get(name)
+            except NotFound as exc:  # not a 404: the docker CLI would take that for a missing image and pull
+                raise BadRequest(exc.message) from None
+
+    def users(self, record: NetworkRecord) -> list[Container]:
+        return [c for c in self.engine.containers.values() if record.id in {e.network_id for e in c.networks.values()}]
+
+    def publish(self, record: NetworkRecord, action: str, **attrs: str) -> None:
+        self.engine.bus.publish(Event(Type="network", Action=action, scope="local",
+                                      Actor=Actor(record.id, {"name": record.name, "type": record.driver, **attrs})))
+
+    async def create(self, name: str, **options) -> NetworkRecord:
+        busy = await trio.to_thread.run_sync(_host_networks)
+        record = self.networks.create(name, busy_host=busy, **options)
+        self.publish(record, "create")
+        return record
+
+    async def remove(self, ref: str) -> None:
+        record = self.networks.get(ref)
+        used = self.users(record)
+        if used:
+            raise Conflict(f"error while removing network: network {record.name} id {record.id} has active "
+                           f"endpoints")
+        self.networks.remove(record)
+        if record.bridge in self._made:
+            await trio.to_thread.run_sync(links.remove_link, record.bridge)
+            self._made.discard(record.bridge)
+        self.publish(record, "destroy")
+
+    async def shutdown(self) -> None:
+        """Remove the bridges this daemon made."""
+        for name in sorted(self._made):
+            await trio.to_thread.run_sync(links.remove_link, name)
+        self._made.clear()
+
+    # --- containers ----------------------------------------------------------------
+
+    async def start(self, c: Container) -> None:
+        """Plug a starting container into its networks and publish its ports."""
+        for name in [*network_names(c.record.host_config.network_mode), *c.record.extra_networks]:
+            await self.connect(c, name, aliases=c.record.aliases.get(name, []), publish=False)
+        await self._publish_ports(c)
+
+    async def connect(self, c: Container, ref: str, aliases: list[str] = (), publish: bool = True) -> None:
+        """Plug a container into one more network (at once if it runs, else at its start)."""
+        record = self.networks.get(ref)
+        if record.driver != "bridge":
+            raise BadRequest(f"container cannot be disconnected from host network or connected to host network"
+                             if record.driver == "host" else f"container cannot be connected to network {record.name}")
+        if record.name in c.networks:
+            raise Conflict(f"endpoint with name {c.name} already exists in network {record.name}")
+        if publish:  # an explicit connect is remembered: the container rejoins at every start
+            if aliases:
+                c.record.aliases[record.name] = list(aliases)
+            if record.name not in network_names(c.record.host_config.network_mode):
+                c.record.extra_networks = sorted({*c.record.extra_networks, record.name})
+            await self.engine.save_record(c)
+        if not c.prepared:  # not running: it joins at its next start
+            self.publish(record, "connect", container=c.id)
+            return
+        await self._ensure_bridge(record)
+        taken = {e.ip for other in self.engine.containers.values() for e in other.networks.values()
+                 if e.network_id == record.id}
+        ip = free_address(record.subnet, record.gateway, taken)
+        prefix = ipaddress.ip_network(record.subnet).prefixlen
+        endpoint = Endpoint(network_id=record.id, endpoint_id=secrets.token_hex(32), ip=ip, prefixlen=prefix,
+                            gateway="" if record.internal else record.gateway, mac=links.mac_for(ip),
+                            host_if="veth" + secrets.token_hex(5)[:9], aliases=[*aliases, c.id[:12]])
+        inner = f"eth{len(c.networks)}"
+        await trio.to_thread.run_sync(links.attach, str(c.netns), record.bridge, endpoint.host_if, inner, ip,
+                                      prefix, endpoint.gateway or None, endpoint.mac)
+        c.networks[record.name] = endpoint
+        await trio.to_thread.run_sync(self.write_hosts, c)
+        if record.name not in PREDEFINED and c.dns_scope is None:
+            sock = await trio.to_thread.run_sync(dns.open_socket, str(c.netns))
+            c.dns_scope = await self.engine.nursery.start(_cancellable, dns.serve, sock, lambda n: self.lookup(c, n))
+            await trio.to_thread.run_sync(_write_resolv_conf, c)
+        if publish:
+            self.publish(record, "connect", container=c.id)
+
+    async def disconnect(self, c: Container, ref: str) -> None:
+        record = self.networks.get(ref)
+        endpoint = c.networks.pop(record.name, None)
+        c.record.aliases.pop(record.name, None)
+        if record.name in c.record.extra_networks:
+            c.record.extra_networks = [n for n in c.record.extra_networks if n != record.name]
+            await self.engine.save_record(c)
+        elif endpoint is None:
+            raise NotFound(f"container {c.id} is not connected to network {record.name}")
+        if endpoint is not None and c.prepared:
+            await trio.to_thread.run_sync(links.remove_link, endpoint.host_if)
+            await trio.to_thread.run_sync(self.write_hosts, c)
+        self.publish(record, "disconnect", container=c.id)
+
+    def lookup(self, c: Container, name: str) -> list[str]:
+        """What `name` is for `c`'s embedded DNS: the addresses, on the user-defined
+        networks `c` is on, of the containers named, aliased or ID-prefixed so."""
+        found = []
+        for net_name, mine in c.networks.items():
+            if net_name in PREDEFINED:
+                continue
+            for other in self.engine.containers.values():
+                theirs = other.networks.get(net_name)
+                if theirs is not None and (name == other.name.lower() or name in theirs.aliases
+                                           or (len(name) >= 12 and other.id.startswith(name))):
+                    found.append(theirs.ip)
+        return found
+
+    async def stop(self, c: Container) -> None:
+        """The container stopped: its ports close, its addresses are free again (its
+        veths die with its network namespace)."""
+        for scope in (c.port_scope, c.dns_scope):
+            if scope is not None:
+                scope.cancel()
+        c.port_scope = c.dns_scope = None
+        for sock in c.port_sockets:  # closed now, not when the cancelled tasks next run: the port is free on return
+            sock.close()
+        c.port_sockets = []
+        c.ports = []
+        for name in list(c.networks):
+            record = self.networks.by_id.get(c.networks[name].network_id)
+            if record is not None:
+                self.publish(record, "disconnect", container=c.id)
+        c.networks.clear()
+
+    def write_hosts(self, c: Container) -> None:
+        """/etc/hosts: localhost, then the container's own addresses with its name."""
+        hostname = c.record.config.hostname
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet",
+                 "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"]
+        addresses = [e.ip for e in c.networks.values()]
+        lines += [f"{ip}\t{hostname}" for ip in addresses] or [f"127.0.1.1\t{hostname}"]
+        (c.dir / "hosts").write_text("\n".join(lines) + "\n")
+
+    async def _ensure_bridge(self, record: NetworkRecord) -> None:
+        if record.bridge not in self._made:
+            prefix = ipaddress.ip_network(record.subnet).prefixlen
+            await trio.to_thread.run_sync(links.ensure_bridge, record.bridge, record.gateway, prefix)
+            self._made.add(record.bridge)
+
+    async def _publish_ports(self, c: Container) -> None:
+        hc = c.record.host_config
+        maps = ports.wanted(hc.port_bindings, c.record.config.exposed_ports, hc.publish_all_ports)
+        if not maps:
+            return
+        target = next((e.ip for e in c.networks.values()), None)
+        if target is None:
+            raise BadRequest("ports can only be published for a container on a bridge network")
+        bound = await ports.bind(maps)
+        c.ports = [m for m, _ in bound]
+        c.port_sockets = [sock for _, sock in bound]
+        c.port_scope = await self.engine.nursery.start(_cancellable, ports.serve, bound, target)
+
+
+async def _cancellable(fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Run `fn(*args)` in the background; the caller gets its cancel scope."""
+    with trio.CancelScope() as scope:
+        task_status.started(scope)
+        await fn(*args)
+
+
+def _write_resolv_conf(c: Container) -> None:
+    (c.dir / "resolv.conf").write_text(f"nameserver {dns.ADDRESS}\noptions ndots:0\n")
+
+
+def _write_resolv_conf(c: Container) -> None:
+    (c.dir / "resolv.conf").write_text(f"nameserver {dns.ADDRESS}\noptions ndots:0\n")
+
+
+class _Started:
+    """Hands the caller the cancel scope that stops this container's proxies."""
+
+    def __init__(self, status, scope: trio.CancelScope):
+        self.status, self.scope = status, scope
+
+    def started(self, value=None) -> None:
+        self.status.started(self.scope)
+
+
+def _host_networks() -> list[str]:
+    """Subnets of the host's own addresses (user networks must not overlap them)."""
+    import socket
+
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        return [str(ipaddress.ip_network(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}", strict=False))
+                for a in ipr.get_addr(family=socket.AF_INET)
+                if not a.get_attr("IFA_ADDRESS", "").startswith("127.")]

@@ -1,0 +1,145 @@
+"""Networks: the predefined `bridge`, `host` and `none`, and user-defined bridge networks.
+
+A bridge network is a Linux bridge holding the gateway address of its subnet; each
+container on it gets a veth pair and an address. Records persist as one JSON file per
+network under `<root>/networks/`; which addresses are taken is not stored apart, it is
+read back from the containers' own records (their endpoints), so a crash can never leave
+the two disagreeing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from pathlib import Path
+
+import msgspec
+
+from .. import timefmt
+from ..errors import BadRequest, Conflict, NotFound
+from ..store import atomic_write
+
+PREDEFINED = ("bridge", "host", "none")
+USER_SUBNETS = ipaddress.ip_network("10.89.0.0/16")  # user networks get /24s from here
+
+
+class NetworkRecord(msgspec.Struct, kw_only=True):
+    """What the daemon keeps about a network."""
+
+    id: str
+    name: str
+    driver: str  # bridge, host or null
+    created: str
+    bridge: str = ""  # the Linux bridge's name
+    subnet: str = ""
+    gateway: str = ""
+    internal: bool = False  # no default route for its containers
+    labels: dict[str, str] = {}
+    options: dict[str, str] = {}
+
+
+class Endpoint(msgspec.Struct, kw_only=True):
+    """A container's place on a network (kept in the container's record)."""
+
+    network_id: str
+    endpoint_id: str = ""
+    ip: str = ""
+    prefixlen: int = 0
+    gateway: str = ""
+    mac: str = ""
+    host_if: str = ""
+    aliases: list[str] = []
+
+
+def free_address(subnet: str, gateway: str, taken: set[str]) -> str:
+    """The lowest host address of `subnet` that is neither the gateway nor taken."""
+    net = ipaddress.ip_network(subnet)
+    for host in net.hosts():
+        text = str(host)
+        if text != gateway and text not in taken:
+            return text
+    raise Conflict(f"no available IPv4 addresses on this network's address pools: {subnet}")
+
+
+def next_subnet(used: list[str], busy_host: list[str]) -> str:
+    """A /24 from USER_SUBNETS overlapping neither another network nor a host address."""
+    taken = [ipaddress.ip_network(s) for s in used + busy_host]
+    for candidate in USER_SUBNETS.subnets(new_prefix=24):
+        if not any(candidate.overlaps(t) for t in taken):
+            return str(candidate)
+    raise Conflict("could not find an available, non-overlapping IPv4 address pool among the defaults")
+
+
+class Networks:
+    """The network records, by ID, with lookups by name or ID prefix."""
+
+    def __init__(self, root: Path, default_bridge: str, default_subnet: str):
+        self.dir = root / "networks"
+        self.by_id: dict[str, NetworkRecord] = {}
+        self.default_bridge = default_bridge
+        self.default_subnet = default_subnet
+
+    def load(self) -> None:
+        """Read the records; make the predefined networks (first start)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for path in self.dir.glob("*.json"):
+            record = msgspec.json.decode(path.read_bytes(), type=NetworkRecord)
+            self.by_id[record.id] = record
+        names = {r.name for r in self.by_id.values()}
+        net = ipaddress.ip_network(self.default_subnet)
+        for name, driver in (("bridge", "bridge"), ("host", "host"), ("none", "null")):
+            if name not in names:
+                record = NetworkRecord(id=secrets.token_hex(32), name=name, driver=driver, created=timefmt.now())
+                if driver == "bridge":
+                    record.bridge, record.subnet, record.gateway = self.default_bridge, str(net), str(next(net.hosts()))
+                    record.options = {"com.docker.network.bridge.default_bridge": "true",
+                                      "com.docker.network.bridge.name": self.default_bridge}
+                self._save(record)
+
+    def _save(self, record: NetworkRecord) -> None:
+        atomic_write(self.dir / f"{record.id}.json", msgspec.json.encode(record))
+        self.by_id[record.id] = record
+
+    def get(self, ref: str) -> NetworkRecord:
+        """By name, full ID or unique ID prefix; 404 as Docker words it."""
+        for record in self.by_id.values():
+            if record.name == ref or record.id == ref:
+                return record
+        found = [r for r in self.by_id.values() if ref and r.id.startswith(ref)]
+        if len(found) == 1:
+            return found[0]
+        raise NotFound(f"network {ref} not found")
+
+    def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
+               internal: bool = False, labels: dict[str, str] | None = None, options: dict[str, str] | None = None,
+               busy_host: list[str] = ()) -> NetworkRecord:
+        """A new user-defined bridge network (its Linux bridge is made on first use)."""
+        if any(r.name == name for r in self.by_id.values()):
+            raise Conflict(f"network with name {name} already exists")
+        if driver != "bridge":
+            raise BadRequest(f"plugin \"{driver}\" not found" if driver not in ("host", "null")
+                             else f"only one instance of \"{driver}\" network is allowed")
+        if subnet:
+            try:
+                net = ipaddress.ip_network(subnet)
+            except ValueError:
+                raise BadRequest(f"invalid subnet {subnet}") from None
+            clash = next((r for r in self.by_id.values() if r.subnet and net.overlaps(ipaddress.ip_network(r.subnet))), None)
+            if clash:
+                raise Conflict(f"Pool overlaps with other one on this address space ({clash.name})")
+        else:
+            net = ipaddress.ip_network(next_subnet([r.subnet for r in self.by_id.values() if r.subnet], list(busy_host)))
+        if gateway and ipaddress.ip_address(gateway) not in net:
+            raise BadRequest(f"gateway {gateway} is not in subnet {net}")
+        record = NetworkRecord(id=secrets.token_hex(32), name=name, driver="bridge", created=timefmt.now(),
+                               subnet=str(net), gateway=gateway or str(next(net.hosts())), internal=internal,
+                               labels=labels or {}, options=options or {})
+        record.bridge = (options or {}).get("com.docker.network.bridge.name") or f"br-{record.id[:12]}"
+        self._save(record)
+        return record
+
+    def remove(self, record: NetworkRecord) -> None:
+        if record.name in PREDEFINED:
+            raise Conflict(f"{record.name} is a pre-defined network and cannot be removed")
+        (self.dir / f"{record.id}.json").unlink(missing_ok=True)
+        del self.by_id[record.id]

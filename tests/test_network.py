@@ -1,0 +1,214 @@
+"""Bridge networking through the Engine API and the docker CLI: addresses, /etc/hosts,
+user-defined networks with their DNS, published ports. Traffic goes only to loopback and
+to the test daemon's own container addresses; its networks lead nowhere else."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+
+def out(api, cid) -> str:
+    return b"".join(p for s, p in api.logs(cid) if s == 1).decode()
+
+
+def run_done(api, cmd, **fields) -> str:
+    cid = api.run(cmd, **fields)
+    assert api.wait(cid) == 0, out(api, cid)
+    text = out(api, cid)
+    api.remove(cid)
+    return text
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_default_bridge_address_hosts_and_reach(api, daemon):
+    subnet = ipaddress.ip_network(daemon.subnet)
+    cid = api.run(["sh", "-c", "mkdir /www; echo served > /www/f; exec httpd -f -p 8080 -h /www"], Hostname="webhost")
+    net = api.get_json(f"/containers/{cid}/json")["NetworkSettings"]
+    ip = net["IPAddress"]
+    assert ipaddress.ip_address(ip) in subnet and net["Gateway"] == str(next(subnet.hosts()))
+    assert net["Networks"]["bridge"]["IPAddress"] == ip and net["MacAddress"].startswith("02:42:")
+    hosts = api.post(f"/containers/{cid}/exec", {"Cmd": ["cat", "/etc/hosts"], "AttachStdout": True})
+    assert hosts.status == 201
+    deadline = time.monotonic() + 10
+    while True:  # the host reaches the container's address through the bridge
+        try:
+            assert urllib.request.urlopen(f"http://{ip}:8080/f", timeout=2).read() == b"served\n"
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    api.remove(cid)
+    text = run_done(api, ["sh", "-c", "cat /etc/hosts; ip route"], Hostname="hostsbox")
+    assert "\thostsbox\n" in text and f"default via {next(subnet.hosts())}" in text
+
+
+def test_none_and_host_modes(api, daemon):
+    assert run_done(api, ["ls", "/sys/class/net"], HostConfig={"NetworkMode": "none"}).split() == ["lo"]
+    host_links = run_done(api, ["ls", "/sys/class/net"], HostConfig={"NetworkMode": "host"}).split()
+    assert "lo" in host_links and len(host_links) > 1  # the host's own interfaces
+    reply = api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "nope"}})
+    assert reply.status == 400 and reply.message == "network nope not found"  # a 404 would make docker pull
+
+
+def test_addresses_are_released(api):
+    first = api.run(["sleep", "60"])
+    ip = api.get_json(f"/containers/{first}/json")["NetworkSettings"]["IPAddress"]
+    api.remove(first)
+    second = api.run(["sleep", "60"])
+    assert api.get_json(f"/containers/{second}/json")["NetworkSettings"]["IPAddress"] == ip
+    api.post(f"/containers/{second}/stop", t=0)
+    assert api.get_json(f"/containers/{second}/json")["NetworkSettings"]["IPAddress"] == ""
+    api.remove(second)
+
+
+def test_user_network_dns_aliases_connect_and_events(api):
+    since = time.time()
+    name = f"net-{uuid.uuid4().hex[:6]}"
+    created = api.post("/networks/create", {"Name": name, "Labels": {"t": "1"}})
+    assert created.status == 201
+    assert api.post("/networks/create", {"Name": name}).status == 409
+    info = api.get_json(f"/networks/{name}")
+    assert info["Driver"] == "bridge" and info["IPAM"]["Config"][0]["Subnet"].startswith("10.89.")
+    db = api.run(["sleep", "60"], name=f"db-{name}", HostConfig={"NetworkMode": name},
+                 NetworkingConfig={"EndpointsConfig": {name: {"Aliases": ["database"]}}})
+    db_ip = api.get_json(f"/containers/{db}/json")["NetworkSettings"]["Networks"][name]["IPAddress"]
+    text = run_done(api, ["sh", "-c", f"cat /etc/resolv.conf; nslookup db-{name}; nslookup database; "
+                                      "nslookup nothing-here || echo NX"], HostConfig={"NetworkMode": name})
+    assert "nameserver 127.0.0.11" in text and text.count(f"Address: {db_ip}") == 2 and "NX" in text
+    other = api.run(["sleep", "60"])
+    assert api.post(f"/networks/{name}/connect", {"Container": other}).status == 200
+    nets = api.get_json(f"/containers/{other}/json")["NetworkSettings"]["Networks"]
+    assert set(nets) == {"bridge", name}
+    assert list(api.get_json(f"/networks/{name}")["Containers"]) == sorted([db, other]) or \
+        set(api.get_json(f"/networks/{name}")["Containers"]) == {db, other}
+    assert api.post(f"/networks/{name}/disconnect", {"Container": other}).status == 200
+    assert set(api.get_json(f"/containers/{other}/json")["NetworkSettings"]["Networks"]) == {"bridge"}
+    assert api.delete(f"/networks/{name}").status == 409  # db is on it
+    assert api.delete("/networks/bridge").status == 409
+    for c in (db, other):
+        api.remove(c)
+    assert api.delete(f"/networks/{name}").status == 204
+    reply = api.get("/events", since=f"{since:.9f}", until=f"{time.time():.9f}",
+                    filters=json.dumps({"type": ["network"]}))
+    actions = [json.loads(line)["Action"] for line in reply.body.splitlines()]
+    assert actions[0] == "create" and actions[-1] == "destroy" and "connect" in actions and "disconnect" in actions
+
+
+def test_published_ports(api):
+    port = free_port()
+    cid = api.run(["sh", "-c", "mkdir /www; echo hello-from-the-box > /www/index.html; exec httpd -f -p 8080 -h /www"],
+                  ExposedPorts={"8080/tcp": {}},
+                  HostConfig={"PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}})
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2).read()
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert body == b"hello-from-the-box\n"
+    ports = api.get_json(f"/containers/{cid}/json")["NetworkSettings"]["Ports"]
+    assert ports == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    row = next(c for c in api.get_json("/containers/json") if c["Id"] == cid)
+    assert row["Ports"] == [{"IP": "127.0.0.1", "PrivatePort": 8080, "PublicPort": port, "Type": "tcp"}]
+
+    clash = api.create(["true"], HostConfig={"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}})
+    reply = api.post(f"/containers/{clash}/start")
+    assert reply.status >= 400 and "port is already allocated" in reply.message
+    assert api.get_json(f"/containers/{clash}/json")["State"]["Status"] == "created"
+    api.remove(clash)
+    api.remove(cid)
+    with socket.socket() as s:  # the port is free again: nothing was left listening
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection may linger in TIME_WAIT
+        s.bind(("127.0.0.1", port))
+        s.listen()
+
+
+def test_publish_all_exposed_ports(api):
+    cid = api.run(["sh", "-c", "mkdir /www; echo any-port > /www/index.html; exec httpd -f -p 8080 -h /www"],
+                  ExposedPorts={"8080/tcp": {}}, HostConfig={"PublishAllPorts": True})
+    binding = api.get_json(f"/containers/{cid}/json")["NetworkSettings"]["Ports"]["8080/tcp"][0]
+    assert binding["HostIp"] == "0.0.0.0" and int(binding["HostPort"]) > 0
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert urllib.request.urlopen(f"http://127.0.0.1:{binding['HostPort']}/", timeout=2).read() == b"any-port\n"
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    api.remove(cid)
+
+
+@pytest.mark.skipif(not shutil.which("docker"), reason="the docker CLI is not installed")
+def test_docker_cli_networks_and_ports(daemon, tmp_path):
+    env = {**os.environ, "DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(tmp_path)}
+
+    def docker(*args: str, check: bool = True) -> str:
+        result = subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 or not check, result.stderr
+        return result.stdout
+
+    name = f"cli-net-{uuid.uuid4().hex[:6]}"
+    docker("network", "create", name)
+    assert name in docker("network", "ls", "--format", "{{.Name}}").split()
+    port = free_port()
+    docker("run", "-d", "--name", f"{name}-web", "--network", name, "-p", f"127.0.0.1:{port}:8080", "busybox",
+           "sh", "-c", "mkdir /www; echo via-cli > /www/index.html; exec httpd -f -p 8080 -h /www")
+    assert docker("port", f"{name}-web").strip() == f"8080/tcp -> 127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read() == b"via-cli\n"
+            break
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert "via-cli" in docker("run", "--rm", "--network", name, "busybox", "wget", "-qO-", f"http://{name}-web:8080/")
+    docker("rm", "-f", f"{name}-web")
+    docker("network", "rm", name)
+    assert "network nope not found" in subprocess.run(["docker", "run", "--rm", "--network", "nope", "busybox", "true"],
+                                                      env=env, capture_output=True, text=True).stderr
+
+
+def test_berth_cli_networks_and_ports(daemon):
+    import sys
+
+    from tests.daemon import REPO
+
+    env = {**os.environ, "BERTH_HOST": daemon.host}
+
+    def berth(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "shell.cli", *args], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    name = f"berth-net-{uuid.uuid4().hex[:6]}"
+    assert berth("network", "create", "--subnet", "10.91.3.0/24", name).returncode == 0
+    assert name in berth("network", "ls", "--format", "{{.Name}}").stdout.split()
+    port = free_port()
+    assert berth("run", "-d", "--name", name + "-web", "--network", name, "--network-alias", "www",
+                 "-p", f"127.0.0.1:{port}:8080", "busybox", "sh", "-c",
+                 "mkdir /w; echo berth-cli > /w/index.html; exec httpd -f -p 8080 -h /w").returncode == 0
+    assert berth("port", name + "-web").stdout.strip() == f"8080/tcp -> 127.0.0.1:{port}"
+    fetched = berth("run", "--rm", "--network", name, "busybox", "wget", "-qO-", "http://www:8080/")
+    assert fetched.stdout == "berth-cli\n", fetched.stderr
+    assert "10.91.3.2" in berth("network", "inspect", "-f", "{{json .Containers}}", name).stdout
+    assert berth("network", "rm", name).returncode == 1  # in use
+    berth("rm", "-f", name + "-web")
+    assert berth("network", "rm", name).stdout.strip() == name
