@@ -27,19 +27,25 @@ def _err(text: str) -> None:
 # --- containers -----------------------------------------------------------------
 
 
+def _limits(args) -> dict:
+    """The HostConfig fields of `-m`, `--cpus`, `-c`, `--pids-limit`, `--restart` (create, run, update)."""
+    found = {}
+    if args.memory:
+        found["Memory"] = options.ram_bytes(args.memory)
+    if args.cpus:
+        found["NanoCpus"] = options.nano_cpus(args.cpus)
+    if args.cpu_shares:
+        found["CpuShares"] = args.cpu_shares
+    if args.pids_limit:
+        found["PidsLimit"] = args.pids_limit
+    if args.restart:
+        found["RestartPolicy"] = options.restart_policy(args.restart)
+    return found
+
+
 def create_body(args) -> dict:
     """The `POST /containers/create` body for `run`/`create` options."""
-    host = {"AutoRemove": bool(getattr(args, "rm", False)), "Init": True if args.init else None}
-    if args.memory:
-        host["Memory"] = options.ram_bytes(args.memory)
-    if args.cpus:
-        host["NanoCpus"] = options.nano_cpus(args.cpus)
-    if args.cpu_shares:
-        host["CpuShares"] = args.cpu_shares
-    if args.pids_limit:
-        host["PidsLimit"] = args.pids_limit
-    if args.restart:
-        host["RestartPolicy"] = options.restart_policy(args.restart)
+    host = {"AutoRemove": bool(getattr(args, "rm", False)), "Init": True if args.init else None, **_limits(args)}
     if args.runtime:
         host["Runtime"] = args.runtime
     if args.log_opt:
@@ -734,17 +740,7 @@ def rename(client: Client, args) -> int:
 
 def update(client: Client, args) -> int:
     """`docker update`: new limits for containers (applied at once to running ones)."""
-    body = {}
-    if args.memory:
-        body["Memory"] = options.ram_bytes(args.memory)
-    if args.cpus:
-        body["NanoCpus"] = options.nano_cpus(args.cpus)
-    if args.cpu_shares:
-        body["CpuShares"] = args.cpu_shares
-    if args.pids_limit:
-        body["PidsLimit"] = args.pids_limit
-    if args.restart:
-        body["RestartPolicy"] = options.restart_policy(args.restart)
+    body = _limits(args)
     status = 0
     for name in args.containers:
         try:

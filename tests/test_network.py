@@ -29,6 +29,17 @@ def run_done(api, cmd, **fields) -> str:
     return text
 
 
+def fetch_when_up(url: str, timeout: float = 10) -> bytes:
+    """GET `url`, retrying while the server in the container is still starting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=2).read()
+        except OSError:
+            assert time.monotonic() < deadline, f"{url} never answered"
+            time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -42,16 +53,7 @@ def test_default_bridge_address_hosts_and_reach(api, daemon):
     ip = net["IPAddress"]
     assert ipaddress.ip_address(ip) in subnet and net["Gateway"] == str(next(subnet.hosts()))
     assert net["Networks"]["bridge"]["IPAddress"] == ip and net["MacAddress"].startswith("02:42:")
-    hosts = api.post(f"/containers/{cid}/exec", {"Cmd": ["cat", "/etc/hosts"], "AttachStdout": True})
-    assert hosts.status == 201
-    deadline = time.monotonic() + 10
-    while True:  # the host reaches the container's address through the bridge
-        try:
-            assert urllib.request.urlopen(f"http://{ip}:8080/f", timeout=2).read() == b"served\n"
-            break
-        except OSError:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    assert fetch_when_up(f"http://{ip}:8080/f") == b"served\n"
     api.remove(cid)
     text = run_done(api, ["sh", "-c", "cat /etc/hosts; ip route"], Hostname="hostsbox")
     assert "\thostsbox\n" in text and f"default via {next(subnet.hosts())}" in text
@@ -114,14 +116,7 @@ def test_published_ports(api):
     cid = api.run(["sh", "-c", "mkdir /www; echo hello-from-the-box > /www/index.html; exec httpd -f -p 8080 -h /www"],
                   ExposedPorts={"8080/tcp": {}},
                   HostConfig={"PortBindings": {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}})
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2).read()
-            break
-        except OSError:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    body = fetch_when_up(f"http://127.0.0.1:{port}/index.html")
     assert body == b"hello-from-the-box\n"
     ports = api.get_json(f"/containers/{cid}/json")["NetworkSettings"]["Ports"]
     assert ports == {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
@@ -145,14 +140,7 @@ def test_publish_all_exposed_ports(api):
                   ExposedPorts={"8080/tcp": {}}, HostConfig={"PublishAllPorts": True})
     binding = api.get_json(f"/containers/{cid}/json")["NetworkSettings"]["Ports"]["8080/tcp"][0]
     assert binding["HostIp"] == "0.0.0.0" and int(binding["HostPort"]) > 0
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert urllib.request.urlopen(f"http://127.0.0.1:{binding['HostPort']}/", timeout=2).read() == b"any-port\n"
-            break
-        except OSError:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    assert fetch_when_up(f"http://127.0.0.1:{binding['HostPort']}/") == b"any-port\n"
     api.remove(cid)
 
 
@@ -172,14 +160,7 @@ def test_docker_cli_networks_and_ports(daemon, tmp_path):
     docker("run", "-d", "--name", f"{name}-web", "--network", name, "-p", f"127.0.0.1:{port}:8080", "busybox",
            "sh", "-c", "mkdir /www; echo via-cli > /www/index.html; exec httpd -f -p 8080 -h /www")
     assert docker("port", f"{name}-web").strip() == f"8080/tcp -> 127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read() == b"via-cli\n"
-            break
-        except OSError:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    assert fetch_when_up(f"http://127.0.0.1:{port}/") == b"via-cli\n"
     assert "via-cli" in docker("run", "--rm", "--network", name, "busybox", "wget", "-qO-", f"http://{name}-web:8080/")
     docker("rm", "-f", f"{name}-web")
     docker("network", "rm", name)

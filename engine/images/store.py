@@ -39,7 +39,7 @@ import msgspec
 from .. import timefmt
 from ..errors import BadRequest, Conflict, EngineError, no_such_image
 from ..models import HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS
-from ..store import atomic_write, fsync_dir
+from ..store import atomic_write, fsync_dir, tree_size
 from . import layers, reference, tarsplit
 from .changes import apply as apply_changes
 from .reference import Reference
@@ -169,7 +169,7 @@ class ImageStore:
                     (scratch / SPLIT).unlink()
                     with open_tar() as raw, open(scratch / ORIGINAL, "wb") as out:
                         shutil.copyfileobj(layers.uncompressed(raw), out, 1 << 20)
-                meta = LayerMeta(diff_id, parent, _tree_size(diff), tar_size)
+                meta = LayerMeta(diff_id, parent, tree_size(diff), tar_size)
                 (scratch / "layer.json").write_bytes(msgspec.json.encode(meta))
                 os.rename(scratch, final)
                 fsync_dir(self.layers)
@@ -263,12 +263,3 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _tree_size(path: Path) -> int:
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total
