@@ -790,6 +790,9 @@ def system(client: Client, args) -> int:
     reclaim_images = image_size - sum(i["Size"] - max(i.get("SharedSize", 0), 0) for i in used_images)
     container_size = sum(c.get("SizeRw", 0) for c in containers)
     reclaim_containers = sum(c.get("SizeRw", 0) for c in containers if c["State"] != "running")
+    volumes = df.get("Volumes") or []
+    used_volumes = [v for v in volumes if v["UsageData"]["RefCount"] > 0]
+    volume_size = sum(v["UsageData"]["Size"] for v in volumes)
 
     def share(part: int, whole: int) -> str:
         return f"{render.size(part)} ({part * 100 // whole if whole else 0}%)"
@@ -797,7 +800,9 @@ def system(client: Client, args) -> int:
     rows = [["Images", str(len(images)), str(len(used_images)), render.size(image_size), share(reclaim_images, image_size)],
             ["Containers", str(len(containers)), str(sum(c["State"] == "running" for c in containers)),
              render.size(container_size), share(reclaim_containers, container_size)],
-            ["Local Volumes", "0", "0", "0B", "0B"], ["Build Cache", "0", "0", "0B", "0B"]]
+            ["Local Volumes", str(len(volumes)), str(len(used_volumes)), render.size(volume_size),
+             share(volume_size - sum(v["UsageData"]["Size"] for v in used_volumes), volume_size)],
+            ["Build Cache", "0", "0", "0B", "0B"]]
     _out(render.table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
     return 0
 

@@ -16,6 +16,7 @@ from ..errors import BadRequest
 from ..timefmt import rfc3339
 from ..store import tree_size
 from . import render
+from .volumes import render as volume_render
 from .http import API_VERSION, MIN_API_VERSION, Request, Response, json_response
 
 VERSION = "0.1.0"
@@ -109,8 +110,14 @@ async def disk_usage(req: Request, engine: Engine) -> Response:
         image = engine.images.images.get(c.record.image_id)
         row["SizeRootFs"] = row["SizeRw"] + (engine.images.size(image) if image else 0)
         containers.append(row)
+    volumes = []
+    for vol in engine.volumes.list():
+        row = volume_render(engine, vol)
+        size = await trio.to_thread.run_sync(tree_size, engine.volumes.data_path(vol.name))
+        row["UsageData"] = {"Size": size, "RefCount": len(engine.volumes.users(vol.name))}
+        volumes.append(row)
     return json_response({"LayersSize": sum(sizes.values()), "Images": [image_row(i) for i in images],
-                          "Containers": containers, "Volumes": [], "BuildCache": []})
+                          "Containers": containers, "Volumes": volumes, "BuildCache": []})
 
 
 def parse_time(value: str, name: str) -> int | None:
