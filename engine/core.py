@@ -93,6 +93,7 @@ class Engine:
         self._containers_dir.mkdir(parents=True, exist_ok=True)
         self.console_dir.mkdir(parents=True, exist_ok=True)
         await trio.to_thread.run_sync(self.network.networks.load)
+        await self.network.recover()
         for rt in self.runtimes.values():
             rt.state_root.mkdir(parents=True, exist_ok=True)
         await trio.to_thread.run_sync(self.volumes.load)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -188,6 +189,9 @@ def run_line(line: str, address: str, jobs: Jobs | None = None) -> int | None:
         words = ["--help", *words[1:]]
     if jobs is not None and background(words, jobs):
         return 0
+    # Ctrl-C must reach the command as KeyboardInterrupt (ending a stream), whatever
+    # handler the prompt left installed.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return execute(words, address)
     except KeyboardInterrupt:

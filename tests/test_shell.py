@@ -138,7 +138,7 @@ def test_shell_in_tmux_completes_tails_and_leaves(daemon, api, tmp_path):
         return shown
 
     tmux("new-session", "-d", "-s", session, "-x", "150", "-y", "40",
-         f"cd {REPO} && {sys.executable} -m shell.cli -H {daemon.host}")
+         f"cd {REPO} && exec {sys.executable} -m shell.cli -H {daemon.host}")
     try:
         wait_for("berth>")
         tmux("send-keys", "-t", session, f"run -d --name {name} busybox sh -c 'while true; do echo tick-$$; sleep 0.2; done'",
@@ -151,7 +151,14 @@ def test_shell_in_tmux_completes_tails_and_leaves(daemon, api, tmp_path):
         tmux("send-keys", "-t", session, "Escape", "Enter")
         wait_for("tick-")
         tmux("send-keys", "-t", session, "C-c")
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while True:  # the prompt is back below the last tick: the stream has ended
+            lines = screen().splitlines()
+            last_tick = max(i for i, line in enumerate(lines) if "tick-" in line)
+            if any("berth>" in line for line in lines[last_tick:]):
+                break
+            assert time.monotonic() < deadline, "\n".join(lines)
+            time.sleep(0.1)
         tmux("send-keys", "-t", session, "rm -f " + name, "Enter")
         wait_for("berth> rm -f " + name)
         lines = [line.rstrip() for line in wait_for(f"rm -f {name}\n{name}").splitlines()]

@@ -76,6 +76,12 @@ class NetworkManager:
             self._made.discard(record.bridge)
         self.publish(record, "destroy")
 
+    async def recover(self) -> None:
+        """At start: bridges a previous daemon left (it was killed) are this daemon's to
+        remove at shutdown; the veths died with their namespaces, whose pins are gone."""
+        present = await trio.to_thread.run_sync(links.link_names)
+        self._made |= {r.bridge for r in self.networks.by_id.values() if r.bridge and r.bridge in present}
+
     async def shutdown(self) -> None:
         """Remove the bridges this daemon made."""
         for name in sorted(self._made):
