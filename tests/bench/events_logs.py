@@ -7,7 +7,7 @@
 3. log capture: a container writes 100 MB (`yes … | head -c`), timed `run -d` + `wait`;
 4. log read-back: `logs` of those 100 MB into a pipe.
 
-Usage: python -m tests.bench.events_logs [--mb 100] [--starts 30] [--skip-docker] [--json FILE]
+Usage: python -m tests.bench.events_logs [--mb 100] [--starts 100] [--skip-docker] [--json FILE]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def main() -> int:
-    args = arguments(__doc__, mb=100, starts=30)
+    args = arguments(__doc__, mb=100, starts=100)
     results: dict = {"bus_events_per_s": bus_throughput()}
     with running(not args.skip_docker) as (work, berthd, dockerd):
         engines = {"berth": (berthd.sock, "berth")}
