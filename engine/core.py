@@ -290,14 +290,11 @@ class Engine:
         return c
 
     def _write_etc_files(self, c: Container) -> None:
-        hostname = c.record.config.hostname
-        (c.dir / "hostname").write_text(hostname + "\n")
-        (c.dir / "hosts").write_text(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-            f"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-            f"127.0.1.1\t{hostname}\n")
-        # Loopback only until networking lands: no nameserver is reachable.
-        (c.dir / "resolv.conf").write_text("")
+        (c.dir / "hostname").write_text(c.record.config.hostname + "\n")
+        self.network.write_hosts(c)
+        # berth's bridges have no NAT, so the host's nameservers are out of reach: none is
+        # given (user-defined networks get the embedded resolver at 127.0.0.11).
+        (c.dir / "resolv.conf").write_text("# no nameserver: berth's networks do not lead off this host\n")
 
     async def save_record(self, c: Container) -> None:
         """Persist a container's record (after a change made outside the Engine)."""

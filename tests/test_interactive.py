@@ -117,3 +117,14 @@ def test_live_stats_until_ctrl_c(daemon, api):
     term.type(b"\x03")  # Ctrl-C
     assert term.close() == 130
     api.remove(cid)
+
+
+def test_start_ai(client, api):
+    name = f"ai-{os.getpid()}-{time.monotonic_ns()}"
+    assert api.post("/containers/create", {"Image": "busybox", "Cmd": ["sh"], "Tty": True, "OpenStdin": True,
+                                           "AttachStdin": True}, name=name).status == 201
+    term = client("start", "-ai", name)
+    term.expect(b"/ # ")
+    term.type(b"exit 7\r")
+    assert term.close() == 7
+    api.remove(name)

@@ -218,6 +218,20 @@ def _write_resolv_conf(c: Container) -> None:
     (c.dir / "resolv.conf").write_text(f"nameserver {dns.ADDRESS}\noptions ndots:0\n")
 
 
+def host_resolv_conf(path: str = "/etc/resolv.conf") -> str:
+    """The host's resolv.conf for a container, as dockerd copies it: its nameservers
+    (those on the host's loopback dropped: unreachable from a container), search and
+    options lines."""
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return ""
+    kept = [line for line in lines if line.split()[:1] in (["search"], ["options"], ["domain"])
+            or (line.split()[:1] == ["nameserver"] and len(line.split()) > 1
+                and not line.split()[1].startswith(("127.", "::1")))]
+    return "\n".join(kept) + "\n" if kept else ""
+
+
 def _write_resolv_conf(c: Container) -> None:
     (c.dir / "resolv.conf").write_text(f"nameserver {dns.ADDRESS}\noptions ndots:0\n")
 
