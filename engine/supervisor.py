@@ -92,6 +92,18 @@ class Supervisor:
                     break
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 c.record.restart_count += 1
+        except Exception as exc:
+            if first:
+                raise  # the start request reports it
+            # A bug while supervising one container must not take the daemon (and every
+            # other container) down: this one is stopped and says why.
+            log.exception("%s: supervision failed; stopping the container", c.name)
+            with trio.CancelScope(shield=True):
+                await engine.runtime_for(c).delete(c.id)
+                if c.prepared:
+                    await engine.teardown(c)
+                if c.has_process:
+                    await engine.record_exit(c, 255, error=f"berthd: {type(exc).__name__}: {exc}")
         finally:
             c.supervised = False
             c.notify()
