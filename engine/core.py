@@ -484,12 +484,20 @@ class Engine:
         path = self.cgroup_path(c)
         try:
             await trio.to_thread.run_sync(cgroups.set_frozen, self.layout, path, frozen)
+        except FileNotFoundError:
+            if not frozen:
+                return  # its cgroup is gone with its processes (a kill thawed it): nothing left frozen
+            raise Conflict(f"Container {c.id} is not running") from None
         except OSError as exc:
             raise EngineError(f"Cannot {'pause' if frozen else 'unpause'} container {c.id}: "
                               f"the cgroup freezer is not available: {exc.strerror}") from None
-        # Freezing completes when every task reached a safe point: usually at once.
+        # Freezing completes when every task reached a safe point: usually at once. A
+        # thawed container may end at once too (a pending SIGKILL): its cgroup goes, and
+        # the state reads None, which is thawed enough.
         with trio.move_on_after(10):
-            while cgroups.is_frozen(self.layout, path) is not frozen:
+            while (state := cgroups.is_frozen(self.layout, path)) is not frozen:
+                if state is None and not frozen:
+                    return
                 await trio.sleep(0.001)
             return
         raise EngineError(f"Cannot {'pause' if frozen else 'unpause'} container {c.id}: the freezer did not settle in 10 s")
