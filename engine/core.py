@@ -138,7 +138,11 @@ class Engine:
                 await self.remove_stopped(c)
 
     async def _ensure_busybox(self) -> None:
-        if busybox.REPO_TAG in self.images.tags:
+        """Make the built-in image at first start, and again over one an older berth made
+        without its layer's tar record (the same bytes: `save` can then give them back)."""
+        current = self.images.tags.get(busybox.REPO_TAG)
+        if current is not None and all(self.images.has_tar_record(chain)
+                                       for chain in self.images.layer_chain(self.images.images[current])):
             return
         binary = busybox.find_busybox()
         if binary is None:
@@ -150,6 +154,8 @@ class Engine:
             await self.import_image(tmp, repo=busybox.REPO_TAG, changes=busybox.CHANGES, message=busybox.MESSAGE)
         finally:
             tmp.unlink(missing_ok=True)
+        if current is not None and not any(c.record.image_id == current for c in self.containers.values()):
+            await self.remove_image(current)  # the old built-in image, untagged now and unused
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop every live container gracefully (in parallel), as `SIGTERM` to the daemon asks."""

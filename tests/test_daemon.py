@@ -151,3 +151,22 @@ def test_runc_as_the_daemon_default(fresh_daemon):
     assert d.api.get_json(f"/containers/{cid}/json")["HostConfig"]["Runtime"] == "runc"
     assert d.api.logs(cid) == [(1, b"via runc\n")]
     d.api.remove(cid)
+
+
+def test_built_in_image_from_an_older_berth_is_rebuilt_to_be_saved(fresh_daemon):
+    """A store made before layers kept their tar record: at start the built-in busybox is
+    made again (the same bytes), its layer gets the record, and `save` works."""
+    import json as jsonlib
+
+    d = fresh_daemon()
+    assert d.stop() == 0
+    (layer,) = (d.root / "images" / "layers").iterdir()
+    (layer / "tar-split.gz").unlink()
+    meta = jsonlib.loads((layer / "layer.json").read_text())
+    (layer / "layer.json").write_text(jsonlib.dumps({**meta, "tar_size": 0}))
+    d.start()
+    assert (layer / "tar-split.gz").exists()
+    images = d.api.get_json("/images/json")
+    assert [i["RepoTags"] for i in images] == [["busybox:latest"]]  # the old one is gone, not left dangling
+    saved = d.api.get("/images/busybox/get")
+    assert saved.status == 200 and len(saved.body) > 1_000_000

@@ -83,6 +83,13 @@ def _refuse_link_loops(member: tarfile.TarInfo, dest: str) -> None:
     stream mode, for a hard link to itself or to a directory, or a symlink over a
     directory, that recursion never ends. Such members are refused up front."""
     path = os.path.join(dest, member.name)
+    if member.islnk() or member.issym():
+        parent = os.path.dirname(path)
+        while len(parent) > len(dest):  # a file where a directory must be: the link cannot be made
+            if os.path.lexists(parent) and not os.path.isdir(parent):
+                raise BadRequest(f"invalid layer: {member.name!r} lies under {os.path.relpath(parent, dest)!r}, "
+                                 "which is not a directory")
+            parent = os.path.dirname(parent)
     if member.islnk():
         target = os.path.join(dest, member.linkname.lstrip("/"))
         if os.path.isdir(target) or not os.path.lexists(target) or os.path.normpath(target) == os.path.normpath(path):
@@ -137,6 +144,8 @@ def apply_tar(raw: BinaryIO, dest: str, recorder: Recorder | None = None) -> tup
         reader.drain()
         if recorder is not None:
             recorder.close()
+    except RecursionError:  # tarfile's fallback for a link it cannot make, chasing itself
+        raise BadRequest("invalid layer: a link that cannot be made refers back to itself") from None
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, KeyError) as exc:
         raise BadRequest(f"invalid tar archive: {exc}") from None
     except OSError as exc:  # a member that cannot exist as written (e.g. a file where a dir is)

@@ -164,18 +164,31 @@ class ImageStore:
                 raise BadRequest(f"layer digest {diff_id} does not match its DiffID {expected}")
             chain = chain_id(parent, diff_id)
             final = self.layers / chain.removeprefix("sha256:")
-            if not final.exists():
-                if not tarsplit.reproduces(scratch / SPLIT, diff, diff_id):
-                    (scratch / SPLIT).unlink()
-                    with open_tar() as raw, open(scratch / ORIGINAL, "wb") as out:
-                        shutil.copyfileobj(layers.uncompressed(raw), out, 1 << 20)
-                meta = LayerMeta(diff_id, parent, tree_size(diff), tar_size)
-                (scratch / "layer.json").write_bytes(msgspec.json.encode(meta))
-                os.rename(scratch, final)
-                fsync_dir(self.layers)
+            if final.exists() and self.has_tar_record(chain):
+                return chain, diff_id
+            if not tarsplit.reproduces(scratch / SPLIT, diff, diff_id):
+                (scratch / SPLIT).unlink()
+                with open_tar() as raw, open(scratch / ORIGINAL, "wb") as out:
+                    shutil.copyfileobj(layers.uncompressed(raw), out, 1 << 20)
+            meta = LayerMeta(diff_id, parent, tree_size(diff), tar_size)
+            if final.exists():
+                # Stored by an older berth without the tar's record: this import brings
+                # the same content, so its record completes the layer (save works again).
+                record = scratch / (SPLIT if (scratch / SPLIT).exists() else ORIGINAL)
+                os.rename(record, final / record.name)
+                atomic_write(final / "layer.json", msgspec.json.encode(meta))
+                return chain, diff_id
+            (scratch / "layer.json").write_bytes(msgspec.json.encode(meta))
+            os.rename(scratch, final)
+            fsync_dir(self.layers)
             return chain, diff_id
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def has_tar_record(self, chain: str) -> bool:
+        """Whether `layer_tar` can give this layer's tar back (berth before save could not)."""
+        home = self.layers / chain.removeprefix("sha256:")
+        return (home / ORIGINAL).exists() or ((home / SPLIT).exists() and self.layer_meta(chain).tar_size > 0)
 
     def layer_tar(self, chain: str) -> tuple[int, Iterator[bytes]]:
         """(size, chunks) of the layer's tar exactly as it was stored: its sha256 is the DiffID."""
