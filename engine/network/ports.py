@@ -123,7 +123,7 @@ async def _relay_tcp(client: trio.SocketStream, ip: str, port: int) -> None:
 async def _pump(source: trio.SocketStream, sink: trio.SocketStream) -> None:
     """Copy until EOF, then pass the half-close on (HTTP/1.0 and friends rely on it)."""
     try:
-        while data := await source.receive_some(65536):
+        while data := await source.receive_some(1 << 18):
             await sink.send_all(data)
         await sink.send_eof()
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
