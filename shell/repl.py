@@ -189,10 +189,10 @@ def run_line(line: str, address: str, jobs: Jobs | None = None) -> int | None:
         words = ["--help", *words[1:]]
     if jobs is not None and background(words, jobs):
         return 0
-    # Ctrl-C must reach the command as KeyboardInterrupt (ending a stream), whatever
-    # handler the prompt left installed.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        # Ctrl-C must reach the command as KeyboardInterrupt (ending a stream), whatever
+        # handler the prompt left installed; one pressed as the line was entered lands here.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         return execute(words, address)
     except KeyboardInterrupt:
         return 130
@@ -224,12 +224,12 @@ def repl(host: str | None = None) -> int:
           "`help`, `exit` or Ctrl-D to leave")
     try:
         while True:
-            while finished:  # transfers that ended since the last prompt
-                text, failed = finished.pop(0)
-                print(text, file=sys.stderr if failed else sys.stdout)
             try:
+                while finished:  # transfers that ended since the last prompt
+                    text, failed = finished.pop(0)
+                    print(text, file=sys.stderr if failed else sys.stdout)
                 line = session.prompt("berth> ", refresh_interval=0.5)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # at the prompt, or a late Ctrl-C meant for a command
                 continue
             except EOFError:
                 return 0

@@ -139,6 +139,7 @@ def test_shell_in_tmux_completes_tails_and_leaves(daemon, api, tmp_path):
 
     tmux("new-session", "-d", "-s", session, "-x", "150", "-y", "40",
          f"cd {REPO} && exec {sys.executable} -m shell.cli -H {daemon.host}")
+    tmux("set-option", "-t", session, "remain-on-exit", "on")  # a crash stays on screen for the report
     try:
         wait_for("berth>")
         tmux("send-keys", "-t", session, f"run -d --name {name} busybox sh -c 'while true; do echo tick-$$; sleep 0.2; done'",
@@ -149,12 +150,12 @@ def test_shell_in_tmux_completes_tails_and_leaves(daemon, api, tmp_path):
         tmux("send-keys", "-t", session, "Tab")
         wait_for(f"logs -f {name}")
         tmux("send-keys", "-t", session, "Escape", "Enter")
-        wait_for("tick-")
+        wait_for("tick-1")  # output: the typed command line shows `tick-$$`
         tmux("send-keys", "-t", session, "C-c")
         deadline = time.monotonic() + 10
         while True:  # the prompt is back below the last tick: the stream has ended
             lines = screen().splitlines()
-            last_tick = max(i for i, line in enumerate(lines) if "tick-" in line)
+            last_tick = max(i for i, line in enumerate(lines) if "tick-1" in line)
             if any("berth>" in line for line in lines[last_tick:]):
                 break
             assert time.monotonic() < deadline, "\n".join(lines)
@@ -165,8 +166,8 @@ def test_shell_in_tmux_completes_tails_and_leaves(daemon, api, tmp_path):
         assert lines[lines.index(f"berth> rm -f {name}") + 1] == name  # the prompt came back after Ctrl-C
         tmux("send-keys", "-t", session, "exit", "Enter")
         deadline = time.monotonic() + 10
-        while session in subprocess.run(["tmux", "ls"], env=env, capture_output=True, text=True).stdout:
-            assert time.monotonic() < deadline, screen()
+        while tmux("display-message", "-p", "-t", session, "#{pane_dead} #{pane_dead_status}").split() != ["1", "0"]:
+            assert time.monotonic() < deadline, screen()  # the shell ended, with status 0
             time.sleep(0.1)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], env=env, capture_output=True)
