@@ -301,12 +301,12 @@ def exec_(client: Client, args) -> int:
     return int(client.get(f"/exec/{exec_id}/json")["ExitCode"] or 0)
 
 
-def _each(client: Client, names: list[str], method: str, endpoint: str, query=None) -> int:
+def _each(client: Client, names: list[str], method: str, endpoint: str, query=None, body=None) -> int:
     """Apply one action to several containers, printing each name, as docker does."""
     status = 0
     for name in names:
         try:
-            client.call(method, endpoint.format(ref(name)), query)
+            client.call(method, endpoint.format(ref(name)), query, body)
             _out(name)
         except DaemonError as exc:
             _err(f"Error response from daemon: {exc.message}")
@@ -740,16 +740,7 @@ def rename(client: Client, args) -> int:
 
 def update(client: Client, args) -> int:
     """`docker update`: new limits for containers (applied at once to running ones)."""
-    body = _limits(args)
-    status = 0
-    for name in args.containers:
-        try:
-            client.call("POST", f"/containers/{ref(name)}/update", None, body)
-            _out(name)
-        except DaemonError as exc:
-            _err(f"Error response from daemon: {exc.message}")
-            status = 1
-    return status
+    return _each(client, args.containers, "POST", "/containers/{}/update", None, _limits(args))
 
 
 def port(client: Client, args) -> int:
@@ -771,13 +762,7 @@ def port(client: Client, args) -> int:
 def container(client: Client, args) -> int:
     """`docker container prune`: removes every stopped container."""
     found = client.call("POST", "/containers/prune", {"filters": options.filters(args.filter)})
-    deleted = found.get("ContainersDeleted") or []
-    if deleted:
-        _out("Deleted Containers:")
-        for cid in deleted:
-            _out(cid)
-        _out()
-    _out(f"Total reclaimed space: {render.size(found.get('SpaceReclaimed', 0))}")
+    print_pruned("Deleted Containers:", found.get("ContainersDeleted") or [], found.get("SpaceReclaimed", 0))
     return 0
 
 
@@ -955,18 +940,9 @@ def network(client: Client, args) -> int:
         _out(client.call("POST", "/networks/create", None, body)["Id"])
     elif cmd.name == "ls":
         found = client.get("/networks", filters=options.filters(sub.filter))
-        if sub.quiet:
-            for n in found:
-                _out(n["Id"] if sub.no_trunc else n["Id"][:12])
-        elif sub.format == "json":
-            for n in found:
-                _out(fastjson.dumps(n, ascii=False, sort_keys=True))
-        elif sub.format:
-            for n in found:
-                _out(render.template(sub.format, n))
-        else:
-            _out(render.table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
-                              [[n["Id"] if sub.no_trunc else n["Id"][:12], n["Name"], n["Driver"], n["Scope"]] for n in found]))
+        short = (lambda n: n["Id"]) if sub.no_trunc else (lambda n: n["Id"][:12])
+        print_listing(found, sub.format, ["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+                      lambda n: [short(n), n["Name"], n["Driver"], n["Scope"]], short if sub.quiet else None)
     elif cmd.name == "inspect":
         results = [client.get(f"/networks/{ref(name)}") for name in sub.names]
         if sub.format:
