@@ -20,6 +20,7 @@ import aiofiles
 
 from . import fastjson
 from .render import size
+from .transfer import amount_and_rate
 from .transport import Client, ConnectError, DaemonError
 
 
@@ -34,10 +35,8 @@ class Job:
         self.failed = False
 
     def line(self) -> str:
-        rate = size(int(self.done / max(time.monotonic() - self.started, 1e-6))) + "/s"
-        amount = f"{size(self.done)}/{size(self.total)}" if self.total else size(self.done)
         percent = f" {100 * self.done // self.total}%" if self.total else ""
-        return f"[{self.number}] {self.label}{percent} {amount} {rate}"
+        return f"[{self.number}] {self.label}{percent} {amount_and_rate(self.done, self.total, time.monotonic() - self.started)}"
 
 
 class Jobs:

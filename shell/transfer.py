@@ -17,6 +17,14 @@ from .transport import Response
 PROGRESS_FROM = 4 * 1024 * 1024  # bytes: smaller transfers end before a bar would help
 
 
+def amount_and_rate(done: int, total: int | None, seconds: float) -> str:
+    """`12.3MB/40.0MB 25MB/s` (`12.3MB 25MB/s` when the total is not known)."""
+    from .render import size
+
+    amount = f"{size(done)}/{size(total)}" if total else size(done)
+    return f"{amount} {size(int(done / max(seconds, 1e-6)))}/s"
+
+
 class Progress:
     """A one-line progress bar (`label [=====>    ] 12.3MB/40.0MB 25MB/s`) on stderr,
     redrawn at most ten times a second; silent when stderr is not a terminal."""
@@ -35,16 +43,11 @@ class Progress:
             self._draw(now)
 
     def _draw(self, now: float) -> None:
-        from .render import size
-
-        rate = self.done / max(now - self.started, 1e-6)
+        bar = ""
         if self.total:
             filled = min(30, 30 * self.done // self.total)
-            bar = "[" + "=" * filled + (">" if filled < 30 else "") + " " * (29 - filled) + "]"
-            amount = f"{size(self.done)}/{size(self.total)}"
-        else:
-            bar, amount = "", size(self.done)
-        self.stream.write(f"\r{self.label} {bar} {amount} {size(int(rate))}/s\x1b[K")
+            bar = "[" + "=" * filled + (">" if filled < 30 else "") + " " * (29 - filled) + "] "
+        self.stream.write(f"\r{self.label} {bar}{amount_and_rate(self.done, self.total, now - self.started)}\x1b[K")
         self.stream.flush()
         self.shown = True
 

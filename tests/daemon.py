@@ -23,6 +23,19 @@ from tests.api import Api
 REPO = Path(__file__).resolve().parent.parent
 
 
+def processes_naming(text: str) -> dict[int, str]:
+    """Processes (other than this one) whose command line contains `text`: pid → command line."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and int(pid) != os.getpid():
+            found[int(pid)] = cmdline.strip()
+    return found
+
+
 class Daemon:
     def __init__(self, *args: str, root: Path | None = None):
         self.root = root or Path(tempfile.mkdtemp(prefix="berth-test-"))
@@ -91,13 +104,7 @@ class Daemon:
         for controller in Path("/sys/fs/cgroup").iterdir():
             if (controller / self.cgroup_parent).exists():
                 found.append(f"cgroup {controller / self.cgroup_parent}")
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if root in cmdline and int(pid) != os.getpid():
-                found.append(f"process {pid}: {cmdline.strip()}")
+        found += [f"process {pid}: {cmdline}" for pid, cmdline in processes_naming(root).items()]
         links = set(os.listdir("/sys/class/net"))
         bridges = {self.bridge} | {json.loads(p.read_bytes()).get("bridge", "") for p in (self.root / "networks").glob("*.json")}
         found += [f"link {name}" for name in sorted(bridges & links)]

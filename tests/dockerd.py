@@ -20,6 +20,7 @@ from pathlib import Path
 
 from engine.images import busybox
 from engine.runtime import syscalls
+from tests.daemon import processes_naming
 
 
 class DockerdUnavailable(RuntimeError):
@@ -49,18 +50,6 @@ def terminate(proc: subprocess.Popen, timeout: float = 60) -> bool:
         proc.wait()
         return True
     return False
-
-
-def _processes_naming(text: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline and int(pid) != os.getpid():
-            found.append(int(pid))
-    return found
 
 
 class PrivateDockerd:
@@ -121,7 +110,7 @@ class PrivateDockerd:
         left: list[str] = []
         if self.proc is not None and self.proc.poll() is None and terminate(self.proc):
             left.append("dockerd needed SIGKILL")
-        for pid in _processes_naming(str(self.work)):  # containerd, shims: started by our dockerd
+        for pid in processes_naming(str(self.work)):  # containerd, shims: started by our dockerd
             try:
                 os.kill(pid, signal.SIGKILL)
                 left.append(f"process {pid}")

@@ -13,6 +13,7 @@ from ..core import Engine
 from ..images.store import Image
 from ..errors import EngineError
 from ..lifecycle import State
+from ..network.manager import network_names
 from ..models import ZERO_TIME
 
 
@@ -75,8 +76,6 @@ def container_summary(engine: Engine, c: Container) -> dict:
 
 def networks(engine: Engine, c: Container) -> dict:
     """`NetworkSettings.Networks`: each network the container is on (or will join)."""
-    from ..network.manager import network_names
-
     found = {}
     for name in [*network_names(c.record.host_config.network_mode), *c.record.extra_networks,
                  *([c.record.host_config.network_mode] if c.record.host_config.network_mode in ("host", "none") else [])]:

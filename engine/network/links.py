@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from contextlib import contextmanager
 
 from pyroute2 import IPRoute
@@ -48,6 +49,15 @@ def remove_link(name: str) -> None:
             except NetlinkError as exc:
                 if exc.code != _ENODEV:
                     raise
+
+
+def host_subnets() -> list[str]:
+    """Subnets of the host's own IPv4 addresses, loopback aside (user networks must not
+    overlap them)."""
+    with IPRoute() as ipr:
+        return [str(ipaddress.ip_network(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}", strict=False))
+                for a in ipr.get_addr(family=socket.AF_INET)
+                if not a.get_attr("IFA_ADDRESS", "").startswith("127.")]
 
 
 def link_names() -> set[str]:
@@ -101,14 +111,6 @@ def attach(netns_path: str, bridge: str, host_if: str, inner_if: str, address: s
             except NetlinkError as exc:
                 if exc.code != _EEXIST:  # a second network: the first one's default route stays
                     raise
-
-
-def detach(netns_path: str, inner_if: str) -> None:
-    """Unplug the container's `inner_if` (its veth pair goes with it)."""
-    with inside(netns_path), IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=inner_if)
-        if found:
-            ipr.link("del", index=found[0])
 
 
 def mac_for(address: str) -> str:

@@ -59,7 +59,7 @@ class NetworkManager:
                                       Actor=Actor(record.id, {"name": record.name, "type": record.driver, **attrs})))
 
     async def create(self, name: str, **options) -> NetworkRecord:
-        busy = await trio.to_thread.run_sync(_host_networks)
+        busy = await trio.to_thread.run_sync(links.host_subnets)
         record = self.networks.create(name, busy_host=busy, **options)
         self.publish(record, "create")
         return record
@@ -216,43 +216,3 @@ async def _cancellable(fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:
 
 def _write_resolv_conf(c: Container) -> None:
     (c.dir / "resolv.conf").write_text(f"nameserver {dns.ADDRESS}\noptions ndots:0\n")
-
-
-def host_resolv_conf(path: str = "/etc/resolv.conf") -> str:
-    """The host's resolv.conf for a container, as dockerd copies it: its nameservers
-    (those on the host's loopback dropped: unreachable from a container), search and
-    options lines."""
-    try:
-        lines = open(path).read().splitlines()
-    except OSError:
-        return ""
-    kept = [line for line in lines if line.split()[:1] in (["search"], ["options"], ["domain"])
-            or (line.split()[:1] == ["nameserver"] and len(line.split()) > 1
-                and not line.split()[1].startswith(("127.", "::1")))]
-    return "\n".join(kept) + "\n" if kept else ""
-
-
-def _write_resolv_conf(c: Container) -> None:
-    (c.dir / "resolv.conf").write_text(f"nameserver {dns.ADDRESS}\noptions ndots:0\n")
-
-
-class _Started:
-    """Hands the caller the cancel scope that stops this container's proxies."""
-
-    def __init__(self, status, scope: trio.CancelScope):
-        self.status, self.scope = status, scope
-
-    def started(self, value=None) -> None:
-        self.status.started(self.scope)
-
-
-def _host_networks() -> list[str]:
-    """Subnets of the host's own addresses (user networks must not overlap them)."""
-    import socket
-
-    from pyroute2 import IPRoute
-
-    with IPRoute() as ipr:
-        return [str(ipaddress.ip_network(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}", strict=False))
-                for a in ipr.get_addr(family=socket.AF_INET)
-                if not a.get_attr("IFA_ADDRESS", "").startswith("127.")]
