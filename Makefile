@@ -4,7 +4,10 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := crun runc busybox-static tini util-linux iproute2 tmux
+# docker.io: the docker CLI for the compatibility tests and a dockerd of their own for the
+# image round trips and the benchmarks' comparisons (apt starts no docker service where
+# /usr/sbin/policy-rc.d forbids it, as on these machines; the tests start dockerds of their own).
+APT_PACKAGES := crun runc busybox-static tini util-linux iproute2 tmux docker.io
 SOCKET := /run/berth/berth.sock
 DAEMON_LOG := /run/berth/berthd.log
 
@@ -19,14 +22,12 @@ install: $(VENV)/.install-stamp
 # System packages first (root, no prompt), then the virtualenv with the package and test tools.
 $(VENV)/.install-stamp: pyproject.toml
 	@missing=""; \
-	for cmd in crun runc busybox tini-static unshare ip tmux; do command -v $$cmd >/dev/null || missing=1; done; \
+	for cmd in crun runc busybox tini-static unshare ip tmux docker dockerd; do command -v $$cmd >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages: $(APT_PACKAGES)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
-	@command -v docker >/dev/null || { echo "installing the docker CLI (docker.io) for compatibility tests"; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; }
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
@@ -50,8 +51,6 @@ test: install
 	$(VENV)/bin/pytest -q
 
 bench: install
-	@command -v dockerd >/dev/null || { echo "installing docker.io to compare against"; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null; }
 	$(PY) -m tests.bench.run_rm
 	$(PY) -m tests.bench.events_logs
 	$(PY) -m tests.bench.cli_ps
