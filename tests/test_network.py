@@ -107,8 +107,15 @@ def test_user_network_dns_aliases_connect_and_events(api):
     assert api.delete(f"/networks/{name}").status == 204
     reply = api.get("/events", since=f"{since:.9f}", until=f"{time.time():.9f}",
                     filters=json.dumps({"type": ["network"]}))
-    actions = [json.loads(line)["Action"] for line in reply.body.splitlines()]
-    assert actions[0] == "create" and actions[-1] == "destroy" and "connect" in actions and "disconnect" in actions
+    events = [json.loads(line) for line in reply.body.splitlines()]
+    mine = [e["Action"] for e in events if e["Actor"]["Attributes"]["name"] == name]
+    assert mine[0] == "create" and mine[-1] == "destroy"
+    # every run's connect has its disconnect, on the user network and the default bridge alike
+    for c, net in ((db, name), (other, name), (other, "bridge")):
+        seen = [e["Action"] for e in events
+                if e["Actor"]["Attributes"].get("container") == c and e["Actor"]["Attributes"]["name"] == net]
+        assert seen and seen.count("connect") == seen.count("disconnect"), (c, net, seen)
+        assert all(a != b for a, b in zip(seen, seen[1:])), seen  # they alternate
 
 
 def test_published_ports(api):

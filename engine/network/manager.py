@@ -93,25 +93,28 @@ class NetworkManager:
     async def start(self, c: Container) -> None:
         """Plug a starting container into its networks and publish its ports."""
         for name in [*network_names(c.record.host_config.network_mode), *c.record.extra_networks]:
-            await self.connect(c, name, aliases=c.record.aliases.get(name, []), publish=False)
+            await self.connect(c, name, aliases=c.record.aliases.get(name, []), remember=False)
         await self._publish_ports(c)
 
-    async def connect(self, c: Container, ref: str, aliases: list[str] = (), publish: bool = True) -> None:
-        """Plug a container into one more network (at once if it runs, else at its start)."""
+    async def connect(self, c: Container, ref: str, aliases: list[str] = (), remember: bool = True) -> None:
+        """Plug a container into one more network (at once if it runs, else at its start).
+
+        `connect` is published when the endpoint is plugged in, at every start as for a
+        live connect, so that each run's `disconnect` has its `connect` (as dockerd does;
+        connecting a stopped container only records the wish)."""
         record = self.networks.get(ref)
         if record.driver != "bridge":
             raise BadRequest(f"container cannot be disconnected from host network or connected to host network"
                              if record.driver == "host" else f"container cannot be connected to network {record.name}")
         if record.name in c.networks:
             raise Conflict(f"endpoint with name {c.name} already exists in network {record.name}")
-        if publish:  # an explicit connect is remembered: the container rejoins at every start
+        if remember:  # an explicit connect is remembered: the container rejoins at every start
             if aliases:
                 c.record.aliases[record.name] = list(aliases)
             if record.name not in network_names(c.record.host_config.network_mode):
                 c.record.extra_networks = sorted({*c.record.extra_networks, record.name})
             await self.engine.save_record(c)
         if not c.prepared:  # not running: it joins at its next start
-            self.publish(record, "connect", container=c.id)
             return
         await self._ensure_bridge(record)
         taken = {e.ip for other in self.engine.containers.values() for e in other.networks.values()
@@ -130,8 +133,7 @@ class NetworkManager:
             sock = await trio.to_thread.run_sync(dns.open_socket, str(c.netns))
             c.dns_scope = await self.engine.nursery.start(_cancellable, dns.serve, sock, lambda n: self.lookup(c, n))
             await trio.to_thread.run_sync(_write_resolv_conf, c)
-        if publish:
-            self.publish(record, "connect", container=c.id)
+        self.publish(record, "connect", container=c.id)
 
     async def disconnect(self, c: Container, ref: str) -> None:
         record = self.networks.get(ref)
