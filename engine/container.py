@@ -27,6 +27,7 @@ class Container:
         self.dir = directory
         self.netns = netns_dir / record.id
         self.changed = trio.Event()
+        self.followed = False  # a log follower took `changed` since output last woke them
         self.exits = 0
         self.removed = False
         self.stop_requested = False
@@ -89,6 +90,25 @@ class Container:
         """Wake everyone waiting on this container (state change or new output)."""
         self.changed.set()
         self.changed = trio.Event()
+
+    def follow(self) -> trio.Event:
+        """For a log follower about to read: the event that the next output (or state
+        change) sets. Taken before reading, so output written after the read wakes it."""
+        self.followed = True
+        return self.changed
+
+    def output_logged(self, token: trio.lowlevel.TrioToken) -> None:
+        """From the thread that logged output: wake the followers, if one is waiting.
+        Output arrives in 4-64 KiB chunks; waking the event loop for each of them when
+        nobody follows would cost more than logging them. Clearing the flag after the
+        write and before the wake-up, while a follower sets it before it reads, means a
+        follower either reads the new output or is woken for it."""
+        if self.followed:
+            self.followed = False
+            try:
+                token.run_sync_soon(self.notify)
+            except trio.RunFinishedError:
+                pass  # the daemon is exiting
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Sleep until `predicate()` holds; it is re-checked after every change."""

@@ -623,11 +623,12 @@ class Engine:
                 found = [c for c in found if (c.record.created < pivot if key == "before" else c.record.created > pivot)]
         return [c for c in found if keep(c)]
 
-    def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since: str = "", until: str = ""):
-        """(container, async iterator of LogEntry) for `logs`."""
+    def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since: str = "", until: str = "",
+             times: bool = True):
+        """(container, async iterator of log entry batches) for `logs`; `times` as in logs.read."""
         c = self.get(ref)
-        return c, logs.read(c.log_files, tail=tail, since=since, until=until, follow=follow,
-                            grown=lambda: c.changed, done=lambda: not c.live)
+        return c, logs.read(c.log_files, tail=tail, since=since, until=until, follow=follow, times=times,
+                            grown=c.follow, done=lambda: not c.live)
 
     def attach(self, ref: str, *, replay: bool = False):
         """(container, output iterator) from now (or the start with `replay`) to the end of
@@ -635,8 +636,8 @@ class Engine:
         c = self.get(ref)
         target = c.exits
         self.publish_container(c, "attach")
-        return c, logs.read(c.log_files, from_end=not replay, follow=True,
-                            grown=lambda: c.changed, done=lambda: c.exits > target or c.removed)
+        return c, logs.read(c.log_files, from_end=not replay, follow=True, times=False,
+                            grown=c.follow, done=lambda: c.exits > target or c.removed)
 
     async def rename(self, ref: str, new_name: str) -> None:
         """Give a container a new name; publishes `rename` with the old one."""

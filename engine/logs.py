@@ -10,21 +10,25 @@ Rotation (`--log-opt max-size=10m --log-opt max-file=3`): when the current file 
 pass max-size it becomes `<id>-json.log.1`, older ones shift up, the oldest beyond
 max-file goes. Readers walk the files oldest first; `--tail` reads backwards from the end.
 
-Followers (`logs -f`, `attach`) hold a file open and read it by offset, sleeping on the
-container's change event (set and replaced by the writer after every write and by the
-container after every state change): taking the event before reading and waiting on it
-after means no write is missed and none is seen twice. At the end of a file that was
-rotated away, a follower moves on to the next newer file, so rotation loses nothing.
+Writers run in the threads that pump a container's pipes (engine/pump.py), readers in
+the event loop; a lock keeps a rotation from falling between a reader's listing the files
+and opening them. Followers (`logs -f`, `attach`) hold a file open and read it by offset,
+sleeping on the container's change event (set and replaced after a write when a follower
+is waiting, see Container.output_logged, and after every state change): taking the event
+before reading and waiting on it after means no write is missed and none is seen twice.
+At the end of a file that was rotated away, a follower moves on to the next newer file,
+so rotation loses nothing.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, Literal, NamedTuple
 
 import msgspec
 import trio
@@ -37,14 +41,30 @@ MAX_LINE = 16 * 1024
 _SIZE = re.compile(r"^(\d+)([kmg]?)b?$", re.IGNORECASE)
 
 
-class LogEntry(msgspec.Struct):
+# A Literal makes the decoder hand out the two constant strings instead of a new one per
+# line: reading 100 MB of short lines went from ~300 to ~375 MB/s in-process.
+Stream = Literal["stdout", "stderr"]
+
+
+class LogText(msgspec.Struct, gc=False):
+    """A json-file line without its time: what `logs` prints when it shows no times and
+    filters by none (decoding no time string per line reads ~12% faster). Untracked by
+    the garbage collector (it holds only strings): a read decodes 25,000 lines per MiB,
+    and tracking them cost another ~15%."""
+
     log: str
-    stream: str
+    stream: Stream
+
+
+class LogEntry(LogText, gc=False):
+    """A whole json-file line."""
+
     time: str
 
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(LogEntry)
+_text_decoder = msgspec.json.Decoder(LogText)
 
 
 class LogFiles(NamedTuple):
@@ -139,24 +159,36 @@ def _encode_escaped(text: str, suffix: bytes) -> bytes:
     return head + (end + head).join(encoded) + end if encoded else b""
 
 
+# Held while a writer rotates and while a reader lists and opens the files, so that names
+# cannot shift between the two (writers run in the pump threads, readers in the event loop;
+# a rotation is a few renames, so one lock for every container costs nothing).
+_ROTATION = threading.Lock()
+
+
 class LogWriter:
-    """Appends a container's output to its json-file log, rotating by size."""
+    """Appends a container's output to its json-file log, rotating by size. Safe to call
+    from several threads (a container's stdout and stderr pumps); `on_write` is called
+    after every write, in the writing thread."""
 
     def __init__(self, files: LogFiles, on_write: Callable[[], None]):
         self.files = files
         self._fd = os.open(files.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self._size = os.fstat(self._fd).st_size
         self._on_write = on_write
+        self._lock = threading.Lock()
 
     def write(self, stream: str, data: bytes) -> None:
         """Record `data` from `stream` ("stdout" or "stderr") and wake followers."""
         stamp = rfc3339(time.time_ns())
         out = _encode_bulk(data, stream, stamp)
-        limit = self.files.max_size
-        if out is not None and (not limit or self._size + len(out) <= limit):
-            self._append(out)
-        else:
-            self._write_entries(data.decode("utf-8", errors="replace"), stream, stamp)
+        with self._lock:
+            if self._fd < 0:
+                return  # closed: a pump that was abandoned at shutdown has nowhere to write
+            limit = self.files.max_size
+            if out is not None and (not limit or self._size + len(out) <= limit):
+                self._append(out)
+            else:
+                self._write_entries(data.decode("utf-8", errors="replace"), stream, stamp)
         self._on_write()
 
     def _write_entries(self, text: str, stream: str, stamp: str) -> None:
@@ -184,20 +216,24 @@ class LogWriter:
             self._size += len(data)
 
     def _rotate(self) -> None:
-        os.close(self._fd)
         files = self.files
-        if files.max_file > 1:
-            for n in range(files.max_file - 1, 1, -1):
-                if files.rotated(n - 1).exists():
-                    os.replace(files.rotated(n - 1), files.rotated(n))
-            os.replace(files.path, files.rotated(1))
-        else:
-            os.truncate(files.path, 0)  # max-file=1: start over, as Docker does
-        self._fd = os.open(files.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        with _ROTATION:
+            os.close(self._fd)
+            if files.max_file > 1:
+                for n in range(files.max_file - 1, 1, -1):
+                    if files.rotated(n - 1).exists():
+                        os.replace(files.rotated(n - 1), files.rotated(n))
+                os.replace(files.path, files.rotated(1))
+            else:
+                os.truncate(files.path, 0)  # max-file=1: start over, as Docker does
+            self._fd = os.open(files.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self._size = 0
 
     def close(self) -> None:
-        os.close(self._fd)
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
 
 def _tail_offset(f: BinaryIO, lines: int) -> tuple[int, int]:
@@ -223,24 +259,25 @@ def _tail_offset(f: BinaryIO, lines: int) -> tuple[int, int]:
     return 0, found + (1 if end else 0)
 
 
-def _read_from(f: BinaryIO, offset: int) -> tuple[bytes, int]:
+def _read_from(f: BinaryIO, offset: int) -> tuple[memoryview, int]:
     """Complete lines from `offset` on (at most a chunk's worth); returns (lines, new offset)."""
-    if offset > os.fstat(f.fileno()).st_size:
+    fd = f.fileno()
+    if offset > os.fstat(fd).st_size:
         offset = 0  # truncated under us (rotation with max-file=1)
-    f.seek(offset)
-    data = f.read(_CHUNK)
+    data = os.pread(fd, _CHUNK, offset)
     cut = data.rfind(b"\n") + 1
-    return data[:cut], offset + cut
+    return memoryview(data)[:cut], offset + cut
 
 
 def _start(files: LogFiles, tail: int | None) -> tuple[list[BinaryIO], int]:
     """Open the files to read, oldest first, and the offset in the first one."""
     opened: list[BinaryIO] = []
-    for path in files.oldest_first():
-        try:
-            opened.append(open(path, "rb"))
-        except FileNotFoundError:
-            pass
+    with _ROTATION:
+        for path in files.oldest_first():
+            try:
+                opened.append(open(path, "rb"))
+            except FileNotFoundError:
+                pass
     if tail is None:
         return opened, 0
     remaining = tail
@@ -256,6 +293,11 @@ def _start(files: LogFiles, tail: int | None) -> tuple[list[BinaryIO], int]:
 
 def _next_file(files: LogFiles, current: BinaryIO) -> BinaryIO | None:
     """After `current` was rotated away: the next newer file, if there is one."""
+    with _ROTATION:
+        return _next_file_locked(files, current)
+
+
+def _next_file_locked(files: LogFiles, current: BinaryIO) -> BinaryIO | None:
     inode = os.fstat(current.fileno()).st_ino
     paths = files.oldest_first()
     inodes = []
@@ -277,21 +319,22 @@ def _next_file(files: LogFiles, current: BinaryIO) -> BinaryIO | None:
 
 async def read(files: LogFiles, *, from_end: bool = False, tail: int | None = None, since: str = "",
                until: str = "", follow: bool = False, grown: Callable[[], trio.Event] | None = None,
-               done: Callable[[], bool] | None = None) -> AsyncIterator[list[LogEntry]]:
+               done: Callable[[], bool] | None = None, times: bool = True) -> AsyncIterator[list[LogText]]:
     """Yield batches of log entries in order (one batch per chunk read, so a consumer
     sends one write per batch, not per line), filtered by time (RFC 3339, inclusive since).
+    Without `times` (and filters) the entries are LogText, with them LogEntry.
 
     `from_end` starts after what is already written (attach without replay). With
     `follow`, keep reading as the log grows until `done()` holds and everything written
     before that has been read. Files are held open: a follower keeps reading after the
     container (and its log) is removed, which is how `run --rm` gets every last line.
     """
-    # In the event loop's thread, like the writer: a rotation can then never happen
-    # between listing the files and opening them. (Opening and a tail scan from the end
-    # are cheap, even on a large log.)
+    # In the event loop's thread: opening (under the rotation lock) and a tail scan from
+    # the end are cheap, even on a large log.
     opened, offset = _start(files, tail)
     if not opened:
         return
+    decoder = _decoder if times or since or until else _text_decoder
     if from_end:
         for f in opened[:-1]:
             f.close()
@@ -305,7 +348,7 @@ async def read(files: LogFiles, *, from_end: bool = False, tail: int | None = No
             # and a follower does one per wake-up.
             data, offset = _read_from(opened[0], offset)
             if data:
-                entries = _decoder.decode_lines(data)
+                entries = decoder.decode_lines(data)
                 if since or until:
                     last = len(entries)
                     if until and entries and entries[-1].time > until:
@@ -324,8 +367,6 @@ async def read(files: LogFiles, *, from_end: bool = False, tail: int | None = No
                 continue
             if not follow:
                 return
-            # In the event loop's thread, not a worker: the writer rotates from this
-            # thread too, so names cannot shift between looking and opening.
             newer = _next_file(files, opened[0])
             if newer is not None:
                 opened.append(newer)  # finish the rotated file first: it may have grown

@@ -12,6 +12,7 @@ run that lasted at least ten seconds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 import time
@@ -23,6 +24,7 @@ from .container import Container
 from .errors import StartFailed
 from .lifecycle import State
 from .logs import LogWriter
+from .pump import pump_pipe, pump_terminal
 from .runtime.oci import RuntimeFailure, failure_reason
 
 if TYPE_CHECKING:
@@ -138,7 +140,8 @@ class Supervisor:
         if c.terminal and c.console_size:
             c.terminal.resize(*c.console_size)
         await engine.record_start(c, pid)
-        return process, LogWriter(c.log_files, c.notify)
+        wake = functools.partial(c.output_logged, trio.lowlevel.current_trio_token())
+        return process, LogWriter(c.log_files, wake)
 
     @staticmethod
     async def _close_stdio(c: Container, process: trio.Process) -> None:
@@ -169,25 +172,15 @@ class Supervisor:
     async def _run(self, c: Container, process: trio.Process, writer: LogWriter) -> int:
         """Pump output until the process exits and both pipes are drained."""
 
-        async def pump(stream, name: str) -> None:
-            while True:
-                try:
-                    chunk = await stream.receive_some(1 << 20)
-                except trio.BrokenResourceError:
-                    chunk = b""  # a terminal's master reads EIO once the container side is gone
-                if not chunk:
-                    return
-                writer.write(name, chunk)
-
         try:
             async with trio.open_nursery() as pumps:
                 # With a terminal, stdout and stderr are one stream (Docker logs it as stdout);
                 # the runtime's own pipes then carry only its errors.
                 if c.terminal is not None:
-                    pumps.start_soon(pump, c.terminal.stream, "stdout")
+                    pumps.start_soon(pump_terminal, c.terminal.stream, functools.partial(writer.write, "stdout"))
                 for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
                     if stream is not None:
-                        pumps.start_soon(pump, stream, name)
+                        pumps.start_soon(pump_pipe, stream, functools.partial(writer.write, name))
                 await process.wait()
         finally:
             writer.close()

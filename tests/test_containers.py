@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.runtime import cgroups
-from tests.api import demux
+from tests.api import Api, demux
 
 RUNTIMES = ["crun", "runc"]
 
@@ -207,6 +207,22 @@ def test_logs_follow_ends_when_container_stops(api):
     frames = api.logs(cid, follow=1)
     assert b"".join(p for _, p in frames) == b"a\nb\n"
     api.remove(cid)
+
+
+def test_output_still_logged_with_many_containers_running(api):
+    """Each running container holds a pump thread per output pipe for its whole run: the
+    45 here hold 90, beyond trio's default of 40 worker threads, and the next container's
+    output (and with it its exit, recorded once its pipes are drained) still gets through."""
+    cids = [api.run(["sh", "-c", "echo up; exec sleep 600"]) for _ in range(45)]
+    try:
+        last = api.run(["echo", "still-logged"])
+        assert Api(api.sock, timeout=20).wait(last) == 0  # a stalled pump would hold it up
+        assert api.logs(last) == [(1, b"still-logged\n")]
+        api.remove(last)
+        assert all(api.logs(c) == [(1, b"up\n")] for c in (cids[0], cids[-1]))
+    finally:
+        for c in cids:
+            api.remove(c)
 
 
 def test_attach_stream_before_start(api):

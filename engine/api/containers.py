@@ -11,7 +11,7 @@ from .. import detach_keys, stats
 from .. import filters as flt
 from ..core import CONTAINER_FILTERS, Engine
 from ..errors import BadRequest
-from ..logs import LogEntry
+from ..logs import LogText
 from ..timefmt import rfc3339
 from ..models import CreateRequest, UpdateRequest
 from . import render
@@ -21,15 +21,16 @@ from .system import parse_time
 STREAM_IDS = {"stdout": 1, "stderr": 2}
 
 
-def frame(entry: LogEntry, timestamps: bool = False) -> bytes:
-    """One multiplexed-stream frame: [stream, 0, 0, 0, size (u32 BE)] + payload."""
+def frame(entry: LogText, timestamps: bool = False) -> bytes:
+    """One multiplexed-stream frame: [stream, 0, 0, 0, size (u32 BE)] + payload (with
+    `timestamps`, the entry is a LogEntry and its time leads the payload)."""
     payload = entry.log.encode()
     if timestamps:
         payload = entry.time.encode() + b" " + payload
     return struct.pack(">BxxxL", STREAM_IDS[entry.stream], len(payload)) + payload
 
 
-def frames(batch: list[LogEntry], wanted: set[str], timestamps: bool = False) -> bytes:
+def frames(batch: list[LogText], wanted: set[str], timestamps: bool = False) -> bytes:
     """The frames of a batch's entries from the `wanted` streams, as one buffer.
 
     Clients read payloads, not frame boundaries, so a batch from one stream without
@@ -64,7 +65,7 @@ async def inspect(req: Request, engine: Engine) -> Response:
     return json_response(render.container_inspect(engine, engine.get(req.params["id"])))
 
 
-def output(batch: list[LogEntry], wanted: set[str], tty: bool, timestamps: bool = False) -> bytes:
+def output(batch: list[LogText], wanted: set[str], tty: bool, timestamps: bool = False) -> bytes:
     """A batch as the client reads it: frames, or with a terminal the raw bytes (dockerd
     sends a tty container's output, logs included, without frame headers)."""
     if not tty:
@@ -134,9 +135,9 @@ async def logs(req: Request, engine: Engine) -> None:
     if tail not in ("all", "") and not tail.lstrip("-").isdigit():
         raise BadRequest(f"invalid value for tail: {tail!r}")
     tail_n = int(tail) if tail.lstrip("-").isdigit() and int(tail) >= 0 else None
-    c, entries = engine.logs(req.params["id"], follow=req.qbool("follow"), tail=tail_n,
-                             since=_time_filter(req, "since"), until=_time_filter(req, "until"))
     timestamps = req.qbool("timestamps")
+    c, entries = engine.logs(req.params["id"], follow=req.qbool("follow"), tail=tail_n, times=timestamps,
+                             since=_time_filter(req, "since"), until=_time_filter(req, "until"))
     stream = await req.stream("application/vnd.docker.raw-stream")
     async for batch in entries:
         await stream.send(output(batch, wanted, c.record.config.tty, timestamps))

@@ -47,6 +47,22 @@ async def test_round_trip_keeps_bytes_and_streams(tmp_path):
 
 
 @pytest.mark.trio
+async def test_without_times_the_same_text_and_streams(tmp_path):
+    """`logs` without -t reads entries without their time; filters still get times."""
+    path = tmp_path / "c-json.log"
+    w = logs.LogWriter(logs.LogFiles(path), Notifier())
+    w.write("stdout", b"one\ntwo\n")
+    w.write("stderr", b"err\n")
+    w.close()
+    timed = await collect(logs.read(logs.LogFiles(path)))
+    plain = await collect(logs.read(logs.LogFiles(path), times=False))
+    assert [(e.stream, e.log) for e in plain] == [(e.stream, e.log) for e in timed]
+    assert not any(isinstance(e, logs.LogEntry) for e in plain)
+    filtered = await collect(logs.read(logs.LogFiles(path), times=False, since=timed[0].time))
+    assert filtered == timed
+
+
+@pytest.mark.trio
 async def test_tail_reads_from_the_end(tmp_path):
     path = tmp_path / "c-json.log"
     w = logs.LogWriter(logs.LogFiles(path), Notifier())
