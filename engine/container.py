@@ -28,6 +28,7 @@ class Container:
         self.netns = netns_dir / record.id
         self.changed = trio.Event()
         self.followed = False  # a log follower took `changed` since output last woke them
+        self.sole_network = ""  # "none" or "host" while a run in that network mode is on it
         self.exits = 0
         self.removed = False
         self.stop_requested = False

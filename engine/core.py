@@ -334,8 +334,7 @@ class Engine:
         try:
             await trio.to_thread.run_sync(work)
             await self.volumes.attach(c)
-            if c.record.host_config.network_mode != "host":
-                await self.network.start(c)
+            await self.network.start(c)
         except EngineError:
             await self.teardown(c)
             raise

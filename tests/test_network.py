@@ -60,9 +60,17 @@ def test_default_bridge_address_hosts_and_reach(api, daemon):
 
 
 def test_none_and_host_modes(api, daemon):
+    since = time.time()
     assert run_done(api, ["ls", "/sys/class/net"], HostConfig={"NetworkMode": "none"}).split() == ["lo"]
     host_links = run_done(api, ["ls", "/sys/class/net"], HostConfig={"NetworkMode": "host"}).split()
     assert "lo" in host_links and len(host_links) > 1  # the host's own interfaces
+    reply = api.get("/events", since=f"{since:.9f}", until=f"{time.time():.9f}",
+                    filters=json.dumps({"type": ["network"]}))
+    seen = [(e["Action"], e["Actor"]["Attributes"]["name"], e["Actor"]["Attributes"]["type"])
+            for e in map(json.loads, reply.body.splitlines())]
+    # as dockerd reports them (checked against Debian's 20.10): joining and leaving none and host
+    assert seen == [("connect", "none", "null"), ("disconnect", "none", "null"),
+                    ("connect", "host", "host"), ("disconnect", "host", "host")]
     reply = api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "nope"}})
     assert reply.status == 400 and reply.message == "network nope not found"  # a 404 would make docker pull
 

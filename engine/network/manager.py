@@ -91,7 +91,14 @@ class NetworkManager:
     # --- containers ----------------------------------------------------------------
 
     async def start(self, c: Container) -> None:
-        """Plug a starting container into its networks and publish its ports."""
+        """Plug a starting container into its networks and publish its ports. In network
+        mode none or host there is nothing to plug in, but dockerd still reports the
+        container joining (and at its stop leaving) that network, and so does berth."""
+        mode = c.record.host_config.network_mode
+        if mode in ("none", "host"):
+            c.sole_network = mode
+            self.publish(self.networks.get(mode), "connect", container=c.id)
+            return
         for name in [*network_names(c.record.host_config.network_mode), *c.record.extra_networks]:
             await self.connect(c, name, aliases=c.record.aliases.get(name, []), remember=False)
         await self._publish_ports(c)
@@ -179,6 +186,9 @@ class NetworkManager:
             if record is not None:
                 self.publish(record, "disconnect", container=c.id)
         c.networks.clear()
+        if c.sole_network:
+            self.publish(self.networks.get(c.sole_network), "disconnect", container=c.id)
+            c.sole_network = ""
 
     def write_hosts(self, c: Container) -> None:
         """/etc/hosts: localhost, then the container's own addresses with its name."""
