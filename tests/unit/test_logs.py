@@ -159,6 +159,37 @@ async def test_follower_misses_nothing_across_rotation(tmp_path):
     assert got == [f"{i}\n" for i in range(2000)]
 
 
+@pytest.mark.trio
+async def test_two_writer_threads_rotating_under_a_follower_lose_nothing(tmp_path):
+    """As in the daemon: stdout and stderr are written from threads of their own, which
+    rotate while a follower in the event loop lists, opens and reads the files."""
+    files = logs.LogFiles(tmp_path / "c-json.log", max_size=8000, max_file=200)
+    token = trio.lowlevel.current_trio_token()
+    note = Notifier()
+    w = logs.LogWriter(files, lambda: token.run_sync_soon(note))
+    got: list[tuple[str, str]] = []
+
+    async def follow():
+        async for batch in logs.read(files, follow=True, grown=lambda: note.event, done=lambda: note.done):
+            got.extend((e.stream, e.log) for e in batch)
+
+    def produce(stream: str) -> None:
+        for i in range(1500):
+            w.write(stream, f"{stream} {i}\n".encode())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(follow)
+        async with trio.open_nursery() as writers:
+            for stream in ("stdout", "stderr"):
+                writers.start_soon(trio.to_thread.run_sync, produce, stream)
+        note.done = True
+        note()
+    w.close()
+    assert len(list(tmp_path.iterdir())) > 20  # it rotated, many times
+    for stream in ("stdout", "stderr"):
+        assert [log for s, log in got if s == stream] == [f"{stream} {i}\n" for i in range(1500)]
+
+
 def test_log_options():
     assert logs.log_options({"max-size": "10m", "max-file": "3"}) == (10 * 1024 * 1024, 3)
     assert logs.log_options({}) == (0, 1)
