@@ -363,23 +363,25 @@ class Engine:
             c.oom_killed = True
             self.publish_container(c, "oom")
 
-    async def record_exit(self, c: Container, exit_code: int, error: str = "", started: bool = True) -> None:
+    async def record_exit(self, c: Container, exit_code: int, error: str = "", started: bool = True,
+                          restarting: bool = False) -> None:
         """Record the end of a run (or, with `started=False`, a start that failed: the
-        container keeps its state, as in Docker, but waiters and attachers are released)."""
+        container keeps its state, as in Docker, but waiters and attachers are released);
+        with `restarting`, the restart policy's back-off begins."""
         status = "exited" if started or c.state is not State.CREATED else "created"
+        status = "restarting" if restarting else status
         self.oom.drain()  # an OOM kill logged just before this exit belongs to it
         c.record.state = msgspec.structs.replace(
-            c.record.state, status=status, running=False, paused=False, restarting=False, pid=0, exit_code=exit_code,
+            c.record.state, status=status, running=False, paused=False, restarting=restarting, pid=0, exit_code=exit_code,
             error=error, finished_at=timefmt.now(), oom_killed=c.oom_killed)
         c.oom_killed = False
         c.exits += 1
         await self._save(c)
         self.publish_container(c, "die", exitCode=str(exit_code))
 
-    async def record_restarting(self, c: Container, restarting: bool = True) -> None:
-        """Enter (or, when `stop` cut the back-off short, leave) the restarting state."""
-        status = "restarting" if restarting else "exited"
-        c.record.state = msgspec.structs.replace(c.record.state, status=status, restarting=restarting)
+    async def stop_restarting(self, c: Container) -> None:
+        """`stop` cut the restart policy's back-off short: the container is exited."""
+        c.record.state = msgspec.structs.replace(c.record.state, status="exited", restarting=False)
         await self._save(c)
 
     # --- containers: actions --------------------------------------------------

@@ -71,7 +71,8 @@ class Supervisor:
                 except StartFailed as exc:
                     await engine.teardown(c)
                     exit_code = 127
-                    await engine.record_exit(c, exit_code, error=exc.message, started=not first)
+                    restart = not first and should_restart(c, exit_code)
+                    await engine.record_exit(c, exit_code, error=exc.message, started=not first, restarting=restart)
                     if first:
                         if c.record.host_config.auto_remove:
                             await engine.remove_stopped(c)
@@ -85,10 +86,14 @@ class Supervisor:
                     started = time.monotonic()
                     exit_code = await self._run(c, process, writer)
                     await engine.teardown(c)
-                    await engine.record_exit(c, exit_code)
+                    # Decided before the exit is recorded, so that the container goes from
+                    # running straight to restarting, as in dockerd: were it "exited" for a
+                    # moment, a `stop` then would answer 304 and leave it restarting.
+                    restart = should_restart(c, exit_code)
+                    await engine.record_exit(c, exit_code, restarting=restart)
                     if time.monotonic() - started >= BACKOFF_RESET_AFTER:
                         backoff = BACKOFF_START
-                if not should_restart(c, exit_code):
+                if not restart:
                     break
                 if not await self._back_off(c, backoff):
                     break
@@ -193,10 +198,9 @@ class Supervisor:
         with trio.CancelScope() as scope:
             c.backoff = scope  # set before any await, so a concurrent `stop` can always cut it
             if not c.stop_requested:
-                await self.engine.record_restarting(c)
                 await trio.sleep(delay)
         c.backoff = None
         if scope.cancelled_caught or c.stop_requested:
-            await self.engine.record_restarting(c, False)
+            await self.engine.stop_restarting(c)
             return False
         return True
