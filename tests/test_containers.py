@@ -344,6 +344,8 @@ def test_restart_back_off_grows(api):
         assert time.monotonic() < deadline, events
         time.sleep(0.1)
     gaps = [(s - d) / 1e9 for d, s in zip(dies, starts[1:])]
-    assert len(gaps) == 4 and all(later > earlier * 1.5 for earlier, later in zip(gaps, gaps[1:])), gaps
+    # Each back-off (100 ms, doubling) is a floor under its gap; a start adds a varying
+    # few tens of ms on top, so the gaps are checked against the floors, not each other.
+    assert len(gaps) == 4 and all(gap >= 0.098 * 2**i for i, gap in enumerate(gaps)), gaps
     assert 0.08 < gaps[0] < 0.5
     api.remove(cid)
