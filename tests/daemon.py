@@ -115,17 +115,29 @@ class Daemon:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        pids = set()
         for leak in self.leaks():
             kind, _, rest = leak.partition(" ")
             if kind == "process":
-                try:
-                    os.kill(int(rest.split(":")[0]), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                pids.add(int(rest.split(":")[0]))
+            elif kind == "cgroup":  # containers of a daemon that was killed: they name no root
+                for dirpath, _, files in os.walk(rest):
+                    if "cgroup.procs" in files:
+                        pids.update(int(p) for p in Path(dirpath, "cgroup.procs").read_text().split())
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)  # a cgroup can be removed only once its processes are gone
         for leak in sorted(self.leaks(), reverse=True):
             kind, _, rest = leak.partition(" ")
             if kind == "mount":
                 subprocess.run(["umount", "-l", rest], check=False)
+            elif kind == "link":
+                subprocess.run(["ip", "link", "delete", rest], check=False)
             elif kind == "cgroup":
                 for dirpath, _, _ in sorted(os.walk(rest), key=lambda w: -len(w[0])):
                     try:

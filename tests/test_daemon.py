@@ -69,6 +69,19 @@ def test_kill_9_of_daemon_is_recovered(fresh_daemon):
     assert d.api.wait(cid2) == 0
 
 
+def test_cleanup_after_a_killed_daemon_leaves_nothing(fresh_daemon):
+    """The suite's last resort when a run fails (tests must clean up even then): after
+    berthd is killed with a container running, cleanup() ends the container, which names
+    no root, and removes its cgroups, the bridge and the mounts."""
+    d = fresh_daemon()
+    d.api.run(["sleep", "300"])  # on the daemon's own bridge
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    left = d.leaks()
+    assert any(leak.startswith("cgroup") for leak in left) and f"link {d.bridge}" in left, left
+    d.cleanup()
+    assert d.leaks() == []
+
+
 def test_events_replay_across_restart_and_crash(fresh_daemon):
     import json
 
