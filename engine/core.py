@@ -407,8 +407,7 @@ class Engine:
         await c.wait_until(lambda: not c.supervised)
         c.stop_requested = False
         c.record.manually_stopped = False
-        await self._supervisor.start(c)
-        self.publish_container(c, "start")
+        await self._supervisor.start(c)  # which publishes `start`
 
     async def stop(self, ref: str, timeout: float | None = None) -> Container:
         """SIGTERM (or the image's stop signal), then SIGKILL after `timeout` seconds."""

@@ -78,11 +78,12 @@ class Supervisor:
                             await engine.remove_stopped(c)
                         raise
                 else:
+                    # Published here, before this task starts its output pumps, so that
+                    # subscribers woken by it run first (events are delivered sooner).
+                    engine.publish_container(c, "start")
                     if first:
                         task_status.started()
                         first = False
-                    else:
-                        engine.publish_container(c, "start")
                     started = time.monotonic()
                     exit_code = await self._run(c, process, writer)
                     await engine.teardown(c)
