@@ -36,7 +36,7 @@ from .images.store import Image, ImageStore
 from .lifecycle import Action, State
 from .models import ContainerConfig, ContainerRecord, CreateRequest, Event, UpdateRequest, ZERO_TIME, Actor
 from .network import netns
-from .network.manager import NetworkManager
+from .network.manager import NetworkManager, sole_network
 from .network.networks import Networks
 from .runtime import bundle, cgroups, oci, rootfs
 from .store import atomic_write, tree_size
@@ -133,7 +133,7 @@ class Engine:
             c.record.state = msgspec.structs.replace(
                 c.record.state, status="exited", running=False, paused=False, restarting=False, pid=0, exit_code=255,
                 error="daemon stopped without stopping the container", finished_at=timefmt.now())
-            await self._save(c)
+            await self.save_record(c)
             if was_removing:
                 await self.remove_stopped(c)
 
@@ -246,7 +246,7 @@ class Engine:
         if hc.nano_cpus and (hc.cpu_quota or hc.cpu_period):
             raise BadRequest("Conflicting options: Nano CPUs and CPU Period cannot both be set")
         self.network.check_mode(hc.network_mode)
-        if (hc.port_bindings or hc.publish_all_ports) and hc.network_mode in ("none", "host"):
+        if (hc.port_bindings or hc.publish_all_ports) and sole_network(hc.network_mode):
             raise BadRequest(f"conflicting options: port publishing and the {hc.network_mode} network mode")
         img = image.config.config
         planned = mountspec.plan(hc.binds, hc.mounts, [*(img.volumes or {}), *(req.volumes or {})],
@@ -289,7 +289,7 @@ class Engine:
         c.dir.mkdir()
         c.log_path.touch(mode=0o640)  # followers (attach before start) open it at once
         await trio.to_thread.run_sync(self._write_etc_files, c)
-        await self._save(c)
+        await self.save_record(c)
         self.containers[cid] = c
         self.names[name] = cid
         self.publish_container(c, "create")
@@ -303,10 +303,7 @@ class Engine:
         (c.dir / "resolv.conf").write_text("# no nameserver: berth's networks do not lead off this host\n")
 
     async def save_record(self, c: Container) -> None:
-        """Persist a container's record (after a change made outside the Engine)."""
-        await self._save(c)
-
-    async def _save(self, c: Container) -> None:
+        """Persist a container's record and wake those waiting on it."""
         data = msgspec.json.encode(c.record)
         await trio.to_thread.run_sync(atomic_write, c.record_path, data)
         c.notify()
@@ -355,7 +352,7 @@ class Engine:
         c.record.state = msgspec.structs.replace(
             c.record.state, status="running", running=True, restarting=False, pid=pid, exit_code=0, error="", oom_killed=False,
             started_at=timefmt.now(), finished_at=ZERO_TIME)
-        await self._save(c)
+        await self.save_record(c)
 
     def _oom_killed(self, cid: str) -> None:
         c = self.containers.get(cid)
@@ -368,21 +365,23 @@ class Engine:
         """Record the end of a run (or, with `started=False`, a start that failed: the
         container keeps its state, as in Docker, but waiters and attachers are released);
         with `restarting`, the restart policy's back-off begins."""
-        status = "exited" if started or c.state is not State.CREATED else "created"
-        status = "restarting" if restarting else status
+        if restarting:
+            status = "restarting"
+        else:
+            status = "exited" if started or c.state is not State.CREATED else "created"
         self.oom.drain()  # an OOM kill logged just before this exit belongs to it
         c.record.state = msgspec.structs.replace(
             c.record.state, status=status, running=False, paused=False, restarting=restarting, pid=0, exit_code=exit_code,
             error=error, finished_at=timefmt.now(), oom_killed=c.oom_killed)
         c.oom_killed = False
         c.exits += 1
-        await self._save(c)
+        await self.save_record(c)
         self.publish_container(c, "die", exitCode=str(exit_code))
 
     async def stop_restarting(self, c: Container) -> None:
         """`stop` cut the restart policy's back-off short: the container is exited."""
         c.record.state = msgspec.structs.replace(c.record.state, status="exited", restarting=False)
-        await self._save(c)
+        await self.save_record(c)
 
     # --- containers: actions --------------------------------------------------
 
@@ -475,7 +474,7 @@ class Engine:
         async with self._acting(ref, Action.PAUSE) as c:
             await self._freeze(c, True)
             c.record.state = msgspec.structs.replace(c.record.state, status=State.PAUSED.value, paused=True)
-            await self._save(c)
+            await self.save_record(c)
             self.publish_container(c, "pause")
         return c
 
@@ -513,7 +512,7 @@ class Engine:
         await self._freeze(c, False)
         if c.state is State.PAUSED:
             c.record.state = msgspec.structs.replace(c.record.state, status=State.RUNNING.value, paused=False)
-            await self._save(c)
+            await self.save_record(c)
 
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         """Delete a container and its writable layer; with `force`, kill it first; with
@@ -585,7 +584,7 @@ class Engine:
         """Record a container's health (healthcheck plugin); publish `health_status` on change."""
         before = c.record.state.health.status if c.record.state.health else None
         c.record.state = msgspec.structs.replace(c.record.state, health=health)
-        await self._save(c)
+        await self.save_record(c)
         if health is not None and health.status != before:
             self.publish_container(c, f"health_status: {health.status}")
 
@@ -652,7 +651,7 @@ class Engine:
         del self.names[old]
         self.names[new_name] = c.id
         c.record.name = new_name
-        await self._save(c)
+        await self.save_record(c)
         self.publish_container(c, "rename", oldName="/" + old)
 
     async def update(self, ref: str, req: UpdateRequest) -> None:
@@ -685,7 +684,7 @@ class Engine:
             except oci.RuntimeFailure as exc:
                 raise EngineError(f"Cannot update container {c.id}: {exc.message}") from None
         c.record.host_config = updated
-        await self._save(c)
+        await self.save_record(c)
         self.publish_container(c, "update")
 
     async def prune_containers(self, filters: flt.Filters | None = None, until: str = "") -> tuple[list[str], int]:

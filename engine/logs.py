@@ -293,27 +293,23 @@ def _start(files: LogFiles, tail: int | None) -> tuple[list[BinaryIO], int]:
 
 def _next_file(files: LogFiles, current: BinaryIO) -> BinaryIO | None:
     """After `current` was rotated away: the next newer file, if there is one."""
-    with _ROTATION:
-        return _next_file_locked(files, current)
-
-
-def _next_file_locked(files: LogFiles, current: BinaryIO) -> BinaryIO | None:
     inode = os.fstat(current.fileno()).st_ino
-    paths = files.oldest_first()
-    inodes = []
-    for path in paths:
-        try:
-            inodes.append(path.stat().st_ino)
-        except FileNotFoundError:
-            inodes.append(None)
-    if inodes[-1] == inode:
-        return None  # still the current file
-    following = paths[inodes.index(inode) + 1:] if inode in inodes else paths
-    for path in following:
-        try:
-            return open(path, "rb")
-        except FileNotFoundError:
-            continue
+    with _ROTATION:
+        paths = files.oldest_first()
+        inodes = []
+        for path in paths:
+            try:
+                inodes.append(path.stat().st_ino)
+            except FileNotFoundError:
+                inodes.append(None)
+        if inodes[-1] == inode:
+            return None  # still the current file
+        following = paths[inodes.index(inode) + 1:] if inode in inodes else paths
+        for path in following:
+            try:
+                return open(path, "rb")
+            except FileNotFoundError:
+                continue
     return None
 
 

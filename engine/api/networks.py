@@ -7,7 +7,7 @@ import msgspec
 from .. import filters as flt
 from ..core import Engine
 from ..errors import BadRequest
-from ..network.networks import NetworkRecord
+from ..network.networks import PREDEFINED, NetworkRecord
 from .http import Request, Response, json_response
 
 NETWORK_FILTERS = ("name", "id", "driver", "label", "type", "dangling")
@@ -68,7 +68,7 @@ async def list_(req: Request, engine: Engine) -> Response:
             continue
         if filters.get("label") and not flt.label_match(filters["label"], record.labels):
             continue
-        builtin = record.name in ("bridge", "host", "none")
+        builtin = record.name in PREDEFINED
         if filters.get("type") and ("builtin" if builtin else "custom") not in filters["type"]:
             continue
         if filters.get("dangling") and (not builtin and not engine.network.users(record)) != \
@@ -114,7 +114,7 @@ async def disconnect(req: Request, engine: Engine) -> Response:
 async def prune(req: Request, engine: Engine) -> Response:
     gone = []
     for record in list(engine.network.networks.by_id.values()):
-        if record.name not in ("bridge", "host", "none") and not engine.network.users(record):
+        if record.name not in PREDEFINED and not engine.network.users(record):
             await engine.network.remove(record.id)
             gone.append(record.name)
     return json_response({"NetworksDeleted": gone or None})

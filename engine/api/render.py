@@ -13,7 +13,7 @@ from ..core import Engine
 from ..images.store import Image
 from ..errors import EngineError
 from ..lifecycle import State
-from ..network.manager import network_names
+from ..network.manager import network_names, sole_network
 from ..models import ZERO_TIME
 
 
@@ -77,8 +77,9 @@ def container_summary(engine: Engine, c: Container) -> dict:
 def networks(engine: Engine, c: Container) -> dict:
     """`NetworkSettings.Networks`: each network the container is on (or will join)."""
     found = {}
-    for name in [*network_names(c.record.host_config.network_mode), *c.record.extra_networks,
-                 *([c.record.host_config.network_mode] if c.record.host_config.network_mode in ("host", "none") else [])]:
+    mode = c.record.host_config.network_mode
+    sole = sole_network(mode)
+    for name in [*network_names(mode), *c.record.extra_networks, *([sole] if sole else [])]:
         endpoint = c.networks.get(name)
         try:
             record = engine.network.networks.get(name)

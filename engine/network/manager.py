@@ -24,11 +24,17 @@ if TYPE_CHECKING:
     from ..core import Engine
 
 
+def sole_network(mode: str) -> str:
+    """"none" or "host" for a container in that NetworkMode (it has no endpoint and joins
+    no other network), else ""."""
+    return mode if mode in ("none", "host") else ""
+
+
 def network_names(mode: str) -> list[str]:
-    """The networks a container with NetworkMode `mode` joins at start."""
+    """The networks a container with NetworkMode `mode` gets an endpoint on at start."""
     if mode in ("", "default", "bridge"):
         return ["bridge"]
-    if mode in ("none", "host") or mode.startswith("container:"):
+    if sole_network(mode) or mode.startswith("container:"):
         return []
     return [mode]
 
@@ -95,11 +101,11 @@ class NetworkManager:
         mode none or host there is nothing to plug in, but dockerd still reports the
         container joining (and at its stop leaving) that network, and so does berth."""
         mode = c.record.host_config.network_mode
-        if mode in ("none", "host"):
-            c.sole_network = mode
-            self.publish(self.networks.get(mode), "connect", container=c.id)
+        if sole := sole_network(mode):
+            c.sole_network = sole
+            self.publish(self.networks.get(sole), "connect", container=c.id)
             return
-        for name in [*network_names(c.record.host_config.network_mode), *c.record.extra_networks]:
+        for name in [*network_names(mode), *c.record.extra_networks]:
             await self.connect(c, name, aliases=c.record.aliases.get(name, []), remember=False)
         await self._publish_ports(c)
 
