@@ -17,7 +17,7 @@ DAEMON_LOG := /run/berth/berthd.log
 # PYTHONDONTWRITEBYTECODE is set, nothing else would, and every `berth` command would pay
 # for compiling its modules again (~10 ms of a 70 ms `run --rm`).
 install: $(VENV)/.install-stamp
-	@$(PY) -m compileall -q engine shell plugins
+	@$(PY) -m compileall -q engine shell plugins gounits
 
 # System packages first (root, no prompt), then the virtualenv with the package and test tools.
 $(VENV)/.install-stamp: pyproject.toml

@@ -21,16 +21,17 @@ from pathlib import Path
 import msgspec
 import trio
 
-from . import filters as flt
-from . import lifecycle, logs, mountspec, names, timefmt
-from .bus import Bus
-from .journal import Journal
+from .events import filters as flt
+from . import lifecycle, timefmt
+from .containers import logs, mounts as mountspec, names
+from .events.bus import Bus
+from .events.journal import Journal
 from .plugin_host import PluginHost
 from .config import DaemonConfig
-from .container import Container
+from .containers.container import Container
 from .errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
-from .execs import ExecConfig, Execs
-from .oom import OomWatcher
+from .containers.execs import ExecConfig, Execs
+from .containers.oom import OomWatcher
 from .images import busybox, reference
 from .images.store import Image, ImageStore
 from .lifecycle import Action, State
@@ -39,8 +40,8 @@ from .network import netns
 from .network.manager import NetworkManager, sole_network
 from .network.networks import Networks
 from .runtime import bundle, cgroups, oci, rootfs
-from .store import atomic_write, tree_size
-from .supervisor import Supervisor
+from .fs.store import atomic_write, tree_size
+from .containers.supervisor import Supervisor
 from .volumes import Volumes
 
 log = logging.getLogger("berth.engine")

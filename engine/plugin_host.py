@@ -28,9 +28,9 @@ import msgspec
 import trio
 
 from .errors import BadRequest, NotFound
-from .filters import EVENT_FILTERS, EventFilter
+from .events.filters import EVENT_FILTERS, EventFilter
 from .plugin_api import Plugin, PluginContext
-from .store import atomic_write
+from .fs.store import atomic_write
 
 if TYPE_CHECKING:
     from .core import Engine

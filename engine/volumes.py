@@ -44,16 +44,16 @@ from pathlib import Path
 import msgspec
 import trio
 
-from . import filters as flt
-from . import inroot, tarstream
-from .bus import Bus
-from .container import Container
-from .containerfs import feed_thread
+from .events import filters as flt
+from .fs import inroot, tarstream
+from .events.bus import Bus
+from .containers.container import Container
+from .containers.files import feed_thread
 from .errors import BadRequest, Conflict, EngineError, NotFound, StartFailed
 from .models import Actor, Event, MountPoint, VolumeCreateRequest, VolumeRecord
-from .mountspec import ANONYMOUS_LABEL, check_volume_name
+from .containers.mounts import ANONYMOUS_LABEL, check_volume_name
 from .runtime import rootfs, syscalls
-from .store import atomic_write, fsync_dir, tree_size
+from .fs.store import atomic_write, fsync_dir, tree_size
 
 log = logging.getLogger("berth.volumes")
 

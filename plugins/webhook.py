@@ -23,7 +23,7 @@ import h11
 import msgspec
 import trio
 
-from engine.filters import EVENT_FILTERS, EventFilter
+from engine.events.filters import EVENT_FILTERS, EventFilter
 from engine.models import Event
 from engine.plugin_api import Plugin, PluginContext
 

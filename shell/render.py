@@ -2,16 +2,15 @@
 go-units durations and sizes, PORTS, event lines.
 
 Pure functions over decoded JSON, stdlib only. The go-units rules (durations, sizes) live
-in engine/humanize.py, shared with the daemon (which renders `Status` with them); that
-module is stdlib-only and `engine/__init__` is empty, so importing it costs the one-shot
-client nothing of the engine.
+in the tiny `gounits` package, shared with the daemon (which renders `Status` with them);
+the shell imports nothing from engine/.
 """
 
 from __future__ import annotations
 
 import time
 
-from engine.humanize import binary_size, duration, size  # noqa: F401 (re-exported for callers)
+from gounits import binary_size, duration, size  # noqa: F401 (re-exported for callers)
 
 from . import fastjson
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import containerfs
+from ..containers import files as containerfs
 from ..core import Engine
 from ..errors import NotFound
 from ..images.commit import CommitOptions, commit as commit_container

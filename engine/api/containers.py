@@ -7,11 +7,11 @@ import struct
 import msgspec
 import trio
 
-from .. import detach_keys, stats
-from .. import filters as flt
+from ..containers import detach_keys, stats
+from ..events import filters as flt
 from ..core import CONTAINER_FILTERS, Engine
 from ..errors import BadRequest
-from ..logs import LogText
+from ..containers.logs import LogText
 from ..timefmt import rfc3339
 from ..models import CreateRequest, UpdateRequest
 from . import render

@@ -8,7 +8,7 @@ import trio
 
 from ..core import Engine
 from ..errors import BadRequest
-from ..execs import ExecConfig, ExecStart
+from ..containers.execs import ExecConfig, ExecStart
 from .http import Request, Response, json_response
 
 

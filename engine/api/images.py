@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import trio
 
-from .. import filters as flt
+from ..events import filters as flt
 from ..core import IMAGE_FILTERS, Engine
 from ..errors import EngineError
 from ..images import archive, archive_load

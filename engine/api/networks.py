@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from .. import filters as flt
+from ..events import filters as flt
 from ..core import Engine
 from ..errors import BadRequest
 from ..network.networks import PREDEFINED, NetworkRecord

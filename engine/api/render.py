@@ -7,8 +7,8 @@ from datetime import datetime
 
 import msgspec
 
-from .. import humanize
-from ..container import Container
+import gounits
+from ..containers.container import Container
 from ..core import Engine
 from ..images.store import Image
 from ..errors import EngineError
@@ -32,14 +32,14 @@ def status_text(c: Container) -> str:
     st = c.record.state
     now = time.time()
     if c.has_process:
-        up = f"Up {humanize.duration(now - unix_seconds(st.started_at))}"
+        up = f"Up {gounits.duration(now - unix_seconds(st.started_at))}"
         return up + " (Paused)" if c.state is State.PAUSED else up
     if c.state is State.RESTARTING:
-        return f"Restarting ({st.exit_code}) {humanize.duration(now - unix_seconds(st.finished_at))} ago"
+        return f"Restarting ({st.exit_code}) {gounits.duration(now - unix_seconds(st.finished_at))} ago"
     if c.state is State.REMOVING:
         return "Removal In Progress"
     if c.state is State.EXITED:
-        return f"Exited ({st.exit_code}) {humanize.duration(now - unix_seconds(st.finished_at))} ago"
+        return f"Exited ({st.exit_code}) {gounits.duration(now - unix_seconds(st.finished_at))} ago"
     if c.state is State.DEAD:
         return "Dead"
     return "Created"

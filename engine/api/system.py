@@ -10,11 +10,11 @@ from datetime import datetime
 import msgspec
 import trio
 
-from .. import filters as flt
+from ..events import filters as flt
 from ..core import Engine
 from ..errors import BadRequest
 from ..timefmt import rfc3339
-from ..store import tree_size
+from ..fs.store import tree_size
 from . import render
 from .volumes import render as volume_render
 from .http import API_VERSION, MIN_API_VERSION, Request, Response, json_response

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import filters as flt
+from ..events import filters as flt
 from ..core import Engine
 from ..models import VolumeCreateRequest, VolumeRecord
 from ..volumes import LIST_FILTERS, PRUNE_FILTERS

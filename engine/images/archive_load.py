@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import msgspec
 import trio
 
-from .. import humanize
+import gounits
 from ..errors import BadRequest
 from ..models import ImageConfig
 from . import reference
@@ -327,7 +327,7 @@ class LoadResult(msgspec.Struct):
 
 
 def _progress(size: int) -> str:
-    done = humanize.size(size, 4)
+    done = gounits.size(size, 4)
     return f"[{'=' * 49}>]  {done}/{done}"
 
 

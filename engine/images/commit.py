@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING
 import msgspec
 import trio
 
-from .. import containerfs, fsdiff, timefmt
+from ..containers import files as containerfs
+from ..fs import diff as fsdiff
+from .. import timefmt
 from ..errors import Conflict, EngineError
 from ..lifecycle import State
 from ..models import ContainerConfig, HealthConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from .. import filters as flt
+from ..events import filters as flt
 from ..errors import BadRequest
 from ..models import Actor, Event
 

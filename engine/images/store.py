@@ -39,7 +39,7 @@ import msgspec
 from .. import timefmt
 from ..errors import BadRequest, Conflict, EngineError, no_such_image
 from ..models import HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS
-from ..store import atomic_write, fsync_dir, tree_size
+from ..fs.store import atomic_write, fsync_dir, tree_size
 from . import layers, reference, tarsplit
 from .changes import apply as apply_changes
 from .reference import Reference

@@ -20,7 +20,7 @@ from . import dns, links, ports
 from .networks import PREDEFINED, Endpoint, NetworkRecord, Networks, free_address
 
 if TYPE_CHECKING:
-    from ..container import Container
+    from ..containers.container import Container
     from ..core import Engine
 
 

@@ -17,7 +17,7 @@ import msgspec
 
 from .. import timefmt
 from ..errors import BadRequest, Conflict, NotFound
-from ..store import atomic_write
+from ..fs.store import atomic_write
 
 PREDEFINED = ("bridge", "host", "none")
 USER_SUBNETS = ipaddress.ip_network("10.89.0.0/16")  # user networks get /24s from here

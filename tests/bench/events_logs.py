@@ -26,8 +26,8 @@ from pathlib import Path
 
 import trio
 
-from engine.bus import Bus
-from engine.journal import Journal
+from engine.events.bus import Bus
+from engine.events.journal import Journal
 from engine.models import Actor, Event
 
 from .engines import arguments, running

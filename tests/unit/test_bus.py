@@ -8,9 +8,9 @@ import time
 import pytest
 import trio
 
-from engine.bus import Bus
-from engine.filters import EventFilter
-from engine.journal import Journal
+from engine.events.bus import Bus
+from engine.events.filters import EventFilter
+from engine.events.journal import Journal
 from engine.models import Actor, Event
 
 N = 10_000

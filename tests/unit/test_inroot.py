@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import inroot, tarstream
+from engine.fs import inroot, tarstream
 from engine.errors import BadRequest
 
 

@@ -7,7 +7,7 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.journal import Journal
+from engine.events.journal import Journal
 from engine.models import Actor, Event
 
 

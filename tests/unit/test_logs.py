@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 import trio
 
-from engine import logs
+from engine.containers import logs
 
 
 class Notifier:

@@ -8,13 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine import filters, humanize
+import gounits
+from engine.events import filters
 from engine.errors import BadRequest
 from engine.images import changes, reference
 from engine.models import ImageRuntimeConfig
 from engine.runtime.oci import parse_signal
 from engine.api.containers import frame
-from engine.logs import LogEntry
+from engine.containers.logs import LogEntry
 from tests.api import demux
 
 component = st.from_regex(r"[a-z0-9]+([._-][a-z0-9]+)?", fullmatch=True)
@@ -102,9 +103,9 @@ def test_signals():
     (150, "2 minutes"), (3600, "About an hour"), (3 * 3600, "3 hours"), (3 * 86400, "3 days"),
     (15 * 86400, "2 weeks"), (70 * 86400, "2 months"), (800 * 86400, "2 years")])
 def test_human_duration(seconds, text):
-    assert humanize.duration(seconds) == text
+    assert gounits.duration(seconds) == text
 
 
 @pytest.mark.parametrize("n,text", [(512, "512B"), (1982387, "1.98MB"), (1000, "1kB"), (2.5e9, "2.5GB")])
 def test_human_size(n, text):
-    assert humanize.size(n) == text
+    assert gounits.size(n) == text

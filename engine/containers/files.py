@@ -38,14 +38,15 @@ import msgspec
 import outcome
 import trio
 
-from . import fsdiff, inroot, tarstream, timefmt
+from ..fs import diff as fsdiff, inroot, tarstream
+from .. import timefmt
 from .container import Container
-from .errors import BadRequest, Conflict, EngineError, Forbidden, NotFound, no_such_container
-from .lifecycle import State
-from .runtime import bundle, rootfs
+from ..errors import BadRequest, Conflict, EngineError, Forbidden, NotFound, no_such_container
+from ..lifecycle import State
+from ..runtime import bundle, rootfs
 
 if TYPE_CHECKING:
-    from .core import Engine
+    from ..core import Engine
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 T = TypeVar("T")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import msgspec
 
-from .models import Event
+from ..models import Event
 
 _HEADER = struct.Struct(">II")
 

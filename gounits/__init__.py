@@ -1,4 +1,4 @@
-"""Durations and sizes in the words Docker prints (Go's go-units), shared by the daemon
+"""Durations and sizes in the words Docker prints (Go's go-units): a tiny package shared by the daemon
 (the `Status` column is rendered server-side) and the client (CREATED, SIZE).
 
 Pure functions, stdlib only: the one-shot client imports this module too.

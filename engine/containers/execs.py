@@ -19,15 +19,15 @@ import msgspec
 import trio
 
 from . import detach_keys
-from .errors import BadRequest, Conflict, NotFound
-from .lifecycle import State
-from .runtime import bundle
-from .runtime.oci import RuntimeFailure
-from .runtime.terminal import Terminal
+from ..errors import BadRequest, Conflict, NotFound
+from ..lifecycle import State
+from ..runtime import bundle
+from ..runtime.oci import RuntimeFailure
+from ..runtime.terminal import Terminal
 
 if TYPE_CHECKING:
     from .container import Container
-    from .core import Engine
+    from ..core import Engine
 
 Output = Callable[[int, bytes], Awaitable[None]]  # (stream id 1 or 2, bytes)
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import trio
 
-from .lifecycle import State
+from ..lifecycle import State
 from .logs import LogFiles, log_options
-from .models import ContainerRecord
-from .network.networks import Endpoint
-from .network.ports import PortMap
-from .runtime.terminal import Terminal
+from ..models import ContainerRecord
+from ..network.networks import Endpoint
+from ..network.ports import PortMap
+from ..runtime.terminal import Terminal
 
 
 class Container:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-from .errors import BadRequest
+from ..errors import BadRequest
 
 _VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 

@@ -39,8 +39,8 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from . import inroot
-from .errors import BadRequest
-from .images.layers import uncompressed
+from ..errors import BadRequest
+from ..images.layers import uncompressed
 
 CHUNK = 1 << 20
 BLOCK = tarfile.BLOCKSIZE

@@ -9,7 +9,7 @@ swallowed and ends the session; a broken one is passed on whole.
 
 from __future__ import annotations
 
-from .errors import BadRequest
+from ..errors import BadRequest
 
 DEFAULT = "ctrl-p,ctrl-q"
 _CTRL_EXTRA = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}

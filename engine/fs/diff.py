@@ -35,7 +35,7 @@ from typing import Self
 import msgspec
 
 from . import inroot
-from .images.layers import OPAQUE_MARKER, WHITEOUT_PREFIX
+from ..images.layers import OPAQUE_MARKER, WHITEOUT_PREFIX
 from .tarstream import TarWriter, is_whiteout
 
 MODIFIED, ADDED, DELETED = 0, 1, 2

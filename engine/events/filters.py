@@ -10,8 +10,8 @@ from collections.abc import Iterable
 
 import msgspec
 
-from .errors import BadRequest
-from .models import Event
+from ..errors import BadRequest
+from ..models import Event
 
 Filters = dict[str, list[str]]
 

@@ -19,7 +19,7 @@ import trio
 
 from .filters import EventFilter
 from .journal import Journal, Record
-from .models import Event
+from ..models import Event
 
 
 class Bus:

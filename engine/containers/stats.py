@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from . import timefmt
-from .errors import BadRequest, Conflict
-from .runtime import cgroups
+from .. import timefmt
+from ..errors import BadRequest, Conflict
+from ..runtime import cgroups
 
 if TYPE_CHECKING:
     from .container import Container
-    from .core import Engine
+    from ..core import Engine
 
 _ZERO = "0001-01-01T00:00:00Z"
 

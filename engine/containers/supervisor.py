@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from .container import Container
-from .errors import StartFailed
-from .lifecycle import State
+from ..errors import StartFailed
+from ..lifecycle import State
 from .logs import LogWriter
 from .pump import pump_pipe, pump_terminal
-from .runtime.oci import RuntimeFailure, failure_reason
+from ..runtime.oci import RuntimeFailure, failure_reason
 
 if TYPE_CHECKING:
-    from .core import Engine
+    from ..core import Engine
 
 log = logging.getLogger("berth.supervisor")
 

@@ -24,8 +24,8 @@ import re
 import secrets
 from collections.abc import Callable
 
-from .errors import BadRequest
-from .models import Mount, MountPoint, VolumeCreateRequest
+from ..errors import BadRequest
+from ..models import Mount, MountPoint, VolumeCreateRequest
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # what dockerd 23+ marks anonymous volumes with
 VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")

@@ -10,7 +10,7 @@ Rotation (`--log-opt max-size=10m --log-opt max-file=3`): when the current file 
 pass max-size it becomes `<id>-json.log.1`, older ones shift up, the oldest beyond
 max-file goes. Readers walk the files oldest first; `--tail` reads backwards from the end.
 
-Writers run in the threads that pump a container's pipes (engine/pump.py), readers in
+Writers run in the threads that pump a container's pipes (pump.py), readers in
 the event loop; a lock keeps a rotation from falling between a reader's listing the files
 and opening them. Followers (`logs -f`, `attach`) hold a file open and read it by offset,
 sleeping on the container's change event (set and replaced after a write when a follower
@@ -33,8 +33,8 @@ from typing import BinaryIO, Literal, NamedTuple
 import msgspec
 import trio
 
-from .errors import BadRequest
-from .timefmt import rfc3339
+from ..errors import BadRequest
+from ..timefmt import rfc3339
 
 _CHUNK = 1 << 20
 MAX_LINE = 16 * 1024
