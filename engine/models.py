@@ -330,6 +330,14 @@ class Event(Struct, omit_defaults=True, kw_only=True):
     from_: str | None = field(default=None, name="from")
 
 
+def words(value: list[str] | str | None) -> list[str] | None:
+    """Cmd/Entrypoint arrive as a list or as one string (Docker's StrSlice, the shell
+    form); an empty string is no words."""
+    if isinstance(value, str):
+        return [value] if value else []
+    return value
+
+
 def decode(data: bytes, type_):
     """Decode JSON into `type_`; raises msgspec errors that name the offending field."""
     return msgspec.json.decode(data, type=type_)

@@ -29,14 +29,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
+from .events import constructors
+from .events.bus import Bus
 from .models import Event
 
-if TYPE_CHECKING:
-    from .core import Engine
+
+class EngineFacade(Protocol):
+    """The Engine's methods a plugin calls through `ctx.engine` (the Engine itself is
+    handed over; this names the contract, without importing the daemon's core)."""
+
+    def get(self, ref: str) -> Any: ...
+
+    def list_containers(self, all_: bool = False, filters: dict[str, list[str]] | None = None) -> list[Any]: ...
+
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None: ...
+
+    async def set_health(self, c: Any, health: Any) -> None: ...
+
+    async def exec_run(self, ref: str, cmd: list[str], *, user: str = "", workdir: str = "",
+                       env: list[str] = (), timeout: float | None = None) -> tuple[int, bytes]: ...
+
+    async def prune_images(self, filters: dict[str, list[str]] | None = None) -> Any: ...
 
 
 class NoConfig(msgspec.Struct):
@@ -47,8 +64,9 @@ class PluginContext:
     """What a running plugin gets: the Engine facade, its typed config, a logger, a
     directory of its own, and a way to publish its own events."""
 
-    def __init__(self, engine: Engine, name: str, config: Any, state_dir: Path):
+    def __init__(self, engine: EngineFacade, bus: Bus, name: str, config: Any, state_dir: Path):
         self.engine = engine
+        self._bus = bus
         self.name = name
         self.config = config
         self.state_dir = state_dir
@@ -58,7 +76,7 @@ class PluginContext:
 
     def publish(self, action: str, **attributes: str) -> None:
         """Publish a `plugin` event (Actor.ID = the plugin's name) on the bus."""
-        self.engine.publish_plugin(self.name, action, **attributes)
+        self._bus.publish(constructors.plugin(self.name, action, **attributes))
 
 
 EventHandler = Callable[[PluginContext, Event], Awaitable[None]]

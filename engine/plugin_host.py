@@ -22,18 +22,16 @@ import logging
 import tomllib
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import msgspec
 import trio
 
 from .errors import BadRequest, NotFound
 from .events.filters import EVENT_FILTERS, EventFilter
-from .plugin_api import Plugin, PluginContext
+from .events import constructors
+from .events.bus import Bus
+from .plugin_api import EngineFacade, Plugin, PluginContext
 from .fs.store import atomic_write
-
-if TYPE_CHECKING:
-    from .core import Engine
 
 log = logging.getLogger("berth.plugins")
 
@@ -80,13 +78,17 @@ def _load_file(path: Path) -> ModuleType:
 
 
 class PluginHost:
-    def __init__(self, engine: Engine, config_file: Path | None, plugins_dir: Path, state_dir: Path):
-        self.engine = engine
+    def __init__(self, bus: Bus, facade: EngineFacade, config_file: Path | None, plugins_dir: Path, state_dir: Path):
+        self.bus = bus
+        self.facade = facade  # what plugins call (the Engine)
         self.config_file = config_file
         self.plugins_dir = plugins_dir
         self.state_dir = state_dir
         self.plugins: dict[str, PluginState] = {}
         self._nursery: trio.Nursery | None = None
+
+    def publish(self, name: str, action: str, **attrs: str) -> None:
+        self.bus.publish(constructors.plugin(name, action, **attrs))
 
     # --- discovery and configuration ----------------------------------------
 
@@ -151,7 +153,7 @@ class PluginHost:
                 while True:
                     try:
                         config = self._config(state)
-                        ctx = PluginContext(self.engine, state.name, config, self.state_dir / state.name)
+                        ctx = PluginContext(self.facade, self.bus, state.name, config, self.state_dir / state.name)
                         ctx.state_dir.mkdir(parents=True, exist_ok=True)
                         state.status = "running"
                         async with trio.open_nursery() as nursery:
@@ -165,7 +167,7 @@ class PluginHost:
                         state.last_error = _describe(exc)
                         state.status = "restarting"
                         log.error("plugin %s failed: %s", state.name, state.last_error, exc_info=exc)
-                        self.engine.publish_plugin(state.name, "error", error=state.last_error)
+                        self.publish(state.name, "error", error=state.last_error)
                         await trio.sleep(backoff)
                         backoff = min(backoff * 2, BACKOFF_MAX)
                         state.restarts += 1
@@ -182,8 +184,8 @@ class PluginHost:
         cursor_file = ctx.state_dir / "cursor"
         cursor = None
         if plugin.durable:
-            cursor = int(cursor_file.read_text()) if cursor_file.exists() else self.engine.bus.journal.next_cursor
-        async for record in self.engine.bus.subscribe(match, cursor=cursor):
+            cursor = int(cursor_file.read_text()) if cursor_file.exists() else self.bus.journal.next_cursor
+        async for record in self.bus.subscribe(match, cursor=cursor):
             ctx.cursor = record.cursor
             await plugin.handler(ctx, record.event)
             state.handled += 1
@@ -205,7 +207,7 @@ class PluginHost:
         self._remember()
         if state.stopped.is_set():
             self._start(state)
-            self.engine.publish_plugin(name, "enable")
+            self.publish(name, "enable")
 
     async def disable(self, name: str) -> None:
         state = self.get(name)
@@ -215,7 +217,7 @@ class PluginHost:
             state.scope.cancel()
         await state.stopped.wait()
         state.status = "disabled"
-        self.engine.publish_plugin(name, "disable")
+        self.publish(name, "disable")
 
     async def reload(self, name: str) -> None:
         """Re-read the plugin's code and configuration, and restart it if enabled."""
@@ -232,7 +234,7 @@ class PluginHost:
         if was_enabled:
             self._config(fresh)
             self._start(fresh)
-        self.engine.publish_plugin(name, "reload")
+        self.publish(name, "reload")
 
     def _remember(self) -> None:
         atomic_write(self.state_dir / "state.json",

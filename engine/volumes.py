@@ -50,7 +50,8 @@ from .events.bus import Bus
 from .containers.container import Container
 from .containers.files import feed_thread
 from .errors import BadRequest, Conflict, EngineError, NotFound, StartFailed
-from .models import Actor, Event, MountPoint, VolumeCreateRequest, VolumeRecord
+from .events import constructors
+from .models import MountPoint, VolumeCreateRequest, VolumeRecord
 from .containers.mounts import ANONYMOUS_LABEL, check_volume_name
 from .runtime import rootfs, syscalls
 from .fs.store import atomic_write, fsync_dir, tree_size
@@ -239,8 +240,7 @@ class Volumes:
                 continue  # taken into use or removed meanwhile
             gone.append(vol.name)
             reclaimed += size
-        self.bus.publish(Event(Type="volume", Action="prune", Actor=Actor("", {"reclaimed": str(reclaimed)}),
-                               scope="local"))
+        self.bus.publish(constructors.pruned("volume", reclaimed))
         return gone, reclaimed
 
     async def provide(self, wanted: list[VolumeCreateRequest]) -> None:
@@ -350,8 +350,7 @@ class Volumes:
             os.chmod(data, stat.S_IMODE(found.stat.st_mode))
 
     def _publish(self, vol: VolumeRecord, action: str, **attrs: str) -> None:
-        self.bus.publish(Event(Type="volume", Action=action, Actor=Actor(vol.name, {"driver": vol.driver, **attrs}),
-                               scope="local"))
+        self.bus.publish(constructors.volume(vol.name, action, vol.driver, **attrs))
 
 
 def _name_match(pattern: str, name: str) -> bool:

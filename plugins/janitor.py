@@ -65,7 +65,7 @@ async def sweep(ctx: PluginContext) -> None:
             continue
         ctx.publish("removed", container=c.id, containerName=c.name)
     if cfg.prune_images:
-        for entry in await engine.prune_images():
+        for entry in (await engine.prune_images()).images_deleted or []:
             if "Deleted" in entry:
                 ctx.publish("pruned", image=entry["Deleted"])
 

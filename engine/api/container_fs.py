@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..containers import files as containerfs
 from ..core import Engine
 from ..errors import NotFound
-from ..images.commit import CommitOptions, commit as commit_container
+from ..images.commit import CommitOptions
 from ..models import ContainerConfig
 from .http import Request, Response, json_response
 
@@ -15,7 +15,7 @@ def _stat_header(found: containerfs.PathStat) -> list[tuple[str, str]]:
 
 
 async def head_archive(req: Request, engine: Engine) -> Response:
-    found = await containerfs.stat_path(engine, req.params["id"], req.q("path"))
+    found = await engine.files.stat_path(req.params["id"], req.q("path"))
     return Response(200, headers=_stat_header(found))
 
 
@@ -23,22 +23,22 @@ async def get_archive(req: Request, engine: Engine) -> None:
     async def open_stream(found: containerfs.PathStat):
         return await req.stream("application/x-tar", headers=_stat_header(found))
 
-    await containerfs.archive_path(engine, req.params["id"], req.q("path"), open_stream)
+    await engine.files.archive_path(req.params["id"], req.q("path"), open_stream)
 
 
 async def put_archive(req: Request, engine: Engine) -> Response:
-    await containerfs.extract_to_dir(engine, req.params["id"], req.q("path"), req.body_chunks(),
+    await engine.files.extract_to_dir(req.params["id"], req.q("path"), req.body_chunks(),
                                      no_overwrite_dir_non_dir=req.qbool("noOverwriteDirNonDir"),
                                      copy_uid_gid=req.qbool("copyUIDGID"))
     return Response(200)
 
 
 async def export(req: Request, engine: Engine) -> None:
-    await containerfs.export(engine, req.params["id"], lambda: req.stream("application/octet-stream"))
+    await engine.files.export(req.params["id"], lambda: req.stream("application/octet-stream"))
 
 
 async def changes(req: Request, engine: Engine) -> Response:
-    return json_response(await containerfs.changes(engine, req.params["id"]))
+    return json_response(await engine.files.changes(req.params["id"]))
 
 
 async def commit(req: Request, engine: Engine) -> Response:
@@ -51,5 +51,5 @@ async def commit(req: Request, engine: Engine) -> Response:
     options = CommitOptions(repo=req.q("repo"), tag=req.q("tag"), comment=req.q("comment"),
                             author=req.q("author"), changes=req.qlist("changes"),
                             pause=req.qbool("pause", True), config=config)
-    image = await commit_container(engine, ref, options)
+    image = await engine.commit(ref, options)
     return json_response({"Id": image.id}, 201)

@@ -7,7 +7,7 @@ import struct
 import msgspec
 import trio
 
-from ..containers import detach_keys, stats
+from ..containers import detach_keys
 from ..events import filters as flt
 from ..core import CONTAINER_FILTERS, Engine
 from ..errors import BadRequest
@@ -200,10 +200,7 @@ async def resize(req: Request, engine: Engine) -> Response:
 
 
 async def top(req: Request, engine: Engine) -> Response:
-    c = engine.get(req.params["id"])
-    found = await stats.top(engine, c, req.q("ps_args"))
-    engine.publish_container(c, "top")
-    return json_response(found)
+    return json_response(await engine.top(req.params["id"], req.q("ps_args")))
 
 
 async def stats_(req: Request, engine: Engine) -> None:
@@ -211,7 +208,7 @@ async def stats_(req: Request, engine: Engine) -> None:
     c = engine.get(req.params["id"])
     follow = req.qbool("stream", True)
     response = await req.stream()
-    async for reading in stats.stream(engine, c, follow=follow, one_shot=req.qbool("one-shot")):
+    async for reading in engine.stats(c, follow=follow, one_shot=req.qbool("one-shot")):
         await response.send(msgspec.json.encode(reading) + b"\n")
 
 

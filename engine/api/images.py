@@ -12,8 +12,7 @@ import trio
 from ..events import filters as flt
 from ..core import IMAGE_FILTERS, Engine
 from ..errors import EngineError
-from ..images import archive, archive_load
-from ..images.prune import PRUNE_FILTERS, prune_images
+from ..images.service import PRUNE_FILTERS
 from . import render
 from .http import Request, Response, json_response
 
@@ -83,7 +82,7 @@ async def save(req: Request, engine: Engine) -> Response | None:
         return await req.stream("application/x-tar")
 
     try:
-        await archive.save_images(engine, names, open_stream)
+        await engine.save_images(names, open_stream)
     except EngineError as exc:
         if not opened:
             raise
@@ -100,7 +99,7 @@ async def load(req: Request, engine: Engine) -> Response:
     answers Docker's JSON message stream (`Loaded image: …`)."""
     upload = await _spool(req, engine, "load")
     try:
-        result = await archive_load.load_images(engine, upload, quiet=req.qbool("quiet"))
+        result = await engine.load_images(upload, quiet=req.qbool("quiet"))
     finally:
         upload.unlink(missing_ok=True)
     return Response(200, b"".join(msgspec.json.encode(m) + b"\r\n" for m in result.messages))
@@ -108,4 +107,4 @@ async def load(req: Request, engine: Engine) -> Response:
 
 async def prune(req: Request, engine: Engine) -> Response:
     """`docker image prune [-a]`: unused dangling images, or all unused ones."""
-    return json_response(await prune_images(engine, flt.parse(req.q("filters"), PRUNE_FILTERS)))
+    return json_response(await engine.prune_images(flt.parse(req.q("filters"), PRUNE_FILTERS)))

@@ -13,7 +13,7 @@ import secrets
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import msgspec
 import trio
@@ -21,13 +21,12 @@ import trio
 from . import detach_keys
 from ..errors import BadRequest, Conflict, NotFound
 from ..lifecycle import State
-from ..runtime import bundle
+from ..images.store import ImageStore
+from ..runtime import bundle, oci
 from ..runtime.oci import RuntimeFailure
 from ..runtime.terminal import Terminal
-
-if TYPE_CHECKING:
-    from .container import Container
-    from ..core import Engine
+from .container import Container
+from .registry import Containers
 
 Output = Callable[[int, bytes], Awaitable[None]]  # (stream id 1 or 2, bytes)
 
@@ -103,20 +102,25 @@ class Exec:
 class Execs:
     """The daemon's exec sessions, by ID."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, containers: Containers, images: ImageStore, runtimes: dict[str, oci.Runtime],
+                 console_dir: Path):
+        self.containers = containers
+        self.images = images
+        self.runtimes = runtimes
+        self.console_dir = console_dir
         self.sessions: dict[str, Exec] = {}
 
     def create(self, ref: str, config: ExecConfig) -> Exec:
         """Register a session for a running container; publishes `exec_create`."""
-        c = self.engine.get(ref)
+        c = self.containers.get(ref)
         check_running(c)
         if not config.cmd:
             raise BadRequest("No exec command specified")
         detach_keys.parse(config.detach_keys)  # a bad spelling is refused now, not after the hijack
+        self._forget_removed()
         session = Exec(secrets.token_hex(32), c, config)
         self.sessions[session.id] = session
-        self.engine.publish_container(c, f"exec_create: {session.words}", execID=session.id)
+        self.containers.publish(c, f"exec_create: {session.words}", execID=session.id)
         return session
 
     def get(self, exec_id: str) -> Exec:
@@ -125,9 +129,28 @@ class Execs:
             raise NotFound(f"No such exec instance: {exec_id}")
         return session
 
-    def forget(self, c: Container) -> None:
-        """Drop the sessions of a removed container."""
-        for exec_id in [i for i, s in self.sessions.items() if s.container is c]:
+    async def run_to_end(self, ref: str, cmd: list[str], *, user: str = "", workdir: str = "",
+                         env: list[str] = (), timeout: float | None = None) -> tuple[int, bytes]:
+        """Run `cmd` inside a running container; return (exit code, stdout+stderr).
+
+        A process still running after `timeout` seconds is killed (exit code 137).
+        Publishes exec_create, exec_start and exec_die as Docker does."""
+        session = self.create(ref, ExecConfig(cmd=cmd, user=user, working_dir=workdir, env=list(env),
+                                              attach_stdout=True, attach_stderr=True))
+        output = bytearray()
+
+        async def collect(_stream: int, data: bytes) -> None:
+            output.extend(data)
+
+        try:
+            code = await self.run(self.claim(session.id), output=collect, timeout=timeout)
+        finally:
+            self.sessions.pop(session.id, None)  # nobody will inspect it
+        return code, bytes(output)
+
+    def _forget_removed(self) -> None:
+        """Drop the sessions of removed containers (however they were removed)."""
+        for exec_id in [i for i, s in self.sessions.items() if s.container.removed]:
             del self.sessions[exec_id]
 
     def resize(self, exec_id: str, height: int, width: int) -> None:
@@ -157,23 +180,23 @@ class Execs:
         session attaches stdin) to the process. A process still running after `timeout`
         seconds is killed (exit code 137). Returns the exit code; publishes exec_start
         and exec_die."""
-        engine, c, cfg = self.engine, session.container, session.config
+        c, cfg = session.container, session.config
         uid_gid = ""
         if cfg.user:
             uid, gid, _ = await trio.to_thread.run_sync(bundle.resolve_user, c.rootfs, cfg.user)
             uid_gid = f"{uid}:{gid}"
-        image = engine.images.images.get(c.record.image_id)
+        image = self.images.images.get(c.record.image_id)
         env = [*(image.config.config.env or [] if image else []), *(c.record.config.env or []), *(cfg.env or [])]
         opts = {"env": env, "cwd": cfg.working_dir or c.record.config.working_dir, "user": uid_gid,
                 "pid_file": session.pid_file}
         ends: list[int] = []  # our copies of the child's pipe ends, closed once it has them
-        engine.publish_container(c, f"exec_start: {session.words}", execID=session.id)
+        self.containers.publish(c, f"exec_start: {session.words}", execID=session.id)
         session.running = True
         try:
             try:
                 if cfg.tty:
-                    process, session.terminal = await engine.runtime_for(c).open_exec(
-                        c.id, cfg.cmd, **opts, tty=True, console_dir=engine.console_dir)
+                    process, session.terminal = await self.runtimes[c.record.runtime].open_exec(
+                        c.id, cfg.cmd, **opts, tty=True, console_dir=self.console_dir)
                     # A size asked for before the process started: applied once it runs
                     # (runc's relay needs the process's own terminal, found by its PID).
                     with trio.move_on_after(2):
@@ -193,7 +216,7 @@ class Execs:
                     err_read, err_write = os.pipe()
                     ends += [out_write, err_write]
                     sources = [(1, trio.lowlevel.FdStream(out_read)), (2, trio.lowlevel.FdStream(err_read))]
-                    process, _ = await engine.runtime_for(c).open_exec(
+                    process, _ = await self.runtimes[c.record.runtime].open_exec(
                         c.id, cfg.cmd, **opts, stdin=stdin_read, stdout=out_write, stderr=err_write)
             finally:
                 for fd in ends:  # the child has its copies: ours would hold its pipes open
@@ -214,7 +237,7 @@ class Execs:
             session.terminal = None
         session.exit_code, session.running = code, False
         session.finished.set()
-        engine.publish_container(c, "exec_die", execID=session.id, exitCode=str(code))
+        self.containers.publish(c, "exec_die", execID=session.id, exitCode=str(code))
         return code
 
 

@@ -31,7 +31,7 @@ import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 import h11
 import msgspec
@@ -43,10 +43,10 @@ from .. import timefmt
 from .container import Container
 from ..errors import BadRequest, Conflict, EngineError, Forbidden, NotFound, no_such_container
 from ..lifecycle import State
+from ..images.store import ImageStore
 from ..runtime import bundle, rootfs
+from .registry import Containers
 
-if TYPE_CHECKING:
-    from ..core import Engine
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 T = TypeVar("T")
@@ -172,14 +172,6 @@ def export_chunks(root_fd: int) -> Iterator[bytes]:
 # --- holding a container's root ---------------------------------------------------------
 
 
-def lower_dirs(engine: Engine, c: Container) -> list[Path]:
-    """The unpacked layers of the container's image, bottom first."""
-    image = engine.images.images.get(c.record.image_id)
-    if image is None:
-        raise EngineError(f"image {c.record.image_id} of container {c.name} is gone")
-    return [engine.images.layer_dir(chain) for chain in engine.images.layer_chain(image)]
-
-
 def _open_mounted(c: Container) -> int | None:
     """A descriptor on the container's mounted root, None if it is not mounted now."""
     fd = os.open(c.rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -210,58 +202,6 @@ def _check_present(c: Container, ref: str) -> None:
         raise no_such_container(ref)
     if c.state is State.REMOVING:
         raise Conflict(f"Container {c.id} is being removed")
-
-
-@asynccontextmanager
-async def locked(engine: Engine, ref: str) -> AsyncIterator[Container]:
-    """The container, under its action lock (404 if it is gone, 409 while it is removed)."""
-    c = engine.get(ref)
-    async with c.lock:
-        _check_present(c, ref)
-        yield c
-
-
-async def _open_root(engine: Engine, c: Container) -> tuple[int, bool] | None:
-    """(root descriptor, whether we mounted it), or None if the supervisor may mount or
-    unmount it any moment now. Shielded: a mount made or a descriptor opened by the
-    thread must reach the caller's `finally` even if the request is cancelled meanwhile."""
-    with trio.CancelScope(shield=True):
-        if not c.supervised:
-            return await trio.to_thread.run_sync(_mount_and_open, lower_dirs(engine, c), c), True
-        if c.has_process:
-            fd = await trio.to_thread.run_sync(_open_mounted, c)
-            return None if fd is None else (fd, False)
-    return None
-
-
-@asynccontextmanager
-async def container_root(engine: Engine, ref: str) -> AsyncIterator[tuple[Container, int]]:
-    """(container, descriptor of its root directory), under the container's lock."""
-    c = engine.get(ref)
-    while True:
-        await c.lock.acquire()
-        try:
-            _check_present(c, ref)
-            opened = await _open_root(engine, c)
-        except BaseException:
-            c.lock.release()
-            raise
-        if opened is not None:
-            break
-        # Between runs of its restart policy (or being torn down): wait for the next change
-        # without the lock, so that `stop` and `rm` are not held up by a waiting copy.
-        changed = c.changed
-        c.lock.release()
-        await changed.wait()
-    fd, mounted_here = opened
-    try:
-        yield c, fd
-    finally:
-        try:
-            with trio.CancelScope(shield=True):  # an unmount must happen even when cancelled
-                await trio.to_thread.run_sync(_release, fd, c.rootfs if mounted_here else None)
-        finally:
-            c.lock.release()
 
 
 async def send_chunks(chunks: Iterator[bytes], out: Sender) -> None:
@@ -303,71 +243,130 @@ async def feed_thread(chunks: AsyncIterator[bytes], consume: Callable[[BinaryIO]
 # --- the operations ----------------------------------------------------------------------
 
 
-async def stat_path(engine: Engine, ref: str, path: str) -> PathStat:
-    """`HEAD /containers/{id}/archive?path=`: the path's stat."""
-    target = _Target(path)
-    async with container_root(engine, ref) as (_, root_fd):
-        return await trio.to_thread.run_sync(path_stat, root_fd, target, ref)
-
-
-async def archive_path(engine: Engine, ref: str, path: str,
-                       open_stream: Callable[[PathStat], Awaitable[Sender]]) -> None:
-    """`GET /containers/{id}/archive?path=`: stat, then `open_stream(stat)` and the tar."""
-    target = _Target(path)
-    async with container_root(engine, ref) as (c, root_fd):
-        found = await trio.to_thread.run_sync(path_stat, root_fd, target, ref)
-        engine.publish_container(c, "archive-path")
-        out = await open_stream(found)
-        await send_chunks(archive_chunks(root_fd, target, ref), out)
-
-
-async def extract_to_dir(engine: Engine, ref: str, path: str, body: AsyncIterator[bytes], *,
-                         no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
-    """`PUT /containers/{id}/archive?path=`: extract the tar in `body` into the directory."""
-    target = _Target(path)
-    async with container_root(engine, ref) as (c, root_fd):
-        def prepare() -> tuple[str, tuple[int, int] | None]:
-            try:
-                found = inroot.resolve(root_fd, target.path, follow=True)  # a link to a dir is fine
-            except (FileNotFoundError, NotADirectoryError):
-                raise _not_found(target, ref) from None
-            with found:
-                if not stat.S_ISDIR(found.stat.st_mode):
-                    raise BadRequest("extraction point is not a directory")
-                dest = found.path
-            owner = None
-            if copy_uid_gid and c.record.config.user:
-                uid, gid, _ = bundle.resolve_user(inroot.InRootPath(root_fd), c.record.config.user)
-                owner = (uid, gid)
-            return dest, owner
-
-        dest, owner = await trio.to_thread.run_sync(prepare)
-        if c.record.host_config.readonly_rootfs:
-            raise Forbidden("container rootfs is marked read-only")
-        await feed_thread(body, lambda src: tarstream.extract(
-            src, root_fd, dest, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, chown_to=owner))
-        engine.publish_container(c, "extract-to-dir")
-
-
-async def export(engine: Engine, ref: str, open_stream: Callable[[], Awaitable[Sender]]) -> None:
-    """`GET /containers/{id}/export`: the flattened root filesystem as a tar stream."""
-    async with container_root(engine, ref) as (c, root_fd):
-        if c.state is State.DEAD:
-            raise Conflict(f"You cannot export container {c.id} which is Dead")
-        engine.publish_container(c, "export")
-        out = await open_stream()
-        await send_chunks(export_chunks(root_fd), out)
-
-
-async def changes(engine: Engine, ref: str) -> list[fsdiff.Change]:
-    """`GET /containers/{id}/changes`: the writable layer against the image."""
-    async with locked(engine, ref) as c:
-        lowers = lower_dirs(engine, c)
-        return await trio.to_thread.run_sync(_changes, c.upper, lowers)
-
-
 def _changes(upper: Path, lowers: list[Path]) -> list[fsdiff.Change]:
     if not upper.exists():  # created, never started: nothing written yet
         return []
     with fsdiff.ImageLayers(lowers[::-1]) as image:
         return fsdiff.api_changes(fsdiff.walk(upper, image))
+
+
+class Files:
+    """The files of containers: paths resolved inside their roots, held under their locks."""
+
+    def __init__(self, containers: Containers, images: ImageStore):
+        self.containers = containers
+        self.images = images
+
+    def lower_dirs(self, c: Container) -> list[Path]:
+        """The unpacked layers of the container's image, bottom first."""
+        image = self.images.images.get(c.record.image_id)
+        if image is None:
+            raise EngineError(f"image {c.record.image_id} of container {c.name} is gone")
+        return [self.images.layer_dir(chain) for chain in self.images.layer_chain(image)]
+
+    @asynccontextmanager
+    async def locked(self, ref: str) -> AsyncIterator[Container]:
+        """The container, under its action lock (404 if it is gone, 409 while it is removed)."""
+        c = self.containers.get(ref)
+        async with c.lock:
+            _check_present(c, ref)
+            yield c
+
+    async def _open_root(self, c: Container) -> tuple[int, bool] | None:
+        """(root descriptor, whether we mounted it), or None if the supervisor may mount or
+        unmount it any moment now. Shielded: a mount made or a descriptor opened by the
+        thread must reach the caller's `finally` even if the request is cancelled meanwhile."""
+        with trio.CancelScope(shield=True):
+            if not c.supervised:
+                return await trio.to_thread.run_sync(_mount_and_open, self.lower_dirs(c), c), True
+            if c.has_process:
+                fd = await trio.to_thread.run_sync(_open_mounted, c)
+                return None if fd is None else (fd, False)
+        return None
+
+    @asynccontextmanager
+    async def container_root(self, ref: str) -> AsyncIterator[tuple[Container, int]]:
+        """(container, descriptor of its root directory), under the container's lock."""
+        c = self.containers.get(ref)
+        while True:
+            await c.lock.acquire()
+            try:
+                _check_present(c, ref)
+                opened = await self._open_root(c)
+            except BaseException:
+                c.lock.release()
+                raise
+            if opened is not None:
+                break
+            # Between runs of its restart policy (or being torn down): wait for the next change
+            # without the lock, so that `stop` and `rm` are not held up by a waiting copy.
+            changed = c.changed
+            c.lock.release()
+            await changed.wait()
+        fd, mounted_here = opened
+        try:
+            yield c, fd
+        finally:
+            try:
+                with trio.CancelScope(shield=True):  # an unmount must happen even when cancelled
+                    await trio.to_thread.run_sync(_release, fd, c.rootfs if mounted_here else None)
+            finally:
+                c.lock.release()
+
+    async def stat_path(self, ref: str, path: str) -> PathStat:
+        """`HEAD /containers/{id}/archive?path=`: the path's stat."""
+        target = _Target(path)
+        async with self.container_root(ref) as (_, root_fd):
+            return await trio.to_thread.run_sync(path_stat, root_fd, target, ref)
+
+    async def archive_path(self, ref: str, path: str,
+                           open_stream: Callable[[PathStat], Awaitable[Sender]]) -> None:
+        """`GET /containers/{id}/archive?path=`: stat, then `open_stream(stat)` and the tar."""
+        target = _Target(path)
+        async with self.container_root(ref) as (c, root_fd):
+            found = await trio.to_thread.run_sync(path_stat, root_fd, target, ref)
+            self.containers.publish(c, "archive-path")
+            out = await open_stream(found)
+            await send_chunks(archive_chunks(root_fd, target, ref), out)
+
+    async def extract_to_dir(self, ref: str, path: str, body: AsyncIterator[bytes], *,
+                             no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
+        """`PUT /containers/{id}/archive?path=`: extract the tar in `body` into the directory."""
+        target = _Target(path)
+        async with self.container_root(ref) as (c, root_fd):
+            def prepare() -> tuple[str, tuple[int, int] | None]:
+                try:
+                    found = inroot.resolve(root_fd, target.path, follow=True)  # a link to a dir is fine
+                except (FileNotFoundError, NotADirectoryError):
+                    raise _not_found(target, ref) from None
+                with found:
+                    if not stat.S_ISDIR(found.stat.st_mode):
+                        raise BadRequest("extraction point is not a directory")
+                    dest = found.path
+                owner = None
+                if copy_uid_gid and c.record.config.user:
+                    uid, gid, _ = bundle.resolve_user(inroot.InRootPath(root_fd), c.record.config.user)
+                    owner = (uid, gid)
+                return dest, owner
+
+            dest, owner = await trio.to_thread.run_sync(prepare)
+            if c.record.host_config.readonly_rootfs:
+                raise Forbidden("container rootfs is marked read-only")
+            await feed_thread(body, lambda src: tarstream.extract(
+                src, root_fd, dest, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, chown_to=owner))
+            self.containers.publish(c, "extract-to-dir")
+
+    async def export(self, ref: str, open_stream: Callable[[], Awaitable[Sender]]) -> None:
+        """`GET /containers/{id}/export`: the flattened root filesystem as a tar stream."""
+        async with self.container_root(ref) as (c, root_fd):
+            if c.state is State.DEAD:
+                raise Conflict(f"You cannot export container {c.id} which is Dead")
+            self.containers.publish(c, "export")
+            out = await open_stream()
+            await send_chunks(export_chunks(root_fd), out)
+
+    async def changes(self, ref: str) -> list[fsdiff.Change]:
+        """`GET /containers/{id}/changes`: the writable layer against the image."""
+        async with self.locked(ref) as c:
+            lowers = self.lower_dirs(c)
+            return await trio.to_thread.run_sync(_changes, c.upper, lowers)

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
-
 import trio
 
 from .. import timefmt
 from ..errors import BadRequest, Conflict
 from ..runtime import cgroups
-
-if TYPE_CHECKING:
-    from .container import Container
-    from ..core import Engine
+from .container import Container
 
 _ZERO = "0001-01-01T00:00:00Z"
 
@@ -27,9 +22,9 @@ def _system_cpu_ns() -> int:
     return sum(int(v) for v in fields) * 10**9 // os.sysconf("SC_CLK_TCK")
 
 
-def sample(engine: Engine, c: Container) -> dict:
-    """One stats reading, without `precpu_stats` (the caller pairs readings)."""
-    st = cgroups.read_stats(engine.layout, engine.cgroup_path(c))
+def sample(layout: cgroups.Layout, cgroup: str, c: Container) -> dict:
+    """One stats reading of `c` (in `cgroup`), without `precpu_stats` (the caller pairs readings)."""
+    st = cgroups.read_stats(layout, cgroup)
     cpus = len(st.percpu_ns) or os.cpu_count() or 1
     memory_stats = {}
     if c.has_process and st.memory is not None:
@@ -55,15 +50,16 @@ def _host_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-async def stream(engine: Engine, c: Container, *, follow: bool, one_shot: bool) -> AsyncIterator[dict]:
+async def stream(layout: cgroups.Layout, cgroup: str, c: Container, *, follow: bool,
+                 one_shot: bool) -> AsyncIterator[dict]:
     """Readings one second apart, each with the previous as `precpu_stats` (what the CPU %
     is computed from). Not following: one reading, after a second unless `one_shot`."""
     previous = {"read": _ZERO, "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}}}
     if not follow and not one_shot:
-        previous = sample(engine, c)
+        previous = sample(layout, cgroup, c)
         await trio.sleep(1)
     while True:
-        current = sample(engine, c)
+        current = sample(layout, cgroup, c)
         yield {**current, "preread": previous["read"], "precpu_stats": previous["cpu_stats"]}
         if not follow or not c.has_process:
             return
@@ -71,12 +67,12 @@ async def stream(engine: Engine, c: Container, *, follow: bool, one_shot: bool) 
         await trio.sleep(1)
 
 
-async def top(engine: Engine, c: Container, ps_args: str) -> dict:
+async def top(layout: cgroups.Layout, cgroup: str, c: Container, ps_args: str) -> dict:
     """`ps` on the host, keeping the container's processes, as dockerd does: Titles and
     Processes (all strings)."""
     if not c.has_process:
         raise Conflict(f"Container {c.id} is not running")
-    pids = cgroups.procs(engine.layout, engine.cgroup_path(c))
+    pids = cgroups.procs(layout, cgroup)
     args = ps_args.split() if ps_args else ["-ef"]
     result = await trio.run_process(["ps", *args], capture_stdout=True, capture_stderr=True, check=False)
     if result.returncode != 0:

@@ -1,10 +1,14 @@
-"""One trio task per live container, in the supervisor nursery.
+"""One trio task per live container, in the supervisor nursery: the one owner of a run.
 
 The task owns a container from `start` until it stops for good: it prepares the run
-(overlay rootfs, network namespace, OCI bundle), starts the runtime, pumps stdout and
-stderr into the json-file log, waits for the exit, records it, and applies the restart
-policy with a growing back-off. `Supervisor.start` returns once the process is running,
-or raises the runtime's reason if it could not start.
+(overlay rootfs, volumes, network namespace, OCI bundle), starts the runtime, records the
+start, pumps stdout and stderr into the json-file log, waits for the exit, tears the run
+down, records the exit, and applies the restart policy with a growing back-off; with
+AutoRemove it removes the container at the end. `Supervisor.start` returns once the
+process is running, or raises the runtime's reason if it could not start.
+
+It is handed the services a run needs (containers, image store, volumes, networks, the
+runtimes, the OOM watcher) and calls nothing above them.
 
 Restart back-off follows dockerd: 100 ms doubling to at most a minute, reset after a
 run that lasted at least ten seconds.
@@ -14,21 +18,29 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import subprocess
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+import msgspec
 import trio
 
-from .container import Container
-from ..errors import StartFailed
-from ..lifecycle import State
-from .logs import LogWriter
-from .pump import pump_pipe, pump_terminal
+from .. import timefmt
+from ..errors import BadRequest, EngineError, StartFailed
+from ..images.store import ImageStore
+from ..lifecycle import State, Step
+from ..models import ZERO_TIME
+from ..network import netns
+from ..network.manager import NetworkManager
+from ..runtime import bundle, oci, rootfs
 from ..runtime.oci import RuntimeFailure, failure_reason
-
-if TYPE_CHECKING:
-    from ..core import Engine
+from ..volumes import Volumes
+from .container import Container
+from .logs import LogWriter
+from .oom import OomWatcher
+from .pump import pump_pipe, pump_terminal
+from .registry import Containers
 
 log = logging.getLogger("berth.supervisor")
 
@@ -51,16 +63,34 @@ def should_restart(c: Container, exit_code: int) -> bool:
 
 
 class Supervisor:
-    def __init__(self, engine: Engine, nursery: trio.Nursery):
-        self.engine = engine
+    def __init__(self, containers: Containers, images: ImageStore, volumes: Volumes, network: NetworkManager,
+                 runtimes: dict[str, oci.Runtime], oom: OomWatcher, *, cgroup_parent: str, console_dir: Path,
+                 init_binary: str):
+        self.containers = containers
+        self.images = images
+        self.volumes = volumes
+        self.network = network
+        self.runtimes = runtimes
+        self.oom = oom
+        self.cgroup_parent = cgroup_parent
+        self.console_dir = console_dir  # runtimes hand terminals over here
+        self.init_binary = init_binary
+        self.nursery: trio.Nursery | None = None  # the supervisor nursery, from `open`
+
+    def open(self, nursery: trio.Nursery) -> None:
         self.nursery = nursery
+
+    def runtime_for(self, c: Container) -> oci.Runtime:
+        return self.runtimes[c.record.runtime]
+
+    def cgroup_path(self, c: Container) -> str:
+        return f"/{self.cgroup_parent}/{c.id}"
 
     async def start(self, c: Container) -> None:
         """Start `c` under supervision; returns once it runs, raises StartFailed if not."""
         await self.nursery.start(self._supervise, c, name=f"container {c.id[:12]}")
 
     async def _supervise(self, c: Container, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        engine = self.engine
         c.supervised = True
         backoff = BACKOFF_START
         first = True
@@ -69,29 +99,26 @@ class Supervisor:
                 try:
                     process, writer = await self._launch(c)
                 except StartFailed as exc:
-                    await engine.teardown(c)
+                    await self.teardown(c)
                     exit_code = 127
                     restart = not first and should_restart(c, exit_code)
-                    await engine.record_exit(c, exit_code, error=exc.message, started=not first, restarting=restart)
+                    await self._record_exit(c, exit_code, error=exc.message, started=not first, restarting=restart)
                     if first:
                         if c.record.host_config.auto_remove:
-                            await engine.remove_stopped(c)
+                            await self.remove(c)
                         raise
                 else:
-                    # Published here, before this task starts its output pumps, so that
-                    # subscribers woken by it run first (events are delivered sooner).
-                    engine.publish_container(c, "start")
                     if first:
                         task_status.started()
                         first = False
                     started = time.monotonic()
                     exit_code = await self._run(c, process, writer)
-                    await engine.teardown(c)
+                    await self.teardown(c)
                     # Decided before the exit is recorded, so that the container goes from
                     # running straight to restarting, as in dockerd: were it "exited" for a
                     # moment, a `stop` then would answer 304 and leave it restarting.
                     restart = should_restart(c, exit_code)
-                    await engine.record_exit(c, exit_code, restarting=restart)
+                    await self._record_exit(c, exit_code, restarting=restart)
                     if time.monotonic() - started >= BACKOFF_RESET_AFTER:
                         backoff = BACKOFF_START
                 if not restart:
@@ -107,29 +134,28 @@ class Supervisor:
             # other container) down: this one is stopped and says why.
             log.exception("%s: supervision failed; stopping the container", c.name)
             with trio.CancelScope(shield=True):
-                await engine.runtime_for(c).delete(c.id)
+                await self.runtime_for(c).delete(c.id)
                 if c.prepared:
-                    await engine.teardown(c)
+                    await self.teardown(c)
                 if c.has_process:
-                    await engine.record_exit(c, 255, error=f"berthd: {type(exc).__name__}: {exc}")
+                    await self._record_exit(c, 255, error=f"berthd: {type(exc).__name__}: {exc}")
         finally:
             c.supervised = False
             c.notify()
         if c.record.host_config.auto_remove and not c.removed and c.state is not State.REMOVING:
-            await engine.remove_stopped(c)
+            await self.remove(c)
 
     async def _launch(self, c: Container) -> tuple[trio.Process, LogWriter]:
-        engine = self.engine
-        runtime = engine.runtime_for(c)
+        runtime = self.runtime_for(c)
         began = time.perf_counter()
-        await engine.prepare(c)
+        await self.prepare(c)
         prepared = time.perf_counter()
         c.pid_file.unlink(missing_ok=True)
         c.runtime_log.unlink(missing_ok=True)
         cfg = c.record.config
         try:
             process, c.terminal = await runtime.open_run(
-                c.bundle, c.id, pid_file=c.pid_file, log_file=c.runtime_log, tty=cfg.tty, console_dir=engine.console_dir,
+                c.bundle, c.id, pid_file=c.pid_file, log_file=c.runtime_log, tty=cfg.tty, console_dir=self.console_dir,
                 stdin=subprocess.PIPE if cfg.open_stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except RuntimeFailure as exc:
@@ -145,7 +171,10 @@ class Supervisor:
             c.stdin = c.terminal.stream if c.terminal else process.stdin
         if c.terminal and c.console_size:
             c.terminal.resize(*c.console_size)
-        await engine.record_start(c, pid)
+        # `start` is published here, before this task starts its output pumps, so that
+        # subscribers woken by it run first (events are delivered sooner).
+        await self.containers.advance(c, Step.RUN, pid=pid, exit_code=0, error="", oom_killed=False,
+                                      started_at=timefmt.now(), finished_at=ZERO_TIME)
         wake = functools.partial(c.output_logged, trio.lowlevel.current_trio_token())
         return process, LogWriter(c.log_files, wake)
 
@@ -202,6 +231,88 @@ class Supervisor:
                 await trio.sleep(delay)
         c.backoff = None
         if scope.cancelled_caught or c.stop_requested:
-            await self.engine.stop_restarting(c)
+            await self.containers.advance(c, Step.CANCEL_RESTART)
             return False
         return True
+
+    # --- what a run needs, and what it leaves ------------------------------------
+
+    async def prepare(self, c: Container) -> None:
+        """Mount the rootfs, attach volumes and networks, write the OCI bundle."""
+        image = self.images.images.get(c.record.image_id)
+        if image is None:
+            raise BadRequest(f"image {c.record.image_id} of container {c.name} is gone")
+        lowers = [self.images.layer_dir(chain) for chain in self.images.layer_chain(image)]
+
+        def work() -> None:
+            rootfs.mount_overlay(lowers, c.upper, c.work, c.rootfs)
+            if not c.netns.exists():
+                netns.create(c.netns)
+            spec = bundle.oci_config(c.record, rootfs=c.rootfs, files=c.dir, netns=c.netns,
+                                     cgroups_path=self.cgroup_path(c), image_env=image.config.config.env or [],
+                                     init_binary=self.init_binary)
+            c.bundle.mkdir(exist_ok=True)
+            (c.bundle / "config.json").write_bytes(msgspec.json.encode(spec))
+
+        c.prepared = True
+        try:
+            await trio.to_thread.run_sync(work)
+            await self.volumes.attach(c)
+            await self.network.start(c)
+        except EngineError:
+            await self.teardown(c)
+            raise
+
+    async def teardown(self, c: Container) -> None:
+        """Undo `prepare`: release its volumes, unmount the rootfs, drop the network namespace."""
+        await self.volumes.detach(c)
+        await self.network.stop(c)
+
+        def work() -> None:
+            netns.remove(c.netns)
+            rootfs.unmount(c.rootfs)
+
+        await trio.to_thread.run_sync(work)
+        c.prepared = False
+
+    async def _record_exit(self, c: Container, exit_code: int, error: str = "", started: bool = True,
+                           restarting: bool = False) -> None:
+        """Record the end of a run (or, with `started=False`, a start that failed: the
+        container keeps its state, as in Docker, but waiters and attachers are released);
+        with `restarting`, the restart policy's back-off begins."""
+        step = Step.EXIT_TO_RESTART if restarting else Step.EXIT if started else Step.START_FAILED
+        self.oom.drain()  # an OOM kill logged just before this exit belongs to it
+        oom_killed, c.oom_killed = c.oom_killed, False
+        c.exits += 1
+        await self.containers.advance(c, step, {"exitCode": str(exit_code)}, pid=0, exit_code=exit_code, error=error,
+                                      finished_at=timefmt.now(), oom_killed=oom_killed)
+
+    async def recover(self, c: Container) -> None:
+        """A container the previous daemon left live is dead now: record the truth, clean up."""
+        runtime = self.runtimes.get(c.record.runtime)
+        if runtime and c.live:
+            await runtime.delete(c.id)  # kills what a crashed daemon left behind
+        await self.teardown(c)
+        if c.state in (State.RUNNING, State.PAUSED, State.RESTARTING, State.REMOVING):
+            was_removing = c.state is State.REMOVING
+            await self.containers.advance(c, Step.RECOVER, pid=0, exit_code=255, finished_at=timefmt.now(),
+                                          error="daemon stopped without stopping the container")
+            if was_removing:
+                await self.remove(c)
+
+    async def remove(self, c: Container, volumes: bool = False) -> None:
+        """Remove a container that has no process: its files, name, and record; its
+        anonymous volumes too with `volumes` or AutoRemove (as dockerd's `--rm`)."""
+        if c.removed:
+            return
+        # Not saved: a crash now leaves a record without its directory's other files,
+        # which the next start removes anyway.
+        await self.containers.advance(c, Step.REMOVE, persist=False)
+        if c.prepared:
+            await self.teardown(c)
+        await trio.to_thread.run_sync(shutil.rmtree, c.dir, True)
+        self.containers.forget(c)
+        await self.volumes.release(c, volumes or c.record.host_config.auto_remove)
+        c.removed = True
+        await self.containers.advance(c, Step.DESTROY)
+        c.notify()

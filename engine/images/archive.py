@@ -25,19 +25,15 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 import msgspec
-import trio
 
 from ..errors import BadRequest, EngineError
 from . import reference
 from .reference import Reference
 from .store import Image, ImageStore
 
-if TYPE_CHECKING:
-    from ..core import Engine
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -255,27 +251,3 @@ def save_chunks(plan: SavePlan) -> Iterator[bytes]:
             out.clear()
     out += b"\0" * (2 * _BLOCK)  # end of archive
     yield bytes(out)
-
-
-# --- the Engine's side -------------------------------------------------------------------
-
-
-async def save_images(engine: Engine, names: list[str], open_stream: Callable[[], Awaitable]) -> None:
-    """`GET /images/get`: plan the archive, then `open_stream()` and send it chunk by chunk.
-
-    Planning (resolving names, checking every layer can be exported) happens before the
-    stream opens, so its errors are plain HTTP errors. The store keeps no per-layer
-    references, so the Engine's image lock (which its own image operations take) is held
-    until the archive is complete: no layer is deleted under the stream. Publishes
-    `save` per image once the archive is complete."""
-    async with engine.image_lock:  # the Engine's own lock: see above
-        plan = await trio.to_thread.run_sync(plan_save, engine.images, names)
-        stream = await open_stream()
-        chunks = save_chunks(plan)
-        try:
-            while (chunk := await trio.to_thread.run_sync(next, chunks, None)) is not None:
-                await stream.send(chunk)
-        finally:
-            chunks.close()
-    for image in plan.images:
-        engine.publish_image(image.id, "save")

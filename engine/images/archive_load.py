@@ -29,10 +29,9 @@ import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import msgspec
-import trio
 
 import gounits
 from ..errors import BadRequest
@@ -58,8 +57,6 @@ from .archive import (
 from .reference import Reference
 from .store import Image, ImageStore, chain_id, host_arch
 
-if TYPE_CHECKING:
-    from ..core import Engine
 
 # Layer media types load understands; apply_tar detects gzip by its magic bytes.
 _LAYER_TYPES = {
@@ -381,20 +378,3 @@ def load(store: ImageStore, path: Path, quiet: bool = True) -> LoadResult:
         if not item.tags:
             messages.append(JSONMessage(stream=f"Loaded image ID: {image.id}\n"))
     return LoadResult(images, messages)
-
-
-# --- the Engine's side -------------------------------------------------------------------
-
-
-async def load_images(engine: Engine, upload: Path, quiet: bool) -> LoadResult:
-    """`POST /images/load`: load the archive spooled at `upload` (with the Engine's image
-    lock, as its own image operations take it); publish `load` per image."""
-    plain = upload.with_suffix(".plain")
-    try:
-        async with engine.image_lock:
-            result = await trio.to_thread.run_sync(lambda: load(engine.images, decompress(upload, plain), quiet))
-    finally:
-        plain.unlink(missing_ok=True)
-    for image in result.images:
-        engine.publish_image(image.id, "load")
-    return result

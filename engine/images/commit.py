@@ -13,33 +13,20 @@ from the container's config (`merge` below: Env by name, Labels and ExposedPorts
 Cmd only when no Entrypoint was given…). The history gains one entry: CreatedBy is the
 container's Cmd joined by spaces, with the comment and author.
 
-A running container is paused while its layer is read (unless `pause=0`), and only if it
-was running and not already paused; it is unpaused as soon as the tar is written. Events:
-`pause`/`unpause` from those, `tag` (image) when a repository is given, then `commit` on
-the container with `comment`, `imageID`, `imageRef`.
+Reading the container (paused meanwhile) is the containers service's part
+(`ContainerService.commit`); storing the image is the images service's.
 """
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import msgspec
-import trio
 
-from ..containers import files as containerfs
 from ..fs import diff as fsdiff
-from .. import timefmt
-from ..errors import Conflict, EngineError
-from ..lifecycle import State
-from ..models import ContainerConfig, HealthConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS
-from . import reference
+from ..models import ContainerConfig, HealthConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS, words
 from .changes import apply as apply_changes
 from .store import Image, ImageStore
-
-if TYPE_CHECKING:
-    from ..core import Engine
 
 
 class CommitOptions(msgspec.Struct, kw_only=True):
@@ -54,16 +41,11 @@ class CommitOptions(msgspec.Struct, kw_only=True):
     config: ContainerConfig | None = None
 
 
-def _words(value: list[str] | str | None) -> list[str] | None:
-    """Cmd/Entrypoint arrive as a list or one string (Docker's StrSlice)."""
-    return [value] if isinstance(value, str) else value
-
-
 def runtime_config(cfg: ContainerConfig) -> ImageRuntimeConfig:
     """A container Config as an image's runtime config (the fields images carry)."""
     return ImageRuntimeConfig(
         user=cfg.user, exposed_ports=cfg.exposed_ports or None, env=cfg.env or None,
-        entrypoint=_words(cfg.entrypoint) or None, cmd=_words(cfg.cmd) or None, volumes=cfg.volumes or None,
+        entrypoint=words(cfg.entrypoint) or None, cmd=words(cfg.cmd) or None, volumes=cfg.volumes or None,
         working_dir=cfg.working_dir, labels=cfg.labels or None, stop_signal=cfg.stop_signal or "",
         healthcheck=cfg.healthcheck)
 
@@ -122,45 +104,3 @@ def store_image(store: ImageStore, parent: Image, layer: Path | None, config: Im
     return store.add_image(ImageConfig(
         architecture=parent.config.architecture, os=parent.config.os, created=history.created, config=config,
         rootfs=RootFS(diff_ids=diff_ids), history=[*parent.config.history, history], author=author))
-
-
-async def commit(engine: Engine, ref: str, options: CommitOptions) -> Image:
-    """`POST /commit`: make, store and tag the image; publish `commit`."""
-    c = engine.get(ref)
-    if c.state is State.DEAD:
-        raise Conflict(f"You cannot commit container {c.id} which is Dead")
-    target = reference.parse(options.repo, options.tag) if options.repo else None  # a bad name: 400 before any work
-    paused_here = False
-    if options.pause and c.state is State.RUNNING:
-        try:
-            await engine.pause(c.id)
-            paused_here = True
-        except EngineError:
-            pass  # it stopped meanwhile: nothing is writing, commit as is (dockerd ignores this too)
-    tmp = engine.images.tmp / f"commit-{secrets.token_hex(8)}.tar"
-    try:
-        try:
-            async with containerfs.locked(engine, ref) as c:
-                lowers = containerfs.lower_dirs(engine, c)
-                count = await trio.to_thread.run_sync(write_layer, c.upper, lowers, tmp)
-        finally:
-            if paused_here:
-                try:
-                    await engine.unpause(c.id)
-                except EngineError:
-                    pass  # stopped or removed meanwhile
-        parent = engine.images.images[c.record.image_id]
-        history = HistoryEntry(created=timefmt.now(), created_by=" ".join(_words(c.record.config.cmd) or []),
-                               comment=options.comment, author=options.author, empty_layer=not count)
-        config = new_config(c.record.config, options)
-        # The store is one writer at a time: the Engine's image operations hold this lock.
-        async with engine.image_lock:
-            image = await trio.to_thread.run_sync(
-                store_image, engine.images, parent, tmp if count else None, config, history, options.author)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if target:
-        await engine.tag(image.id, target.repo, target.tag)
-    engine.publish_container(c, "commit", comment=options.comment, imageID=image.id,
-                             imageRef=str(target) if target else "")
-    return image

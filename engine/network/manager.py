@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..errors import BadRequest, Conflict, NotFound
-from ..models import Actor, Event
+from ..events import constructors
+from ..events.bus import Bus
 from . import dns, links, ports
 from .networks import PREDEFINED, Endpoint, NetworkRecord, Networks, free_address
 
 if TYPE_CHECKING:
     from ..containers.container import Container
-    from ..core import Engine
+    from ..containers.registry import Containers
 
 
 def sole_network(mode: str) -> str:
@@ -40,9 +41,11 @@ def network_names(mode: str) -> list[str]:
 
 
 class NetworkManager:
-    def __init__(self, engine: Engine, networks: Networks):
-        self.engine = engine
+    def __init__(self, networks: Networks, containers: Containers, bus: Bus):
         self.networks = networks
+        self.containers = containers
+        self.bus = bus
+        self.nursery: trio.Nursery | None = None  # where DNS responders and port proxies run, from `open`
         self._made: set[str] = set()  # bridges this daemon made (or found) and will remove
 
     # --- networks ----------------------------------------------------------------
@@ -58,11 +61,10 @@ class NetworkManager:
                 raise BadRequest(exc.message) from None
 
     def users(self, record: NetworkRecord) -> list[Container]:
-        return [c for c in self.engine.containers.values() if record.id in {e.network_id for e in c.networks.values()}]
+        return [c for c in self.containers if record.id in {e.network_id for e in c.networks.values()}]
 
     def publish(self, record: NetworkRecord, action: str, **attrs: str) -> None:
-        self.engine.bus.publish(Event(Type="network", Action=action, scope="local",
-                                      Actor=Actor(record.id, {"name": record.name, "type": record.driver, **attrs})))
+        self.bus.publish(constructors.network(record.id, action, name=record.name, driver=record.driver, **attrs))
 
     async def create(self, name: str, **options) -> NetworkRecord:
         busy = await trio.to_thread.run_sync(links.host_subnets)
@@ -126,11 +128,11 @@ class NetworkManager:
                 c.record.aliases[record.name] = list(aliases)
             if record.name not in network_names(c.record.host_config.network_mode):
                 c.record.extra_networks = sorted({*c.record.extra_networks, record.name})
-            await self.engine.save_record(c)
+            await self.containers.save(c)
         if not c.prepared:  # not running: it joins at its next start
             return
         await self._ensure_bridge(record)
-        taken = {e.ip for other in self.engine.containers.values() for e in other.networks.values()
+        taken = {e.ip for other in self.containers for e in other.networks.values()
                  if e.network_id == record.id}
         ip = free_address(record.subnet, record.gateway, taken)
         prefix = ipaddress.ip_network(record.subnet).prefixlen
@@ -144,7 +146,7 @@ class NetworkManager:
         await trio.to_thread.run_sync(self.write_hosts, c)
         if record.name not in PREDEFINED and c.dns_scope is None:
             sock = await trio.to_thread.run_sync(dns.open_socket, str(c.netns))
-            c.dns_scope = await self.engine.nursery.start(_cancellable, dns.serve, sock, lambda n: self.lookup(c, n))
+            c.dns_scope = await self.nursery.start(_cancellable, dns.serve, sock, lambda n: self.lookup(c, n))
             await trio.to_thread.run_sync(_write_resolv_conf, c)
         self.publish(record, "connect", container=c.id)
 
@@ -154,7 +156,7 @@ class NetworkManager:
         c.record.aliases.pop(record.name, None)
         if record.name in c.record.extra_networks:
             c.record.extra_networks = [n for n in c.record.extra_networks if n != record.name]
-            await self.engine.save_record(c)
+            await self.containers.save(c)
         elif endpoint is None:
             raise NotFound(f"container {c.id} is not connected to network {record.name}")
         if endpoint is not None and c.prepared:
@@ -169,7 +171,7 @@ class NetworkManager:
         for net_name, mine in c.networks.items():
             if net_name in PREDEFINED:
                 continue
-            for other in self.engine.containers.values():
+            for other in self.containers:
                 theirs = other.networks.get(net_name)
                 if theirs is not None and (name == other.name.lower() or name in theirs.aliases
                                            or (len(name) >= 12 and other.id.startswith(name))):
@@ -222,7 +224,7 @@ class NetworkManager:
         bound = await ports.bind(maps)
         c.ports = [m for m, _ in bound]
         c.port_sockets = [sock for _, sock in bound]
-        c.port_scope = await self.engine.nursery.start(_cancellable, ports.serve, bound, target)
+        c.port_scope = await self.nursery.start(_cancellable, ports.serve, bound, target)
 
 
 async def _cancellable(fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -1,0 +1,96 @@
+"""The daemon's containers, by ID and by name: looked up, persisted, and moved.
+
+Every change of a container's state goes through `advance`: the lifecycle table applies
+the step, the record is saved, and exactly the events the table lists are published.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import msgspec
+import trio
+
+from .. import lifecycle
+from ..errors import BadRequest, Conflict, no_such_container
+from ..events import constructors
+from ..events.bus import Bus
+from ..fs.store import atomic_write
+from ..lifecycle import Step
+from .container import Container
+
+
+class Containers:
+    def __init__(self, root: Path, netns_dir: Path, bus: Bus):
+        self.root = root  # one directory per container
+        self.netns_dir = netns_dir
+        self.bus = bus
+        self.by_id: dict[str, Container] = {}
+        self.names: dict[str, str] = {}
+
+    def __iter__(self):
+        return iter(list(self.by_id.values()))
+
+    def get(self, ref: str) -> Container:
+        """A container by full ID, name (with or without `/`) or unique ID prefix."""
+        if ref in self.by_id:
+            return self.by_id[ref]
+        cid = self.names.get(ref.lstrip("/"))
+        if cid:
+            return self.by_id[cid]
+        if ref and re.fullmatch(r"[0-9a-f]+", ref):
+            found = [c for c in self.by_id.values() if c.id.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise BadRequest(f"multiple IDs found with provided prefix: {ref}")
+        raise no_such_container(ref)
+
+    def check_name_free(self, name: str) -> None:
+        """Docker's conflict when `name` is taken."""
+        if name in self.names:
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                           f'"{self.names[name]}". You have to remove (or rename) that container to be able to reuse that name.')
+
+    def add(self, c: Container) -> None:
+        self.by_id[c.id] = c
+        self.names[c.name] = c.id
+
+    def forget(self, c: Container) -> None:
+        self.by_id.pop(c.id, None)
+        if self.names.get(c.name) == c.id:
+            del self.names[c.name]
+
+    def rename(self, c: Container, new_name: str) -> None:
+        del self.names[c.name]
+        self.names[new_name] = c.id
+        c.record.name = new_name
+
+    def using_image(self, image_id: str) -> list[Container]:
+        return [c for c in self.by_id.values() if c.record.image_id == image_id]
+
+    async def save(self, c: Container) -> None:
+        """Persist a container's record and wake those waiting on it."""
+        data = msgspec.json.encode(c.record)
+        await trio.to_thread.run_sync(atomic_write, c.record_path, data)
+        c.notify()
+
+    def publish(self, c: Container, action: str, **attrs: str) -> None:
+        self.bus.publish(constructors.container(c.id, action, image=c.record.image_ref, name=c.name,
+                                                labels=c.record.config.labels, **attrs))
+
+    async def advance(self, c: Container, step: Step, attrs: dict[str, str] | None = None, *, persist: bool = True,
+                      **fields) -> None:
+        """Take a lifecycle step: set the state (and `fields`), save it if it changed
+        (unless not `persist`), publish the events the table lists for the step (each
+        with `attrs`)."""
+        before = c.record.state
+        c.record.state, events = lifecycle.apply(before, step, **fields)
+        if c.record.state != before:
+            if persist:
+                await self.save(c)
+            else:
+                c.notify()
+        for action in events:
+            self.publish(c, action, **(attrs or {}))

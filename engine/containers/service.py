@@ -1,0 +1,532 @@
+"""The containers service: what a user can do to a container, checked against the
+lifecycle table under the container's action lock.
+
+Runs themselves (prepare, launch, exit, restart policy, removal) belong to the
+supervisor; this service asks it to start and remove, sends signals, freezes and thaws,
+and keeps the records of what it changed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import msgspec
+import trio
+
+from .. import lifecycle, timefmt
+from ..errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
+from ..events import constructors
+from ..events import filters as flt
+from ..fs.store import tree_size
+from ..images import reference
+from ..images.commit import CommitOptions, new_config, write_layer
+from ..images.service import Images
+from ..images.store import Image
+from ..lifecycle import Action, State, Step
+from ..models import ContainerConfig, ContainerRecord, CreateRequest, HistoryEntry, UpdateRequest, words
+from ..network.manager import NetworkManager, sole_network
+from ..runtime import bundle, cgroups, oci
+from ..volumes import Volumes
+from . import logs, mounts, names
+from .container import Container
+from .files import Files
+from .registry import Containers
+from .supervisor import Supervisor
+
+RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+MIN_MEMORY = 6 * 1024 * 1024
+LIST_FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since")
+
+
+class ContainerService:
+    def __init__(self, containers: Containers, supervisor: Supervisor, images: Images, volumes: Volumes,
+                 network: NetworkManager, files: Files, layout: cgroups.Layout, *, default_runtime: str, init: bool):
+        self.containers = containers
+        self.files = files
+        self.supervisor = supervisor
+        self.images = images
+        self.volumes = volumes
+        self.network = network
+        self.layout = layout
+        self.default_runtime = default_runtime
+        self.init = init
+
+    def oom_killed(self, cid: str) -> None:
+        """The kernel's OOM killer took a process of container `cid`: publish `oom`."""
+        c = self.containers.by_id.get(cid)
+        if c is not None and c.has_process:
+            c.oom_killed = True
+            self.containers.publish(c, "oom")
+
+    async def create(self, req: CreateRequest, name: str | None = None) -> Container:
+        """Create a container from `req` (the body of `POST /containers/create`)."""
+        if name:
+            name = names.validate(name)
+            self.containers.check_name_free(name)
+        else:
+            name = names.generate(set(self.containers.names))
+        if not req.image:
+            raise BadRequest("config error: Image is required")
+        image = self.images.resolve(req.image)
+        hc = req.host_config
+        runtime = hc.runtime or self.default_runtime
+        if runtime not in self.supervisor.runtimes:
+            raise BadRequest(f"unknown or invalid runtime name: {runtime}")
+        policy = hc.restart_policy.name or "no"
+        _check_policy(policy, hc.auto_remove, "can't create 'AutoRemove' container with restart policy")
+        _check_limits(hc.memory, hc.nano_cpus, hc.cpu_quota, hc.cpu_period)
+        if hc.log_config.type not in ("", "json-file"):
+            raise BadRequest(f"logging driver {hc.log_config.type!r} is not supported: berth has json-file")
+        logs.log_options(hc.log_config.config)
+        self.network.check_mode(hc.network_mode)
+        if (hc.port_bindings or hc.publish_all_ports) and sole_network(hc.network_mode):
+            raise BadRequest(f"conflicting options: port publishing and the {hc.network_mode} network mode")
+        img = image.config.config
+        planned = mounts.plan(hc.binds, hc.mounts, [*(img.volumes or {}), *(req.volumes or {})],
+                              lambda volume: str(self.volumes.data_path(volume)))
+        # Empty Cmd/Entrypoint mean "not given"; `--entrypoint ""` ([""]) clears the image's.
+        entrypoint = words(req.entrypoint) or None
+        cmd = words(req.cmd) or None
+        if entrypoint == [""]:
+            entrypoint = []
+        elif entrypoint is None:
+            entrypoint = img.entrypoint or []
+            if cmd is None:
+                cmd = img.cmd or []
+        args = [*entrypoint, *(cmd or [])]
+        if not args:
+            raise BadRequest("No command specified")
+        cid = secrets.token_hex(32)
+        config = msgspec.structs.replace(
+            req, hostname=req.hostname or cid[:12], image=req.image,
+            env=[*(img.env or []), *[e for e in req.env or [] if e]],
+            cmd=cmd if cmd else None, entrypoint=entrypoint or None,
+            working_dir=req.working_dir or img.working_dir, user=req.user or img.user,
+            labels={**(img.labels or {}), **(req.labels or {})},
+            healthcheck=req.healthcheck or img.healthcheck,
+            volumes={**(img.volumes or {}), **(req.volumes or {})} or None,
+        )
+        config = ContainerConfig(**{f: getattr(config, f) for f in ContainerConfig.__struct_fields__})
+        hc = msgspec.structs.replace(hc, runtime=runtime, restart_policy=msgspec.structs.replace(hc.restart_policy, name=policy),
+                                     log_config=msgspec.structs.replace(hc.log_config, type="json-file",
+                                                                        config=hc.log_config.config or {}))
+        if hc.init is None:
+            hc = msgspec.structs.replace(hc, init=self.init)
+        endpoints = (req.networking_config.endpoints_config if req.networking_config else None) or {}
+        record = ContainerRecord(id=cid, name=name, created=timefmt.now(), image_ref=req.image, image_id=image.id,
+                                 path=args[0], args=args[1:], config=config, host_config=hc, runtime=runtime,
+                                 aliases={net: list(e.aliases) for net, e in endpoints.items() if e and e.aliases},
+                                 mounts=[point for point, _ in planned])
+        await self.volumes.provide([wanted for _, wanted in planned if wanted is not None])
+        c = Container(record, self.containers.root / cid, self.containers.netns_dir)
+        c.dir.mkdir()
+        c.log_path.touch(mode=0o640)  # followers (attach before start) open it at once
+        await trio.to_thread.run_sync(self._write_etc_files, c)
+        await self.containers.save(c)
+        self.containers.add(c)
+        self.containers.publish(c, "create")
+        return c
+
+    def _write_etc_files(self, c: Container) -> None:
+        (c.dir / "hostname").write_text(c.record.config.hostname + "\n")
+        self.network.write_hosts(c)
+        # berth's bridges have no NAT, so the host's nameservers are out of reach: none is
+        # given (user-defined networks get the embedded resolver at 127.0.0.11).
+        (c.dir / "resolv.conf").write_text("# no nameserver: berth's networks do not lead off this host\n")
+
+    @asynccontextmanager
+    async def _acting(self, ref: str, action: Action) -> AsyncIterator[Container]:
+        """Hold the container's action lock and check `action` against the lifecycle
+        table under it, so concurrent start/stop/restart/rm see each other's results."""
+        c = self.containers.get(ref)
+        async with c.lock:
+            if c.removed:
+                raise no_such_container(ref)
+            lifecycle.check(c.state, action, id=c.id, name=c.name)
+            yield c
+
+    async def start(self, ref: str) -> Container:
+        """Start a created or exited container; 304 if it already runs."""
+        async with self._acting(ref, Action.START) as c:
+            await self._start(c)
+        return c
+
+    async def _start(self, c: Container) -> None:
+        await c.wait_until(lambda: not c.supervised)
+        c.stop_requested = False
+        c.record.manually_stopped = False
+        await self.supervisor.start(c)  # which publishes `start`
+
+    async def stop_all(self, timeout: float | None = None) -> None:
+        """Stop every live container, in parallel (the daemon is shutting down)."""
+        async with trio.open_nursery() as nursery:
+            for c in self.containers:
+                if c.live:
+                    nursery.start_soon(self._stop, c, timeout, False)
+
+    async def stop(self, ref: str, timeout: float | None = None) -> Container:
+        """SIGTERM (or the image's stop signal), then SIGKILL after `timeout` seconds."""
+        async with self._acting(ref, Action.STOP) as c:
+            await self._stop(c, timeout, True)
+        return c
+
+    async def _stop(self, c: Container, timeout: float | None, manual: bool) -> None:
+        c.stop_requested = True
+        if manual:
+            c.record.manually_stopped = True
+        if timeout is None:
+            timeout = c.record.config.stop_timeout if c.record.config.stop_timeout is not None else 10
+        if c.has_process:
+            exits = c.exits
+            sig = oci.parse_signal(c.record.config.stop_signal, signal.SIGTERM)
+            await self._signal(c, sig)
+            with trio.move_on_after(timeout if timeout >= 0 else float("inf")):
+                await c.wait_until(lambda: c.exits > exits)
+            if c.exits == exits:
+                await self._signal(c, signal.SIGKILL)
+                await c.wait_until(lambda: c.exits > exits)
+        if c.backoff is not None:
+            c.backoff.cancel()
+        await c.wait_until(lambda: not c.supervised)
+        await self.containers.advance(c, Step.STOPPED)
+
+    async def _signal(self, c: Container, sig: int) -> None:
+        if c.has_process:
+            await self.containers.advance(c, Step.SIGNAL, {"signal": str(sig)})
+        try:
+            await self.supervisor.runtime_for(c).kill(c.id, sig)
+        except oci.RuntimeFailure as exc:
+            if c.has_process and c.record.state.pid and _alive(c.record.state.pid):
+                raise EngineError(f"Cannot kill container: {c.name}: {exc.message}") from None
+        # dockerd thaws a paused container after sending it SIGKILL or its stop signal
+        # (any signal when none is set), so that the signal is acted on.
+        stop_signal = c.record.config.stop_signal
+        if c.state is State.PAUSED and (sig == signal.SIGKILL or not stop_signal
+                                        or oci.parse_signal(stop_signal, signal.SIGTERM) == sig):
+            await self._thaw(c)
+
+    async def kill(self, ref: str, sig: str | int | None = None) -> Container:
+        c = self.containers.get(ref)
+        try:
+            number = oci.parse_signal(sig)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        lifecycle.check(c.state, Action.KILL, id=c.id, name=c.name)
+        if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+            c.stop_requested = True
+            c.record.manually_stopped = True
+        await self._signal(c, number)
+        return c
+
+    async def restart(self, ref: str, timeout: float | None = None) -> Container:
+        async with self._acting(ref, Action.RESTART) as c:
+            if c.live:
+                await self._stop(c, timeout, False)
+            await self._start(c)
+            await self.containers.advance(c, Step.RESTARTED)
+        return c
+
+    async def pause(self, ref: str) -> Container:
+        """Freeze every process of a running container (the cgroup freezer)."""
+        async with self._acting(ref, Action.PAUSE) as c:
+            await self._freeze(c, True)
+            await self.containers.advance(c, Step.PAUSE)
+        return c
+
+    async def unpause(self, ref: str) -> Container:
+        """Thaw a paused container."""
+        async with self._acting(ref, Action.UNPAUSE) as c:
+            await self._freeze(c, False)
+            if c.state is State.PAUSED:  # not if it died meanwhile
+                await self.containers.advance(c, Step.UNPAUSE)
+        return c
+
+    async def _freeze(self, c: Container, frozen: bool) -> None:
+        path = self.supervisor.cgroup_path(c)
+        try:
+            await trio.to_thread.run_sync(cgroups.set_frozen, self.layout, path, frozen)
+        except FileNotFoundError:
+            if not frozen:
+                return  # its cgroup is gone with its processes (a kill thawed it): nothing left frozen
+            raise Conflict(f"Container {c.id} is not running") from None
+        except OSError as exc:
+            raise EngineError(f"Cannot {'pause' if frozen else 'unpause'} container {c.id}: "
+                              f"the cgroup freezer is not available: {exc.strerror}") from None
+        # Freezing completes when every task reached a safe point: usually at once. A
+        # thawed container may end at once too (a pending SIGKILL): its cgroup goes, and
+        # the state reads None, which is thawed enough.
+        with trio.move_on_after(10):
+            while (state := cgroups.is_frozen(self.layout, path)) is not frozen:
+                if state is None and not frozen:
+                    return
+                await trio.sleep(0.001)
+            return
+        raise EngineError(f"Cannot {'pause' if frozen else 'unpause'} container {c.id}: the freezer did not settle in 10 s")
+
+    async def _thaw(self, c: Container) -> None:
+        """Thaw a paused container a signal should reach, and record it running again."""
+        await self._freeze(c, False)
+        if c.state is State.PAUSED:
+            await self.containers.advance(c, Step.THAW)
+
+    async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        """Delete a container and its writable layer; with `force`, kill it first; with
+        `volumes` (`rm -v`), its anonymous volumes too."""
+        async with self._acting(ref, Action.FORCE_REMOVE if force else Action.REMOVE) as c:
+            c.stop_requested = True
+            if c.has_process:
+                exits = c.exits
+                await self._signal(c, signal.SIGKILL)
+                await c.wait_until(lambda: c.exits > exits)
+            if c.backoff is not None:
+                c.backoff.cancel()
+            await c.wait_until(lambda: not c.supervised)
+            await self.supervisor.remove(c, volumes)
+
+    async def wait(self, ref: str, condition: str = "not-running") -> int:
+        """Block until `condition` (not-running, next-exit, removed); return the exit code."""
+        c = self.containers.get(ref)
+        if condition in ("", "not-running"):
+            await c.wait_until(lambda: not c.live or c.removed)
+        elif condition == "next-exit":
+            exits = c.exits
+            await c.wait_until(lambda: c.exits > exits or c.removed)
+        elif condition == "removed":
+            await c.wait_until(lambda: c.removed)
+        else:
+            raise BadRequest(f"invalid condition: {condition!r}")
+        return c.record.state.exit_code
+
+    async def set_health(self, c: Container, health) -> None:
+        """Record a container's health (healthcheck plugin); publish `health_status` on change."""
+        before = c.record.state.health.status if c.record.state.health else None
+        c.record.state = lifecycle.annotate(c.record.state, health=health)
+        await self.containers.save(c)
+        if health is not None and health.status != before:
+            self.containers.publish(c, f"health_status: {health.status}")
+
+    def list(self, all_: bool = False, filters: flt.Filters | None = None) -> list[Container]:
+        """Containers newest first; live ones only unless `all_`."""
+        f = filters or {}
+        found = sorted(self.containers, key=lambda c: c.record.created, reverse=True)
+        if not all_ and not ({"status", "exited"} & f.keys()):
+            found = [c for c in found if c.live]
+        ancestors = set()
+        for ref in f.get("ancestor", []):
+            try:
+                ancestors.add(self.images.resolve(ref).id)
+            except NotFound:
+                pass
+
+        def keep(c: Container) -> bool:
+            if "id" in f and not any(c.id.startswith(v) for v in f["id"]):
+                return False
+            if "name" in f and not any(re.search(v, "/" + c.name) for v in f["name"]):
+                return False
+            if "label" in f and not flt.label_match(f["label"], c.record.config.labels or {}):
+                return False
+            if "status" in f and c.state.value not in f["status"]:
+                return False
+            if "ancestor" in f and c.record.image_id not in ancestors:
+                return False
+            if "exited" in f and (c.state is not State.EXITED or str(c.record.state.exit_code) not in f["exited"]):
+                return False
+            return True
+
+        for key in ("before", "since"):
+            if key in f:
+                pivot = self.containers.get(f[key][0]).record.created
+                found = [c for c in found if (c.record.created < pivot if key == "before" else c.record.created > pivot)]
+        return [c for c in found if keep(c)]
+
+    def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since: str = "", until: str = "",
+             times: bool = True):
+        """(container, async iterator of log entry batches) for `logs`; `times` as in logs.read."""
+        c = self.containers.get(ref)
+        return c, logs.read(c.log_files, tail=tail, since=since, until=until, follow=follow, times=times,
+                            grown=c.follow, done=lambda: not c.live)
+
+    def attach(self, ref: str, *, replay: bool = False):
+        """(container, output iterator) from now (or the start with `replay`) to the end of
+        the current run, or of the next one if the container is not running yet."""
+        c = self.containers.get(ref)
+        target = c.exits
+        self.containers.publish(c, "attach")
+        return c, logs.read(c.log_files, from_end=not replay, follow=True, times=False,
+                            grown=c.follow, done=lambda: c.exits > target or c.removed)
+
+    async def rename(self, ref: str, new_name: str) -> None:
+        """Give a container a new name; publishes `rename` with the old one."""
+        c = self.containers.get(ref)
+        new_name = names.validate(new_name.lstrip("/"))
+        if new_name == c.name:
+            raise Conflict("Renaming a container with the same name as its current name")
+        self.containers.check_name_free(new_name)
+        old = c.name
+        self.containers.rename(c, new_name)
+        await self.containers.save(c)
+        self.containers.publish(c, "rename", oldName="/" + old)
+
+    async def update(self, ref: str, req: UpdateRequest) -> None:
+        """Change a container's limits (applied at once to a running one) and restart
+        policy; publishes `update`."""
+        c = self.containers.get(ref)
+        hc = c.record.host_config
+        changes = {f: v for f in UpdateRequest.__struct_fields__ if (v := getattr(req, f)) is not None}
+        if changes.get("restart_policy") is not None and not changes["restart_policy"].name:
+            del changes["restart_policy"]  # the docker CLI sends an empty policy when none was given
+        policy = changes.get("restart_policy")
+        if policy is not None:
+            _check_policy(policy.name, hc.auto_remove,
+                          "Restart policy cannot be updated because AutoRemove is enabled for the container")
+        _check_limits(changes.get("memory"), changes.get("nano_cpus"), changes.get("cpu_quota"), changes.get("cpu_period"))
+        updated = msgspec.structs.replace(hc, **changes)
+        if changes.get("nano_cpus"):
+            updated = msgspec.structs.replace(updated, cpu_quota=0, cpu_period=0)
+        elif changes.get("cpu_quota") or changes.get("cpu_period"):
+            updated = msgspec.structs.replace(updated, nano_cpus=0)
+        record = msgspec.structs.replace(c.record, host_config=updated)
+        if c.has_process:
+            limits = {k: v for k, v in bundle.resources(record).items() if k != "devices"}
+            try:
+                await self.supervisor.runtime_for(c).update(c.id, limits, c.bundle / "update.json")
+            except oci.RuntimeFailure as exc:
+                raise EngineError(f"Cannot update container {c.id}: {exc.message}") from None
+        c.record.host_config = updated
+        await self.containers.save(c)
+        self.containers.publish(c, "update")
+
+    async def prune(self, filters: flt.Filters | None = None, until: str = "") -> tuple[list[str], int]:
+        """Remove every stopped container matching `label` filters and created before
+        `until` (RFC 3339, "" for no limit); returns (removed IDs, bytes reclaimed from
+        their writable layers)."""
+        gone, reclaimed = [], 0
+        for c in list(self.containers):
+            if c.live or c.state is State.REMOVING or not _prune_match(c, filters or {}, until):
+                continue
+            size = await trio.to_thread.run_sync(tree_size, c.upper)
+            try:
+                await self.remove(c.id)
+            except EngineError:
+                continue  # started or removed meanwhile
+            gone.append(c.id)
+            reclaimed += size
+        self.containers.bus.publish(constructors.pruned("container", reclaimed))
+        return gone, reclaimed
+
+    async def write_stdin(self, c: Container, data: bytes) -> bool:
+        """Write to the container's stdin, waiting for it to start if it has not yet;
+        False when the run this attach belongs to is over."""
+        target = c.exits
+        await c.wait_until(lambda: c.stdin is not None or c.exits > target or c.removed)
+        if c.stdin is None:
+            return False
+        async with c.stdin_lock:  # several attached clients may type at once
+            try:
+                await c.stdin.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return False
+        return True
+
+    async def close_stdin(self, c: Container) -> None:
+        """End the container's stdin (StdinOnce, after the attached client's EOF); with a
+        terminal, EOF is the terminal's own business (Ctrl-D), so it stays open."""
+        if c.stdin is not None and c.terminal is None:
+            async with c.stdin_lock:
+                await c.stdin.aclose()
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
+        """Set the size of a container's terminal (kept for its next runs too)."""
+        c = self.containers.get(ref)
+        if not c.has_process:
+            raise Conflict(f"Container {c.id} is not running")
+        c.console_size = (height, width)
+        if c.terminal is not None:
+            c.terminal.resize(height, width)
+        self.containers.publish(c, "resize", height=str(height), width=str(width))
+
+    async def commit(self, ref: str, options: CommitOptions) -> Image:
+        """`POST /commit`: a new image from the container's writable layer, read while
+        the container is paused (unless `pause=0`, and only if it was running and not
+        already paused); tagged if a repository is given. Publishes `pause`/`unpause`
+        from those, `tag` on the image, then `commit` with `comment`, `imageID`, `imageRef`."""
+        c = self.containers.get(ref)
+        if c.state is State.DEAD:
+            raise Conflict(f"You cannot commit container {c.id} which is Dead")
+        target = reference.parse(options.repo, options.tag) if options.repo else None  # a bad name: 400 before any work
+        paused_here = False
+        if options.pause and c.state is State.RUNNING:
+            try:
+                await self.pause(c.id)
+                paused_here = True
+            except EngineError:
+                pass  # it stopped meanwhile: nothing is writing, commit as is (dockerd ignores this too)
+        tmp = self.images.store.tmp / f"commit-{secrets.token_hex(8)}.tar"
+        try:
+            try:
+                async with self.files.locked(ref) as c:
+                    lowers = self.files.lower_dirs(c)
+                    count = await trio.to_thread.run_sync(write_layer, c.upper, lowers, tmp)
+            finally:
+                if paused_here:
+                    try:
+                        await self.unpause(c.id)
+                    except EngineError:
+                        pass  # stopped or removed meanwhile
+            history = HistoryEntry(created=timefmt.now(), created_by=" ".join(words(c.record.config.cmd) or []),
+                                   comment=options.comment, author=options.author, empty_layer=not count)
+            image = await self.images.add_committed(c.record.image_id, tmp if count else None,
+                                                    new_config(c.record.config, options), history, options.author)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if target:
+            await self.images.tag(image.id, target.repo, target.tag)
+        self.containers.publish(c, "commit", comment=options.comment, imageID=image.id,
+                                imageRef=str(target) if target else "")
+        return image
+
+    def counts(self) -> dict[str, int]:
+        states = [c.state for c in self.containers]
+        return {"total": len(states), "running": states.count(State.RUNNING),
+                "paused": states.count(State.PAUSED),
+                "stopped": len(states) - states.count(State.RUNNING) - states.count(State.PAUSED)}
+
+
+def _check_policy(name: str, auto_remove: bool, auto_remove_conflict: str) -> None:
+    """A restart policy's name, and AutoRemove's refusal of any policy but `no`."""
+    if name not in RESTART_POLICIES:
+        raise BadRequest(f"invalid restart policy '{name}'")
+    if auto_remove and name != "no":
+        raise BadRequest(auto_remove_conflict)
+
+
+def _check_limits(memory: int | None, nano_cpus: int | None, cpu_quota: int | None, cpu_period: int | None) -> None:
+    """The limits create and update both check, as dockerd does."""
+    if memory and memory < MIN_MEMORY:
+        raise BadRequest("Minimum memory limit allowed is 6MB")
+    if nano_cpus and (cpu_quota or cpu_period):
+        raise BadRequest("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+
+
+def _prune_match(c: Container, filters: flt.Filters, until: str) -> bool:
+    """`prune`'s filters: label (k, k=v), label! (not), until (created before; RFC 3339
+    times are fixed-width, so they compare as strings)."""
+    labels = c.record.config.labels or {}
+    if filters.get("label") and not flt.label_match(filters["label"], labels):
+        return False
+    if filters.get("label!") and any(flt.label_match([item], labels) for item in filters["label!"]):
+        return False
+    return not until or c.record.created < until
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,245 @@
+"""The images service: every change to the image store, one at a time, with its events.
+
+The store (`store.py`) keeps images, layers and tags on disk; this service is what the
+Engine calls for `import`, `tag`, `rmi`, `prune`, `save`, `load`, `commit`'s new image and
+`system df`. It holds the store's one lock (one writer at a time; `save` holds it until
+its archive is complete, as the store keeps no per-layer references) and publishes the
+image events. Which containers use an image is asked of `users`, handed in by the
+Engine: images know nothing of containers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import NamedTuple
+
+import msgspec
+import trio
+
+from ..errors import BadRequest, Conflict, NotFound
+from ..events import constructors
+from ..events import filters as flt
+from ..events.bus import Bus
+from ..models import HistoryEntry, ImageRuntimeConfig
+from . import archive, archive_load, busybox, reference
+from .commit import store_image
+from .store import Image, ImageStore
+
+LIST_FILTERS = ("dangling", "reference", "label", "before", "since")
+PRUNE_FILTERS = ("dangling", "label")
+
+
+class User(NamedTuple):
+    """A container that uses an image: its ID, and whether it is live (running, paused
+    or restarting)."""
+
+    id: str
+    live: bool
+
+
+class PruneReport(msgspec.Struct, rename="pascal"):
+    images_deleted: list[dict[str, str]] | None
+    space_reclaimed: int
+
+
+class LayerUsage(NamedTuple):
+    """What `system df` reports of the store: each image's size shared with others."""
+
+    total: int  # bytes of all layers
+    shared: dict[str, int]  # image ID → bytes of its layers that other images use too
+
+
+class Images:
+    def __init__(self, store: ImageStore, bus: Bus, users: Callable[[str], list[User]]):
+        self.store = store
+        self.bus = bus
+        self.users = users
+        self.lock = trio.Lock()
+
+    def publish(self, image_id: str, action: str, name: str | None = None) -> None:
+        self.bus.publish(constructors.image(image_id, action, name))
+
+    def resolve(self, ref: str) -> Image:
+        return self.store.resolve(ref)
+
+    async def import_rootfs(self, tar_path: Path, *, repo: str = "", changes: list[str] = (),
+                            message: str = "") -> Image:
+        """`docker import`: a one-layer image from a rootfs tar, tagged `repo` if given."""
+        ref = reference.parse(repo) if repo else None
+        async with self.lock:
+            image = await trio.to_thread.run_sync(
+                lambda: self.store.import_rootfs(tar_path, changes=list(changes), message=message))
+        if ref:
+            await self.tag(image.id, ref.repo, ref.tag)
+        self.publish(image.id, "import")
+        return image
+
+    async def ensure_busybox(self) -> None:
+        """Make the built-in image at first start, and again over one an older berth made
+        without its layer's tar record (the same bytes: `save` can then give them back)."""
+        current = self.store.tags.get(busybox.REPO_TAG)
+        if current is not None and all(self.store.has_tar_record(chain)
+                                       for chain in self.store.layer_chain(self.store.images[current])):
+            return
+        binary = busybox.find_busybox()
+        if binary is None:
+            raise NotFound("no static busybox on this host: the built-in busybox image is not available")
+        tmp = self.store.tmp / "busybox-rootfs.tar"
+        await trio.to_thread.run_sync(busybox.write_rootfs_tar, binary, tmp)
+        try:
+            await self.import_rootfs(tmp, repo=busybox.REPO_TAG, changes=busybox.CHANGES, message=busybox.MESSAGE)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if current is not None and not self.users(current):
+            await self.remove(current)  # the old built-in image, untagged now and unused
+
+    async def tag(self, source: str, repo: str, tag: str = "") -> None:
+        image = self.store.resolve(source)
+        ref = reference.parse(repo, tag)
+        async with self.lock:
+            await trio.to_thread.run_sync(self.store.tag, image, ref)
+        self.publish(image.id, "tag", str(ref))
+
+    async def remove(self, ref: str, force: bool = False) -> list[dict[str, str]]:
+        """`rmi`: untag, and delete once no tag and no container refers to the image.
+
+        Removing one of several tags only untags. The last reference (or the image by ID)
+        is refused while a container uses the image, unless forced; forced, the tags go
+        but the image stays until its containers are gone (their rootfs needs its layers).
+        """
+        image = self.store.resolve(ref)
+        tags = self.store.tags_of(image.id)
+        users = self.users(image.id)
+        short = image.id[7:19]
+        by_name = not image.id.removeprefix("sha256:").startswith(ref.removeprefix("sha256:"))
+        if by_name:
+            to_untag = [str(reference.parse(ref))]
+            last = len(tags) == 1
+            if last and users and not force:
+                raise Conflict(f'conflict: unable to remove repository reference "{to_untag[0]}" (must force) - '
+                               f"container {users[0].id[:12]} is using its referenced image {short}")
+        else:
+            to_untag = tags
+            running = [u for u in users if u.live]
+            if running:
+                raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image is being used by running container {running[0].id[:12]}")
+            if not force and len(tags) > 1:
+                raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")
+            if not force and users:
+                raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is being used by stopped container {users[0].id[:12]}")
+        report: list[dict[str, str]] = []
+        async with self.lock:
+            for key in to_untag:
+                await trio.to_thread.run_sync(self.store.untag, key)
+                report.append({"Untagged": key})
+                self.publish(image.id, "untag")
+            if not self.store.tags_of(image.id) and not users:
+                await trio.to_thread.run_sync(self.store.delete, image)
+                report.append({"Deleted": image.id})
+                self.publish(image.id, "delete")
+        return report
+
+    async def prune(self, filters: flt.Filters | None = None) -> PruneReport:
+        """Remove every unused image the filters select (dangling ones unless
+        `dangling=false`), tag by tag as `rmi` would; report what went and the bytes of the
+        layers deleted with them. Publishes `prune`.
+
+        The docker CLI sends `filters={"dangling":{"true":true}}` for `image prune` and
+        `{"dangling":{"false":true}}` for `image prune -a`, plus any `--filter label=…`."""
+        filters = filters or {}
+        wanted: flt.Filters = {"dangling": ["true"]} if _dangling_only(filters) else {}
+        if "label" in filters:
+            wanted["label"] = filters["label"]
+        store = self.store
+        sizes = {chain: store.layer_meta(chain).size for image in store.images.values() for chain in store.layer_chain(image)}
+        deleted: list[dict[str, str]] = []
+        for image in self.list(wanted):
+            if not self.users(image.id) and image.id in store.images:
+                for ref in store.tags_of(image.id) or [image.id]:
+                    deleted += await self.remove(ref)
+        reclaimed = sum(size for chain, size in sizes.items() if not store.has_layer(chain))
+        self.bus.publish(constructors.pruned("image", reclaimed))
+        return PruneReport(deleted or None, reclaimed)
+
+    def list(self, filters: flt.Filters | None = None) -> list[Image]:
+        """Images newest first, filtered as `docker images --filter` does."""
+        f = filters or {}
+        found = sorted(self.store.images.values(), key=lambda i: i.config.created or "", reverse=True)
+        out = []
+        for image in found:
+            tags = self.store.tags_of(image.id)
+            if "dangling" in f and (f["dangling"][0].lower() in ("1", "true")) != (not tags):
+                continue
+            if "reference" in f and not any(_glob_match(p, t) for p in f["reference"] for t in tags):
+                continue
+            if "label" in f and not flt.label_match(f["label"], image.config.config.labels or {}):
+                continue
+            out.append(image)
+        return out
+
+    async def save(self, names: list[str], open_stream: Callable[[], Awaitable]) -> None:
+        """`GET /images/get`: plan the archive, then `open_stream()` and send it chunk by chunk.
+
+        Planning (resolving names, checking every layer can be exported) happens before the
+        stream opens, so its errors are plain HTTP errors. The lock is held until the
+        archive is complete: no layer is deleted under the stream. Publishes `save` per
+        image once the archive is complete."""
+        async with self.lock:
+            plan = await trio.to_thread.run_sync(archive.plan_save, self.store, names)
+            stream = await open_stream()
+            chunks = archive.save_chunks(plan)
+            try:
+                while (chunk := await trio.to_thread.run_sync(next, chunks, None)) is not None:
+                    await stream.send(chunk)
+            finally:
+                chunks.close()
+        for image in plan.images:
+            self.publish(image.id, "save")
+
+    async def load(self, upload: Path, quiet: bool) -> archive_load.LoadResult:
+        """`POST /images/load`: load the archive spooled at `upload`; publish `load` per image."""
+        plain = upload.with_suffix(".plain")
+        try:
+            async with self.lock:
+                result = await trio.to_thread.run_sync(
+                    lambda: archive_load.load(self.store, archive_load.decompress(upload, plain), quiet))
+        finally:
+            plain.unlink(missing_ok=True)
+        for image in result.images:
+            self.publish(image.id, "load")
+        return result
+
+    async def add_committed(self, parent_id: str, layer: Path | None, config: ImageRuntimeConfig,
+                            history: HistoryEntry, author: str) -> Image:
+        """Store a committed container's image: its layer (if it changed anything) on the
+        parent's chain, and its config."""
+        parent = self.store.images[parent_id]
+        async with self.lock:
+            return await trio.to_thread.run_sync(store_image, self.store, parent, layer, config, history, author)
+
+    def layer_usage(self) -> LayerUsage:
+        """Layer bytes in all, and per image the bytes of its layers other images share."""
+        chains = {image.id: self.store.layer_chain(image) for image in self.store.images.values()}
+        holders: dict[str, int] = {}
+        for chain in chains.values():
+            for layer in chain:
+                holders[layer] = holders.get(layer, 0) + 1
+        sizes = {layer: self.store.layer_meta(layer).size for layer in holders}
+        shared = {image_id: sum(sizes[layer] for layer in chain if holders[layer] > 1)
+                  for image_id, chain in chains.items()}
+        return LayerUsage(sum(sizes.values()), shared)
+
+
+def _dangling_only(filters: flt.Filters) -> bool:
+    values = {v.lower() for v in filters.get("dangling", ["true"])}
+    if not values <= {"true", "1", "false", "0"} or len(values) != 1:
+        raise BadRequest(f"invalid filter 'dangling={','.join(sorted(values))}'")
+    return values <= {"true", "1"}
+
+
+def _glob_match(pattern: str, tag: str) -> bool:
+    """`reference` filter: a glob against `repo:tag`, or against the repo alone."""
+    repo = tag.rpartition(":")[0]
+    return fnmatchcase(tag, pattern) or fnmatchcase(repo, pattern)
