@@ -1,6 +1,6 @@
 """Tab completion for the shell, from the one command table (shell/cli.py).
 
-Commands, their flags, flag values with a fixed set (runtimes, restart policies),
+Commands, a noun's verbs, their flags, flag values with a fixed set (runtimes, restart policies),
 container names and IDs, image references and local paths. Names come from the daemon
 at the moment of the Tab (one small API call), so they are never stale after a change.
 """
@@ -13,16 +13,17 @@ from collections.abc import Callable, Iterable
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from .grammar import Command
+from .commands.printers import INSPECTED
+from .grammar import Command, Group
 from .transport import Client, ConnectError, DaemonError
 
 # what a positional argument names, by its `dest` in the command table
 _KINDS = {"container": "containers", "containers": "containers", "image": "images", "images": "images",
-          "source": "images", "names": "objects", "file": "paths", "volumes": "volumes",
-          "words": "networks"}
+          "source": "images", "names": "objects", "file": "paths", "volumes": "volumes", "network": "networks",
+          "networks": "networks", "plugins": "plugins"}
 _CP_KINDS = {"source": "copy", "dest": "copy"}  # `cp`: a local path, or CONTAINER: then its path
 _VALUES = {"--runtime": ["crun", "runc"], "--restart": ["no", "on-failure", "always", "unless-stopped"],
-           "--type": ["container", "image"], "--format": ["json"]}
+           "--type": list(INSPECTED), "--format": ["json"]}
 
 
 class Names:
@@ -57,15 +58,18 @@ class Names:
         return [(v["Name"], v["Driver"]) for v in (self._get("/volumes") or {}).get("Volumes") or []]
 
     def networks(self) -> list[tuple[str, str]]:
-        """(name, driver) for every network; `network connect NET` is then followed by a
-        container, which the same list does not offer (one kind per argument)."""
+        """(name, driver) for every network."""
         return [(n["Name"], n["Driver"]) for n in self._get("/networks")]
+
+    def plugins(self) -> list[tuple[str, str]]:
+        """(name, status) for every plugin."""
+        return [(p["Name"], p["BerthStatus"]["Status"]) for p in self._get("/plugins")]
 
 
 class ShellCompleter(Completer):
     """Completes a berth command line as typed in the shell."""
 
-    def __init__(self, commands: dict[str, Command], names: Names):
+    def __init__(self, commands: dict[str, Command | Group], names: Names):
         self.commands = commands
         self.names = names
         self._paths = PathCompleter(expanduser=True)
@@ -78,6 +82,11 @@ class ShellCompleter(Completer):
             yield from _matching(current, [(name, cmd.help) for name, cmd in self.commands.items()])
             return
         cmd = self.commands.get(words[0])
+        if isinstance(cmd, Group):  # its verb, then that verb's words as a command's
+            if len(words) == 1:
+                yield from _matching(current, [(name, verb.help) for name, verb in cmd.verbs.items()])
+                return
+            cmd, words = cmd.verbs.get(words[1]), words[1:]
         if cmd is None:
             return
         options = {name: opt for opt in cmd.opts for name in opt.names}
@@ -91,9 +100,7 @@ class ShellCompleter(Completer):
             return
         arg = _positional(cmd, words[1:], options)
         kind = ((_CP_KINDS if cmd.name == "cp" else _KINDS).get(arg.dest)) if arg is not None else None
-        if arg is not None and arg.choices:
-            yield from _matching(current, [(c, "") for c in arg.choices])
-        elif kind == "paths":
+        if kind == "paths":
             yield from self._paths.get_completions(Document(current, len(current)), complete_event)
         elif kind == "copy":
             if ":" not in current:
@@ -103,8 +110,9 @@ class ShellCompleter(Completer):
             yield from _matching(current, self._source(kind)())
 
     def _source(self, kind: str) -> Callable[[], list[tuple[str, str]]]:
-        if kind == "objects":
-            return lambda: self.names.containers() + self.names.images()
+        if kind == "objects":  # plain `inspect`: whatever it may name
+            return lambda: (self.names.containers() + self.names.images() + self.names.networks() + self.names.volumes()
+                            + self.names.plugins())
         return getattr(self.names, kind)
 
 

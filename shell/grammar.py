@@ -1,9 +1,11 @@
 """berth's command grammar as data, and a parser for docker-style command lines.
 
-One table of commands serves the one-shot CLI and the REPL (and, later, the REPL's
-completion). The parser follows docker's (cobra's) rules: `--opt value`, `--opt=value`,
-bundled short flags (`-aq`, `-it`, `-e X`), options between positionals, `--` ends the
-options, and for `run`/`create` everything after the image is the container's command.
+One table of commands serves the one-shot CLI, the REPL and its completion. A command
+is a verb (`ps`) or a noun grouping verbs (`volume ls`, `network create`); each verb names
+the function that runs it. The parser follows docker's (cobra's) rules: `--opt value`,
+`--opt=value`, bundled short flags (`-aq`, `-it`, `-e X`), options between positionals,
+`--` ends the options, and for `run`/`create` everything after the image is the
+container's command.
 It is small and imports nothing, because a one-shot command's start-up is most of a
 `berth run`'s time (argparse and `re` alone cost ~10 ms).
 """
@@ -31,19 +33,30 @@ class Arg:
     """A positional argument: one, optional, many (one or more), any (zero or more), or
     rest (the rest of the line, verbatim)."""
 
-    __slots__ = ("dest", "kind", "choices")
+    __slots__ = ("dest", "kind")
 
-    def __init__(self, dest: str, kind: str = "one", choices: tuple[str, ...] = ()):
-        self.dest, self.kind, self.choices = dest, kind, choices
+    def __init__(self, dest: str, kind: str = "one"):
+        self.dest, self.kind = dest, kind
 
 
 class Command:
-    """A command: its name, the function in shell.commands that runs it, help, grammar."""
+    """A verb: its name, the function that runs it (`handler(client, args)` → exit
+    status), help, grammar."""
 
     __slots__ = ("name", "handler", "help", "opts", "args")
 
-    def __init__(self, name: str, handler: str, help: str, opts: tuple[Opt, ...] = (), args: tuple[Arg, ...] = ()):
+    def __init__(self, name: str, handler, help: str, opts: tuple[Opt, ...] = (), args: tuple[Arg, ...] = ()):
         self.name, self.handler, self.help, self.opts, self.args = name, handler, help, opts, args
+
+
+class Group:
+    """A noun whose next word picks one of its verbs (`volume ls`, `network create`), each
+    a Command with its own grammar, so `volume rm -f` and `volume ls -f` differ as in docker."""
+
+    __slots__ = ("name", "help", "verbs")
+
+    def __init__(self, name: str, help: str, verbs: tuple[Command, ...]):
+        self.name, self.help, self.verbs = name, help, {verb.name: verb for verb in verbs}
 
 
 class Namespace(dict):
@@ -56,18 +69,30 @@ class Namespace(dict):
             raise AttributeError(name) from None
 
 
-def parse(commands: dict[str, Command], argv: list[str]) -> tuple[Command, Namespace]:
-    """Parse `argv` (command name first) against `commands`."""
+def _resolve(commands: dict[str, Command | Group], argv: list[str]) -> tuple[Command, str, list[str]]:
+    """The verb `argv` names (through its noun, if any), how it was called (`volume rm`),
+    and the words after it."""
     if not argv:
         raise UsageError("no command given (see `berth --help`)")
-    cmd = commands.get(argv[0])
-    if cmd is None:
+    entry = commands.get(argv[0])
+    if entry is None:
         raise UsageError(f"unknown command {argv[0]!r} (see `berth --help`)")
+    if not isinstance(entry, Group):
+        return entry, argv[0], argv[1:]
+    verb = entry.verbs.get(argv[1]) if len(argv) > 1 else None
+    if verb is None:
+        given = f", not {argv[1]!r}" if len(argv) > 1 else ""
+        raise UsageError(f"`berth {entry.name}`: the command must be one of {', '.join(entry.verbs)}{given}")
+    return verb, f"{entry.name} {verb.name}", argv[2:]
+
+
+def parse(commands: dict[str, Command | Group], argv: list[str]) -> tuple[Command, Namespace]:
+    """Parse `argv` (command name first) against `commands`: the verb it names, and its values."""
+    cmd, called, words = _resolve(commands, argv)
     by_name = {name: opt for opt in cmd.opts for name in opt.names}
     ns = Namespace({opt.dest: [] if opt.kind == "list" else (False if opt.kind == "flag" else None) for opt in cmd.opts})
     positionals: list[str] = []
     rest_after = next((i for i, a in enumerate(cmd.args) if a.kind == "rest"), None)
-    words = argv[1:]
     i = 0
 
     def take_value(opt: Opt, inline: str | None) -> None:
@@ -113,44 +138,55 @@ def parse(commands: dict[str, Command], argv: list[str]) -> tuple[Command, Names
                 break
         else:
             positionals.append(word)
-    _bind(cmd, positionals, ns)
+    _bind(cmd, called, positionals, ns)
     return cmd, ns
 
 
-def _bind(cmd: Command, values: list, ns: Namespace) -> None:
+def _bind(cmd: Command, called: str, values: list, ns: Namespace) -> None:
     for index, arg in enumerate(cmd.args):
         if arg.kind == "rest":
             ns[arg.dest] = values[index] if index < len(values) and isinstance(values[index], list) else []
             return
         if arg.kind in ("many", "any"):
             if index >= len(values) and arg.kind == "many":
-                raise UsageError(f"`berth {cmd.name}` requires at least one {arg.dest.rstrip('s')}")
+                raise UsageError(f"`berth {called}` requires at least one {arg.dest.rstrip('s')}")
             ns[arg.dest] = values[index:]
             return
         if index < len(values):
-            if arg.choices and values[index] not in arg.choices:
-                raise UsageError(f"{arg.dest} must be one of {', '.join(arg.choices)}, not {values[index]!r}")
             ns[arg.dest] = values[index]
         elif arg.kind == "optional":
             ns[arg.dest] = None
         else:
-            raise UsageError(f"`berth {cmd.name}` requires {arg.dest.upper()}")
+            raise UsageError(f"`berth {called}` requires {arg.dest.upper()}")
     if len(values) > len(cmd.args):
-        raise UsageError(f"`berth {cmd.name}`: unexpected argument {values[len(cmd.args)]!r}")
+        raise UsageError(f"`berth {called}`: unexpected argument {values[len(cmd.args)]!r}")
 
 
-def usage(commands: dict[str, Command], name: str | None = None) -> str:
-    """Help text: every command, or one command's options."""
-    if name is None or name not in commands:
-        width = max(len(n) for n in commands)
-        lines = ["Usage: berth [-H unix:///path.sock] COMMAND [OPTIONS]", "", "Commands:"]
-        lines += [f"  {c.name.ljust(width)}  {c.help}" for c in commands.values()]
-        lines += ["", "`berth` alone (or `berth shell`) opens the interactive shell."]
-        return "\n".join(lines)
-    cmd = commands[name]
-    args = " ".join(a.dest.upper() + ("..." if a.kind in ("many", "any", "rest") else "") for a in cmd.args)
-    lines = [f"Usage: berth {name} [OPTIONS] {args}".rstrip(), "", cmd.help]
-    if cmd.opts:
+def usage(commands: dict[str, Command | Group], words: list[str] = ()) -> str:
+    """Help text: every command, a noun's verbs, or one verb's options, for the command
+    `words` start with (`[]`, `["volume"]`, `["volume", "ls", "-q"]`)."""
+    entry = commands.get(words[0]) if words else None
+    if entry is None:
+        return _listing("Usage: berth [-H unix:///path.sock] COMMAND [OPTIONS]", "Commands:", commands) + \
+            "\n\n`berth` alone (or `berth shell`) opens the interactive shell."
+    if isinstance(entry, Group):
+        if len(words) < 2 or words[1] not in entry.verbs:
+            return _listing(f"Usage: berth {entry.name} COMMAND [OPTIONS]\n\n{entry.help}", "Commands:", entry.verbs)
+        entry = entry.verbs[words[1]]
+        words = [" ".join(words[:2])]
+    args = " ".join(a.dest.upper() + ("..." if a.kind in ("many", "any", "rest") else "") for a in entry.args)
+    lines = [f"Usage: berth {words[0]} [OPTIONS] {args}".rstrip(), "", entry.help]
+    if entry.opts:
         lines += ["", "Options:"]
-        lines += [f"  {', '.join(o.names):<22} {o.help}" for o in cmd.opts]
+        lines += [f"  {', '.join(o.names):<22} {o.help}" for o in entry.opts]
+    return "\n".join(lines)
+
+
+def _listing(head: str, title: str, entries: dict[str, Command | Group]) -> str:
+    """`head`, then a line a command: its name and help (a noun's with its verbs)."""
+    width = max(len(name) for name in entries)
+    lines = [head, "", title]
+    for name, entry in entries.items():
+        verbs = f" ({', '.join(entry.verbs)})" if isinstance(entry, Group) else ""
+        lines.append(f"  {name.ljust(width)}  {entry.help}{verbs}")
     return "\n".join(lines)

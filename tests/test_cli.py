@@ -43,6 +43,9 @@ def test_installed_launcher_starts_light(daemon):
                 if line.startswith("import time:")}
     assert "shell.cli" in imported
     assert not imported & {"re", "enum", "json", "socket", "selectors", "prompt_toolkit", "msgspec", "trio"}
+    # a container command's table is its own module's: no other noun's module is imported
+    nouns = {name for name in imported if name.startswith("shell.commands.")}
+    assert nouns == {"shell.commands.containers", "shell.commands.container_options", "shell.commands.printers"}
 
 
 def test_run_errors(berth):
@@ -146,6 +149,70 @@ def test_events_inspect_version_info_plugins(berth):
         assert re.search(rf"^ {field}: \S", text, re.M), field
     assert all(line.startswith("WARNING: ") for line in info.stderr.decode().splitlines())
     assert b"janitor" in berth("plugin", "ls").stdout
+
+
+def test_inspect_prints_alike_for_every_noun(berth):
+    """container, image, volume, network and plugin inspect, and plain inspect, share one
+    printer: an indented JSON array, a compact one with `--format json`, a template line
+    each with `-f`; a missing name is an error of its own while the others still print."""
+    name = f"cli-insp-{os.getpid()}"
+    assert berth("create", "--name", name, "busybox", "true").returncode == 0
+    assert berth("volume", "create", name).returncode == 0
+    assert berth("network", "create", name).returncode == 0
+    try:
+        for noun, known, template, line in [("container", name, "{{.Name}}", "/" + name),
+                                            ("image", "busybox", "{{json .RepoTags}}", '["busybox:latest"]'),
+                                            ("volume", name, "{{.Name}}", name), ("network", name, "{{.Name}}", name),
+                                            ("plugin", "janitor", "{{.Name}}", "janitor")]:
+            result = berth(noun, "inspect", "nope-1", known, "nope-2")
+            assert result.returncode == 1, noun
+            assert result.stderr.decode() == f"Error: No such {noun}: nope-1\nError: No such {noun}: nope-2\n"
+            assert result.stdout.startswith(b"[\n    {") and len(json.loads(result.stdout)) == 1
+            compact = berth(noun, "inspect", "--format", "json", known, known)
+            assert compact.returncode == 0 and compact.stdout.count(b"\n") == 1 and len(json.loads(compact.stdout)) == 2
+            assert berth(noun, "inspect", "-f", template, known, known).stdout.decode() == f"{line}\n{line}\n"
+            missing = berth(noun, "inspect", "-f", template, "nope-1")
+            assert (missing.returncode, missing.stdout) == (1, b"\n"), noun  # docker's empty line for none
+            typed = berth("inspect", "--type", noun, "-f", template, known, "nope-1")
+            assert (typed.returncode, typed.stdout.decode()) == (1, f"{line}\n"), noun
+            assert typed.stderr.decode() == f"Error: No such {noun}: nope-1\n"
+        # plain inspect: a container first, else an image, a network, a volume, a plugin
+        found = berth("inspect", "-f", "{{.Name}}", name, "janitor", "nope-1")
+        assert (found.returncode, found.stdout.decode()) == (1, f"/{name}\njanitor\n")
+        assert found.stderr == b"Error: No such object: nope-1\n"
+        assert berth("inspect", "--type", "bogus", name).returncode == 1
+    finally:
+        berth("rm", name)
+        berth("volume", "rm", name)
+        berth("network", "rm", name)
+
+
+def test_nouns_verbs_and_system_prune(fresh_daemon):
+    """`container ls`/`image ls` are `ps`/`images`; a noun's verbs have their own help and
+    errors; `system prune` removes what each noun's prune would, in one report."""
+    daemon = fresh_daemon()
+
+    def berth(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "shell.cli", "-H", daemon.host, *args], cwd=REPO,
+                              capture_output=True, timeout=60)
+
+    assert berth("run", "--name", "stopped", "busybox", "true").returncode == 0
+    names = ("-a", "--format", "{{.Names}}")
+    assert berth("container", "ls", *names).stdout == berth("ps", *names).stdout == b"stopped\n"
+    assert berth("image", "ls", "-q").stdout == berth("images", "-q").stdout != b""
+    assert b"Usage: berth volume rm [OPTIONS] VOLUMES..." in berth("volume", "rm", "--help").stdout
+    assert re.search(rb"^  prune +remove unused networks$", berth("network", "--help").stdout, re.M)
+    result = berth("network", "explode")
+    assert result.returncode == 125 and b"must be one of create, ls, inspect" in result.stderr
+    result = berth("volume", "rm")
+    assert result.returncode == 125 and b"`berth volume rm` requires at least one volume" in result.stderr
+    assert berth("volume", "create", "unused").returncode == 0
+    assert berth("network", "create", "unused").returncode == 0
+    out = berth("system", "prune", "-f", "--volumes").stdout.decode()
+    assert out.startswith("Deleted Containers:\n")
+    assert "\n\nDeleted Networks:\nunused\n\nDeleted Volumes:\nunused\n\n" in out
+    assert out.splitlines()[-1].startswith("Total reclaimed space: ")
+    assert berth("ps", "-aq").stdout == berth("volume", "ls", "-q").stdout == b""
 
 
 def test_unreachable_daemon(tmp_path):

@@ -49,6 +49,11 @@ def test_completes_commands_flags_values_and_live_names(completer, api, tmp_path
     assert complete(completer, f"cp {name[:12]}") == [name + ":"]  # cp: CONTAINER:PATH or a local path
     assert "busybox:latest" in complete(completer, "rmi busy")
     assert complete(completer, "network inspect brid") == ["bridge"]
+    assert complete(completer, "container ") == ["ls", "inspect", "prune"]  # a noun's verbs
+    assert complete(completer, "volume ls --f") == ["--filter", "--format"]
+    assert complete(completer, f"network connect bridge {name[:12]}") == [name]
+    assert complete(completer, "plugin enable jan") == ["janitor"]
+    assert complete(completer, "inspect --type ") == ["container", "image", "network", "volume", "plugin"]
     assert complete(completer, "run busybox ec") == []  # the container's own command line
     (tmp_path / "rootfs.tar").write_bytes(b"")
     assert complete(completer, f"import {tmp_path}/ro") == ["otfs.tar"]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from shell import options
 from shell.cli import COMMANDS
-from shell.grammar import UsageError, parse
+from shell.grammar import UsageError, parse, usage
 from shell.transport import Demuxer, path_of
 
 
@@ -33,10 +33,23 @@ def test_bundled_flags_and_interspersed_options():
     assert a.time == 3
 
 
+def test_a_noun_parses_its_verbs_own_grammar():
+    cmd, a = parse(COMMANDS, ["network", "connect", "--alias", "www", "net", "ctr"])
+    assert cmd.name == "connect" and (a.alias, a.network, a.container) == (["www"], "net", "ctr")
+    _, a = parse(COMMANDS, ["volume", "rm", "-f", "v1", "v2"])  # -f: --force here, --filter for `volume ls`
+    assert a.force and a.volumes == ["v1", "v2"]
+    _, a = parse(COMMANDS, ["volume", "ls", "-f", "label=x"])
+    assert a.filter == ["label=x"]
+    assert "  ls " in usage(COMMANDS, ["volume"]) and "Usage: berth volume COMMAND" in usage(COMMANDS, ["volume"])
+    assert usage(COMMANDS, ["volume", "rm", "-f"]).startswith("Usage: berth volume rm [OPTIONS] VOLUMES...")
+    assert "  volume " in usage(COMMANDS) and "(create, ls, inspect, rm, prune)" in usage(COMMANDS)
+
+
 @pytest.mark.parametrize("line,message", [
     (["run"], "requires IMAGE"), (["rm"], "at least one"), (["ps", "--bogus"], "unknown flag"),
     (["ps", "-z"], "unknown shorthand"), (["stop", "-t"], "needs an argument"), (["nope"], "unknown command"),
     (["plugin", "explode"], "must be one of"), (["tag", "a", "b", "c"], "unexpected argument"),
+    (["volume"], "must be one of create, ls"), (["volume", "rm"], "`berth volume rm` requires at least one volume"),
 ])
 def test_usage_errors(line, message):
     with pytest.raises(UsageError, match=message):

@@ -1,0 +1,141 @@
+"""What every noun prints the same way, as the docker CLI prints it: a line, an action
+applied name by name, a listing (`ls`, `ps`, `images`), inspect output, a prune report;
+and the options those take."""
+
+from __future__ import annotations
+
+import sys
+
+from .. import fastjson, render
+from ..grammar import Arg, Command, Opt
+from ..transport import Client, DaemonError, ref
+
+FILTER = Opt(("-f", "--filter"), "filter", "list", "filter (key=value)")
+NO_TRUNC = Opt(("--no-trunc",), "no_trunc", "flag", "do not truncate")
+FORCE_NEVER_ASKS = Opt(("-f", "--force"), "force", "flag", "do not ask (berth never asks)")
+
+
+def format_option(example: str) -> Opt:
+    """`--format`: json, or a template such as `example`."""
+    return Opt(("--format",), "format", "value", f"json, or a template like '{example}'")
+
+
+def inspect_format_option(example: str) -> Opt:
+    """inspect's `-f/--format`: json, or a template such as `example`."""
+    return Opt(("-f", "--format"), "format", "value", f"json, or a template like '{example}'")
+
+
+def quiet_option(what: str) -> Opt:
+    """`-q`: `what` only (IDs, names), one a line."""
+    return Opt(("-q", "--quiet"), "quiet", "flag", f"{what} only")
+
+
+def out(text: str = "") -> None:
+    """A line on stdout."""
+    sys.stdout.write(text + "\n")
+
+
+def err(text: str) -> None:
+    """A line on stderr."""
+    sys.stderr.write(text + "\n")
+
+
+def each_name(names: list[str], act) -> int:
+    """`act(name)` for each name; an error from the daemon is printed and the next name
+    taken, as docker does. 1 if any failed."""
+    status = 0
+    for name in names:
+        try:
+            act(name)
+        except DaemonError as exc:
+            err(f"Error response from daemon: {exc.message}")
+            status = 1
+    return status
+
+
+def each(client: Client, names: list[str], method: str, endpoint: str, query=None, body=None) -> int:
+    """One call for each name (`endpoint` has `{}` for it), printing the name when it
+    succeeded; 1 if any failed."""
+    def act(name: str) -> None:
+        client.call(method, endpoint.format(ref(name)), query, body)
+        out(name)
+
+    return each_name(names, act)
+
+
+def print_listing(items: list[dict], fmt: str | None, headers: list[str], cells, quiet=None) -> None:
+    """A listing as docker prints one: `quiet(item)` per line (`-q`), a JSON object per line
+    (`--format json`), a template per line, or the table of `headers` and `cells(item)`."""
+    for item in items if quiet or fmt else ():
+        if quiet:
+            out(quiet(item))
+        elif fmt == "json":
+            out(fastjson.dumps(item, ascii=False, sort_keys=True))
+        else:
+            out(render.template(fmt, item))
+    if not (quiet or fmt):
+        out(render.table(headers, [cells(item) for item in items]))
+
+
+# What `inspect` asks the daemon for, by noun. Plain `inspect` tries them in this order, as docker's does.
+INSPECTED = {"container": "/containers/{}/json", "image": "/images/{}/json", "network": "/networks/{}",
+             "volume": "/volumes/{}", "plugin": "/plugins/{}/json"}
+
+
+def print_inspect(client: Client, names: list[str], fmt: str | None, nouns: tuple[str, ...]) -> int:
+    """docker's inspect, for every noun: each name asked for as each of `nouns` in turn (the
+    first that knows it wins), then all that was found as one indented JSON array, a
+    compact one (`--format json`) or a template line each (`-f`). A name none knows is
+    `Error: No such <noun>: NAME` on stderr (`object` when several nouns were tried), after
+    the others' output, and the status is 1."""
+    found, errors = [], []
+    for name in names:
+        for noun in nouns:
+            try:
+                found.append(client.get(INSPECTED[noun].format(ref(name))))
+                break
+            except DaemonError as exc:
+                if exc.status != 404:  # not "no such": no other noun is asked
+                    errors.append(f"Error response from daemon: {exc.message}")
+                    break
+        else:
+            errors.append(f"Error: No such {nouns[0] if len(nouns) == 1 else 'object'}: {name}")
+    if fmt == "json":
+        out(fastjson.dumps(found, ascii=False))
+    elif fmt:
+        out("\n".join(render.template(fmt, item) for item in found))  # docker: an empty line for none
+    else:
+        import json  # indented output only here; fastjson is compact
+
+        out(json.dumps(found, indent=4, ensure_ascii=False))
+    sys.stdout.flush()  # the errors follow the output, as docker's do
+    for line in errors:
+        err(line)
+    return 1 if errors else 0
+
+
+def inspect_verb(noun: str, example: str) -> Command:
+    """A noun's `inspect NAME…` (`volume inspect`), printed by print_inspect."""
+    dest = noun + "s"
+
+    def inspect(client: Client, args) -> int:
+        return print_inspect(client, args[dest], args.format, (noun,))
+
+    return Command("inspect", inspect, f"{noun}s in detail", (inspect_format_option(example),), (Arg(dest, "many"),))
+
+
+def print_deleted(title: str, deleted: list[str]) -> None:
+    """What a prune removed, under `title` and followed by a blank line; nothing if nothing."""
+    if deleted:
+        out(title)
+        for item in deleted:
+            out(item)
+        out()
+
+
+def print_pruned(*reports: tuple[str, list[str], int]) -> None:
+    """Prune reports, (title, what went, bytes freed) each, as docker prints them: what
+    each removed, then the space freed by all."""
+    for title, deleted, _ in reports:
+        print_deleted(title, deleted)
+    out(f"Total reclaimed space: {render.size(sum(freed for _, _, freed in reports))}")

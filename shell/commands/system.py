@@ -1,0 +1,154 @@
+"""The daemon as a whole: plain `inspect` (any kind of object), events, version, info,
+and the `system` noun (df, prune)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import fastjson, options, render
+from ..grammar import Arg, Command, Group, Opt, UsageError
+from ..transport import Client
+from . import containers, images, networks, volumes
+from .printers import (FILTER, FORCE_NEVER_ASKS, INSPECTED, err, format_option, inspect_format_option, out, print_inspect,
+                       print_pruned)
+
+
+def inspect(client: Client, args) -> int:
+    """`docker inspect`: each name as a container, else an image, a network, a volume, a
+    plugin (`--type` names the one kind to ask for)."""
+    if args.type and args.type not in INSPECTED:
+        raise UsageError(f'"{args.type}" is not a valid value for --type')
+    return print_inspect(client, args.names, args.format, (args.type,) if args.type else tuple(INSPECTED))
+
+
+def events(client: Client, args) -> int:
+    """`docker events`: one line per event as it happens, or the journal between
+    `--since` and `--until`."""
+    query = {"since": options.timestamp(args.since), "until": options.timestamp(args.until),
+             "filters": options.filters(args.filter)}
+    as_json = args.format == "json" or (args.format or "").strip() == "{{json .}}"
+    with client.stream("GET", "/events", query) as resp:
+        while line := resp.readline():
+            if not line.strip():
+                continue
+            if as_json:
+                out(line.decode().strip())
+            elif args.format:
+                out(render.template(args.format, fastjson.loads(line)))
+            else:
+                out(render.event_line(fastjson.loads(line)))
+            sys.stdout.flush()  # a stream: show each event when it happens
+    return 0
+
+
+_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "i686": "386"}
+
+
+def _platform() -> str:
+    """`linux/amd64`, in Go's architecture names like the daemon's `Os/Arch`."""
+    machine = os.uname().machine
+    return f"{sys.platform}/{_GO_ARCH.get(machine, machine)}"
+
+
+def version(client: Client, args) -> int:
+    """`docker version`: the client, then the daemon and the runtimes it drives."""
+    from .. import __version__
+
+    out(f"Client:\n Version:           {__version__}\n API version:       1.41\n"
+         f" Python version:    {sys.version.split()[0]}\n OS/Arch:           {_platform()}\n Host:              {client.host}\n")
+    server = client.get("/version")
+    out(f"Server: berth\n Engine:\n  Version:          {server['Version']}\n"
+         f"  API version:      {server['ApiVersion']} (minimum version {server['MinAPIVersion']})\n"
+         f"  Python version:   {server['GoVersion']}\n  OS/Arch:          {server['Os']}/{server['Arch']}\n"
+         f"  Kernel:           {server['KernelVersion']}")
+    for component in server["Components"][1:]:
+        out(f" {component['Name']}:")
+        if component.get("Version"):
+            out(f"  Version:          {component['Version']}")
+        for key, value in (component.get("Details") or {}).items():
+            out(f"  {key + ':':<17} {value}")
+    return 0
+
+
+def info(client: Client, args) -> int:
+    """`docker info`: counts, storage, cgroups, the runtimes and how berth runs each,
+    the host; the daemon's warnings on stderr, as docker prints them."""
+    from .. import __version__
+
+    out(f"Client:\n Version:    {__version__}\n Host:       {client.host}\n")
+    i = client.get("/info")
+    out(f"Server:\n Containers: {i['Containers']}\n  Running: {i['ContainersRunning']}\n"
+         f"  Paused: {i['ContainersPaused']}\n  Stopped: {i['ContainersStopped']}\n Images: {i['Images']}\n"
+         f" Server Version: {i['ServerVersion']}\n Storage Driver: {i['Driver']}")
+    for key, value in i.get("DriverStatus") or []:
+        out(f"  {key}: {value}")
+    out(f" Logging Driver: {i['LoggingDriver']}\n Cgroup Driver: {i['CgroupDriver']}\n"
+         f" Cgroup Version: {i['CgroupVersion']}\n Runtimes: {' '.join(i['Runtimes'])}")
+    for name, runtime in i["Runtimes"].items():
+        how = runtime.get("berthPath")
+        out(f"  {name}: {runtime['path']}" + (f" ({how})" if how else ""))
+    out(f" Default Runtime: {i['DefaultRuntime']}\n Init Binary: {i['InitBinary']}\n"
+         f" Kernel Version: {i['KernelVersion']}\n Operating System: {i['OperatingSystem']}\n"
+         f" OSType: {i['OSType']}\n Architecture: {i['Architecture']}\n CPUs: {i['NCPU']}\n"
+         f" Total Memory: {render.binary_size(i['MemTotal'])}\n Name: {i['Name']}\n ID: {i['ID']}\n"
+         f" Berth Root Dir: {i['DockerRootDir']}\n Debug Mode: {str(i['Debug']).lower()}")
+    sys.stdout.flush()  # warnings come last, as docker's do
+    for warning in i.get("Warnings") or []:
+        err(warning if warning.startswith("WARNING") else f"WARNING: {warning}")
+    return 0
+
+
+def df(client: Client, args) -> int:
+    """`docker system df`: what images, containers and volumes hold."""
+    df = client.get("/system/df")
+    images, containers = df.get("Images") or [], df.get("Containers") or []
+    used_images = [i for i in images if i.get("Containers", 0) > 0]
+    image_size = df.get("LayersSize", 0)
+    reclaim_images = image_size - sum(i["Size"] - max(i.get("SharedSize", 0), 0) for i in used_images)
+    container_size = sum(c.get("SizeRw", 0) for c in containers)
+    reclaim_containers = sum(c.get("SizeRw", 0) for c in containers if c["State"] != "running")
+    volumes = df.get("Volumes") or []
+    used_volumes = [v for v in volumes if v["UsageData"]["RefCount"] > 0]
+    volume_size = sum(v["UsageData"]["Size"] for v in volumes)
+
+    def share(part: int, whole: int) -> str:
+        return f"{render.size(part)} ({part * 100 // whole if whole else 0}%)"
+
+    rows = [["Images", str(len(images)), str(len(used_images)), render.size(image_size), share(reclaim_images, image_size)],
+            ["Containers", str(len(containers)), str(sum(c["State"] == "running" for c in containers)),
+             render.size(container_size), share(reclaim_containers, container_size)],
+            ["Local Volumes", str(len(volumes)), str(len(used_volumes)), render.size(volume_size),
+             share(volume_size - sum(v["UsageData"]["Size"] for v in used_volumes), volume_size)],
+            ["Build Cache", "0", "0", "0B", "0B"]]
+    out(render.table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
+    return 0
+
+
+def prune(client: Client, args) -> int:
+    """`docker system prune [-a] [--volumes]`: stopped containers, unused networks, with
+    `--volumes` unused volumes, and dangling images (`-a`: every unused one), in that
+    order so that what the containers held is unused by then."""
+    reports = [containers.pruned(client, []), networks.pruned(client)]
+    if args.volumes:
+        reports.append(volumes.pruned(client, []))
+    reports.append(images.pruned(client, [], args.all))
+    print_pruned(*reports)
+    return 0
+
+
+COMMANDS = (
+    Command("inspect", inspect, "low-level information on containers, images, networks, volumes or plugins", (
+        inspect_format_option("{{.State.Status}}"),
+        Opt(("--type",), "type", "value", ", ".join(INSPECTED) + ": only this kind")), (Arg("names", "many"),)),
+    Command("events", events, "stream events from the bus", (
+        Opt(("--since",), "since", "value", "replay from (10m, RFC 3339, unix time)"),
+        Opt(("--until",), "until", "value", "stop at"), FILTER, format_option("{{.Action}}"))),
+    Command("version", version, "client and daemon versions"),
+    Command("info", info, "daemon information"),
+    Group("system", "the daemon's disk use and clean-up", (
+        Command("df", df, "what images, containers and volumes hold"),
+        Command("prune", prune, "remove stopped containers, unused networks and dangling images", (
+            Opt(("-a", "--all"), "all", "flag", "every unused image, not only dangling ones"),
+            Opt(("--volumes",), "volumes", "flag", "unused volumes too"), FORCE_NEVER_ASKS)))),
+)
