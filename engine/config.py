@@ -12,6 +12,8 @@ from pathlib import Path
 
 import msgspec
 
+from .api.http import Limits
+
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_EXEC_ROOT = "/run/berth"
 DEFAULT_HOST = "unix:///run/berth/berth.sock"
@@ -35,6 +37,7 @@ class DaemonConfig(msgspec.Struct, kw_only=True):
     journal_max_age: float = 7 * 86400
     bridge: str = "berth0"  # the default `bridge` network's Linux bridge
     bridge_subnet: str = "10.88.0.0/16"
+    api_limits: Limits = msgspec.field(default_factory=Limits)  # what the API server tolerates
 
     @property
     def socket_path(self) -> Path:
@@ -60,8 +63,26 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     parser.add_argument("--plugins-dir", default=None, help="directory of plugin modules (default: next to the config file)")
     parser.add_argument("--bridge", default="berth0", help="Linux bridge of the default `bridge` network (first start)")
     parser.add_argument("--bridge-subnet", default="10.88.0.0/16", help="subnet of the default `bridge` network (first start)")
+    limits = Limits()
+    parser.add_argument("--api-header-timeout", type=float, default=limits.header_timeout, metavar="SECONDS",
+                        help="a request's line and headers must arrive within this, counted from connect or "
+                             f"from its first byte: else 408 and close (default {limits.header_timeout:g})")
+    parser.add_argument("--api-body-timeout", type=float, default=limits.body_timeout, metavar="SECONDS",
+                        help=f"longest pause in a request body: else 408 and close (default {limits.body_timeout:g})")
+    parser.add_argument("--api-idle-timeout", type=float, default=limits.idle_timeout, metavar="SECONDS",
+                        help="a kept-alive connection idle this long between requests is closed "
+                             f"(default {limits.idle_timeout:g})")
+    parser.add_argument("--api-max-json-body", type=int, default=limits.max_json_body, metavar="BYTES",
+                        help="largest JSON request body: else 413 (tar uploads have no limit; "
+                             f"default {limits.max_json_body >> 20} MiB)")
+    parser.add_argument("--api-max-connections", type=int, default=limits.max_connections, metavar="N",
+                        help="open API connections (streams and attach included); more are answered 503 "
+                             f"(default {limits.max_connections})")
     parser.add_argument("-D", "--debug", action="store_true")
     args = parser.parse_args(argv)
+    for name in ("api_header_timeout", "api_body_timeout", "api_idle_timeout", "api_max_json_body", "api_max_connections"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
     root = Path(args.root).absolute()
     if args.exec_root:
         exec_root = Path(args.exec_root).absolute()
@@ -75,4 +96,7 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
                         plugins_dir=Path(args.plugins_dir or Path(args.config_file).parent / "plugins").absolute(),
                         journal_max_bytes=args.events_max_size, journal_max_age=args.events_max_age,
                         init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug,
-                        bridge=args.bridge, bridge_subnet=args.bridge_subnet)
+                        bridge=args.bridge, bridge_subnet=args.bridge_subnet,
+                        api_limits=Limits(header_timeout=args.api_header_timeout, body_timeout=args.api_body_timeout,
+                                          idle_timeout=args.api_idle_timeout, max_json_body=args.api_max_json_body,
+                                          max_connections=args.api_max_connections))

@@ -64,7 +64,7 @@ async def serve(config: DaemonConfig, layout: cgroups.Layout) -> None:
 
             async def api() -> None:
                 with accepting:
-                    await serve_unix(listener, make_dispatch(engine), daemon)
+                    await serve_unix(listener, make_dispatch(engine), daemon, config.api_limits)
 
             daemon.start_soon(api)
             log.info("berthd listening on %s (root %s, runtime %s)", config.host, config.root, config.default_runtime)

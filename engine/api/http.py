@@ -8,10 +8,30 @@ alive). A handler answers in one of three ways:
   is open the connection is watched, and a client that goes away cancels the handler;
 * `await req.hijack()` (attach): the raw socket after `101 UPGRADED`, as the docker CLI
   expects; a client half-close is not a disconnect there.
+
+Every request is answered, bad ones too (`Limits` holds the numbers, `berthd --api-*` sets
+them); a request the server will not read further is a `Refused`, answered with its status
+and `Connection: close`, then the connection closes:
+
+* 400 a malformed request line, header, Content-Length, chunked body or request target
+  (h11's verdict; 501 for a Transfer-Encoding other than chunked, as RFC 9112 and dockerd);
+* 431 request line and headers over `max_header_bytes` (1 MiB, as dockerd);
+* 413 a body read whole (`req.body()`/`req.json()`: JSON) over `max_json_body`; bodies read
+  as a stream (`req.body_chunks()`: tar uploads) have no limit;
+* 408 the request line and headers not all in within `header_timeout` (counted from accept,
+  or from the first byte of a request on a kept-alive connection), or a body that stalls
+  for `body_timeout`. The timeouts apply only while a request is read: streams and hijacked
+  connections are never cut by them;
+* 503 beyond `max_connections` open connections (the request head is read, then refused).
+
+A kept-alive connection idle between requests for `idle_timeout` is closed without a word:
+no request is in flight, and clients (Go's, urllib3) expect that. Bad input is never a 500:
+a 500 is a bug.
 """
 
 from __future__ import annotations
 
+import http
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from email.utils import formatdate
@@ -29,6 +49,65 @@ API_VERSION = "1.41"
 MIN_API_VERSION = "1.24"
 SERVER = "berth/0.1.0 (linux)"
 _FALSE = {"", "0", "no", "false", "none"}
+_READ_SIZE = 65536
+_LINGER = 1.0  # seconds a refused connection is drained so the client can read the answer
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """What the API server tolerates from a client (`berthd --api-*` options)."""
+
+    header_timeout: float = 30.0  # request line + headers, from accept or the request's first byte
+    body_timeout: float = 60.0  # longest pause between two reads of a request body
+    idle_timeout: float = 300.0  # a kept-alive connection with no request in progress
+    max_json_body: int = 4 << 20  # a body read whole; > ARG_MAX (2 MiB), the most a Cmd + Env can be
+    max_connections: int = 512  # open at once (streams and attach included); more get a 503
+    max_header_bytes: int = 1 << 20  # request line + headers (Go's DefaultMaxHeaderBytes); fixed
+
+
+# How the HTTP layer refuses a request, one class per status. The answer carries
+# `Connection: close` and the connection closes after it.
+class Refused(EngineError):
+    """A request the server will not read any further: malformed framing (400)."""
+
+    status = 400
+
+
+class RequestTimeout(Refused):
+    status = 408
+
+
+class BodyTooLarge(Refused):
+    status = 413
+
+
+class HeadersTooLarge(Refused):
+    status = 431
+
+
+class UnsupportedTransferCoding(Refused):
+    status = 501
+
+
+class Overloaded(Refused):
+    status = 503
+
+
+def _protocol_refusal(exc: h11.RemoteProtocolError, reading_head: bool, limits: Limits) -> Refused:
+    """h11's verdict on bad input as the `Refused` that answers it."""
+    message = str(exc)
+    if len(message) > 200:  # h11 quotes the offending bytes; a 1 MiB chunk header is no message
+        message = message[:200] + "..."
+    if exc.error_status_hint == 431:
+        if reading_head:
+            return HeadersTooLarge(f"request line and headers are larger than {limits.max_header_bytes} bytes")
+        return Refused("malformed chunked body: chunk header too long")
+    if exc.error_status_hint == 501:
+        return UnsupportedTransferCoding(f"unsupported transfer coding: {message}")
+    return Refused(f"malformed request: {message}" if reading_head else f"malformed request body: {message}")
+
+
+class _IdleExpired(Exception):
+    """A kept-alive connection stayed idle past `idle_timeout`: close it quietly."""
 
 
 class Response(msgspec.Struct):
@@ -47,13 +126,20 @@ def common_headers() -> list[tuple[str, str]]:
             ("Server", SERVER), ("Date", formatdate(usegmt=True))]
 
 
+def common_headers_lines() -> list[str]:
+    return [f"{k}: {v}" for k, v in common_headers()]
+
+
 class Request:
     """One HTTP request as a handler sees it."""
 
     def __init__(self, conn: Connection, event: h11.Request):
         self._conn = conn
         self.method = event.method.decode()
-        target = urlsplit(event.target.decode("latin-1"))
+        try:
+            target = urlsplit(event.target.decode("latin-1"))
+        except ValueError as exc:  # e.g. `http://[` (an unclosed IPv6 host)
+            raise conn.refuse(Refused(f"malformed request target: {exc}")) from None
         self.path = target.path
         self.query = parse_qs(target.query, keep_blank_values=True)
         self.headers = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
@@ -93,7 +179,23 @@ class Request:
                 self._body_done = True
 
     async def body(self) -> bytes:
-        return b"".join([chunk async for chunk in self.body_chunks()])
+        """The whole body, for handlers that decode it: over `Limits.max_json_body` is a 413.
+        Tar uploads read `body_chunks()` instead, which has no limit."""
+        limit = self._conn.limits.max_json_body
+        declared = self.headers.get("content-length")
+        if declared is not None and int(declared) > limit:  # h11 checked it is digits
+            raise self._conn.refuse(_too_large(limit))
+        chunks, size = [], 0
+        async for chunk in self.body_chunks():
+            size += len(chunk)
+            if size > limit:
+                raise self._conn.refuse(_too_large(limit))
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _discard_body(self) -> None:
+        async for _ in self.body_chunks():
+            pass
 
     async def json(self, type_):
         """Decode the JSON body as `type_`; a bad body is a 400 naming the field."""
@@ -110,13 +212,18 @@ class Request:
     async def stream(self, content_type: str = "application/json", status: int = 200,
                      headers: list[tuple[str, str]] = ()) -> Stream:
         """Send the status line and headers (`headers` added) now; return a writer for the chunked body."""
-        await self.body()
+        await self._discard_body()
         return await self._conn.open_stream(status, content_type, headers)
 
     async def hijack(self) -> tuple[trio.abc.Stream, bytes]:
         """Switch to a raw stream (101 with `Upgrade: tcp`, else a 200 raw stream)."""
-        await self.body()
+        await self._discard_body()
         return await self._conn.hijack("upgrade" in self.headers.get("connection", "").lower())
+
+
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"request body is larger than {limit} bytes, the limit for JSON bodies "
+                        "(berthd --api-max-json-body)")
 
 
 class Stream:
@@ -132,22 +239,60 @@ Handler = Callable[[Request], Awaitable[Response | None]]
 
 
 class Connection:
-    def __init__(self, stream: trio.abc.Stream, dispatch: Handler):
+    def __init__(self, stream: trio.abc.Stream, dispatch: Handler, limits: Limits = Limits()):
         self.sock = stream
-        self.h11 = h11.Connection(h11.SERVER)
+        self.limits = limits
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self._dispatch = dispatch
         self._streaming = False
         self._hijacked = False
         self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
+        self._idle = False  # kept alive between requests, nothing of the next one received yet
+        self._head_deadline = trio.current_time() + limits.header_timeout
+        self._refusal: Refused | None = None
+
+    def refuse(self, refusal: Refused) -> Refused:
+        """Record that the request is refused (the answer, then the close); returns it to raise."""
+        if self._refusal is None:
+            self._refusal = refusal
+        return self._refusal
 
     async def next_event(self):
         while True:
-            event = self.h11.next_event()
+            in_body = self.h11.their_state is h11.SEND_BODY
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise self.refuse(_protocol_refusal(exc, not in_body, self.limits)) from None
             if event is not h11.NEED_DATA:
                 return event
-            data = await self.sock.receive_some(65536)
+            await self._receive()
+
+    async def _receive(self) -> None:
+        """Feed h11 the client's next bytes, within the time allowed for what is being read."""
+        if self.h11.their_state is h11.SEND_BODY:
+            if self.h11.they_are_waiting_for_100_continue:
+                await self.send(h11.InformationalResponse(status_code=100, headers=common_headers()))
+            deadline = trio.current_time() + self.limits.body_timeout
+        elif self._idle:
+            deadline = trio.current_time() + self.limits.idle_timeout
+        else:
+            deadline = self._head_deadline
+        with trio.move_on_at(deadline):
+            data = await self.sock.receive_some(_READ_SIZE)
+            if self._idle and data:
+                self._idle = False
+                self._head_deadline = trio.current_time() + self.limits.header_timeout
             self.h11.receive_data(data)
+            return
+        if self._idle:
+            raise _IdleExpired
+        if self.h11.their_state is h11.SEND_BODY:
+            raise self.refuse(RequestTimeout(f"request body stalled for {self.limits.body_timeout:g} s "
+                                             "(berthd --api-body-timeout)"))
+        raise self.refuse(RequestTimeout(f"request headers not received within {self.limits.header_timeout:g} s "
+                                         "(berthd --api-header-timeout)"))
 
     async def send(self, event) -> None:
         data = self.h11.send(event)
@@ -164,7 +309,7 @@ class Connection:
     async def _watch_client(self) -> None:
         """While a stream is open, a client EOF means it left: cancel the handler."""
         try:
-            while await self.sock.receive_some(65536):
+            while await self.sock.receive_some(_READ_SIZE):
                 pass
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
@@ -184,25 +329,56 @@ class Connection:
     async def serve(self) -> None:
         try:
             while True:
-                event = await self.next_event()
-                if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                method = ""
+                try:
+                    event = await self.next_event()
+                    if not isinstance(event, h11.Request):
+                        return  # ConnectionClosed between requests (PAUSED cannot come here)
+                    method = event.method.decode()
+                    req = Request(self, event)
+                except Refused:
+                    await self._send_refusal(method)
                     return
-                if not isinstance(event, h11.Request):
-                    return
-                await self._serve_one(Request(self, event))
-                if self._hijacked or self.h11.our_state is h11.MUST_CLOSE:
+                await self._serve_one(req)
+                if self._hijacked or self._refusal is not None or self.h11.our_state is h11.MUST_CLOSE:
                     return
                 while self.h11.their_state is h11.SEND_BODY:
-                    await self.next_event()  # drain an unread body
+                    await self.next_event()  # drain an unread body (a Refused now: answered already, close)
                 if self.h11.their_state is h11.MUST_CLOSE or self.h11.our_state is not h11.DONE:
                     return
                 self.h11.start_next_cycle()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.RemoteProtocolError):
+                self._idle = not self.h11.trailing_data[0]
+        except (trio.BrokenResourceError, trio.ClosedResourceError, Refused, _IdleExpired):
             pass
         finally:
-            with trio.move_on_after(1) as cleanup:
-                cleanup.shield = True
-                await self.sock.aclose()
+            try:
+                if self._refusal is not None and not self._hijacked:
+                    await self._linger()
+            finally:
+                with trio.move_on_after(1) as cleanup:
+                    cleanup.shield = True
+                    await self.sock.aclose()
+
+    async def _send_refusal(self, method: str) -> None:
+        """Answer the refused request outside h11 (whose state may be ERROR) and say the
+        connection closes."""
+        refusal = self._refusal
+        log.debug("refused with %d: %s", refusal.status, refusal.message)
+        body = msgspec.json.encode({"message": refusal.message}) + b"\n"
+        head = [f"HTTP/1.1 {refusal.status} {http.HTTPStatus(refusal.status).phrase}", *common_headers_lines(),
+                "Content-Type: application/json", f"Content-Length: {len(body)}", "Connection: close"]
+        await self.sock.send_all("\r\n".join(head).encode() + b"\r\n\r\n" + (b"" if method == "HEAD" else body))
+
+    async def _linger(self) -> None:
+        """After a refusal: end our side, then discard what the client still sends (the rest
+        of a body) for a moment, so it reads the answer rather than a reset."""
+        with trio.move_on_after(_LINGER):
+            try:
+                await self.sock.send_eof()
+                while await self.sock.receive_some(_READ_SIZE):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
 
     async def _serve_one(self, req: Request) -> None:
         response: Response | None = None
@@ -213,6 +389,8 @@ class Connection:
                 self._scope = scope
                 try:
                     response = await self._dispatch(req)
+                except Refused as exc:
+                    self.refuse(exc)
                 except NotModified:
                     response = Response(304)
                 except EngineError as exc:
@@ -224,6 +402,10 @@ class Connection:
                     response = _error(500, f"internal error: {exc}")
             nursery.cancel_scope.cancel()
         if self._hijacked:
+            return
+        if self._refusal is not None:  # whatever the handler made of it, the request is refused
+            if not self._streaming:
+                await self._send_refusal(req.method)
             return
         if scope.cancelled_caught:
             self._hijacked = True  # client left mid-stream
@@ -247,10 +429,30 @@ def _error(status: int, message: str) -> Response:
     return json_response({"message": message}, status)
 
 
-async def serve_unix(listener: trio.SocketListener, dispatch: Handler, nursery: trio.Nursery) -> None:
-    """Accept connections forever, one task per connection."""
+async def serve_unix(listener: trio.SocketListener, dispatch: Handler, nursery: trio.Nursery,
+                     limits: Limits = Limits()) -> None:
+    """Accept connections forever, one task per connection; beyond `limits.max_connections`
+    open ones, a connection's request is answered 503 and the connection closed."""
+    open_connections = 0
+    warned_at: float | None = None
+
+    async def overloaded(req: Request) -> None:
+        raise Overloaded(f"too many open API connections ({limits.max_connections}, "
+                         "berthd --api-max-connections); try again later")
 
     async def handle(stream: trio.SocketStream) -> None:
-        await Connection(stream, dispatch).serve()
+        nonlocal open_connections, warned_at
+        over = open_connections >= limits.max_connections
+        if over and (warned_at is None or trio.current_time() - warned_at >= 60):  # a flood must not flood the log
+            warned_at = trio.current_time()
+            log.warning("API connections refused with 503: %d open (--api-max-connections %d)",
+                        open_connections, limits.max_connections)
+        open_connections += 1
+        try:
+            await Connection(stream, overloaded if over else dispatch, limits).serve()
+        except Exception:  # a bug must not take the daemon down (handler_nursery is its nursery)
+            log.exception("API connection failed")
+        finally:
+            open_connections -= 1
 
     await trio.serve_listeners(handle, [listener], handler_nursery=nursery)

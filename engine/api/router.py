@@ -1,7 +1,7 @@
 """The route table: (method, path pattern) → handler. docs/api.md mirrors it.
 
 Paths may carry a `/vX.Y` prefix (the docker CLI always sends one, docker-py's first
-call does not); versions above ours get Docker's 400.
+call does not); versions above ours or below MIN_API_VERSION get Docker's 400.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import re
 from ..core import Engine
 from ..errors import BadRequest, NotFound
 from . import container_fs, containers, execs, images, networks, plugins, system, volumes
-from .http import API_VERSION, Request, Response
+from .http import API_VERSION, MIN_API_VERSION, Request, Response
 
-_VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
+_VERSIONED = re.compile(r"^/v([0-9.]+)(/.*)$")  # as dockerd's router: /v{version:[0-9.]+}
 _ID = r"(?P<id>[^/]+)"
 _NAME = r"(?P<name>.+?)"
 
@@ -83,7 +83,22 @@ ROUTES: list[tuple[str, str, object]] = [
 ]
 
 _COMPILED = [(method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in ROUTES]
-_MAX = tuple(int(p) for p in API_VERSION.split("."))
+
+
+_INT_MAX = (1 << 63) - 1
+
+
+def _compare_versions(a: str, b: str) -> int:
+    """dockerd's versions.compare: dot-separated numbers, a missing or empty part is 0, a
+    part too large for an int saturates (Go's Atoi); -1, 0 or 1."""
+
+    def parts(text: str) -> list[int]:
+        return [min(int(p), _INT_MAX) if 0 < len(p) <= 19 else (_INT_MAX if p else 0) for p in text.split(".")]
+
+    pa, pb = parts(a), parts(b)
+    width = max(len(pa), len(pb))
+    pa, pb = pa + [0] * (width - len(pa)), pb + [0] * (width - len(pb))
+    return (pa > pb) - (pa < pb)
 
 
 def make_dispatch(engine: Engine):
@@ -93,11 +108,15 @@ def make_dispatch(engine: Engine):
         path = req.path
         versioned = _VERSIONED.match(path)
         if versioned:
-            wanted = (int(versioned.group(1)), int(versioned.group(2)))
-            if wanted > _MAX:
-                raise BadRequest(f"client version {wanted[0]}.{wanted[1]} is too new. "
-                                 f"Maximum supported API version is {API_VERSION}")
-            path = versioned.group(3)
+            wanted = versioned.group(1)
+            if wanted != API_VERSION:  # the docker CLI's case costs one comparison
+                if _compare_versions(wanted, API_VERSION) > 0:
+                    raise BadRequest(f"client version {wanted} is too new. "
+                                     f"Maximum supported API version is {API_VERSION}")
+                if _compare_versions(wanted, MIN_API_VERSION) < 0:
+                    raise BadRequest(f"client version {wanted} is too old. Minimum supported API version is "
+                                     f"{MIN_API_VERSION}, please upgrade your client to a newer version")
+            path = versioned.group(2)
         path_matched = False
         for method, pattern, handler in _COMPILED:
             found = pattern.match(path)
