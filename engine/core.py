@@ -1,6 +1,8 @@
 """The Engine facade: the one door to containers, images, volumes, networks and events.
 
-HTTP handlers, plugins and tests call these methods and nothing below them. The Engine
+HTTP handlers, plugins and tests call these methods and nothing below them: the services
+are private attributes, and what a caller gets back is typed (the Structs of `models`,
+and the objects named in `__all__`, which are the facade's vocabulary too). The Engine
 builds the services (each handed the collaborators it needs, none holding the Engine),
 opens and shuts them down in order, and passes each call to the one service that owns
 it: the containers service for what a user does to a container, the supervisor for a
@@ -12,79 +14,90 @@ from __future__ import annotations
 
 import logging
 import shutil
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import trio
 
+from . import timefmt
 from .config import DaemonConfig
 from .containers import stats
 from .containers.container import Container
-from .containers.execs import Execs
-from .containers.files import Files
+from .containers.execs import Exec, Execs, Output
+from .containers.files import Files, PathStat, Sender
 from .containers.oom import OomWatcher
 from .containers.registry import Containers
-from .containers.service import LIST_FILTERS as CONTAINER_FILTERS
-from .containers.service import ContainerService
+from .containers.service import ContainerService, ContainerUsage
 from .containers.supervisor import Supervisor
 from .errors import EngineError, NotFound
 from .events import filters as flt
 from .events.bus import Bus
 from .events.journal import Journal
-from .images.commit import CommitOptions
-from .images.service import LIST_FILTERS as IMAGE_FILTERS
-from .images.service import Images, PruneReport, User
+from .fs.diff import Change
+from .images.archive_load import LoadResult
+from .images.service import ImageFacts, Images, ImageUsage, PruneReport, User
 from .images.store import Image, ImageStore
-from .models import ContainerRecord, CreateRequest, UpdateRequest
+from .lifecycle import State
+from .models import (BusStatistics, CommitOptions, ContainerRecord, CreateRequest, Event, ExecConfig, Health,
+                     NetworkRecord, PluginView, ResourceUsage, RuntimeInfo, SystemInfo, UpdateRequest,
+                     VolumeCreateRequest, VolumeRecord)
 from .network import netns
 from .network.manager import NetworkManager
 from .network.networks import Networks
 from .plugin_host import PluginHost
 from .runtime import cgroups, oci, rootfs
-from .volumes import Volumes
+from .volumes import Volumes, VolumeUsage
 
-__all__ = ["CONTAINER_FILTERS", "IMAGE_FILTERS", "Engine"]
+__all__ = ["Container", "DiskUsage", "Engine", "Image", "PathStat", "State"]
 
 log = logging.getLogger("berth.engine")
 
 
+class DiskUsage(NamedTuple):
+    """`system df`: layer bytes in all, then images, containers and volumes with theirs."""
+
+    layers_size: int
+    images: list[ImageUsage]
+    containers: list[ContainerUsage]
+    volumes: list[VolumeUsage]
+
+
 class Engine:
     def __init__(self, config: DaemonConfig, layout: cgroups.Layout):
-        self.config = config
-        self.journal = Journal(config.root / "journal", segment_bytes=config.journal_segment_bytes,
-                               max_bytes=config.journal_max_bytes, max_age=config.journal_max_age)
-        if self.journal.dropped_bytes:
-            log.warning("event journal: dropped a torn record (%d bytes) left by a crash", self.journal.dropped_bytes)
-        self.bus = Bus(self.journal)
-        self.layout = layout  # the host's cgroup layout, as found before berthd hid anything
-        self.runtimes = oci.detect(self.layout, config.exec_root / "runtime")
-        if config.default_runtime not in self.runtimes:
+        self._config = config
+        self._journal = Journal(config.root / "journal", segment_bytes=config.journal_segment_bytes,
+                                max_bytes=config.journal_max_bytes, max_age=config.journal_max_age)
+        if self._journal.dropped_bytes:
+            log.warning("event journal: dropped a torn record (%d bytes) left by a crash", self._journal.dropped_bytes)
+        self._bus = Bus(self._journal)
+        self._layout = layout  # the host's cgroup layout, as found before berthd hid anything
+        self._runtimes = oci.detect(layout, config.exec_root / "runtime")
+        if config.default_runtime not in self._runtimes:
             raise SystemExit(f"berthd: runtime {config.default_runtime!r} is not installed "
-                             f"(found: {', '.join(self.runtimes) or 'none'})")
-        self._registry = Containers(config.root / "containers", config.exec_root / "netns", self.bus)
-        self.containers = self._registry.by_id
-        self.images = ImageStore(config.root / "images")
-        self._images = Images(self.images, self.bus, self._image_users)
-        self.volumes = Volumes(config.root / "volumes", self.bus, self._registry.by_id)
-        self.network = NetworkManager(Networks(config.root, config.bridge, config.bridge_subnet), self._registry,
-                                      self.bus)
+                             f"(found: {', '.join(self._runtimes) or 'none'})")
+        self._registry = Containers(config.root / "containers", config.exec_root / "netns", self._bus)
+        self._image_store = ImageStore(config.root / "images")
+        self._images = Images(self._image_store, self._bus, self._image_users)
+        self._volumes = Volumes(config.root / "volumes", self._bus, self._registry.by_id)
+        self._network = NetworkManager(Networks(config.root, config.bridge, config.bridge_subnet), self._registry,
+                                       self._bus)
         console_dir = config.exec_root / "console"  # runtimes hand terminals over here
         self._console_dir = console_dir
-        self.oom = OomWatcher(config.cgroup_parent, lambda cid: self._containers.oom_killed(cid))
-        self._supervisor = Supervisor(self._registry, self.images, self.volumes, self.network, self.runtimes,
-                                      self.oom, cgroup_parent=config.cgroup_parent, console_dir=console_dir,
-                                      init_binary=config.init_binary)
-        self.files = Files(self._registry, self.images)
-        self.execs = Execs(self._registry, self.images, self.runtimes, console_dir)
-        self._containers = ContainerService(self._registry, self._supervisor, self._images, self.volumes,
-                                            self.network, self.files, layout,
+        self._oom = OomWatcher(config.cgroup_parent, lambda cid: self._containers.oom_killed(cid))
+        self._supervisor = Supervisor(self._registry, self._image_store, self._volumes, self._network,
+                                      self._runtimes, self._oom, cgroup_parent=config.cgroup_parent,
+                                      console_dir=console_dir, init_binary=config.init_binary)
+        self._files = Files(self._registry, self._image_store)
+        self._execs = Execs(self._registry, self._image_store, self._runtimes, console_dir)
+        self._containers = ContainerService(self._registry, self._supervisor, self._images, self._volumes,
+                                            self._network, self._files, layout,
                                             default_runtime=config.default_runtime, init=config.init)
-        self.event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
-        self.plugins = PluginHost(self.bus, self, config.config_file, config.plugins_dir or config.root / "plugins.d",
-                                  config.root / "plugins")
-        self.started_at = time.time()
+        self._event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
+        self._plugins = PluginHost(self._bus, self, config.config_file,
+                                   config.plugins_dir or config.root / "plugins", config.root / "plugins")
+        self._nursery: trio.Nursery | None = None  # from `open`: work that outlives its request (detached execs)
 
     def _image_users(self, image_id: str) -> list[User]:
         return [User(c.id, c.live) for c in self._registry.using_image(image_id)]
@@ -94,18 +107,18 @@ class Engine:
     async def open(self, nursery: trio.Nursery) -> None:
         """Recover state from disk, ensure the built-in image, restart what should run."""
         self._supervisor.open(nursery)
-        self.network.nursery = nursery
-        self.nursery = nursery  # for work that outlives the request that began it (detached execs)
-        if self.oom.open():
-            nursery.start_soon(self.oom.run, name="oom watcher")
-        nursery.start_soon(self.bus.flush_forever, name="journal flush")
+        self._network.nursery = nursery
+        self._nursery = nursery
+        if self._oom.open():
+            nursery.start_soon(self._oom.run, name="oom watcher")
+        nursery.start_soon(self._bus.flush_forever, name="journal flush")
         self._registry.root.mkdir(parents=True, exist_ok=True)
         self._console_dir.mkdir(parents=True, exist_ok=True)
-        await trio.to_thread.run_sync(self.network.networks.load)
-        await self.network.recover()
-        for rt in self.runtimes.values():
+        await trio.to_thread.run_sync(self._network.networks.load)
+        await self._network.recover()
+        for rt in self._runtimes.values():
             rt.state_root.mkdir(parents=True, exist_ok=True)
-        await trio.to_thread.run_sync(self.volumes.load)
+        await trio.to_thread.run_sync(self._volumes.load)
         for directory in sorted(self._registry.root.iterdir()):
             record_path = directory / "record.json"
             if not record_path.exists():  # a create or remove cut short by a crash
@@ -118,7 +131,7 @@ class Engine:
             await self._supervisor.recover(c)
         if self._registry.netns_dir.exists():
             for pin in self._registry.netns_dir.iterdir():
-                if pin.name not in self.containers:
+                if pin.name not in self._registry.by_id:
                     await trio.to_thread.run_sync(netns.remove, pin)
         try:
             await self._images.ensure_busybox()
@@ -131,27 +144,53 @@ class Engine:
                     await self.start(c.id)
                 except EngineError as exc:
                     log.warning("could not restart %s: %s", c.name, exc.message)
-        await self.plugins.run(nursery)
+        await self._plugins.run(nursery)
 
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop every live container gracefully (in parallel), as `SIGTERM` to the daemon asks."""
         await self._containers.stop_all(timeout)
-        for rt in self.runtimes.values():
+        for rt in self._runtimes.values():
             shutil.rmtree(rt.state_root, ignore_errors=True)
-        await trio.to_thread.run_sync(cgroups.remove, self.layout, self.config.cgroup_parent)
-        await self.network.shutdown()
-        self.journal.close()
+        await trio.to_thread.run_sync(cgroups.remove, self._layout, self._config.cgroup_parent)
+        await self._network.shutdown()
+        self._journal.close()
 
-    # --- events -------------------------------------------------------------
+    # --- the daemon and its events -------------------------------------------
 
-    async def events(self, filters: flt.Filters, since_ns: int | None, until_ns: int | None) -> AsyncIterator:
-        """Events matching `filters`: replayed from `since_ns`, then live, until `until_ns`."""
-        self.event_listeners += 1
+    def info(self) -> SystemInfo:
+        """What `docker info` and `docker version` show of the daemon."""
+        config, counts = self._config, self._containers.counts()
+        return SystemInfo(
+            root=config.root, debug=config.debug, default_runtime=config.default_runtime,
+            init_binary=config.init_binary or "", cgroup_version=self._layout.version,
+            runtimes=[RuntimeInfo(rt.name, rt.binary, rt.path) for rt in self._runtimes.values()],
+            containers=counts["total"], running=counts["running"], paused=counts["paused"],
+            stopped=counts["stopped"], images=len(self._image_store.images), event_listeners=self._event_listeners,
+            system_time=timefmt.now())
+
+    async def disk_usage(self) -> DiskUsage:
+        """`docker system df`: what images, containers and volumes hold on disk."""
+        layers = self._images.layer_usage()
+        return DiskUsage(layers.total, layers.images, await self._containers.usage(), await self._volumes.usage())
+
+    def events(self, filters: flt.Filters | None, since_ns: int | None, until_ns: int | None) -> AsyncIterator[Event]:
+        """Events matching `filters`: replayed from `since_ns`, then live, until `until_ns`.
+        Unknown filter keys are refused here, before the first event."""
+        match = flt.EventFilter(flt.check(filters, flt.EVENT_FILTERS))
+        return self._follow_events(match, since_ns, until_ns)
+
+    async def _follow_events(self, match: flt.EventFilter, since_ns: int | None,
+                             until_ns: int | None) -> AsyncIterator[Event]:
+        self._event_listeners += 1
         try:
-            async for record in self.bus.subscribe(flt.EventFilter(filters), since_ns=since_ns, until_ns=until_ns):
+            async for record in self._bus.subscribe(match, since_ns=since_ns, until_ns=until_ns):
                 yield record.event
         finally:
-            self.event_listeners -= 1
+            self._event_listeners -= 1
+
+    def bus_statistics(self) -> BusStatistics:
+        """How far the event bus has come, and who reads it."""
+        return msgspec.convert(self._bus.statistics(), BusStatistics)
 
     def publish_container(self, c: Container, action: str, **attrs: str) -> None:
         """Publish an event about a container that changes nothing (attach, detach, top…)."""
@@ -162,9 +201,6 @@ class Engine:
     def get(self, ref: str) -> Container:
         """A container by full ID, name (with or without `/`) or unique ID prefix."""
         return self._registry.get(ref)
-
-    def cgroup_path(self, c: Container) -> str:
-        return self._supervisor.cgroup_path(c)
 
     async def create(self, req: CreateRequest, name: str | None = None) -> Container:
         """Create a container from `req` (the body of `POST /containers/create`)."""
@@ -179,9 +215,11 @@ class Engine:
         return await self._containers.stop(ref, timeout)
 
     async def kill(self, ref: str, sig: str | int | None = None) -> Container:
+        """Send `sig` (SIGKILL by default) to a running container's process."""
         return await self._containers.kill(ref, sig)
 
     async def restart(self, ref: str, timeout: float | None = None) -> Container:
+        """Stop (as `stop`) if running, then start."""
         return await self._containers.restart(ref, timeout)
 
     async def pause(self, ref: str) -> Container:
@@ -189,6 +227,7 @@ class Engine:
         return await self._containers.pause(ref)
 
     async def unpause(self, ref: str) -> Container:
+        """Thaw a paused container."""
         return await self._containers.unpause(ref)
 
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
@@ -201,66 +240,147 @@ class Engine:
         return await self._containers.wait(ref, condition)
 
     async def rename(self, ref: str, new_name: str) -> None:
+        """Give a container a new name."""
         await self._containers.rename(ref, new_name)
 
     async def update(self, ref: str, req: UpdateRequest) -> None:
+        """Change a container's limits and restart policy."""
         await self._containers.update(ref, req)
 
     def list_containers(self, all_: bool = False, filters: flt.Filters | None = None) -> list[Container]:
         """Containers newest first; live ones only unless `all_`."""
         return self._containers.list(all_, filters)
 
-    async def prune_containers(self, filters: flt.Filters | None = None, until: str = "") -> tuple[list[str], int]:
+    async def prune_containers(self, filters: flt.Filters | None = None,
+                               until: int | None = None) -> tuple[list[str], int]:
+        """Remove stopped containers (created before `until`, in nanoseconds, if given);
+        returns (their IDs, bytes reclaimed)."""
         return await self._containers.prune(filters, until)
 
-    def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since: str = "", until: str = "",
-             times: bool = True):
+    def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since: int | None = None,
+             until: int | None = None, times: bool = True):
+        """(container, async iterator of log entry batches); `since`/`until` in nanoseconds."""
         return self._containers.logs(ref, follow=follow, tail=tail, since=since, until=until, times=times)
 
     def attach(self, ref: str, *, replay: bool = False):
+        """(container, its output from now, or from the start with `replay`, to the run's end)."""
         return self._containers.attach(ref, replay=replay)
 
     async def write_stdin(self, c: Container, data: bytes) -> bool:
+        """Write to an attached container's stdin; False once its run is over."""
         return await self._containers.write_stdin(c, data)
 
     async def close_stdin(self, c: Container) -> None:
+        """End a container's stdin (StdinOnce, at the attached client's EOF)."""
         await self._containers.close_stdin(c)
 
     async def resize(self, ref: str, height: int, width: int) -> None:
+        """Set the size of a container's terminal."""
         await self._containers.resize(ref, height, width)
 
-    async def set_health(self, c: Container, health) -> None:
+    async def set_health(self, c: Container, health: Health | None) -> None:
         """Record a container's health (healthcheck plugin); publish `health_status` on change."""
         await self._containers.set_health(c, health)
-
-    async def exec_run(self, ref: str, cmd: list[str], *, user: str = "", workdir: str = "", env: list[str] = (),
-                       timeout: float | None = None) -> tuple[int, bytes]:
-        """Run `cmd` inside a running container; return (exit code, stdout+stderr)."""
-        return await self.execs.run_to_end(ref, cmd, user=user, workdir=workdir, env=env, timeout=timeout)
 
     async def commit(self, ref: str, options: CommitOptions) -> Image:
         """`POST /commit`: a new image from the container's writable layer."""
         return await self._containers.commit(ref, options)
 
     async def top(self, ref: str, ps_args: str) -> dict:
+        """The container's processes as `ps` shows them (Titles, Processes); publishes `top`."""
         c = self.get(ref)
-        found = await stats.top(self.layout, self.cgroup_path(c), c, ps_args)
+        found = await stats.top(self._layout, self._supervisor.cgroup_path(c), c, ps_args)
         self.publish_container(c, "top")
         return found
 
     def stats(self, c: Container, *, follow: bool, one_shot: bool) -> AsyncIterator[dict]:
-        return stats.stream(self.layout, self.cgroup_path(c), c, follow=follow, one_shot=one_shot)
+        """`docker stats` readings in Docker's shape, one a second while `follow`."""
+        return stats.stream(self._layout, self._supervisor.cgroup_path(c), c, follow=follow, one_shot=one_shot)
 
-    def counts(self) -> dict[str, int]:
-        return self._containers.counts()
+    def resource_usage(self, c: Container) -> ResourceUsage:
+        """A live container's CPU time and memory, read from its cgroup now."""
+        found = cgroups.read_stats(self._layout, self._supervisor.cgroup_path(c))
+        return ResourceUsage(found.cpu_total_ns, found.memory)
+
+    # --- a container's files ----------------------------------------------------
+
+    async def stat_path(self, ref: str, path: str) -> PathStat:
+        """The stat of `path` inside the container."""
+        return await self._files.stat_path(ref, path)
+
+    async def get_archive(self, ref: str, path: str, open_stream: Callable[[PathStat], Awaitable[Sender]]) -> None:
+        """`path` inside the container as a tar, sent to `open_stream(its stat)`."""
+        await self._files.archive_path(ref, path, open_stream)
+
+    async def put_archive(self, ref: str, path: str, body: AsyncIterator[bytes], *,
+                          no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
+        """Extract the tar in `body` into the directory `path` inside the container."""
+        await self._files.extract_to_dir(ref, path, body, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                                         copy_uid_gid=copy_uid_gid)
+
+    async def export(self, ref: str, open_stream: Callable[[], Awaitable[Sender]]) -> None:
+        """The container's flattened root filesystem as a tar, sent to `open_stream()`."""
+        await self._files.export(ref, open_stream)
+
+    async def changes(self, ref: str) -> list[Change]:
+        """What the container changed against its image (`docker diff`)."""
+        return await self._files.changes(ref)
+
+    # --- exec sessions ------------------------------------------------------------
+
+    def create_exec(self, ref: str, config: ExecConfig) -> Exec:
+        """A new exec session in a running container; publishes `exec_create`."""
+        return self._execs.create(ref, config)
+
+    def claim_exec(self, exec_id: str, console_size: list[int] | None = None) -> Exec:
+        """Take a session for its one start (409 if started before or its container is
+        not running), with the terminal size to start it at, if given."""
+        session = self._execs.claim(exec_id)
+        if console_size:
+            session.config.console_size = console_size
+        return session
+
+    async def run_exec(self, session: Exec, *, output: Output,
+                       stdin: trio.abc.ReceiveStream | None = None) -> int:
+        """Run a claimed session to its end: output to `output(stream id, bytes)`, `stdin`
+        (if the session attaches it) to the process until it ends; the exit code."""
+        return await self._execs.run(session, output=output, stdin=stdin)
+
+    def run_exec_detached(self, session: Exec) -> None:
+        """Run a claimed session in the background, unattached."""
+        self._nursery.start_soon(self._execs.run, session)
+
+    async def exec_run(self, ref: str, cmd: list[str], *, user: str = "", workdir: str = "", env: list[str] = (),
+                       timeout: float | None = None) -> tuple[int, bytes]:
+        """Run `cmd` inside a running container; return (exit code, stdout+stderr)."""
+        return await self._execs.run_to_end(ref, cmd, user=user, workdir=workdir, env=env, timeout=timeout)
+
+    def inspect_exec(self, exec_id: str) -> dict:
+        """`GET /exec/{id}/json`, in Docker's shape."""
+        return self._execs.get(exec_id).inspect()
+
+    def resize_exec(self, exec_id: str, height: int, width: int) -> None:
+        """Set the size of a session's terminal."""
+        self._execs.resize(exec_id, height, width)
 
     # --- images ---------------------------------------------------------------
 
-    async def import_image(self, tar_path: Path, *, repo: str = "", changes: list[str] = (), message: str = "") -> Image:
-        """`docker import`: a one-layer image from a rootfs tar, tagged `repo` if given."""
-        return await self._images.import_rootfs(tar_path, repo=repo, changes=changes, message=message)
+    def image(self, ref: str) -> Image:
+        """An image by `name[:tag]`, full or short ID; 404 if there is none."""
+        return self._images.resolve(ref)
+
+    def image_facts(self, image: Image) -> ImageFacts:
+        """An image's tags and layers (directories and sizes)."""
+        return self._images.facts(image)
+
+    async def import_image(self, body: AsyncIterator[bytes], *, repo: str = "", changes: list[str] = (),
+                           message: str = "") -> Image:
+        """`docker import`: a one-layer image from the rootfs tar in `body`, tagged `repo` if given."""
+        async with self._images.spooled(body, "import") as tar:
+            return await self._images.import_rootfs(tar, repo=repo, changes=changes, message=message)
 
     async def tag(self, source: str, repo: str, tag: str = "") -> None:
+        """Tag the image `source` as `repo[:tag]`."""
         await self._images.tag(source, repo, tag)
 
     async def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]:
@@ -272,12 +392,103 @@ class Engine:
         return await self._images.prune(filters)
 
     def list_images(self, filters: flt.Filters | None = None) -> list[Image]:
+        """Images newest first, filtered as `docker images --filter` does."""
         return self._images.list(filters)
 
     async def save_images(self, names: list[str], open_stream: Callable[[], Awaitable]) -> None:
         """`docker save`: the images as one archive, sent once planned."""
         await self._images.save(names, open_stream)
 
-    async def load_images(self, upload: Path, quiet: bool):
-        """`docker load` of the archive spooled at `upload`."""
-        return await self._images.load(upload, quiet)
+    async def load_images(self, body: AsyncIterator[bytes], quiet: bool) -> LoadResult:
+        """`docker load` of the archive in `body` (plain or compressed)."""
+        async with self._images.spooled(body, "load") as upload:
+            return await self._images.load(upload, quiet)
+
+    # --- volumes --------------------------------------------------------------
+
+    async def create_volume(self, req: VolumeCreateRequest) -> VolumeRecord:
+        """A new volume, or the existing one of that name."""
+        return await self._volumes.create(req)
+
+    def list_volumes(self, filters: flt.Filters | None = None) -> list[VolumeRecord]:
+        """Volumes by name, filtered as `GET /volumes` does."""
+        return self._volumes.list(filters)
+
+    def volume(self, name: str) -> VolumeRecord:
+        """A volume by name; 404 if there is none."""
+        return self._volumes.get(name)
+
+    def volume_mountpoint(self, name: str) -> Path:
+        """Where a volume's content lives on the host."""
+        return self._volumes.data_path(name)
+
+    async def remove_volume(self, name: str, force: bool = False) -> None:
+        """Delete an unused volume (with `force`, a missing one is no error)."""
+        await self._volumes.remove(name, force)
+
+    async def prune_volumes(self, filters: flt.Filters | None = None) -> tuple[list[str], int]:
+        """Delete unused volumes; returns (their names, bytes reclaimed)."""
+        return await self._volumes.prune(filters)
+
+    # --- networks -------------------------------------------------------------
+
+    def list_networks(self, filters: flt.Filters | None = None) -> list[NetworkRecord]:
+        """Networks by name, filtered as `GET /networks` does."""
+        return self._network.list(filters)
+
+    def network(self, ref: str) -> NetworkRecord:
+        """A network by name, ID or unique ID prefix; 404 if there is none."""
+        return self._network.networks.get(ref)
+
+    def network_users(self, record: NetworkRecord) -> list[Container]:
+        """The containers with an endpoint on the network."""
+        return self._network.users(record)
+
+    def container_networks(self, c: Container) -> list[tuple[str, NetworkRecord]]:
+        """(name, record) of each network the container is on or joins at its start."""
+        return self._network.joined(c)
+
+    async def create_network(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
+                             internal: bool = False, labels: dict[str, str] | None = None,
+                             options: dict[str, str] | None = None) -> NetworkRecord:
+        """A new user-defined bridge network (its subnet chosen if not given)."""
+        return await self._network.create(name, driver=driver, subnet=subnet, gateway=gateway, internal=internal,
+                                          labels=labels, options=options)
+
+    async def remove_network(self, ref: str) -> None:
+        """Delete a user-defined network no container is on."""
+        await self._network.remove(ref)
+
+    async def connect_network(self, network: str, container: str, aliases: list[str] = ()) -> None:
+        """Put a container on one more network (at once if it runs, else at its start)."""
+        await self._network.connect(self.get(container), network, aliases=aliases)
+
+    async def disconnect_network(self, network: str, container: str) -> None:
+        """Take a container off a network."""
+        await self._network.disconnect(self.get(container), network)
+
+    async def prune_networks(self) -> list[str]:
+        """Delete every user-defined network no container is on; their names."""
+        return await self._network.prune()
+
+    # --- plugins --------------------------------------------------------------
+
+    def list_plugins(self) -> list[PluginView]:
+        """Every discovered plugin, by name."""
+        return self._plugins.views()
+
+    def plugin(self, name: str) -> PluginView:
+        """One plugin; 404 if there is none of that name."""
+        return self._plugins.get(name).view()
+
+    async def enable_plugin(self, name: str) -> None:
+        """Enable a plugin (remembered) and start it."""
+        await self._plugins.enable(name)
+
+    async def disable_plugin(self, name: str) -> None:
+        """Disable a plugin (remembered), stopping it."""
+        await self._plugins.disable(name)
+
+    async def reload_plugin(self, name: str) -> None:
+        """Re-read a plugin's code and configuration; restart it if enabled."""
+        await self._plugins.reload(name)

@@ -1,4 +1,5 @@
-"""The typed vocabulary of berth: API bodies, state on disk, image configs and events.
+"""The typed vocabulary of berth: API bodies, state on disk, image configs, events, and
+the views the Engine hands its callers (the API, plugins).
 
 Field names follow the Docker Engine API (PascalCase through `rename="pascal"`), so a
 Struct is at once the wire form, the on-disk form and the Python form. Fields a client
@@ -7,6 +8,9 @@ docker-py sends three, and both must decode to the same defaults.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
 
 import msgspec
 from msgspec import Struct, field
@@ -197,6 +201,42 @@ class CreateRequest(ContainerConfig, rename="pascal"):
     networking_config: NetworkingConfig | None = None
 
 
+class ExecConfig(Struct, rename="pascal", kw_only=True):
+    """The body of `POST /containers/{id}/exec`."""
+
+    cmd: list[str] | None = None
+    env: list[str] | None = None
+    user: str = ""
+    working_dir: str = ""
+    tty: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = False
+    attach_stderr: bool = False
+    detach_keys: str = ""
+    privileged: bool = False
+    console_size: list[int] | None = None
+
+
+class ExecStart(Struct, rename="pascal", kw_only=True):
+    """The body of `POST /exec/{id}/start`."""
+
+    detach: bool = False
+    tty: bool = False
+    console_size: list[int] | None = None
+
+
+class CommitOptions(Struct, kw_only=True):
+    """The query of `POST /commit` (the container aside) and its optional Config body."""
+
+    repo: str = ""
+    tag: str = ""
+    comment: str = ""
+    author: str = ""
+    changes: list[str] = []
+    pause: bool = True
+    config: ContainerConfig | None = None
+
+
 class ContainerState(Struct, rename="pascal"):
     """`State` in inspect; persisted as is."""
 
@@ -235,6 +275,36 @@ class ContainerRecord(Struct, kw_only=True):
     aliases: dict[str, list[str]] = {}  # network name → the container's aliases there
 
 
+# --- container logs and usage ----------------------------------------------
+
+# A Literal makes the decoder hand out the two constant strings instead of a new one per
+# line: reading 100 MB of short lines went from ~300 to ~375 MB/s in-process.
+Stream = Literal["stdout", "stderr"]
+
+
+class LogText(Struct, gc=False):
+    """A json-file line without its time: what `logs` prints when it shows no times and
+    filters by none (decoding no time string per line reads ~12% faster). Untracked by
+    the garbage collector (it holds only strings): a read decodes 25,000 lines per MiB,
+    and tracking them cost another ~15%."""
+
+    log: str
+    stream: Stream
+
+
+class LogEntry(LogText, gc=False):
+    """A whole json-file line."""
+
+    time: str
+
+
+class ResourceUsage(Struct):
+    """A live container's counters from its cgroup (None: the kernel keeps none)."""
+
+    cpu_ns: int | None  # CPU time used, all CPUs
+    memory_bytes: int | None
+
+
 # --- volumes --------------------------------------------------------------
 
 
@@ -256,6 +326,24 @@ class VolumeRecord(Struct, kw_only=True):
     name: str
     driver: str = "local"
     created_at: str
+    labels: dict[str, str] = {}
+    options: dict[str, str] = {}
+
+
+# --- networks -------------------------------------------------------------
+
+
+class NetworkRecord(Struct, kw_only=True):
+    """What the daemon keeps about a network (`<root>/networks/<id>.json`)."""
+
+    id: str
+    name: str
+    driver: str  # bridge, host or null
+    created: str
+    bridge: str = ""  # the Linux bridge's name
+    subnet: str = ""
+    gateway: str = ""
+    internal: bool = False  # no default route for its containers
     labels: dict[str, str] = {}
     options: dict[str, str] = {}
 
@@ -291,12 +379,16 @@ class HistoryEntry(Struct, omit_defaults=True):
     author: str = ""
 
 
-class ImageConfig(Struct, omit_defaults=True):
-    """An image config blob as the OCI image spec / Docker image v2 define it."""
+class ImageConfig(Struct, omit_defaults=True, kw_only=True):
+    """An image config blob as the OCI image spec / Docker image v2 define it.
+
+    `created` is optional in the OCI image spec (Docker loads images without it): ""
+    when absent, and then left out again when berth encodes a config. Keyword-only, so
+    that the optional field keeps its place in the encoded field order."""
 
     architecture: str
     os: str
-    created: str
+    created: str = ""
     config: ImageRuntimeConfig
     rootfs: RootFS
     history: list[HistoryEntry] = []
@@ -328,6 +420,60 @@ class Event(Struct, omit_defaults=True, kw_only=True):
     status: str | None = None
     id: str | None = None
     from_: str | None = field(default=None, name="from")
+
+
+class BusStatistics(Struct):
+    """The event bus now: events published so far (the last cursor), records in its
+    memory window, subscribers reading it, and the oldest cursor the journal keeps."""
+
+    published: int
+    window: int
+    subscribers: int
+    journal_first: int
+
+
+# --- the daemon and its plugins ------------------------------------------------
+
+
+class RuntimeInfo(Struct):
+    """An OCI runtime the daemon can run containers with."""
+
+    name: str
+    binary: str
+    path: str  # how berth runs it: "direct", or the workaround this host needs
+
+
+class SystemInfo(Struct, kw_only=True):
+    """What `GET /info` and `GET /version` report of the daemon itself."""
+
+    root: Path
+    debug: bool
+    default_runtime: str
+    init_binary: str
+    cgroup_version: int
+    runtimes: list[RuntimeInfo]
+    containers: int
+    running: int
+    paused: int
+    stopped: int
+    images: int
+    event_listeners: int  # API clients streaming /events
+    system_time: str
+
+
+class PluginView(Struct, kw_only=True):
+    """A discovered plugin and how it is doing (`GET /plugins`, `berth plugin ls`)."""
+
+    name: str
+    source: str  # the entry point or file it was loaded from
+    description: str
+    enabled: bool
+    status: str  # disabled, starting, running, restarting or stopped
+    restarts: int
+    last_error: str
+    handled: int  # events its handler has taken
+    events: dict[str, list[str]] | None  # its event filter
+    durable: bool
 
 
 def words(value: list[str] | str | None) -> list[str] | None:

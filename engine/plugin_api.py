@@ -22,6 +22,13 @@ itself), its background tasks run beside it, and an exception restarts the plugi
 back-off after being logged and published as a `plugin` event. With `durable=True` the
 plugin's cursor is kept on disk after each handled event, so after a daemon restart it
 resumes where it stopped: every event is handled at least once.
+
+This module and `engine.models` are all a plugin imports (a test holds berth's own
+plugins to that). So what else a plugin needs of the engine is re-exported here, as part
+of the plugin API: `EngineError` (what a failed Engine call raises, with `.message`),
+`EventFilter` and `EVENT_FILTERS` (Docker's event filters, to match events as the
+daemon does), `now()` (the current time as Docker writes times) and `CONTAINER_STATES`
+(every state a container can be in, in lifecycle order).
 """
 
 from __future__ import annotations
@@ -29,31 +36,51 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
+from .errors import EngineError
 from .events import constructors
 from .events.bus import Bus
-from .models import Event
+from .events.filters import EVENT_FILTERS, EventFilter
+from .lifecycle import State
+from .models import BusStatistics, Event, Health, ResourceUsage
+from .timefmt import now
+
+if TYPE_CHECKING:
+    from .containers.container import Container
+    from .images.service import PruneReport
+
+__all__ = ["CONTAINER_STATES", "EVENT_FILTERS", "EngineError", "EngineFacade", "EventFilter", "NoConfig", "Plugin",
+           "PluginContext", "now"]
+
+CONTAINER_STATES: tuple[str, ...] = tuple(state.value for state in State)
 
 
 class EngineFacade(Protocol):
-    """The Engine's methods a plugin calls through `ctx.engine` (the Engine itself is
-    handed over; this names the contract, without importing the daemon's core)."""
+    """The Engine's methods berth's plugins (and the documented example) call through
+    `ctx.engine`. The Engine itself is handed over: the HTTP API's methods are all there;
+    this names the contract plugins rely on, and a test keeps it to what they call."""
 
-    def get(self, ref: str) -> Any: ...
+    def get(self, ref: str) -> Container: ...
 
-    def list_containers(self, all_: bool = False, filters: dict[str, list[str]] | None = None) -> list[Any]: ...
+    def list_containers(self, all_: bool = False, filters: dict[str, list[str]] | None = None) -> list[Container]: ...
+
+    async def start(self, ref: str) -> Container: ...
 
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None: ...
 
-    async def set_health(self, c: Any, health: Any) -> None: ...
+    async def set_health(self, c: Container, health: Health | None) -> None: ...
 
     async def exec_run(self, ref: str, cmd: list[str], *, user: str = "", workdir: str = "",
                        env: list[str] = (), timeout: float | None = None) -> tuple[int, bytes]: ...
 
-    async def prune_images(self, filters: dict[str, list[str]] | None = None) -> Any: ...
+    async def prune_images(self, filters: dict[str, list[str]] | None = None) -> PruneReport: ...
+
+    def resource_usage(self, c: Container) -> ResourceUsage: ...
+
+    def bus_statistics(self) -> BusStatistics: ...
 
 
 class NoConfig(msgspec.Struct):

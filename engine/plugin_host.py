@@ -32,6 +32,7 @@ from .events import constructors
 from .events.bus import Bus
 from .plugin_api import EngineFacade, Plugin, PluginContext
 from .fs.store import atomic_write
+from .models import PluginView
 
 log = logging.getLogger("berth.plugins")
 
@@ -58,6 +59,13 @@ class PluginState:
     @property
     def name(self) -> str:
         return self.plugin.name
+
+    def view(self) -> PluginView:
+        """What the API shows of it."""
+        plugin = self.plugin
+        return PluginView(name=plugin.name, source=self.source, description=plugin.description, enabled=self.enabled,
+                          status=self.status, restarts=self.restarts, last_error=self.last_error,
+                          handled=self.handled, events=plugin.events, durable=plugin.durable)
 
 
 def _plugin_of(module: ModuleType, source: str) -> Plugin:
@@ -193,6 +201,10 @@ class PluginHost:
                 await trio.to_thread.run_sync(atomic_write, cursor_file, b"%d" % (record.cursor + 1))
 
     # --- management ---------------------------------------------------------
+
+    def views(self) -> list[PluginView]:
+        """Every discovered plugin, by name."""
+        return [s.view() for _, s in sorted(self.plugins.items())]
 
     def get(self, name: str) -> PluginState:
         try:

@@ -40,6 +40,7 @@ import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import trio
@@ -103,6 +104,14 @@ def mount_device(options: dict[str, str], target: Path) -> None:
         syscalls.mount(options["device"], str(target), options["type"], flags, ",".join(data))
 
 
+class VolumeUsage(NamedTuple):
+    """One volume in `system df`."""
+
+    volume: VolumeRecord
+    size: int  # bytes of its content
+    users: int  # containers (running or not) that mount it
+
+
 class Volumes:
     """The volume store of one daemon; `containers` is the Engine's live table of
     containers (what decides whether a volume is in use)."""
@@ -135,7 +144,7 @@ class Volumes:
 
     def list(self, filters: flt.Filters | None = None) -> list[VolumeRecord]:
         """Volumes by name, filtered as `GET /volumes` (name, label, dangling, driver)."""
-        f = filters or {}
+        f = flt.check(filters, LIST_FILTERS)
         dangling = None
         for value in f.get("dangling", []):
             if value.lower() not in _TRUE + _FALSE:
@@ -153,6 +162,11 @@ class Volumes:
                 continue
             out.append(vol)
         return out
+
+    async def usage(self) -> list[VolumeUsage]:
+        """Every volume by name, with its size and users."""
+        return [VolumeUsage(vol, await trio.to_thread.run_sync(tree_size, self.data_path(vol.name)),
+                            len(self.users(vol.name))) for vol in self.list()]
 
     # --- start-up ------------------------------------------------------------------
 
@@ -217,7 +231,7 @@ class Volumes:
         berth speaks API 1.41, where prune takes every unused local volume (dockerd 23+
         does so for clients below 1.42, and the docker CLI 28 warns so); the `all=false`
         filter narrows it to anonymous ones, as newer API versions do by default."""
-        f = dict(filters or {})
+        f = dict(flt.check(filters, PRUNE_FILTERS))
         all_ = True
         for value in f.pop("all", []):
             if value.lower() not in _TRUE + _FALSE:

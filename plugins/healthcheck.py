@@ -17,10 +17,8 @@ import time
 import msgspec
 import trio
 
-from engine.errors import EngineError
 from engine.models import Event, Health, HealthConfig, HealthLogEntry
-from engine.plugin_api import Plugin, PluginContext
-from engine.timefmt import now
+from engine.plugin_api import EngineError, Plugin, PluginContext, now
 
 DEFAULT_INTERVAL = DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3

@@ -23,8 +23,7 @@ from datetime import datetime
 import msgspec
 import trio
 
-from engine.errors import EngineError
-from engine.plugin_api import Plugin, PluginContext
+from engine.plugin_api import EngineError, Plugin, PluginContext
 
 _TTL = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

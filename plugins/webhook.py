@@ -23,9 +23,8 @@ import h11
 import msgspec
 import trio
 
-from engine.events.filters import EVENT_FILTERS, EventFilter
 from engine.models import Event
-from engine.plugin_api import Plugin, PluginContext
+from engine.plugin_api import EVENT_FILTERS, EventFilter, Plugin, PluginContext
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):

@@ -2,43 +2,48 @@
 
 from __future__ import annotations
 
-from ..containers import files as containerfs
-from ..core import Engine
+import base64
+
+import msgspec
+
+from ..core import Engine, PathStat
 from ..errors import NotFound
-from ..images.commit import CommitOptions
-from ..models import ContainerConfig
+from ..models import CommitOptions, ContainerConfig
 from .http import Request, Response, json_response
 
+STAT_HEADER = "X-Docker-Container-Path-Stat"
 
-def _stat_header(found: containerfs.PathStat) -> list[tuple[str, str]]:
-    return [(containerfs.STAT_HEADER, containerfs.encode_stat(found))]
+
+def _stat_header(found: PathStat) -> list[tuple[str, str]]:
+    """Docker's stat of the path, as JSON in base64, in the header the CLI reads."""
+    return [(STAT_HEADER, base64.b64encode(msgspec.json.encode(found)).decode())]
 
 
 async def head_archive(req: Request, engine: Engine) -> Response:
-    found = await engine.files.stat_path(req.params["id"], req.q("path"))
+    found = await engine.stat_path(req.params["id"], req.q("path"))
     return Response(200, headers=_stat_header(found))
 
 
 async def get_archive(req: Request, engine: Engine) -> None:
-    async def open_stream(found: containerfs.PathStat):
+    async def open_stream(found: PathStat):
         return await req.stream("application/x-tar", headers=_stat_header(found))
 
-    await engine.files.archive_path(req.params["id"], req.q("path"), open_stream)
+    await engine.get_archive(req.params["id"], req.q("path"), open_stream)
 
 
 async def put_archive(req: Request, engine: Engine) -> Response:
-    await engine.files.extract_to_dir(req.params["id"], req.q("path"), req.body_chunks(),
-                                     no_overwrite_dir_non_dir=req.qbool("noOverwriteDirNonDir"),
-                                     copy_uid_gid=req.qbool("copyUIDGID"))
+    await engine.put_archive(req.params["id"], req.q("path"), req.body_chunks(),
+                             no_overwrite_dir_non_dir=req.qbool("noOverwriteDirNonDir"),
+                             copy_uid_gid=req.qbool("copyUIDGID"))
     return Response(200)
 
 
 async def export(req: Request, engine: Engine) -> None:
-    await engine.files.export(req.params["id"], lambda: req.stream("application/octet-stream"))
+    await engine.export(req.params["id"], lambda: req.stream("application/octet-stream"))
 
 
 async def changes(req: Request, engine: Engine) -> Response:
-    return json_response(await engine.files.changes(req.params["id"]))
+    return json_response(await engine.changes(req.params["id"]))
 
 
 async def commit(req: Request, engine: Engine) -> Response:

@@ -7,16 +7,11 @@ import struct
 import msgspec
 import trio
 
-from ..containers import detach_keys
-from ..events import filters as flt
-from ..core import CONTAINER_FILTERS, Engine
+from ..core import Container, Engine
 from ..errors import BadRequest
-from ..containers.logs import LogText
-from ..timefmt import rfc3339
-from ..models import CreateRequest, UpdateRequest
-from . import render
+from ..models import CreateRequest, LogText, UpdateRequest
+from . import detach_keys, query, render
 from .http import Request, Response, json_response
-from .system import parse_time
 
 STREAM_IDS = {"stdout": 1, "stderr": 2}
 
@@ -53,8 +48,7 @@ async def create(req: Request, engine: Engine) -> Response:
 
 
 async def list_(req: Request, engine: Engine) -> Response:
-    filters = flt.parse(req.q("filters"), CONTAINER_FILTERS)
-    found = engine.list_containers(req.qbool("all"), filters)
+    found = engine.list_containers(req.qbool("all"), query.filters(req.q("filters")))
     limit = req.qint("limit", -1)
     if limit and limit > 0:
         found = found[:limit]
@@ -122,11 +116,6 @@ async def wait(req: Request, engine: Engine) -> None:
     await stream.send(b'{"Error":null,"StatusCode":%d}\n' % code)
 
 
-def _time_filter(req: Request, name: str) -> str:
-    ns = parse_time(req.q(name), name)
-    return rfc3339(ns) if ns else ""
-
-
 async def logs(req: Request, engine: Engine) -> None:
     wanted = {s for s in ("stdout", "stderr") if req.qbool(s)}
     if not wanted:
@@ -136,8 +125,11 @@ async def logs(req: Request, engine: Engine) -> None:
         raise BadRequest(f"invalid value for tail: {tail!r}")
     tail_n = int(tail) if tail.lstrip("-").isdigit() and int(tail) >= 0 else None
     timestamps = req.qbool("timestamps")
+    # 0 (the epoch) bounds nothing
+    since = query.timestamp(req.q("since"), "since") or None
+    until = query.timestamp(req.q("until"), "until") or None
     c, entries = engine.logs(req.params["id"], follow=req.qbool("follow"), tail=tail_n, times=timestamps,
-                             since=_time_filter(req, "since"), until=_time_filter(req, "until"))
+                             since=since, until=until)
     stream = await req.stream("application/vnd.docker.raw-stream")
     async for batch in entries:
         await stream.send(output(batch, wanted, c.record.config.tty, timestamps))
@@ -164,7 +156,7 @@ async def attach(req: Request, engine: Engine) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def _copy_stdin(engine: Engine, c, sock, head: bytes, matcher: detach_keys.Matcher | None,
+async def _copy_stdin(engine: Engine, c: Container, sock, head: bytes, matcher: detach_keys.Matcher | None,
                       session: trio.CancelScope) -> None:
     """Client → container stdin, from before the start on (`docker run -i` writes at once),
     across restarts; at the client's EOF a StdinOnce container's stdin is closed."""
@@ -225,7 +217,7 @@ async def update(req: Request, engine: Engine) -> Response:
 
 
 async def prune(req: Request, engine: Engine) -> Response:
-    filters = flt.parse(req.q("filters"), ("label", "label!", "until"))
-    until = [parse_time(u, "until") for u in filters.pop("until", [])]
-    gone, reclaimed = await engine.prune_containers(filters, rfc3339(min(until)) if until else "")
+    filters = query.filters(req.q("filters"))
+    until = [query.timestamp(u, "until") for u in filters.pop("until", [])]
+    gone, reclaimed = await engine.prune_containers(filters, min(until) if until else None)
     return json_response({"ContainersDeleted": gone or None, "SpaceReclaimed": reclaimed})

@@ -8,12 +8,41 @@ import trio
 
 from ..core import Engine
 from ..errors import BadRequest
-from ..containers.execs import ExecConfig, ExecStart
+from ..models import ExecConfig, ExecStart
+from . import detach_keys
 from .http import Request, Response, json_response
 
 
+class ClientStdin(trio.abc.ReceiveStream):
+    """An attached client's input for an exec: what came with the request head first, then
+    the socket; with a terminal, the detach keys end it (the client is let go, its
+    connection closed; the process runs on, unattached, to its end)."""
+
+    def __init__(self, sock: trio.abc.Stream, head: bytes, matcher: detach_keys.Matcher | None):
+        self._sock = sock
+        self._head = head
+        self._matcher = matcher
+        self._detached = False
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._detached:
+            return b""
+        data, self._head = self._head or await self._sock.receive_some(max_bytes), b""
+        if self._matcher is not None and data:
+            data, self._detached = self._matcher.feed(data)
+            if self._detached:
+                await self._sock.aclose()
+                # what came before the keys is still the process's; the next read ends the input
+        return data
+
+    async def aclose(self) -> None:
+        await self._sock.aclose()
+
+
 async def create(req: Request, engine: Engine) -> Response:
-    session = engine.execs.create(req.params["id"], await req.json(ExecConfig))
+    config = await req.json(ExecConfig)
+    detach_keys.parse(config.detach_keys)  # a bad spelling is refused now, not after the hijack
+    session = engine.create_exec(req.params["id"], config)
     return json_response({"Id": session.id}, 201)
 
 
@@ -22,11 +51,9 @@ async def start(req: Request, engine: Engine) -> Response | None:
     multiplexed frames (raw bytes with a terminal) until the process ended and its
     output is drained, stdin from the client meanwhile; then close."""
     body = await req.json(ExecStart)
-    session = engine.execs.claim(req.params["id"])
-    if body.console_size:
-        session.config.console_size = body.console_size
+    session = engine.claim_exec(req.params["id"], body.console_size)
     if body.detach:
-        engine.nursery.start_soon(engine.execs.run, session)
+        engine.run_exec_detached(session)
         return Response(200)
     sock, head = await req.hijack()
     tty = session.config.tty
@@ -39,14 +66,16 @@ async def start(req: Request, engine: Engine) -> Response | None:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client left; the process runs on to its end, as in dockerd
 
-    attach_stdin = session.config.attach_stdin
-    await engine.execs.run(session, output=send, stdin=sock if attach_stdin else None,
-                           stdin_head=head if attach_stdin else b"")
+    stdin = None
+    if session.config.attach_stdin:
+        matcher = detach_keys.Matcher(detach_keys.parse(session.config.detach_keys)) if tty else None
+        stdin = ClientStdin(sock, head, matcher)
+    await engine.run_exec(session, output=send, stdin=stdin)
     return None
 
 
 async def inspect(req: Request, engine: Engine) -> Response:
-    return json_response(engine.execs.get(req.params["id"]).inspect())
+    return json_response(engine.inspect_exec(req.params["id"]))
 
 
 async def resize(req: Request, engine: Engine) -> Response:
@@ -54,5 +83,5 @@ async def resize(req: Request, engine: Engine) -> Response:
         height, width = int(req.q("h")), int(req.q("w"))
     except ValueError:
         raise BadRequest("h and w must be numbers") from None
-    engine.execs.resize(req.params["id"], height, width)
+    engine.resize_exec(req.params["id"], height, width)
     return Response(200)

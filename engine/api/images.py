@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import logging
-import secrets
-from pathlib import Path
 
 import msgspec
 import trio
 
-from ..events import filters as flt
-from ..core import IMAGE_FILTERS, Engine
+from ..core import Engine
 from ..errors import EngineError
-from ..images.service import PRUNE_FILTERS
-from . import render
+from . import query, render
 from .http import Request, Response, json_response
 
 log = logging.getLogger("berth.api")
-
-
-async def _spool(req: Request, engine: Engine, kind: str) -> Path:
-    """Write the request body (a tar, maybe compressed) to a scratch file in the image
-    store; the caller deletes it."""
-    path = engine.images.tmp / f"{kind}-{secrets.token_hex(8)}.tar"
-    async with await trio.open_file(path, "wb") as out:
-        async for chunk in req.body_chunks():
-            await out.write(chunk)
-    return path
 
 
 async def create(req: Request, engine: Engine) -> Response:
@@ -38,28 +24,25 @@ async def create(req: Request, engine: Engine) -> Response:
                           "import a rootfs with `import`, or use the built-in busybox image")
     if req.q("fromSrc") != "-":
         raise EngineError("only fromSrc=- (the request body) is supported for import")
-    tmp = await _spool(req, engine, "import")
-    try:
-        image = await engine.import_image(tmp, repo=req.q("repo") + (":" + req.q("tag") if req.q("tag") else ""),
-                                          changes=req.qlist("changes"), message=req.q("message"))
-    finally:
-        tmp.unlink(missing_ok=True)
+    repo = req.q("repo") + (":" + req.q("tag") if req.q("tag") else "")
+    image = await engine.import_image(req.body_chunks(), repo=repo, changes=req.qlist("changes"),
+                                      message=req.q("message"))
     return Response(200, msgspec.json.encode({"status": image.id}) + b"\r\n")
 
 
 async def list_(req: Request, engine: Engine) -> Response:
-    filters = flt.parse(req.q("filters"), IMAGE_FILTERS)
+    filters = query.filters(req.q("filters"))
     if req.q("filter"):  # the pre-1.25 spelling of a reference filter
         filters.setdefault("reference", []).append(req.q("filter"))
     return json_response([render.image_summary(engine, i) for i in engine.list_images(filters)])
 
 
 async def inspect(req: Request, engine: Engine) -> Response:
-    return json_response(render.image_inspect(engine, engine.images.resolve(req.params["name"])))
+    return json_response(render.image_inspect(engine, engine.image(req.params["name"])))
 
 
 async def history(req: Request, engine: Engine) -> Response:
-    return json_response(render.image_history(engine, engine.images.resolve(req.params["name"])))
+    return json_response(render.image_history(engine, engine.image(req.params["name"])))
 
 
 async def tag(req: Request, engine: Engine) -> Response:
@@ -97,14 +80,10 @@ async def save(req: Request, engine: Engine) -> Response | None:
 async def load(req: Request, engine: Engine) -> Response:
     """`docker load`: a docker-save or OCI archive (plain or compressed) in the body;
     answers Docker's JSON message stream (`Loaded image: …`)."""
-    upload = await _spool(req, engine, "load")
-    try:
-        result = await engine.load_images(upload, quiet=req.qbool("quiet"))
-    finally:
-        upload.unlink(missing_ok=True)
+    result = await engine.load_images(req.body_chunks(), quiet=req.qbool("quiet"))
     return Response(200, b"".join(msgspec.json.encode(m) + b"\r\n" for m in result.messages))
 
 
 async def prune(req: Request, engine: Engine) -> Response:
     """`docker image prune [-a]`: unused dangling images, or all unused ones."""
-    return json_response(await engine.prune_images(flt.parse(req.q("filters"), PRUNE_FILTERS)))
+    return json_response(await engine.prune_images(query.filters(req.q("filters"))))

@@ -8,12 +8,8 @@ from datetime import datetime
 import msgspec
 
 import gounits
-from ..containers.container import Container
-from ..core import Engine
-from ..images.store import Image
-from ..errors import EngineError
-from ..lifecycle import State
-from ..network.manager import network_names, sole_network
+from ..core import Container, Engine, Image, State
+from ..errors import NotFound
 from ..models import ZERO_TIME
 
 
@@ -77,14 +73,8 @@ def container_summary(engine: Engine, c: Container) -> dict:
 def networks(engine: Engine, c: Container) -> dict:
     """`NetworkSettings.Networks`: each network the container is on (or will join)."""
     found = {}
-    mode = c.record.host_config.network_mode
-    sole = sole_network(mode)
-    for name in [*network_names(mode), *c.record.extra_networks, *([sole] if sole else [])]:
+    for name, record in engine.container_networks(c):
         endpoint = c.networks.get(name)
-        try:
-            record = engine.network.networks.get(name)
-        except EngineError:
-            continue
         found[name] = {
             "IPAMConfig": None, "Links": None, "Aliases": endpoint.aliases if endpoint else c.record.aliases.get(name),
             "NetworkID": record.id, "EndpointID": endpoint.endpoint_id if endpoint else "",
@@ -105,8 +95,10 @@ def port_map(c: Container) -> dict:
 
 def container_inspect(engine: Engine, c: Container) -> dict:
     r = c.record
-    image = engine.images.images.get(r.image_id)
-    lowers = [str(engine.images.layer_dir(ch)) for ch in engine.images.layer_chain(image)] if image else []
+    try:
+        lowers = [str(d) for d in engine.image_facts(engine.image(r.image_id)).layer_dirs]
+    except NotFound:
+        lowers = []  # its image is gone
     config = _to_builtins(r.config)
     host_config = _to_builtins(r.host_config)
     state = _to_builtins(r.state)
@@ -151,8 +143,8 @@ def _image_container_config(image: Image) -> dict:
 
 
 def image_summary(engine: Engine, image: Image) -> dict:
-    size = engine.images.size(image)
-    tags = engine.images.tags_of(image.id)
+    facts = engine.image_facts(image)
+    size, tags = facts.size, facts.tags
     return {
         "Containers": -1, "Created": unix_seconds(image.config.created), "Id": image.id,
         "Labels": image.config.config.labels, "ParentId": "",
@@ -162,13 +154,12 @@ def image_summary(engine: Engine, image: Image) -> dict:
 
 
 def image_inspect(engine: Engine, image: Image) -> dict:
-    store = engine.images
-    chain = store.layer_chain(image)
-    dirs = [str(store.layer_dir(c)) for c in chain]
-    size = store.size(image)
+    facts = engine.image_facts(image)
+    dirs = [str(d) for d in facts.layer_dirs]
+    size = facts.size
     cfg = image.config
     return {
-        "Id": image.id, "RepoTags": store.tags_of(image.id), "RepoDigests": [], "Parent": "",
+        "Id": image.id, "RepoTags": facts.tags, "RepoDigests": [], "Parent": "",
         "Comment": cfg.comment, "Created": cfg.created, "Container": "", "ContainerConfig": _image_container_config(image) | {"Cmd": None, "Env": None},
         "DockerVersion": "", "Author": cfg.author, "Config": _image_container_config(image),
         "Architecture": cfg.architecture, "Os": cfg.os, "Size": size, "VirtualSize": size,
@@ -181,8 +172,8 @@ def image_inspect(engine: Engine, image: Image) -> dict:
 
 def image_history(engine: Engine, image: Image) -> list[dict]:
     """Newest first; layer-bearing entries take the layers' sizes in order."""
-    store = engine.images
-    sizes = [store.layer_meta(c).size for c in store.layer_chain(image)]
+    facts = engine.image_facts(image)
+    sizes = facts.layer_sizes
     rows = []
     layer = 0
     for entry in image.config.history:
@@ -195,5 +186,5 @@ def image_history(engine: Engine, image: Image) -> list[dict]:
     rows.reverse()
     if rows:
         rows[0]["Id"] = image.id
-        rows[0]["Tags"] = store.tags_of(image.id) or None
+        rows[0]["Tags"] = facts.tags or None
     return rows

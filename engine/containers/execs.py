@@ -15,13 +15,12 @@ import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import msgspec
 import trio
 
-from . import detach_keys
 from ..errors import BadRequest, Conflict, NotFound
 from ..lifecycle import State
 from ..images.store import ImageStore
+from ..models import ExecConfig
 from ..runtime import bundle, oci
 from ..runtime.oci import RuntimeFailure
 from ..runtime.terminal import Terminal
@@ -29,30 +28,6 @@ from .container import Container
 from .registry import Containers
 
 Output = Callable[[int, bytes], Awaitable[None]]  # (stream id 1 or 2, bytes)
-
-
-class ExecConfig(msgspec.Struct, rename="pascal", kw_only=True):
-    """The body of `POST /containers/{id}/exec`."""
-
-    cmd: list[str] | None = None
-    env: list[str] | None = None
-    user: str = ""
-    working_dir: str = ""
-    tty: bool = False
-    attach_stdin: bool = False
-    attach_stdout: bool = False
-    attach_stderr: bool = False
-    detach_keys: str = ""
-    privileged: bool = False
-    console_size: list[int] | None = None
-
-
-class ExecStart(msgspec.Struct, rename="pascal", kw_only=True):
-    """The body of `POST /exec/{id}/start`."""
-
-    detach: bool = False
-    tty: bool = False
-    console_size: list[int] | None = None
 
 
 def check_running(c: Container) -> None:
@@ -116,7 +91,6 @@ class Execs:
         check_running(c)
         if not config.cmd:
             raise BadRequest("No exec command specified")
-        detach_keys.parse(config.detach_keys)  # a bad spelling is refused now, not after the hijack
         self._forget_removed()
         session = Exec(secrets.token_hex(32), c, config)
         self.sessions[session.id] = session
@@ -174,12 +148,11 @@ class Execs:
         return session
 
     async def run(self, session: Exec, *, output: Output | None = None,
-                  stdin: trio.abc.ReceiveStream | None = None, stdin_head: bytes = b"",
-                  timeout: float | None = None) -> int:
+                  stdin: trio.abc.ReceiveStream | None = None, timeout: float | None = None) -> int:
         """Run a claimed session to its end: its output to `output`, `stdin` (when the
-        session attaches stdin) to the process. A process still running after `timeout`
-        seconds is killed (exit code 137). Returns the exit code; publishes exec_start
-        and exec_die."""
+        session attaches stdin) to the process until `stdin` ends. A process still running
+        after `timeout` seconds is killed (exit code 137). Returns the exit code; publishes
+        exec_start and exec_die."""
         c, cfg = session.container, session.config
         uid_gid = ""
         if cfg.user:
@@ -228,7 +201,7 @@ class Execs:
                 await output(1, exc.message.encode() + b"\r\n")
             code = 126
         else:
-            code = await _supervise(process, session, sources, sink, output, stdin, stdin_head, timeout)
+            code = await _supervise(process, session, sources, sink, output, stdin, timeout)
             if code and not session.pid_file.exists():
                 code = 126  # the runtime wrote no pid: it could not start the process (its reason is the output)
         session.pid_file.unlink(missing_ok=True)
@@ -243,7 +216,7 @@ class Execs:
 
 async def _supervise(process: trio.Process, session: Exec, sources: list[tuple[int, trio.abc.ReceiveStream]],
                      sink: trio.abc.SendStream | None, output: Output | None, stdin: trio.abc.ReceiveStream | None,
-                     stdin_head: bytes, timeout: float | None) -> int:
+                     timeout: float | None) -> int:
     """Copy output until every source is drained and the process ended, stdin meanwhile;
     returns the exit code. Closes the pipes (a terminal is closed by the caller)."""
 
@@ -258,27 +231,10 @@ async def _supervise(process: trio.Process, session: Exec, sources: list[tuple[i
             if output is not None:
                 await output(stream_id, data)
 
-    # With a terminal the detach keys leave the session: the client is let go (its
-    # connection closed), the process runs on, unattached, to its end.
-    matcher = detach_keys.Matcher(detach_keys.parse(session.config.detach_keys)) if session.terminal else None
-
     async def feed() -> None:
         try:
-            data = stdin_head
-            while True:
-                detached = False
-                if matcher is not None and data:
-                    data, detached = matcher.feed(data)
-                if data:
-                    await sink.send_all(data)
-                if detached:
-                    await stdin.aclose()
-                    return
-                if stdin is None:
-                    break
-                data = await stdin.receive_some(65536)
-                if not data:
-                    break
+            while stdin is not None and (data := await stdin.receive_some(65536)):
+                await sink.send_all(data)
             if session.terminal is None:
                 await sink.aclose()  # EOF for the process: the client half-closed its side
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):

@@ -14,6 +14,7 @@ import secrets
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import NamedTuple
 
 import msgspec
 import trio
@@ -24,11 +25,12 @@ from ..events import constructors
 from ..events import filters as flt
 from ..fs.store import tree_size
 from ..images import reference
-from ..images.commit import CommitOptions, new_config, write_layer
+from ..images.commit import new_config, write_layer
 from ..images.service import Images
 from ..images.store import Image
 from ..lifecycle import Action, State, Step
-from ..models import ContainerConfig, ContainerRecord, CreateRequest, HistoryEntry, UpdateRequest, words
+from ..models import (CommitOptions, ContainerConfig, ContainerRecord, CreateRequest, HistoryEntry, UpdateRequest,
+                      words)
 from ..network.manager import NetworkManager, sole_network
 from ..runtime import bundle, cgroups, oci
 from ..volumes import Volumes
@@ -41,6 +43,15 @@ from .supervisor import Supervisor
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 MIN_MEMORY = 6 * 1024 * 1024
 LIST_FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since")
+PRUNE_FILTERS = ("label", "label!")
+
+
+class ContainerUsage(NamedTuple):
+    """One container in `system df`."""
+
+    container: Container
+    size_rw: int  # bytes of its writable layer
+    size_root_fs: int  # those and its image's
 
 
 class ContainerService:
@@ -235,6 +246,8 @@ class ContainerService:
         """Freeze every process of a running container (the cgroup freezer)."""
         async with self._acting(ref, Action.PAUSE) as c:
             await self._freeze(c, True)
+            if c.state is not State.RUNNING:  # it exited while freezing
+                raise Conflict(f"Container {c.id} is not running")
             await self.containers.advance(c, Step.PAUSE)
         return c
 
@@ -312,7 +325,7 @@ class ContainerService:
 
     def list(self, all_: bool = False, filters: flt.Filters | None = None) -> list[Container]:
         """Containers newest first; live ones only unless `all_`."""
-        f = filters or {}
+        f = flt.check(filters, LIST_FILTERS)
         found = sorted(self.containers, key=lambda c: c.record.created, reverse=True)
         if not all_ and not ({"status", "exited"} & f.keys()):
             found = [c for c in found if c.live]
@@ -344,12 +357,13 @@ class ContainerService:
                 found = [c for c in found if (c.record.created < pivot if key == "before" else c.record.created > pivot)]
         return [c for c in found if keep(c)]
 
-    def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since: str = "", until: str = "",
-             times: bool = True):
-        """(container, async iterator of log entry batches) for `logs`; `times` as in logs.read."""
+    def logs(self, ref: str, *, follow: bool = False, tail: int | None = None, since: int | None = None,
+             until: int | None = None, times: bool = True):
+        """(container, async iterator of log entry batches) for `logs`: entries from `since`
+        to `until` (nanoseconds since the epoch, None for no bound); `times` as in logs.read."""
         c = self.containers.get(ref)
-        return c, logs.read(c.log_files, tail=tail, since=since, until=until, follow=follow, times=times,
-                            grown=c.follow, done=lambda: not c.live)
+        return c, logs.read(c.log_files, tail=tail, since=_rfc3339(since), until=_rfc3339(until), follow=follow,
+                            times=times, grown=c.follow, done=lambda: not c.live)
 
     def attach(self, ref: str, *, replay: bool = False):
         """(container, output iterator) from now (or the start with `replay`) to the end of
@@ -401,13 +415,15 @@ class ContainerService:
         await self.containers.save(c)
         self.containers.publish(c, "update")
 
-    async def prune(self, filters: flt.Filters | None = None, until: str = "") -> tuple[list[str], int]:
-        """Remove every stopped container matching `label` filters and created before
-        `until` (RFC 3339, "" for no limit); returns (removed IDs, bytes reclaimed from
-        their writable layers)."""
+    async def prune(self, filters: flt.Filters | None = None, until: int | None = None) -> tuple[list[str], int]:
+        """Remove every stopped container matching `label`/`label!` filters and created
+        before `until` (nanoseconds since the epoch, None for no limit); returns (removed
+        IDs, bytes reclaimed from their writable layers)."""
+        filters = flt.check(filters, PRUNE_FILTERS)
+        before = _rfc3339(until)
         gone, reclaimed = [], 0
         for c in list(self.containers):
-            if c.live or c.state is State.REMOVING or not _prune_match(c, filters or {}, until):
+            if c.live or c.state is State.REMOVING or not _prune_match(c, filters, before):
                 continue
             size = await trio.to_thread.run_sync(tree_size, c.upper)
             try:
@@ -490,6 +506,18 @@ class ContainerService:
                                 imageRef=str(target) if target else "")
         return image
 
+    async def usage(self) -> list[ContainerUsage]:
+        """Every container with the size of its writable layer, and that plus its image's."""
+        found = []
+        for c in self.containers:
+            size_rw = await trio.to_thread.run_sync(tree_size, c.upper)
+            try:
+                image_size = self.images.facts(self.images.resolve(c.record.image_id)).size
+            except NotFound:
+                image_size = 0  # the image is gone
+            found.append(ContainerUsage(c, size_rw, size_rw + image_size))
+        return found
+
     def counts(self) -> dict[str, int]:
         states = [c.state for c in self.containers]
         return {"total": len(states), "running": states.count(State.RUNNING),
@@ -522,6 +550,12 @@ def _prune_match(c: Container, filters: flt.Filters, until: str) -> bool:
     if filters.get("label!") and any(flt.label_match([item], labels) for item in filters["label!"]):
         return False
     return not until or c.record.created < until
+
+
+def _rfc3339(ns: int | None) -> str:
+    """A time bound as logs and records hold times (fixed-width, comparable as strings);
+    "" for none."""
+    return "" if ns is None else timefmt.rfc3339(ns)
 
 
 def _alive(pid: int) -> bool:

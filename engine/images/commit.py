@@ -21,24 +21,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
-
 from ..fs import diff as fsdiff
-from ..models import ContainerConfig, HealthConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS, words
+from ..models import (CommitOptions, ContainerConfig, HealthConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig,
+                      RootFS, words)
 from .changes import apply as apply_changes
 from .store import Image, ImageStore
-
-
-class CommitOptions(msgspec.Struct, kw_only=True):
-    """The query of `POST /commit` (the container aside) and its optional Config body."""
-
-    repo: str = ""
-    tag: str = ""
-    comment: str = ""
-    author: str = ""
-    changes: list[str] = []
-    pause: bool = True
-    config: ContainerConfig | None = None
 
 
 def runtime_config(cfg: ContainerConfig) -> ImageRuntimeConfig:

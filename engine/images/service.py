@@ -10,7 +10,9 @@ Engine: images know nothing of containers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import NamedTuple
@@ -44,11 +46,31 @@ class PruneReport(msgspec.Struct, rename="pascal"):
     space_reclaimed: int
 
 
+class ImageFacts(NamedTuple):
+    """What inspect, history and listings show of an image beyond its config."""
+
+    tags: list[str]
+    layer_dirs: list[Path]  # its unpacked layers, bottom first
+    layer_sizes: list[int]  # their sizes in bytes, in the same order
+
+    @property
+    def size(self) -> int:
+        return sum(self.layer_sizes)
+
+
+class ImageUsage(NamedTuple):
+    """One image in `system df`."""
+
+    image: Image
+    containers: int  # how many containers use it
+    shared_size: int  # bytes of its layers that other images use too
+
+
 class LayerUsage(NamedTuple):
-    """What `system df` reports of the store: each image's size shared with others."""
+    """What `system df` reports of the store."""
 
     total: int  # bytes of all layers
-    shared: dict[str, int]  # image ID → bytes of its layers that other images use too
+    images: list[ImageUsage]
 
 
 class Images:
@@ -63,6 +85,25 @@ class Images:
 
     def resolve(self, ref: str) -> Image:
         return self.store.resolve(ref)
+
+    def facts(self, image: Image) -> ImageFacts:
+        """The image's tags and layers."""
+        chain = self.store.layer_chain(image)
+        return ImageFacts(self.store.tags_of(image.id), [self.store.layer_dir(c) for c in chain],
+                          [self.store.layer_meta(c).size for c in chain])
+
+    @asynccontextmanager
+    async def spooled(self, chunks: AsyncIterator[bytes], kind: str) -> AsyncIterator[Path]:
+        """An uploaded tar (`import`, `load`), written whole to a scratch file in the store
+        and deleted afterwards: the readers seek in it, and may need it uncompressed."""
+        path = self.store.tmp / f"{kind}-{secrets.token_hex(8)}.tar"
+        try:
+            async with await trio.open_file(path, "wb") as out:
+                async for chunk in chunks:
+                    await out.write(chunk)
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
 
     async def import_rootfs(self, tar_path: Path, *, repo: str = "", changes: list[str] = (),
                             message: str = "") -> Image:
@@ -148,7 +189,7 @@ class Images:
 
         The docker CLI sends `filters={"dangling":{"true":true}}` for `image prune` and
         `{"dangling":{"false":true}}` for `image prune -a`, plus any `--filter label=…`."""
-        filters = filters or {}
+        filters = flt.check(filters, PRUNE_FILTERS)
         wanted: flt.Filters = {"dangling": ["true"]} if _dangling_only(filters) else {}
         if "label" in filters:
             wanted["label"] = filters["label"]
@@ -165,7 +206,7 @@ class Images:
 
     def list(self, filters: flt.Filters | None = None) -> list[Image]:
         """Images newest first, filtered as `docker images --filter` does."""
-        f = filters or {}
+        f = flt.check(filters, LIST_FILTERS)
         found = sorted(self.store.images.values(), key=lambda i: i.config.created or "", reverse=True)
         out = []
         for image in found:
@@ -220,16 +261,19 @@ class Images:
             return await trio.to_thread.run_sync(store_image, self.store, parent, layer, config, history, author)
 
     def layer_usage(self) -> LayerUsage:
-        """Layer bytes in all, and per image the bytes of its layers other images share."""
-        chains = {image.id: self.store.layer_chain(image) for image in self.store.images.values()}
+        """Layer bytes in all, and each image with its users and the bytes of its layers
+        other images share."""
+        images = list(self.store.images.values())
+        chains = {image.id: self.store.layer_chain(image) for image in images}
         holders: dict[str, int] = {}
         for chain in chains.values():
             for layer in chain:
                 holders[layer] = holders.get(layer, 0) + 1
         sizes = {layer: self.store.layer_meta(layer).size for layer in holders}
-        shared = {image_id: sum(sizes[layer] for layer in chain if holders[layer] > 1)
-                  for image_id, chain in chains.items()}
-        return LayerUsage(sum(sizes.values()), shared)
+        return LayerUsage(sum(sizes.values()), [
+            ImageUsage(image, len(self.users(image.id)),
+                       sum(sizes[layer] for layer in chains[image.id] if holders[layer] > 1))
+            for image in images])
 
 
 def _dangling_only(filters: flt.Filters) -> bool:

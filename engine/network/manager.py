@@ -14,15 +14,19 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..errors import BadRequest, Conflict, NotFound
+from ..errors import BadRequest, Conflict, EngineError, NotFound
 from ..events import constructors
+from ..events import filters as flt
 from ..events.bus import Bus
+from ..models import NetworkRecord
 from . import dns, links, ports
-from .networks import PREDEFINED, Endpoint, NetworkRecord, Networks, free_address
+from .networks import PREDEFINED, Endpoint, Networks, free_address
 
 if TYPE_CHECKING:
     from ..containers.container import Container
     from ..containers.registry import Containers
+
+LIST_FILTERS = ("name", "id", "driver", "label", "type", "dangling")
 
 
 def sole_network(mode: str) -> str:
@@ -61,7 +65,44 @@ class NetworkManager:
                 raise BadRequest(exc.message) from None
 
     def users(self, record: NetworkRecord) -> list[Container]:
+        """The containers with an endpoint on the network (running ones)."""
         return [c for c in self.containers if record.id in {e.network_id for e in c.networks.values()}]
+
+    def list(self, filters: flt.Filters | None = None) -> list[NetworkRecord]:
+        """Networks by name, filtered as `GET /networks` (name and ID by substring and
+        prefix, driver, label, type builtin/custom, dangling: custom and unused)."""
+        f = flt.check(filters, LIST_FILTERS)
+        found = []
+        for record in self.networks.by_id.values():
+            if f.get("name") and not any(n in record.name for n in f["name"]):
+                continue
+            if f.get("id") and not any(record.id.startswith(i) for i in f["id"]):
+                continue
+            if f.get("driver") and record.driver not in f["driver"]:
+                continue
+            if f.get("label") and not flt.label_match(f["label"], record.labels):
+                continue
+            builtin = record.name in PREDEFINED
+            if f.get("type") and ("builtin" if builtin else "custom") not in f["type"]:
+                continue
+            if f.get("dangling") and (not builtin and not self.users(record)) != \
+                    (f["dangling"][0].lower() in ("1", "true")):
+                continue
+            found.append(record)
+        return sorted(found, key=lambda r: r.name)
+
+    def joined(self, c: Container) -> list[tuple[str, NetworkRecord]]:
+        """(name, record) of each network the container is on or joins at its start, as
+        its NetworkMode, its connects and none/host name them; ones gone since are left out."""
+        mode = c.record.host_config.network_mode
+        sole = sole_network(mode)
+        found = []
+        for name in [*network_names(mode), *c.record.extra_networks, *([sole] if sole else [])]:
+            try:
+                found.append((name, self.networks.get(name)))
+            except EngineError:
+                continue
+        return found
 
     def publish(self, record: NetworkRecord, action: str, **attrs: str) -> None:
         self.bus.publish(constructors.network(record.id, action, name=record.name, driver=record.driver, **attrs))
@@ -83,6 +124,15 @@ class NetworkManager:
             await trio.to_thread.run_sync(links.remove_link, record.bridge)
             self._made.discard(record.bridge)
         self.publish(record, "destroy")
+
+    async def prune(self) -> list[str]:
+        """Remove every user-defined network no container is on; their names."""
+        gone = []
+        for record in list(self.networks.by_id.values()):
+            if record.name not in PREDEFINED and not self.users(record):
+                await self.remove(record.id)
+                gone.append(record.name)
+        return gone
 
     async def recover(self) -> None:
         """At start: bridges a previous daemon left (it was killed) are this daemon's to
@@ -119,7 +169,7 @@ class NetworkManager:
         connecting a stopped container only records the wish)."""
         record = self.networks.get(ref)
         if record.driver != "bridge":
-            raise BadRequest(f"container cannot be disconnected from host network or connected to host network"
+            raise BadRequest("container cannot be disconnected from host network or connected to host network"
                              if record.driver == "host" else f"container cannot be connected to network {record.name}")
         if record.name in c.networks:
             raise Conflict(f"endpoint with name {c.name} already exists in network {record.name}")

@@ -18,24 +18,10 @@ import msgspec
 from .. import timefmt
 from ..errors import BadRequest, Conflict, NotFound
 from ..fs.store import atomic_write
+from ..models import NetworkRecord
 
 PREDEFINED = ("bridge", "host", "none")
 USER_SUBNETS = ipaddress.ip_network("10.89.0.0/16")  # user networks get /24s from here
-
-
-class NetworkRecord(msgspec.Struct, kw_only=True):
-    """What the daemon keeps about a network."""
-
-    id: str
-    name: str
-    driver: str  # bridge, host or null
-    created: str
-    bridge: str = ""  # the Linux bridge's name
-    subnet: str = ""
-    gateway: str = ""
-    internal: bool = False  # no default route for its containers
-    labels: dict[str, str] = {}
-    options: dict[str, str] = {}
 
 
 class Endpoint(msgspec.Struct, kw_only=True):

@@ -4,8 +4,8 @@ dockerd's merge with the container's config."""
 from __future__ import annotations
 
 from engine.images import changes
-from engine.images.commit import CommitOptions, new_config
-from engine.models import ContainerConfig, HealthConfig, ImageRuntimeConfig
+from engine.images.commit import new_config
+from engine.models import CommitOptions, ContainerConfig, HealthConfig, ImageRuntimeConfig
 
 CONTAINER = ContainerConfig(
     env=["PATH=/bin", "A=container"], cmd=["sh", "-c", "work"], labels={"team": "x"}, working_dir="/srv",

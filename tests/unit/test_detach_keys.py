@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.containers import detach_keys
+from engine.api import detach_keys
 from engine.errors import BadRequest
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import trio
 
 from engine.containers import logs
+from engine.models import LogEntry
 
 
 class Notifier:
@@ -23,11 +24,11 @@ class Notifier:
         self.event = trio.Event()
 
 
-async def collect(it) -> list[logs.LogEntry]:
+async def collect(it) -> list[LogEntry]:
     return [e async for batch in it for e in batch]
 
 
-def lines(entries: list[logs.LogEntry]) -> list[str]:
+def lines(entries: list[LogEntry]) -> list[str]:
     """The lines the entries hold, however they are split into entries."""
     return "".join(e.log for e in entries).splitlines(keepends=True)
 
@@ -57,7 +58,7 @@ async def test_without_times_the_same_text_and_streams(tmp_path):
     timed = await collect(logs.read(logs.LogFiles(path)))
     plain = await collect(logs.read(logs.LogFiles(path), times=False))
     assert [(e.stream, e.log) for e in plain] == [(e.stream, e.log) for e in timed]
-    assert not any(isinstance(e, logs.LogEntry) for e in plain)
+    assert not any(isinstance(e, LogEntry) for e in plain)
     filtered = await collect(logs.read(logs.LogFiles(path), times=False, since=timed[0].time))
     assert filtered == timed
 
@@ -208,7 +209,7 @@ _CHUNKS = st.one_of(
 @given(_CHUNKS, st.sampled_from(["stdout", "stderr"]))
 def test_bulk_encoding_matches_entry_by_entry(data, stream):
     bulk = logs._encode_bulk(data, stream, "T")
-    entries = [msgspec.json.decode(line, type=logs.LogEntry) for line in bulk.splitlines()]
+    entries = [msgspec.json.decode(line, type=LogEntry) for line in bulk.splitlines()]
     assert "".join(e.log for e in entries) == data.decode(errors="replace")
     assert all(e.stream == stream and e.time == "T" for e in entries)
     assert all(e.log.endswith("\n") and "\n" not in e.log[:-1] for e in entries[:-1])

@@ -14,8 +14,9 @@ from engine.errors import BadRequest
 from engine.images import changes, reference
 from engine.models import ImageRuntimeConfig
 from engine.runtime.oci import parse_signal
+from engine.api import query
 from engine.api.containers import frame
-from engine.containers.logs import LogEntry
+from engine.models import LogEntry
 from tests.api import demux
 
 component = st.from_regex(r"[a-z0-9]+([._-][a-z0-9]+)?", fullmatch=True)
@@ -69,13 +70,15 @@ def test_changes_never_crash(line):
 
 
 def test_filters_both_shapes():
-    allowed = ("label", "name")
-    assert filters.parse('{"label":{"a=b":true,"c":false}}', allowed) == {"label": ["a=b"]}
-    assert filters.parse('{"name":["x","y"]}', allowed) == {"name": ["x", "y"]}
-    with pytest.raises(BadRequest, match="invalid filter 'nope'"):
-        filters.parse('{"nope":["x"]}', allowed)
+    assert query.filters('{"label":{"a=b":true,"c":false}}') == {"label": ["a=b"]}
+    assert query.filters('{"name":["x","y"]}') == {"name": ["x", "y"]}
+    assert query.filters("") == {}
     with pytest.raises(BadRequest):
-        filters.parse("{not json", allowed)
+        query.filters("{not json")
+    allowed = ("label", "name")
+    assert filters.check({"name": ["x"]}, allowed) == {"name": ["x"]} and filters.check(None, allowed) == {}
+    with pytest.raises(BadRequest, match="invalid filter 'nope'"):
+        filters.check(query.filters('{"nope":["x"]}'), allowed)
     assert filters.label_match(["a", "b=2"], {"a": "1", "b": "2"})
     assert not filters.label_match(["b=3"], {"b": "2"})
 

@@ -1,10 +1,11 @@
 """Detach keys: the key sequence that leaves an attached session without stopping the
 container (Docker's default Ctrl-P Ctrl-Q, `--detach-keys` to change it).
 
-The daemon watches the stdin of a client attached to a terminal for the sequence (not
-without a terminal: there stdin is data, passed as is), as dockerd does: bytes that
-could be its start are held back until the next bytes tell; a completed sequence is
-swallowed and ends the session; a broken one is passed on whole.
+Part of the attach and exec stream protocol: the API watches the stdin of a client
+attached to a terminal for the sequence (not without a terminal: there stdin is data,
+passed as is), as dockerd does: bytes that could be its start are held back until the
+next bytes tell; a completed sequence is swallowed and ends the session; a broken one is
+passed on whole.
 """
 
 from __future__ import annotations
