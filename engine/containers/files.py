@@ -24,7 +24,6 @@ succeeded, `export` when an export starts streaming, as dockerd publishes them.
 
 from __future__ import annotations
 
-import base64
 import os
 import posixpath
 import stat
@@ -48,7 +47,6 @@ from ..runtime import bundle, rootfs
 from .registry import Containers
 
 
-STAT_HEADER = "X-Docker-Container-Path-Stat"
 T = TypeVar("T")
 
 # Go's os.FileMode type bits (what the docker CLI decodes from the stat header).
@@ -91,10 +89,6 @@ def go_file_mode(st_mode: int) -> int:
     if st_mode & stat.S_ISVTX:
         mode |= GO_MODE_STICKY
     return mode
-
-
-def encode_stat(value: PathStat) -> str:
-    return base64.b64encode(msgspec.json.encode(value)).decode()
 
 
 class _Target:
