@@ -9,21 +9,21 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 
-from .api.http import Limits
+from .models import ApiLimits, ListenEndpoint, TLSOptions
 
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_EXEC_ROOT = "/run/berth"
-DEFAULT_HOST = "unix:///run/berth/berth.sock"
 DEFAULT_CONFIG = "/etc/berth/berthd.toml"
 
 
 class DaemonConfig(msgspec.Struct, kw_only=True):
     root: Path
     exec_root: Path
-    host: str
+    hosts: list[ListenEndpoint]  # -H, each served; see engine/api/listeners.py
     pidfile: Path
     default_runtime: str = "crun"
     cgroup_parent: str = "berth"
@@ -37,20 +37,59 @@ class DaemonConfig(msgspec.Struct, kw_only=True):
     journal_max_age: float = 7 * 86400
     bridge: str = "berth0"  # the default `bridge` network's Linux bridge
     bridge_subnet: str = "10.88.0.0/16"
-    api_limits: Limits = msgspec.field(default_factory=Limits)  # what the API server tolerates
+    api_limits: ApiLimits = msgspec.field(default_factory=ApiLimits)  # what the API server tolerates
+    socket_group: str | None = None  # --group; None: `berth` when that group exists, else root's
+    tls: TLSOptions = msgspec.field(default_factory=TLSOptions)  # --tls*, for tcp:// hosts
 
-    @property
-    def socket_path(self) -> Path:
-        if not self.host.startswith("unix://"):
-            raise SystemExit(f"berthd: only unix:// hosts are supported, not {self.host!r}")
-        return Path(self.host.removeprefix("unix://"))
+
+DEFAULT_TCP_PORT = 2375  # dockerd's, plain
+DEFAULT_TLS_PORT = 2376  # dockerd's, with TLS
+DEFAULT_TCP_ADDR = "127.0.0.1"  # `tcp://:PORT` (dockerd: localhost)
+
+
+def parse_host(value: str, default_socket: Path, tls: bool) -> ListenEndpoint:
+    """A `-H` value as a ListenEndpoint; ValueError says what is wrong with it."""
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "tcp", value  # dockerd: an address without a scheme is TCP
+    if scheme == "unix":
+        return ListenEndpoint(scheme="unix", path=str(Path(rest).absolute() if rest else default_socket))
+    if scheme == "fd":
+        raise ValueError("fd:// (systemd socket activation) is not supported: use unix:// or tcp://")
+    if scheme != "tcp":
+        raise ValueError(f"unsupported scheme {scheme!r}: use unix:///path or tcp://ADDR:PORT")
+    parts = urlsplit(f"tcp://{rest}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username is not None:
+        raise ValueError("a TCP host is tcp://ADDR:PORT, with no path, query or user")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 0 to 65535") from None
+    if port is None:
+        port = DEFAULT_TLS_PORT if tls else DEFAULT_TCP_PORT
+    return ListenEndpoint(scheme="tcp", host=parts.hostname or DEFAULT_TCP_ADDR, port=port)
 
 
 def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     parser = argparse.ArgumentParser(prog="berthd", description="berth container engine daemon")
     parser.add_argument("--root", default=DEFAULT_ROOT, help="state directory (images, containers)")
     parser.add_argument("--exec-root", default=None, help="run-time state (default: /run/berth, or <root>/run when --root is given)")
-    parser.add_argument("-H", "--host", default=None, help="API socket, unix:///path (default: <exec-root>/berth.sock)")
+    parser.add_argument("-H", "--host", dest="hosts", action="append", metavar="HOST",
+                        help="where the API listens, repeatable: unix:///path or tcp://ADDR[:PORT] (port "
+                             f"{DEFAULT_TCP_PORT}, {DEFAULT_TLS_PORT} with TLS; plain TCP only on a loopback "
+                             "address; default: unix://<exec-root>/berth.sock)")
+    parser.add_argument("-G", "--group", default=None,
+                        help="group of the unix sockets, which are mode 0660 (default: berth when that "
+                             "group exists, else root; '' for root)")
+    parser.add_argument("--tls", action="store_true", help="TLS on tcp:// hosts (anyone may connect; implied by --tlsverify)")
+    parser.add_argument("--tlsverify", action="store_true",
+                        help="TLS on tcp:// hosts, and only clients with a certificate signed by --tlscacert")
+    parser.add_argument("--tlscacert", default=None, metavar="FILE",
+                        help="CA that signs client certificates (default: tls/ca.pem next to the config file)")
+    parser.add_argument("--tlscert", default=None, metavar="FILE",
+                        help="the server's certificate (default: tls/cert.pem next to the config file)")
+    parser.add_argument("--tlskey", default=None, metavar="FILE",
+                        help="the server's private key (default: tls/key.pem next to the config file)")
     parser.add_argument("-p", "--pidfile", default=None, help="pid file (default: <exec-root>/berthd.pid)")
     parser.add_argument("--runtime", "--default-runtime", dest="runtime", default="crun", help="default OCI runtime: crun or runc")
     parser.add_argument("--cgroup-parent", default="berth", help="parent cgroup of containers")
@@ -63,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     parser.add_argument("--plugins-dir", default=None, help="directory of plugin modules (default: next to the config file)")
     parser.add_argument("--bridge", default="berth0", help="Linux bridge of the default `bridge` network (first start)")
     parser.add_argument("--bridge-subnet", default="10.88.0.0/16", help="subnet of the default `bridge` network (first start)")
-    limits = Limits()
+    limits = ApiLimits()
     parser.add_argument("--api-header-timeout", type=float, default=limits.header_timeout, metavar="SECONDS",
                         help="a request's line and headers must arrive within this, counted from connect or "
                              f"from its first byte: else 408 and close (default {limits.header_timeout:g})")
@@ -88,15 +127,26 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
         exec_root = Path(args.exec_root).absolute()
     else:
         exec_root = Path(DEFAULT_EXEC_ROOT) if args.root == DEFAULT_ROOT else root / "run"
-    host = args.host or f"unix://{exec_root / 'berth.sock'}"
+    tls_dir = Path(args.config_file).absolute().parent / "tls"
+    tls = TLSOptions(enabled=args.tls or args.tlsverify, verify=args.tlsverify,
+                     cacert=Path(args.tlscacert or tls_dir / "ca.pem").absolute(),
+                     cert=Path(args.tlscert or tls_dir / "cert.pem").absolute(),
+                     key=Path(args.tlskey or tls_dir / "key.pem").absolute())
+    hosts = []
+    for value in args.hosts or ["unix://"]:
+        try:
+            hosts.append(parse_host(value, exec_root / "berth.sock", tls.enabled))
+        except ValueError as exc:
+            parser.error(f"-H {value}: {exc}")
     pidfile = Path(args.pidfile).absolute() if args.pidfile else exec_root / "berthd.pid"
-    return DaemonConfig(root=root, exec_root=exec_root, host=host, pidfile=pidfile, default_runtime=args.runtime,
+    return DaemonConfig(root=root, exec_root=exec_root, hosts=hosts, pidfile=pidfile, default_runtime=args.runtime,
                         cgroup_parent=args.cgroup_parent, init=args.init,
                         config_file=Path(args.config_file).absolute(),
                         plugins_dir=Path(args.plugins_dir or Path(args.config_file).parent / "plugins").absolute(),
                         journal_max_bytes=args.events_max_size, journal_max_age=args.events_max_age,
                         init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug,
                         bridge=args.bridge, bridge_subnet=args.bridge_subnet,
-                        api_limits=Limits(header_timeout=args.api_header_timeout, body_timeout=args.api_body_timeout,
+                        api_limits=ApiLimits(header_timeout=args.api_header_timeout, body_timeout=args.api_body_timeout,
                                           idle_timeout=args.api_idle_timeout, max_json_body=args.api_max_json_body,
-                                          max_connections=args.api_max_connections))
+                                          max_connections=args.api_max_connections),
+                        socket_group=args.group, tls=tls)

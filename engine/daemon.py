@@ -3,7 +3,12 @@
 One daemon per root: an exclusive lock on `<root>/berthd.lock` is taken before anything
 else, so a second daemon on the same root refuses at once and touches nothing. SIGTERM
 (or SIGINT) stops every container gracefully, unmounts what was mounted, removes the
-socket and pid file, and exits 0.
+sockets and pid file, and exits 0.
+
+Start-up order: the listen plan is checked (`engine/api/listeners.py`: a plain TCP
+endpoint off loopback, an unknown `--group`, unreadable TLS files are refused here, before
+the lock and before anything is bound), the root is locked, the API endpoints are bound
+(clients that connect now wait in the backlog), the engine opens, and then the API serves.
 """
 
 from __future__ import annotations
@@ -12,12 +17,12 @@ import fcntl
 import logging
 import os
 import signal
-import socket
 import sys
 
 import trio
 
-from .api.http import serve_unix
+from .api import listeners
+from .api.http import serve_api
 from .api.router import make_dispatch
 from .config import DaemonConfig, parse_args
 from .core import Engine
@@ -39,42 +44,35 @@ def _lock_root(config: DaemonConfig) -> int:
     return fd
 
 
-def _listen(config: DaemonConfig) -> trio.SocketListener:
-    path = config.socket_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)  # we hold the root lock: any socket here is stale
-    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock_path = str(path)
-    # bind synchronously through the stdlib socket: trio's bind is async only for DNS
-    sock._sock.bind(sock_path)
-    os.chmod(sock_path, 0o660)
-    sock.listen(128)
-    return trio.SocketListener(sock)
+async def serve(config: DaemonConfig, plan: listeners.Plan, layout: cgroups.Layout) -> None:
+    endpoints = await listeners.open_listeners(plan)
+    try:
+        engine = Engine(config, layout)
+        config.exec_root.mkdir(parents=True, exist_ok=True)
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as daemon:
+                await engine.open(daemon)
+                config.pidfile.write_text(f"{os.getpid()}\n")
+                accepting = trio.CancelScope()
 
+                async def api() -> None:
+                    with accepting:
+                        await serve_api(endpoints, make_dispatch(engine), daemon, config.api_limits)
 
-async def serve(config: DaemonConfig, layout: cgroups.Layout) -> None:
-    engine = Engine(config, layout)
-    config.exec_root.mkdir(parents=True, exist_ok=True)
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async with trio.open_nursery() as daemon:
-            await engine.open(daemon)
-            listener = _listen(config)
-            config.pidfile.write_text(f"{os.getpid()}\n")
-            accepting = trio.CancelScope()
-
-            async def api() -> None:
-                with accepting:
-                    await serve_unix(listener, make_dispatch(engine), daemon, config.api_limits)
-
-            daemon.start_soon(api)
-            log.info("berthd listening on %s (root %s, runtime %s)", config.host, config.root, config.default_runtime)
-            async for signum in signals:
-                log.info("received %s: stopping containers", signal.Signals(signum).name)
-                break
-            accepting.cancel()  # no new connections; open ones see their containers stop
-            await engine.shutdown()
-            daemon.cancel_scope.cancel()
-    config.socket_path.unlink(missing_ok=True)
+                daemon.start_soon(api)
+                log.info("berthd listening on %s (root %s, runtime %s)", " ".join(e.url for e in config.hosts),
+                         config.root, config.default_runtime)
+                async for signum in signals:
+                    log.info("received %s: stopping containers", signal.Signals(signum).name)
+                    break
+                accepting.cancel()  # no new connections; open ones see their containers stop
+                await engine.shutdown()
+                daemon.cancel_scope.cancel()
+    finally:
+        for endpoint in endpoints:
+            with trio.CancelScope(shield=True):
+                await endpoint.aclose()
+        listeners.remove_sockets(plan)
     config.pidfile.unlink(missing_ok=True)
     log.info("berthd stopped")
 
@@ -85,12 +83,18 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if os.geteuid() != 0:
         raise SystemExit("berthd: must run as root (containers need namespaces, mounts and cgroups)")
+    try:
+        plan = listeners.plan(config.hosts, config.socket_group, config.tls)
+    except listeners.ListenError as exc:
+        raise SystemExit(f"berthd: {exc}") from None
     lock = _lock_root(config)
     layout = cgroups.detect()  # the host's, before this process hides part of it
     if cgroups.hide_hybrid_v2(layout):  # before trio starts any thread
         log.info("hybrid cgroup host: berthd runs in its own mount namespace without %s", cgroups.UNIFIED)
     try:
-        trio.run(serve, config, layout)
+        trio.run(serve, config, plan, layout)
+    except listeners.ListenError as exc:
+        raise SystemExit(f"berthd: {exc}") from None
     finally:
         os.close(lock)
 

@@ -490,3 +490,47 @@ def decode(data: bytes, type_):
 
 
 encode = msgspec.json.encode
+
+
+# --- the daemon's listeners (berthd -H, --tls*, --api-*) ---------------------------------
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ListenEndpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """One `-H` value, parsed: a unix socket path, or a TCP address and port."""
+
+    scheme: str  # "unix" or "tcp"
+    path: str = ""  # unix: absolute
+    host: str = ""  # tcp: an address or a name, without brackets
+    port: int = 0  # tcp: 0 picks a free port (the log names it)
+
+    @property
+    def url(self) -> str:
+        if self.scheme == "unix":
+            return f"unix://{self.path}"
+        return f"tcp://{host_port(self.host, self.port)}"
+
+
+class TLSOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """`--tls`, `--tlsverify`, `--tlscacert`, `--tlscert`, `--tlskey`: TCP endpoints only."""
+
+    enabled: bool = False  # --tls, or implied by --tlsverify
+    verify: bool = False  # --tlsverify: client certificates signed by cacert are required
+    cacert: Path = Path("/etc/berth/tls/ca.pem")  # berthd: tls/ next to its config file
+    cert: Path = Path("/etc/berth/tls/cert.pem")
+    key: Path = Path("/etc/berth/tls/key.pem")
+
+
+class ApiLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """What the API server tolerates from a client (`berthd --api-*` options)."""
+
+    header_timeout: float = 30.0  # request line + headers, from accept or the request's first byte
+    body_timeout: float = 60.0  # longest pause between two reads of a request body
+    idle_timeout: float = 300.0  # a kept-alive connection with no request in progress
+    max_json_body: int = 4 << 20  # a body read whole; > ARG_MAX (2 MiB), the most a Cmd + Env can be
+    max_connections: int = 512  # open at once (streams and attach included); more get a 503
+    max_header_bytes: int = 1 << 20  # request line + headers (Go's DefaultMaxHeaderBytes); fixed

@@ -62,6 +62,8 @@ class Daemon:
                "--cgroup-parent", self.cgroup_parent, "--config-file", str(self.config_file),
                "--plugins-dir", str(self.plugins_dir), "--bridge", self.bridge, "--bridge-subnet", self.subnet,
                *self.args]
+        if any(arg in ("-H", "--host") or arg.startswith("--host=") for arg in self.args):
+            cmd += ["-H", self.host]  # hosts of the test's own, and the socket this helper uses
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

@@ -9,7 +9,7 @@ alive). A handler answers in one of three ways:
 * `await req.hijack()` (attach): the raw socket after `101 UPGRADED`, as the docker CLI
   expects; a client half-close is not a disconnect there.
 
-Every request is answered, bad ones too (`Limits` holds the numbers, `berthd --api-*` sets
+Every request is answered, bad ones too (`models.ApiLimits` holds the numbers, `berthd --api-*` sets
 them); a request the server will not read further is a `Refused`, answered with its status
 and `Connection: close`, then the connection closes:
 
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import http
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from email.utils import formatdate
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,6 +42,7 @@ import msgspec
 import trio
 
 from ..errors import BadRequest, EngineError, NotModified
+from ..models import ApiLimits
 
 log = logging.getLogger("berth.api")
 
@@ -51,17 +52,6 @@ SERVER = "berth/0.1.0 (linux)"
 _FALSE = {"", "0", "no", "false", "none"}
 _READ_SIZE = 65536
 _LINGER = 1.0  # seconds a refused connection is drained so the client can read the answer
-
-
-class Limits(msgspec.Struct, frozen=True, kw_only=True):
-    """What the API server tolerates from a client (`berthd --api-*` options)."""
-
-    header_timeout: float = 30.0  # request line + headers, from accept or the request's first byte
-    body_timeout: float = 60.0  # longest pause between two reads of a request body
-    idle_timeout: float = 300.0  # a kept-alive connection with no request in progress
-    max_json_body: int = 4 << 20  # a body read whole; > ARG_MAX (2 MiB), the most a Cmd + Env can be
-    max_connections: int = 512  # open at once (streams and attach included); more get a 503
-    max_header_bytes: int = 1 << 20  # request line + headers (Go's DefaultMaxHeaderBytes); fixed
 
 
 # How the HTTP layer refuses a request, one class per status. The answer carries
@@ -92,7 +82,7 @@ class Overloaded(Refused):
     status = 503
 
 
-def _protocol_refusal(exc: h11.RemoteProtocolError, reading_head: bool, limits: Limits) -> Refused:
+def _protocol_refusal(exc: h11.RemoteProtocolError, reading_head: bool, limits: ApiLimits) -> Refused:
     """h11's verdict on bad input as the `Refused` that answers it."""
     message = str(exc)
     if len(message) > 200:  # h11 quotes the offending bytes; a 1 MiB chunk header is no message
@@ -179,7 +169,7 @@ class Request:
                 self._body_done = True
 
     async def body(self) -> bytes:
-        """The whole body, for handlers that decode it: over `Limits.max_json_body` is a 413.
+        """The whole body, for handlers that decode it: over `ApiLimits.max_json_body` is a 413.
         Tar uploads read `body_chunks()` instead, which has no limit."""
         limit = self._conn.limits.max_json_body
         declared = self.headers.get("content-length")
@@ -239,7 +229,7 @@ Handler = Callable[[Request], Awaitable[Response | None]]
 
 
 class Connection:
-    def __init__(self, stream: trio.abc.Stream, dispatch: Handler, limits: Limits = Limits()):
+    def __init__(self, stream: trio.abc.Stream, dispatch: Handler, limits: ApiLimits = ApiLimits()):
         self.sock = stream
         self.limits = limits
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
@@ -429,10 +419,11 @@ def _error(status: int, message: str) -> Response:
     return json_response({"message": message}, status)
 
 
-async def serve_unix(listener: trio.SocketListener, dispatch: Handler, nursery: trio.Nursery,
-                     limits: Limits = Limits()) -> None:
-    """Accept connections forever, one task per connection; beyond `limits.max_connections`
-    open ones, a connection's request is answered 503 and the connection closed."""
+async def serve_api(listeners: Sequence[trio.abc.Listener], dispatch: Handler, nursery: trio.Nursery,
+                    limits: ApiLimits = ApiLimits()) -> None:
+    """Accept connections on every listener (unix, TCP, TLS) forever, one task per
+    connection; beyond `limits.max_connections` open ones (all listeners together), a
+    connection's request is answered 503 and the connection closed."""
     open_connections = 0
     warned_at: float | None = None
 
@@ -440,7 +431,7 @@ async def serve_unix(listener: trio.SocketListener, dispatch: Handler, nursery: 
         raise Overloaded(f"too many open API connections ({limits.max_connections}, "
                          "berthd --api-max-connections); try again later")
 
-    async def handle(stream: trio.SocketStream) -> None:
+    async def handle(stream: trio.abc.Stream) -> None:
         nonlocal open_connections, warned_at
         over = open_connections >= limits.max_connections
         if over and (warned_at is None or trio.current_time() - warned_at >= 60):  # a flood must not flood the log
@@ -455,4 +446,4 @@ async def serve_unix(listener: trio.SocketListener, dispatch: Handler, nursery: 
         finally:
             open_connections -= 1
 
-    await trio.serve_listeners(handle, [listener], handler_nursery=nursery)
+    await trio.serve_listeners(handle, list(listeners), handler_nursery=nursery)
