@@ -167,7 +167,8 @@ class HostConfig(Struct, rename="pascal"):
     cap_drop: list[str] | None = None
     ipc_mode: str = ""
     pid_mode: str = ""
-    uts_mode: str = ""
+    uts_mode: str = field(default="", name="UTSMode")
+    security_opt: list[str] | None = None
 
 
 class UpdateRequest(Struct, rename="pascal", kw_only=True):

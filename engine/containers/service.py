@@ -94,6 +94,7 @@ class ContainerService:
         if hc.log_config.type not in ("", "json-file"):
             raise BadRequest(f"logging driver {hc.log_config.type!r} is not supported: berth has json-file")
         logs.log_options(hc.log_config.config)
+        bundle.check(hc)
         self.network.check_mode(hc.network_mode)
         if (hc.port_bindings or hc.publish_all_ports) and sole_network(hc.network_mode):
             raise BadRequest(f"conflicting options: port publishing and the {hc.network_mode} network mode")

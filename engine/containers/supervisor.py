@@ -98,9 +98,9 @@ class Supervisor:
             while True:
                 try:
                     process, writer = await self._launch(c)
-                except StartFailed as exc:
+                except EngineError as exc:  # the runtime's reason, or a bad setting found while preparing
                     await self.teardown(c)
-                    exit_code = 127
+                    exit_code = 127 if isinstance(exc, StartFailed) else 128  # as dockerd's start
                     restart = not first and should_restart(c, exit_code)
                     await self._record_exit(c, exit_code, error=exc.message, started=not first, restarting=restart)
                     if first:

@@ -1,36 +1,52 @@
 """The OCI bundle: `config.json` for one container, from its record and image.
 
-Defaults follow Docker's: its capability set, masked and read-only /proc paths, the
-device allow-list, a 64 MB /dev/shm, and /etc/hosts, /etc/hostname, /etc/resolv.conf
-bind-mounted from the container's directory.
+Confinement follows Docker's, line by line (docs/security.md):
+- capabilities: Docker's default set, `--cap-add`/`--cap-drop` by its rules, all the
+  daemon's bounding set holds under `--privileged` (`capabilities`);
+- seccomp: Docker's default profile evaluated for the container's capabilities and the
+  host (`seccomp`), none with `--privileged` or `--security-opt seccomp=unconfined`;
+- NoNewPrivs off unless `--security-opt no-new-privileges` (`security`);
+- masked and read-only /proc and /sys paths, /sys read-only;
+- the device allow-list (`devices`), a 64 MB /dev/shm, NOFILE at the daemon's hard limit;
+- /etc/hosts, /etc/hostname, /etc/resolv.conf bind-mounted from the container's directory.
+`--privileged` lifts all of it but the namespaces: every host device, /sys and its
+cgroups read-write, nothing masked.
 """
 
 from __future__ import annotations
 
+import functools
+import glob
 import resource
 from pathlib import Path
 
 from ..errors import BadRequest
-from ..models import ContainerRecord, MountPoint
+from ..models import ContainerRecord, HostConfig, MountPoint
+from . import capabilities, devices, seccomp, security
 
 INIT_PATH = "/sbin/docker-init"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-DEFAULT_CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-]
-ALL_CAPS = DEFAULT_CAPS + [
-    "CAP_DAC_READ_SEARCH", "CAP_LINUX_IMMUTABLE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_LEASE", "CAP_AUDIT_CONTROL", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-]
-MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"]
+# Docker 20.10's, and what later advisories added: /proc/interrupts and each CPU's
+# thermal_throttle (GHSA-6fw5-f8r9-fgfm), powercap (GHSA-jq35-85cj-fj4p)
+MASKED_PATHS = ["/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/sched_debug", "/proc/scsi", "/proc/timer_list", "/proc/timer_stats",
+                "/sys/devices/virtual/powercap", "/sys/firmware"]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-_DEVICES = [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)]
+
+
+@functools.cache
+def masked_paths() -> list[str]:
+    """MASKED_PATHS and the thermal_throttle directory of each CPU that has one (fixed
+    for the daemon's life, as in dockerd)."""
+    return MASKED_PATHS + sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*/thermal_throttle"),
+                                 key=lambda p: int(p.split("/")[5].removeprefix("cpu")))
+
+
+def check(hc: HostConfig) -> None:
+    """Refuse at create what the bundle could not be made from (BadRequest naming it): an
+    unknown capability, one the daemon's bounding set lacks, a bad `--security-opt`."""
+    security.parse(hc.security_opt)
+    capabilities.container_set(hc.cap_add, hc.cap_drop, privileged=hc.privileged)
 
 
 def resolve_user(rootfs: Path, spec: str) -> tuple[int, int, list[int]]:
@@ -81,13 +97,7 @@ def _home(rootfs: Path, uid: int) -> str:
 def resources(record: ContainerRecord) -> dict:
     """The OCI `linux.resources` of a container: devices and its HostConfig limits."""
     hc = record.host_config
-    res: dict = {
-        "devices": [{"allow": False, "access": "rwm"},
-                    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-                    {"allow": True, "type": "c", "access": "m"},
-                    {"allow": True, "type": "b", "access": "m"}]
-        + [{"allow": True, "type": "c", "major": ma, "minor": mi, "access": "rwm"} for ma, mi in _DEVICES],
-    }
+    res: dict = {"devices": devices.privileged_rules() if hc.privileged else devices.default_rules()}
     if hc.memory:
         res["memory"] = {"limit": hc.memory}
         if hc.memory_swap:
@@ -143,16 +153,19 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
     env.setdefault("HOME", _home(rootfs, uid))
     if cfg.tty:
         env.setdefault("TERM", "xterm")  # as dockerd does for a container with a terminal
-    caps = ALL_CAPS if hc.privileged else sorted(set(DEFAULT_CAPS + [f"CAP_{c.upper().removeprefix('CAP_')}" for c in hc.cap_add or []])
-                                                 - {f"CAP_{c.upper().removeprefix('CAP_')}" for c in hc.cap_drop or []})
+    opts = security.parse(hc.security_opt)
+    caps = capabilities.container_set(hc.cap_add, hc.cap_drop, privileged=hc.privileged)
+    confined = not hc.privileged
+    filter_ = seccomp.filter_for(frozenset(caps), opts.seccomp) if confined and opts.seccomp != "unconfined" else None
     _, nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ro = ["ro"] if confined else []  # a privileged container's /sys and cgroups are writable
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", *ro]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": [*ro, "nosuid", "noexec", "nodev"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={hc.shm_size or 64 * 1024 * 1024}"]},
@@ -173,7 +186,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
             "cwd": cfg.working_dir or "/",
             "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
-            "noNewPrivileges": not hc.privileged,
+            "noNewPrivileges": opts.no_new_privileges,
         },
         "root": {"path": str(rootfs), "readonly": hc.readonly_rootfs},
         "hostname": cfg.hostname,
@@ -184,6 +197,9 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
                            *([] if hc.network_mode == "host" else [{"type": "network", "path": str(netns)}])],
             "cgroupsPath": cgroups_path,
             "resources": resources(record),
-            **({} if hc.privileged else {"maskedPaths": MASKED_PATHS, "readonlyPaths": READONLY_PATHS}),
+            **({"maskedPaths": masked_paths(), "readonlyPaths": READONLY_PATHS} if confined
+               else {"devices": devices.host_devices()}),
+            **({"seccomp": filter_.oci} if filter_ is not None else {}),
         },
+        **({"annotations": {seccomp.BPF_ANNOTATION: filter_.bpf}} if filter_ is not None and filter_.bpf else {}),
     }
