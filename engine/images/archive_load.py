@@ -5,9 +5,11 @@ An archive in Docker's layout (any version: `manifest.json` with layers at
 indexes resolved to this host's platform), plain or gzip/bzip2/xz-compressed, is loaded
 into the image store.
 
-The archive is untrusted. It is never extracted: members are read in place through an
-index of checked names, so nothing in it is written anywhere except layer contents,
-through `layers.apply_tar`, into a scratch layer. Absolute names, `..`, links that leave
+The archive is untrusted. It is never extracted: its index is read by `fs.unpack`'s
+strict reader (a corrupt or cut-off archive is refused, not read up to the damage),
+members are read in place through that index of checked names, so nothing in it is
+written anywhere except layer contents, through `layers.apply_tar` (`fs.unpack` under
+the layer rules), into a scratch layer. Absolute names, `..`, links that leave
 the archive, device nodes and other special members, duplicate names, references to
 missing members, descriptor sizes or digests that do not match, malformed JSON, and
 layers that do not hash to their DiffID are 400s naming the problem. All but the layers'
@@ -22,6 +24,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import io
 import lzma
 import posixpath
 import re
@@ -35,6 +38,7 @@ import msgspec
 
 import gounits
 from ..errors import BadRequest
+from ..fs import unpack
 from ..models import ImageConfig
 from . import reference
 from .archive import (
@@ -112,20 +116,27 @@ def decompress(src: Path, dst: Path) -> Path:
 
 
 class Archive:
-    """A tar read in place: its members indexed by checked, normalised names."""
+    """A tar read in place: its members indexed by checked, normalised names.
+
+    The index is read by `unpack.members`, the strict reader every untrusted tar goes
+    through (a bad header, a cut-off member or a missing end-of-archive block is a 400,
+    never an early end); member data is then read in place (`unpack.Section`)."""
 
     def __init__(self, path: Path):
+        self.file = open(path, "rb")
         try:
-            self.tar = tarfile.open(path, "r:")
-            members = self.tar.getmembers()
-        except (tarfile.TarError, EOFError) as exc:
-            raise BadRequest(f"invalid tar archive: {exc}") from None
+            members = list(unpack.members(self.file))
+        except BaseException:
+            self.file.close()
+            raise
         self.members: dict[str, tarfile.TarInfo] = {}
         for member in members:
             name = _clean(member.name)
             if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
                 kind = "device node" if member.ischr() or member.isblk() else "special file"
                 raise _bad(f"member {member.name!r} is a {kind}")
+            if member.sparse is not None:
+                raise _bad(f"member {member.name!r} is a sparse file")
             if not name:
                 if member.isdir():
                     continue  # `./`, as `tar -C dir -c .` writes
@@ -135,7 +146,7 @@ class Archive:
             self.members[name] = member
 
     def close(self) -> None:
-        self.tar.close()
+        self.file.close()
 
     def has(self, name: str) -> bool:
         return _clean(name) in self.members
@@ -161,7 +172,7 @@ class Archive:
         raise _bad(f"{what} {name!r}: too many levels of links")
 
     def open(self, member: tarfile.TarInfo) -> BinaryIO:
-        return self.tar.extractfile(member)
+        return io.BufferedReader(unpack.Section(self.file.fileno(), member.offset_data, member.size), CHUNK)
 
     def read(self, name: str, what: str) -> bytes:
         member = self.member(name, what)
@@ -169,7 +180,7 @@ class Archive:
             raise _bad(f"{what} {name!r} is too large ({member.size} bytes)")
         try:
             return self.open(member).read()
-        except (tarfile.TarError, OSError) as exc:
+        except (EOFError, OSError) as exc:
             raise _bad(f"{what} {name!r} cannot be read: {exc}") from None
 
     def decode(self, name: str, what: str, type_):
@@ -183,9 +194,12 @@ class Archive:
         if member.size != desc.size:
             raise _bad(f"{what} {desc.digest}: size {desc.size} in its descriptor, {member.size} in the archive")
         sha = hashlib.sha256()
-        with self.open(member) as f:
-            while chunk := f.read(CHUNK):
-                sha.update(chunk)
+        try:
+            with self.open(member) as f:
+                while chunk := f.read(CHUNK):
+                    sha.update(chunk)
+        except (EOFError, OSError) as exc:
+            raise _bad(f"{what} {desc.digest} cannot be read: {exc}") from None
         if "sha256:" + sha.hexdigest() != desc.digest:
             raise _bad(f"{what} {desc.digest}: content does not match its digest")
         return member
@@ -340,7 +354,7 @@ def _unpack(store: ImageStore, archive: Archive, loads: list[_Load], quiet: bool
                 if not store.has_layer(chain):
                     try:
                         store.add_layer(lambda m=layer.member: archive.open(m), parent, expected=layer.diff_id)
-                    except (tarfile.TarError, OSError) as exc:
+                    except (EOFError, OSError) as exc:
                         raise _bad(f"layer {layer.member.name!r}: {exc}") from None
                     except BadRequest as exc:
                         raise _bad(f"layer {layer.member.name!r}: {exc.message}") from None

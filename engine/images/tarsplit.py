@@ -30,7 +30,6 @@ import hashlib
 import os
 import stat
 import struct
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -38,6 +37,7 @@ from typing import BinaryIO
 import msgspec
 
 from ..errors import EngineError
+from ..fs import inroot
 
 _FLUSH_AT = 64 * 1024  # raw bytes are written in pieces of about this size
 _READ = 1 << 20
@@ -57,60 +57,40 @@ class LayerChanged(EngineError):
 
 
 class Recorder:
-    """Record a tar stream's non-content bytes while `layers.apply_tar` reads it.
+    """Record a tar stream's non-content bytes while `unpack` reads it.
 
-    `feed` sees every byte of the uncompressed stream, in order; `member` is told about
-    each member after its header was parsed and before its content is read. Bytes up to
-    a member's data offset are raw; the content of a member given a `path` is not kept.
-    tarfile reads ahead, so a member's content may already have been fed when `member`
-    is called: bytes are held back (`_pending`) until their kind is known.
-    """
+    The unpacker hands over every byte of the uncompressed stream once, in order: as
+    `raw` (headers, extended headers, padding, contents not kept by reference, the
+    end-of-archive blocks and anything after them), or as `content` (the bytes of a
+    regular file that the layer holds at `path`, which are not kept)."""
 
     def __init__(self, out: BinaryIO):
         self._out = out
         self._encoder = msgspec.msgpack.Encoder()
-        self._pending = bytearray()  # bytes from offset `_pending_at` to `size`
-        self._pending_at = 0
-        self._skip_to = 0  # fed bytes before this offset are file content: not kept
-        self._raw = bytearray()  # classified raw bytes not yet written
-        self.size = 0  # bytes fed so far: at the end, the size of the tar
+        self._raw = bytearray()  # raw bytes not yet made a piece
+        self._records = bytearray()  # encoded pieces not yet written (written in batches)
+        self.size = 0  # bytes handed over so far: at the end, the size of the tar
 
-    def feed(self, data: bytes) -> None:
-        """The next bytes of the uncompressed stream."""
-        start = self.size
+    def raw(self, data: bytes | memoryview) -> None:
+        """The next bytes of the stream, kept as they are."""
+        self._raw += data
         self.size += len(data)
-        if start < self._skip_to:
-            data = data[self._skip_to - start:]
-        self._pending += data
-
-    def member(self, info: tarfile.TarInfo, path: str | None) -> None:
-        """`info` was parsed; its content is the file `path` in the layer (None: keep it raw)."""
-        self._take_raw(info.offset_data)
-        if path is None or info.size == 0:
-            return
-        self._flush_raw()
-        self._write(Piece(path=path, size=info.size))
-        end = info.offset_data + info.size
-        # Content already read ahead is dropped now; the rest is dropped as it is fed.
-        del self._pending[:max(0, min(end, self.size) - self._pending_at)]
-        self._pending_at = end
-        self._skip_to = end
-
-    def close(self) -> int:
-        """Write what is left (the end-of-archive blocks and trailing bytes); return the tar size."""
-        self._take_raw(self.size)
-        self._flush_raw()
-        return self.size
-
-    def _take_raw(self, upto: int) -> None:
-        count = upto - self._pending_at
-        if count <= 0:
-            return
-        self._raw += self._pending[:count]
-        del self._pending[:count]
-        self._pending_at = upto
         if len(self._raw) >= _FLUSH_AT:
             self._flush_raw()
+
+    def content(self, path: str, size: int) -> None:
+        """The next `size` bytes of the stream are the content of the layer file `path`."""
+        self.size += size
+        if size:
+            self._flush_raw()
+            self._write(Piece(path=path, size=size))
+
+    def close(self) -> int:
+        """Write what is left; return the tar size."""
+        self._flush_raw()
+        self._out.write(self._records)
+        self._records.clear()
+        return self.size
 
     def _flush_raw(self) -> None:
         if self._raw:
@@ -119,7 +99,11 @@ class Recorder:
 
     def _write(self, piece: Piece) -> None:
         data = self._encoder.encode(piece)
-        self._out.write(_LENGTH.pack(len(data)) + data)
+        self._records += _LENGTH.pack(len(data))
+        self._records += data
+        if len(self._records) >= _FLUSH_AT:
+            self._out.write(self._records)
+            self._records.clear()
 
 
 def _pieces(path: Path) -> Iterator[Piece]:
@@ -130,20 +114,19 @@ def _pieces(path: Path) -> Iterator[Piece]:
             yield decoder.decode(records.read(length))
 
 
-def _content(root: str, path: str, size: int) -> Iterator[bytes]:
-    full = os.path.join(root, path)
+def _content(root_fd: int, path: str, size: int) -> Iterator[bytes]:
     # The record was written by berth from a checked member name, but the directory is
-    # read long after: never follow a link out of the layer or read something else.
-    if os.path.commonpath([os.path.realpath(os.path.dirname(full)), root]) != root:
-        raise LayerChanged(f"layer file {path!r} now lies outside its layer")
+    # read long after: the path is opened beneath the layer following no symlink at all,
+    # so nothing outside the layer (or another file through a link) is ever read.
     try:
-        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = inroot.open_beneath(root_fd, path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO now: no wait
     except OSError as exc:
         raise LayerChanged(f"layer file {path!r} cannot be read: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
-            raise LayerChanged(f"layer file {path!r} changed since the layer was stored")
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size != size:  # (a directory now, say)
+        os.close(fd)
+        raise LayerChanged(f"layer file {path!r} changed since the layer was stored")
+    with os.fdopen(fd, "rb", buffering=0) as f:
         left = size
         while left:
             chunk = f.read(min(_READ, left))
@@ -155,12 +138,15 @@ def _content(root: str, path: str, size: int) -> Iterator[bytes]:
 
 def rebuild(split: Path, root: Path) -> Iterator[bytes]:
     """The layer tar, byte for byte as it was unpacked into `root`, in chunks."""
-    base = os.path.realpath(root)
-    for piece in _pieces(split):
-        if piece.path:
-            yield from _content(base, piece.path, piece.size)
-        else:
-            yield piece.raw
+    root_fd = os.open(root, inroot.DIR_FLAGS)
+    try:
+        for piece in _pieces(split):
+            if piece.path:
+                yield from _content(root_fd, piece.path, piece.size)
+            else:
+                yield piece.raw
+    finally:
+        os.close(root_fd)
 
 
 def digest(chunks: Iterator[bytes]) -> str:
