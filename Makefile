@@ -11,7 +11,7 @@ APT_PACKAGES := crun runc busybox-static tini util-linux iproute2 tmux docker.io
 SOCKET := /run/berth/berth.sock
 DAEMON_LOG := /run/berth/berthd.log
 
-.PHONY: install run test bench daemon stop-daemon clean
+.PHONY: install run test bench fuzz daemon stop-daemon clean
 
 # Byte-compile berth's own modules every time (quick when nothing changed): where
 # PYTHONDONTWRITEBYTECODE is set, nothing else would, and every `berth` command would pay
@@ -55,6 +55,18 @@ bench: install
 	$(PY) -m tests.bench.events_logs
 	$(PY) -m tests.bench.cli_ps
 	$(PY) -m tests.bench.network
+
+# Fuzz the API (not part of `make test`): requests generated from Docker's Engine API v1.41
+# description (tests/fuzz/swagger-v1.41.json) against an isolated berthd, until FUZZ_SECONDS
+# or FUZZ_REQUESTS; every 5xx and connection reset is reported with its request (FUZZ_REPORT).
+FUZZ_SECONDS ?= 900
+FUZZ_REQUESTS ?= 25000
+FUZZ_REPORT ?= /tmp/berth-fuzz/report.json
+
+fuzz: install
+	@$(PY) -c 'import schemathesis' 2>/dev/null || \
+		$(PY) -m pip install -q --disable-pip-version-check -e '.[test,fuzz]' --config-settings editable_mode=compat
+	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS) --requests $(FUZZ_REQUESTS) --report $(FUZZ_REPORT)
 
 clean:
 	rm -rf $(VENV) *.egg-info
