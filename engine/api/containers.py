@@ -121,9 +121,11 @@ async def logs(req: Request, engine: Engine) -> None:
     if not wanted:
         raise BadRequest("Bad parameters: you must choose at least one stream")
     tail = req.q("tail", "all")
-    if tail not in ("all", "") and not tail.lstrip("-").isdigit():
+    number = tail.removeprefix("-")
+    is_number = number.isascii() and number.isdigit()  # not "³": isdigit alone takes it
+    if tail not in ("all", "") and not is_number:
         raise BadRequest(f"invalid value for tail: {tail!r}")
-    tail_n = int(tail) if tail.lstrip("-").isdigit() and int(tail) >= 0 else None
+    tail_n = int(tail) if is_number and int(tail) >= 0 else None
     timestamps = req.qbool("timestamps")
     # 0 (the epoch) bounds nothing
     since = query.timestamp(req.q("since"), "since") or None

@@ -21,7 +21,7 @@ def parse(spec: str) -> bytes:
     keys = bytearray()
     for part in (spec or DEFAULT).split(","):
         key = part.strip()
-        if len(key) == 1:
+        if len(key) == 1 and key.isascii():
             keys.append(ord(key))
         elif key.lower().startswith("ctrl-") and len(key) == 6:
             char = key[5].lower()

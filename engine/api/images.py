@@ -8,7 +8,7 @@ import msgspec
 import trio
 
 from ..core import Engine
-from ..errors import EngineError
+from ..errors import BadRequest, EngineError, NotFound
 from . import query, render
 from .http import Request, Response, json_response
 
@@ -20,10 +20,10 @@ async def create(req: Request, engine: Engine) -> Response:
     client, which berth does not have yet: that is said, not faked."""
     if req.q("fromImage"):
         ref = req.q("fromImage") + (":" + req.q("tag") if req.q("tag") else "")
-        raise EngineError(f"pull access denied for {ref}: berth cannot pull from registries yet; "
-                          "import a rootfs with `import`, or use the built-in busybox image")
+        raise NotFound(f"pull access denied for {ref}: berth cannot pull from registries yet; "
+                       "import a rootfs with `import`, or use the built-in busybox image")
     if req.q("fromSrc") != "-":
-        raise EngineError("only fromSrc=- (the request body) is supported for import")
+        raise BadRequest("only fromSrc=- (the request body) is supported for import")
     repo = req.q("repo") + (":" + req.q("tag") if req.q("tag") else "")
     image = await engine.import_image(req.body_chunks(), repo=repo, changes=req.qlist("changes"),
                                       message=req.q("message"))

@@ -7,6 +7,7 @@ call does not); versions above ours or below MIN_API_VERSION get Docker's 400.
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 from ..core import Engine
 from ..errors import BadRequest, NotFound
@@ -105,7 +106,7 @@ def make_dispatch(engine: Engine):
     """A dispatch function for `http.Connection` bound to `engine`."""
 
     async def dispatch(req: Request) -> Response | None:
-        path = req.path
+        path = unquote(req.path) if "%" in req.path else req.path  # matched decoded, as dockerd's router
         versioned = _VERSIONED.match(path)
         if versioned:
             wanted = versioned.group(1)

@@ -99,6 +99,8 @@ class _Target:
     def __init__(self, raw: str):
         if not raw:
             raise BadRequest("bad parameter: path cannot be empty")
+        if "\0" in raw:
+            raise BadRequest("bad parameter: path cannot hold a NUL byte")
         self.raw = raw
         self.path = posixpath.normpath("/" + raw.lstrip("/"))
         self.current_dir = raw == "." or raw.endswith("/.")

@@ -72,6 +72,8 @@ async def top(layout: cgroups.Layout, cgroup: str, c: Container, ps_args: str) -
     Processes (all strings)."""
     if not c.has_process:
         raise Conflict(f"Container {c.id} is not running")
+    if "\0" in ps_args:
+        raise BadRequest("ps_args: a NUL byte cannot be passed to ps")
     pids = cgroups.procs(layout, cgroup)
     args = ps_args.split() if ps_args else ["-ef"]
     result = await trio.run_process(["ps", *args], capture_stdout=True, capture_stderr=True, check=False)
