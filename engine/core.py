@@ -449,11 +449,14 @@ class Engine:
         return self._network.joined(c)
 
     async def create_network(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
+                             ip_range: str = "", aux_addresses: dict[str, str] | None = None,
                              internal: bool = False, labels: dict[str, str] | None = None,
                              options: dict[str, str] | None = None) -> NetworkRecord:
-        """A new user-defined bridge network (its subnet chosen if not given)."""
-        return await self._network.create(name, driver=driver, subnet=subnet, gateway=gateway, internal=internal,
-                                          labels=labels, options=options)
+        """A new user-defined bridge network (its subnet chosen if not given; IPAM's range
+        and auxiliary addresses checked against it)."""
+        return await self._network.create(name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range,
+                                          aux_addresses=aux_addresses, internal=internal, labels=labels,
+                                          options=options)
 
     async def remove_network(self, ref: str) -> None:
         """Delete a user-defined network no container is on."""

@@ -5,6 +5,14 @@ decides status codes, so a plugin or test calling the Engine sees the same error
 docker client would.
 """
 
+from __future__ import annotations
+
+import errno
+import os
+
+# Write failures that mean the filesystem is full (or the user's quota is), not a bug.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
 
 class EngineError(Exception):
     """Base class: a message a user can act on, and the HTTP status that carries it."""
@@ -40,6 +48,13 @@ class NotModified(EngineError):
     status = 304
 
 
+class InsufficientStorage(EngineError):
+    """A write failed for want of space. dockerd answers 500; berth keeps 500 for its own
+    bugs, and docker clients show the message of a 507 just as they show a 500's."""
+
+    status = 507
+
+
 class StartFailed(EngineError):
     """The OCI runtime refused to start the process; dockerd answers these with 400."""
 
@@ -52,3 +67,8 @@ def no_such_container(ref: str) -> NotFound:
 
 def no_such_image(ref: str) -> NotFound:
     return NotFound(f"No such image: {ref}")
+
+
+def no_space(exc: OSError, what: str) -> InsufficientStorage:
+    """A write of `what` (a path, or words naming it) that failed with `exc`, one of NO_SPACE."""
+    return InsufficientStorage(f"{os.strerror(exc.errno).lower()}: could not write {what}")

@@ -26,7 +26,7 @@ and `Connection: close`, then the connection closes:
 
 A kept-alive connection idle between requests for `idle_timeout` is closed without a word:
 no request is in flight, and clients (Go's, urllib3) expect that. Bad input is never a 500:
-a 500 is a bug.
+a 500 is a bug. A full disk is a 507 naming what could not be written (`errors.no_space`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import h11
 import msgspec
 import trio
 
-from ..errors import BadRequest, EngineError, NotModified
+from ..errors import NO_SPACE, BadRequest, EngineError, NotModified, no_space
 from ..models import ApiLimits
 
 log = logging.getLogger("berth.api")
@@ -388,8 +388,7 @@ class Connection:
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     self._hijacked = True  # the client is gone; close the connection
                 except Exception as exc:  # a bug must not take the daemon down
-                    log.exception("handler failed: %s %s", req.method, req.path)
-                    response = _error(500, f"internal error: {exc}")
+                    response = _unexpected(req, exc)
             nursery.cancel_scope.cancel()
         if self._hijacked:
             return
@@ -413,6 +412,17 @@ class Connection:
         if response.body and response.status not in (204, 304) and req.method != "HEAD":
             await self.send(h11.Data(data=response.body))
         await self.send(h11.EndOfMessage())
+
+
+def _unexpected(req: Request, exc: Exception) -> Response:
+    """An exception no one turned into an EngineError: a full disk is a 507 that says so
+    (a write the Engine does not name itself names the request); anything else is a bug, a 500."""
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+        error = no_space(exc, exc.filename or f"what {req.method} {req.path} stores")
+        log.warning("%s %s: %s", req.method, req.path, error.message)
+        return _error(error.status, error.message)
+    log.exception("handler failed: %s %s", req.method, req.path)
+    return _error(500, f"internal error: {exc}")
 
 
 def _error(status: int, message: str) -> Response:

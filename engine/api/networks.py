@@ -14,6 +14,8 @@ from .http import Request, Response, json_response
 class IPAMPool(msgspec.Struct, rename="pascal"):
     subnet: str = ""
     gateway: str = ""
+    ip_range: str = msgspec.field(default="", name="IPRange")
+    aux_addresses: dict[str, str] | None = msgspec.field(default=None, name="AuxiliaryAddresses")
 
 
 class IPAM(msgspec.Struct, rename="pascal"):
@@ -68,7 +70,8 @@ async def create(req: Request, engine: Engine) -> Response:
         raise BadRequest("network name is required")
     pool = (body.ipam.config or [IPAMPool()])[0] if body.ipam else IPAMPool()
     record = await engine.create_network(body.name, driver=body.driver or "bridge", subnet=pool.subnet,
-                                         gateway=pool.gateway, internal=body.internal, labels=body.labels,
+                                         gateway=pool.gateway, ip_range=pool.ip_range,
+                                         aux_addresses=pool.aux_addresses, internal=body.internal, labels=body.labels,
                                          options=body.options)
     return json_response({"Id": record.id, "Warning": ""}, 201)
 

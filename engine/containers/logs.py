@@ -18,10 +18,18 @@ is waiting, see Container.output_logged, and after every state change): taking t
 before reading and waiting on it after means no write is missed and none is seen twice.
 At the end of a file that was rotated away, a follower moves on to the next newer file,
 so rotation loses nothing.
+
+A write that fails (a full disk) does not stop the container: what it wrote in part is
+cut off (the file ends with a whole entry), the output is dropped and counted, the
+failure is logged once, and the count when writing works again. Blocking the pump until
+space returns would lose no output, but the pipe would fill and the container would hang
+in its next write: its service stalls (for every container on the disk at once, for as
+long as the disk stays full) to keep lines no one can read meanwhile; dockerd drops them too.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -34,8 +42,11 @@ import msgspec
 import trio
 
 from ..errors import BadRequest
+from ..fs.store import append_whole
 from ..models import LogEntry, LogText
 from ..timefmt import rfc3339
+
+log = logging.getLogger("berth.logs")
 
 _CHUNK = 1 << 20
 MAX_LINE = 16 * 1024
@@ -151,24 +162,52 @@ class LogWriter:
 
     def __init__(self, files: LogFiles, on_write: Callable[[], None]):
         self.files = files
-        self._fd = os.open(files.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        self._size = os.fstat(self._fd).st_size
         self._on_write = on_write
         self._lock = threading.Lock()
+        self._closed = False
+        self.lost_bytes = 0  # output dropped because it could not be written
+        self._failing: OSError | None = None
+        self._fd = -1
+        try:
+            self._open()
+        except OSError as exc:  # the first write tries again
+            self._dropped(0, exc)
+
+    def _open(self) -> None:
+        self._fd = os.open(self.files.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(self._fd).st_size
 
     def write(self, stream: str, data: bytes) -> None:
-        """Record `data` from `stream` ("stdout" or "stderr") and wake followers."""
+        """Record `data` from `stream` ("stdout" or "stderr") and wake followers; output
+        that cannot be written is dropped and counted (see the module's doc)."""
         stamp = rfc3339(time.time_ns())
         out = _encode_bulk(data, stream, stamp)
         with self._lock:
-            if self._fd < 0:
-                return  # closed: a pump that was abandoned at shutdown has nowhere to write
-            limit = self.files.max_size
-            if out is not None and (not limit or self._size + len(out) <= limit):
-                self._append(out)
+            if self._closed:
+                return  # a pump that was abandoned at shutdown has nowhere to write
+            try:
+                if self._fd < 0:
+                    self._open()  # a rotation could not make the new file
+                limit = self.files.max_size
+                if out is not None and (not limit or self._size + len(out) <= limit):
+                    self._append(out)
+                else:
+                    self._write_entries(data.decode("utf-8", errors="replace"), stream, stamp)
+            except OSError as exc:
+                self._dropped(len(data), exc)
             else:
-                self._write_entries(data.decode("utf-8", errors="replace"), stream, stamp)
+                if self._failing is not None:
+                    log.warning("%s: the log is written again; %d bytes of output were lost",
+                                self.files.path, self.lost_bytes)
+                    self._failing = None
         self._on_write()
+
+    def _dropped(self, size: int, exc: OSError) -> None:
+        self.lost_bytes += size
+        if self._failing is None:
+            self._failing = exc
+            log.error("%s: could not write the container's log: %s; its output is dropped (and counted) "
+                      "until it can", self.files.path, exc)
 
     def _write_entries(self, text: str, stream: str, stamp: str) -> None:
         """Entry by entry: lines over 16 KiB are split, and rotation falls between entries."""
@@ -191,13 +230,14 @@ class LogWriter:
         # An append to the page cache does not block in practice; a thread hop per chunk
         # would cost more than the write itself.
         if data:
-            os.write(self._fd, data)
+            append_whole(self._fd, data, self._size)
             self._size += len(data)
 
     def _rotate(self) -> None:
         files = self.files
         with _ROTATION:
             os.close(self._fd)
+            self._fd = -1  # until the new file is open: if that fails, the next write tries again
             if files.max_file > 1:
                 for n in range(files.max_file - 1, 1, -1):
                     if files.rotated(n - 1).exists():
@@ -205,14 +245,16 @@ class LogWriter:
                 os.replace(files.path, files.rotated(1))
             else:
                 os.truncate(files.path, 0)  # max-file=1: start over, as Docker does
-            self._fd = os.open(files.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        self._size = 0
+            self._open()
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            if self._failing is not None:
+                log.error("%s: %d bytes of output were lost: %s", self.files.path, self.lost_bytes, self._failing)
 
 
 def _tail_offset(f: BinaryIO, lines: int) -> tuple[int, int]:

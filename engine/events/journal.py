@@ -13,22 +13,33 @@ page cache survives the process); `sync()` (called every second by the bus and a
 shutdown) makes it survive a machine crash too. A record torn by a crash mid-write — a
 short header, a short payload or a bad checksum — ends the journal: on open it is cut
 off, and nothing before it is lost.
+
+A write that fails (a full disk) loses nothing and stops nothing: what it wrote in part is
+cut off again, so the segment still ends with a whole record, and the event is held in
+memory, in order, with those after it; every append tries them again first, and reads see
+them meanwhile. The failure is logged once, and once more when the held events are written.
+Only beyond `max_unwritten` held events are the oldest dropped (counted in `lost`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import time
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
+from ..fs.store import append_whole
 from ..models import Event
 
 _HEADER = struct.Struct(">II")
+
+log = logging.getLogger("berth.events")
 
 
 class Record(msgspec.Struct, array_like=True):
@@ -66,11 +77,15 @@ def _scan(path: Path) -> tuple[list[Record], int]:
 
 class Journal:
     def __init__(self, directory: Path, *, segment_bytes: int = 4 << 20, max_bytes: int = 256 << 20,
-                 max_age: float = 7 * 86400):
+                 max_age: float = 7 * 86400, max_unwritten: int = 65536):
         self.dir = directory
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
         self.max_age = max_age
+        self.max_unwritten = max_unwritten
+        self._unwritten: deque[tuple[Record, bytes]] = deque()  # appended, not yet on disk, oldest first
+        self.lost = 0  # events dropped from memory while writes failed
+        self._failing = False
         self.dir.mkdir(parents=True, exist_ok=True)
         self.segments: list[_Segment] = []
         self.next_cursor = 1
@@ -99,14 +114,25 @@ class Journal:
         else:
             self._fd = os.open(self.segments[-1].path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
 
-    def _new_segment(self) -> None:
+    def _new_segment(self, first: int | None = None) -> bool:
+        """Start the segment whose first record will be `first` (the next cursor by
+        default); False (logged) if it cannot be made."""
+        first = self.next_cursor if first is None else first
+        path = self.dir / f"{first:020d}.seg"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if self._fd < 0:
+                raise  # opening the journal: the daemon cannot start without one
+            self._write_failed(f"could not make the segment {path}: {exc}")
+            return False
         if self._fd >= 0:
-            os.fsync(self._fd)
+            self.sync()
             os.close(self._fd)
-        path = self.dir / f"{self.next_cursor:020d}.seg"
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self.segments.append(_Segment(self.next_cursor, path, 0, 0))
+        self._fd = fd
+        self.segments.append(_Segment(first, path, 0, 0))
         self._apply_retention()
+        return True
 
     def _apply_retention(self) -> None:
         cutoff = time.time_ns() - int(self.max_age * 1e9)
@@ -123,24 +149,51 @@ class Journal:
         return self.segments[0].first
 
     def append(self, event: Event) -> int:
-        """Stamp `event` (strictly increasing timeNano), write it, return its cursor."""
+        """Stamp `event` (strictly increasing timeNano), write it, return its cursor. A
+        write that fails keeps it in memory (see the module's doc), it never raises."""
         now = max(time.time_ns(), self.last_time + 1)
         event.timeNano, event.time = now, now // 10**9
-        cursor = self.next_cursor
-        payload = _encoder.encode(Record(cursor, event))
-        os.write(self._fd, _HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
-        segment = self.segments[-1]
-        segment.size += _HEADER.size + len(payload)
-        segment.last_time = now
+        record = Record(self.next_cursor, event)
+        payload = _encoder.encode(record)
+        self._unwritten.append((record, _HEADER.pack(len(payload), zlib.crc32(payload)) + payload))
         self.next_cursor += 1
         self.last_time = now
-        self._dirty = True
-        if segment.size >= self.segment_bytes:
-            self._new_segment()
-        return cursor
+        self._write_unwritten()
+        return record.cursor
+
+    def _write_unwritten(self) -> None:
+        """Write the held records, oldest first, until one fails."""
+        while self._unwritten:
+            record, data = self._unwritten[0]
+            if self.segments[-1].size >= self.segment_bytes and not self._new_segment(record.cursor):
+                break
+            segment = self.segments[-1]
+            try:
+                append_whole(self._fd, data, segment.size)
+            except OSError as exc:
+                self._write_failed(f"could not write {segment.path}: {exc}")
+                break
+            self._unwritten.popleft()
+            segment.size += len(data)
+            segment.last_time = record.event.timeNano
+            self._dirty = True
+        while len(self._unwritten) > self.max_unwritten:
+            self._unwritten.popleft()
+            self.lost += 1
+        if self._failing and not self._unwritten:
+            self._failing = False
+            log.warning("event journal: writing again; every event held meanwhile is written%s",
+                        f", but {self.lost} were lost" if self.lost else "")
+
+    def _write_failed(self, reason: str) -> None:
+        if not self._failing:
+            self._failing = True
+            log.error("event journal: %s; events are held in memory (up to %d) and written once it can",
+                      reason, self.max_unwritten)
 
     def read(self, cursor: int, limit: int = 4096) -> list[Record]:
         """Up to `limit` records from `cursor` on (from the oldest kept if it is gone)."""
+        held = self._held()  # taken first: a record written meanwhile is then found on disk, never missed
         out: list[Record] = []
         for i, segment in enumerate(self.segments):
             following = self.segments[i + 1].first if i + 1 < len(self.segments) else self.next_cursor
@@ -153,19 +206,25 @@ class Journal:
             out.extend(r for r in records if r.cursor >= cursor)
             if len(out) >= limit:
                 return out[:limit]
-        return out
+        after = max(cursor, out[-1].cursor + 1 if out else 0)
+        return (out + [r for r in held if r.cursor >= after])[:limit]
+
+    def _held(self) -> list[Record]:
+        """The records not on disk yet (a copy: readers run in worker threads)."""
+        return [record for record, _ in tuple(self._unwritten)]
 
     def cursor_at(self, time_ns: int) -> int:
         """The cursor of the first event at or after `time_ns`."""
         # Taken first: this runs in a worker thread while the daemon appends, and an
         # event appended after the scan began is at or after `time_ns` too.
         end = self.next_cursor
+        held = self._held()
         for segment in list(self.segments):
             if segment.last_time >= time_ns:
                 for record in _scan(segment.path)[0]:
                     if record.event.timeNano >= time_ns:
                         return record.cursor
-        return end
+        return next((r.cursor for r in held if r.event.timeNano >= time_ns), end)
 
     def records(self) -> Iterator[Record]:
         """Every kept record, oldest first."""
@@ -176,11 +235,19 @@ class Journal:
 
     def sync(self) -> None:
         if self._dirty and self._fd >= 0:
-            os.fsync(self._fd)
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:  # tried again at the next sync
+                log.error("event journal: could not sync %s: %s", self.segments[-1].path, exc)
+                return
             self._dirty = False
 
     def close(self) -> None:
         if self._fd >= 0:
+            self._write_unwritten()
+            if self._unwritten or self.lost:
+                log.error("event journal: %d events could not be written and are lost",
+                          len(self._unwritten) + self.lost)
             self.sync()
             os.close(self._fd)
             self._fd = -1

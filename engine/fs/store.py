@@ -1,9 +1,11 @@
-"""Files on disk: every piece of state berth keeps is written through `atomic_write`;
-`tree_size` measures what a directory holds.
+"""Files on disk: every piece of state berth keeps is written through `atomic_write`, every
+log and journal record through `append_whole`; `tree_size` measures what a directory holds.
 
 A reader after a crash (kill -9 at any instant) sees either the old file or the new one,
 never a torn mix: write a temp file in the same directory, fsync it, rename it over the
-target, fsync the directory so the rename itself is durable.
+target, fsync the directory so the rename itself is durable. A write that fails (a full
+disk: `errors.InsufficientStorage`, naming the file) leaves the old file as it was and no
+temp file behind.
 """
 
 from __future__ import annotations
@@ -11,18 +13,48 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..errors import NO_SPACE, no_space
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically and durably."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno in NO_SPACE:
+            raise no_space(exc, str(path)) from None
+        raise
     fsync_dir(path.parent)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`, or raise what stopped it: a nearly full disk takes part of a
+    write, and refuses the rest with ENOSPC."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def append_whole(fd: int, data: bytes, size: int) -> None:
+    """Append `data` to the file open on `fd` (O_APPEND), `size` bytes long: all of it, or
+    none (the file cut back to `size`, so it still ends with a whole record) and the
+    OSError that stopped it."""
+    try:
+        write_all(fd, data)
+    except OSError:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            pass  # shrinking needs no space; the write's error is the one to tell
+        raise
 
 
 def fsync_dir(path: Path) -> None:
