@@ -8,7 +8,10 @@ import time
 
 def rfc3339(ns: int) -> str:
     """Nanoseconds since the epoch → `2026-11-22T12:28:23.139675649Z`."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+    t = time.gmtime(ns // 10**9)
+    # %Y is not zero-padded below year 1000 on glibc: the fields are formatted here.
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+            f".{ns % 10**9:09d}Z")
 
 
 def now() -> str:

@@ -112,3 +112,17 @@ def test_human_duration(seconds, text):
 @pytest.mark.parametrize("n,text", [(512, "512B"), (1982387, "1.98MB"), (1000, "1kB"), (2.5e9, "2.5GB")])
 def test_human_size(n, text):
     assert gounits.size(n) == text
+
+
+_YEAR_1 = -62135596800 * 10**9  # 0001-01-01T00:00:00Z
+_YEAR_10000 = 253402300800 * 10**9
+
+
+@given(st.integers(_YEAR_1, _YEAR_10000 - 1), st.integers(_YEAR_1, _YEAR_10000 - 1))
+def test_rfc3339_is_fixed_width_and_sorts_as_time(a, b):
+    """Log filters compare these strings: every year, 1 to 9999, gives 30 characters."""
+    from engine.timefmt import rfc3339
+
+    x, y = rfc3339(a), rfc3339(b)
+    assert len(x) == len(y) == 30
+    assert (x < y) == (a < b)
