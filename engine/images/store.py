@@ -241,13 +241,11 @@ class ImageStore:
         """Point `ref` at `image`; return the image it pointed at before, if another."""
         key = str(ref)
         previous = self.tags.get(key)
-        self.tags[key] = image.id
-        self._save_tags()
+        self._save_tags({**self.tags, key: image.id})
         return previous if previous != image.id else None
 
     def untag(self, key: str) -> None:
-        del self.tags[key]
-        self._save_tags()
+        self._save_tags({k: v for k, v in self.tags.items() if k != key})
 
     def delete(self, image: Image) -> None:
         """Delete the image's config and every layer no other image uses."""
@@ -260,8 +258,10 @@ class ImageStore:
             if chain not in in_use:
                 shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
 
-    def _save_tags(self) -> None:
-        atomic_write(self._tags_file, msgspec.json.encode(dict(sorted(self.tags.items()))))
+    def _save_tags(self, tags: dict[str, str]) -> None:
+        """Write `tags`, then take them: a failed write (a full disk) changes nothing."""
+        atomic_write(self._tags_file, msgspec.json.encode(dict(sorted(tags.items()))))
+        self.tags = tags
 
 
 def host_arch() -> str:
