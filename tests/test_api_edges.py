@@ -38,3 +38,15 @@ def test_paths_are_matched_percent_decoded(api, running):
     """As dockerd's router: `/containers/ID%xx/json` names the decoded ID."""
     encoded = running[:11] + f"%{ord(running[11]):02X}"
     assert api.get(f"/containers/{encoded}/json").json()["Id"] == running
+
+
+@pytest.mark.parametrize("aliases", [1, [1], "abc"])
+def test_network_connect_with_bad_aliases_is_refused(api, aliases):
+    """`Aliases` is a list of names: anything else is a 400 naming the field (was a 500,
+    and "abc" became three aliases)."""
+    cid = api.create(["true"])
+    try:
+        reply = api.post("/networks/bridge/connect", {"Container": cid, "EndpointConfig": {"Aliases": aliases}})
+        assert reply.status == 400 and "Aliases" in reply.message, (reply.status, reply.body)
+    finally:
+        api.remove(cid)

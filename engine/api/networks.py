@@ -6,7 +6,7 @@ import msgspec
 
 from ..core import Engine
 from ..errors import BadRequest
-from ..models import NetworkRecord
+from ..models import EndpointSettings, NetworkRecord
 from . import query
 from .http import Request, Response, json_response
 
@@ -38,7 +38,7 @@ class CreateNetwork(msgspec.Struct, rename="pascal"):
 
 class Connect(msgspec.Struct, rename="pascal"):
     container: str = ""
-    endpoint_config: dict | None = None
+    endpoint_config: EndpointSettings | None = None  # typed: a bad Aliases is a 400 naming it
     force: bool = False
 
 
@@ -83,7 +83,7 @@ async def remove(req: Request, engine: Engine) -> Response:
 
 async def connect(req: Request, engine: Engine) -> Response:
     body = await req.json(Connect)
-    aliases = (body.endpoint_config or {}).get("Aliases") or []
+    aliases = (body.endpoint_config.aliases if body.endpoint_config else None) or []
     await engine.connect_network(req.params["id"], body.container, aliases=aliases)
     return Response(200)
 
