@@ -80,6 +80,10 @@ class ContainerConfig(Struct, rename="pascal"):
     stop_timeout: int | None = None
     exposed_ports: dict[str, dict] | None = None
     healthcheck: HealthConfig | None = None
+    args_escaped: bool = False  # Windows only; kept as given, as dockerd on Linux does
+    network_disabled: bool = False
+    mac_address: str = ""
+    shell: list[str] | None = None  # the image builder's SHELL; a run does not use it
 
 
 class DriverConfig(Struct, rename="pascal"):
@@ -140,35 +144,124 @@ class MountPoint(Struct, kw_only=True):
     tmpfs_options: list[str] = []
 
 
+class DeviceMapping(Struct, rename="pascal"):
+    """One `HostConfig.Devices` entry (`--device /dev/x[:/dev/y][:rwm]`)."""
+
+    path_on_host: str = ""
+    path_in_container: str = ""
+    cgroup_permissions: str = "rwm"
+
+
+class ThrottleDevice(Struct, rename="pascal"):
+    """A block device's I/O limit (`--device-read-bps /dev/sda:1mb`): bytes or operations per second."""
+
+    path: str = ""
+    rate: int = 0
+
+
+class WeightDevice(Struct, rename="pascal"):
+    """A block device's relative I/O weight (`--blkio-weight-device /dev/sda:200`)."""
+
+    path: str = ""
+    weight: int = 0
+
+
+class Ulimit(Struct, rename="pascal"):
+    """A resource limit of the container's processes (`--ulimit nofile=1024:2048`); -1 is unlimited."""
+
+    name: str = ""
+    hard: int = 0
+    soft: int = 0
+
+
+class DeviceRequest(Struct, rename="pascal"):
+    """A request for devices from a driver (`--gpus`)."""
+
+    driver: str = ""
+    count: int = 0
+    device_ids: list[str] | None = field(default=None, name="DeviceIDs")
+    capabilities: list[list[str]] | None = None
+    options: dict[str, str] | None = None
+
+
 class HostConfig(Struct, rename="pascal"):
-    """`HostConfig`: how the container sits on this host (limits, runtime, policies)."""
+    """`HostConfig`: how the container sits on this host (limits, runtime, policies).
+
+    Every field of API 1.41 is here, in the order dockerd shows them; what each does, and
+    why some are refused on this host, is in containers/service.py (`check_host_config`)
+    and runtime/bundle.py. None means "not given" where Docker tells that apart from a
+    zero (MemorySwappiness, OomKillDisable, PidsLimit, MaskedPaths, ReadonlyPaths)."""
 
     binds: list[str] | None = None
-    mounts: list[Mount] | None = None
+    container_id_file: str = field(default="", name="ContainerIDFile")
     log_config: LogConfig = field(default_factory=LogConfig)
     network_mode: str = "default"
     port_bindings: dict[str, list[dict] | None] | None = None
-    publish_all_ports: bool = False
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     auto_remove: bool = False
-    privileged: bool = False
-    readonly_rootfs: bool = False
-    init: bool | None = None
-    runtime: str = ""
-    memory: int = 0
-    memory_swap: int = 0
-    nano_cpus: int = 0
-    cpu_shares: int = 0
-    cpu_period: int = 0
-    cpu_quota: int = 0
-    pids_limit: int | None = None
-    shm_size: int = 0
+    volume_driver: str = ""
+    volumes_from: list[str] | None = None
+    mounts: list[Mount] | None = None
     cap_add: list[str] | None = None
     cap_drop: list[str] | None = None
+    cgroupns_mode: str = ""
+    dns: list[str] | None = None
+    dns_options: list[str] | None = None
+    dns_search: list[str] | None = None
+    extra_hosts: list[str] | None = None
+    group_add: list[str] | None = None
     ipc_mode: str = ""
+    cgroup: str = ""
+    links: list[str] | None = None
+    oom_score_adj: int = 0
     pid_mode: str = ""
-    uts_mode: str = field(default="", name="UTSMode")
+    privileged: bool = False
+    publish_all_ports: bool = False
+    readonly_rootfs: bool = False
     security_opt: list[str] | None = None
+    storage_opt: dict[str, str] | None = None
+    tmpfs: dict[str, str] | None = None
+    uts_mode: str = field(default="", name="UTSMode")
+    userns_mode: str = ""
+    shm_size: int = 0
+    sysctls: dict[str, str] | None = None
+    runtime: str = ""
+    console_size: list[int] | None = None
+    isolation: str = ""
+    cpu_shares: int = 0
+    memory: int = 0
+    nano_cpus: int = 0
+    cgroup_parent: str = ""
+    blkio_weight: int = 0
+    blkio_weight_device: list[WeightDevice] | None = None
+    blkio_device_read_bps: list[ThrottleDevice] | None = None
+    blkio_device_write_bps: list[ThrottleDevice] | None = None
+    blkio_device_read_i_ops: list[ThrottleDevice] | None = field(default=None, name="BlkioDeviceReadIOps")
+    blkio_device_write_i_ops: list[ThrottleDevice] | None = field(default=None, name="BlkioDeviceWriteIOps")
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    cpu_realtime_period: int = 0
+    cpu_realtime_runtime: int = 0
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    devices: list[DeviceMapping] | None = None
+    device_cgroup_rules: list[str] | None = None
+    device_requests: list[DeviceRequest] | None = None
+    kernel_memory: int = 0
+    kernel_memory_tcp: int = field(default=0, name="KernelMemoryTCP")
+    memory_reservation: int = 0
+    memory_swap: int = 0
+    memory_swappiness: int | None = None
+    oom_kill_disable: bool | None = None
+    pids_limit: int | None = None
+    ulimits: list[Ulimit] | None = None
+    cpu_count: int = 0
+    cpu_percent: int = 0
+    io_maximum_i_ops: int = field(default=0, name="IOMaximumIOps")
+    io_maximum_bandwidth: int = field(default=0, name="IOMaximumBandwidth")
+    masked_paths: list[str] | None = None
+    readonly_paths: list[str] | None = None
+    init: bool | None = None
 
 
 class UpdateRequest(Struct, rename="pascal", kw_only=True):

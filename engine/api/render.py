@@ -100,12 +100,13 @@ def container_inspect(engine: Engine, c: Container) -> dict:
     except NotFound:
         lowers = []  # its image is gone
     config = _to_builtins(r.config)
-    host_config = _to_builtins(r.host_config)
+    host_config = _host_config(engine, c)
     state = _to_builtins(r.state)
     if state.get("Health") is None:
         state.pop("Health", None)  # Docker shows Health only for containers with a healthcheck
-    if config.get("Healthcheck") is None:
-        config.pop("Healthcheck", None)
+    for key in ("Healthcheck", "ArgsEscaped", "NetworkDisabled", "MacAddress", "Shell"):
+        if not config.get(key):
+            config.pop(key, None)  # omitted when empty, as dockerd's Config omits them
     return {
         "Id": r.id, "Created": r.created, "Path": r.path, "Args": r.args,
         "State": state, "Image": r.image_id,
@@ -120,6 +121,25 @@ def container_inspect(engine: Engine, c: Container) -> dict:
         "Mounts": mounts(c), "Config": config,
         "NetworkSettings": _network_settings(engine, c),
     }
+
+
+def _host_config(engine: Engine, c: Container) -> dict:
+    """`HostConfig` as dockerd shows it: legacy links as `/<container>:/<this>/<alias>`
+    (by the linked container's name now), the `none` log driver with its options (none)."""
+    host_config = _to_builtins(c.record.host_config)
+    if host_config.get("Links"):
+        shown = []
+        for spec in host_config["Links"]:
+            target, _, alias = spec.partition(":")
+            try:
+                target = engine.get(target).name
+            except NotFound:
+                pass  # removed since: its ID stands in for its name
+            shown.append(f"/{target}:/{c.name}/{alias}")
+        host_config["Links"] = shown
+    if host_config["LogConfig"]["Type"] == "none":
+        host_config["LogConfig"]["Config"] = {}
+    return host_config
 
 
 def _network_settings(engine: Engine, c: Container) -> dict:

@@ -162,24 +162,45 @@ def _from_mount(m: Mount, data_path: Callable[[str], str]) -> tuple[MountPoint, 
                       anonymous=not m.source), create
 
 
+def valid_mode(mode: str) -> bool:
+    """A `-v` mode string dockerd would take (ro/rw, a propagation, nocopy, and the words
+    it accepts and ignores here)."""
+    try:
+        _bind_mode(mode, "")
+    except BadRequest:
+        return False
+    return True
+
+
 def plan(binds: list[str] | None, mounts: list[Mount] | None, volumes: list[str],
-         data_path: Callable[[str], str]) -> list[tuple[MountPoint, VolumeCreateRequest | None]]:
+         data_path: Callable[[str], str], *, tmpfs: list[str] = (),
+         inherited: list[MountPoint] = ()) -> list[tuple[MountPoint, VolumeCreateRequest | None]]:
     """Every mount of a new container, with how to create each volume it names if that
     volume does not exist yet (None for binds and tmpfs). `volumes` are the destinations
-    of the image's and the request's `Volumes`; `data_path(name)` is a volume's `_data`."""
+    of the image's and the request's `Volumes`; `data_path(name)` is a volume's `_data`.
+
+    In dockerd's order: `inherited` (`--volumes-from`, already resolved) first, which a
+    bind or `--mount` of the same destination replaces; `tmpfs` (`--tmpfs` destinations,
+    mounted by the bundle) take a destination that no bind or `--mount` may share; image
+    volumes fill what is left."""
     planned: list[tuple[MountPoint, VolumeCreateRequest | None]] = []
-    taken: set[str] = set()
+    tmpfs = {posixpath.normpath(d) for d in tmpfs}
+    taken: set[str] = set(tmpfs)
+    given = {m.destination: m for m in inherited if m.destination not in tmpfs}
 
     def add(item: tuple[MountPoint, VolumeCreateRequest | None]) -> None:
         if item[0].destination in taken:
             raise BadRequest(f"Duplicate mount point: {item[0].destination}")
         taken.add(item[0].destination)
+        given.pop(item[0].destination, None)
         planned.append(item)
 
     for spec in binds or []:
         add(_from_bind(spec, data_path))
     for m in mounts or []:
         add(_from_mount(m, data_path))
+    planned[:0] = [(m, None) for m in given.values()]
+    taken |= set(given)
     for raw in volumes:
         dst = _destination(raw, raw)
         if dst not in taken:

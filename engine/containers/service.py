@@ -8,10 +8,13 @@ and keeps the records of what it changed.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import posixpath
 import re
 import secrets
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import NamedTuple
@@ -29,9 +32,9 @@ from ..images.commit import new_config, write_layer
 from ..images.service import Images
 from ..images.store import Image
 from ..lifecycle import Action, State, Step
-from ..models import (CommitOptions, ContainerConfig, ContainerRecord, CreateRequest, HistoryEntry, UpdateRequest,
-                      words)
-from ..network.manager import NetworkManager, sole_network
+from ..models import (CommitOptions, ContainerConfig, ContainerRecord, CreateRequest, HistoryEntry, HostConfig, LogConfig,
+                      MountPoint, UpdateRequest, words)
+from ..network.manager import HOST_GATEWAY, NetworkManager, network_names, sole_network
 from ..runtime import bundle, cgroups, oci
 from ..volumes import Volumes
 from . import logs, mounts, names
@@ -42,6 +45,10 @@ from .supervisor import Supervisor
 
 RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
 MIN_MEMORY = 6 * 1024 * 1024
+IPC_MODES = ("", "none", "private", "shareable", "host")
+# The `none` log driver keeps nothing `logs` can read; the run's output still passes
+# through a file (attach follows it), kept this small.
+NONE_LOG_BOUND = {"max-size": "1m", "max-file": "2"}
 LIST_FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since")
 PRUNE_FILTERS = ("label", "label!")
 
@@ -66,6 +73,7 @@ class ContainerService:
         self.layout = layout
         self.default_runtime = default_runtime
         self.init = init
+        self._features: cgroups.Features | None = None
 
     def oom_killed(self, cid: str) -> None:
         """The kernel's OOM killer took a process of container `cid`: publish `oom`."""
@@ -89,18 +97,14 @@ class ContainerService:
         if runtime not in self.supervisor.runtimes:
             raise BadRequest(f"unknown or invalid runtime name: {runtime}")
         policy = hc.restart_policy.name or "no"
-        _check_policy(policy, hc.auto_remove, "can't create 'AutoRemove' container with restart policy")
-        _check_limits(hc.memory, hc.nano_cpus, hc.cpu_quota, hc.cpu_period)
-        if hc.log_config.type not in ("", "json-file"):
-            raise BadRequest(f"logging driver {hc.log_config.type!r} is not supported: berth has json-file")
-        logs.log_options(hc.log_config.config)
-        bundle.check(hc)
-        self.network.check_mode(hc.network_mode)
-        if (hc.port_bindings or hc.publish_all_ports) and sole_network(hc.network_mode):
-            raise BadRequest(f"conflicting options: port publishing and the {hc.network_mode} network mode")
+        _check_policy(policy, hc.auto_remove, "can't create 'AutoRemove' container with restart policy",
+                      hc.restart_policy.maximum_retry_count)
+        _check_config(req)
+        hc = self.check_host_config(req, hc)
         img = image.config.config
         planned = mounts.plan(hc.binds, hc.mounts, [*(img.volumes or {}), *(req.volumes or {})],
-                              lambda volume: str(self.volumes.data_path(volume)))
+                              lambda volume: str(self.volumes.data_path(volume)), tmpfs=list(hc.tmpfs or {}),
+                              inherited=self._volumes_from(hc.volumes_from))
         # Empty Cmd/Entrypoint mean "not given"; `--entrypoint ""` ([""]) clears the image's.
         entrypoint = words(req.entrypoint) or None
         cmd = words(req.cmd) or None
@@ -114,8 +118,10 @@ class ContainerService:
         if not args:
             raise BadRequest("No command specified")
         cid = secrets.token_hex(32)
+        # as dockerd: a container on the host's network takes the host's name
+        hostname = req.hostname or (socket.gethostname() if hc.network_mode == "host" else cid[:12])
         config = msgspec.structs.replace(
-            req, hostname=req.hostname or cid[:12], image=req.image,
+            req, hostname=hostname, image=req.image,
             env=[*(img.env or []), *[e for e in req.env or [] if e]],
             cmd=cmd if cmd else None, entrypoint=entrypoint or None,
             working_dir=req.working_dir or img.working_dir, user=req.user or img.user,
@@ -124,9 +130,7 @@ class ContainerService:
             volumes={**(img.volumes or {}), **(req.volumes or {})} or None,
         )
         config = ContainerConfig(**{f: getattr(config, f) for f in ContainerConfig.__struct_fields__})
-        hc = msgspec.structs.replace(hc, runtime=runtime, restart_policy=msgspec.structs.replace(hc.restart_policy, name=policy),
-                                     log_config=msgspec.structs.replace(hc.log_config, type="json-file",
-                                                                        config=hc.log_config.config or {}))
+        hc = msgspec.structs.replace(hc, runtime=runtime, restart_policy=msgspec.structs.replace(hc.restart_policy, name=policy))
         if hc.init is None:
             hc = msgspec.structs.replace(hc, init=self.init)
         endpoints = (req.networking_config.endpoints_config if req.networking_config else None) or {}
@@ -136,6 +140,8 @@ class ContainerService:
                                  mounts=[point for point, _ in planned])
         await self.volumes.provide([wanted for _, wanted in planned if wanted is not None])
         c = Container(record, self.containers.root / cid, self.containers.netns_dir)
+        if config.tty and hc.console_size and min(hc.console_size) > 0:
+            c.console_size = (hc.console_size[0], hc.console_size[1])
         c.dir.mkdir()
         c.log_path.touch(mode=0o640)  # followers (attach before start) open it at once
         await trio.to_thread.run_sync(self._write_etc_files, c)
@@ -144,12 +150,100 @@ class ContainerService:
         self.containers.publish(c, "create")
         return c
 
+    # --- HostConfig at create: dockerd's checks, in its order, then berth's own ----------
+
+    def check_host_config(self, req: CreateRequest, hc: HostConfig) -> HostConfig:
+        """Refuse (400, naming the field or with dockerd's words) every setting this host
+        cannot honour or that is out of range, and return HostConfig as the container
+        keeps it: other containers named by their IDs, and dockerd's defaults filled in
+        (IpcMode, CgroupnsMode, ShmSize, OomKillDisable, masked and read-only paths)."""
+        _check_conflicts(req, hc)
+        _check_resources(hc, self.features)
+        if hc.cpu_realtime_runtime > 0:
+            parent = f"/{self.supervisor.cgroup_parent}"
+            budget = cgroups.realtime_budget(parent)
+            if hc.cpu_realtime_runtime > budget:
+                raise BadRequest(f"CpuRealtimeRuntime {hc.cpu_realtime_runtime}: berth's cgroup parent {parent} has a "
+                                 f"real-time budget of {budget} microseconds (cpu.rt_runtime_us); raise it first")
+        _check_settings(req, hc)
+        bundle.check(hc)
+        self.network.check_mode(hc.network_mode)
+        if (hc.port_bindings or hc.publish_all_ports) and sole_network(hc.network_mode):
+            raise BadRequest(f"conflicting options: port publishing and the {hc.network_mode} network mode")
+        links = [self._link(spec) for spec in hc.links or []]
+        if links and network_names(hc.network_mode) != ["bridge"]:
+            raise BadRequest("Links: legacy links work on the default bridge network only; on a user-defined network "
+                             "containers reach each other by name and network alias")
+        ipc_mode = self._shared_mode(hc.ipc_mode)
+        pid_mode = self._shared_mode(hc.pid_mode)
+        log_type = hc.log_config.type or "json-file"
+        default_cgroupns = "host" if self.layout.version == 1 or hc.privileged else "private"
+        return msgspec.structs.replace(
+            hc, links=links or hc.links, ipc_mode=ipc_mode or "private", pid_mode=pid_mode,
+            cgroupns_mode=hc.cgroupns_mode or default_cgroupns, shm_size=hc.shm_size or bundle.DEFAULT_SHM_SIZE,
+            oom_kill_disable=bool(hc.oom_kill_disable),
+            # as dockerd: a memory limit without a swap limit allows as much swap again
+            memory_swap=2 * hc.memory if hc.memory > 0 and not hc.memory_swap and self.features.swap else hc.memory_swap,
+            memory_swappiness=None if hc.memory_swappiness == -1 else hc.memory_swappiness,
+            pids_limit=hc.pids_limit if hc.pids_limit and hc.pids_limit > 0 else None,
+            masked_paths=bundle.masked_paths() if hc.masked_paths is None and not hc.privileged else hc.masked_paths,
+            readonly_paths=bundle.READONLY_PATHS if hc.readonly_paths is None and not hc.privileged else hc.readonly_paths,
+            log_config=LogConfig(type=log_type, config=NONE_LOG_BOUND if log_type == "none" else hc.log_config.config or {}))
+
+    @property
+    def features(self) -> cgroups.Features:
+        """What the host's cgroups can enforce (read once)."""
+        if self._features is None:
+            self._features = cgroups.features(self.layout)
+        return self._features
+
+    def _link(self, spec: str) -> str:
+        """A `--link name[:alias]`, checked (its container exists and has a network of
+        its own), as the record keeps it: `<ID>:<alias>`."""
+        target, alias = _parse_link(spec)
+        try:
+            child = self.containers.get(target)
+        except NotFound as exc:  # a 404 would send the docker CLI looking for the image
+            raise BadRequest(f"could not get container for {target}: {exc.message}") from None
+        if child.record.host_config.network_mode == "host":
+            raise BadRequest("conflicting options: host type networking can't be used with links. "
+                             "This would result in undefined behavior")
+        return f"{child.id}:{alias}"
+
+    def _shared_mode(self, mode: str) -> str:
+        """`container:<name>` as `container:<ID>` (the namespace follows the container
+        through a rename), once its container is known to exist."""
+        target = bundle.joined(mode)
+        if not target:
+            return mode
+        try:
+            return f"container:{self.containers.get(target).id}"
+        except NotFound as exc:
+            raise BadRequest(exc.message) from None
+
+    def _volumes_from(self, specs: list[str] | None) -> list[MountPoint]:
+        """The mounts of each `--volumes-from container[:ro|:rw]`, read-only with `ro`
+        (tmpfs mounts are the container's own, and not shared)."""
+        found: list[MountPoint] = []
+        for spec in specs or []:
+            if not spec:
+                raise BadRequest("volumes-from specification cannot be an empty string")
+            target, _, mode = spec.partition(":")
+            if mode and mode not in ("ro", "rw"):
+                raise BadRequest(f"invalid mode: {mode}" if not mounts.valid_mode(mode)
+                                 else f"invalid volume specification: '{spec}'")
+            try:
+                source = self.containers.get(target)
+            except NotFound as exc:
+                raise BadRequest(exc.message) from None
+            found += [msgspec.structs.replace(m, rw=m.rw and mode != "ro", copy_data=False)
+                      for m in source.record.mounts if m.type != "tmpfs"]
+        return found
+
     def _write_etc_files(self, c: Container) -> None:
         (c.dir / "hostname").write_text(c.record.config.hostname + "\n")
         self.network.write_hosts(c)
-        # berth's bridges have no NAT, so the host's nameservers are out of reach: none is
-        # given (user-defined networks get the embedded resolver at 127.0.0.11).
-        (c.dir / "resolv.conf").write_text("# no nameserver: berth's networks do not lead off this host\n")
+        self.network.write_resolv_conf(c)
 
     @asynccontextmanager
     async def _acting(self, ref: str, action: Action) -> AsyncIterator[Container]:
@@ -363,6 +457,8 @@ class ContainerService:
         """(container, async iterator of log entry batches) for `logs`: entries from `since`
         to `until` (nanoseconds since the epoch, None for no bound); `times` as in logs.read."""
         c = self.containers.get(ref)
+        if c.record.host_config.log_config.type == "none":
+            raise BadRequest("configured logging driver does not support reading")
         return c, logs.read(c.log_files, tail=tail, since=_rfc3339(since), until=_rfc3339(until), follow=follow,
                             times=times, grown=c.follow, done=lambda: not c.live)
 
@@ -398,8 +494,13 @@ class ContainerService:
         policy = changes.get("restart_policy")
         if policy is not None:
             _check_policy(policy.name, hc.auto_remove,
-                          "Restart policy cannot be updated because AutoRemove is enabled for the container")
-        _check_limits(changes.get("memory"), changes.get("nano_cpus"), changes.get("cpu_quota"), changes.get("cpu_period"))
+                          "Restart policy cannot be updated because AutoRemove is enabled for the container",
+                          policy.maximum_retry_count)
+        _check_resources(HostConfig(**{k: v for k, v in changes.items() if k != "restart_policy"}), self.features,
+                         update=True)
+        if changes.get("memory") and not changes.get("memory_swap") and 0 < hc.memory_swap < changes["memory"]:
+            raise Conflict("Memory limit should be smaller than already set memoryswap limit, "
+                           "update the memoryswap at the same time")
         updated = msgspec.structs.replace(hc, **changes)
         if changes.get("nano_cpus"):
             updated = msgspec.structs.replace(updated, cpu_quota=0, cpu_period=0)
@@ -526,20 +627,222 @@ class ContainerService:
                 "stopped": len(states) - states.count(State.RUNNING) - states.count(State.PAUSED)}
 
 
-def _check_policy(name: str, auto_remove: bool, auto_remove_conflict: str) -> None:
-    """A restart policy's name, and AutoRemove's refusal of any policy but `no`."""
+def _check_policy(name: str, auto_remove: bool, auto_remove_conflict: str, retries: int = 0) -> None:
+    """A restart policy's name and retry count, and AutoRemove's refusal of any policy but `no`."""
     if name not in RESTART_POLICIES:
         raise BadRequest(f"invalid restart policy '{name}'")
+    if retries and name != "on-failure":
+        raise BadRequest(f"maximum retry count cannot be used with restart policy '{name}'")
+    if retries < 0:
+        raise BadRequest("maximum retry count cannot be negative")
     if auto_remove and name != "no":
         raise BadRequest(auto_remove_conflict)
 
 
-def _check_limits(memory: int | None, nano_cpus: int | None, cpu_quota: int | None, cpu_period: int | None) -> None:
-    """The limits create and update both check, as dockerd does."""
-    if memory and memory < MIN_MEMORY:
+def _check_config(req: CreateRequest) -> None:
+    """The container Config as dockerd checks it (validateContainerConfig)."""
+    if req.working_dir and not req.working_dir.startswith("/"):
+        raise BadRequest(f"the working directory '{req.working_dir}' is invalid, it needs to be an absolute path")
+    if req.stop_signal:
+        try:
+            oci.parse_signal(req.stop_signal)
+        except ValueError:
+            raise BadRequest(f"Invalid signal: {req.stop_signal}") from None
+    for entry in req.env or []:
+        if entry.startswith("="):
+            raise BadRequest(f"invalid environment variable: {entry}")
+    health = req.healthcheck
+    if health is not None:
+        for what, value in (("Interval", health.interval), ("Timeout", health.timeout),
+                            ("StartPeriod", health.start_period)):
+            if value and value < 1_000_000:
+                raise BadRequest(f"{what} in Healthcheck cannot be less than 1ms")
+        if health.retries < 0:
+            raise BadRequest("Retries in Healthcheck cannot be negative")
+
+
+def _check_conflicts(req: CreateRequest, hc: HostConfig) -> None:
+    """What dockerd refuses while it decodes a create request (its runconfig package)."""
+    if hc.uts_mode == "host" and req.hostname:
+        raise BadRequest("conflicting options: hostname and the UTS mode")
+    if hc.uts_mode == "host" and req.domainname:  # dockerd lets the runtime fail on its domainname sysctl
+        raise BadRequest("conflicting options: domainname and the UTS mode")
+    if hc.network_mode == "host" and hc.links:
+        raise BadRequest("conflicting options: host type networking can't be used with links. "
+                         "This would result in undefined behavior")
+    if hc.network_mode == "host" and req.mac_address:
+        raise BadRequest("conflicting options: mac-address and the network mode")
+    if hc.isolation.lower() not in ("", "default"):
+        raise BadRequest(f'Invalid isolation: "{hc.isolation}" - linux only supports \'default\'')
+    if hc.io_maximum_bandwidth:
+        raise BadRequest("Invalid QoS settings: linux does not support configuration of maximum bandwidth")
+    if hc.io_maximum_i_ops:
+        raise BadRequest("Invalid QoS settings: linux does not support configuration of maximum IOPs")
+
+
+def _check_resources(hc: HostConfig, host: cgroups.Features, update: bool = False) -> None:
+    """The limits create and update both check, where and as dockerd checks them
+    (verifyPlatformContainerResources); what dockerd would drop with a warning on a host
+    that cannot enforce it is refused instead, saying so."""
+    if hc.memory and hc.memory < MIN_MEMORY:
         raise BadRequest("Minimum memory limit allowed is 6MB")
-    if nano_cpus and (cpu_quota or cpu_period):
+    if hc.memory > 0 and hc.memory_swap > 0 and hc.memory_swap < hc.memory:
+        raise BadRequest("Minimum memoryswap limit should be larger than memory limit, see usage")
+    if hc.memory == 0 and hc.memory_swap > 0 and not update:
+        raise BadRequest("You should always set the Memory limit when using Memoryswap limit, see usage")
+    if hc.memory_swap > 0 and not host.swap:
+        raise BadRequest("MemorySwap: this kernel does not account swap (no memory.memsw / memory.swap.max)")
+    swappiness = hc.memory_swappiness
+    if swappiness is not None and swappiness != -1:
+        if not 0 <= swappiness <= 100:
+            raise BadRequest(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
+        if not host.swappiness:
+            raise BadRequest("MemorySwappiness: cgroup v2 has no per-container swappiness")
+    if hc.memory_reservation > 0 and hc.memory_reservation < MIN_MEMORY:
+        raise BadRequest("Minimum memory reservation allowed is 6MB")
+    if hc.memory > 0 and hc.memory_reservation > 0 and hc.memory < hc.memory_reservation:
+        raise BadRequest("Minimum memory limit can not be less than memory reservation limit, see usage")
+    if hc.kernel_memory > 0 and hc.kernel_memory < MIN_MEMORY:
+        raise BadRequest("Minimum kernel memory limit allowed is 6MB")
+    if hc.kernel_memory:
+        raise BadRequest("KernelMemory: kernel memory limits are deprecated, and this kernel does not enforce them "
+                         "(memory.kmem.limit_in_bytes is ignored since Linux 5.4)")
+    if hc.kernel_memory_tcp and not host.kernel_tcp:
+        raise BadRequest("KernelMemoryTCP: this host's cgroups have no kernel TCP memory limit (memory.kmem.tcp)")
+    if hc.oom_kill_disable and not host.oom_kill_disable:
+        raise BadRequest("OomKillDisable: cgroup v2 cannot turn the OOM killer off")
+    if hc.nano_cpus > 0 and hc.cpu_period > 0:
         raise BadRequest("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    if hc.nano_cpus > 0 and hc.cpu_quota > 0:
+        raise BadRequest("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+    ncpu = os.cpu_count() or 1
+    if hc.nano_cpus < 0 or hc.nano_cpus > ncpu * 10**9:
+        raise BadRequest(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
+    if hc.cpu_shares < 0:
+        raise BadRequest(f"invalid CPU shares ({hc.cpu_shares}): value must be a positive integer")
+    if hc.cpu_period and not 1000 <= hc.cpu_period <= 1_000_000:
+        raise BadRequest("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
+    if (hc.cpu_quota > 0 and hc.cpu_quota < 1000) or hc.cpu_quota < -1:
+        raise BadRequest("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    if hc.cpu_count or hc.cpu_percent:
+        raise BadRequest(f"{'CpuCount' if hc.cpu_count else 'CpuPercent'}: a Windows-only setting; "
+                         f"on Linux use NanoCpus or CpusetCpus")
+    if hc.cpu_realtime_period or hc.cpu_realtime_runtime:
+        if not host.realtime:
+            raise BadRequest("Your kernel does not support CPU real-time scheduler")
+        if hc.cpu_realtime_period < 0 or hc.cpu_realtime_runtime < -1:
+            raise BadRequest("CpuRealtimePeriod and CpuRealtimeRuntime are microseconds: they cannot be negative")
+        if hc.cpu_realtime_period and hc.cpu_realtime_runtime > hc.cpu_realtime_period:
+            raise BadRequest("cpu real-time runtime cannot be higher than cpu real-time period")
+    for wanted, available, what, noun in ((hc.cpuset_cpus, host.cpus, "cpus", "CPUs"),
+                                          (hc.cpuset_mems, host.mems, "mems", "memory nodes")):
+        if not wanted:
+            continue
+        ids = cgroups.parse_list(wanted)
+        if ids is None:
+            raise BadRequest(f"Invalid value {wanted} for cpuset {what}: invalid format: {wanted}")
+        if not ids <= (cgroups.parse_list(available) or set()):
+            raise BadRequest(f"Requested {noun} are not available - requested {wanted}, available: {available}")
+    for weight in [hc.blkio_weight, *(w.weight for w in hc.blkio_weight_device or [])]:
+        if weight and not 10 <= weight <= 1000:
+            raise BadRequest("Range of blkio weight is from 10 to 1000")
+    if (hc.blkio_weight or hc.blkio_weight_device) and not host.blkio_weight:
+        raise BadRequest(f"{'BlkioWeight' if hc.blkio_weight else 'BlkioWeightDevice'}: this host has no proportional "
+                         f"block I/O weight (no blkio.weight: its I/O schedulers are neither CFQ nor BFQ)")
+    throttles = [*(hc.blkio_device_read_bps or []), *(hc.blkio_device_write_bps or []),
+                 *(hc.blkio_device_read_i_ops or []), *(hc.blkio_device_write_i_ops or [])]
+    if throttles and not host.blkio_throttle:
+        raise BadRequest("BlkioDevice limits: this host's cgroups have no block I/O throttling")
+    for device in [*throttles, *(hc.blkio_weight_device or [])]:
+        if getattr(device, "rate", 0) < 0:
+            raise BadRequest(f"invalid rate for device {device.path}: it cannot be negative")
+        bundle.block_device(device.path)
+
+
+def _check_settings(req: CreateRequest, hc: HostConfig) -> None:
+    """The rest of what a create may ask, each refused with dockerd's words where it has
+    them (verifyPlatformContainerSettings, validateHostConfig), else saying why."""
+    if hc.shm_size < 0:
+        raise BadRequest("SHM size can not be less than 0")
+    if not -1000 <= hc.oom_score_adj <= 1000:
+        raise BadRequest(f"Invalid value {hc.oom_score_adj}, range for oom score adj is [-1000, 1000]")
+    for dest in hc.tmpfs or {}:
+        if posixpath.normpath(dest.replace("\\", "/")) == "/":
+            raise BadRequest("invalid specification: destination can't be '/'")
+        if not dest.startswith("/"):
+            raise BadRequest(f"invalid mount path: '{dest}' mount path must be absolute")
+    if hc.cgroupns_mode not in ("", "host", "private"):
+        raise BadRequest(f"invalid cgroup namespace mode: {hc.cgroupns_mode}")
+    if hc.ipc_mode not in IPC_MODES and not bundle.joined(hc.ipc_mode):
+        raise BadRequest(f"invalid IPC mode: {hc.ipc_mode}")
+    if hc.pid_mode not in ("", "host") and not bundle.joined(hc.pid_mode):
+        raise BadRequest(f"invalid PID mode: {hc.pid_mode}")
+    if hc.uts_mode not in ("", "host"):
+        raise BadRequest(f"invalid UTS mode: {hc.uts_mode}")
+    if hc.userns_mode not in ("", "host"):
+        raise BadRequest(f"invalid UsernsMode {hc.userns_mode!r}: berth runs containers in the host's user namespace "
+                         f"only (\"host\")")
+    if hc.cgroup:
+        raise BadRequest(f"Cgroup {hc.cgroup!r}: berth does not put a container in another container's cgroup")
+    if hc.cgroup_parent:
+        raise BadRequest("CgroupParent: berth's containers live under the daemon's cgroup parent "
+                         "(berthd --cgroup-parent), not one of their own")
+    if hc.storage_opt:
+        raise BadRequest("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+    for request in hc.device_requests or []:
+        wanted = " ".join(f"[{' '.join(c)}]" for c in request.capabilities or [])
+        raise BadRequest(f'could not select device driver "{request.driver}" with capabilities: [{wanted}]')
+    if hc.volume_driver not in ("", "local"):
+        raise BadRequest(f'error looking up volume plugin {hc.volume_driver}: plugin "{hc.volume_driver}" not found')
+    if req.network_disabled and hc.network_mode != "none":
+        raise BadRequest("NetworkDisabled: set NetworkMode \"none\" for a container without a network")
+    if req.mac_address:
+        raise BadRequest("MacAddress: berth does not set a container's MAC address (it follows from its IP address)")
+    if hc.console_size is not None and (len(hc.console_size) != 2 or min(hc.console_size) < 0):
+        raise BadRequest("ConsoleSize: two sizes are needed, [height, width], neither negative")
+    log_type = hc.log_config.type or "json-file"
+    if log_type == "json-file":
+        logs.log_options(hc.log_config.config)
+    elif log_type == "none":
+        for key in hc.log_config.config or {}:
+            raise BadRequest(f"unknown log opt '{key}' for none log driver")
+    else:
+        raise BadRequest(f"logging driver {log_type!r} is not supported: berth has json-file and none")
+    for entry in hc.extra_hosts or []:
+        host, sep, ip = entry.partition(":")
+        if not sep or not host:
+            raise BadRequest(f'bad format for add-host: "{entry}"')
+        if ip != HOST_GATEWAY and not _is_ip(ip):
+            raise BadRequest(f'invalid IP address in add-host: "{ip}"')
+    for server in hc.dns or []:
+        if not _is_ip(server):
+            raise BadRequest(f"{server} is not an ip address")
+    for gid in hc.group_add or []:
+        if not gid or (gid.isdigit() and int(gid) > 2**31 - 1):
+            raise BadRequest(f"GroupAdd {gid!r}: uids and gids must be in range 0-2147483647")
+
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_link(spec: str) -> tuple[str, str]:
+    """`name:alias` (or `name`, or `/name:/parent/alias` as inspect shows links) → (name, alias)."""
+    if not spec:
+        raise BadRequest("empty string specified for links")
+    parts = spec.split(":")
+    if len(parts) > 2:
+        raise BadRequest(f"bad format for links: {spec}")
+    if len(parts) == 1:
+        return spec, spec
+    if parts[0].startswith("/"):
+        return parts[0][1:], parts[1].rsplit("/", 1)[-1]
+    return parts[0], parts[1]
 
 
 def _prune_match(c: Container, filters: flt.Filters, until: str) -> bool:

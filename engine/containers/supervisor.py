@@ -33,7 +33,7 @@ from ..lifecycle import State, Step
 from ..models import ZERO_TIME
 from ..network import netns
 from ..network.manager import NetworkManager
-from ..runtime import bundle, oci, rootfs
+from ..runtime import bundle, cgroups, oci, rootfs
 from ..runtime.oci import RuntimeFailure, failure_reason
 from ..volumes import Volumes
 from .container import Container
@@ -100,6 +100,7 @@ class Supervisor:
                     process, writer = await self._launch(c)
                 except EngineError as exc:  # the runtime's reason, or a bad setting found while preparing
                     await self.teardown(c)
+                    await self._forget_failed_run(c)
                     exit_code = 127 if isinstance(exc, StartFailed) else 128  # as dockerd's start
                     restart = not first and should_restart(c, exit_code)
                     await self._record_exit(c, exit_code, error=exc.message, started=not first, restarting=restart)
@@ -274,6 +275,12 @@ class Supervisor:
 
         await trio.to_thread.run_sync(work)
         c.prepared = False
+
+    async def _forget_failed_run(self, c: Container) -> None:
+        """After a start that failed: a runtime that gave up part-way may leave its state
+        and the container's cgroup behind (crun does when writing a limit fails); both go."""
+        await self.runtime_for(c).delete(c.id)
+        await trio.to_thread.run_sync(cgroups.remove, cgroups.detect(), self.cgroup_path(c))
 
     async def _record_exit(self, c: Container, exit_code: int, error: str = "", started: bool = True,
                            restarting: bool = False) -> None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..containers.registry import Containers
 
 LIST_FILTERS = ("name", "id", "driver", "label", "type", "dangling")
+HOST_GATEWAY = "host-gateway"  # an ExtraHosts address: the default bridge's gateway (the host, from a container)
 
 
 def sole_network(mode: str) -> str:
@@ -153,6 +154,7 @@ class NetworkManager:
         mode none or host there is nothing to plug in, but dockerd still reports the
         container joining (and at its stop leaving) that network, and so does berth."""
         mode = c.record.host_config.network_mode
+        self._check_links(c)
         if sole := sole_network(mode):
             c.sole_network = sole
             self.publish(self.networks.get(sole), "connect", container=c.id)
@@ -194,10 +196,12 @@ class NetworkManager:
                                       prefix, endpoint.gateway or None, endpoint.mac)
         c.networks[record.name] = endpoint
         await trio.to_thread.run_sync(self.write_hosts, c)
+        for parent in self._linking(c):  # legacy links name this container: their /etc/hosts follow its address
+            await trio.to_thread.run_sync(self.write_hosts, parent)
         if record.name not in PREDEFINED and c.dns_scope is None:
             sock = await trio.to_thread.run_sync(dns.open_socket, str(c.netns))
             c.dns_scope = await self.nursery.start(_cancellable, dns.serve, sock, lambda n: self.lookup(c, n))
-            await trio.to_thread.run_sync(_write_resolv_conf, c)
+            await trio.to_thread.run_sync(self.write_resolv_conf, c)
         self.publish(record, "connect", container=c.id)
 
     async def disconnect(self, c: Container, ref: str) -> None:
@@ -249,13 +253,65 @@ class NetworkManager:
             c.sole_network = ""
 
     def write_hosts(self, c: Container) -> None:
-        """/etc/hosts: localhost, then the container's own addresses with its name."""
-        hostname = c.record.config.hostname
+        """/etc/hosts as dockerd writes it: localhost, then `--add-host` entries (the
+        `host-gateway` address being the default bridge's gateway), then for each legacy
+        link its container's address with the alias, host name and name, then the
+        container's own addresses with its name (and domain)."""
+        hc, config = c.record.host_config, c.record.config
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet",
                  "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes", "ff02::2\tip6-allrouters"]
+        for entry in hc.extra_hosts or []:
+            name, _, ip = entry.partition(":")
+            lines.append(f"{self.networks.get('bridge').gateway if ip == HOST_GATEWAY else ip}\t{name}")
+        for spec in hc.links or []:
+            target, _, alias = spec.partition(":")
+            child = self.containers.by_id.get(target)
+            endpoint = child.networks.get("bridge") if child else None
+            if endpoint is not None:
+                names = [alias, child.record.config.hostname, *([child.name] if child.name != alias else [])]
+                lines.append(f"{endpoint.ip}\t{' '.join(names)}")
+        hostname = config.hostname
+        names = f"{hostname}.{config.domainname} {hostname}" if config.domainname else hostname
         addresses = [e.ip for e in c.networks.values()]
-        lines += [f"{ip}\t{hostname}" for ip in addresses] or [f"127.0.1.1\t{hostname}"]
+        lines += [f"{ip}\t{names}" for ip in addresses] or [f"127.0.1.1\t{names}"]
         (c.dir / "hosts").write_text("\n".join(lines) + "\n")
+
+    def write_resolv_conf(self, c: Container) -> None:
+        """/etc/resolv.conf: `--dns-search`, then the nameservers (the embedded resolver
+        at 127.0.0.11 on a user-defined network; else `--dns`), then `--dns-option`s, in
+        dockerd's order. berth's bridges have no NAT, so the host's nameservers are out of
+        reach: without `--dns` none is given."""
+        hc = c.record.host_config
+        lines = []
+        search = " ".join(hc.dns_search or [])
+        if search.strip() and search.strip() != ".":
+            lines.append(f"search {search}")
+        options = list(hc.dns_options or [])
+        if c.dns_scope is not None:
+            lines.append(f"nameserver {dns.ADDRESS}")
+            if not any(o.startswith("ndots:") for o in options):
+                options.append("ndots:0")
+        elif hc.dns:
+            lines += [f"nameserver {server}" for server in hc.dns]
+        else:
+            lines.insert(0, "# no nameserver: berth's networks do not lead off this host")
+        if options:
+            lines.append(f"options {' '.join(options)}")
+        (c.dir / "resolv.conf").write_text("\n".join(lines) + "\n")
+
+    def _check_links(self, c: Container) -> None:
+        """At start: each container a legacy link names must run (dockerd's check)."""
+        for spec in c.record.host_config.links or []:
+            target, _, alias = spec.partition(":")
+            child = self.containers.by_id.get(target)
+            if child is None or not child.has_process:
+                shown = f"/{child.name}" if child else target
+                raise Conflict(f"Cannot link to a non running container: {shown} AS /{c.name}/{alias}")
+
+    def _linking(self, c: Container) -> list[Container]:
+        """The running containers with a legacy link to `c`."""
+        return [other for other in self.containers if other.prepared and other is not c
+                and any(spec.partition(":")[0] == c.id for spec in other.record.host_config.links or [])]
 
     async def _ensure_bridge(self, record: NetworkRecord) -> None:
         if record.bridge not in self._made:
@@ -282,7 +338,3 @@ async def _cancellable(fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:
     with trio.CancelScope() as scope:
         task_status.started(scope)
         await fn(*args)
-
-
-def _write_resolv_conf(c: Container) -> None:
-    (c.dir / "resolv.conf").write_text(f"nameserver {dns.ADDRESS}\noptions ndots:0\n")

@@ -97,6 +97,58 @@ def _read(path: Path) -> str | None:
         return None
 
 
+class Features(NamedTuple):
+    """What the host's cgroups can enforce, as dockerd's sysinfo reads it: a container
+    asking for something missing here is refused at create, never run without it."""
+
+    cpus: str  # CPUs and memory nodes a cpuset may name ("0-3"), "" without cpuset
+    mems: str
+    realtime: bool  # cpu.rt_runtime_us (a kernel with RT group scheduling, v1 only)
+    blkio_weight: bool  # proportional I/O weight (blkio.weight or a BFQ weight)
+    blkio_throttle: bool  # per-device bps/iops limits
+    swap: bool  # memory+swap limits (memsw, memory.swap.max)
+    swappiness: bool  # v1 only
+    oom_kill_disable: bool  # memory.oom_control: v1 only
+    kernel_tcp: bool  # memory.kmem.tcp: v1 only
+
+
+def features(layout: Layout, root: Path | None = None) -> Features:
+    """Read what the host's hierarchy offers (at its root)."""
+    root = root or CGROUP_ROOT
+    if layout.version == 2:
+        controllers = set((_read(root / "cgroup.controllers") or "").split())
+        return Features(_read(root / "cpuset.cpus.effective") or "", _read(root / "cpuset.mems.effective") or "",
+                        False, "io" in controllers and any((root / f).exists() for f in ("io.weight", "io.bfq.weight")),
+                        "io" in controllers, any(root.glob("*/memory.swap.max")), False, False, False)
+    has = lambda relative: (root / relative).exists()  # noqa: E731
+    return Features(_read(root / "cpuset" / "cpuset.effective_cpus") or _read(root / "cpuset" / "cpuset.cpus") or "",
+                    _read(root / "cpuset" / "cpuset.effective_mems") or _read(root / "cpuset" / "cpuset.mems") or "",
+                    has("cpu/cpu.rt_runtime_us"), has("blkio/blkio.weight") or has("blkio/blkio.bfq.weight"),
+                    has("blkio/blkio.throttle.read_bps_device"), has("memory/memory.memsw.limit_in_bytes"),
+                    has("memory/memory.swappiness"), has("memory/memory.oom_control"),
+                    has("memory/memory.kmem.tcp.limit_in_bytes"))
+
+
+def realtime_budget(cgroup_path: str) -> int:
+    """The real-time runtime (µs per period) the v1 cgroup `cgroup_path` may hand its
+    children: 0 for a cgroup not made yet (the kernel gives a new one none)."""
+    return _int(_read(CGROUP_ROOT / "cpu" / cgroup_path.strip("/") / "cpu.rt_runtime_us")) or 0
+
+
+def parse_list(text: str) -> set[int] | None:
+    """The CPUs or memory nodes a cpuset list names (`0-2,5`); None if it is malformed."""
+    found: set[int] = set()
+    for part in filter(None, text.strip().split(",")):
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            return None
+        low, high = int(first), int(last) if dash else int(first)
+        if low > high:
+            return None
+        found.update(range(low, high + 1))
+    return found
+
+
 class Limits(NamedTuple):
     """Resource limits as the kernel holds them (None: unlimited or unavailable)."""
 
