@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from engine.containers import mounts, service
+from engine.containers import checks, mounts
 from engine.errors import BadRequest
 from engine.models import DeviceMapping, HostConfig, MountPoint, Ulimit
 from engine.runtime import bundle, cgroups
@@ -104,12 +104,12 @@ def test_plan_with_volumes_from_and_tmpfs():
 
 
 def test_link_specs():
-    assert service._parse_link("web") == ("web", "web")
-    assert service._parse_link("web:db") == ("web", "db")
-    assert service._parse_link("/web:/app/db") == ("web", "db")
+    assert checks.parse_link("web") == ("web", "web")
+    assert checks.parse_link("web:db") == ("web", "db")
+    assert checks.parse_link("/web:/app/db") == ("web", "db")
     for bad in ("", "a:b:c"):
         with pytest.raises(BadRequest):
-            service._parse_link(bad)
+            checks.parse_link(bad)
 
 
 def parse_run(*words: str) -> dict:
