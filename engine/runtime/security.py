@@ -6,8 +6,9 @@
 - `seccomp=unconfined`: no seccomp filter; `seccomp=<profile JSON>` (the CLI reads the
   file named by `seccomp=FILE` and sends its content): that profile instead of Docker's
   default.
-- `apparmor=...` and `label=...` (SELinux), `disable`: accepted; this engine applies
-  neither LSM, as dockerd on a host without them does.
+- `apparmor=...` and `label=...` (SELinux): parsed here; `bundle.check` accepts only
+  `apparmor=unconfined` and `label=disable` (berth applies neither LSM, so any other
+  profile or label would be a promise it cannot keep: a 400 says so).
 
 `:` is accepted in place of `=`, as dockerd still does. Anything else is refused with
 dockerd's message.
