@@ -24,16 +24,8 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def daemon():
-    d = Daemon()
-    try:
-        d.start()
+    with Daemon().running() as d:
         yield d
-        status = d.stop()
-        leaks = d.leaks()
-        assert status == 0, f"berthd exited with {status} on SIGTERM:\n{d.log.read_text()[-4000:]}"
-        assert not leaks, "berthd leaked:\n" + "\n".join(leaks)
-    finally:
-        d.cleanup()
 
 
 @pytest.fixture

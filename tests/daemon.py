@@ -7,6 +7,7 @@ the daemon stopped: mounts under its root, its cgroups, processes naming its roo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.api import Api
@@ -111,6 +113,20 @@ class Daemon:
         bridges = {self.bridge} | {json.loads(p.read_bytes()).get("bridge", "") for p in (self.root / "networks").glob("*.json")}
         found += [f"link {name}" for name in sorted(bridges & links)]
         return found
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Daemon]:
+        """The daemon, started; then stopped by SIGTERM, which it must answer with exit 0
+        and nothing leaked. Cleaned up whatever happens."""
+        try:
+            self.start()
+            yield self
+            status = self.stop()
+            leaks = self.leaks()
+            assert status == 0, f"berthd exited with {status} on SIGTERM:\n{self.log.read_text()[-4000:]}"
+            assert not leaks, "berthd leaked:\n" + "\n".join(leaks)
+        finally:
+            self.cleanup()
 
     def cleanup(self) -> None:
         """Last resort after a failed test run: kill what remains, unmount, remove the root."""

@@ -33,15 +33,8 @@ def strict():
     d = Daemon("--api-header-timeout", str(HEADER_TIMEOUT), "--api-body-timeout", str(BODY_TIMEOUT),
                "--api-idle-timeout", str(IDLE_TIMEOUT), "--api-max-json-body", str(MAX_JSON_BODY),
                "--api-max-connections", str(MAX_CONNECTIONS))
-    try:
-        d.start()
+    with d.running():
         yield d
-        status = d.stop()
-        leaks = d.leaks()
-        assert status == 0, f"berthd exited with {status} on SIGTERM:\n{d.log.read_text()[-4000:]}"
-        assert not leaks, "berthd leaked:\n" + "\n".join(leaks)
-    finally:
-        d.cleanup()
 
 
 class Answer:

@@ -188,16 +188,9 @@ def tls_daemon(pki):
     d = Daemon("-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(pki / "ca.pem"),
                "--tlscert", str(pki / "server-cert.pem"), "--tlskey", str(pki / "server-key.pem"))
     d.port = port
-    try:
-        d.start()
+    with d.running():
         yield d
-        status = d.stop()
-        leaks = d.leaks()
-        assert status == 0, f"berthd exited with {status} on SIGTERM:\n{d.log.read_text()[-4000:]}"
-        assert not leaks, "berthd leaked:\n" + "\n".join(leaks)
-        assert not listening_on(port), f"port {port} still listened on"
-    finally:
-        d.cleanup()
+    assert not listening_on(port), f"port {port} still listened on"
 
 
 def docker_at(url: str, *tls: str, tmp: Path):
