@@ -7,6 +7,7 @@ daemons run side by side and each can be removed completely.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,6 +41,7 @@ class DaemonConfig(msgspec.Struct, kw_only=True):
     api_limits: ApiLimits = msgspec.field(default_factory=ApiLimits)  # what the API server tolerates
     socket_group: str | None = None  # --group; None: `berth` when that group exists, else root's
     tls: TLSOptions = msgspec.field(default_factory=TLSOptions)  # --tls*, for tcp:// hosts
+    insecure_registries: list[str] = []  # --insecure-registry: plain HTTP / unverified TLS allowed
 
 
 DEFAULT_TCP_PORT = 2375  # dockerd's, plain
@@ -117,11 +119,21 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     parser.add_argument("--api-max-connections", type=int, default=limits.max_connections, metavar="N",
                         help="open API connections (streams and attach included); more are answered 503 "
                              f"(default {limits.max_connections})")
+    parser.add_argument("--insecure-registry", dest="insecure_registries", action="append", default=[],
+                        metavar="HOST[:PORT]|CIDR",
+                        help="a registry that may be reached over plain HTTP or TLS without verification, "
+                             "repeatable (loopback addresses always may)")
     parser.add_argument("-D", "--debug", action="store_true")
     args = parser.parse_args(argv)
     for name in ("api_header_timeout", "api_body_timeout", "api_idle_timeout", "api_max_json_body", "api_max_connections"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    for value in args.insecure_registries:
+        if "/" in value:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                parser.error(f"--insecure-registry {value}: not a CIDR (HOST[:PORT] or ADDRESS/BITS)")
     root = Path(args.root).absolute()
     if args.exec_root:
         exec_root = Path(args.exec_root).absolute()
@@ -146,6 +158,7 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
                         journal_max_bytes=args.events_max_size, journal_max_age=args.events_max_age,
                         init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug,
                         bridge=args.bridge, bridge_subnet=args.bridge_subnet,
+                        insecure_registries=args.insecure_registries,
                         api_limits=ApiLimits(header_timeout=args.api_header_timeout, body_timeout=args.api_body_timeout,
                                           idle_timeout=args.api_idle_timeout, max_json_body=args.api_max_json_body,
                                           max_connections=args.api_max_connections),

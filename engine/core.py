@@ -40,13 +40,16 @@ from .images.archive_load import LoadResult
 from .images.service import ImageFacts, Images, ImageUsage, PruneReport, User
 from .images.store import Image, ImageStore
 from .lifecycle import State
-from .models import (BusStatistics, CommitOptions, ContainerRecord, CreateRequest, Event, ExecConfig, Health,
+from .models import (AuthConfig, BusStatistics, CommitOptions, ContainerRecord, CreateRequest, Event, ExecConfig, Health,
                      NetworkRecord, PluginView, ResourceUsage, RuntimeInfo, SystemInfo, UpdateRequest,
                      VolumeCreateRequest, VolumeRecord)
 from .network import netns
 from .network.manager import NetworkManager
 from .network.networks import Networks
 from .plugin_host import PluginHost
+from .registry import auth as authn
+from .registry.progress import Emit
+from .registry.service import Registries
 from .runtime import cgroups, oci, rootfs
 from .volumes import Volumes, VolumeUsage
 
@@ -80,6 +83,8 @@ class Engine:
         self._registry = Containers(config.root / "containers", config.exec_root / "netns", self._bus)
         self._image_store = ImageStore(config.root / "images")
         self._images = Images(self._image_store, self._bus, self._image_users)
+        self._registries = Registries(self._image_store, self._images.lock, self._bus,
+                                      insecure=config.insecure_registries)
         self._volumes = Volumes(config.root / "volumes", self._bus, self._registry.by_id)
         self._network = NetworkManager(Networks(config.root, config.bridge, config.bridge_subnet), self._registry,
                                        self._bus)
@@ -403,6 +408,27 @@ class Engine:
         """`docker load` of the archive in `body` (plain or compressed)."""
         async with self._images.spooled(body, "load") as upload:
             return await self._images.load(upload, quiet)
+
+    # --- registries -------------------------------------------------------------
+
+    async def pull(self, name: str, tag: str = "", *, auth: AuthConfig | None = None, platform: str = "",
+                   progress: Emit) -> str:
+        """`docker pull name[:tag][@digest]`: Docker's progress messages to `progress`;
+        the image ID. Errors raised before the first message (no such manifest, a bad
+        reference or platform) are plain errors; later ones end the transfer."""
+        return await self._registries.pull(name, tag, auth, platform, progress)
+
+    async def push(self, name: str, tag: str = "", *, auth: AuthConfig | None = None, progress: Emit) -> None:
+        """`docker push name[:tag]` (no tag: every tag of the repository), progress as `pull`'s."""
+        await self._registries.push(name, tag, auth, progress)
+
+    def registry_credentials(self, header: str) -> AuthConfig | None:
+        """Credentials from an `X-Registry-Auth` header (base64url JSON); None for none."""
+        return authn.decode_header(header)
+
+    async def login(self, auth: AuthConfig) -> str:
+        """`docker login`: check the credentials with the registry; "Login Succeeded" or 401."""
+        return await self._registries.login(auth)
 
     # --- volumes --------------------------------------------------------------
 

@@ -32,6 +32,12 @@ class NotFound(EngineError):
     status = 404
 
 
+class Unauthorized(EngineError):
+    """A registry refused the credentials (`docker login`), as newer dockerd answers: 401."""
+
+    status = 401
+
+
 class Forbidden(EngineError):
     """Refused for good, e.g. a write to a read-only root filesystem."""
 

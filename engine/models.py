@@ -628,3 +628,49 @@ class ApiLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_json_body: int = 4 << 20  # a body read whole; > ARG_MAX (2 MiB), the most a Cmd + Env can be
     max_connections: int = 512  # open at once (streams and attach included); more get a 503
     max_header_bytes: int = 1 << 20  # request line + headers (Go's DefaultMaxHeaderBytes); fixed
+
+
+# --- registries -------------------------------------------------------------
+
+
+class AuthConfig(msgspec.Struct, omit_defaults=True):
+    """Credentials for a registry: the body of `POST /auth`, and the base64url JSON of the
+    `X-Registry-Auth` header the docker CLI sends with pull and push (lower-case keys)."""
+
+    username: str = ""
+    password: str = ""
+    auth: str = ""  # base64 "user:pass", as config.json keeps it
+    email: str = ""
+    serveraddress: str = ""
+    identitytoken: str = ""
+    registrytoken: str = ""
+
+
+class ProgressDetail(msgspec.Struct, omit_defaults=True):
+    current: int = 0
+    total: int = 0
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    message: str
+    code: int = 0
+
+
+class ProgressMessage(msgspec.Struct, omit_defaults=True):
+    """One message of Docker's JSON progress stream (pull, push): `id: status progress`."""
+
+    status: str = ""
+    id: str = ""
+    progressDetail: ProgressDetail | None = None
+    progress: str = ""
+    aux: dict | None = None
+    errorDetail: ErrorDetail | None = None
+    error: str = ""
+
+
+class PushedManifest(msgspec.Struct):
+    """What `push` reports of each tag it pushed (the stream's `aux`)."""
+
+    Tag: str
+    Digest: str
+    Size: int

@@ -23,6 +23,11 @@ from pathlib import Path
 from tests.api import Api
 
 REPO = Path(__file__).resolve().parent.parent
+# The environment of every engine the tests start: a registry off this machine is reached
+# only through a proxy that is a closed port on loopback (no DNS lookup, no packet leaves),
+# while the tests' own registries on loopback are reached directly.
+LOOPBACK_ONLY = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+                 "NO_PROXY": "127.0.0.1,localhost,::1"}
 
 
 def processes_naming(text: str) -> dict[int, str]:
@@ -66,7 +71,7 @@ class Daemon:
                *self.args]
         if any(arg in ("-H", "--host") or arg.startswith("--host=") for arg in self.args):
             cmd += ["-H", self.host]  # hosts of the test's own, and the socket this helper uses
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=LOOPBACK_ONLY, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

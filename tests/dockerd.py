@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.images import busybox
 from engine.runtime import syscalls
-from tests.daemon import processes_naming
+from tests.daemon import LOOPBACK_ONLY, processes_naming
 
 
 class DockerdUnavailable(RuntimeError):
@@ -55,7 +55,8 @@ def terminate(proc: subprocess.Popen, timeout: float = 60) -> bool:
 class PrivateDockerd:
     """A dockerd of our own below `work` (a fresh scratch directory when not given)."""
 
-    def __init__(self, work: Path | None = None):
+    def __init__(self, work: Path | None = None, args: list[str] = ()):
+        self.args = list(args)  # more dockerd options (`--insecure-registry 127.0.0.1:PORT`)
         self.work = work or Path(tempfile.mkdtemp(prefix="berth-dockerd-"))
         self.root = self.work / "docker"
         self.sock = self.root / "docker.sock"
@@ -70,9 +71,10 @@ class PrivateDockerd:
         self.root.mkdir(parents=True, exist_ok=True)
         argv = ["dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
                 "--pidfile", str(self.root / "dockerd.pid"), "-H", f"unix://{self.sock}", "--bridge=none",
-                "--iptables=false", "--ip6tables=false", "--containerd-namespace", f"berth{os.getpid()}"]
+                "--iptables=false", "--ip6tables=false", "--containerd-namespace", f"berth{os.getpid()}", *self.args]
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=LOOPBACK_ONLY)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -43,9 +43,10 @@ def test_run_missing_executable_exits_127(docker):
 
 
 def test_run_unknown_image(docker):
-    result = docker("run", "--rm", "no-such-image:v9", "true", check=False)
+    """The CLI then pulls: from a closed port on loopback, never from a registry off this machine."""
+    result = docker("run", "--rm", "127.0.0.1:1/no-such-image:v9", "true", check=False)
     assert result.returncode == 125
-    assert b"Unable to find image 'no-such-image:v9' locally" in result.stderr
+    assert b"Unable to find image '127.0.0.1:1/no-such-image:v9' locally" in result.stderr
 
 
 def test_detached_lifecycle(docker):

@@ -36,7 +36,7 @@ def complete(completer, text: str) -> list[str]:
 
 
 def test_completes_commands_flags_values_and_live_names(completer, api, tmp_path):
-    assert complete(completer, "log") == ["logs"]
+    assert complete(completer, "log") == ["logs", "login", "logout"]
     assert "--restart" in complete(completer, "run --re")
     assert complete(completer, "run --runtime ") == ["crun", "runc"]
     assert complete(completer, "plugin e") == ["enable"]

@@ -3,31 +3,74 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import trio
 
 from ..core import Engine
-from ..errors import BadRequest, EngineError, NotFound
+from ..errors import BadRequest, EngineError
+from ..models import AuthConfig, ErrorDetail, ProgressMessage
 from . import query, render
 from .http import Request, Response, json_response
 
 log = logging.getLogger("berth.api")
 
 
-async def create(req: Request, engine: Engine) -> Response:
-    """`fromSrc=-`: import the request body as a rootfs tar. Pulling needs a registry
-    client, which berth does not have yet: that is said, not faked."""
+def registry_auth(req: Request, engine: Engine) -> AuthConfig | None:
+    """The `X-Registry-Auth` header's credentials (None when absent or `e30=`, `{}`)."""
+    return engine.registry_credentials(req.headers.get("x-registry-auth", ""))
+
+
+async def progress_stream(req: Request, run: Callable[[Callable], Awaitable[object]]) -> Response | None:
+    """Docker's JSON progress stream of `run(emit)`: the 200 goes out with the first
+    message, so an error before it is a plain HTTP error (404 for a missing manifest);
+    an error after it is the stream's last message (`errorDetail`)."""
+    stream = None
+
+    async def emit(message: ProgressMessage) -> None:
+        nonlocal stream
+        if stream is None:
+            stream = await req.stream()
+        await stream.send(msgspec.json.encode(message) + b"\r\n")
+
+    try:
+        await run(emit)
+    except EngineError as exc:
+        if stream is None:
+            raise
+        log.warning("%s %s failed: %s", req.method, req.path, exc.message)
+        await stream.send(msgspec.json.encode(ProgressMessage(errorDetail=ErrorDetail(exc.message),
+                                                              error=exc.message)) + b"\r\n")
+    return None if stream is not None else Response(200, b"")
+
+
+async def create(req: Request, engine: Engine) -> Response | None:
+    """`fromImage=…&tag=…`: pull from a registry; `fromSrc=-`: import the request body as
+    a rootfs tar."""
     if req.q("fromImage"):
-        ref = req.q("fromImage") + (":" + req.q("tag") if req.q("tag") else "")
-        raise NotFound(f"pull access denied for {ref}: berth cannot pull from registries yet; "
-                       "import a rootfs with `import`, or use the built-in busybox image")
+        auth = registry_auth(req, engine)
+        return await progress_stream(req, lambda emit: engine.pull(
+            req.q("fromImage"), req.q("tag"), auth=auth, platform=req.q("platform"), progress=emit))
     if req.q("fromSrc") != "-":
         raise BadRequest("only fromSrc=- (the request body) is supported for import")
     repo = req.q("repo") + (":" + req.q("tag") if req.q("tag") else "")
     image = await engine.import_image(req.body_chunks(), repo=repo, changes=req.qlist("changes"),
                                       message=req.q("message"))
     return Response(200, msgspec.json.encode({"status": image.id}) + b"\r\n")
+
+
+async def push(req: Request, engine: Engine) -> Response | None:
+    """`docker push`: `/images/{name}/push?tag=…` (the name unescaped, slashes and all)."""
+    auth = registry_auth(req, engine)
+    return await progress_stream(req, lambda emit: engine.push(req.params["name"], req.q("tag"), auth=auth,
+                                                               progress=emit))
+
+
+async def auth(req: Request, engine: Engine) -> Response:
+    """`docker login`: check the credentials with the registry."""
+    status = await engine.login(await req.json(AuthConfig))
+    return json_response({"IdentityToken": "", "Status": status})
 
 
 async def list_(req: Request, engine: Engine) -> Response:

@@ -168,7 +168,7 @@ def image_summary(engine: Engine, image: Image) -> dict:
     return {
         "Containers": -1, "Created": unix_seconds(image.config.created), "Id": image.id,
         "Labels": image.config.config.labels, "ParentId": "",
-        "RepoDigests": [] if tags else ["<none>@<none>"], "RepoTags": tags or ["<none>:<none>"],
+        "RepoDigests": facts.digests or ([] if tags else ["<none>@<none>"]), "RepoTags": tags or ["<none>:<none>"],
         "SharedSize": -1, "Size": size, "VirtualSize": size,
     }
 
@@ -179,7 +179,7 @@ def image_inspect(engine: Engine, image: Image) -> dict:
     size = facts.size
     cfg = image.config
     return {
-        "Id": image.id, "RepoTags": facts.tags, "RepoDigests": [], "Parent": "",
+        "Id": image.id, "RepoTags": facts.tags, "RepoDigests": facts.digests, "Parent": "",
         "Comment": cfg.comment, "Created": cfg.created, "Container": "", "ContainerConfig": _image_container_config(image) | {"Cmd": None, "Env": None},
         "DockerVersion": "", "Author": cfg.author, "Config": _image_container_config(image),
         "Architecture": cfg.architecture, "Os": cfg.os, "Size": size, "VirtualSize": size,

@@ -55,6 +55,8 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", rf"/containers/{_ID}/update", containers.update),
     ("DELETE", rf"/containers/{_ID}", containers.remove),
     ("POST", r"/images/create", images.create),
+    ("POST", rf"/images/{_NAME}/push", images.push),
+    ("POST", r"/auth", images.auth),
     ("GET", r"/images/json", images.list_),
     ("GET", rf"/images/{_NAME}/json", images.inspect),
     ("GET", rf"/images/{_NAME}/history", images.history),

@@ -22,6 +22,13 @@ def image(image_id: str, action: str, name: str | None = None) -> Event:
                  status=action, id=image_id)
 
 
+def transfer(ref: str, action: str, repo: str) -> Event:
+    """`pull` or `push` of an image, as dockerd makes them: the actor is the reference
+    (`busybox:latest`), its `name` attribute the repository."""
+    return Event(Type="image", Action=action, Actor=Actor(ref, {"name": repo}), scope="local",
+                 status=action, id=ref)
+
+
 def volume(name: str, action: str, driver: str, **attrs: str) -> Event:
     return Event(Type="volume", Action=action, Actor=Actor(name, {"driver": driver, **attrs}), scope="local")
 

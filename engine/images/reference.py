@@ -1,7 +1,10 @@
 """Image references: parse, validate and normalise `name[:tag][@digest]`.
 
 Docker clients send references normalised (`docker.io/library/busybox`); berth stores and
-shows the familiar form (`busybox`), as dockerd does.
+shows the familiar form (`busybox`), as dockerd does. Where an image lives is read from the
+familiar name as Docker reads it (`remote`): a first component with a `.` or a `:`, or
+`localhost`, names the registry (`127.0.0.1:5000/app`, `registry.example.com/team/app`);
+otherwise the registry is docker.io, and a one-part name is under `library/` there.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 _HOSTED_PREFIXES = ("docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/")
 
 DEFAULT_TAG = "latest"
+DEFAULT_REGISTRY = "docker.io"
 
 
 class Reference(NamedTuple):
@@ -56,3 +60,18 @@ def parse(ref: str, tag: str = "") -> Reference:
     if digest and not _DIGEST_RE.match(digest):
         raise BadRequest(f"invalid reference format: bad digest {digest!r}")
     return Reference(name, tag, digest)
+
+
+def remote(repo: str) -> tuple[str, str]:
+    """(registry host, repository path on it) of a familiar name: `busybox` →
+    (`docker.io`, `library/busybox`), `127.0.0.1:5000/app` → (`127.0.0.1:5000`, `app`)."""
+    first, sep, rest = repo.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return DEFAULT_REGISTRY, repo if sep else f"library/{repo}"
+
+
+def full_name(repo: str) -> str:
+    """The fully qualified repository name, as `docker push` shows it (`docker.io/library/busybox`)."""
+    host, path = remote(repo)
+    return f"{host}/{path}"

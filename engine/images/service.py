@@ -52,6 +52,7 @@ class ImageFacts(NamedTuple):
     tags: list[str]
     layer_dirs: list[Path]  # its unpacked layers, bottom first
     layer_sizes: list[int]  # their sizes in bytes, in the same order
+    digests: list[str] = []  # RepoDigests: `repo@sha256:…` where it was pulled from or pushed to
 
     @property
     def size(self) -> int:
@@ -90,7 +91,7 @@ class Images:
         """The image's tags and layers."""
         chain = self.store.layer_chain(image)
         return ImageFacts(self.store.tags_of(image.id), [self.store.layer_dir(c) for c in chain],
-                          [self.store.layer_meta(c).size for c in chain])
+                          [self.store.layer_meta(c).size for c in chain], self.store.digests_of(image.id))
 
     @asynccontextmanager
     async def spooled(self, chunks: AsyncIterator[bytes], kind: str) -> AsyncIterator[Path]:

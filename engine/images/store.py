@@ -13,7 +13,13 @@ On disk, under `<root>/images`:
   more read of its files). When it does not (a tar that writes the same path twice),
   the original uncompressed tar is kept as `layer.tar` instead: exact, at the cost of a
   second copy, and only for such layers.
+* `layers/<chain-id hex>/layer.tar.gz` — the layer as berth pushed it (gzip, made once
+  at the first push); its digest and size are in `layer.json` (`blob_digest`,
+  `blob_size`), which a pull fills too, with the digest of the blob it fetched, so a push
+  to a registry that has the blob already sends nothing and compresses nothing.
 * `repositories.json` — `{"repo:tag": "sha256:<id>"}`, rewritten atomically.
+* `repodigests.json` — `{"repo@sha256:<manifest digest>": "sha256:<id>"}`: where an image
+  was pulled from or pushed to (inspect's RepoDigests; `run repo@sha256:…`).
 
 A layer directory appears by one rename once complete; configs are written after their
 layers, tags last. Layers that no image refers to (a load or import cut short by a
@@ -50,10 +56,13 @@ class LayerMeta(msgspec.Struct):
     parent: str
     size: int
     tar_size: int = 0  # 0: stored by a berth that did not keep layer tars
+    blob_digest: str = ""  # the compressed blob a registry knows this layer by ("": none yet)
+    blob_size: int = 0
 
 
 SPLIT = "tar-split.gz"
 ORIGINAL = "layer.tar"
+BLOB = "layer.tar.gz"
 
 
 class Image(msgspec.Struct):
@@ -80,7 +89,9 @@ class ImageStore:
         for d in (self.blobs, self.layers, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         self._tags_file = root / "repositories.json"
+        self._digests_file = root / "repodigests.json"
         self.tags: dict[str, str] = {}
+        self.digests: dict[str, str] = {}  # "repo@sha256:…" → image ID
         self.images: dict[str, Image] = {}
         self._load()
 
@@ -96,6 +107,9 @@ class ImageStore:
         if self._tags_file.exists():
             tags = msgspec.json.decode(self._tags_file.read_bytes(), type=dict[str, str])
             self.tags = {t: i for t, i in tags.items() if i in self.images}
+        if self._digests_file.exists():
+            digests = msgspec.json.decode(self._digests_file.read_bytes(), type=dict[str, str])
+            self.digests = {d: i for d, i in digests.items() if i in self.images}
         in_use = {c.removeprefix("sha256:") for image in self.images.values() for c in self.layer_chain(image)}
         for layer in self.layers.iterdir():
             if layer.name not in in_use:  # unpacked, but its image never got written
@@ -112,6 +126,8 @@ class ImageStore:
             parsed = None
         if parsed and not parsed.digest and str(parsed) in self.tags:
             return self.images[self.tags[str(parsed)]]
+        if parsed and parsed.digest and str(parsed) in self.digests:
+            return self.images[self.digests[str(parsed)]]
         if all(c in "0123456789abcdef" for c in bare) and bare:
             found = [i for i in self.images if i[7:].startswith(bare)]
             if len(found) == 1:
@@ -120,6 +136,10 @@ class ImageStore:
 
     def tags_of(self, image_id: str) -> list[str]:
         return sorted(t for t, i in self.tags.items() if i == image_id)
+
+    def digests_of(self, image_id: str) -> list[str]:
+        """The image's RepoDigests (`repo@sha256:…`)."""
+        return sorted(d for d, i in self.digests.items() if i == image_id)
 
     def layer_chain(self, image: Image) -> list[str]:
         """Chain IDs of the image's layers, bottom first."""
@@ -245,13 +265,79 @@ class ImageStore:
         return previous if previous != image.id else None
 
     def untag(self, key: str) -> None:
-        self._save_tags({k: v for k, v in self.tags.items() if k != key})
+        if key in self.digests:
+            self._save_digests({k: v for k, v in self.digests.items() if k != key})
+        else:
+            self._save_tags({k: v for k, v in self.tags.items() if k != key})
+
+    def add_digest(self, image: Image, repo: str, digest: str) -> None:
+        """Remember that `image` is `repo@digest` in a registry (one digest per repo and image)."""
+        kept = {k: v for k, v in self.digests.items() if not (v == image.id and k.partition("@")[0] == repo)}
+        self._save_digests({**kept, f"{repo}@{digest}": image.id})
+
+    def _save_digests(self, digests: dict[str, str]) -> None:
+        atomic_write(self._digests_file, msgspec.json.encode(dict(sorted(digests.items()))))
+        self.digests = digests
+
+    # --- registry blobs -------------------------------------------------------
+
+    def set_blob(self, chain: str, digest: str, size: int) -> None:
+        """Record the compressed blob a registry knows the layer by (a pull's)."""
+        meta = self.layer_meta(chain)
+        if (meta.blob_digest, meta.blob_size) != (digest, size):
+            self._drop_blob(chain)
+            meta.blob_digest, meta.blob_size = digest, size
+            atomic_write(self.layers / chain.removeprefix("sha256:") / "layer.json", msgspec.json.encode(meta))
+
+    def _drop_blob(self, chain: str) -> None:
+        (self.layers / chain.removeprefix("sha256:") / BLOB).unlink(missing_ok=True)
+
+    def blob_path(self, chain: str) -> Path | None:
+        """The layer's gzip blob kept by a push, if there is one (its digest: `blob_digest`)."""
+        path = self.layers / chain.removeprefix("sha256:") / BLOB
+        return path if path.exists() else None
+
+    def compress_layer(self, chain: str) -> LayerMeta:
+        """Make the layer's gzip blob (once: it is kept beside the layer, its digest and
+        size in `layer.json`); return the updated meta."""
+        home = self.layers / chain.removeprefix("sha256:")
+        meta = self.layer_meta(chain)
+        if meta.blob_digest and (home / BLOB).exists():
+            return meta
+        _, chunks = self.layer_tar(chain)
+        fd, scratch = tempfile.mkstemp(dir=self.tmp)
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(fd, "wb") as raw:
+                hashing = _HashingWriter(raw, digest)
+                with gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0, compresslevel=6) as gz:
+                    for chunk in chunks:
+                        gz.write(chunk)
+                raw.flush()
+                os.fsync(raw.fileno())
+                size = hashing.size
+            os.rename(scratch, home / BLOB)
+        except BaseException:
+            Path(scratch).unlink(missing_ok=True)
+            raise
+        meta.blob_digest, meta.blob_size = "sha256:" + digest.hexdigest(), size
+        atomic_write(home / "layer.json", msgspec.json.encode(meta))
+        return meta
+
+    def drop_unused_layers(self, chains: list[str]) -> None:
+        """Delete those of `chains` that no image refers to (a pull that failed half way)."""
+        in_use = {c for image in self.images.values() for c in self.layer_chain(image)}
+        for chain in chains:
+            if chain not in in_use:
+                shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
 
     def delete(self, image: Image) -> None:
         """Delete the image's config and every layer no other image uses."""
         if self.tags_of(image.id):
             raise Conflict(f"conflict: image {image.id[7:19]} is still tagged")
         del self.images[image.id]
+        if any(i == image.id for i in self.digests.values()):
+            self._save_digests({k: v for k, v in self.digests.items() if v != image.id})
         (self.blobs / image.id[7:]).unlink(missing_ok=True)
         in_use = {c for other in self.images.values() for c in self.layer_chain(other)}
         for chain in self.layer_chain(image):
@@ -268,6 +354,21 @@ def host_arch() -> str:
     """This host's architecture in OCI's words (amd64, arm64, …)."""
     machine = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+class _HashingWriter:
+    """A file that hashes and counts what is written through it (the compressed bytes)."""
+
+    def __init__(self, raw: BinaryIO, digest):
+        self.raw, self.digest, self.size = raw, digest, 0
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:

@@ -14,8 +14,12 @@ def _image_rows(image: dict, no_trunc: bool) -> list[dict]:
     """An image list entry as `docker images` fields, one per tag (`<none>` when untagged)."""
     fields = {"ID": image["Id"] if no_trunc else render.short_id(image["Id"]),
               "CreatedSince": render.since(image["Created"]), "Size": render.size(image["Size"])}
-    return [{"Repository": repo, "Tag": tag, **fields}
+    digests = dict(d.split("@", 1) for d in image.get("RepoDigests") or [] if "@" in d)
+    rows = [{"Repository": repo, "Tag": tag, "Digest": digests.get(repo, "<none>"), **fields}
             for repo, _, tag in (name.rpartition(":") for name in image["RepoTags"] or ["<none>:<none>"])]
+    if rows[0]["Repository"] == "<none>" and digests:  # pulled by digest only
+        rows = [{"Repository": repo, "Tag": "<none>", "Digest": digest, **fields} for repo, digest in digests.items()]
+    return rows
 
 
 def images(client: Client, args) -> int:
@@ -26,6 +30,12 @@ def images(client: Client, args) -> int:
     rows = [row for image in found for row in _image_rows(image, args.no_trunc)]
     if args.quiet:
         rows = list({row["ID"]: row for row in rows}.values())
+    if args.digests:  # docker: the digest of the row's repository, if the image has one there
+        print_listing(rows, args.format, ["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"],
+                      lambda row: [row["Repository"], row["Tag"], row["Digest"], row["ID"], row["CreatedSince"],
+                                   row["Size"]],
+                      (lambda row: row["ID"]) if args.quiet else None)
+        return 0
     print_listing(rows, args.format, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
                   lambda row: [row["Repository"], row["Tag"], row["ID"], row["CreatedSince"], row["Size"]],
                   (lambda row: row["ID"]) if args.quiet else None)
@@ -79,6 +89,7 @@ def prune(client: Client, args) -> int:
 
 
 _IMAGES_OPTS = (Opt(("-a", "--all"), "all", "flag", "all images"), quiet_option("IDs"), NO_TRUNC, FILTER,
+                Opt(("--digests",), "digests", "flag", "show digests"),
                 format_option("{{.Repository}}:{{.Tag}}"))
 
 COMMANDS = (

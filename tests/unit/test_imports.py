@@ -23,6 +23,8 @@ RULES = [
     ("plugins.", ("engine.plugin_api", "engine.models", "plugins.")),
     ("engine.images.", ("engine.models", "engine.errors", "engine.timefmt", "engine.fs.", "engine.events.",
                         "engine.images.")),
+    ("engine.registry.", ("engine.models", "engine.errors", "engine.timefmt", "engine.fs.", "engine.events.",
+                          "engine.images.", "engine.registry.")),
     ("engine.runtime.", ("engine.models", "engine.errors", "engine.runtime.")),
     ("shell.", ("shell.",)),
 ]

@@ -1,0 +1,230 @@
+"""One registry, one repository: HTTP requests with authentication (httpx on trio).
+
+The scheme: HTTPS with the system's CA store, except for insecure registries (loopback
+addresses, `localhost`, and `berthd --insecure-registry` hosts), which are tried over
+HTTPS without verification first and then over plain HTTP, as dockerd does. The first
+request is `GET /v2/`, whose answer says how to authenticate: nothing, Basic (sent with
+every request) or Bearer (a token per scope from the realm, kept until it expires; a 401
+with a token asks once for a fresh one). Every request has a timeout; a registry that
+cannot be reached is an error at once, with its address and the reason.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import msgspec
+import trio
+
+from ..errors import EngineError, NotFound, Unauthorized
+from ..models import AuthConfig
+from . import auth as authn
+
+USER_AGENT = "berth/0.1 (registry client)"
+
+
+class RegistryError(EngineError):
+    """A registry's error answer (`{"errors":[{"code","message"}]}`), with its HTTP status."""
+
+    def __init__(self, message: str, status: int = 500):
+        super().__init__(message)
+        self.status = status
+
+
+def collapse(group: BaseExceptionGroup) -> BaseException:
+    """The one error to report of a nursery's group: the first EngineError, else the first."""
+    for exc in group.exceptions:
+        inner = collapse(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(inner, EngineError):
+            return inner
+    first = group.exceptions[0]
+    return collapse(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+class _ErrorItem(msgspec.Struct):
+    code: str = ""
+    message: str = ""
+
+
+class _Errors(msgspec.Struct):
+    errors: list[_ErrorItem] = []
+    details: str = ""  # token servers
+    message: str = ""
+
+
+def error_text(response: httpx.Response) -> str:
+    """The registry's own words for a failed request (Docker's `code: message`)."""
+    try:
+        found = msgspec.json.decode(response.content, type=_Errors)
+    except msgspec.DecodeError:
+        found = _Errors()
+    if found.errors:
+        return "; ".join(f"{e.code.lower().replace('_', ' ')}: {e.message}" for e in found.errors)
+    return found.details or found.message or f"{response.status_code} {response.reason_phrase}"
+
+
+class Client:
+    def __init__(self, host: str, path: str, credentials: AuthConfig | None, *, insecure: bool,
+                 timeout: float, ssl_context: ssl.SSLContext):
+        self.host = host  # registry host[:port]
+        self.path = path  # the repository on it
+        self.credentials = credentials
+        self.insecure = insecure
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._verified = httpx.AsyncClient(verify=ssl_context, timeout=self._timeout,
+                                           headers={"User-Agent": USER_AGENT})
+        self._http = self._verified
+        self._unverified: httpx.AsyncClient | None = None
+        self.base = ""
+        self._challenge: authn.Challenge | None = None
+        self._tokens = authn.Tokens()
+        self._token_lock = trio.Lock()  # concurrent layer transfers wait for one token
+        self._ping_lock = trio.Lock()  # and for one ping
+
+    async def aclose(self) -> None:
+        await self._verified.aclose()
+        if self._unverified is not None:
+            await self._unverified.aclose()
+
+    # --- reaching the registry ------------------------------------------------
+
+    async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        try:
+            return await self._http.send(request, stream=stream, follow_redirects=True)
+        except httpx.TimeoutException:
+            raise EngineError(f"registry {self.host} did not answer in time ({request.method} {request.url})") from None
+        except httpx.TransportError as exc:
+            raise EngineError(f'Get "{request.url}": registry {self.host} is unreachable: {str(exc) or type(exc).__name__}') from None
+
+    async def ping(self) -> httpx.Response:
+        """`GET /v2/` (once): choose the scheme, learn the authentication challenge."""
+        async with self._ping_lock:
+            return await self._ping()
+
+    async def _ping(self) -> httpx.Response:
+        candidates = [("https", self._verified)]
+        if self.insecure:
+            self._unverified = self._unverified or httpx.AsyncClient(verify=False, timeout=self._timeout,
+                                                 headers={"User-Agent": USER_AGENT})
+            candidates = [("https", self._unverified), ("http", self._unverified)]
+        failure: Exception | None = None
+        for scheme, http in candidates:
+            self._http, base = http, f"{scheme}://{self.host}"
+            try:
+                response = await self._send(http.build_request("GET", f"{base}/v2/"))
+            except EngineError as exc:
+                failure = exc
+                continue
+            self.base = base
+            await response.aread()
+            if response.status_code == 401:
+                self._challenge = authn.parse_challenge(response.headers.get("www-authenticate", ""))
+            elif response.status_code >= 400:
+                raise RegistryError(f"registry {self.host} answered GET /v2/ with {error_text(response)}")
+            return response
+        assert failure is not None
+        raise failure
+
+    # --- authentication -------------------------------------------------------
+
+    def scope(self, actions: str) -> str:
+        return f"repository:{self.path}:{actions}"
+
+    async def _token(self, scope: str | None, *, fresh: bool = False) -> str:
+        key = scope or ""
+        if not fresh and (token := self._tokens.get(key)):
+            return token
+        async with self._token_lock:
+            if not fresh and (token := self._tokens.get(key)):
+                return token  # fetched by another task meanwhile
+            return await self._fetch_token(scope, key)
+
+    async def _fetch_token(self, scope: str | None, key: str) -> str:
+        params = self._challenge.params
+        realm = params.get("realm")
+        if not realm:
+            raise RegistryError(f"registry {self.host} asks for a bearer token but names no realm")
+        query = {"service": params.get("service", "")}
+        if scope:
+            query["scope"] = scope
+        headers = {}
+        if self.credentials and self.credentials.registrytoken:
+            return self.credentials.registrytoken
+        if self.credentials and self.credentials.username:
+            query["account"] = self.credentials.username
+            headers["Authorization"] = authn.basic(self.credentials)
+        response = await self._send(self._http.build_request("GET", realm, params=query, headers=headers))
+        await response.aread()
+        if response.status_code != 200:
+            raise Unauthorized(f"unauthorized: {error_text(response)}")
+        return self._tokens.put(key, response.content)
+
+    async def _authorization(self, scope: str | None, fresh: bool) -> dict[str, str]:
+        if self._challenge is None:
+            return {}
+        if self._challenge.scheme == "basic":
+            if not self.credentials:
+                raise Unauthorized("no basic auth credentials")  # dockerd's words
+            return {"Authorization": authn.basic(self.credentials)}
+        return {"Authorization": f"Bearer {await self._token(scope, fresh=fresh)}"}
+
+    async def login(self) -> None:
+        """Check the credentials as `docker login` does; Unauthorized with the registry's words."""
+        first = await self.ping()
+        if first.status_code == 200 or self._challenge is None:
+            return
+        if self._challenge.scheme == "bearer":
+            await self._token(None, fresh=True)
+            return
+        url = f"{self.base}/v2/"
+        response = await self._send(self._http.build_request("GET", url, headers=await self._authorization(None, True)))
+        await response.aread()
+        if response.status_code != 200:
+            raise Unauthorized(f"login attempt to {url} failed with status: {response.status_code} "
+                               f"{response.reason_phrase}")
+
+    # --- requests ---------------------------------------------------------------
+
+    @asynccontextmanager
+    async def request(self, method: str, url: str, *, actions: str = "pull", headers: dict | None = None,
+                      content: Callable[[], object] | bytes | None = None,
+                      stream: bool = False) -> AsyncIterator[httpx.Response]:
+        """One request to the repository (`url` relative to /v2/<path>/ or absolute), its
+        response open while in the block. Body from `content` (bytes, or a factory of an
+        async iterable, called again for the one retry after a 401)."""
+        if not self.base:
+            async with self._ping_lock:
+                if not self.base:
+                    await self._ping()
+        if not url.startswith(("http://", "https://")):
+            url = f"{self.base}/v2/{self.path}/{url}"
+        scope = self.scope(actions)
+        for attempt in (0, 1):
+            body = content() if callable(content) else content
+            request = self._http.build_request(method, url, headers={**(headers or {}),
+                                               **await self._authorization(scope, attempt == 1)}, content=body)
+            response = await self._send(request, stream=stream)
+            if response.status_code == 401 and attempt == 0 and self._challenge is not None:
+                await response.aclose()
+                challenge = authn.parse_challenge(response.headers.get("www-authenticate", ""))
+                self._challenge = challenge or self._challenge
+                self._tokens.forget(scope)
+                continue
+            try:
+                yield response
+            finally:
+                await response.aclose()
+            return
+
+    async def refused(self, response: httpx.Response, what: str) -> EngineError:
+        """The error for a failed request about `what`, with the registry's words."""
+        await response.aread()
+        text = error_text(response)
+        if response.status_code == 404:
+            return NotFound(f"{what}: {text}")
+        if response.status_code in (401, 403):
+            return RegistryError(f"{what}: {text}", 401 if response.status_code == 401 else 403)
+        return RegistryError(f"{what}: {text}")

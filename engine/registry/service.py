@@ -1,0 +1,133 @@
+"""The registries service: pull, push and login for the Engine.
+
+Handed the image store, the images service's lock (one writer of the store at a time)
+and the event bus; never the Engine. One `Client` per operation (its tokens and scheme
+live as long as the pull or push). Which registries may be reached without verified
+TLS: loopback addresses, `localhost`, and the `--insecure-registry` hosts or CIDRs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..errors import BadRequest, NotFound
+from ..events import constructors
+from ..events.bus import Bus
+from ..images import reference
+from ..images.store import ImageStore, host_arch
+from ..models import AuthConfig
+from . import auth as authn
+from .progress import Emit, Reporter
+
+if TYPE_CHECKING:
+    from .client import Client
+
+DEFAULT_TIMEOUT = 30.0
+HUB_ADDRESSES = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
+
+
+class Registries:
+    def __init__(self, store: ImageStore, lock: trio.Lock, bus: Bus, *, insecure: list[str] = (),
+                 timeout: float = DEFAULT_TIMEOUT):
+        self.store = store
+        self.lock = lock
+        self.bus = bus
+        self.timeout = timeout
+        self._insecure_hosts = {i for i in insecure if "/" not in i}
+        self._insecure_nets = [ipaddress.ip_network(i, strict=False) for i in insecure if "/" in i]
+        self._ssl = ssl.create_default_context()  # the system's CA store
+
+    def insecure(self, host: str) -> bool:
+        """Whether `host[:port]` may be reached over plain HTTP or unverified TLS."""
+        if host in self._insecure_hosts:
+            return True
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.endswith("]") else host
+        name = name.strip("[]")
+        if name == "localhost" or name in self._insecure_hosts:
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return address.is_loopback or any(address in net for net in self._insecure_nets)
+
+    def _new_client(self, host: str, path: str, credentials: AuthConfig | None) -> Client:
+        # Imported at the first registry call, not at start-up: httpx costs berthd ~155 ms
+        # and memory that a daemon which never pulls would carry for nothing.
+        from .client import Client
+
+        return Client(host, path, credentials, insecure=self.insecure(host), timeout=self.timeout,
+                      ssl_context=self._ssl)
+
+    @asynccontextmanager
+    async def _client(self, repo: str, credentials: AuthConfig | None) -> AsyncIterator[Client]:
+        host, path = reference.remote(repo)
+        if host == reference.DEFAULT_REGISTRY:
+            host = "registry-1.docker.io"
+        client = self._new_client(host, path, credentials)
+        try:
+            yield client
+        finally:
+            with trio.CancelScope(shield=True):
+                await client.aclose()
+
+    async def pull(self, name: str, tag: str, credentials: AuthConfig | None, platform: str, emit: Emit) -> str:
+        """Pull `name[:tag][@digest]`; return the image ID. Errors before the first message
+        (a bad reference, a missing manifest) come before anything is sent to `emit`."""
+        ref = reference.parse(name, "" if "@" in name else tag)
+        if tag.startswith("sha256:"):
+            ref = reference.parse(f"{ref.repo}@{tag}")
+        arch = host_arch()
+        if platform and platform.lower().split("/")[:2] != ["linux", arch]:
+            raise BadRequest(f'berth runs linux/{arch} images only: cannot pull {ref} for platform "{platform}"')
+        from .pull import pull as pull_image
+
+        async with self._client(ref.repo, authn.credentials(credentials) if credentials else None) as client:
+            pulled = await pull_image(client, self.store, self.lock, ref, Reporter(emit), os="linux",
+                                        architecture=arch)
+        self.bus.publish(constructors.transfer(str(ref), "pull", ref.repo))
+        return pulled.image_id
+
+    async def push(self, name: str, tag: str, credentials: AuthConfig | None, emit: Emit) -> None:
+        """Push the image `name` (with `tag`: that tag, else every tag of the repository)."""
+        ref = reference.parse(name, tag)
+        if tag or ":" in name.rpartition("/")[2]:
+            tags = [ref.tag]
+        else:
+            tags = sorted(t.rpartition(":")[2] for t in self.store.tags if t.rpartition(":")[0] == ref.repo)
+        if not tags:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.repo}")
+        images = {t: self.store.resolve(f"{ref.repo}:{t}") for t in tags}  # 404 before any message
+        from .push import push as push_image
+
+        reporter = Reporter(emit)
+        await reporter.say(f"The push refers to repository [{reference.full_name(ref.repo)}]")
+        async with self._client(ref.repo, authn.credentials(credentials) if credentials else None) as client:
+            for t, image in images.items():
+                digest, size = await push_image(client, self.store, self.lock, image, t, reporter)
+                await reporter.say(f"{t}: digest: {digest} size: {size}")
+                await reporter.say("", detail=True, aux={"Tag": t, "Digest": digest, "Size": size})
+                async with self.lock:
+                    await trio.to_thread.run_sync(self.store.add_digest, image, ref.repo, digest)
+                self.bus.publish(constructors.transfer(f"{ref.repo}:{t}", "push", ref.repo))
+
+    async def login(self, credentials: AuthConfig) -> str:
+        """Check credentials against a registry (`docker login`); the status to show."""
+        address = credentials.serveraddress or HUB_ADDRESSES[0]
+        host = address.removeprefix("https://").removeprefix("http://").split("/")[0]
+        if host in HUB_ADDRESSES or address in HUB_ADDRESSES:
+            host = "registry-1.docker.io"
+        checked = authn.credentials(credentials)
+        client = self._new_client(host, "", checked)
+        try:
+            await client.login()
+        finally:
+            with trio.CancelScope(shield=True):
+                await client.aclose()
+        return "Login Succeeded"

@@ -1,0 +1,198 @@
+"""Registries: pull, push, login and logout, as the docker CLI does them.
+
+Credentials live where the docker CLI keeps them, `$DOCKER_CONFIG/config.json` (default
+`~/.docker/config.json`), under `auths.<server>.auth` as base64 `user:password`, so a
+login by either CLI serves both. They travel to the daemon in the `X-Registry-Auth`
+header (base64url JSON), as the docker CLI sends them. The progress stream is printed as
+plain lines (`id: status`), the byte counts of transfers left out, as the docker CLI
+does when its output is not a terminal. Standard library only: this runs per command.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+
+from .. import fastjson
+from ..grammar import Arg, Command, Opt, UsageError
+from ..transport import Client, DaemonError, ref
+from .printers import err, out
+
+HUB = "https://index.docker.io/v1/"
+
+
+def config_path() -> str:
+    base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(base, "config.json")
+
+
+def read_config() -> dict:
+    try:
+        with open(config_path(), "rb") as f:
+            return json.loads(f.read() or b"{}")
+    except FileNotFoundError:
+        return {}
+
+
+def write_config(config: dict) -> None:
+    path = config_path()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(config, f, indent="\t")
+    os.replace(tmp, path)
+
+
+def registry_of(name: str) -> str:
+    """The registry host of an image name, as docker reads it (docker.io by default)."""
+    first, sep, _ = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
+
+
+def full_name(name: str) -> str:
+    """`busybox:latest` → `docker.io/library/busybox:latest`, as `docker pull` ends."""
+    if registry_of(name) != "docker.io":
+        return name
+    return "docker.io/" + (name if "/" in name else f"library/{name}")
+
+
+def server_key(server: str) -> str:
+    """The key of a server in config.json's `auths` (docker.io's is the v1 index URL)."""
+    host = server.removeprefix("https://").removeprefix("http://").rstrip("/")
+    return HUB if host in ("docker.io", "index.docker.io", "registry-1.docker.io", "index.docker.io/v1") else host
+
+
+def auth_header(server: str) -> dict[str, str]:
+    """`X-Registry-Auth` for the server, from the stored login ({} when there is none)."""
+    auths = read_config().get("auths", {})
+    key = server_key(server)
+    entry = auths.get(key) or auths.get(f"https://{key}") or auths.get(f"http://{key}")
+    if not entry or not entry.get("auth"):
+        return {}
+    user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+    payload = json.dumps({"username": user, "password": password, "serveraddress": key}).encode()
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(payload).decode()}
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """(repository, tag or digest) as the docker CLI sends them (`tag` defaults to latest)."""
+    if "@" in name:
+        repo, _, digest = name.partition("@")
+        return repo, digest
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, _, tag = name.rpartition(":")
+        return repo, tag
+    return name, "latest"
+
+
+def print_stream(response) -> None:
+    """Print a progress stream as plain lines; raise DaemonError on its error message."""
+    while line := response.readline():
+        if not line.strip():
+            continue
+        message = fastjson.loads(line)
+        if message.get("error"):
+            raise DaemonError(500, message["error"])
+        if message.get("progress") or not message.get("status"):
+            continue  # byte counts (a terminal would redraw them), aux records
+        status = message["status"]
+        out(f"{message['id']}: {status}" if message.get("id") else status)
+        sys.stdout.flush()
+
+
+def _stream_error(exc: DaemonError) -> int:
+    err(exc.message if exc.status == 500 and not exc.message.startswith("Error") else
+        f"Error response from daemon: {exc.message}")
+    return 1
+
+
+def pull(client: Client, args) -> int:
+    """`docker pull NAME[:TAG|@DIGEST]`: progress, then the full reference."""
+    repo, tag = split_name(args.name)
+    response = client.stream("POST", "/images/create", {"fromImage": repo, "tag": tag},
+                             headers=auth_header(registry_of(repo)))
+    try:
+        print_stream(response)
+    except DaemonError as exc:
+        return _stream_error(exc)
+    out(full_name(f"{repo}@{tag}" if tag.startswith("sha256:") else f"{repo}:{tag}"))
+    return 0
+
+
+def push(client: Client, args) -> int:
+    """`docker push NAME[:TAG]`: progress, then `TAG: digest: sha256:… size: N`."""
+    repo, tag = split_name(args.name)
+    response = client.stream("POST", f"/images/{ref(repo)}/push", {"tag": tag},
+                             headers=auth_header(registry_of(repo)))
+    try:
+        print_stream(response)
+    except DaemonError as exc:
+        return _stream_error(exc)
+    return 0
+
+
+def login(client: Client, args) -> int:
+    """`docker login [-u USER] [-p PASS | --password-stdin] [SERVER]`: checked by the daemon,
+    then kept in config.json."""
+    server = args.server or HUB
+    if args.password and args.password_stdin:
+        raise UsageError("--password and --password-stdin are mutually exclusive")
+    user = args.username
+    if not user:
+        if not sys.stdin.isatty() or args.password_stdin:
+            raise UsageError("cannot perform an interactive login from a non TTY device: give -u USER")
+        user = input("Username: ").strip()
+    password = args.password
+    if args.password:
+        err("WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+    elif args.password_stdin:
+        password = sys.stdin.read().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        import getpass  # only for a prompt
+
+        password = getpass.getpass("Password: ")
+    if not password:
+        raise UsageError("a password is required (-p, --password-stdin, or typed at the prompt)")
+    answer = client.call("POST", "/auth", body={"username": user, "password": password,
+                                                "serveraddress": server.removeprefix("https://").removeprefix("http://")
+                                                if server != HUB else HUB})
+    config = read_config()
+    config.setdefault("auths", {})[server_key(server)] = {
+        "auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+    write_config(config)
+    out((answer or {}).get("Status") or "Login Succeeded")
+    return 0
+
+
+def logout(client: Client, args) -> int:
+    """`docker logout [SERVER]`: forget the stored credentials (the daemon is not asked)."""
+    key = server_key(args.server or HUB)
+    config = read_config()
+    auths = config.get("auths", {})
+    found = [k for k in (key, f"https://{key}", f"http://{key}") if k in auths]
+    if not found:
+        out(f"Not logged in to {args.server or HUB}")
+        return 0
+    out(f"Removing login credentials for {args.server or HUB}")
+    for k in found:
+        del auths[k]
+    write_config(config)
+    return 0
+
+
+COMMANDS = (
+    Command("pull", pull, "pull an image from a registry", (), (Arg("name"),)),
+    Command("push", push, "push an image to a registry", (), (Arg("name"),)),
+    Command("login", login, "log in to a registry", (
+        Opt(("-u", "--username"), "username", "value", "user name"),
+        Opt(("-p", "--password"), "password", "value", "password (insecure: prefer --password-stdin)"),
+        Opt(("--password-stdin",), "password_stdin", "flag", "read the password from stdin")),
+        (Arg("server", "optional"),)),
+    Command("logout", logout, "log out from a registry", (), (Arg("server", "optional"),)),
+)
