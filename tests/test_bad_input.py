@@ -128,12 +128,14 @@ def test_a_full_disk_is_a_507_naming_what_and_the_daemon_serves_on(small):
         assert no_space(api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"]}))
         assert no_space(api.post(f"/containers/{named}/rename", name="renamed"), str(record))
         assert json.loads(record.read_bytes())["name"] == "before-full"  # the old record, whole
+        assert api.get_json(f"/containers/{named}/json")["Name"] == "/before-full"  # and memory agrees
         assert not list(record.parent.glob(".*.tmp"))
         assert no_space(api.post("/networks/create", {"Name": "full-net"}), str(root / "networks"))
         assert no_space(api.post("/volumes/create", {"Name": "full-vol"}), "volume.json")
         assert no_space(api.post("/images/busybox/tag", repo="full-tag"), "repositories.json")
         assert no_space(import_(api, rootfs_tar({"big": b"x" * 100_000}), repo="full-img"))
         assert no_space(api.post(f"/containers/{idle}/start"))
+        assert idle not in Path(f"/proc/{small.proc.pid}/mounts").read_text()  # the failed start mounted nothing it kept
         assert api.get("/_ping").status == 200
         assert api.get("/networks/full-net").status == 404 and api.get("/images/full-img/json").status == 404
     finally:

@@ -475,7 +475,11 @@ class ContainerService:
         self.containers.check_name_free(new_name)
         old = c.name
         self.containers.rename(c, new_name)
-        await self.containers.save(c)
+        try:
+            await self.containers.save(c)
+        except BaseException:  # not written (a full disk): memory keeps agreeing with the disk
+            self.containers.rename(c, old)
+            raise
         self.containers.publish(c, "rename", oldName="/" + old)
 
     async def update(self, ref: str, req: UpdateRequest) -> None:

@@ -260,8 +260,9 @@ class Supervisor:
             await trio.to_thread.run_sync(work)
             await self.volumes.attach(c)
             await self.network.start(c)
-        except EngineError:
-            await self.teardown(c)
+        except BaseException:  # a refusal, a failed write (a full disk), or cancellation: nothing stays mounted
+            with trio.CancelScope(shield=True):
+                await self.teardown(c)
             raise
 
     async def teardown(self, c: Container) -> None:
