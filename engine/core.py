@@ -28,7 +28,7 @@ from .containers.container import Container
 from .containers.execs import Exec, Execs, Output
 from .containers.files import Files, PathStat, Sender
 from .containers.oom import OomWatcher
-from .containers.registry import Containers
+from .containers.records import Containers
 from .containers.service import ContainerService, ContainerUsage
 from .containers.supervisor import Supervisor
 from .errors import EngineError, NotFound
@@ -80,23 +80,23 @@ class Engine:
         if config.default_runtime not in self._runtimes:
             raise SystemExit(f"berthd: runtime {config.default_runtime!r} is not installed "
                              f"(found: {', '.join(self._runtimes) or 'none'})")
-        self._registry = Containers(config.root / "containers", config.exec_root / "netns", self._bus)
+        self._records = Containers(config.root / "containers", config.exec_root / "netns", self._bus)
         self._image_store = ImageStore(config.root / "images")
         self._images = Images(self._image_store, self._bus, self._image_users)
         self._registries = Registries(self._image_store, self._images.lock, self._bus,
                                       insecure=config.insecure_registries)
-        self._volumes = Volumes(config.root / "volumes", self._bus, self._registry.by_id)
-        self._network = NetworkManager(Networks(config.root, config.bridge, config.bridge_subnet), self._registry,
+        self._volumes = Volumes(config.root / "volumes", self._bus, self._records.by_id)
+        self._network = NetworkManager(Networks(config.root, config.bridge, config.bridge_subnet), self._records,
                                        self._bus)
         console_dir = config.exec_root / "console"  # runtimes hand terminals over here
         self._console_dir = console_dir
         self._oom = OomWatcher(config.cgroup_parent, lambda cid: self._containers.oom_killed(cid))
-        self._supervisor = Supervisor(self._registry, self._image_store, self._volumes, self._network,
+        self._supervisor = Supervisor(self._records, self._image_store, self._volumes, self._network,
                                       self._runtimes, self._oom, cgroup_parent=config.cgroup_parent,
                                       console_dir=console_dir, init_binary=config.init_binary)
-        self._files = Files(self._registry, self._image_store)
-        self._execs = Execs(self._registry, self._image_store, self._runtimes, console_dir)
-        self._containers = ContainerService(self._registry, self._supervisor, self._images, self._volumes,
+        self._files = Files(self._records, self._image_store)
+        self._execs = Execs(self._records, self._image_store, self._runtimes, console_dir)
+        self._containers = ContainerService(self._records, self._supervisor, self._images, self._volumes,
                                             self._network, self._files, layout,
                                             default_runtime=config.default_runtime, init=config.init)
         self._event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
@@ -105,7 +105,7 @@ class Engine:
         self._nursery: trio.Nursery | None = None  # from `open`: work that outlives its request (detached execs)
 
     def _image_users(self, image_id: str) -> list[User]:
-        return [User(c.id, c.live) for c in self._registry.using_image(image_id)]
+        return [User(c.id, c.live) for c in self._records.using_image(image_id)]
 
     # --- start-up and shutdown ---------------------------------------------
 
@@ -117,32 +117,32 @@ class Engine:
         if self._oom.open():
             nursery.start_soon(self._oom.run, name="oom watcher")
         nursery.start_soon(self._bus.flush_forever, name="journal flush")
-        self._registry.root.mkdir(parents=True, exist_ok=True)
+        self._records.root.mkdir(parents=True, exist_ok=True)
         self._console_dir.mkdir(parents=True, exist_ok=True)
         await trio.to_thread.run_sync(self._network.networks.load)
         await self._network.recover()
         for rt in self._runtimes.values():
             rt.state_root.mkdir(parents=True, exist_ok=True)
         await trio.to_thread.run_sync(self._volumes.load)
-        for directory in sorted(self._registry.root.iterdir()):
+        for directory in sorted(self._records.root.iterdir()):
             record_path = directory / "record.json"
             if not record_path.exists():  # a create or remove cut short by a crash
                 await trio.to_thread.run_sync(rootfs.unmount, directory / "rootfs")
                 await trio.to_thread.run_sync(shutil.rmtree, directory, True)
                 continue
             record = msgspec.json.decode(record_path.read_bytes(), type=ContainerRecord)
-            c = Container(record, directory, self._registry.netns_dir)
-            self._registry.add(c)
+            c = Container(record, directory, self._records.netns_dir)
+            self._records.add(c)
             await self._supervisor.recover(c)
-        if self._registry.netns_dir.exists():
-            for pin in self._registry.netns_dir.iterdir():
-                if pin.name not in self._registry.by_id:
+        if self._records.netns_dir.exists():
+            for pin in self._records.netns_dir.iterdir():
+                if pin.name not in self._records.by_id:
                     await trio.to_thread.run_sync(netns.remove, pin)
         try:
             await self._images.ensure_busybox()
         except NotFound as exc:
             log.warning("%s", exc.message)
-        for c in self._registry:
+        for c in self._records:
             policy = c.record.host_config.restart_policy.name
             if policy == "always" or (policy == "unless-stopped" and not c.record.manually_stopped):
                 try:
@@ -199,13 +199,13 @@ class Engine:
 
     def publish_container(self, c: Container, action: str, **attrs: str) -> None:
         """Publish an event about a container that changes nothing (attach, detach, top…)."""
-        self._registry.publish(c, action, **attrs)
+        self._records.publish(c, action, **attrs)
 
     # --- containers -----------------------------------------------------------
 
     def get(self, ref: str) -> Container:
         """A container by full ID, name (with or without `/`) or unique ID prefix."""
-        return self._registry.get(ref)
+        return self._records.get(ref)
 
     async def create(self, req: CreateRequest, name: str | None = None) -> Container:
         """Create a container from `req` (the body of `POST /containers/create`)."""

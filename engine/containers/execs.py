@@ -25,7 +25,7 @@ from ..runtime import bundle, oci
 from ..runtime.oci import RuntimeFailure
 from ..runtime.terminal import Terminal
 from .container import Container
-from .registry import Containers
+from .records import Containers
 
 Output = Callable[[int, bytes], Awaitable[None]]  # (stream id 1 or 2, bytes)
 

@@ -44,7 +44,7 @@ from ..errors import BadRequest, Conflict, EngineError, Forbidden, NotFound, no_
 from ..lifecycle import State
 from ..images.store import ImageStore
 from ..runtime import bundle, rootfs
-from .registry import Containers
+from .records import Containers
 
 
 T = TypeVar("T")

@@ -38,7 +38,7 @@ from ..volumes import Volumes
 from . import checks, logs, mounts, names
 from .container import Container
 from .files import Files
-from .registry import Containers
+from .records import Containers
 from .supervisor import Supervisor
 
 # The `none` log driver keeps nothing `logs` can read; the run's output still passes

@@ -40,7 +40,7 @@ from .container import Container
 from .logs import LogWriter
 from .oom import OomWatcher
 from .pump import pump_pipe, pump_terminal
-from .registry import Containers
+from .records import Containers
 
 log = logging.getLogger("berth.supervisor")
 

@@ -24,7 +24,7 @@ from .networks import PREDEFINED, Endpoint, Networks, free_address
 
 if TYPE_CHECKING:
     from ..containers.container import Container
-    from ..containers.registry import Containers
+    from ..containers.records import Containers
 
 LIST_FILTERS = ("name", "id", "driver", "label", "type", "dangling")
 HOST_GATEWAY = "host-gateway"  # an ExtraHosts address: the default bridge's gateway (the host, from a container)
