@@ -41,7 +41,7 @@ from .images.service import ImageFacts, Images, ImageUsage, PruneReport, User
 from .images.store import Image, ImageStore
 from .lifecycle import State
 from .models import (AuthConfig, BusStatistics, CommitOptions, ContainerRecord, CreateRequest, Event, ExecConfig, Health,
-                     NetworkRecord, PluginView, ResourceUsage, RuntimeInfo, SystemInfo, UpdateRequest,
+                     NetworkRecord, PluginView, ResourceUsage, RuntimeInfo, SearchResult, SystemInfo, UpdateRequest,
                      VolumeCreateRequest, VolumeRecord)
 from .network import netns
 from .network.manager import NetworkManager
@@ -425,6 +425,11 @@ class Engine:
     def registry_credentials(self, header: str) -> AuthConfig | None:
         """Credentials from an `X-Registry-Auth` header (base64url JSON); None for none."""
         return authn.decode_header(header)
+
+    async def search_images(self, term: str, limit: int = 25, filters: dict[str, list[str]] | None = None, *,
+                            auth: AuthConfig | None = None) -> list[SearchResult]:
+        """`docker search TERM`: the registry's v1 search; 404 for a registry without one."""
+        return await self._registries.search(term, limit, filters or {}, auth)
 
     async def login(self, auth: AuthConfig) -> str:
         """`docker login`: check the credentials with the registry; "Login Succeeded" or 401."""

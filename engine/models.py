@@ -674,3 +674,13 @@ class PushedManifest(msgspec.Struct):
     Tag: str
     Digest: str
     Size: int
+
+
+class SearchResult(msgspec.Struct):
+    """One answer of `GET /images/search` (`docker search`), in Docker's field order."""
+
+    star_count: int = 0
+    is_official: bool = False
+    name: str = ""
+    is_automated: bool = False
+    description: str = ""

@@ -51,8 +51,11 @@ def test_installed_launcher_starts_light(daemon):
 def test_run_errors(berth):
     result = berth("run", "--rm", "busybox", "nosuchcmd")
     assert result.returncode == 127 and b"executable file not found" in result.stderr
-    result = berth("run", "--rm", "nope:v1", "true")
-    assert result.returncode == 125 and b"Unable to find image 'nope:v1' locally" in result.stderr
+    result = berth("run", "--rm", "--pull", "never", "nope:v1", "true")
+    assert result.returncode == 125 and b"No such image: nope:v1" in result.stderr
+    # a missing image is pulled, here from a closed port on loopback: never off this machine
+    result = berth("run", "--rm", "127.0.0.1:1/nope:v1", "true")
+    assert result.returncode == 125 and b"Unable to find image '127.0.0.1:1/nope:v1' locally" in result.stderr
     assert berth("run", "--bogus", "busybox").returncode == 125
 
 

@@ -508,3 +508,59 @@ def test_docker_push_berth_pull_and_run(api, registry, dockerd):
     cid = api.run([], image=f"{name}:1")
     assert api.wait(cid) == 0 and api.logs(cid) == [(1, b"from-docker\n")]
     api.remove(cid)
+
+
+# --- `berth run` and `create` pulling a missing image ----------------------------------
+
+
+def test_berth_run_pulls_a_missing_image(api, registry, cli_env):
+    name = f"{registry.host}/runpull"
+    commit_image(api, name, "1", "echo pulled > /hello.txt")
+    assert berth(cli_env, "login", "-u", USER, "--password-stdin", registry.host,
+                 input=PASSWORD.encode()).returncode == 0
+    assert berth(cli_env, "push", f"{name}:1").returncode == 0
+    assert api.delete(f"/images/{name}:1").status == 200
+
+    never = berth(cli_env, "run", "--rm", "--pull", "never", f"{name}:1", "echo", "hi")
+    assert never.returncode == 125, never.stderr
+    assert b"Unable to find image" not in never.stderr and b"No such image" in never.stderr
+
+    bad = berth(cli_env, "run", "--rm", "--pull", "sometimes", f"{name}:1")
+    assert bad.returncode == 125 and b"invalid pull option" in bad.stderr
+
+    run = berth(cli_env, "run", "--rm", f"{name}:1", "echo", "hi")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == b"hi\n"
+    lines = run.stderr.decode().splitlines()
+    assert lines[0] == f"Unable to find image '{name}:1' locally"
+    assert "1: Pulling from runpull" in lines and f"Status: Downloaded newer image for {name}:1" in lines
+    assert api.get_json(f"/images/{name}:1/json")["Id"]
+
+    again = berth(cli_env, "run", "--rm", f"{name}:1")  # present: no pull
+    assert again.returncode == 0 and again.stdout == b"pulled\n" and again.stderr == b""
+
+    always = berth(cli_env, "run", "--rm", "--pull", "always", f"{name}:1")
+    assert always.returncode == 0 and always.stdout == b"pulled\n", always.stderr
+    assert b"Unable to find image" not in always.stderr
+    assert f"Status: Image is up to date for {name}:1".encode() in always.stderr
+
+    assert api.delete(f"/images/{name}:1").status == 200
+    created = berth(cli_env, "create", f"{name}:1")
+    assert created.returncode == 0, created.stderr
+    assert created.stderr.startswith(f"Unable to find image '{name}:1' locally\n".encode())
+    cid = created.stdout.decode().strip()
+    assert len(cid) == 64 and b"Pulling from runpull" not in created.stdout
+    api.remove(cid)
+
+
+def test_berth_run_of_a_tag_missing_on_the_registry(api, registry, cli_env):
+    assert berth(cli_env, "login", "-u", USER, "--password-stdin", registry.host,
+                 input=PASSWORD.encode()).returncode == 0
+    name = f"{registry.host}/runpull-none:nope"
+    run = berth(cli_env, "run", "--rm", name, "true")
+    assert run.returncode == 125 and run.stdout == b""
+    lines = run.stderr.decode().splitlines()
+    assert lines[0] == f"Unable to find image '{name}' locally"
+    assert lines[-1].startswith("berth: ") and "unknown" in lines[-1].lower(), run.stderr
+    created = berth(cli_env, "create", name)
+    assert created.returncode == 125 and created.stderr.decode().splitlines()[-1].startswith("Error")

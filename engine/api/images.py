@@ -73,6 +73,13 @@ async def auth(req: Request, engine: Engine) -> Response:
     return json_response({"IdentityToken": "", "Status": status})
 
 
+async def search(req: Request, engine: Engine) -> Response:
+    """`docker search TERM`: the registry's v1 search, as Docker's JSON list."""
+    found = await engine.search_images(req.q("term"), req.qint("limit", 25), query.filters(req.q("filters")),
+                                       auth=registry_auth(req, engine))
+    return json_response(found)
+
+
 async def list_(req: Request, engine: Engine) -> Response:
     filters = query.filters(req.q("filters"))
     if req.q("filter"):  # the pre-1.25 spelling of a reference filter

@@ -58,6 +58,7 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", rf"/images/{_NAME}/push", images.push),
     ("POST", r"/auth", images.auth),
     ("GET", r"/images/json", images.list_),
+    ("GET", r"/images/search", images.search),
     ("GET", rf"/images/{_NAME}/json", images.inspect),
     ("GET", rf"/images/{_NAME}/history", images.history),
     ("POST", rf"/images/{_NAME}/tag", images.tag),

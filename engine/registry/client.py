@@ -20,7 +20,7 @@ import msgspec
 import trio
 
 from ..errors import EngineError, NotFound, Unauthorized
-from ..models import AuthConfig
+from ..models import AuthConfig, SearchResult
 from . import auth as authn
 
 USER_AGENT = "berth/0.1 (registry client)"
@@ -47,6 +47,10 @@ def collapse(group: BaseExceptionGroup) -> BaseException:
 class _ErrorItem(msgspec.Struct):
     code: str = ""
     message: str = ""
+
+
+class _SearchAnswer(msgspec.Struct):
+    results: list[SearchResult] = []
 
 
 class _Errors(msgspec.Struct):
@@ -185,6 +189,29 @@ class Client:
         if response.status_code != 200:
             raise Unauthorized(f"login attempt to {url} failed with status: {response.status_code} "
                                f"{response.reason_phrase}")
+
+    async def search(self, term: str, limit: int) -> list[SearchResult]:
+        """The registry's v1 search (`GET /v1/search?q=…&n=…`, as Docker Hub answers it);
+        NotFound when the registry has none (Docker Distribution answers 404)."""
+        if not self.base:
+            await self.ping()
+        headers = {}
+        if self._challenge is not None and self._challenge.scheme == "basic" and self.credentials:
+            headers = {"Authorization": authn.basic(self.credentials)}
+        request = self._http.build_request("GET", f"{self.base}/v1/search", params={"q": term, "n": str(limit)},
+                                           headers=headers)
+        response = await self._send(request)
+        await response.aread()
+        if response.status_code == 404:
+            raise NotFound(f"registry {self.host} offers no search (it has no /v1/search)")
+        if response.status_code != 200:
+            status = response.status_code if response.status_code in (401, 403) else 500
+            raise RegistryError(f"registry {self.host} answered GET /v1/search with {error_text(response)}", status)
+        try:
+            return msgspec.json.decode(response.content, type=_SearchAnswer).results
+        except msgspec.DecodeError as exc:
+            raise RegistryError(f"registry {self.host} answered GET /v1/search with no search results: {exc}") \
+                from None
 
     # --- requests ---------------------------------------------------------------
 

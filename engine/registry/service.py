@@ -21,8 +21,9 @@ from ..events import constructors
 from ..events.bus import Bus
 from ..images import reference
 from ..images.store import ImageStore, host_arch
-from ..models import AuthConfig
+from ..models import AuthConfig, SearchResult
 from . import auth as authn
+from . import search as searching
 from .progress import Emit, Reporter
 
 if TYPE_CHECKING:
@@ -116,6 +117,25 @@ class Registries:
                 async with self.lock:
                     await trio.to_thread.run_sync(self.store.add_digest, image, ref.repo, digest)
                 self.bus.publish(constructors.transfer(f"{ref.repo}:{t}", "push", ref.repo))
+
+    async def search(self, term: str, limit: int, filters: dict[str, list[str]],
+                     credentials: AuthConfig | None) -> list[SearchResult]:
+        """`docker search TERM`: the registry TERM names (Docker Hub by default) asked with
+        its v1 search, dockerd's filters applied; bad filters or limit are 400s before any
+        request."""
+        if not term:
+            raise BadRequest("a search term is required")
+        searching.check_limit(limit)
+        match = searching.matcher(filters)
+        host, query = searching.split_term(term)
+        checked = authn.credentials(credentials) if credentials else None
+        client = self._new_client(host, "", checked)
+        try:
+            found = await client.search(query, limit)
+        finally:
+            with trio.CancelScope(shield=True):
+                await client.aclose()
+        return [r for r in found if match(r)][:limit]
 
     async def login(self, credentials: AuthConfig) -> str:
         """Check credentials against a registry (`docker login`); the status to show."""

@@ -77,8 +77,17 @@ PROCESS = (  # the container's process or, for exec, another one
     Opt(("-w", "--workdir"), "workdir", "value", "working directory inside the container"),
     Opt(("-u", "--user"), "user", "value", "user[:group], by name or number"),
 )
+
+
+def _pull_policy(text: str) -> str:
+    if text not in ("always", "missing", "never"):
+        raise UsageError(f"invalid pull option: '{text}': must be one of \"always\", \"missing\" or \"never\"")
+    return text
+
+
 CONTAINER = (
     Opt(("--name",), "name", "value", "container name"),
+    Opt(("--pull",), "pull", "value", "pull the image: missing (the default), always or never", _pull_policy),
     *PROCESS,
     Opt(("-l", "--label"), "label", "list", "set a label (KEY=VALUE)"),
     Opt(("-h", "--hostname"), "hostname", "value", "container host name"),

@@ -14,20 +14,44 @@ from .printers import (FILTER, FORCE_NEVER_ASKS, NO_TRUNC, each, each_name, err,
 
 
 def _create(client: Client, args) -> str:
-    """Create the container; its id. An unknown image is reported as docker does before
-    it would pull (berth does not pull)."""
+    """Create the container; its id. The image is pulled as docker's `--pull` says: first
+    (always), when the daemon has none (missing: `Unable to find image` first), or never
+    (the daemon's 404 is the error); the progress on stderr. A refusal, of the create or of the pull, raises DaemonError."""
+    policy = args.pull or "missing"
+    body = container_options.create_body(args)
+    if policy == "always":
+        _pull(client, args.image)
     try:
-        return client.call("POST", "/containers/create", {"name": args.name}, container_options.create_body(args))["Id"]
+        return client.call("POST", "/containers/create", {"name": args.name}, body)["Id"]
     except DaemonError as exc:
-        if exc.status == 404 and "No such image" in exc.message:
-            tagged = ":" in args.image.rsplit("/", 1)[-1] or "@" in args.image  # a registry port is no tag
-            err(f"Unable to find image '{args.image if tagged else args.image + ':latest'}' locally")
-        raise
+        if policy != "missing" or exc.status != 404 or "No such image" not in exc.message:
+            raise
+        tagged = ":" in args.image.rsplit("/", 1)[-1] or "@" in args.image  # a registry port is no tag
+        err(f"Unable to find image '{args.image if tagged else args.image + ':latest'}' locally")
+    _pull(client, args.image)
+    return client.call("POST", "/containers/create", {"name": args.name}, body)["Id"]
+
+
+def _pull(client: Client, image: str) -> None:
+    from .registry import pull_image  # only when an image is pulled: `run` starts fast
+
+    pull_image(client, image, sys.stderr)
+
+
+def _failure(exc: DaemonError) -> str:
+    """A refused create or pull as docker words it (a pull's in-stream error as it is)."""
+    from .registry import error_text
+
+    return error_text(exc)
 
 
 def create(client: Client, args) -> int:
-    """`docker create`: prints the new container's id."""
-    out(_create(client, args))
+    """`docker create`: prints the new container's id; 125 when it cannot be created."""
+    try:
+        out(_create(client, args))
+    except DaemonError as exc:
+        err(_failure(exc))
+        return 125
     return 0
 
 
@@ -98,7 +122,7 @@ def run(client: Client, args) -> int:
     try:
         cid = _create(client, args)
     except DaemonError as exc:
-        err(f"berth: Error response from daemon: {exc.message}")
+        err(f"berth: {_failure(exc)}")
         return 125
     try:
         if not args.detach:

@@ -1,4 +1,4 @@
-"""Registries: pull, push, login and logout, as the docker CLI does them.
+"""Registries: pull, push, login, logout and search, as the docker CLI does them.
 
 Credentials live where the docker CLI keeps them, `$DOCKER_CONFIG/config.json` (default
 `~/.docker/config.json`), under `auths.<server>.auth` as base64 `user:password`, so a
@@ -15,10 +15,10 @@ import json
 import os
 import sys
 
-from .. import fastjson
+from .. import fastjson, options, render
 from ..grammar import Arg, Command, Opt, UsageError
 from ..transport import Client, DaemonError, ref
-from .printers import err, out
+from .printers import FILTER, NO_TRUNC, err, format_option, out, print_listing
 
 HUB = "https://index.docker.io/v1/"
 
@@ -91,37 +91,58 @@ def split_name(name: str) -> tuple[str, str]:
     return name, "latest"
 
 
-def print_stream(response) -> None:
-    """Print a progress stream as plain lines; raise DaemonError on its error message."""
+class StreamError(DaemonError):
+    """An error message inside a progress stream (the daemon's answer had begun)."""
+
+
+def print_stream(response, file=None) -> None:
+    """Print a progress stream as plain lines on `file` (stdout by default); raise
+    StreamError on its error message."""
+    file = file or sys.stdout
     while line := response.readline():
         if not line.strip():
             continue
         message = fastjson.loads(line)
         if message.get("error"):
-            raise DaemonError(500, message["error"])
+            raise StreamError(500, message["error"])
         if message.get("progress") or not message.get("status"):
             continue  # byte counts (a terminal would redraw them), aux records
         status = message["status"]
-        out(f"{message['id']}: {status}" if message.get("id") else status)
-        sys.stdout.flush()
+        file.write((f"{message['id']}: {status}" if message.get("id") else status) + "\n")
+        file.flush()
+
+
+def error_text(exc: DaemonError) -> str:
+    """A failed pull or push as docker words it: an in-stream error as it is, an HTTP one
+    as `Error response from daemon: …`."""
+    return (exc.message if isinstance(exc, StreamError) and not exc.message.startswith("Error") else
+            f"Error response from daemon: {exc.message}")
 
 
 def _stream_error(exc: DaemonError) -> int:
-    err(exc.message if exc.status == 500 and not exc.message.startswith("Error") else
-        f"Error response from daemon: {exc.message}")
+    err(error_text(exc))
     return 1
+
+
+def pull_image(client: Client, name: str, file=None) -> str:
+    """Pull NAME[:TAG|@DIGEST] with the stored credentials, its progress printed on `file`
+    (stdout by default); the full reference pulled. DaemonError when it fails (StreamError
+    once the stream has begun). `pull`
+    uses it, and `run`/`create` for a missing image (progress on stderr, as docker)."""
+    repo, tag = split_name(name)
+    response = client.stream("POST", "/images/create", {"fromImage": repo, "tag": tag},
+                             headers=auth_header(registry_of(repo)))
+    print_stream(response, file)
+    return full_name(f"{repo}@{tag}" if tag.startswith("sha256:") else f"{repo}:{tag}")
 
 
 def pull(client: Client, args) -> int:
     """`docker pull NAME[:TAG|@DIGEST]`: progress, then the full reference."""
-    repo, tag = split_name(args.name)
-    response = client.stream("POST", "/images/create", {"fromImage": repo, "tag": tag},
-                             headers=auth_header(registry_of(repo)))
     try:
-        print_stream(response)
-    except DaemonError as exc:
+        pulled = pull_image(client, args.name)
+    except StreamError as exc:  # one refused before its stream began is the caller's
         return _stream_error(exc)
-    out(full_name(f"{repo}@{tag}" if tag.startswith("sha256:") else f"{repo}:{tag}"))
+    out(pulled)
     return 0
 
 
@@ -132,7 +153,7 @@ def push(client: Client, args) -> int:
                              headers=auth_header(registry_of(repo)))
     try:
         print_stream(response)
-    except DaemonError as exc:
+    except StreamError as exc:
         return _stream_error(exc)
     return 0
 
@@ -186,6 +207,28 @@ def logout(client: Client, args) -> int:
     return 0
 
 
+def search(client: Client, args) -> int:
+    """`docker search TERM`: the registry's answer as docker's table (NAME DESCRIPTION
+    STARS OFFICIAL AUTOMATED), the description cut at 45 characters unless `--no-trunc`."""
+    query = {"term": args.term, "filters": options.filters(args.filter)}
+    if args.limit is not None:
+        try:
+            query["limit"] = int(args.limit)
+        except ValueError:
+            raise UsageError(f"invalid --limit: {args.limit}") from None
+    found = client.call("GET", "/images/search", query, headers=auth_header(registry_of(args.term))) or []
+    rows = []
+    for result in found:
+        description = (result.get("description") or "").replace("\n", " ").replace("\r", " ")
+        rows.append({"Name": result.get("name", ""), "StarCount": result.get("star_count", 0),
+                     "IsOfficial": bool(result.get("is_official")), "IsAutomated": bool(result.get("is_automated")),
+                     "Description": description if args.no_trunc else render.truncate(description, 45)})
+    print_listing(rows, args.format, ["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"],
+                  lambda row: [row["Name"], row["Description"], str(row["StarCount"]),
+                               "[OK]" if row["IsOfficial"] else "", "[OK]" if row["IsAutomated"] else ""])
+    return 0
+
+
 COMMANDS = (
     Command("pull", pull, "pull an image from a registry", (), (Arg("name"),)),
     Command("push", push, "push an image to a registry", (), (Arg("name"),)),
@@ -195,4 +238,8 @@ COMMANDS = (
         Opt(("--password-stdin",), "password_stdin", "flag", "read the password from stdin")),
         (Arg("server", "optional"),)),
     Command("logout", logout, "log out from a registry", (), (Arg("server", "optional"),)),
+    Command("search", search, "search a registry for images", (
+        Opt(("--limit",), "limit", "value", "at most N results (default 25)"),
+        FILTER, NO_TRUNC, format_option("{{.Name}}: {{.StarCount}}")),
+        (Arg("term"),)),
 )
