@@ -42,6 +42,7 @@ class DaemonConfig(msgspec.Struct, kw_only=True):
     socket_group: str | None = None  # --group; None: `berth` when that group exists, else root's
     tls: TLSOptions = msgspec.field(default_factory=TLSOptions)  # --tls*, for tcp:// hosts
     insecure_registries: list[str] = []  # --insecure-registry: plain HTTP / unverified TLS allowed
+    registry_mirrors: list[str] = []  # --registry-mirror: tried first for docker.io pulls
 
 
 DEFAULT_TCP_PORT = 2375  # dockerd's, plain
@@ -123,6 +124,9 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
                         metavar="HOST[:PORT]|CIDR",
                         help="a registry that may be reached over plain HTTP or TLS without verification, "
                              "repeatable (loopback addresses always may)")
+    parser.add_argument("--registry-mirror", dest="registry_mirrors", action="append", default=[], metavar="URL",
+                        help="a mirror of docker.io tried first for pulls of its images, repeatable "
+                             "(http://HOST[:PORT] or https://HOST[:PORT])")
     parser.add_argument("-D", "--debug", action="store_true")
     args = parser.parse_args(argv)
     for name in ("api_header_timeout", "api_body_timeout", "api_idle_timeout", "api_max_json_body", "api_max_connections"):
@@ -134,6 +138,10 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
                 ipaddress.ip_network(value, strict=False)
             except ValueError:
                 parser.error(f"--insecure-registry {value}: not a CIDR (HOST[:PORT] or ADDRESS/BITS)")
+    for value in args.registry_mirrors:
+        scheme, sep, rest = value.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest.split("/")[0]:
+            parser.error(f"--registry-mirror {value}: not a URL (http://HOST[:PORT] or https://HOST[:PORT])")
     root = Path(args.root).absolute()
     if args.exec_root:
         exec_root = Path(args.exec_root).absolute()
@@ -158,7 +166,7 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
                         journal_max_bytes=args.events_max_size, journal_max_age=args.events_max_age,
                         init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug,
                         bridge=args.bridge, bridge_subnet=args.bridge_subnet,
-                        insecure_registries=args.insecure_registries,
+                        insecure_registries=args.insecure_registries, registry_mirrors=args.registry_mirrors,
                         api_limits=ApiLimits(header_timeout=args.api_header_timeout, body_timeout=args.api_body_timeout,
                                           idle_timeout=args.api_idle_timeout, max_json_body=args.api_max_json_body,
                                           max_connections=args.api_max_connections),

@@ -303,10 +303,10 @@ def test_second_push_compresses_nothing(api, registry, daemon):
     blobs = sorted((daemon.root / "images" / "layers").glob("*/layer.tar.gz"))
     stamps = [b.stat().st_mtime_ns for b in blobs]
     api.post(f"/images/{name}:1/tag", repo=f"{registry.host}/twice-copy", tag="1")
-    # another repository: the registry wants the blobs again (berth mounts nothing across
-    # repositories yet), but they are sent as kept, compressed once
+    # another repository of the same registry: both blobs are mounted from the first
+    # (cross-repository mount), nothing is sent or compressed again
     said = statuses(push(api, f"{registry.host}/twice-copy", "1"))
-    assert said.count("Pushed") == 2, said
+    assert said.count("Mounted from twice") == 2 and "Pushed" not in said, said
     assert [b.stat().st_mtime_ns for b in blobs] == stamps
     said = statuses(push(api, f"{registry.host}/twice-copy", "1"))
     assert said.count("Layer already exists") == 2 and "Pushed" not in said  # HEAD: the registry has them
@@ -564,3 +564,56 @@ def test_berth_run_of_a_tag_missing_on_the_registry(api, registry, cli_env):
     assert lines[-1].startswith("berth: ") and "unknown" in lines[-1].lower(), run.stderr
     created = berth(cli_env, "create", name)
     assert created.returncode == 125 and created.stderr.decode().splitlines()[-1].startswith("Error")
+
+
+# --- registry mirrors and cross-repository mounts ---------------------------------------
+
+
+def test_pull_of_a_docker_io_image_comes_from_the_mirror(api, registry, fresh_daemon):
+    work = Path(tempfile.mkdtemp(prefix="berth-registry-mirror-"))
+    mirror = Registry("", work)
+    try:
+        commit_image(api, f"{mirror.host}/library/bb", "v1", "echo mirrored > /hello.txt")
+        assert push(api, f"{mirror.host}/library/bb", "v1").status == 200
+        other = fresh_daemon("--registry-mirror", "http://127.0.0.1:9/", "--registry-mirror", f"http://{mirror.host}")
+        reply = pull(other.api, "bb", "v1")
+        assert reply.status == 200, reply.body
+        said = statuses(reply)
+        assert "Pulling from library/bb" in said and said[-1] == "Status: Downloaded newer image for bb:v1", said
+        cid = other.api.run([], image="bb:v1")
+        assert other.api.wait(cid) == 0 and other.api.logs(cid) == [(1, b"mirrored\n")]
+        other.api.remove(cid)
+        # absent from the mirror: docker.io is asked, and fails fast (the closed proxy)
+        missing = pull(other.api, "bb-absent", "v1")
+        assert missing.status != 200 or any("error" in m for m in messages(missing))
+        # a push of a docker.io name never goes to a mirror
+        other.api.post("/images/bb:v1/tag", repo="berthtest/bb", tag="v1")
+        pushed = push(other.api, "berthtest/bb", "v1")
+        assert pushed.status != 200 or any("error" in m for m in messages(pushed))
+        assert not list((mirror.storage / "docker/registry/v2/repositories").glob("berthtest"))
+    finally:
+        mirror.stop()
+
+
+def test_pulled_layers_are_mounted_on_push_to_another_repository(api, registry, fresh_daemon):
+    name = f"{registry.host}/mount-src"
+    commit_image(api, name, "1", "echo mount > /hello.txt")
+    assert push(api, name, "1").status == 200
+    other = fresh_daemon()
+    assert pull(other.api, name, "1").status == 200
+    other.api.post(f"/images/{name}:1/tag", repo=f"{registry.host}/mount-dst", tag="1")
+    reply = push(other.api, f"{registry.host}/mount-dst", "1")
+    assert reply.status == 200, reply.body
+    said = statuses(reply)
+    assert "Mounted from mount-src" in said and not [m for m in messages(reply) if "error" in m], said
+    assert pull(other.api, f"{registry.host}/mount-dst", "1").status == 200
+
+
+def test_blob_mount_over_token_auth(api, token_registry):
+    name = f"{token_registry.host}/tok-src"
+    commit_image(api, name, "1", "echo tok > /hello.txt")
+    assert push(api, name, "1").status == 200
+    api.post(f"/images/{name}:1/tag", repo=f"{token_registry.host}/tok-dst", tag="1")
+    reply = push(api, f"{token_registry.host}/tok-dst", "1")
+    said = statuses(reply)
+    assert said.count("Mounted from tok-src") == 2 and "Pushed" not in said, said

@@ -153,7 +153,7 @@ class Client:
             raise RegistryError(f"registry {self.host} asks for a bearer token but names no realm")
         query = {"service": params.get("service", "")}
         if scope:
-            query["scope"] = scope
+            query["scope"] = scope.split(" ")  # one `scope=` per repository (a blob mount names two)
         headers = {}
         if self.credentials and self.credentials.registrytoken:
             return self.credentials.registrytoken
@@ -218,17 +218,18 @@ class Client:
     @asynccontextmanager
     async def request(self, method: str, url: str, *, actions: str = "pull", headers: dict | None = None,
                       content: Callable[[], object] | bytes | None = None,
-                      stream: bool = False) -> AsyncIterator[httpx.Response]:
+                      stream: bool = False, also: str = "") -> AsyncIterator[httpx.Response]:
         """One request to the repository (`url` relative to /v2/<path>/ or absolute), its
         response open while in the block. Body from `content` (bytes, or a factory of an
-        async iterable, called again for the one retry after a 401)."""
+        async iterable, called again for the one retry after a 401). `also`: another
+        repository's scope the token must cover too (a blob mount's source)."""
         if not self.base:
             async with self._ping_lock:
                 if not self.base:
                     await self._ping()
         if not url.startswith(("http://", "https://")):
             url = f"{self.base}/v2/{self.path}/{url}"
-        scope = self.scope(actions)
+        scope = self.scope(actions) + (f" {also}" if also else "")
         for attempt in (0, 1):
             body = content() if callable(content) else content
             request = self._http.build_request(method, url, headers={**(headers or {}),

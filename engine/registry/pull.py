@@ -105,7 +105,9 @@ async def download(client: Client, layer: manifests.Descriptor, path, reporter: 
 
 
 async def pull(client: Client, store: ImageStore, lock: trio.Lock, ref: Reference, reporter: Reporter, *,
-               os: str, architecture: str) -> Pulled:
+               os: str, architecture: str, sources: dict[tuple[str, str], str] | None = None) -> Pulled:
+    """Pull `ref` through `client`; `sources` ((host, blob digest) → repository), if
+    given, learns where each layer blob came from, for cross-repository mounts on push."""
     name = str(ref)
     target = ref.digest or ref.tag
     _, digest, manifest = await fetch_manifest(client, target, name)
@@ -167,6 +169,9 @@ async def pull(client: Client, store: ImageStore, lock: trio.Lock, ref: Referenc
     finally:
         for path in files.values():
             path.unlink(missing_ok=True)
+    if sources is not None:
+        for layer in manifest.layers:
+            sources[(client.host, layer.digest)] = client.path
     await reporter.say(f"Digest: {digest}")
     fresh = known != image.id
     await reporter.say(f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {name}")

@@ -4,11 +4,18 @@ Handed the image store, the images service's lock (one writer of the store at a 
 and the event bus; never the Engine. One `Client` per operation (its tokens and scheme
 live as long as the pull or push). Which registries may be reached without verified
 TLS: loopback addresses, `localhost`, and the `--insecure-registry` hosts or CIDRs.
+
+Mirrors (`--registry-mirror URL`): a pull of a docker.io image tries each in turn (same
+path: `library/NAME` for official images), without the caller's Hub credentials, and
+falls back to docker.io when every mirror fails or lacks it. Pushes never use them.
+Cross-repository mounts: where each layer blob was pulled from or pushed to
+((host, digest) → repository) is kept in memory for the daemon's life.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, EngineError, NotFound
 from ..events import constructors
 from ..events.bus import Bus
 from ..images import reference
@@ -29,13 +36,15 @@ from .progress import Emit, Reporter
 if TYPE_CHECKING:
     from .client import Client
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT = 30.0
 HUB_ADDRESSES = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
 
 
 class Registries:
     def __init__(self, store: ImageStore, lock: trio.Lock, bus: Bus, *, insecure: list[str] = (),
-                 timeout: float = DEFAULT_TIMEOUT):
+                 mirrors: list[str] = (), timeout: float = DEFAULT_TIMEOUT):
         self.store = store
         self.lock = lock
         self.bus = bus
@@ -43,6 +52,14 @@ class Registries:
         self._insecure_hosts = {i for i in insecure if "/" not in i}
         self._insecure_nets = [ipaddress.ip_network(i, strict=False) for i in insecure if "/" in i]
         self._ssl = ssl.create_default_context()  # the system's CA store
+        self.mirrors = list(mirrors)  # URLs, as given
+        self._sources: dict[tuple[str, str], str] = {}  # (host, blob digest) → a repository holding it
+
+    @staticmethod
+    def mirror_host(url: str) -> tuple[str, bool]:
+        """(host[:port], plain HTTP asked for) of a mirror URL."""
+        plain = url.startswith("http://")
+        return url.removeprefix("https://").removeprefix("http://").split("/")[0], plain
 
     def insecure(self, host: str) -> bool:
         """Whether `host[:port]` may be reached over plain HTTP or unverified TLS."""
@@ -58,20 +75,23 @@ class Registries:
             return False
         return address.is_loopback or any(address in net for net in self._insecure_nets)
 
-    def _new_client(self, host: str, path: str, credentials: AuthConfig | None) -> Client:
+    def _new_client(self, host: str, path: str, credentials: AuthConfig | None, *, plain: bool = False) -> Client:
         # Imported at the first registry call, not at start-up: httpx costs berthd ~155 ms
         # and memory that a daemon which never pulls would carry for nothing.
         from .client import Client
 
-        return Client(host, path, credentials, insecure=self.insecure(host), timeout=self.timeout,
+        return Client(host, path, credentials, insecure=plain or self.insecure(host), timeout=self.timeout,
                       ssl_context=self._ssl)
 
     @asynccontextmanager
-    async def _client(self, repo: str, credentials: AuthConfig | None) -> AsyncIterator[Client]:
+    async def _client(self, repo: str, credentials: AuthConfig | None, *, mirror: str = "") -> AsyncIterator[Client]:
         host, path = reference.remote(repo)
-        if host == reference.DEFAULT_REGISTRY:
+        plain = False
+        if mirror:
+            host, plain = self.mirror_host(mirror)
+        elif host == reference.DEFAULT_REGISTRY:
             host = "registry-1.docker.io"
-        client = self._new_client(host, path, credentials)
+        client = self._new_client(host, path, credentials, plain=plain)
         try:
             yield client
         finally:
@@ -89,9 +109,22 @@ class Registries:
             raise BadRequest(f'berth runs linux/{arch} images only: cannot pull {ref} for platform "{platform}"')
         from .pull import pull as pull_image
 
-        async with self._client(ref.repo, authn.credentials(credentials) if credentials else None) as client:
-            pulled = await pull_image(client, self.store, self.lock, ref, Reporter(emit), os="linux",
-                                        architecture=arch)
+        checked = authn.credentials(credentials) if credentials else None
+        reporter = Reporter(emit)
+        pulled = None
+        if reference.remote(ref.repo)[0] == reference.DEFAULT_REGISTRY:
+            for mirror in self.mirrors:
+                try:
+                    async with self._client(ref.repo, None, mirror=mirror) as client:
+                        pulled = await pull_image(client, self.store, self.lock, ref, reporter, os="linux",
+                                                  architecture=arch, sources=self._sources)
+                    break
+                except EngineError as exc:  # unreachable, refusing, or lacking the image: the next
+                    log.info("mirror %s: %s", mirror, exc)
+        if pulled is None:
+            async with self._client(ref.repo, checked) as client:
+                pulled = await pull_image(client, self.store, self.lock, ref, reporter, os="linux",
+                                          architecture=arch, sources=self._sources)
         self.bus.publish(constructors.transfer(str(ref), "pull", ref.repo))
         return pulled.image_id
 
@@ -111,7 +144,8 @@ class Registries:
         await reporter.say(f"The push refers to repository [{reference.full_name(ref.repo)}]")
         async with self._client(ref.repo, authn.credentials(credentials) if credentials else None) as client:
             for t, image in images.items():
-                digest, size = await push_image(client, self.store, self.lock, image, t, reporter)
+                digest, size = await push_image(client, self.store, self.lock, image, t, reporter,
+                                                self._sources)
                 await reporter.say(f"{t}: digest: {digest} size: {size}")
                 await reporter.say("", detail=True, aux={"Tag": t, "Digest": digest, "Size": size})
                 async with self.lock:
