@@ -2,7 +2,9 @@
 
 Credentials live where the docker CLI keeps them, `$DOCKER_CONFIG/config.json` (default
 `~/.docker/config.json`), under `auths.<server>.auth` as base64 `user:password`, so a
-login by either CLI serves both. They travel to the daemon in the `X-Registry-Auth`
+login by either CLI serves both; with `credHelpers` (per host) or `credsStore` (for all)
+in config.json they go through `docker-credential-<name> store|get|erase` instead, and
+`auths` keeps an entry with no `auth`, as the docker CLI does. They travel to the daemon in the `X-Registry-Auth`
 header (base64url JSON), as the docker CLI sends them. The progress stream is printed as
 plain lines (`id: status`), the byte counts of transfers left out, as the docker CLI
 does when its output is not a terminal. Standard library only: this runs per command.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import sys
 
 from .. import fastjson, options, render
@@ -67,16 +70,63 @@ def server_key(server: str) -> str:
     return HUB if host in ("docker.io", "index.docker.io", "registry-1.docker.io", "index.docker.io/v1") else host
 
 
-def auth_header(server: str) -> dict[str, str]:
-    """`X-Registry-Auth` for the server, from the stored login ({} when there is none)."""
-    auths = read_config().get("auths", {})
-    key = server_key(server)
+def credential_helper(config: dict, key: str) -> str:
+    """The credential helper's name for a server key ('' when secrets stay in `auths`)."""
+    helpers = config.get("credHelpers") or {}
+    host = key.removeprefix("https://").removeprefix("http://").rstrip("/")
+    host = "index.docker.io" if key == HUB else host
+    return helpers.get(key) or helpers.get(host) or config.get("credsStore") or ""
+
+
+class HelperError(UsageError):
+    """A credential helper that failed (printed as `berth: …`, exit 1)."""
+
+
+def run_helper(name: str, action: str, data: str) -> str:
+    """`docker-credential-<name> <action>` with `data` on stdin; its stdout, or HelperError."""
+    try:
+        done = subprocess.run([f"docker-credential-{name}", action], input=data.encode(),
+                              capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise HelperError(f"error running credential helper docker-credential-{name}: {exc}") from None
+    answer = done.stdout.decode(errors="replace").strip()
+    if done.returncode:
+        raise HelperError(answer or done.stderr.decode(errors="replace").strip()
+                          or f"docker-credential-{name} {action} failed")
+    return answer
+
+
+def stored_credentials(key: str) -> tuple[str, str] | None:
+    """(user, secret) stored for a server key: through its helper, else from `auths`."""
+    config = read_config()
+    helper = credential_helper(config, key)
+    if helper:
+        try:
+            found = json.loads(run_helper(helper, "get", key) or "{}")
+        except HelperError as exc:
+            if "credentials not found" in str(exc):
+                return None
+            raise
+        return (found.get("Username", ""), found.get("Secret", "")) if found.get("Secret") else None
+    auths = config.get("auths", {})
     entry = auths.get(key) or auths.get(f"https://{key}") or auths.get(f"http://{key}")
     if not entry or not entry.get("auth"):
-        return {}
+        return None
     user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-    payload = json.dumps({"username": user, "password": password, "serveraddress": key}).encode()
-    return {"X-Registry-Auth": base64.urlsafe_b64encode(payload).decode()}
+    return user, password
+
+
+def auth_header(server: str) -> dict[str, str]:
+    """`X-Registry-Auth` for the server, from the stored login ({} when there is none)."""
+    key = server_key(server)
+    found = stored_credentials(key)
+    if not found:
+        return {}
+    user, password = found
+    payload = {"username": user, "password": password, "serveraddress": key}
+    if user == "<token>":  # a helper's identity token, as the docker CLI reads it
+        payload = {"identitytoken": password, "serveraddress": key}
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()}
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -184,8 +234,13 @@ def login(client: Client, args) -> int:
                                                 "serveraddress": server.removeprefix("https://").removeprefix("http://")
                                                 if server != HUB else HUB})
     config = read_config()
-    config.setdefault("auths", {})[server_key(server)] = {
-        "auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+    key = server_key(server)
+    helper = credential_helper(config, key)
+    if helper:
+        run_helper(helper, "store", json.dumps({"ServerURL": key, "Username": user, "Secret": password}))
+        config.setdefault("auths", {})[key] = {}
+    else:
+        config.setdefault("auths", {})[key] = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
     write_config(config)
     out((answer or {}).get("Status") or "Login Succeeded")
     return 0
@@ -197,12 +252,20 @@ def logout(client: Client, args) -> int:
     config = read_config()
     auths = config.get("auths", {})
     found = [k for k in (key, f"https://{key}", f"http://{key}") if k in auths]
+    helper = credential_helper(config, key)
+    if helper:
+        try:
+            run_helper(helper, "erase", key)
+            found = found or [key]
+        except HelperError as exc:
+            if "credentials not found" not in str(exc):
+                raise
     if not found:
         out(f"Not logged in to {args.server or HUB}")
         return 0
     out(f"Removing login credentials for {args.server or HUB}")
     for k in found:
-        del auths[k]
+        auths.pop(k, None)
     write_config(config)
     return 0
 
