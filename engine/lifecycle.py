@@ -179,8 +179,8 @@ REQUESTS: dict[tuple[State, Action], Accept | Refusal] = {
 del S, St, A
 
 _REMOVAL_IN_PROGRESS = Refusal(Conflict, "removal of container {id} is already in progress")
-# Docker counts a paused or restarting container as running (`State.Running`).
-_RUNNING = (State.RUNNING, State.PAUSED, State.RESTARTING)
+# Live: a process runs, or is about to again (Docker's `State.Running`).
+LIVE = (State.RUNNING, State.PAUSED, State.RESTARTING)
 
 
 def check(state: State, action: Action, *, id: str, name: str) -> Accept:
@@ -202,7 +202,7 @@ def apply(current: ContainerState, step: Step, **fields) -> tuple[ContainerState
         raise IllegalMove(f"berthd: a {state} container cannot {step}")
     if fields.keys() & _STATUS_FIELDS:
         raise ValueError(f"the status follows from the step, not {sorted(fields.keys() & _STATUS_FIELDS)}")
-    new = msgspec.structs.replace(current, **fields, status=move.next.value, running=move.next in _RUNNING,
+    new = msgspec.structs.replace(current, **fields, status=move.next.value, running=move.next in LIVE,
                                   paused=move.next is State.PAUSED, restarting=move.next is State.RESTARTING,
                                   dead=move.next is State.DEAD)
     return new, move.events

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import trio
 
-from ..lifecycle import State
+from ..lifecycle import LIVE, State
 from .logs import LogFiles, log_options
 from ..models import ContainerRecord
 from ..network.networks import Endpoint
@@ -64,7 +64,7 @@ class Container:
     @property
     def live(self) -> bool:
         """Running (or paused), or between runs of a restart policy."""
-        return self.state in (State.RUNNING, State.PAUSED, State.RESTARTING)
+        return self.state in LIVE
 
     @property
     def has_process(self) -> bool:

@@ -26,7 +26,7 @@ from pathlib import Path
 import msgspec
 import trio
 
-from .. import timefmt
+from .. import lifecycle, timefmt
 from ..errors import BadRequest, EngineError, StartFailed
 from ..images.store import ImageStore
 from ..lifecycle import State, Step
@@ -301,7 +301,7 @@ class Supervisor:
         if runtime and c.live:
             await runtime.delete(c.id)  # kills what a crashed daemon left behind
         await self.teardown(c)
-        if c.state in (State.RUNNING, State.PAUSED, State.RESTARTING, State.REMOVING):
+        if (c.state, Step.RECOVER) in lifecycle.MOVES:  # it was live, or being removed
             was_removing = c.state is State.REMOVING
             await self.containers.advance(c, Step.RECOVER, pid=0, exit_code=255, finished_at=timefmt.now(),
                                           error="daemon stopped without stopping the container")
