@@ -15,8 +15,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.dockerd import DockerdUnavailable, PrivateDockerd
+from tests.registry_server import Registry, free_port
 
 pytestmark = pytest.mark.skipif(not (shutil.which("docker-registry") and shutil.which("htpasswd")),
                                 reason="docker-registry and htpasswd are not installed (make install)")
@@ -36,65 +35,9 @@ USER, PASSWORD = "berth", "s3cret-pass"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def auth_header(user: str = USER, password: str = PASSWORD, server: str = "") -> dict[str, str]:
     raw = json.dumps({"username": user, "password": password, "serveraddress": server}).encode()
     return {"X-Registry-Auth": base64.urlsafe_b64encode(raw).decode()}
-
-
-class Registry:
-    """`docker-registry serve` on 127.0.0.1 with storage under a scratch directory."""
-
-    def __init__(self, auth_yaml: str, work: Path):
-        self.work = work
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.storage = work / "data"
-        config = work / "config.yml"
-        config.write_text(f"""version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {self.storage}
-  delete:
-    enabled: true
-http:
-  addr: {self.host}
-{auth_yaml}""")
-        self.log = open(work / "registry.log", "wb")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, (work / "registry.log").read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("docker-registry did not come up")
-
-    def blob_file(self, digest: str) -> Path:
-        hexa = digest.removeprefix("sha256:")
-        return self.storage / "docker/registry/v2/blobs/sha256" / hexa[:2] / hexa / "data"
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.work, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

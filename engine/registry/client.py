@@ -6,7 +6,10 @@ HTTPS without verification first and then over plain HTTP, as dockerd does. The 
 request is `GET /v2/`, whose answer says how to authenticate: nothing, Basic (sent with
 every request) or Bearer (a token per scope from the realm, kept until it expires; a 401
 with a token asks once for a fresh one). Every request has a timeout; a registry that
-cannot be reached is an error at once, with its address and the reason.
+cannot be reached at that first request is an error at once, with its address and the
+reason. Once it has answered, a failure that may pass (a 429 or 5xx answer, a broken
+or timed-out connection) is tried again after a back-off: `RETRIES` times, the waits
+doubling from `BACKOFF` (a `Retry-After` is honoured up to `MAX_WAIT`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from ..models import AuthConfig, SearchResult
 from . import auth as authn
 
 USER_AGENT = "berth/0.1 (registry client)"
+RETRIES = 3
+BACKOFF = 0.25  # seconds before the first retry; doubled for each next one
+MAX_WAIT = 5.0
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
 
 
 class RegistryError(EngineError):
@@ -32,6 +39,14 @@ class RegistryError(EngineError):
     def __init__(self, message: str, status: int = 500):
         super().__init__(message)
         self.status = status
+
+
+class Transient(RegistryError):
+    """A registry's answer that may pass when asked again (429, 5xx)."""
+
+
+class Unreachable(EngineError):
+    """The registry could not be reached, broke the connection, or did not answer in time."""
 
 
 def collapse(group: BaseExceptionGroup) -> BaseException:
@@ -99,9 +114,32 @@ class Client:
         try:
             return await self._http.send(request, stream=stream, follow_redirects=True)
         except httpx.TimeoutException:
-            raise EngineError(f"registry {self.host} did not answer in time ({request.method} {request.url})") from None
+            raise Unreachable(f"registry {self.host} did not answer in time ({request.method} {request.url})") from None
         except httpx.TransportError as exc:
-            raise EngineError(f'Get "{request.url}": registry {self.host} is unreachable: {str(exc) or type(exc).__name__}') from None
+            raise Unreachable(f'{request.method.title()} "{request.url}": registry {self.host} is unreachable: '
+                              f'{str(exc) or type(exc).__name__}') from None
+
+    async def body(self, response: httpx.Response, size: int = 1 << 20) -> AsyncIterator[bytes]:
+        """The response's raw body in pieces; a connection that breaks or stalls midway is
+        `Unreachable` (a transfer may then resume where it stood)."""
+        try:
+            async for chunk in response.aiter_raw(size):
+                yield chunk
+        except httpx.TimeoutException:
+            raise Unreachable(f"registry {self.host} stopped sending ({response.request.url})") from None
+        except httpx.TransportError as exc:
+            raise Unreachable(f"registry {self.host} broke off {response.request.url}: "
+                              f"{str(exc) or type(exc).__name__}") from None
+
+    @staticmethod
+    async def back_off(failures: int, response: httpx.Response | None = None) -> None:
+        """Wait before try number `failures` + 1: the registry's Retry-After, else the
+        doubling back-off."""
+        wait = BACKOFF * 2 ** (failures - 1)
+        after = response.headers.get("retry-after", "") if response is not None else ""
+        if after.isdigit():
+            wait = int(after)
+        await trio.sleep(min(wait, MAX_WAIT))
 
     async def ping(self) -> httpx.Response:
         """`GET /v2/` (once): choose the scheme, learn the authentication challenge."""
@@ -218,11 +256,12 @@ class Client:
     @asynccontextmanager
     async def request(self, method: str, url: str, *, actions: str = "pull", headers: dict | None = None,
                       content: Callable[[], object] | bytes | None = None,
-                      stream: bool = False, also: str = "") -> AsyncIterator[httpx.Response]:
+                      stream: bool = False, also: str = "", retry: bool = True) -> AsyncIterator[httpx.Response]:
         """One request to the repository (`url` relative to /v2/<path>/ or absolute), its
         response open while in the block. Body from `content` (bytes, or a factory of an
-        async iterable, called again for the one retry after a 401). `also`: another
-        repository's scope the token must cover too (a blob mount's source)."""
+        async iterable, called again for each new try). `also`: another repository's
+        scope the token must cover too (a blob mount's source). `retry=False`: a transient
+        failure is the caller's (an upload that must learn how far it got first)."""
         if not self.base:
             async with self._ping_lock:
                 if not self.base:
@@ -230,16 +269,30 @@ class Client:
         if not url.startswith(("http://", "https://")):
             url = f"{self.base}/v2/{self.path}/{url}"
         scope = self.scope(actions) + (f" {also}" if also else "")
-        for attempt in (0, 1):
+        reauthorized, failures = False, 0
+        while True:
             body = content() if callable(content) else content
             request = self._http.build_request(method, url, headers={**(headers or {}),
-                                               **await self._authorization(scope, attempt == 1)}, content=body)
-            response = await self._send(request, stream=stream)
-            if response.status_code == 401 and attempt == 0 and self._challenge is not None:
+                                               **await self._authorization(scope, reauthorized)}, content=body)
+            try:
+                response = await self._send(request, stream=stream)
+            except Unreachable:
+                if not retry or failures == RETRIES:
+                    raise
+                failures += 1
+                await self.back_off(failures)
+                continue
+            if response.status_code == 401 and not reauthorized and self._challenge is not None:
                 await response.aclose()
                 challenge = authn.parse_challenge(response.headers.get("www-authenticate", ""))
                 self._challenge = challenge or self._challenge
                 self._tokens.forget(scope)
+                reauthorized = True
+                continue
+            if response.status_code in TRANSIENT and retry and failures < RETRIES:
+                await response.aclose()
+                failures += 1
+                await self.back_off(failures, response)
                 continue
             try:
                 yield response
@@ -255,4 +308,6 @@ class Client:
             return NotFound(f"{what}: {text}")
         if response.status_code in (401, 403):
             return RegistryError(f"{what}: {text}", 401 if response.status_code == 401 else 403)
+        if response.status_code in TRANSIENT:
+            return Transient(f"{what}: {text}")
         return RegistryError(f"{what}: {text}")

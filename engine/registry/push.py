@@ -2,7 +2,14 @@
 
 Per layer, top first as Docker shows them: its gzip blob (made once and kept by the
 store, so a second push compresses nothing), a `HEAD` to skip what the registry has,
-else a monolithic upload (`POST …/blobs/uploads/`, then `PUT <location>?digest=…`).
+else an upload: `POST …/blobs/uploads/`, then for a blob up to `CHUNK` bytes one
+`PUT <location>?digest=…` with the blob (monolithic); for a larger one, `PATCH`es of
+`CHUNK` bytes with their `Content-Range`, each answered with the next location, and an
+empty `PUT …?digest=…` to close it (chunked). A chunk that fails (a broken connection, a
+5xx) is followed by `GET <location>`, whose `Range` says how much the registry holds,
+and the upload resumes from there, so a failure costs one chunk, not the layer (a
+registry that dropped the upload instead, as Distribution does when a chunk broke off
+midway, gets a new one from the start).
 The config blob goes the same way, the manifest last: the registry never holds a
 manifest whose blobs it lacks. A layer blob berth pulled from or pushed to another
 repository of the same registry (`sources`, kept by the registries service for the
@@ -13,15 +20,18 @@ daemon's life) is first offered as a cross-repository mount (`POST …/blobs/upl
 
 from __future__ import annotations
 
+import itertools
+
 import trio
 
 from ..errors import EngineError
 from ..images.store import Image, ImageStore
 from . import manifests
-from .client import Client, collapse
+from .client import RETRIES, Client, Transient, Unreachable, collapse
 from .progress import Reporter
 
-CHUNK = 1 << 20
+READ = 1 << 20
+CHUNK = 32 << 20
 
 
 async def has_blob(client: Client, digest: str) -> bool:
@@ -45,35 +55,107 @@ async def mount(client: Client, digest: str, source: str) -> str | None:
         return response.headers["location"]
 
 
-async def upload(client: Client, digest: str, size: int, content, what: str, location: str | None = None) -> None:
-    """POST an upload (unless `location` is one already open), PUT the blob into it
-    (`content`: bytes or a body factory)."""
-    if location is None:
-        async with client.request("POST", "blobs/uploads/", actions="pull,push",
-                                  headers={"Content-Length": "0"}) as response:
-            if response.status_code != 202 or "location" not in response.headers:
-                raise await client.refused(response, f"upload of {what}")
-            location = response.headers["location"]
-    if location.startswith("/"):
-        location = client.base + location
-    location += ("&" if "?" in location else "?") + f"digest={digest}"
+async def _open_upload(client: Client, what: str) -> str:
+    async with client.request("POST", "blobs/uploads/", actions="pull,push",
+                              headers={"Content-Length": "0"}) as response:
+        if response.status_code != 202 or "location" not in response.headers:
+            raise await client.refused(response, f"upload of {what}")
+        return response.headers["location"]
+
+
+def _absolute(client: Client, location: str) -> str:
+    return client.base + location if location.startswith("/") else location
+
+
+def _with_digest(location: str, digest: str) -> str:
+    return location + ("&" if "?" in location else "?") + f"digest={digest}"
+
+
+async def _close_upload(client: Client, location: str, digest: str, size: int, content, what: str) -> None:
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-    async with client.request("PUT", location, actions="pull,push", headers=headers, content=content) as response:
+    async with client.request("PUT", _with_digest(location, digest), actions="pull,push", headers=headers,
+                              content=content, retry=False) as response:
         if response.status_code != 201:
             raise await client.refused(response, f"upload of {what}")
 
 
-def _file_body(path, size: int, reporter: Reporter, short: str):
-    """A factory of the blob's body from its file, reporting bytes as they go."""
+async def _held(client: Client, location: str) -> int:
+    """How many bytes of the upload at `location` the registry holds (its `Range: 0-N`)."""
+    async with client.request("GET", location, actions="pull,push") as response:
+        if response.status_code != 204:
+            raise await client.refused(response, "upload status")
+        end = response.headers.get("range", "").rpartition("-")[2]
+        return int(end) + 1 if end.isdigit() else 0
 
-    async def body():
-        sent = 0
-        async with await trio.open_file(path, "rb") as f:
-            while chunk := await f.read(CHUNK):
-                sent += len(chunk)
-                await reporter.bytes("Pushing", short, sent, size)
-                yield chunk
-        await reporter.bytes("Pushing", short, sent, size, final=True)
+
+async def _send_chunks(client: Client, location: str, body, size: int, what: str) -> str:
+    """PATCH the blob in chunks of `CHUNK` bytes into the upload at `location`, resuming
+    after a transient failure; return the location to close it at."""
+    sent = failures = 0
+    while sent < size:
+        length = min(CHUNK, size - sent)
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length),
+                   "Content-Range": f"{sent}-{sent + length - 1}"}
+        try:
+            async with client.request("PATCH", location, actions="pull,push", headers=headers, retry=False,
+                                      content=lambda start=sent, n=length: body(start, n)) as response:
+                if response.status_code != 202 or "location" not in response.headers:
+                    raise await client.refused(response, f"upload of {what}")
+                location = _absolute(client, response.headers["location"])
+            sent += length
+            failures = 0
+            continue
+        except (Unreachable, Transient):
+            pass
+        failures += 1
+        if failures > RETRIES:
+            raise Unreachable(f"registry {client.host} kept failing the upload of {what}")
+        await client.back_off(failures)
+        try:
+            sent = await _held(client, location)
+        except (Unreachable, Transient):
+            raise
+        except EngineError:  # the registry dropped the upload (a chunk cut off midway): anew
+            location, sent = _absolute(client, await _open_upload(client, what)), 0
+    return location
+
+
+async def upload(client: Client, digest: str, size: int, content, what: str, location: str | None = None) -> None:
+    """Upload a blob into a new upload (or `location`, one the registry opened already):
+    `content` is bytes (sent whole) or `body(start, length)`, a factory of the blob's
+    bytes from `start` (sent whole up to `CHUNK` bytes, else in chunks)."""
+    location = _absolute(client, location or await _open_upload(client, what))
+    if not isinstance(content, bytes) and size > CHUNK:
+        location = await _send_chunks(client, location, content, size, what)
+        await _close_upload(client, location, digest, 0, b"", what)
+        return
+    whole = content if isinstance(content, bytes) else lambda: content(0, size)
+    for failures in itertools.count(1):
+        try:
+            await _close_upload(client, location, digest, size, whole, what)
+            return
+        except (Unreachable, Transient):
+            if failures > RETRIES:
+                raise
+        # what reached the registry of the failed PUT is unknown: a new upload starts clean
+        await client.back_off(failures)
+        location = _absolute(client, await _open_upload(client, what))
+
+
+def _file_body(path, size: int, reporter: Reporter, short: str):
+    """`body(start, length)`: the blob's bytes from its file, reporting the bytes pushed."""
+
+    def body(start: int, length: int):
+        async def chunks():
+            sent = start
+            async with await trio.open_file(path, "rb") as f:
+                await f.seek(start)
+                while sent < start + length and (chunk := await f.read(min(READ, start + length - sent))):
+                    sent += len(chunk)
+                    await reporter.bytes("Pushing", short, sent, size, final=sent == size)
+                    yield chunk
+
+        return chunks()
 
     return body
 

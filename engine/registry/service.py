@@ -31,6 +31,7 @@ from ..images.store import ImageStore, host_arch
 from ..models import AuthConfig, SearchResult
 from . import auth as authn
 from . import search as searching
+from .claims import Claims
 from .progress import Emit, Reporter
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class Registries:
         self._ssl = ssl.create_default_context()  # the system's CA store
         self.mirrors = list(mirrors)  # URLs, as given
         self._sources: dict[tuple[str, str], str] = {}  # (host, blob digest) → a repository holding it
+        self._claims = Claims()  # layers the pulls in flight fetch and rely on
 
     @staticmethod
     def mirror_host(url: str) -> tuple[str, bool]:
@@ -117,14 +119,14 @@ class Registries:
                 try:
                     async with self._client(ref.repo, None, mirror=mirror) as client:
                         pulled = await pull_image(client, self.store, self.lock, ref, reporter, os="linux",
-                                                  architecture=arch, sources=self._sources)
+                                                  architecture=arch, claims=self._claims, sources=self._sources)
                     break
                 except EngineError as exc:  # unreachable, refusing, or lacking the image: the next
                     log.info("mirror %s: %s", mirror, exc)
         if pulled is None:
             async with self._client(ref.repo, checked) as client:
                 pulled = await pull_image(client, self.store, self.lock, ref, reporter, os="linux",
-                                          architecture=arch, sources=self._sources)
+                                          architecture=arch, claims=self._claims, sources=self._sources)
         self.bus.publish(constructors.transfer(str(ref), "pull", ref.repo))
         return pulled.image_id
 
