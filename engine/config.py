@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import shutil
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,6 +44,46 @@ class DaemonConfig(msgspec.Struct, kw_only=True):
     tls: TLSOptions = msgspec.field(default_factory=TLSOptions)  # --tls*, for tcp:// hosts
     insecure_registries: list[str] = []  # --insecure-registry: plain HTTP / unverified TLS allowed
     registry_mirrors: list[str] = []  # --registry-mirror: tried first for docker.io pulls
+
+
+class DaemonFile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
+    """The daemon's TOML file (`--config-file`): settings of dockerd's daemon.json under
+    the same names, and the `[plugins]` tables (read by the plugin host). A key it does
+    not know is an error, as in dockerd, so a typo is never silently ignored."""
+
+    registry_mirrors: list[str] = []
+    insecure_registries: list[str] = []
+    plugins: dict[str, dict] = {}
+
+
+def read_daemon_file(path: Path) -> DaemonFile:
+    """The TOML file at `path` (an absent one is empty); ValueError says what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        return DaemonFile()
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    try:
+        return msgspec.convert(raw, DaemonFile)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def _check_registries(insecure: list[str], mirrors: list[str]) -> str:
+    """What is wrong with these registry settings ('' when nothing)."""
+    for value in insecure:
+        if "/" in value:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                return f"insecure registry {value}: not a CIDR (HOST[:PORT] or ADDRESS/BITS)"
+    for value in mirrors:
+        scheme, sep, rest = value.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest.split("/")[0]:
+            return f"registry mirror {value}: not a URL (http://HOST[:PORT] or https://HOST[:PORT])"
+    return ""
 
 
 DEFAULT_TCP_PORT = 2375  # dockerd's, plain
@@ -132,16 +173,15 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     for name in ("api_header_timeout", "api_body_timeout", "api_idle_timeout", "api_max_json_body", "api_max_connections"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    for value in args.insecure_registries:
-        if "/" in value:
-            try:
-                ipaddress.ip_network(value, strict=False)
-            except ValueError:
-                parser.error(f"--insecure-registry {value}: not a CIDR (HOST[:PORT] or ADDRESS/BITS)")
-    for value in args.registry_mirrors:
-        scheme, sep, rest = value.partition("://")
-        if scheme not in ("http", "https") or not sep or not rest.split("/")[0]:
-            parser.error(f"--registry-mirror {value}: not a URL (http://HOST[:PORT] or https://HOST[:PORT])")
+    try:
+        file = read_daemon_file(Path(args.config_file))
+    except ValueError as exc:
+        parser.error(f"configuration file {exc}")
+    # a list given both ways: the flags' entries first, then the file's
+    insecure = list(dict.fromkeys(args.insecure_registries + file.insecure_registries))
+    mirrors = list(dict.fromkeys(args.registry_mirrors + file.registry_mirrors))
+    if problem := _check_registries(insecure, mirrors):
+        parser.error(problem)
     root = Path(args.root).absolute()
     if args.exec_root:
         exec_root = Path(args.exec_root).absolute()
@@ -166,7 +206,7 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
                         journal_max_bytes=args.events_max_size, journal_max_age=args.events_max_age,
                         init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug,
                         bridge=args.bridge, bridge_subnet=args.bridge_subnet,
-                        insecure_registries=args.insecure_registries, registry_mirrors=args.registry_mirrors,
+                        insecure_registries=insecure, registry_mirrors=mirrors,
                         api_limits=ApiLimits(header_timeout=args.api_header_timeout, body_timeout=args.api_body_timeout,
                                           idle_timeout=args.api_idle_timeout, max_json_body=args.api_max_json_body,
                                           max_connections=args.api_max_connections),

@@ -171,7 +171,8 @@ class Engine:
             runtimes=[RuntimeInfo(rt.name, rt.binary, rt.path) for rt in self._runtimes.values()],
             containers=counts["total"], running=counts["running"], paused=counts["paused"],
             stopped=counts["stopped"], images=len(self._image_store.images), event_listeners=self._event_listeners,
-            system_time=timefmt.now())
+            system_time=timefmt.now(), insecure_registries=config.insecure_registries,
+            registry_mirrors=config.registry_mirrors)
 
     async def disk_usage(self) -> DiskUsage:
         """`docker system df`: what images, containers and volumes hold on disk."""

@@ -553,6 +553,8 @@ class SystemInfo(Struct, kw_only=True):
     images: int
     event_listeners: int  # API clients streaming /events
     system_time: str
+    insecure_registries: list[str] = []  # hosts and CIDRs, as configured (loopback always counts)
+    registry_mirrors: list[str] = []  # URLs, as configured
 
 
 class PluginView(Struct, kw_only=True):

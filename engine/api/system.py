@@ -9,6 +9,7 @@ import msgspec
 
 from ..core import Engine
 from ..errors import BadRequest
+from ..models import SystemInfo
 from . import query, render
 from .volumes import render as volume_render
 from .http import API_VERSION, MIN_API_VERSION, Request, Response, json_response
@@ -44,6 +45,23 @@ def _os_release() -> tuple[str, str]:
     return fields.get("PRETTY_NAME", "Linux").strip('"'), fields.get("VERSION_ID", "").strip('"')
 
 
+HUB_INDEX = "https://index.docker.io/v1/"
+
+
+def registry_config(found: SystemInfo) -> dict:
+    """dockerd's `RegistryConfig`: the insecure CIDRs (loopback always), and per registry
+    whether it is verified TLS; docker.io's entry carries the mirrors, each URL ending in
+    `/` as dockerd writes them."""
+    mirrors = [m if m.endswith("/") else m + "/" for m in found.registry_mirrors]
+    cidrs = ["127.0.0.0/8", *(i for i in found.insecure_registries if "/" in i)]
+    indexes = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True}}
+    for host in found.insecure_registries:
+        if "/" not in host:
+            indexes[host] = {"Name": host, "Mirrors": [], "Secure": False, "Official": False}
+    return {"AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
+            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": indexes, "Mirrors": mirrors}
+
+
 async def info(req: Request, engine: Engine) -> Response:
     found = engine.info()
     os_name, os_version = _os_release()
@@ -61,7 +79,7 @@ async def info(req: Request, engine: Engine) -> Response:
         "CgroupDriver": "cgroupfs", "CgroupVersion": str(found.cgroup_version),
         "NEventsListener": found.event_listeners, "KernelVersion": platform.release(),
         "OperatingSystem": os_name, "OSVersion": os_version, "OSType": "linux", "Architecture": platform.machine(),
-        "IndexServerAddress": "", "RegistryConfig": None, "NCPU": os.cpu_count(),
+        "IndexServerAddress": HUB_INDEX, "RegistryConfig": registry_config(found), "NCPU": os.cpu_count(),
         "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         "DockerRootDir": str(found.root), "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
         "Name": platform.node(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": VERSION,
