@@ -1,5 +1,6 @@
 """Transfers the shell runs in the background: `save -o`, `export -o`, `load -i` and
-`import FILE` move their bytes while the prompt stays usable.
+`import FILE` move their bytes while the prompt stays usable, and so do `pull` and
+`push` given a trailing `&` (their layers' bytes summed in the toolbar).
 
 A thread of its own runs an asyncio loop for them. The local file side is aiofiles; the
 daemon side is the same transport the one-shot commands use, its blocking calls moved
@@ -18,10 +19,11 @@ from collections.abc import Callable
 
 import aiofiles
 
-from . import fastjson
+from . import fastjson, progress
+from .commands import registry
 from .render import size
 from .transfer import amount_and_rate
-from .transport import Client, ConnectError, DaemonError
+from .transport import Client, ConnectError, DaemonError, ref
 
 
 class Job:
@@ -68,6 +70,16 @@ class Jobs:
     def import_(self, path: str, query: dict) -> Job:
         return self._start(f"import ← {path}", _size(path), self._upload(path, "/images/create", query))
 
+    def pull(self, name: str) -> Job:
+        repo, tag = registry.split_name(name)
+        return self._start(f"pull {name}", None, self._progress("/images/create", {"fromImage": repo, "tag": tag},
+                                                                 registry.registry_of(repo)))
+
+    def push(self, name: str) -> Job:
+        repo, tag = registry.split_name(name)
+        return self._start(f"push {name}", None, self._progress(f"/images/{ref(repo)}/push", {"tag": tag},
+                                                                 registry.registry_of(repo)))
+
     # --- the work ---------------------------------------------------------------------
 
     def _start(self, label: str, total: int | None, work) -> Job:
@@ -99,6 +111,28 @@ class Jobs:
             finally:
                 resp.close()
             return f"done, {size(job.done)}"
+        return work
+
+    def _progress(self, endpoint: str, query: dict, server: str):
+        """A pull or push: its progress stream read line by line, the bytes of its
+        layers summed into the job; the stream's last status is the outcome."""
+        async def work(job: Job) -> str:
+            headers = await asyncio.to_thread(registry.auth_header, server)
+            resp = await asyncio.to_thread(self.client.stream, "POST", endpoint, query, None, headers)
+            tally = progress.Tally()
+            try:
+                while line := await asyncio.to_thread(resp.readline):
+                    if not line.strip():
+                        continue
+                    message = fastjson.loads(line)
+                    if message.get("error"):
+                        raise DaemonError(500, message["error"])
+                    tally.add(message)
+                    job.done, job.total = tally.done, tally.total
+                    self.on_change()
+            finally:
+                resp.close()
+            return tally.last
         return work
 
     def _upload(self, path: str, endpoint: str, query: dict):

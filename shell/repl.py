@@ -150,15 +150,25 @@ def make_session(client: Client, live: LiveState | None, jobs: Jobs | None = Non
 
 
 def background(words: list[str], jobs: Jobs) -> bool:
-    """Hand a transfer to a local file to `jobs` (the prompt stays usable); False for any
-    other command line, which runs in the foreground."""
-    if words[0] not in ("save", "export", "load", "import"):
+    """Hand a transfer to a local file, or a `pull`/`push` ending in `&`, to `jobs` (the
+    prompt stays usable); False for any other command line, which runs in the foreground."""
+    asked = words[-1] == "&"
+    words = words[:-1] if asked else words
+    if asked and words[:1] not in (["pull"], ["push"], ["save"], ["export"], ["load"], ["import"]):
+        print("berth: only pull, push, save -o, export -o, load -i and import FILE run in the background",
+              file=sys.stderr)
+        return True
+    if not words or words[0] not in ("save", "export", "load", "import", "pull", "push"):
         return False
     try:
         _, args = parse(COMMANDS, words)
     except UsageError:
         return False  # the foreground run reports it
-    if words[0] == "save" and args.output:
+    if words[0] == "pull" and asked:
+        job = jobs.pull(args.name)
+    elif words[0] == "push" and asked:
+        job = jobs.push(args.name)
+    elif words[0] == "save" and args.output:
         job = jobs.save(args.images, args.output)
     elif words[0] == "export" and args.output:
         job = jobs.export(args.container, args.output)

@@ -5,9 +5,9 @@ Credentials live where the docker CLI keeps them, `$DOCKER_CONFIG/config.json` (
 login by either CLI serves both; with `credHelpers` (per host) or `credsStore` (for all)
 in config.json they go through `docker-credential-<name> store|get|erase` instead, and
 `auths` keeps an entry with no `auth`, as the docker CLI does. They travel to the daemon in the `X-Registry-Auth`
-header (base64url JSON), as the docker CLI sends them. The progress stream is printed as
-plain lines (`id: status`), the byte counts of transfers left out, as the docker CLI
-does when its output is not a terminal. Standard library only: this runs per command.
+header (base64url JSON), as the docker CLI sends them. The progress stream is drawn as
+the docker CLI draws it (shell/progress.py): a bar per layer on a terminal, plain lines
+elsewhere. Standard library only: this runs per command.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-from .. import fastjson, options, render
+from .. import fastjson, options, progress, render
 from ..grammar import Arg, Command, Opt, UsageError
 from ..transport import Client, DaemonError, ref
 from .printers import FILTER, NO_TRUNC, err, format_option, out, print_listing
@@ -146,20 +146,16 @@ class StreamError(DaemonError):
 
 
 def print_stream(response, file=None) -> None:
-    """Print a progress stream as plain lines on `file` (stdout by default); raise
-    StreamError on its error message."""
-    file = file or sys.stdout
+    """Show a progress stream on `file` (stdout by default): bars redrawn in place on a
+    terminal, plain lines elsewhere; raise StreamError on its error message."""
+    shown = progress.display(file or sys.stdout)
     while line := response.readline():
         if not line.strip():
             continue
         message = fastjson.loads(line)
         if message.get("error"):
             raise StreamError(500, message["error"])
-        if message.get("progress") or not message.get("status"):
-            continue  # byte counts (a terminal would redraw them), aux records
-        status = message["status"]
-        file.write((f"{message['id']}: {status}" if message.get("id") else status) + "\n")
-        file.flush()
+        shown.show(message)
 
 
 def error_text(exc: DaemonError) -> str:
