@@ -10,8 +10,14 @@ import os
 import shutil
 
 import pytest
+from hypothesis import settings
 
 from tests.daemon import Daemon
+
+# Property tests check what holds, never how fast: on a loaded 2-CPU machine an example
+# may take longer than hypothesis's default 200 ms deadline without anything being wrong.
+settings.register_profile("berth", deadline=None)
+settings.load_profile("berth")
 
 
 def pytest_configure(config):
