@@ -68,6 +68,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
 import msgspec
+from isal import igzip, isal_zlib
 
 from . import inroot
 from ..errors import BadRequest, EngineError
@@ -129,7 +130,7 @@ def uncompressed(raw: BinaryIO) -> BinaryIO:
     """Layers, imports and copies may be gzip-compressed; the DiffID is of the plain tar."""
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        return igzip.IGzipFile(fileobj=raw, mode="rb")
     return raw
 
 
@@ -247,7 +248,7 @@ class Reader:
         self._base += len(self._data)
         try:
             chunk = self._raw.read(self._chunk)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a truncated or corrupt gzip stream
+        except (EOFError, zlib.error, isal_zlib.error, gzip.BadGzipFile) as exc:  # a truncated or corrupt gzip stream
             raise BadRequest(f"invalid tar archive: {exc or 'compressed data ends early'}") from None
         self._data, self._at = chunk or b"", 0
         if chunk and self._sha is not None:

@@ -22,7 +22,6 @@ unreferenced layers, which the store removes when it opens).
 from __future__ import annotations
 
 import bz2
-import gzip
 import hashlib
 import io
 import lzma
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
+from isal import igzip
 
 import gounits
 from ..errors import BadRequest
@@ -98,7 +98,7 @@ def decompress(src: Path, dst: Path) -> Path:
         head = f.read(6)
     opener: Callable[[Path], BinaryIO] | None = None
     if head.startswith(b"\x1f\x8b"):
-        opener = gzip.open
+        opener = igzip.open
     elif head.startswith(b"BZh"):
         opener = bz2.open
     elif head.startswith(b"\xfd7zXZ\x00"):

@@ -31,16 +31,16 @@ All methods are synchronous and may do bulk I/O; the Engine calls them through
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import msgspec
+from isal import igzip
 
 from .. import timefmt
 from ..errors import BadRequest, Conflict, EngineError, no_such_image
@@ -49,6 +49,10 @@ from ..fs.store import atomic_write, fsync_dir, tree_size
 from . import layers, reference, tarsplit
 from .changes import apply as apply_changes
 from .reference import Reference
+
+# ISA-L's level 2 (of 0-3): about zlib level 1's ratio at several times its speed; a
+# layer is compressed once and its blob kept, so the choice is made once per layer
+COMPRESSION = 2
 
 
 class LayerMeta(msgspec.Struct):
@@ -71,6 +75,19 @@ class Image(msgspec.Struct):
     id: str
     config: ImageConfig
     config_size: int
+
+
+class UnpackedLayer(NamedTuple):
+    """A layer unpacked into a scratch directory, not yet in the store."""
+
+    scratch: Path
+    diff_id: str
+    tar_size: int
+    size: int
+
+    def discard(self) -> None:
+        """Remove the scratch directory (nothing, once the layer was renamed into place)."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def chain_id(parent: str, diff_id: str) -> str:
@@ -174,36 +191,53 @@ class ImageStore:
         directory first and renamed into place, so a crash or a bad tar never leaves a
         half layer under a real chain ID.
         """
+        unpacked = self.unpack_layer(open_tar, expected)
+        try:
+            return self.commit_layer(unpacked, parent)
+        finally:
+            unpacked.discard()
+
+    def unpack_layer(self, open_tar: Callable[[], BinaryIO], expected: str = "") -> UnpackedLayer:
+        """The first half of `add_layer`, which touches nothing of the store: the layer
+        unpacked into a scratch directory with the record to rebuild its tar. Layers of
+        one image may be unpacked at once, in any order (the caller discards them)."""
         scratch = Path(tempfile.mkdtemp(dir=self.tmp))
         try:
             diff = scratch / "diff"
             diff.mkdir()
-            with open_tar() as raw, gzip.GzipFile(scratch / SPLIT, "wb", mtime=0) as split:
+            with open_tar() as raw, igzip.IGzipFile(scratch / SPLIT, "wb", mtime=0, compresslevel=1) as split:
                 diff_id, tar_size = layers.apply_tar(raw, str(diff), tarsplit.Recorder(split))
             if expected and diff_id != expected:
                 raise BadRequest(f"layer digest {diff_id} does not match its DiffID {expected}")
-            chain = chain_id(parent, diff_id)
-            final = self.layers / chain.removeprefix("sha256:")
-            if final.exists() and self.has_tar_record(chain):
-                return chain, diff_id
             if not tarsplit.reproduces(scratch / SPLIT, diff, diff_id):
                 (scratch / SPLIT).unlink()
                 with open_tar() as raw, open(scratch / ORIGINAL, "wb") as out:
                     shutil.copyfileobj(layers.uncompressed(raw), out, 1 << 20)
-            meta = LayerMeta(diff_id, parent, tree_size(diff), tar_size)
-            if final.exists():
-                # Stored by an older berth without the tar's record: this import brings
-                # the same content, so its record completes the layer (save works again).
-                record = scratch / (SPLIT if (scratch / SPLIT).exists() else ORIGINAL)
-                os.rename(record, final / record.name)
-                atomic_write(final / "layer.json", msgspec.json.encode(meta))
-                return chain, diff_id
-            (scratch / "layer.json").write_bytes(msgspec.json.encode(meta))
-            os.rename(scratch, final)
-            fsync_dir(self.layers)
-            return chain, diff_id
-        finally:
+            return UnpackedLayer(scratch, diff_id, tar_size, tree_size(diff))
+        except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
+            raise
+
+    def commit_layer(self, unpacked: UnpackedLayer, parent: str) -> tuple[str, str]:
+        """The second half of `add_layer` (the caller holds the store's lock): the
+        unpacked layer renamed into place on top of chain `parent`; (chain ID, DiffID)."""
+        diff_id, scratch = unpacked.diff_id, unpacked.scratch
+        chain = chain_id(parent, diff_id)
+        final = self.layers / chain.removeprefix("sha256:")
+        if final.exists() and self.has_tar_record(chain):
+            return chain, diff_id
+        meta = LayerMeta(diff_id, parent, unpacked.size, unpacked.tar_size)
+        if final.exists():
+            # Stored by an older berth without the tar's record: this import brings
+            # the same content, so its record completes the layer (save works again).
+            record = scratch / (SPLIT if (scratch / SPLIT).exists() else ORIGINAL)
+            os.rename(record, final / record.name)
+            atomic_write(final / "layer.json", msgspec.json.encode(meta))
+            return chain, diff_id
+        (scratch / "layer.json").write_bytes(msgspec.json.encode(meta))
+        os.rename(scratch, final)
+        fsync_dir(self.layers)
+        return chain, diff_id
 
     def has_tar_record(self, chain: str) -> bool:
         """Whether `layer_tar` can give this layer's tar back (berth before save could not)."""
@@ -261,7 +295,8 @@ class ImageStore:
         """Point `ref` at `image`; return the image it pointed at before, if another."""
         key = str(ref)
         previous = self.tags.get(key)
-        self._save_tags({**self.tags, key: image.id})
+        if previous != image.id:  # unchanged: no write (a pull of an image berth has)
+            self._save_tags({**self.tags, key: image.id})
         return previous if previous != image.id else None
 
     def untag(self, key: str) -> None:
@@ -272,6 +307,8 @@ class ImageStore:
 
     def add_digest(self, image: Image, repo: str, digest: str) -> None:
         """Remember that `image` is `repo@digest` in a registry (one digest per repo and image)."""
+        if self.digests.get(f"{repo}@{digest}") == image.id:
+            return
         kept = {k: v for k, v in self.digests.items() if not (v == image.id and k.partition("@")[0] == repo)}
         self._save_digests({**kept, f"{repo}@{digest}": image.id})
 
@@ -310,7 +347,7 @@ class ImageStore:
         try:
             with os.fdopen(fd, "wb") as raw:
                 hashing = _HashingWriter(raw, digest)
-                with gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0, compresslevel=6) as gz:
+                with igzip.IGzipFile(fileobj=hashing, mode="wb", mtime=0, compresslevel=COMPRESSION) as gz:
                     for chunk in chunks:
                         gz.write(chunk)
                 raw.flush()

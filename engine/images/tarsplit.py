@@ -25,7 +25,6 @@ bytes.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import stat
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
+from isal import igzip
 
 from ..errors import EngineError
 from ..fs import inroot
@@ -108,7 +108,7 @@ class Recorder:
 
 def _pieces(path: Path) -> Iterator[Piece]:
     decoder = msgspec.msgpack.Decoder(Piece)
-    with gzip.open(path, "rb") as records:
+    with igzip.open(path, "rb") as records:
         while head := records.read(_LENGTH.size):
             (length,) = _LENGTH.unpack(head)
             yield decoder.decode(records.read(length))

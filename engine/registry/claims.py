@@ -1,5 +1,5 @@
-"""The layers concurrent pulls share, so that each is fetched once and none is deleted
-under a pull that counts on it."""
+"""What concurrent transfers share: the layers pulls fetch (each fetched once, none
+deleted under a pull that counts on it) and the layers pushes compress (each once)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ class Claims:
     def __init__(self) -> None:
         self.fetching: dict[str, trio.Event] = {}
         self.pins: collections.Counter[str] = collections.Counter()
+        self._compressing: dict[str, trio.Lock] = {}
+
+    def compressing(self, chain: str) -> trio.Lock:
+        """The lock a push holds while it makes the layer's gzip blob: layers compress side
+        by side, and two pushes of one layer compress it once."""
+        return self._compressing.setdefault(chain, trio.Lock())
 
     def unpin(self, chains: list[str]) -> None:
         self.pins.subtract(chains)

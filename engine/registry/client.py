@@ -18,6 +18,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import httpcore
 import httpx
 import msgspec
 import trio
@@ -31,6 +32,11 @@ RETRIES = 3
 BACKOFF = 0.25  # seconds before the first retry; doubled for each next one
 MAX_WAIT = 5.0
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
+
+
+# httpcore receives 64 KiB at a time; a layer blob read 1 MiB at a time wakes the event
+# loop a sixteenth as often (the class attribute is httpcore's own setting for this).
+httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = 1 << 20
 
 
 class RegistryError(EngineError):

@@ -10,11 +10,14 @@ The steps, and what each failure leaves (nothing, in every case):
    or size differ. A connection that breaks midway resumes where it stood (`Range`).
    Layers berth has already are not fetched ("Already exists"); one another pull is
    fetching now is waited for, not fetched twice ("Waiting").
-4. As they arrive, bottom first, each layer under the image store's lock through
-   `ImageStore.add_layer` (the one unpacker; its DiffID checked against the config);
-   then the config, the tag and the RepoDigest. A failure deletes the layers this pull
-   added that no image and no other pull in flight relies on; the scratch files go in
-   every case.
+4. Each layer, as soon as it is downloaded, unpacked in a thread into a scratch
+   directory (`ImageStore.unpack_layer`: the one unpacker; its DiffID checked against
+   the config), beside the downloads and the other layers' unpacking.
+5. Bottom first, each layer as soon as it and those below it are unpacked, moved into
+   the store under the image store's lock (`ImageStore.commit_layer`, a rename); then
+   the config, the tag and the RepoDigest. A failure deletes the layers this pull added
+   that no image and no other pull in flight relies on; the scratch files and
+   directories go in every case.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import trio
 
 from ..errors import BadRequest, EngineError, NotFound
 from ..images.reference import Reference
-from ..images.store import ImageStore, chain_id
+from ..images.store import ImageStore, UnpackedLayer, chain_id
 from ..models import ImageConfig
 from . import manifests
 from .claims import Claims
@@ -140,7 +143,8 @@ class _Layers:
             else:
                 self.mine[i] = claims.fetching[chain] = trio.Event()
         self.files = {i: store.tmp / f"pull-{token}-{i}" for i in range(len(chains))}
-        self.ready = {i: trio.Event() for i in self.mine}
+        self.ready = {i: trio.Event() for i in self.mine}  # set when unpacked
+        self.unpacked: dict[int, UnpackedLayer] = {}
         self.added: list[str] = []
 
     def status(self, i: int) -> str:
@@ -153,23 +157,38 @@ class _Layers:
         self.mine[i].set()
 
 
-async def _fetch_all(client: Client, layers: _Layers, reporter: Reporter) -> None:
-    limiter = trio.CapacityLimiter(CONCURRENT)
+async def _fetch_and_unpack(client: Client, store: ImageStore, layers: _Layers, i: int, diff_id: str,
+                            reporter: Reporter, downloads: trio.CapacityLimiter | None = None) -> None:
+    """Download layer `i` and unpack it into a scratch directory (not yet in the store)."""
+    descriptor, short = layers.descriptors[i], layers.descriptors[i].digest[7:19]
+    async with downloads or trio.CapacityLimiter(1):
+        await download(client, descriptor, layers.files[i], reporter)
+    await reporter.bytes("Extracting", short, 0, descriptor.size, final=True)
+    # Unpacking is mostly inflating and writing files, which release the GIL: the
+    # layers of a pull unpack side by side in threads, beside the downloads.
+    layers.unpacked[i] = await trio.to_thread.run_sync(
+        lambda: store.unpack_layer(lambda: open(layers.files[i], "rb"), diff_id))
+    layers.files[i].unlink(missing_ok=True)
+    await reporter.bytes("Extracting", short, descriptor.size, descriptor.size, final=True)
+
+
+async def _fetch_all(client: Client, store: ImageStore, layers: _Layers, diff_ids: list[str],
+                     reporter: Reporter) -> None:
+    downloads = trio.CapacityLimiter(CONCURRENT)
 
     async def fetch(i: int) -> None:
-        async with limiter:
-            await download(client, layers.descriptors[i], layers.files[i], reporter)
+        await _fetch_and_unpack(client, store, layers, i, diff_ids[i], reporter, downloads)
         layers.ready[i].set()
 
     async with trio.open_nursery() as nursery:
-        for i in sorted(layers.mine):  # bottom first: the unpacking starts with the first to arrive
+        for i in sorted(layers.mine):  # bottom first: the bottom layer is the first one stored
             nursery.start_soon(fetch, i, name=f"pull {layers.descriptors[i].digest[:19]}")
 
 
 async def _store_all(client: Client, store: ImageStore, lock: trio.Lock, layers: _Layers, parents: list[str],
                      diff_ids: list[str], reporter: Reporter) -> None:
-    """Add the layers bottom first as each arrives (fetching one itself if the pull that
-    was fetching it gave up)."""
+    """Put the unpacked layers in the store bottom first, each as soon as it and those
+    below it are ready (fetching one itself if the pull that was fetching it gave up)."""
     for i, chain in enumerate(layers.chains):
         descriptor, short = layers.descriptors[i], layers.descriptors[i].digest[7:19]
         if i in layers.theirs:
@@ -177,23 +196,19 @@ async def _store_all(client: Client, store: ImageStore, lock: trio.Lock, layers:
             if store.has_layer(chain):
                 await reporter.say("Pull complete", short, detail=True)
                 continue
-            await download(client, descriptor, layers.files[i], reporter)
+            await _fetch_and_unpack(client, store, layers, i, diff_ids[i], reporter)
         elif i in layers.mine:
             await layers.ready[i].wait()
         else:
             continue
-        await reporter.bytes("Extracting", short, 0, descriptor.size, final=True)
         async with lock:
             new = not store.has_layer(chain)
-            await trio.to_thread.run_sync(
-                lambda: store.add_layer(lambda: open(layers.files[i], "rb"), parents[i], diff_ids[i]))
+            await trio.to_thread.run_sync(store.commit_layer, layers.unpacked[i], parents[i])
             if new:
                 layers.added.append(chain)
             await trio.to_thread.run_sync(store.set_blob, chain, descriptor.digest, descriptor.size)
-        layers.files[i].unlink(missing_ok=True)
         if i in layers.mine:
             layers.release(i)
-        await reporter.bytes("Extracting", short, descriptor.size, descriptor.size, final=True)
         await reporter.say("Pull complete", short, detail=True)
 
 
@@ -213,7 +228,8 @@ async def pull(client: Client, store: ImageStore, lock: trio.Lock, ref: Referenc
         if manifest.is_list:
             raise BadRequest(f"manifest list of {name} names another list")
     await reporter.say(f"Pulling from {client.path}", target)
-    config_bytes = await fetch_config(client, manifest.config, name)
+    local = store.images.get(manifest.config.digest)  # the config's digest is the image ID
+    config_bytes = store.config_bytes(local) if local else await fetch_config(client, manifest.config, name)
     try:
         config = msgspec.json.decode(config_bytes, type=ImageConfig)
     except msgspec.DecodeError as exc:
@@ -234,16 +250,17 @@ async def pull(client: Client, store: ImageStore, lock: trio.Lock, ref: Referenc
             await reporter.say(layers.status(i), layer.digest[7:19], detail=True)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_fetch_all, client, layers, reporter)
+                nursery.start_soon(_fetch_all, client, store, layers, diff_ids, reporter)
                 nursery.start_soon(_store_all, client, store, lock, layers, parents, diff_ids, reporter)
         except BaseExceptionGroup as group:
             raise collapse(group) from None
         async with lock:
             known = store.digests.get(f"{ref.repo}@{digest}") if ref.digest else store.tags.get(name)
-            image = await trio.to_thread.run_sync(store.add_config, config_bytes)
-            if not ref.digest:
+            image = local or await trio.to_thread.run_sync(store.add_config, config_bytes)
+            if not ref.digest and known != image.id:
                 await trio.to_thread.run_sync(store.tag, image, ref)
-            await trio.to_thread.run_sync(store.add_digest, image, ref.repo, digest)
+            if store.digests.get(f"{ref.repo}@{digest}") != image.id:
+                await trio.to_thread.run_sync(store.add_digest, image, ref.repo, digest)
     except BaseException:
         with trio.CancelScope(shield=True):
             async with lock:
@@ -258,6 +275,8 @@ async def pull(client: Client, store: ImageStore, lock: trio.Lock, ref: Referenc
             layers.release(i)
         for path in layers.files.values():
             path.unlink(missing_ok=True)
+        for unpacked in layers.unpacked.values():
+            unpacked.discard()  # nothing, for those in the store now
     if sources is not None:
         for layer in manifest.layers:
             sources[(client.host, layer.digest)] = client.path

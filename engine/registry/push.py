@@ -27,6 +27,7 @@ import trio
 from ..errors import EngineError
 from ..images.store import Image, ImageStore
 from . import manifests
+from .claims import Claims
 from .client import RETRIES, Client, Transient, Unreachable, collapse
 from .progress import Reporter
 
@@ -160,7 +161,7 @@ def _file_body(path, size: int, reporter: Reporter, short: str):
     return body
 
 
-async def push_layer(client: Client, store: ImageStore, lock: trio.Lock, chain: str, reporter: Reporter,
+async def push_layer(client: Client, store: ImageStore, claims: Claims, chain: str, reporter: Reporter,
                      results: dict[str, manifests.Descriptor], sources: dict[tuple[str, str], str]) -> None:
     meta = store.layer_meta(chain)
     short = meta.diff_id[7:19]
@@ -177,7 +178,7 @@ async def push_layer(client: Client, store: ImageStore, lock: trio.Lock, chain: 
             results[chain] = manifests.Descriptor(manifests.DOCKER_LAYER, meta.blob_digest, meta.blob_size)
             return
     if store.blob_path(chain) is None:
-        async with lock:
+        async with claims.compressing(chain):
             meta = await trio.to_thread.run_sync(store.compress_layer, chain)
         if await has_blob(client, meta.blob_digest):
             await reporter.say("Layer already exists", short, detail=True)
@@ -190,7 +191,7 @@ async def push_layer(client: Client, store: ImageStore, lock: trio.Lock, chain: 
     results[chain] = manifests.Descriptor(manifests.DOCKER_LAYER, meta.blob_digest, meta.blob_size)
 
 
-async def push(client: Client, store: ImageStore, lock: trio.Lock, image: Image, tag: str,
+async def push(client: Client, store: ImageStore, claims: Claims, image: Image, tag: str,
                reporter: Reporter, sources: dict[tuple[str, str], str] | None = None) -> tuple[str, int]:
     """Push `image` as `tag`; return (manifest digest, manifest size). `sources`: (host,
     blob digest) → the repository known to hold it there; the pushed layers are added."""
@@ -202,7 +203,7 @@ async def push(client: Client, store: ImageStore, lock: trio.Lock, image: Image,
     try:
         async with trio.open_nursery() as nursery:
             for chain in reversed(chains):
-                nursery.start_soon(push_layer, client, store, lock, chain, reporter, results, sources,
+                nursery.start_soon(push_layer, client, store, claims, chain, reporter, results, sources,
                                    name=f"push {chain[:19]}")
     except BaseExceptionGroup as group:
         raise collapse(group) from None

@@ -1,9 +1,10 @@
 """The registries service: pull, push and login for the Engine.
 
 Handed the image store, the images service's lock (one writer of the store at a time)
-and the event bus; never the Engine. One `Client` per operation (its tokens and scheme
-live as long as the pull or push). Which registries may be reached without verified
-TLS: loopback addresses, `localhost`, and the `--insecure-registry` hosts or CIDRs.
+and the event bus; never the Engine. One `Client` per repository and credentials, kept
+between operations until it sits unused for `IDLE` seconds (its connections, scheme and
+tokens with it). Which registries may be reached without verified TLS: loopback
+addresses, `localhost`, and the `--insecure-registry` hosts or CIDRs.
 
 Mirrors (`--registry-mirror URL`): a pull of a docker.io image tries each in turn (same
 path: `library/NAME` for official images), without the caller's Hub credentials, and
@@ -21,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import msgspec
 import trio
 
 from ..errors import BadRequest, EngineError, NotFound
@@ -40,7 +42,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 30.0
+IDLE = 60.0  # seconds a repository's client is kept unused before it is closed
 HUB_ADDRESSES = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
+
+
+class _Pooled:
+    """A client kept between operations on one repository (its connections, scheme and
+    tokens), so a pull of an image berth has costs one manifest request."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.users = 0
+        self.last_used = 0.0
 
 
 class Registries:
@@ -56,6 +69,7 @@ class Registries:
         self.mirrors = list(mirrors)  # URLs, as given
         self._sources: dict[tuple[str, str], str] = {}  # (host, blob digest) → a repository holding it
         self._claims = Claims()  # layers the pulls in flight fetch and rely on
+        self._clients: dict[tuple, _Pooled] = {}  # (host, repository, plain HTTP, credentials)
 
     @staticmethod
     def mirror_host(url: str) -> tuple[str, bool]:
@@ -93,12 +107,25 @@ class Registries:
             host, plain = self.mirror_host(mirror)
         elif host == reference.DEFAULT_REGISTRY:
             host = "registry-1.docker.io"
-        client = self._new_client(host, path, credentials, plain=plain)
+        key = (host, path, plain, msgspec.json.encode(credentials) if credentials else b"")
+        await self._close_idle()
+        pooled = self._clients.get(key)
+        if pooled is None:
+            pooled = self._clients[key] = _Pooled(self._new_client(host, path, credentials, plain=plain))
+        pooled.users += 1
         try:
-            yield client
+            yield pooled.client
         finally:
-            with trio.CancelScope(shield=True):
-                await client.aclose()
+            pooled.users -= 1
+            pooled.last_used = trio.current_time()
+
+    async def _close_idle(self) -> None:
+        now = trio.current_time()
+        for key, pooled in list(self._clients.items()):
+            if not pooled.users and now - pooled.last_used > IDLE:
+                del self._clients[key]
+                with trio.CancelScope(shield=True):
+                    await pooled.client.aclose()
 
     async def pull(self, name: str, tag: str, credentials: AuthConfig | None, platform: str, emit: Emit) -> str:
         """Pull `name[:tag][@digest]`; return the image ID. Errors before the first message
@@ -146,7 +173,7 @@ class Registries:
         await reporter.say(f"The push refers to repository [{reference.full_name(ref.repo)}]")
         async with self._client(ref.repo, authn.credentials(credentials) if credentials else None) as client:
             for t, image in images.items():
-                digest, size = await push_image(client, self.store, self.lock, image, t, reporter,
+                digest, size = await push_image(client, self.store, self._claims, image, t, reporter,
                                                 self._sources)
                 await reporter.say(f"{t}: digest: {digest} size: {size}")
                 await reporter.say("", detail=True, aux={"Tag": t, "Digest": digest, "Size": size})
