@@ -21,7 +21,9 @@ matching event in order (it reads the bus by cursor, so a slow plugin delays onl
 itself), its background tasks run beside it, and an exception restarts the plugin with
 back-off after being logged and published as a `plugin` event. With `durable=True` the
 plugin's cursor is kept on disk after each handled event, so after a daemon restart it
-resumes where it stopped: every event is handled at least once.
+resumes where it stopped: every event is handled at least once, except an event the
+handler has failed on `max_failures` times (a key of the plugin's TOML table, 5 by
+default), which is skipped and reported as a `plugin` event `skip`.
 
 This module and `engine.models` are all a plugin imports (a test holds berth's own
 plugins to that). So what else a plugin needs of the engine is re-exported here, as part

@@ -11,6 +11,14 @@ Each enabled plugin is one task in the daemon's nursery. A plugin that raises is
 reported as a `plugin` event with action `error`, and restarted with back-off (half a
 second doubling to a minute); it never takes the daemon down. A plugin's event handler
 reads the bus by cursor like any subscriber, so a slow plugin never slows the bus.
+
+A durable plugin keeps its cursor on disk (`<root>/plugins/NAME/cursor`, the next cursor
+to read) and, beside it, how often its handler has failed on the event at that cursor
+(`failures`). An event its handler has failed on `max_failures` times (a key of its
+table, 5 by default) is not delivered again: the plugin moves past it and publishes a
+`plugin` event `skip` naming it. Without this, one poison event would hold the plugin
+back forever, restarting it with back-off on the same event, and every event after it
+would never be delivered.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import logging
 import tomllib
 from pathlib import Path
 from types import ModuleType
+from typing import Annotated, Any
 
 import msgspec
 import trio
@@ -38,6 +47,26 @@ log = logging.getLogger("berth.plugins")
 
 ENTRY_POINT_GROUP = "berth.plugins"
 BACKOFF_START, BACKOFF_MAX = 0.5, 60.0
+
+
+class HostOptions(msgspec.Struct):
+    """The keys of a `[plugins.NAME]` table that the daemon reads; every other key is the
+    plugin's own, validated into its `config` Struct."""
+
+    enabled: bool | None = None
+    max_failures: Annotated[int, msgspec.Meta(ge=1)] = 5  # handler failures on one event before it is skipped
+
+
+HOST_KEYS = frozenset(HostOptions.__struct_fields__)
+
+
+class Failures(msgspec.Struct):
+    """How often a durable plugin's handler has failed on the event at `cursor`, and its
+    last error. Kept on disk beside the cursor, so a daemon restart does not reset it."""
+
+    cursor: int
+    count: int
+    error: str
 
 
 class PluginState:
@@ -130,10 +159,12 @@ class PluginHost:
             state.enabled = saved.get(plugin.name, options.get(plugin.name, {}).get("enabled", state.enabled))
             self.plugins[plugin.name] = state
 
-    def _config(self, state: PluginState):
-        opts = {k: v for k, v in self._options().get(state.name, {}).items() if k != "enabled"}
+    def _settings(self, state: PluginState) -> tuple[HostOptions, Any]:
+        """The plugin's table, validated: the daemon's keys, and the plugin's own config."""
+        table = self._options().get(state.name, {})
         try:
-            return msgspec.convert(opts, state.plugin.config)
+            host = msgspec.convert({k: v for k, v in table.items() if k in HOST_KEYS}, HostOptions)
+            return host, msgspec.convert({k: v for k, v in table.items() if k not in HOST_KEYS}, state.plugin.config)
         except msgspec.ValidationError as exc:
             raise BadRequest(f"plugin {state.name}: invalid configuration: {exc}") from None
 
@@ -160,13 +191,13 @@ class PluginHost:
                 state.scope = scope
                 while True:
                     try:
-                        config = self._config(state)
+                        host, config = self._settings(state)
                         ctx = PluginContext(self.facade, self.bus, state.name, config, self.state_dir / state.name)
                         ctx.state_dir.mkdir(parents=True, exist_ok=True)
                         state.status = "running"
                         async with trio.open_nursery() as nursery:
                             if state.plugin.handler:
-                                nursery.start_soon(self._pump, state, ctx)
+                                nursery.start_soon(self._pump, state, ctx, host.max_failures)
                             for task in state.plugin.tasks:
                                 nursery.start_soon(task, ctx)
                         state.status = "stopped"  # every task returned: nothing left to do
@@ -185,20 +216,43 @@ class PluginHost:
             state.scope = None
             state.stopped.set()
 
-    async def _pump(self, state: PluginState, ctx: PluginContext) -> None:
-        """Feed the plugin's handler every matching event, persisting its cursor if durable."""
+    async def _pump(self, state: PluginState, ctx: PluginContext, max_failures: int) -> None:
+        """Feed the plugin's handler every matching event. If durable, persist its cursor,
+        count the handler's failures on the event at the cursor, and skip that event once
+        they reach `max_failures`."""
         plugin = state.plugin
         match = EventFilter(plugin.events) if plugin.events else None
-        cursor_file = ctx.state_dir / "cursor"
-        cursor = None
+        cursor_file, failures_file = ctx.state_dir / "cursor", ctx.state_dir / "failures"
+        cursor, failures = None, None
         if plugin.durable:
-            cursor = int(cursor_file.read_text()) if cursor_file.exists() else self.bus.journal.next_cursor
+            if not cursor_file.exists():  # kept at once: a restart after failing on its first event must resume there
+                await trio.to_thread.run_sync(atomic_write, cursor_file, b"%d" % self.bus.journal.next_cursor)
+            cursor = int(cursor_file.read_text())
+            if failures_file.exists():
+                failures = msgspec.json.decode(failures_file.read_bytes(), type=Failures)
         async for record in self.bus.subscribe(match, cursor=cursor):
             ctx.cursor = record.cursor
-            await plugin.handler(ctx, record.event)
-            state.handled += 1
+            if failures is not None and failures.cursor == record.cursor and failures.count >= max_failures:
+                log.warning("plugin %s: skipping event %d (%s %s of %s), its handler failed on it %d times: %s",
+                            state.name, record.cursor, record.event.Type, record.event.Action,
+                            record.event.Actor.ID, failures.count, failures.error)
+                self.bus.publish(constructors.plugin_skip(state.name, record.cursor, record.event,
+                                                          failures.count, failures.error))
+            else:
+                try:
+                    await plugin.handler(ctx, record.event)
+                except Exception as exc:
+                    if plugin.durable:  # counted before the plugin restarts and is handed this event again
+                        again = failures is not None and failures.cursor == record.cursor
+                        failures = Failures(record.cursor, failures.count + 1 if again else 1, _describe(exc))
+                        await trio.to_thread.run_sync(atomic_write, failures_file, msgspec.json.encode(failures))
+                    raise
+                state.handled += 1
             if plugin.durable:
                 await trio.to_thread.run_sync(atomic_write, cursor_file, b"%d" % (record.cursor + 1))
+                if failures is not None and record.cursor >= failures.cursor:  # past the event it counts
+                    await trio.to_thread.run_sync(failures_file.unlink)
+                    failures = None
 
     # --- management ---------------------------------------------------------
 
@@ -214,7 +268,7 @@ class PluginHost:
 
     async def enable(self, name: str) -> None:
         state = self.get(name)
-        self._config(state)  # refuse at once when its configuration is invalid
+        self._settings(state)  # refuse at once when its configuration is invalid
         state.enabled = True
         self._remember()
         if state.stopped.is_set():
@@ -244,7 +298,7 @@ class PluginHost:
         fresh.enabled, fresh.restarts = was_enabled, state.restarts
         self.plugins[name] = fresh
         if was_enabled:
-            self._config(fresh)
+            self._settings(fresh)
             self._start(fresh)
         self.publish(name, "reload")
 

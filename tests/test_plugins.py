@@ -76,9 +76,12 @@ async def boom(ctx, event):
 
 
 def test_invalid_config_is_refused_with_the_field_named(fresh_daemon):
-    d = fresh_daemon(setup=setup_files({}, '[plugins.janitor]\nenabled = false\ninterval = "soon"\n'))
+    d = fresh_daemon(setup=setup_files({}, '[plugins.janitor]\nenabled = false\ninterval = "soon"\n'
+                                           '[plugins.metrics]\nmax_failures = 0\n'))
     reply = d.api.post("/plugins/janitor/enable")
     assert reply.status == 400 and "janitor" in reply.message and "interval" in reply.message
+    reply = d.api.post("/plugins/metrics/enable")
+    assert reply.status == 400 and "metrics" in reply.message and "max_failures" in reply.message
     assert d.api.get("/plugins/nope/json").status == 404
 
 
@@ -231,3 +234,70 @@ def test_healthcheck_keeps_state_health(fresh_daemon):
     assert "Health" not in d.state(plain)
     d.api.remove(cid)
     d.api.remove(plain)
+
+
+PICKY = '''
+from engine.plugin_api import Plugin
+plugin = Plugin("picky", events={"type": ["container"], "event": ["create"]}, durable=True)
+@plugin.on_event
+async def note(ctx, event):
+    name = event.Actor.Attributes["name"]
+    with open(ctx.state_dir / "seen", "a") as f:
+        f.write(f"{ctx.cursor} {name}\\n")
+    if name.startswith("poison"):
+        raise RuntimeError("cannot digest " + name)
+'''
+
+
+def seen_by(d, name: str) -> list[tuple[int, str]]:
+    """(cursor, container name) of every create event the plugin's handler was called with."""
+    path = d.root / "plugins" / name / "seen"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(int(cursor), who) for cursor, who in (line.split() for line in lines)]
+
+
+def test_poison_event_is_skipped_after_five_failures(fresh_daemon):
+    since = f"{time.time():.9f}"
+    d = fresh_daemon(setup=setup_files({"picky.py": PICKY}, "[plugins.picky]\nenabled = true\n"))
+    ids = {name: d.api.create(["true"], name=name) for name in ("before", "poison", "after")}
+    # back-off 0.5 + 1 + 2 + 4 + 8 s between the five failures and the skip
+    skip = until(lambda: [e for e in plugin_events(d, "picky", since) if e["Action"] == "skip"], timeout=40)[0]
+    until(lambda: ("after" in [who for _, who in seen_by(d, "picky")]))
+    seen = seen_by(d, "picky")
+    poison = [cursor for cursor, who in seen if who == "poison"]
+    assert len(poison) == 5 and len(set(poison)) == 1  # the same event, five times
+    assert [who for _, who in seen] == ["before"] + ["poison"] * 5 + ["after"]  # the others once each, in order
+    attrs = skip["Actor"]["Attributes"]
+    assert attrs["cursor"] == str(poison[0]) and attrs["failures"] == "5"
+    assert (attrs["eventType"], attrs["eventAction"], attrs["eventActor"]) == ("container", "create", ids["poison"])
+    assert attrs["error"] == "RuntimeError: cannot digest poison"
+    errors = [e for e in plugin_events(d, "picky", since) if e["Action"] == "error"]
+    assert len(errors) == 5 and errors[-1]["timeNano"] < skip["timeNano"]
+    # the skipped event, found by its time
+    found = d.api.get("/events", since=attrs["eventTime"], until=attrs["eventTime"])
+    [event] = [json.loads(line) for line in found.body.splitlines()]
+    assert (event["Action"], event["Actor"]["ID"]) == ("create", ids["poison"])
+    for cid in ids.values():
+        d.api.remove(cid)
+
+
+def test_poison_limit_is_configurable_and_survives_restarts(fresh_daemon):
+    since = f"{time.time():.9f}"
+    d = fresh_daemon(setup=setup_files({"picky.py": PICKY}, "[plugins.picky]\nenabled = true\nmax_failures = 3\n"))
+    poison = d.api.create(["true"], name="poison")
+    until(lambda: len([e for e in plugin_events(d, "picky", since) if e["Action"] == "error"]) >= 2)
+    assert d.stop() == 0  # two failures counted, on disk
+    d.start()
+    after = d.api.create(["true"], name="after")
+    until(lambda: "after" in [who for _, who in seen_by(d, "picky")])
+    [skip] = [e for e in plugin_events(d, "picky", since) if e["Action"] == "skip"]
+    assert skip["Actor"]["Attributes"]["failures"] == "3" and skip["Actor"]["Attributes"]["eventActor"] == poison
+    assert [who for _, who in seen_by(d, "picky")] == ["poison"] * 3 + ["after"]  # the third failure, after the restart
+    assert d.stop() == 0
+    d.start()  # neither the skipped event nor the handled one comes back
+    later = d.api.create(["true"], name="later")
+    until(lambda: "later" in [who for _, who in seen_by(d, "picky")])
+    assert [who for _, who in seen_by(d, "picky")] == ["poison"] * 3 + ["after", "later"]
+    assert len([e for e in plugin_events(d, "picky", since) if e["Action"] == "skip"]) == 1
+    for cid in (poison, after, later):
+        d.api.remove(cid)

@@ -42,6 +42,17 @@ def plugin(name: str, action: str, **attrs: str) -> Event:
     return Event(Type="plugin", Action=action, Actor=Actor(name, {**attrs, "name": name}), scope="local")
 
 
+def plugin_skip(name: str, cursor: int, skipped: Event, failures: int, error: str) -> Event:
+    """`skip`: durable plugin `name` moved past the event at `cursor`, on which its handler
+    failed `failures` times (the last with `error`). The skipped event's type, action,
+    actor and time say which it was; the time is unix seconds to the nanosecond, so
+    `berth events --since T --until T` shows that event alone."""
+    ns = skipped.timeNano
+    return plugin(name, "skip", cursor=str(cursor), failures=str(failures), error=error,
+                  eventType=skipped.Type, eventAction=skipped.Action, eventActor=skipped.Actor.ID,
+                  eventTime=f"{ns // 10**9}.{ns % 10**9:09d}")
+
+
 def pruned(kind: str, reclaimed: int) -> Event:
     """`prune` of containers, images, volumes or networks, with the bytes it gave back."""
     return Event(Type=kind, Action="prune", Actor=Actor("", {"reclaimed": str(reclaimed)}), scope="local")
