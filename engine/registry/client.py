@@ -93,11 +93,12 @@ def error_text(response: httpx.Response) -> str:
 
 class Client:
     def __init__(self, host: str, path: str, credentials: AuthConfig | None, *, insecure: bool,
-                 timeout: float, ssl_context: ssl.SSLContext):
+                 timeout: float, ssl_context: ssl.SSLContext, schemes: dict[str, str] | None = None):
         self.host = host  # registry host[:port]
         self.path = path  # the repository on it
         self.credentials = credentials
         self.insecure = insecure
+        self._schemes = {} if schemes is None else schemes  # host → the scheme it answered on, shared
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
         self._verified = httpx.AsyncClient(verify=ssl_context, timeout=self._timeout,
                                            headers={"User-Agent": USER_AGENT})
@@ -158,6 +159,7 @@ class Client:
             self._unverified = self._unverified or httpx.AsyncClient(verify=False, timeout=self._timeout,
                                                  headers={"User-Agent": USER_AGENT})
             candidates = [("https", self._unverified), ("http", self._unverified)]
+            candidates.sort(key=lambda c: c[0] != self._schemes.get(self.host))  # the one that answered before
         failure: Exception | None = None
         for scheme, http in candidates:
             self._http, base = http, f"{scheme}://{self.host}"
@@ -167,6 +169,7 @@ class Client:
                 failure = exc
                 continue
             self.base = base
+            self._schemes[self.host] = scheme
             await response.aread()
             if response.status_code == 401:
                 self._challenge = authn.parse_challenge(response.headers.get("www-authenticate", ""))

@@ -248,12 +248,13 @@ async def pull(client: Client, store: ImageStore, lock: trio.Lock, ref: Referenc
     try:
         for i, layer in enumerate(manifest.layers):
             await reporter.say(layers.status(i), layer.digest[7:19], detail=True)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_fetch_all, client, store, layers, diff_ids, reporter)
-                nursery.start_soon(_store_all, client, store, lock, layers, parents, diff_ids, reporter)
-        except BaseExceptionGroup as group:
-            raise collapse(group) from None
+        if layers.mine or layers.theirs:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_fetch_all, client, store, layers, diff_ids, reporter)
+                    nursery.start_soon(_store_all, client, store, lock, layers, parents, diff_ids, reporter)
+            except BaseExceptionGroup as group:
+                raise collapse(group) from None
         async with lock:
             known = store.digests.get(f"{ref.repo}@{digest}") if ref.digest else store.tags.get(name)
             image = local or await trio.to_thread.run_sync(store.add_config, config_bytes)

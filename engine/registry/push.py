@@ -10,8 +10,8 @@ empty `PUT …?digest=…` to close it (chunked). A chunk that fails (a broken c
 and the upload resumes from there, so a failure costs one chunk, not the layer (a
 registry that dropped the upload instead, as Distribution does when a chunk broke off
 midway, gets a new one from the start).
-The config blob goes the same way, the manifest last: the registry never holds a
-manifest whose blobs it lacks. A layer blob berth pulled from or pushed to another
+The config blob goes the same way, beside the layers; the manifest last: the registry
+never holds a manifest whose blobs it lacks. A layer blob berth pulled from or pushed to another
 repository of the same registry (`sources`, kept by the registries service for the
 daemon's life) is first offered as a cross-repository mount (`POST …/blobs/uploads/
 ?mount=<digest>&from=<repo>`): 201 is "Mounted from <repo>", 202 an upload as usual. Each pushed tag is reported as Docker prints it
@@ -200,8 +200,16 @@ async def push(client: Client, store: ImageStore, claims: Claims, image: Image, 
     for chain in reversed(chains):
         await reporter.say("Preparing", store.layer_meta(chain).diff_id[7:19], detail=True)
     results: dict[str, manifests.Descriptor] = {}
+    config = store.config_bytes(image)
+    config_digest = manifests.digest_of(config)
+
+    async def push_config() -> None:
+        if not await has_blob(client, config_digest):
+            await upload(client, config_digest, len(config), config, f"config {config_digest}")
+
     try:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(push_config, name="push config")  # beside the layers: only the manifest waits
             for chain in reversed(chains):
                 nursery.start_soon(push_layer, client, store, claims, chain, reporter, results, sources,
                                    name=f"push {chain[:19]}")
@@ -209,10 +217,6 @@ async def push(client: Client, store: ImageStore, claims: Claims, image: Image, 
         raise collapse(group) from None
     for layer in results.values():
         sources[(client.host, layer.digest)] = client.path
-    config = store.config_bytes(image)
-    config_digest = manifests.digest_of(config)
-    if not await has_blob(client, config_digest):
-        await upload(client, config_digest, len(config), config, f"config {config_digest}")
     document = manifests.schema2(manifests.Descriptor(manifests.DOCKER_CONFIG, config_digest, len(config)),
                                  [results[c] for c in chains])
     async with client.request("PUT", f"manifests/{tag}", actions="pull,push", content=document,

@@ -70,6 +70,7 @@ class Registries:
         self._sources: dict[tuple[str, str], str] = {}  # (host, blob digest) → a repository holding it
         self._claims = Claims()  # layers the pulls in flight fetch and rely on
         self._clients: dict[tuple, _Pooled] = {}  # (host, repository, plain HTTP, credentials)
+        self._schemes: dict[str, str] = {}  # insecure host → the scheme it answered on (tried first next time)
 
     @staticmethod
     def mirror_host(url: str) -> tuple[str, bool]:
@@ -97,7 +98,7 @@ class Registries:
         from .client import Client
 
         return Client(host, path, credentials, insecure=plain or self.insecure(host), timeout=self.timeout,
-                      ssl_context=self._ssl)
+                      ssl_context=self._ssl, schemes=self._schemes)
 
     @asynccontextmanager
     async def _client(self, repo: str, credentials: AuthConfig | None, *, mirror: str = "") -> AsyncIterator[Client]:
