@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 # image round trips and the benchmarks' comparisons (apt starts no docker service where
 # /usr/sbin/policy-rc.d forbids it, as on these machines; the tests start dockerds of their own).
 # docker-registry and apache2-utils (htpasswd): the registry tests run registries of their own on 127.0.0.1.
-APT_PACKAGES := crun runc busybox-static tini util-linux iproute2 tmux docker.io docker-registry apache2-utils
+# docker-compose (Debian's 1.29.2): the compose tests drive projects end to end against berth.
+APT_PACKAGES := crun runc busybox-static tini util-linux iproute2 tmux docker.io docker-registry apache2-utils docker-compose
 SOCKET := /run/berth/berth.sock
 DAEMON_LOG := /run/berth/berthd.log
 
@@ -23,7 +24,7 @@ install: $(VENV)/.install-stamp
 # System packages first (root, no prompt), then the virtualenv with the package and test tools.
 $(VENV)/.install-stamp: pyproject.toml
 	@missing=""; \
-	for cmd in crun runc busybox tini-static unshare ip tmux docker dockerd docker-registry htpasswd; do command -v $$cmd >/dev/null || missing=1; done; \
+	for cmd in crun runc busybox tini-static unshare ip tmux docker dockerd docker-registry htpasswd docker-compose; do command -v $$cmd >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing system packages: $(APT_PACKAGES)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \

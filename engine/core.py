@@ -22,6 +22,8 @@ import msgspec
 import trio
 
 from . import timefmt
+from .build.builder import Builder
+from .build.options import BuildMessage, BuildOptions, Emit as BuildEmit
 from .config import DaemonConfig
 from .containers import stats
 from .containers.container import Container
@@ -40,8 +42,8 @@ from .images.archive_load import LoadResult
 from .images.service import ImageFacts, Images, ImageUsage, PruneReport, User
 from .images.store import Image, ImageStore
 from .lifecycle import State
-from .models import (AuthConfig, BusStatistics, CommitOptions, ContainerRecord, CreateRequest, Event, ExecConfig, Health,
-                     NetworkRecord, PluginView, ResourceUsage, RuntimeInfo, SearchResult, SystemInfo, UpdateRequest,
+from .models import (AuthConfig, BusStatistics, CommitOptions, ContainerRecord, CreateRequest, EndpointSettings, Event,
+                     ExecConfig, Health, IPAMPool, NetworkRecord, PluginView, ResourceUsage, RuntimeInfo, SearchResult, SystemInfo, UpdateRequest,
                      VolumeCreateRequest, VolumeRecord)
 from .network import netns
 from .network.manager import NetworkManager
@@ -53,7 +55,7 @@ from .registry.service import Registries
 from .runtime import cgroups, oci, rootfs
 from .volumes import Volumes, VolumeUsage
 
-__all__ = ["Container", "DiskUsage", "Engine", "Image", "PathStat", "State"]
+__all__ = ["BuildMessage", "BuildOptions", "Container", "DiskUsage", "Engine", "Image", "PathStat", "State"]
 
 log = logging.getLogger("berth.engine")
 
@@ -99,6 +101,7 @@ class Engine:
         self._containers = ContainerService(self._records, self._supervisor, self._images, self._volumes,
                                             self._network, self._files, layout,
                                             default_runtime=config.default_runtime, init=config.init)
+        self._builder = Builder(config.root / "build", self._containers, self._images, self._files)
         self._event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
         self._plugins = PluginHost(self._bus, self, config.config_file,
                                    config.plugins_dir or config.root / "plugins", config.root / "plugins")
@@ -241,6 +244,10 @@ class Engine:
         `volumes` (`rm -v`), its anonymous volumes too."""
         await self._containers.remove(ref, force, volumes)
 
+    async def remove_link(self, name: str) -> None:
+        """Drop the legacy link `parent/alias` from the container `parent` (`rm --link`)."""
+        await self._containers.remove_link(name)
+
     async def wait(self, ref: str, condition: str = "not-running") -> int:
         """Block until `condition` (not-running, next-exit, removed); return the exit code."""
         return await self._containers.wait(ref, condition)
@@ -268,9 +275,10 @@ class Engine:
         """(container, async iterator of log entry batches); `since`/`until` in nanoseconds."""
         return self._containers.logs(ref, follow=follow, tail=tail, since=since, until=until, times=times)
 
-    def attach(self, ref: str, *, replay: bool = False):
-        """(container, its output from now, or from the start with `replay`, to the run's end)."""
-        return self._containers.attach(ref, replay=replay)
+    def attach(self, ref: str, *, replay: bool = False, follow: bool = True):
+        """(container, its output from now, or from the start with `replay`, to the run's
+        end; without `follow`, to what is logged now)."""
+        return self._containers.attach(ref, replay=replay, follow=follow)
 
     async def write_stdin(self, c: Container, data: bytes) -> bool:
         """Write to an attached container's stdin; False once its run is over."""
@@ -410,6 +418,12 @@ class Engine:
         async with self._images.spooled(body, "load") as upload:
             return await self._images.load(upload, quiet)
 
+    async def build(self, body: AsyncIterator[bytes], options: BuildOptions, emit: BuildEmit) -> str | None:
+        """`POST /build`: an image from the Dockerfile and context tar in `body`, the
+        classic builder's messages to `emit`; the image ID (None when the build failed
+        after its first message: the error was the stream's last message)."""
+        return await self._builder.build(body, options, emit)
+
     # --- registries -------------------------------------------------------------
 
     async def pull(self, name: str, tag: str = "", *, auth: AuthConfig | None = None, platform: str = "",
@@ -480,23 +494,21 @@ class Engine:
         """(name, record) of each network the container is on or joins at its start."""
         return self._network.joined(c)
 
-    async def create_network(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "",
-                             ip_range: str = "", aux_addresses: dict[str, str] | None = None,
-                             internal: bool = False, labels: dict[str, str] | None = None,
+    async def create_network(self, name: str, *, driver: str = "bridge", pools: list[IPAMPool] = (),
+                             enable_ipv6: bool = False, internal: bool = False, labels: dict[str, str] | None = None,
                              options: dict[str, str] | None = None) -> NetworkRecord:
-        """A new user-defined bridge network (its subnet chosen if not given; IPAM's range
-        and auxiliary addresses checked against it)."""
-        return await self._network.create(name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range,
-                                          aux_addresses=aux_addresses, internal=internal, labels=labels,
-                                          options=options)
+        """A new user-defined bridge network: its IPv4 pool as given in `pools` (else a
+        free subnet is chosen) and, with `enable_ipv6`, the IPv6 one given there."""
+        return await self._network.create(name, driver=driver, pools=list(pools), enable_ipv6=enable_ipv6,
+                                          internal=internal, labels=labels, options=options)
 
     async def remove_network(self, ref: str) -> None:
         """Delete a user-defined network no container is on."""
         await self._network.remove(ref)
 
-    async def connect_network(self, network: str, container: str, aliases: list[str] = ()) -> None:
+    async def connect_network(self, network: str, container: str, settings: EndpointSettings) -> None:
         """Put a container on one more network (at once if it runs, else at its start)."""
-        await self._network.connect(self.get(container), network, aliases=aliases)
+        await self._network.connect(self.get(container), network, settings)
 
     async def disconnect_network(self, network: str, container: str) -> None:
         """Take a container off a network."""

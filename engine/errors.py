@@ -48,6 +48,12 @@ class Conflict(EngineError):
     status = 409
 
 
+class Unavailable(EngineError):
+    """A feature this daemon does not run, as dockerd outside swarm mode answers for swarm's endpoints: 503."""
+
+    status = 503
+
+
 class NotModified(EngineError):
     """The action was already done (start of a running container): success, no body."""
 

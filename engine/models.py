@@ -278,10 +278,24 @@ class UpdateRequest(Struct, rename="pascal", kw_only=True):
     restart_policy: RestartPolicy | None = None
 
 
-class EndpointSettings(Struct, rename="pascal"):
-    """A network's settings for one container in a create or connect request."""
+class EndpointIPAMConfig(Struct, rename="pascal"):
+    """The addresses a container asks for on a network (`--ip`, `--ip6`)."""
 
+    ipv4_address: str = field(default="", name="IPv4Address")
+    ipv6_address: str = field(default="", name="IPv6Address")
+    link_local_ips: list[str] | None = field(default=None, name="LinkLocalIPs")
+
+
+class EndpointSettings(Struct, rename="pascal"):
+    """A network's settings for one container in a create or connect request, kept in
+    its record: on a user-defined network, `Links` (`name:alias`) are DNS names only this
+    container resolves, and `Aliases` names every container on the network resolves."""
+
+    ipam_config: EndpointIPAMConfig | None = field(default=None, name="IPAMConfig")
+    links: list[str] | None = None
     aliases: list[str] | None = None
+    driver_opts: dict[str, str] | None = None
+    mac_address: str = ""
 
 
 class NetworkingConfig(Struct, rename="pascal"):
@@ -293,6 +307,7 @@ class CreateRequest(ContainerConfig, rename="pascal"):
 
     host_config: HostConfig = field(default_factory=HostConfig)
     networking_config: NetworkingConfig | None = None
+    runtime: str = ""  # where docker-py's `create_container(runtime=)` puts it: HostConfig.Runtime's stand-in
 
 
 class ExecConfig(Struct, rename="pascal", kw_only=True):
@@ -365,8 +380,9 @@ class ContainerRecord(Struct, kw_only=True):
     restart_count: int = 0
     manually_stopped: bool = False
     mounts: list[MountPoint] = []
-    extra_networks: list[str] = []  # connected by `network connect` beyond NetworkMode's
-    aliases: dict[str, list[str]] = {}  # network name → the container's aliases there
+    # network name → what the container asked for there: every network it joins at start
+    # (NetworkMode's and those connected since, less those disconnected); none in mode none/host
+    endpoints: dict[str, EndpointSettings] = {}
 
 
 # --- container logs and usage ----------------------------------------------
@@ -427,6 +443,16 @@ class VolumeRecord(Struct, kw_only=True):
 # --- networks -------------------------------------------------------------
 
 
+class IPAMPool(Struct, rename="pascal"):
+    """One `IPAM.Config` entry of `POST /networks/create`: a subnet, its gateway, the range
+    addresses are given out from, and addresses never given out."""
+
+    subnet: str = ""
+    gateway: str = ""
+    ip_range: str = field(default="", name="IPRange")
+    aux_addresses: dict[str, str] | None = field(default=None, name="AuxiliaryAddresses")
+
+
 class NetworkRecord(Struct, kw_only=True):
     """What the daemon keeps about a network (`<root>/networks/<id>.json`)."""
 
@@ -437,6 +463,11 @@ class NetworkRecord(Struct, kw_only=True):
     bridge: str = ""  # the Linux bridge's name
     subnet: str = ""
     gateway: str = ""
+    ip_range: str = ""  # IPv4 addresses are given out from here (the whole subnet when empty)
+    aux_addresses: dict[str, str] = {}  # IPAM's AuxiliaryAddresses: never given out
+    enable_ipv6: bool = False
+    subnet6: str = ""  # with enable_ipv6: the IPv6 pool, beside the IPv4 one every bridge has
+    gateway6: str = ""
     internal: bool = False  # no default route for its containers
     labels: dict[str, str] = {}
     options: dict[str, str] = {}
@@ -458,6 +489,8 @@ class ImageRuntimeConfig(Struct, rename="pascal", omit_defaults=True):
     labels: dict[str, str] | None = None
     stop_signal: str = ""
     healthcheck: HealthConfig | None = None
+    on_build: list[str] | None = field(default=None, name="OnBuild")  # ONBUILD triggers, run when built upon
+    shell: list[str] | None = None  # the builder's SHELL for shell-form RUN, CMD and ENTRYPOINT
 
 
 class RootFS(Struct):
@@ -488,6 +521,8 @@ class ImageConfig(Struct, omit_defaults=True, kw_only=True):
     history: list[HistoryEntry] = []
     author: str = ""
     comment: str = ""
+    parent: str = ""  # the image a build step was made on (Docker's `parent`): what builds share stays
+
 
 
 # --- events ---------------------------------------------------------------

@@ -23,9 +23,9 @@ def commands() -> dict[str, Command | Group]:
     """Every command, in `--help`'s order; each noun's module holds its verbs' grammar and
     handlers. The other nouns' modules are imported on the first call."""
     if not _every:
-        from .commands import files, images, networks, plugins, registry, system, volumes
+        from .commands import build, files, images, networks, plugins, registry, system, volumes
 
-        for noun in (containers, files, images, registry, volumes, networks, plugins, system):
+        for noun in (containers, files, images, build, registry, volumes, networks, plugins, system):
             _every.update((c.name, c) for c in noun.COMMANDS)
     return _every
 

@@ -59,7 +59,7 @@ def test_times_at_the_edges_of_the_range(api, quiet):
     assert reply.status == 400 and reply.message.startswith("invalid value for until: ")
 
 
-@pytest.mark.parametrize("name", ["a/b", "..", ".", "a\x00b", "-a", " a", "a b", ""])
+@pytest.mark.parametrize("name", ["a/b", "..", ".", "a\x00b", ""])  # dockerd takes "a b", "-a": so does berth
 def test_network_names_outside_dockers_rule_are_400(api, name):
     since = time.time()
     reply = api.post("/networks/create", {"Name": name})

@@ -14,6 +14,7 @@ from . import detach_keys, query, render
 from .http import Request, Response, json_response
 
 STREAM_IDS = {"stdout": 1, "stderr": 2}
+_HEADER = struct.Struct(">BxxxL")  # a multiplexed-stream frame header
 
 
 def frame(entry: LogText, timestamps: bool = False) -> bytes:
@@ -22,23 +23,18 @@ def frame(entry: LogText, timestamps: bool = False) -> bytes:
     payload = entry.log.encode()
     if timestamps:
         payload = entry.time.encode() + b" " + payload
-    return struct.pack(">BxxxL", STREAM_IDS[entry.stream], len(payload)) + payload
+    return _HEADER.pack(STREAM_IDS[entry.stream], len(payload)) + payload
 
 
 def frames(batch: list[LogText], wanted: set[str], timestamps: bool = False) -> bytes:
-    """The frames of a batch's entries from the `wanted` streams, as one buffer.
-
-    Clients read payloads, not frame boundaries, so a batch from one stream without
-    timestamps goes out as a single frame: no Python work per line."""
-    if not timestamps and batch:
-        streams = {e.stream for e in batch}
-        if len(streams) == 1:
-            stream = streams.pop()
-            if stream not in wanted:
-                return b""
-            payload = "".join([e.log for e in batch]).encode()
-            return struct.pack(">BxxxL", STREAM_IDS[stream], len(payload)) + payload
-    return b"".join([frame(e, timestamps) for e in batch if e.stream in wanted])
+    """The frames of a batch's entries from the `wanted` streams, as one buffer: one frame
+    per entry, as dockerd sends them (docker-py's `logs(stream=True)` and
+    `containers.run(stream=True)` yield a frame as a line)."""
+    if timestamps:
+        return b"".join([frame(e, True) for e in batch if e.stream in wanted])
+    pack = _HEADER.pack
+    return b"".join([pack(STREAM_IDS[e.stream], len(payload)) + payload
+                     for e in batch if e.stream in wanted for payload in (e.log.encode(),)])
 
 
 async def create(req: Request, engine: Engine) -> Response:
@@ -102,7 +98,12 @@ async def unpause(req: Request, engine: Engine) -> Response:
 
 
 async def remove(req: Request, engine: Engine) -> Response:
-    await engine.remove(req.params["id"], force=req.qbool("force"), volumes=req.qbool("v"))
+    """`DELETE /containers/{id}`, or with `link=1` (`rm --link`) the link `{id}/{alias}`."""
+    name = f"{req.params['id']}/{req.params['alias']}" if req.params.get("alias") else req.params["id"]
+    if req.qbool("link"):
+        await engine.remove_link(name)
+    else:
+        await engine.remove(name, force=req.qbool("force"), volumes=req.qbool("v"))
     return Response(204)
 
 
@@ -143,18 +144,17 @@ async def attach(req: Request, engine: Engine) -> None:
     OpenStdin); with a terminal, the detach keys end the session and leave it running."""
     wanted = {s for s in ("stdout", "stderr") if req.qbool(s)}
     keys = detach_keys.parse(req.q("detachKeys"))
-    c, entries = engine.attach(req.params["id"], replay=req.qbool("logs"))
+    c, entries = engine.attach(req.params["id"], replay=req.qbool("logs"), follow=req.qbool("stream", True))
     sock, head = await req.hijack()
     tty = c.record.config.tty
     async with trio.open_nursery() as nursery:
         if req.qbool("stdin") and c.record.config.open_stdin:
             nursery.start_soon(_copy_stdin, engine, c, sock, head, detach_keys.Matcher(keys) if tty else None,
                                nursery.cancel_scope)
-        if req.qbool("stream", True):
-            async for batch in entries:
-                data = output(batch, wanted, tty)
-                if data:
-                    await sock.send_all(data)
+        async for batch in entries:  # stream=0: the logs asked for, or nothing
+            data = output(batch, wanted, tty)
+            if data:
+                await sock.send_all(data)
         nursery.cancel_scope.cancel()
 
 

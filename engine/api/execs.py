@@ -27,13 +27,17 @@ class ClientStdin(trio.abc.ReceiveStream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._detached:
             return b""
-        data, self._head = self._head or await self._sock.receive_some(max_bytes), b""
-        if self._matcher is not None and data:
+        while True:
+            data, self._head = self._head or await self._sock.receive_some(max_bytes), b""
+            if self._matcher is None or not data:
+                return data
             data, self._detached = self._matcher.feed(data)
             if self._detached:
                 await self._sock.aclose()
                 # what came before the keys is still the process's; the next read ends the input
-        return data
+                return data
+            if data:  # else all of it is held as the keys' start: b"" would read as the end of input
+                return data
 
     async def aclose(self) -> None:
         await self._sock.aclose()
@@ -57,12 +61,13 @@ async def start(req: Request, engine: Engine) -> Response | None:
         return Response(200)
     sock, head = await req.hijack()
     tty = session.config.tty
+    raw = body.tty  # as dockerd: the start request's Tty decides the framing, the exec's the terminal
     sending = trio.Lock()  # stdout and stderr are pumped by two tasks
 
     async def send(stream_id: int, data: bytes) -> None:
         try:
             async with sending:
-                await sock.send_all(data if tty else struct.pack(">BxxxL", stream_id, len(data)) + data)
+                await sock.send_all(data if raw else struct.pack(">BxxxL", stream_id, len(data)) + data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client left; the process runs on to its end, as in dockerd
 

@@ -39,10 +39,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 import msgspec
+import msgspec.inspect
 import trio
 
 from ..errors import NO_SPACE, BadRequest, EngineError, NotModified, no_space
 from ..models import ApiLimits
+from . import nulls
 
 log = logging.getLogger("berth.api")
 
@@ -195,9 +197,14 @@ class Request:
         try:
             return msgspec.json.decode(data, type=type_)
         except msgspec.ValidationError as exc:
-            raise BadRequest(f"invalid request body: {exc}") from None
+            error = exc
         except msgspec.DecodeError as exc:
             raise BadRequest(f"invalid JSON in request body: {exc}") from None
+        try:  # a null where Go would keep the zero value: decode again without those
+            return msgspec.convert(nulls.without_nulls(msgspec.json.decode(data), msgspec.inspect.type_info(type_)),
+                                   type_)
+        except msgspec.ValidationError:
+            raise BadRequest(f"invalid request body: {error}") from None
 
     async def stream(self, content_type: str = "application/json", status: int = 200,
                      headers: list[tuple[str, str]] = ()) -> Stream:

@@ -127,11 +127,21 @@ async def save(req: Request, engine: Engine) -> Response | None:
     return None
 
 
-async def load(req: Request, engine: Engine) -> Response:
+async def load(req: Request, engine: Engine) -> None:
     """`docker load`: a docker-save or OCI archive (plain or compressed) in the body;
-    answers Docker's JSON message stream (`Loaded image: …`)."""
-    result = await engine.load_images(req.body_chunks(), quiet=req.qbool("quiet"))
-    return Response(200, b"".join(msgspec.json.encode(m) + b"\r\n" for m in result.messages))
+    answers Docker's JSON message stream (`Loaded image: …`), chunked as dockerd sends it
+    (docker-py decodes it message by message); a bad archive is the stream's `errorDetail`
+    in a 200, as dockerd answers it."""
+    try:
+        result = await engine.load_images(req.body_chunks(), quiet=req.qbool("quiet"))
+        messages = [msgspec.json.encode(m) + b"\r\n" for m in result.messages]
+    except EngineError as exc:
+        log.warning("%s %s failed: %s", req.method, req.path, exc.message)
+        messages = [msgspec.json.encode(ProgressMessage(errorDetail=ErrorDetail(exc.message), error=exc.message))
+                    + b"\r\n"]
+    stream = await req.stream()
+    for message in messages:
+        await stream.send(message)
 
 
 async def prune(req: Request, engine: Engine) -> Response:

@@ -6,16 +6,9 @@ import msgspec
 
 from ..core import Engine
 from ..errors import BadRequest
-from ..models import EndpointSettings, NetworkRecord
+from ..models import EndpointSettings, IPAMPool, NetworkRecord
 from . import query
 from .http import Request, Response, json_response
-
-
-class IPAMPool(msgspec.Struct, rename="pascal"):
-    subnet: str = ""
-    gateway: str = ""
-    ip_range: str = msgspec.field(default="", name="IPRange")
-    aux_addresses: dict[str, str] | None = msgspec.field(default=None, name="AuxiliaryAddresses")
 
 
 class IPAM(msgspec.Struct, rename="pascal"):
@@ -29,6 +22,7 @@ class CreateNetwork(msgspec.Struct, rename="pascal"):
     name: str = ""
     driver: str = "bridge"
     internal: bool = False
+    enable_ipv6: bool = msgspec.field(default=False, name="EnableIPv6")
     check_duplicate: bool = True
     attachable: bool = False
     ipam: IPAM | None = msgspec.field(default=None, name="IPAM")
@@ -42,16 +36,26 @@ class Connect(msgspec.Struct, rename="pascal"):
     force: bool = False
 
 
+def _pool(subnet: str, gateway: str, ip_range: str = "", aux_addresses: dict[str, str] | None = None) -> dict:
+    """One `IPAM.Config` entry as dockerd shows it (IPRange and AuxiliaryAddresses when set)."""
+    return {"Subnet": subnet, "Gateway": gateway, **({"IPRange": ip_range} if ip_range else {}),
+            **({"AuxiliaryAddresses": aux_addresses} if aux_addresses else {})}
+
+
 def _render(engine: Engine, record: NetworkRecord) -> dict:
     containers = {}
     for c in engine.network_users(record):
         endpoint = next((e for e in c.networks.values() if e.network_id == record.id), None)
         if endpoint:
             containers[c.id] = {"Name": c.name, "EndpointID": endpoint.endpoint_id, "MacAddress": endpoint.mac,
-                                "IPv4Address": f"{endpoint.ip}/{endpoint.prefixlen}", "IPv6Address": ""}
-    ipam = [{"Subnet": record.subnet, "Gateway": record.gateway}] if record.subnet else []
+                                "IPv4Address": f"{endpoint.ip}/{endpoint.prefixlen}",
+                                "IPv6Address": f"{endpoint.ip6}/{endpoint.prefixlen6}" if endpoint.ip6 else ""}
+    ipam = [_pool(record.subnet, record.gateway, record.ip_range, record.aux_addresses)] if record.subnet else []
+    if record.enable_ipv6:
+        ipam.append(_pool(record.subnet6, record.gateway6))
     return {"Name": record.name, "Id": record.id, "Created": record.created, "Scope": "local",
-            "Driver": record.driver, "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": None, "Config": ipam},
+            "Driver": record.driver, "EnableIPv6": record.enable_ipv6,
+            "IPAM": {"Driver": "default", "Options": None, "Config": ipam},
             "Internal": record.internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
             "ConfigOnly": False, "Containers": containers, "Options": record.options, "Labels": record.labels}
 
@@ -68,10 +72,9 @@ async def create(req: Request, engine: Engine) -> Response:
     body = await req.json(CreateNetwork)
     if not body.name:
         raise BadRequest("network name is required")
-    pool = (body.ipam.config or [IPAMPool()])[0] if body.ipam else IPAMPool()
-    record = await engine.create_network(body.name, driver=body.driver or "bridge", subnet=pool.subnet,
-                                         gateway=pool.gateway, ip_range=pool.ip_range,
-                                         aux_addresses=pool.aux_addresses, internal=body.internal, labels=body.labels,
+    record = await engine.create_network(body.name, driver=body.driver or "bridge",
+                                         pools=(body.ipam.config or []) if body.ipam else [],
+                                         enable_ipv6=body.enable_ipv6, internal=body.internal, labels=body.labels,
                                          options=body.options)
     return json_response({"Id": record.id, "Warning": ""}, 201)
 
@@ -83,8 +86,7 @@ async def remove(req: Request, engine: Engine) -> Response:
 
 async def connect(req: Request, engine: Engine) -> Response:
     body = await req.json(Connect)
-    aliases = (body.endpoint_config.aliases if body.endpoint_config else None) or []
-    await engine.connect_network(req.params["id"], body.container, aliases=aliases)
+    await engine.connect_network(req.params["id"], body.container, body.endpoint_config or EndpointSettings())
     return Response(200)
 
 

@@ -10,7 +10,7 @@ import msgspec
 import gounits
 from ..core import Container, Engine, Image, State
 from ..errors import NotFound
-from ..models import ZERO_TIME
+from ..models import ZERO_TIME, EndpointSettings
 
 
 def _to_builtins(struct) -> dict:
@@ -75,12 +75,16 @@ def networks(engine: Engine, c: Container) -> dict:
     found = {}
     for name, record in engine.container_networks(c):
         endpoint = c.networks.get(name)
+        asked = c.record.endpoints.get(name) or EndpointSettings()
+        ipam = _to_builtins(asked.ipam_config) if asked.ipam_config else None
         found[name] = {
-            "IPAMConfig": None, "Links": None, "Aliases": endpoint.aliases if endpoint else c.record.aliases.get(name),
+            "IPAMConfig": ipam, "Links": asked.links, "Aliases": endpoint.aliases if endpoint else asked.aliases,
             "NetworkID": record.id, "EndpointID": endpoint.endpoint_id if endpoint else "",
             "Gateway": endpoint.gateway if endpoint else "", "IPAddress": endpoint.ip if endpoint else "",
-            "IPPrefixLen": endpoint.prefixlen if endpoint else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "MacAddress": endpoint.mac if endpoint else "", "DriverOpts": None}
+            "IPPrefixLen": endpoint.prefixlen if endpoint else 0, "IPv6Gateway": endpoint.gateway6 if endpoint else "",
+            "GlobalIPv6Address": endpoint.ip6 if endpoint else "",
+            "GlobalIPv6PrefixLen": endpoint.prefixlen6 if endpoint else 0,
+            "MacAddress": endpoint.mac if endpoint else asked.mac_address, "DriverOpts": asked.driver_opts}
     return found
 
 
@@ -157,7 +161,7 @@ def _image_container_config(image: Image) -> dict:
         "Hostname": "", "Domainname": "", "User": cfg.user, "AttachStdin": False, "AttachStdout": False,
         "AttachStderr": False, "ExposedPorts": cfg.exposed_ports, "Tty": False, "OpenStdin": False,
         "StdinOnce": False, "Env": cfg.env, "Cmd": cfg.cmd, "Image": "", "Volumes": cfg.volumes,
-        "WorkingDir": cfg.working_dir, "Entrypoint": cfg.entrypoint, "OnBuild": None, "Labels": cfg.labels,
+        "WorkingDir": cfg.working_dir, "Entrypoint": cfg.entrypoint, "OnBuild": cfg.on_build, "Labels": cfg.labels,
         **({"StopSignal": cfg.stop_signal} if cfg.stop_signal else {}),
     }
 
@@ -167,7 +171,7 @@ def image_summary(engine: Engine, image: Image) -> dict:
     size, tags = facts.size, facts.tags
     return {
         "Containers": -1, "Created": unix_seconds(image.config.created), "Id": image.id,
-        "Labels": image.config.config.labels, "ParentId": "",
+        "Labels": image.config.config.labels, "ParentId": image.config.parent,
         "RepoDigests": facts.digests or ([] if tags else ["<none>@<none>"]), "RepoTags": tags or ["<none>:<none>"],
         "SharedSize": -1, "Size": size, "VirtualSize": size,
     }
@@ -179,7 +183,7 @@ def image_inspect(engine: Engine, image: Image) -> dict:
     size = facts.size
     cfg = image.config
     return {
-        "Id": image.id, "RepoTags": facts.tags, "RepoDigests": facts.digests, "Parent": "",
+        "Id": image.id, "RepoTags": facts.tags, "RepoDigests": facts.digests, "Parent": image.config.parent,
         "Comment": cfg.comment, "Created": cfg.created, "Container": "", "ContainerConfig": _image_container_config(image) | {"Cmd": None, "Env": None},
         "DockerVersion": "", "Author": cfg.author, "Config": _image_container_config(image),
         "Architecture": cfg.architecture, "Os": cfg.os, "Size": size, "VirtualSize": size,

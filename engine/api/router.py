@@ -11,12 +11,13 @@ from urllib.parse import unquote
 
 from ..core import Engine
 from ..errors import BadRequest, NotFound
-from . import container_fs, containers, execs, images, networks, plugins, system, volumes
+from . import build, container_fs, containers, execs, images, networks, plugins, swarm, system, volumes
 from .http import API_VERSION, MIN_API_VERSION, Request, Response
 
 _VERSIONED = re.compile(r"^/v([0-9.]+)(/.*)$")  # as dockerd's router: /v{version:[0-9.]+}
 _ID = r"(?P<id>[^/]+)"
 _NAME = r"(?P<name>.+?)"
+_SWARM_KIND = r"(?P<kind>nodes|services|tasks|secrets|configs)"
 
 ROUTES: list[tuple[str, str, object]] = [
     ("GET", r"/_ping", system.ping),
@@ -54,6 +55,8 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", rf"/containers/{_ID}/rename", containers.rename),
     ("POST", rf"/containers/{_ID}/update", containers.update),
     ("DELETE", rf"/containers/{_ID}", containers.remove),
+    ("DELETE", rf"/containers/{_ID}/(?P<alias>[^/]+)", containers.remove),
+    ("POST", r"/build", build.build),
     ("POST", r"/images/create", images.create),
     ("POST", rf"/images/{_NAME}/push", images.push),
     ("POST", r"/auth", images.auth),
@@ -79,6 +82,15 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", r"/volumes/prune", volumes.prune),
     ("GET", rf"/volumes/{_NAME}", volumes.inspect),
     ("DELETE", rf"/volumes/{_NAME}", volumes.remove),
+    ("POST", r"/swarm/(?P<action>init|join)", swarm.unsupported),
+    ("POST", r"/swarm/(?P<action>leave|unlock)", swarm.not_in_swarm),
+    ("GET", r"/swarm/unlockkey", swarm.not_in_swarm),
+    ("GET", r"/swarm", swarm.not_a_manager),
+    ("POST", r"/swarm/update", swarm.not_a_manager),
+    ("GET", rf"/{_SWARM_KIND}", swarm.not_a_manager),
+    ("GET", rf"/{_SWARM_KIND}/(?P<id>.+)", swarm.not_a_manager),
+    ("POST", rf"/{_SWARM_KIND}/(?P<id>.+)", swarm.not_a_manager),
+    ("DELETE", rf"/{_SWARM_KIND}/(?P<id>.+)", swarm.not_a_manager),
     ("GET", r"/plugins", plugins.list_),
     ("GET", r"/plugins/(?P<name>[^/]+)/json", plugins.inspect),
     ("POST", r"/plugins/(?P<name>[^/]+)/enable", plugins.enable),

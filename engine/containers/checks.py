@@ -11,6 +11,7 @@ import posixpath
 from ..errors import BadRequest
 from ..models import CreateRequest, HostConfig
 from ..network.manager import HOST_GATEWAY
+from ..network.networks import check_mac
 from ..runtime import bundle, cgroups, oci
 from . import logs
 
@@ -188,12 +189,10 @@ def settings(req: CreateRequest, hc: HostConfig) -> None:
     for request in hc.device_requests or []:
         wanted = " ".join(f"[{' '.join(c)}]" for c in request.capabilities or [])
         raise BadRequest(f'could not select device driver "{request.driver}" with capabilities: [{wanted}]')
-    if hc.volume_driver not in ("", "local"):
-        raise BadRequest(f'error looking up volume plugin {hc.volume_driver}: plugin "{hc.volume_driver}" not found')
     if req.network_disabled and hc.network_mode != "none":
         raise BadRequest("NetworkDisabled: set NetworkMode \"none\" for a container without a network")
     if req.mac_address:
-        raise BadRequest("MacAddress: berth does not set a container's MAC address (it follows from its IP address)")
+        check_mac(req.mac_address)
     if hc.console_size is not None and (len(hc.console_size) != 2 or min(hc.console_size) < 0):
         raise BadRequest("ConsoleSize: two sizes are needed, [height, width], neither negative")
     log_type = hc.log_config.type or "json-file"
@@ -202,8 +201,8 @@ def settings(req: CreateRequest, hc: HostConfig) -> None:
     elif log_type == "none":
         for key in hc.log_config.config or {}:
             raise BadRequest(f"unknown log opt '{key}' for none log driver")
-    else:
-        raise BadRequest(f"logging driver {log_type!r} is not supported: berth has json-file and none")
+    else:  # dockerd's words for a driver it has not got (berth has json-file and none)
+        raise BadRequest(f"logger: no log driver named '{log_type}' is registered")
     for entry in hc.extra_hosts or []:
         host, sep, ip = entry.partition(":")
         if not sep or not host:
@@ -216,6 +215,13 @@ def settings(req: CreateRequest, hc: HostConfig) -> None:
     for gid in hc.group_add or []:
         if not gid or (gid.isdigit() and int(gid) > 2**31 - 1):
             raise BadRequest(f"GroupAdd {gid!r}: uids and gids must be in range 0-2147483647")
+
+
+def volume_driver(name: str) -> None:
+    """The driver of volumes a create makes: berth has `local` only (dockerd has plugins;
+    it asks for one only when a volume is made)."""
+    if name not in ("", "local"):
+        raise BadRequest(f'error looking up volume plugin {name}: plugin "{name}" not found')
 
 
 def is_ip(text: str) -> bool:

@@ -24,11 +24,12 @@ succeeded, `export` when an export starts streaming, as dockerd publishes them.
 
 from __future__ import annotations
 
+import copy
 import os
 import posixpath
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
 
@@ -42,6 +43,7 @@ from .. import timefmt
 from .container import Container
 from ..errors import BadRequest, Conflict, EngineError, Forbidden, NotFound, no_such_container
 from ..lifecycle import State
+from ..models import MountPoint
 from ..images.store import ImageStore
 from ..runtime import bundle, rootfs
 from .records import Containers
@@ -106,6 +108,44 @@ class _Target:
         self.current_dir = raw == "." or raw.endswith("/.")
         self.follow = self.current_dir or raw.endswith("/")
         self.base = "." if self.current_dir else (posixpath.basename(self.path) or "/")
+
+    def below(self, mount_point: str) -> _Target:
+        """This target as a path inside what is mounted at `mount_point` (which holds it),
+        named and followed as before."""
+        inner = copy.copy(self)
+        inner.path = posixpath.normpath("/" + posixpath.relpath(self.path, mount_point))
+        return inner
+
+
+def _mount_holding(mounts: list[MountPoint], path: str) -> MountPoint | None:
+    """The deepest bind or volume mount whose destination is `path` or holds it."""
+    found = None
+    for m in mounts:
+        if m.type in ("bind", "volume") and m.source and (
+                path == m.destination or path.startswith(m.destination.rstrip("/") + "/")):
+            if found is None or len(m.destination) > len(found.destination):
+                found = m
+    return found
+
+
+@contextmanager
+def _through_mounts(c: Container, root_fd: int, target: _Target) -> Iterator[tuple[int, _Target, MountPoint | None]]:
+    """(directory descriptor, target inside it, the mount) for where `target` really is:
+    inside the volume or bind mounted over its path, else in the root. The runtime mounts
+    those in the container's own namespace only, so the daemon opens their sources, as
+    dockerd mounts a container's volumes for a copy."""
+    mount = _mount_holding(c.record.mounts, target.path)
+    fd = None
+    if mount is not None:
+        try:
+            fd = os.open(mount.source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            mount = None  # a bind of a single file, or a source gone: the root's view it is
+    try:
+        yield (root_fd, target, None) if fd is None else (fd, target.below(mount.destination), mount)
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _not_found(target: _Target, ref: str) -> NotFound:
@@ -311,46 +351,48 @@ class Files:
 
     async def stat_path(self, ref: str, path: str) -> PathStat:
         """`HEAD /containers/{id}/archive?path=`: the path's stat."""
-        target = _Target(path)
-        async with self.container_root(ref) as (_, root_fd):
-            return await trio.to_thread.run_sync(path_stat, root_fd, target, ref)
+        async with self.container_root(ref) as (c, root_fd):
+            with _through_mounts(c, root_fd, _Target(path)) as (top_fd, target, _):
+                return await trio.to_thread.run_sync(path_stat, top_fd, target, ref)
 
     async def archive_path(self, ref: str, path: str,
                            open_stream: Callable[[PathStat], Awaitable[Sender]]) -> None:
         """`GET /containers/{id}/archive?path=`: stat, then `open_stream(stat)` and the tar."""
-        target = _Target(path)
         async with self.container_root(ref) as (c, root_fd):
-            found = await trio.to_thread.run_sync(path_stat, root_fd, target, ref)
-            self.containers.publish(c, "archive-path")
-            out = await open_stream(found)
-            await send_chunks(archive_chunks(root_fd, target, ref), out)
+            with _through_mounts(c, root_fd, _Target(path)) as (top_fd, target, _):
+                found = await trio.to_thread.run_sync(path_stat, top_fd, target, ref)
+                self.containers.publish(c, "archive-path")
+                out = await open_stream(found)
+                await send_chunks(archive_chunks(top_fd, target, ref), out)
 
     async def extract_to_dir(self, ref: str, path: str, body: AsyncIterator[bytes], *,
                              no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
         """`PUT /containers/{id}/archive?path=`: extract the tar in `body` into the directory."""
-        target = _Target(path)
         async with self.container_root(ref) as (c, root_fd):
-            def prepare() -> tuple[str, tuple[int, int] | None]:
-                try:
-                    found = inroot.resolve(root_fd, target.path, follow=True)  # a link to a dir is fine
-                except (FileNotFoundError, NotADirectoryError):
-                    raise _not_found(target, ref) from None
-                with found:
-                    if not stat.S_ISDIR(found.stat.st_mode):
-                        raise BadRequest("extraction point is not a directory")
-                    dest = found.path
-                owner = None
-                if copy_uid_gid and c.record.config.user:
-                    uid, gid, _ = bundle.resolve_user(inroot.InRootPath(root_fd), c.record.config.user)
-                    owner = (uid, gid)
-                return dest, owner
+            with _through_mounts(c, root_fd, _Target(path)) as (top_fd, target, mount):
+                def prepare() -> tuple[str, tuple[int, int] | None]:
+                    try:
+                        found = inroot.resolve(top_fd, target.path, follow=True)  # a link to a dir is fine
+                    except (FileNotFoundError, NotADirectoryError):
+                        raise _not_found(target, ref) from None
+                    with found:
+                        if not stat.S_ISDIR(found.stat.st_mode):
+                            raise BadRequest("extraction point is not a directory")
+                        dest = found.path
+                    owner = None
+                    if copy_uid_gid and c.record.config.user:
+                        uid, gid, _ = bundle.resolve_user(inroot.InRootPath(root_fd), c.record.config.user)
+                        owner = (uid, gid)
+                    return dest, owner
 
-            dest, owner = await trio.to_thread.run_sync(prepare)
-            if c.record.host_config.readonly_rootfs:
-                raise Forbidden("container rootfs is marked read-only")
-            await feed_thread(body, lambda src: tarstream.extract(
-                src, root_fd, dest, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, chown_to=owner))
-            self.containers.publish(c, "extract-to-dir")
+                dest, owner = await trio.to_thread.run_sync(prepare)
+                if mount is not None and not mount.rw:
+                    raise Forbidden("mounted volume is marked read-only")
+                if mount is None and c.record.host_config.readonly_rootfs:
+                    raise Forbidden("container rootfs is marked read-only")
+                await feed_thread(body, lambda src: tarstream.extract(
+                    src, top_fd, dest, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, chown_to=owner))
+                self.containers.publish(c, "extract-to-dir")
 
     async def export(self, ref: str, open_stream: Callable[[], Awaitable[Sender]]) -> None:
         """`GET /containers/{id}/export`: the flattened root filesystem as a tar stream."""

@@ -88,9 +88,7 @@ def log_options(config: dict[str, str] | None) -> tuple[int, int]:
     if config.get("max-file"):
         if not config["max-file"].isdigit() or int(config["max-file"]) < 1:
             raise BadRequest(f"invalid max-file: {config['max-file']!r}: must be a number greater than 0")
-        max_file = int(config["max-file"])
-        if max_file > 1 and not max_size:
-            raise BadRequest("max-file cannot be set without max-size")
+        max_file = int(config["max-file"])  # without max-size it has no effect, as in dockerd
     return max_size, max_file
 
 

@@ -88,7 +88,7 @@ class ContainerService:
             raise BadRequest("config error: Image is required")
         image = self.images.resolve(req.image)
         hc = req.host_config
-        runtime = hc.runtime or self.default_runtime
+        runtime = hc.runtime or req.runtime or self.default_runtime
         if runtime not in self.supervisor.runtimes:
             raise BadRequest(f"unknown or invalid runtime name: {runtime}")
         policy = hc.restart_policy.name or "no"
@@ -128,12 +128,15 @@ class ContainerService:
         hc = msgspec.structs.replace(hc, runtime=runtime, restart_policy=msgspec.structs.replace(hc.restart_policy, name=policy))
         if hc.init is None:
             hc = msgspec.structs.replace(hc, init=self.init)
-        endpoints = (req.networking_config.endpoints_config if req.networking_config else None) or {}
+        endpoints = self.network.plan(hc.network_mode, (req.networking_config.endpoints_config
+                                                        if req.networking_config else None) or {})
         record = ContainerRecord(id=cid, name=name, created=timefmt.now(), image_ref=req.image, image_id=image.id,
                                  path=args[0], args=args[1:], config=config, host_config=hc, runtime=runtime,
-                                 aliases={net: list(e.aliases) for net, e in endpoints.items() if e and e.aliases},
-                                 mounts=[point for point, _ in planned])
-        await self.volumes.provide([wanted for _, wanted in planned if wanted is not None])
+                                 endpoints=endpoints, mounts=[point for point, _ in planned])
+        wanted = [wanted for _, wanted in planned if wanted is not None]
+        if wanted:
+            checks.volume_driver(hc.volume_driver)
+        await self.volumes.provide(wanted)
         c = Container(record, self.containers.root / cid, self.containers.netns_dir)
         if config.tty and hc.console_size and min(hc.console_size) > 0:
             c.console_size = (hc.console_size[0], hc.console_size[1])
@@ -162,7 +165,6 @@ class ContainerService:
                                  f"real-time budget of {budget} microseconds (cpu.rt_runtime_us); raise it first")
         checks.settings(req, hc)
         bundle.check(hc)
-        self.network.check_mode(hc.network_mode)
         if (hc.port_bindings or hc.publish_all_ports) and sole_network(hc.network_mode):
             raise BadRequest(f"conflicting options: port publishing and the {hc.network_mode} network mode")
         links = [self._link(spec) for spec in hc.links or []]
@@ -321,7 +323,10 @@ class ContainerService:
         if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
             c.stop_requested = True
             c.record.manually_stopped = True
+        exits = c.exits
         await self._signal(c, number)
+        if number == signal.SIGKILL:  # as dockerd: answered once the run is over, so an `rm` right after succeeds
+            await c.wait_until(lambda: c.exits > exits or not c.has_process)
         return c
 
     async def restart(self, ref: str, timeout: float | None = None) -> Container:
@@ -377,6 +382,22 @@ class ContainerService:
         if c.state is State.PAUSED:
             await self.containers.advance(c, Step.THAW)
 
+    async def remove_link(self, name: str) -> None:
+        """`DELETE /containers/parent/alias?link=1`: the link `alias` of `parent` goes from
+        its HostConfig (and its /etc/hosts, if it runs), as dockerd's rmLink does."""
+        parent_name, _, alias = name.strip("/").rpartition("/")
+        if not parent_name:
+            raise Conflict("Conflict, cannot remove the default link name of the container")
+        parent = self.containers.get(parent_name)
+        links = parent.record.host_config.links or []
+        kept = [spec for spec in links if spec.partition(":")[2] != alias]
+        if len(kept) == len(links):
+            raise no_such_container(name)
+        parent.record.host_config = msgspec.structs.replace(parent.record.host_config, links=kept or None)
+        await self.containers.save(parent)
+        if parent.prepared:
+            await trio.to_thread.run_sync(self.network.write_hosts, parent)
+
     async def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
         """Delete a container and its writable layer; with `force`, kill it first; with
         `volumes` (`rm -v`), its anonymous volumes too."""
@@ -395,7 +416,9 @@ class ContainerService:
         """Block until `condition` (not-running, next-exit, removed); return the exit code."""
         c = self.containers.get(ref)
         if condition in ("", "not-running"):
-            await c.wait_until(lambda: not c.live or c.removed)
+            # as dockerd: an exit ends the wait even when the restart policy runs it again
+            exits = c.exits
+            await c.wait_until(lambda: not c.live or c.exits > exits or c.removed)
         elif condition == "next-exit":
             exits = c.exits
             await c.wait_until(lambda: c.exits > exits or c.removed)
@@ -457,13 +480,14 @@ class ContainerService:
         return c, logs.read(c.log_files, tail=tail, since=_rfc3339(since), until=_rfc3339(until), follow=follow,
                             times=times, grown=c.follow, done=lambda: not c.live)
 
-    def attach(self, ref: str, *, replay: bool = False):
+    def attach(self, ref: str, *, replay: bool = False, follow: bool = True):
         """(container, output iterator) from now (or the start with `replay`) to the end of
-        the current run, or of the next one if the container is not running yet."""
+        the current run, or of the next one if the container is not running yet; without
+        `follow`, only what is logged already (`stream=0`)."""
         c = self.containers.get(ref)
         target = c.exits
         self.containers.publish(c, "attach")
-        return c, logs.read(c.log_files, from_end=not replay, follow=True, times=False,
+        return c, logs.read(c.log_files, from_end=not replay, follow=follow, times=False,
                             grown=c.follow, done=lambda: c.exits > target or c.removed)
 
     async def rename(self, ref: str, new_name: str) -> None:

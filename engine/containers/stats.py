@@ -43,7 +43,28 @@ def sample(layout: cgroups.Layout, cgroup: str, c: Container) -> dict:
             "system_cpu_usage": _system_cpu_ns(), "online_cpus": cpus, "throttling_data": st.throttling,
         } if c.has_process else {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
         "memory_stats": memory_stats,
+        **({"networks": {e.inner_if: _interface_counters(e.host_if) for e in c.networks.values()}}
+           if c.has_process and c.networks else {}),
     }
+
+
+_COUNTERS = ("bytes", "packets", "errors", "dropped")
+
+
+def _interface_counters(host_if: str) -> dict[str, int]:
+    """A container interface's counters, read from its veth's host end, where what the
+    container receives is sent (so rx and tx swap)."""
+    base = f"/sys/class/net/{host_if}/statistics"
+
+    def read(name: str) -> int:
+        try:
+            with open(f"{base}/{name}") as f:
+                return int(f.read())
+        except (OSError, ValueError):  # the veth went with a disconnect meanwhile
+            return 0
+
+    return {f"{way}_{what}": read(f"{other}_{what}") for way, other in (("rx", "tx"), ("tx", "rx"))
+            for what in _COUNTERS}
 
 
 def _host_memory() -> int:

@@ -251,7 +251,7 @@ class Supervisor:
                 netns.create(c.netns)
             spec = bundle.oci_config(c.record, rootfs=c.rootfs, files=c.dir, netns=c.netns,
                                      cgroups_path=self.cgroup_path(c), image_env=image.config.config.env or [],
-                                     init_binary=self.init_binary)
+                                     init_binary=self.init_binary, link_env=self.network.link_env(c))
             c.bundle.mkdir(exist_ok=True)
             (c.bundle / "config.json").write_bytes(msgspec.json.encode(spec))
 

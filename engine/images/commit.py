@@ -81,8 +81,9 @@ def write_layer(upper: Path, lowers: list[Path], out: Path) -> int:
 
 
 def store_image(store: ImageStore, parent: Image, layer: Path | None, config: ImageRuntimeConfig,
-                history: HistoryEntry, author: str) -> Image:
-    """Add the layer (if any) on the parent's chain and the new image's config."""
+                history: HistoryEntry, author: str, parent_link: str = "") -> Image:
+    """Add the layer (if any) on the parent's chain and the new image's config (naming
+    `parent_link` as its parent image: a build step's)."""
     diff_ids = list(parent.config.rootfs.diff_ids)
     if layer is not None:
         chain = store.layer_chain(parent)
@@ -90,4 +91,5 @@ def store_image(store: ImageStore, parent: Image, layer: Path | None, config: Im
         diff_ids.append(diff_id)
     return store.add_image(ImageConfig(
         architecture=parent.config.architecture, os=parent.config.os, created=history.created, config=config,
-        rootfs=RootFS(diff_ids=diff_ids), history=[*parent.config.history, history], author=author))
+        rootfs=RootFS(diff_ids=diff_ids), history=[*parent.config.history, history], author=author,
+        parent=parent_link))

@@ -181,7 +181,20 @@ class Images:
                 await trio.to_thread.run_sync(self.store.delete, image)
                 report.append({"Deleted": image.id})
                 self.publish(image.id, "delete")
+                # as dockerd: the build steps below it go too, up to one still tagged, used or shared
+                parent = self.store.images.get(image.config.parent)
+                while parent is not None and not self.store.tags_of(parent.id) and not self.users(parent.id) \
+                        and parent.id not in self.parents():
+                    await trio.to_thread.run_sync(self.store.delete, parent)
+                    report.append({"Deleted": parent.id})
+                    self.publish(parent.id, "delete")
+                    parent = self.store.images.get(parent.config.parent)
         return report
+
+    def parents(self) -> set[str]:
+        """The images other images were built on (a build's steps): untagged, they are
+        not listed (as `docker images` without `-a`) nor pruned while their children live."""
+        return {image.config.parent for image in self.store.images.values() if image.config.parent}
 
     async def prune(self, filters: flt.Filters | None = None) -> PruneReport:
         """Remove every unused image the filters select (dangling ones unless
@@ -209,9 +222,12 @@ class Images:
         """Images newest first, filtered as `docker images --filter` does."""
         f = flt.check(filters, LIST_FILTERS)
         found = sorted(self.store.images.values(), key=lambda i: i.config.created or "", reverse=True)
+        parents = self.parents()
         out = []
         for image in found:
             tags = self.store.tags_of(image.id)
+            if not tags and image.id in parents:
+                continue
             if "dangling" in f and (f["dangling"][0].lower() in ("1", "true")) != (not tags):
                 continue
             if "reference" in f and not any(_glob_match(p, t) for p in f["reference"] for t in tags):
@@ -256,10 +272,11 @@ class Images:
     async def add_committed(self, parent_id: str, layer: Path | None, config: ImageRuntimeConfig,
                             history: HistoryEntry, author: str) -> Image:
         """Store a committed container's image: its layer (if it changed anything) on the
-        parent's chain, and its config."""
+        parent's chain, and its config, naming the container's image as its `Parent` (as dockerd does)."""
         parent = self.store.images[parent_id]
         async with self.lock:
-            return await trio.to_thread.run_sync(store_image, self.store, parent, layer, config, history, author)
+            return await trio.to_thread.run_sync(store_image, self.store, parent, layer, config, history, author,
+                                                 parent.id)
 
     def layer_usage(self) -> LayerUsage:
         """Layer bytes in all, and each image with its users and the bytes of its layers

@@ -19,10 +19,12 @@ from pyroute2.netlink.exceptions import NetlinkError
 from ..runtime import syscalls
 
 _EEXIST, _ENODEV = 17, 19
+_IFA_F_NODAD = 0x02
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
-    """The bridge `name` exists, is up and holds the gateway address (idempotent)."""
+def ensure_bridge(name: str, gateways: list[tuple[str, int]]) -> None:
+    """The bridge `name` exists, is up and holds the gateway addresses (address, prefix
+    length; idempotent)."""
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=name)
         if not found:
@@ -33,9 +35,11 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
                     raise
             found = ipr.link_lookup(ifname=name)
         index = found[0]
-        have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2)}
-        if gateway not in have:
-            ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
+        have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index)}
+        for gateway, prefixlen in gateways:
+            if gateway not in have:
+                ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen,
+                         **({"flags": _IFA_F_NODAD} if ":" in gateway else {}))
         ipr.link("set", index=index, state="up")
 
 
@@ -82,12 +86,13 @@ def inside(netns_path: str):
         os.close(home)
 
 
-def attach(netns_path: str, bridge: str, host_if: str, inner_if: str, address: str, prefixlen: int,
-           gateway: str | None, mac: str) -> None:
+def attach(netns_path: str, bridge: str, host_if: str, inner_if: str, mac: str,
+           addresses: list[tuple[str, int]], gateways: list[str]) -> None:
     """Plug a container into `bridge`: a veth pair whose host end joins the bridge and
     whose other end is made as `inner_if` right in the container's namespace (moving an
     interface between namespaces costs ~20 ms of RCU waiting; creating it there, ~1 ms),
-    with `address`, the MAC `mac`, and (when `gateway` is given) the default route."""
+    with the MAC `mac`, its `addresses` (address, prefix length; IPv6 ones without
+    duplicate address detection, usable at once) and a default route by each of `gateways`."""
     with IPRoute() as ipr:
         fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -103,11 +108,13 @@ def attach(netns_path: str, bridge: str, host_if: str, inner_if: str, address: s
     with inside(netns_path), IPRoute() as ipr:
         index = ipr.link_lookup(ifname=inner_if)[0]
         ipr.link("set", index=index, address=mac)
-        ipr.addr("add", index=index, address=address, prefixlen=prefixlen)
+        for address, prefixlen in addresses:
+            ipr.addr("add", index=index, address=address, prefixlen=prefixlen,
+                     **({"flags": _IFA_F_NODAD} if ":" in address else {}))
         ipr.link("set", index=index, state="up")
-        if gateway:
+        for gateway in gateways:
             try:
-                ipr.route("add", dst="0.0.0.0/0", gateway=gateway)
+                ipr.route("add", dst="::/0" if ":" in gateway else "0.0.0.0/0", gateway=gateway)
             except NetlinkError as exc:
                 if exc.code != _EEXIST:  # a second network: the first one's default route stays
                     raise

@@ -18,9 +18,9 @@ from ..errors import BadRequest, Conflict, EngineError, NotFound
 from ..events import constructors
 from ..events import filters as flt
 from ..events.bus import Bus
-from ..models import NetworkRecord
+from ..models import EndpointIPAMConfig, EndpointSettings, NetworkRecord
 from . import dns, links, ports
-from .networks import PREDEFINED, Endpoint, Networks, free_address
+from .networks import PREDEFINED, Endpoint, Networks, check_mac, free_address, requested_address
 
 if TYPE_CHECKING:
     from ..containers.container import Container
@@ -55,15 +55,44 @@ class NetworkManager:
 
     # --- networks ----------------------------------------------------------------
 
-    def check_mode(self, mode: str) -> None:
-        """At create: the network mode names something that exists."""
+    def plan(self, mode: str, config: dict[str, EndpointSettings | None]) -> dict[str, EndpointSettings]:
+        """At create: the networks a container in NetworkMode `mode` joins at its start,
+        each with its settings from the request's `EndpointsConfig` (keyed by the
+        network's name or ID, or by the mode as given, `default`); each must exist."""
         if mode.startswith("container:"):
             raise BadRequest("network mode container:<name> is not supported by berth")
+        if len(config) > 1:  # API 1.41: one network at create, more by connect
+            raise BadRequest(f"Container cannot be connected to network endpoints: {', '.join(config)}")
+        planned = {}
         for name in network_names(mode):
             try:
-                self.networks.get(name)
+                record = self.networks.get(name)
             except NotFound as exc:  # not a 404: the docker CLI would take that for a missing image and pull
                 raise BadRequest(exc.message) from None
+            given = [v for k, v in config.items() if k in (mode, record.name, record.id) and v is not None]
+            planned[record.name] = self._checked(record, given[0] if given else EndpointSettings())
+        return planned
+
+    def _mode_mac(self, c: Container, record: NetworkRecord) -> str:
+        """`Config.MacAddress`: the MAC of the endpoint on the network of the container's NetworkMode."""
+        return c.record.config.mac_address if record.name in network_names(c.record.host_config.network_mode) else ""
+
+    def _checked(self, record: NetworkRecord, settings: EndpointSettings) -> EndpointSettings:
+        """Endpoint settings the network can honour: asked-for addresses on a user-defined
+        network with a subnet of that IP version, as dockerd requires."""
+        if settings.mac_address:
+            settings.mac_address = check_mac(settings.mac_address)
+        ipam = settings.ipam_config
+        if ipam and (ipam.ipv4_address or ipam.ipv6_address):
+            if record.name in PREDEFINED:
+                raise BadRequest("user specified IP address is supported on user defined networks only")
+            if ipam.ipv6_address and not record.enable_ipv6:
+                raise BadRequest("user specified IP address is supported only when connecting to networks with "
+                                 "user configured subnets")
+            for address in (ipam.ipv4_address, ipam.ipv6_address):
+                if address:
+                    requested_address(record, address, set())
+        return settings
 
     def users(self, record: NetworkRecord) -> list[Container]:
         """The containers with an endpoint on the network (running ones)."""
@@ -95,10 +124,9 @@ class NetworkManager:
     def joined(self, c: Container) -> list[tuple[str, NetworkRecord]]:
         """(name, record) of each network the container is on or joins at its start, as
         its NetworkMode, its connects and none/host name them; ones gone since are left out."""
-        mode = c.record.host_config.network_mode
-        sole = sole_network(mode)
+        sole = sole_network(c.record.host_config.network_mode)
         found = []
-        for name in [*network_names(mode), *c.record.extra_networks, *([sole] if sole else [])]:
+        for name in [*c.record.endpoints, *([sole] if sole else [])]:
             try:
                 found.append((name, self.networks.get(name)))
             except EngineError:
@@ -109,6 +137,7 @@ class NetworkManager:
         self.bus.publish(constructors.network(record.id, action, name=record.name, driver=record.driver, **attrs))
 
     async def create(self, name: str, **options) -> NetworkRecord:
+        """A new user-defined network (`Networks.create`'s options), its subnet clear of the host's."""
         busy = await trio.to_thread.run_sync(links.host_subnets)
         record = self.networks.create(name, busy_host=busy, **options)
         self.publish(record, "create")
@@ -159,41 +188,60 @@ class NetworkManager:
             c.sole_network = sole
             self.publish(self.networks.get(sole), "connect", container=c.id)
             return
-        for name in [*network_names(mode), *c.record.extra_networks]:
-            await self.connect(c, name, aliases=c.record.aliases.get(name, []), remember=False)
+        for name, settings in list(c.record.endpoints.items()):
+            try:
+                record = self.networks.get(name)
+            except NotFound:  # removed while the container was stopped: dockerd fails the start so
+                raise NotFound(f"network {name} not found") from None
+            await self._plug(c, record, settings)
         await self._publish_ports(c)
 
-    async def connect(self, c: Container, ref: str, aliases: list[str] = (), remember: bool = True) -> None:
-        """Plug a container into one more network (at once if it runs, else at its start).
-
-        `connect` is published when the endpoint is plugged in, at every start as for a
-        live connect, so that each run's `disconnect` has its `connect` (as dockerd does;
-        connecting a stopped container only records the wish)."""
+    async def connect(self, c: Container, ref: str, settings: EndpointSettings) -> None:
+        """Put a container on one more network: remembered (it rejoins at every start),
+        and plugged in at once if it runs."""
         record = self.networks.get(ref)
         if record.driver != "bridge":
             raise BadRequest("container cannot be disconnected from host network or connected to host network"
                              if record.driver == "host" else f"container cannot be connected to network {record.name}")
-        if record.name in c.networks:
+        if sole := sole_network(c.record.host_config.network_mode):
+            raise BadRequest("container cannot be connected to multiple networks with one of the networks in private "
+                             "(none) mode" if sole == "none" else "container sharing network namespace with another "
+                             "container or host cannot be connected to any other network")
+        if record.name in c.networks or (not c.prepared and record.name in c.record.endpoints):
             raise Conflict(f"endpoint with name {c.name} already exists in network {record.name}")
-        if remember:  # an explicit connect is remembered: the container rejoins at every start
-            if aliases:
-                c.record.aliases[record.name] = list(aliases)
-            if record.name not in network_names(c.record.host_config.network_mode):
-                c.record.extra_networks = sorted({*c.record.extra_networks, record.name})
-            await self.containers.save(c)
-        if not c.prepared:  # not running: it joins at its next start
-            return
+        c.record.endpoints[record.name] = self._checked(record, settings)
+        await self.containers.save(c)
+        if c.prepared:  # else it joins at its next start
+            await self._plug(c, record, settings)
+
+    async def _plug(self, c: Container, record: NetworkRecord, settings: EndpointSettings) -> None:
+        """Give the running container `c` an endpoint on `record`: an address (the one it
+        asked for, else the lowest free one) and its veth.
+
+        `connect` is published when the endpoint is plugged in, at every start as for a
+        live connect, so that each run's `disconnect` has its `connect` (as dockerd does;
+        connecting a stopped container only records the wish)."""
         await self._ensure_bridge(record)
-        taken = {e.ip for other in self.containers for e in other.networks.values()
-                 if e.network_id == record.id}
-        ip = free_address(record.subnet, record.gateway, taken)
-        prefix = ipaddress.ip_network(record.subnet).prefixlen
-        endpoint = Endpoint(network_id=record.id, endpoint_id=secrets.token_hex(32), ip=ip, prefixlen=prefix,
-                            gateway="" if record.internal else record.gateway, mac=links.mac_for(ip),
-                            host_if="veth" + secrets.token_hex(5)[:9], aliases=[*aliases, c.id[:12]])
-        inner = f"eth{len(c.networks)}"
-        await trio.to_thread.run_sync(links.attach, str(c.netns), record.bridge, endpoint.host_if, inner, ip,
-                                      prefix, endpoint.gateway or None, endpoint.mac)
+        taken = {ip for other in self.containers for e in other.networks.values() if e.network_id == record.id
+                 for ip in (e.ip, e.ip6)}
+        wanted = settings.ipam_config or EndpointIPAMConfig()
+        ip = (requested_address(record, wanted.ipv4_address, taken | {record.gateway}) if wanted.ipv4_address else
+              free_address(record.subnet, {*taken, record.gateway, *record.aux_addresses.values()}, record.ip_range))
+        endpoint = Endpoint(network_id=record.id, endpoint_id=secrets.token_hex(32), ip=ip,
+                            prefixlen=ipaddress.ip_network(record.subnet).prefixlen,
+                            gateway="" if record.internal else record.gateway,
+                            mac=settings.mac_address or self._mode_mac(c, record) or links.mac_for(ip),
+                            host_if="veth" + secrets.token_hex(5)[:9], inner_if=_free_interface(c),
+                            aliases=[*(settings.aliases or []), c.id[:12]])
+        if record.enable_ipv6:
+            endpoint.ip6 = (requested_address(record, wanted.ipv6_address, taken | {record.gateway6})
+                            if wanted.ipv6_address else free_address(record.subnet6, {*taken, record.gateway6}))
+            endpoint.prefixlen6 = ipaddress.ip_network(record.subnet6).prefixlen
+            endpoint.gateway6 = "" if record.internal else record.gateway6
+        await trio.to_thread.run_sync(
+            links.attach, str(c.netns), record.bridge, endpoint.host_if, endpoint.inner_if, endpoint.mac,
+            [(ip, prefix) for ip, prefix in ((endpoint.ip, endpoint.prefixlen), (endpoint.ip6, endpoint.prefixlen6)) if ip],
+            [gateway for gateway in (endpoint.gateway, endpoint.gateway6) if gateway])
         c.networks[record.name] = endpoint
         await trio.to_thread.run_sync(self.write_hosts, c)
         for parent in self._linking(c):  # legacy links name this container: their /etc/hosts follow its address
@@ -205,11 +253,13 @@ class NetworkManager:
         self.publish(record, "connect", container=c.id)
 
     async def disconnect(self, c: Container, ref: str) -> None:
+        """Take a container off a network, for good: a created or stopped one too (it
+        then does not join it at its start), as dockerd does."""
         record = self.networks.get(ref)
+        if record.driver == "host":
+            raise BadRequest("container cannot be disconnected from host network or connected to host network")
         endpoint = c.networks.pop(record.name, None)
-        c.record.aliases.pop(record.name, None)
-        if record.name in c.record.extra_networks:
-            c.record.extra_networks = [n for n in c.record.extra_networks if n != record.name]
+        if c.record.endpoints.pop(record.name, None) is not None:
             await self.containers.save(c)
         elif endpoint is None:
             raise NotFound(f"container {c.id} is not connected to network {record.name}")
@@ -220,15 +270,19 @@ class NetworkManager:
 
     def lookup(self, c: Container, name: str) -> list[str]:
         """What `name` is for `c`'s embedded DNS: the addresses, on the user-defined
-        networks `c` is on, of the containers named, aliased or ID-prefixed so."""
+        networks `c` is on, of the containers named, aliased or ID-prefixed so, and of
+        those `c`'s links on that network name so (`--link other:alias` there)."""
         found = []
         for net_name, mine in c.networks.items():
             if net_name in PREDEFINED:
                 continue
+            settings = c.record.endpoints.get(net_name)
+            linked = {alias.lower(): target for target, alias in map(_link_parts, (settings and settings.links) or [])}
             for other in self.containers:
                 theirs = other.networks.get(net_name)
                 if theirs is not None and (name == other.name.lower() or name in theirs.aliases
-                                           or (len(name) >= 12 and other.id.startswith(name))):
+                                           or (len(name) >= 12 and other.id.startswith(name))
+                                           or linked.get(name) in (other.name, other.id)):
                     found.append(theirs.ip)
         return found
 
@@ -252,6 +306,34 @@ class NetworkManager:
             self.publish(self.networks.get(c.sole_network), "disconnect", container=c.id)
             c.sole_network = ""
 
+    def link_env(self, c: Container) -> list[str]:
+        """The variables legacy links give a container, as dockerd makes them: per link,
+        `<ALIAS>_NAME`, each exposed port of the linked container (`<ALIAS>_PORT_80_TCP`
+        and its parts, the lowest as `<ALIAS>_PORT`) and its environment (`<ALIAS>_ENV_*`)."""
+        env = []
+        for spec in c.record.host_config.links or []:
+            target, _, alias = spec.partition(":")
+            child = self.containers.by_id.get(target)
+            endpoint = child.networks.get("bridge") if child else None
+            if endpoint is None:
+                continue
+            prefix = alias.replace("-", "_").upper()
+            exposed = sorted((int(port), proto or "tcp") for port, _, proto in
+                             (key.partition("/") for key in child.record.config.exposed_ports or {}) if port.isdigit())
+            if exposed:
+                port, proto = exposed[0]
+                env.append(f"{prefix}_PORT={proto}://{endpoint.ip}:{port}")
+            for port, proto in exposed:
+                key = f"{prefix}_PORT_{port}_{proto.upper()}"
+                env += [f"{key}={proto}://{endpoint.ip}:{port}", f"{key}_ADDR={endpoint.ip}", f"{key}_PORT={port}",
+                        f"{key}_PROTO={proto}"]
+            env.append(f"{prefix}_NAME=/{c.name}/{alias}")
+            for variable in child.record.config.env or []:
+                name, sep, value = variable.partition("=")
+                if sep and name not in ("HOME", "PATH"):  # dockerd's exceptions: set by builds, not the child's own
+                    env.append(f"{prefix}_ENV_{name}={value}")
+        return env
+
     def write_hosts(self, c: Container) -> None:
         """/etc/hosts as dockerd writes it: localhost, then `--add-host` entries (the
         `host-gateway` address being the default bridge's gateway), then for each legacy
@@ -272,7 +354,7 @@ class NetworkManager:
                 lines.append(f"{endpoint.ip}\t{' '.join(names)}")
         hostname = config.hostname
         names = f"{hostname}.{config.domainname} {hostname}" if config.domainname else hostname
-        addresses = [e.ip for e in c.networks.values()]
+        addresses = [ip for e in c.networks.values() for ip in (e.ip, e.ip6) if ip]
         lines += [f"{ip}\t{names}" for ip in addresses] or [f"127.0.1.1\t{names}"]
         (c.dir / "hosts").write_text("\n".join(lines) + "\n")
 
@@ -315,8 +397,9 @@ class NetworkManager:
 
     async def _ensure_bridge(self, record: NetworkRecord) -> None:
         if record.bridge not in self._made:
-            prefix = ipaddress.ip_network(record.subnet).prefixlen
-            await trio.to_thread.run_sync(links.ensure_bridge, record.bridge, record.gateway, prefix)
+            gateways = [(gateway, ipaddress.ip_network(subnet).prefixlen)
+                        for gateway, subnet in ((record.gateway, record.subnet), (record.gateway6, record.subnet6)) if subnet]
+            await trio.to_thread.run_sync(links.ensure_bridge, record.bridge, gateways)
             self._made.add(record.bridge)
 
     async def _publish_ports(self, c: Container) -> None:
@@ -331,6 +414,19 @@ class NetworkManager:
         c.ports = [m for m, _ in bound]
         c.port_sockets = [sock for _, sock in bound]
         c.port_scope = await self.nursery.start(_cancellable, ports.serve, bound, target)
+
+
+def _free_interface(c: Container) -> str:
+    """The lowest `ethN` the container has not got (one may have gone with a disconnect)."""
+    taken = {e.inner_if for e in c.networks.values()}
+    return next(name for n in range(len(taken) + 1) if (name := f"eth{n}") not in taken)
+
+
+def _link_parts(spec: str) -> tuple[str, str]:
+    """A network-scoped link `name[:alias]` (as given, or `/name:/this/alias` as shown) → (name, alias)."""
+    target, _, alias = spec.partition(":")
+    target = target.lstrip("/")
+    return target, alias.rpartition("/")[2] or target
 
 
 async def _cancellable(fn, *args, task_status=trio.TASK_STATUS_IGNORED) -> None:

@@ -19,7 +19,7 @@ import msgspec
 from .. import timefmt
 from ..errors import BadRequest, Conflict, NotFound
 from ..fs.store import atomic_write
-from ..models import NetworkRecord
+from ..models import IPAMPool, NetworkRecord
 
 PREDEFINED = ("bridge", "host", "none")
 USER_SUBNETS = ipaddress.ip_network("10.89.0.0/16")  # user networks get /24s from here
@@ -36,17 +36,36 @@ class Endpoint(msgspec.Struct, kw_only=True):
     gateway: str = ""
     mac: str = ""
     host_if: str = ""
+    inner_if: str = ""  # its name inside the container (eth0, eth1, …)
     aliases: list[str] = []
+    ip6: str = ""  # on a network with IPv6
+    prefixlen6: int = 0
+    gateway6: str = ""
 
 
-def free_address(subnet: str, gateway: str, taken: set[str]) -> str:
-    """The lowest host address of `subnet` that is neither the gateway nor taken."""
-    net = ipaddress.ip_network(subnet)
+def free_address(subnet: str, reserved: set[str], ip_range: str = "") -> str:
+    """The lowest host address of `ip_range` (else of `subnet`) that is not reserved (the
+    gateway, auxiliary addresses, those taken)."""
+    net = ipaddress.ip_network(ip_range or subnet)
     for host in net.hosts():
         text = str(host)
-        if text != gateway and text not in taken:
+        if text not in reserved:
             return text
-    raise Conflict(f"no available IPv4 addresses on this network's address pools: {subnet}")
+    raise Conflict(f"no available IPv{net.version} addresses on this network's address pools: {subnet}")
+
+
+def requested_address(record: NetworkRecord, address: str, reserved: set[str]) -> str:
+    """An address a container asks for (`--ip`, `--ip6`), if the network can give it."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise BadRequest(f"invalid IP address: {address}") from None
+    subnet = record.subnet if ip.version == 4 else record.subnet6
+    if not subnet or ip not in ipaddress.ip_network(subnet):
+        raise BadRequest(f"Invalid address {address}: It does not belong to any of this network's subnets")
+    if str(ip) in reserved:
+        raise Conflict(f"Address already in use: {address}")
+    return str(ip)
 
 
 def next_subnet(used: list[str], busy_host: list[str]) -> str:
@@ -58,15 +77,25 @@ def next_subnet(used: list[str], busy_host: list[str]) -> str:
     raise Conflict("could not find an available, non-overlapping IPv4 address pool among the defaults")
 
 
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_NAME = re.compile(r"[^/\x00]+")
 _LINK_NAME = re.compile(r"[^/:\s\x00]+")
 
 
 def check_name(name: str) -> None:
-    """Docker's rule for container names, for networks too (dockerd takes any name that is
-    not blank, `/`, `..` and NUL included)."""
-    if not _NAME.fullmatch(name):
-        raise BadRequest(f"Invalid network name ({name!r}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    """A network name: dockerd takes any (`test 01`, `né` too); berth refuses only what
+    cannot be a path segment of its API (`/`, NUL, `.` and `..`)."""
+    if not _NAME.fullmatch(name) or name in (".", ".."):
+        raise BadRequest(f"Invalid network name ({name!r}): a name has no / or NUL and is not . or ..")
+
+
+_MAC = re.compile(r"[0-9a-fA-F]{2}(?:[:-][0-9a-fA-F]{2}){5}")
+
+
+def check_mac(text: str) -> str:
+    """A MAC address as given (`02:42:ac:11:00:02`), in the kernel's spelling; dockerd's 400 if it is none."""
+    if not _MAC.fullmatch(text):
+        raise BadRequest(f"invalid MAC address: {text}")
+    return text.replace("-", ":").lower()
 
 
 def check_link_name(name: str) -> None:
@@ -96,6 +125,11 @@ def check_pool(net: IPNetwork, *, gateway: str = "", ip_range: str = "", aux_add
             raise BadRequest(f"invalid {what}: parent subnet is an IPv{net.version} block")
         if ip not in net:
             raise BadRequest(f"invalid {what}: parent subnet {net} doesn't contain this address")
+
+
+def _gateway(net: IPNetwork, given: str) -> str:
+    """The gateway given, else the subnet's first host address."""
+    return str(ipaddress.ip_address(given) if given else next(net.hosts()))
 
 
 def _block(text: str, what: str) -> IPNetwork:
@@ -151,33 +185,49 @@ class Networks:
             return found[0]
         raise NotFound(f"network {ref} not found")
 
-    def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "", ip_range: str = "",
-               aux_addresses: dict[str, str] | None = None, internal: bool = False,
-               labels: dict[str, str] | None = None, options: dict[str, str] | None = None,
+    def create(self, name: str, *, driver: str = "bridge", pools: list[IPAMPool] = (), enable_ipv6: bool = False,
+               internal: bool = False, labels: dict[str, str] | None = None, options: dict[str, str] | None = None,
                busy_host: list[str] = ()) -> NetworkRecord:
-        """A new user-defined bridge network (its Linux bridge is made on first use).
-        `ip_range` and `aux_addresses` are checked (inside the subnet), not kept: every
-        address of the subnet but the gateway is given out."""
+        """A new user-defined bridge network (its Linux bridge is made on first use): an
+        IPv4 pool (`pools`' IPv4 one, else a free /24) and, with `enable_ipv6`, `pools`'
+        IPv6 one."""
         check_name(name)
         if any(r.name == name for r in self.by_id.values()):
             raise Conflict(f"network with name {name} already exists")
         if driver != "bridge":
             raise BadRequest(f"plugin \"{driver}\" not found" if driver not in ("host", "null")
                              else f"only one instance of \"{driver}\" network is allowed")
-        if subnet:
-            net = _block(subnet, "subnet")
-            clash = next((r for r in self.by_id.values() if r.subnet and net.overlaps(ipaddress.ip_network(r.subnet))), None)
+        v4 = v6 = None
+        for pool in pools:
+            net = _block(pool.subnet, "subnet") if pool.subnet else None
+            if net is not None and net.version == 6:
+                check_pool(net, gateway=pool.gateway, ip_range=pool.ip_range, aux_addresses=pool.aux_addresses or {})
+                v6 = v6 or (net, pool)
+            else:
+                v4 = v4 or (net, pool)
+        net, pool = v4 or (None, IPAMPool())
+        if net is None:
+            net = ipaddress.ip_network(next_subnet([r.subnet for r in self.by_id.values() if r.subnet], list(busy_host)))
+        check_pool(net, gateway=pool.gateway, ip_range=pool.ip_range, aux_addresses=pool.aux_addresses or {})
+        for block in (net, v6[0] if v6 and enable_ipv6 else None):
+            if block is None:
+                continue
+            clash = next((r for r in self.by_id.values()
+                          for s in (r.subnet, r.subnet6) if s and block.overlaps(ipaddress.ip_network(s))), None)
             if clash:
                 raise Conflict(f"Pool overlaps with other one on this address space ({clash.name})")
-        else:
-            net = ipaddress.ip_network(next_subnet([r.subnet for r in self.by_id.values() if r.subnet], list(busy_host)))
-        check_pool(net, gateway=gateway, ip_range=ip_range, aux_addresses=aux_addresses or {})
+        if enable_ipv6 and v6 is None:
+            raise BadRequest("could not find an available, non-overlapping IPv6 address pool among the defaults "
+                             "to assign to the network")
         bridge = (options or {}).get("com.docker.network.bridge.name", "")
         if bridge:
             check_link_name(bridge)
         record = NetworkRecord(id=secrets.token_hex(32), name=name, driver="bridge", created=timefmt.now(),
-                               subnet=str(net), gateway=str(ipaddress.ip_address(gateway) if gateway else next(net.hosts())),
-                               internal=internal, labels=labels or {}, options=options or {})
+                               subnet=str(net), gateway=_gateway(net, pool.gateway), ip_range=pool.ip_range,
+                               aux_addresses=pool.aux_addresses or {}, internal=internal, labels=labels or {},
+                               options=options or {})
+        if enable_ipv6:
+            record.enable_ipv6, record.subnet6, record.gateway6 = True, str(v6[0]), _gateway(v6[0], v6[1].gateway)
         record.bridge = bridge or f"br-{record.id[:12]}"
         self._save(record)
         return record

@@ -418,11 +418,13 @@ def _namespaces(record: ContainerRecord, files: Path, rootfs: Path, netns: Path)
 
 
 def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Path,
-               cgroups_path: str, image_env: list[str], init_binary: str | None) -> dict:
-    """Build the OCI runtime config for `record` (rootfs already mounted)."""
+               cgroups_path: str, image_env: list[str], init_binary: str | None, link_env: list[str] = ()) -> dict:
+    """Build the OCI runtime config for `record` (rootfs already mounted); `link_env` is
+    what legacy links give, which the container's own variables override."""
     cfg, hc = record.config, record.host_config
     uid, gid, extra_gids = resolve_user(rootfs, cfg.user)
-    env = dict(e.partition("=")[::2] for e in image_env)
+    env = dict(e.partition("=")[::2] for e in link_env)
+    env.update(e.partition("=")[::2] for e in image_env)
     env.update(e.partition("=")[::2] for e in cfg.env or [])
     env.setdefault("PATH", DEFAULT_PATH)
     env["HOSTNAME"] = cfg.hostname

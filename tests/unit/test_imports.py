@@ -26,6 +26,8 @@ RULES = [
     ("engine.registry.", ("engine.models", "engine.errors", "engine.timefmt", "engine.fs.", "engine.events.",
                           "engine.images.", "engine.registry.")),
     ("engine.runtime.", ("engine.models", "engine.errors", "engine.runtime.")),
+    ("engine.build.", ("engine.models", "engine.errors", "engine.timefmt", "engine.fs.", "engine.events.",
+                       "engine.images.", "engine.containers.", "engine.runtime.", "engine.build.")),
     ("shell.", ("shell.",)),
 ]
 

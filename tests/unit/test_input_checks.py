@@ -49,13 +49,13 @@ def test_any_text_is_a_time_or_a_400(value):
     assert ns is None or -62135596800 * 10**9 <= ns < 253402300800 * 10**9
 
 
-@pytest.mark.parametrize("name", ["a/b", "..", ".", "", "a\x00b", " x", "-x", "_x", "x y", "né"])
+@pytest.mark.parametrize("name", ["a/b", "..", ".", "", "a\x00b"])
 def test_network_names_refused(name):
     with pytest.raises(BadRequest, match=r"Invalid network name"):
         networks.check_name(name)
 
 
-@pytest.mark.parametrize("name", ["a", "x.y", "net-1_2", "A..b", "0"])
+@pytest.mark.parametrize("name", ["a", "x.y", "net-1_2", "A..b", "0", " x", "-x", "_x", "x y", "né"])
 def test_network_names_taken(name):
     networks.check_name(name)
 

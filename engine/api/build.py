@@ -1,0 +1,53 @@
+"""`POST /build`: the classic builder's API (what `DOCKER_BUILDKIT=0 docker build` and
+docker-py's `build` send): the context tar as the body, the options in the query, the
+JSON-lines stream back."""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..core import BuildMessage, BuildOptions, Engine
+from ..errors import BadRequest
+from .http import Request, Response
+
+
+def _json(req: Request, name: str, type_, default):
+    raw = req.q(name)
+    if not raw:
+        return default
+    try:
+        return msgspec.json.decode(raw.encode(), type=type_)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"invalid {name}: {exc}") from None
+
+
+def options(req: Request) -> BuildOptions:
+    """The query as BuildOptions; a malformed value is a 400 naming the parameter."""
+    if req.q("remote"):
+        raise BadRequest("remote build contexts (remote=) are not supported: send the context as the body")
+    return BuildOptions(
+        dockerfile=req.q("dockerfile"), tags=[t for t in req.qlist("t") if t],
+        buildargs=_json(req, "buildargs", dict[str, str | None], {}), labels=_json(req, "labels", dict[str, str], {}),
+        target=req.q("target"), nocache=req.qbool("nocache"), pull=req.qbool("pull"), rm=req.qbool("rm", True),
+        forcerm=req.qbool("forcerm"), quiet=req.qbool("q"), network_mode=req.q("networkmode"),
+        platform=req.q("platform"), cache_from=_json(req, "cachefrom", list[str], []),
+        extra_hosts=[h for value in req.qlist("extrahosts") for h in value.split(",") if h],
+        shm_size=req.qint("shmsize", 0), memory=req.qint("memory", 0), memswap=req.qint("memswap", 0),
+        cpu_shares=req.qint("cpushares", 0), cpu_period=req.qint("cpuperiod", 0), cpu_quota=req.qint("cpuquota", 0),
+        cpuset_cpus=req.q("cpusetcpus"), cpuset_mems=req.q("cpusetmems"))
+
+
+async def build(req: Request, engine: Engine) -> Response | None:
+    """Build; the 200 goes out with the first message, so bad input found before it
+    (a parse error, a missing Dockerfile) is a plain 400."""
+    opts = options(req)
+    stream = None
+
+    async def emit(message: BuildMessage) -> None:
+        nonlocal stream
+        if stream is None:
+            stream = await req.stream()
+        await stream.send(msgspec.json.encode(message) + b"\r\n")
+
+    await engine.build(req.body_chunks(), opts, emit)
+    return None if stream is not None else Response(200, b"")

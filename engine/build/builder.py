@@ -1,0 +1,550 @@
+"""The image builder: a Dockerfile and its context in, an image out, a layer per step.
+
+A build runs the stages its target needs, in order (`plan.py` decides which). Each step
+is looked up in the cache first (`cache.py`); on a miss:
+
+* metadata instructions (ENV, LABEL, CMD, …) store an image with the new config and an
+  `empty_layer` history entry (`steps.py`);
+* RUN runs a real container through the containers service (create from the current
+  image with the step's config and the build args as its Env, attach, start, wait), its
+  output streamed as it comes; the container's changes become the step's layer, and the
+  container is removed (kept after a failure unless `forcerm`, as Docker does);
+* COPY, ADD and WORKDIR work on an overlay of the current image's layers mounted for the
+  step (no process needs to run): the copied files arrive through the one contained
+  unpacker, and the overlay's upper directory becomes the layer.
+
+A client that goes away cancels the build: a RUN container is killed and removed, the
+mounts undone, and no image of the unfinished step is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import posixpath
+import secrets
+import shutil
+import stat
+from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import trio
+
+from .. import timefmt
+from ..containers.files import Files
+from ..containers.service import ContainerService
+from ..errors import BadRequest, EngineError, NotFound
+from ..fs import diff as fsdiff, inroot, unpack
+from ..images import reference
+from ..images.commit import store_image, write_layer
+from ..images.service import Images
+from ..images.store import Image, host_arch
+from ..models import CreateRequest, ErrorDetail, HistoryEntry, HostConfig, ImageConfig, ImageRuntimeConfig, RootFS
+from ..runtime import bundle, rootfs
+from . import cache, context, steps
+from .dockerfile import Dockerfile, Instruction, error, instruction, parse
+from .options import BuildMessage, BuildOptions, Emit
+from .plan import Stage, plan
+from .words import expand, expand_words
+
+METADATA = frozenset({"ENV", "LABEL", "CMD", "ENTRYPOINT", "EXPOSE", "VOLUME", "USER", "STOPSIGNAL", "SHELL",
+                      "ONBUILD", "HEALTHCHECK"})
+
+
+def short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+def check_platform(platform: str, line: int | None = None) -> None:
+    """Only this host's platform can be built (no emulation)."""
+    host = f"linux/{host_arch()}"
+    if platform and platform not in ("linux", host) and not platform.startswith(host + "/"):
+        message = f'"{platform}" is not a supported platform: this host builds for {host} only'
+        raise error(line, message) if line else BadRequest(message)
+
+
+class Builder:
+    """Builds images; handed the containers service (RUN), the images service (storing,
+    tagging) and the files service (a container's layer)."""
+
+    def __init__(self, root: Path, containers: ContainerService, images: Images, files: Files):
+        self.root = root
+        self.tmp = root / "tmp"
+        shutil.rmtree(self.tmp, ignore_errors=True)  # a build cut short by a crash
+        self.tmp.mkdir(parents=True)
+        self.cache = cache.Cache(root / "cache.json")
+        self.containers = containers
+        self.images = images
+        self.files = files
+
+    async def build(self, body: AsyncIterator[bytes], options: BuildOptions, emit: Emit) -> str | None:
+        """Build from the context tar in `body`; the image ID. Bad input found before the
+        first message is raised (a plain HTTP error); errors after it end the stream as
+        `errorDetail`, and then None is returned."""
+        check_platform(options.platform)
+        targets = [reference.parse(t) for t in options.tags]  # a bad name: 400 before any work
+        work = self.tmp / secrets.token_hex(8)
+        work.mkdir()
+        run = _Run(self, options, emit, work)
+        try:
+            upload = work / "context.tar"
+            async with await trio.open_file(upload, "wb") as out:
+                async for chunk in body:
+                    await out.write(chunk)
+            await trio.to_thread.run_sync(context.unpack_upload, upload, run.context)
+            upload.unlink()
+            text, _ = await trio.to_thread.run_sync(context.read_dockerfile, run.context, options.dockerfile)
+            await trio.to_thread.run_sync(context.apply_ignore, run.context)
+            dockerfile = parse(text)
+            try:
+                image = await run.execute(dockerfile, targets)
+            except EngineError as exc:
+                if not run.started:
+                    raise
+                await emit(BuildMessage(errorDetail=run.error_detail(exc), error=exc.message))
+                return None
+            return image.id
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(shutil.rmtree, work, True)
+
+
+class StepFailed(EngineError):
+    """A RUN step's command exited non-zero: the build fails with its code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+class _State:
+    """A stage while it is built: its current image and what its instructions set."""
+
+    def __init__(self, image: Image, escape: str):
+        self.image = image
+        self.config = msgspec.structs.replace(image.config.config, on_build=None)
+        self.escape = escape
+        self.args: dict[str, str | None] = {}  # declared in this stage: name → value (None: no value)
+        self.cmd_set = False
+        self.author = image.config.author
+
+
+class _Run:
+    """One build: its options, context, stages, step count and messages."""
+
+    def __init__(self, builder: Builder, options: BuildOptions, emit: Emit, work: Path):
+        self.b = builder
+        self.options = options
+        self._emit = emit
+        self.work = work
+        self.context = work / "context"
+        self.started = False
+        self.step = 0
+        self.total = 0
+        self.mounts = 0
+        self.global_args: dict[str, str | None] = {}
+        self.consumed: set[str] = set()
+        self.results: dict[int, Image] = {}
+        self.cache_from: set[str] | None = None
+        self.stage: Stage | None = None  # the stage being built
+
+    async def say(self, text: str) -> None:
+        self.started = True
+        if not self.options.quiet:
+            await self._emit(BuildMessage(stream=text))
+
+    def error_detail(self, exc: EngineError) -> ErrorDetail:
+        return ErrorDetail(exc.message, getattr(exc, "code", 0))
+
+    # --- the whole build ---------------------------------------------------------------
+
+    async def execute(self, dockerfile: Dockerfile, targets: list) -> Image:
+        for ins in dockerfile.instructions:
+            steps.check(ins)
+        global_args, stages, needed = plan(dockerfile, self.options.target)
+        for ins in global_args:
+            for name, value in self.arg_pairs(ins, {}):
+                self.global_args[name] = self.options.buildargs.get(name) or value
+                self.consumed.add(name)
+        labels = sorted(self.options.labels.items())
+        self.total = sum(len(stages[i].instructions) for i in needed) + len(labels)
+        if self.options.cache_from:
+            self.cache_from = self.ancestors(self.options.cache_from)
+        self.started = True  # from here on, errors are the stream's
+        image = None
+        for i in needed:
+            extra = [instruction(f"LABEL {k}={_label_value(v)}", 0) for k, v in labels] if i == needed[-1] else []
+            image = await self.run_stage(stages[i], dockerfile.escape, extra)
+            self.results[i] = image
+        assert image is not None
+        unused = sorted(k for k in self.options.buildargs if k not in self.consumed and k not in steps.PROXY_ARGS)
+        if self.options.quiet:
+            await self._emit(BuildMessage(stream=image.id + "\n"))
+        else:
+            await self._emit(BuildMessage(aux={"ID": image.id}))
+            if unused:
+                await self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
+            await self.say(f"Successfully built {short(image.id)}\n")
+        for target in targets:
+            await self.b.images.tag(image.id, target.repo, target.tag)
+            await self.say(f"Successfully tagged {target}\n")
+        return image
+
+    def ancestors(self, refs: list[str]) -> set[str]:
+        """The images `cache_from` names and every image they were built on."""
+        found = set()
+        for ref in refs:
+            try:
+                image = self.b.images.resolve(ref)
+            except NotFound:
+                continue
+            while image is not None and image.id not in found:
+                found.add(image.id)
+                image = self.b.images.store.images.get(image.config.parent)
+        return found
+
+    async def run_stage(self, stage: Stage, escape: str, extra: list[Instruction]) -> Image:
+        self.stage = stage
+        state: _State | None = None
+        for ins in [*stage.instructions, *extra]:
+            self.step += 1
+            await self.say(f"Step {self.step}/{self.total} : {ins.original}")
+            await self.say("\n")
+            if state is None:
+                state = await self.from_(ins, stage, escape)
+            else:
+                await self.dispatch(ins, state)
+        return state.image
+
+    # --- FROM and ONBUILD ----------------------------------------------------------------
+
+    async def from_(self, ins: Instruction, stage: Stage, escape: str) -> _State:
+        env = {k: v for k, v in self.global_args.items() if v is not None}
+        env.update(BUILDPLATFORM=f"linux/{host_arch()}", TARGETPLATFORM=f"linux/{host_arch()}")
+        check_platform(expand(ins.flags.get("platform", ""), env, escape), ins.line)
+        name = expand(stage.base, env, escape)
+        if name in stage.earlier:
+            image = self.results[stage.earlier[name]]
+        elif name == "scratch":
+            image = Image("", ImageConfig(architecture=host_arch(), os="linux", config=ImageRuntimeConfig(),
+                                          rootfs=RootFS()), 0)
+        else:
+            try:
+                image = self.b.images.resolve(name)
+            except NotFound:
+                raise NotFound(f"pull access denied for {name}: no such image on this host, and berth's builder "
+                               f"does not pull (pull it first: berth pull {name})") from None
+        state = _State(image, escape)
+        if image.id:
+            await self.say(f" ---> {short(image.id)}\n")
+        triggers = image.config.config.on_build or []
+        if triggers:
+            await self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
+            for text in triggers:
+                trigger = instruction(text, ins.line)
+                steps.check(trigger)
+                await self.dispatch(trigger, state)
+        return state
+
+    # --- one instruction -----------------------------------------------------------------
+
+    def env(self, state: _State) -> dict[str, str]:
+        """What `$NAME` expands to: the stage's args, then its Env (which wins)."""
+        found = {k: v for k, v in state.args.items() if v is not None}
+        found.update(e.split("=", 1) for e in state.config.env or [] if "=" in e)
+        return found
+
+    def arg_pairs(self, ins: Instruction, env: dict[str, str]) -> list[tuple[str, str | None]]:
+        found = []
+        for word in expand_words(ins.rest, env, "\\"):
+            name, eq, value = word.partition("=")
+            if not name:
+                raise error(ins.line, "ARG names can not be blank")
+            found.append((name, value if eq else None))
+        return found
+
+    async def dispatch(self, ins: Instruction, state: _State) -> None:
+        kw = ins.keyword
+        env = self.env(state)
+        if kw in METADATA:
+            config, created_by = steps.apply(ins, state.config, env, state.escape, state.cmd_set)
+            if kw == "CMD":
+                state.cmd_set = True
+            await self.commit(state, config, created_by)
+        elif kw == "MAINTAINER":
+            state.author = expand(ins.rest, env, state.escape)
+            await self.commit(state, state.config, steps.nop(state.config, "MAINTAINER " + state.author))
+        elif kw == "ARG":
+            for name, default in self.arg_pairs(ins, env):
+                given = self.options.buildargs.get(name)
+                if name in self.options.buildargs:
+                    self.consumed.add(name)
+                value = given if given is not None else default if default is not None else self.global_args.get(name)
+                state.args[name] = value
+                text = f"ARG {name}" + (f"={default}" if default is not None else "")
+                await self.commit(state, state.config, steps.nop(state.config, text))
+        elif kw == "RUN":
+            await self.run(ins, state)
+        elif kw in ("COPY", "ADD"):
+            await self.copy(ins, state)
+        elif kw == "WORKDIR":
+            await self.workdir(ins, state, env)
+        else:
+            raise error(ins.line, f"unknown instruction: {kw}")
+
+    def cached(self, key: str) -> str | None:
+        if self.options.nocache:
+            return None
+        allowed = self.cache_from
+        return self.b.cache.get(key, lambda i: i in self.b.images.store.images and (allowed is None or i in allowed))
+
+    async def use_cache(self, state: _State, key: str) -> bool:
+        hit = self.cached(key)
+        if hit is None:
+            return False
+        state.image = self.b.images.store.images[hit]
+        state.config = state.image.config.config
+        await self.say(" ---> Using cache\n")
+        await self.say(f" ---> {short(hit)}\n")
+        return True
+
+    async def store(self, state: _State, layer: Path | None, config: ImageRuntimeConfig, created_by: str,
+                    key: str) -> None:
+        history = HistoryEntry(created=timefmt.now(), created_by=created_by, empty_layer=layer is None)
+        images = self.b.images
+        async with images.lock:
+            image = await trio.to_thread.run_sync(store_image, images.store, state.image, layer, config, history,
+                                                  state.author, state.image.id)
+        await trio.to_thread.run_sync(self.b.cache.put, key, image.id)
+        state.image, state.config = image, config
+
+    async def commit(self, state: _State, config: ImageRuntimeConfig, created_by: str) -> None:
+        """A metadata step: a new config, no layer."""
+        key = cache.key(state.image.id, created_by, config)
+        if await self.use_cache(state, key):
+            return
+        await self.store(state, None, config, created_by, key)
+        await self.say(f" ---> {short(state.image.id)}\n")
+
+    # --- RUN ---------------------------------------------------------------------------
+
+    def build_args(self, state: _State) -> list[str]:
+        """`K=V` of the build args RUN sees: declared ones with a value, and the proxy
+        args given, unless ENV set the same name."""
+        env_names = {e.partition("=")[0] for e in state.config.env or []}
+        found = {k: v for k, v in state.args.items() if v is not None}
+        found.update({k: v for k, v in self.options.buildargs.items() if k in steps.PROXY_ARGS and v is not None})
+        for name in self.options.buildargs:
+            if name in steps.PROXY_ARGS:
+                self.consumed.add(name)
+        return [f"{k}={v}" for k, v in sorted(found.items()) if k not in env_names]
+
+    async def run(self, ins: Instruction, state: _State) -> None:
+        cmd = steps.command(ins, state.config)
+        args = self.build_args(state)
+        shown = [f"{k}={v}" for k, v in sorted(state.args.items()) if v is not None
+                 and f"{k}={v}" in args]  # history names declared args only
+        created_by = " ".join(([f"|{len(shown)}", *shown] if shown else []) + cmd)
+        key = cache.key(state.image.id, created_by, state.config)
+        if await self.use_cache(state, key):
+            return
+        o = self.options
+        hc = HostConfig(network_mode=o.network_mode or "default", extra_hosts=o.extra_hosts or None,
+                        shm_size=o.shm_size, memory=o.memory, memory_swap=o.memswap, cpu_shares=o.cpu_shares,
+                        cpu_period=o.cpu_period, cpu_quota=o.cpu_quota, cpuset_cpus=o.cpuset_cpus,
+                        cpuset_mems=o.cpuset_mems)
+        req = CreateRequest(image=state.image.id, cmd=cmd, entrypoint=[""], env=args or None, attach_stdout=True,
+                            attach_stderr=True, host_config=hc)
+        service = self.b.containers
+        c = await service.create(req)
+        try:
+            await self.say(f" ---> Running in {c.id[:12]}\n")
+            _, output = service.attach(c.id, replay=True)
+            await service.start(c.id)
+            async for batch in output:
+                for entry in batch:
+                    await self.say(entry.log)
+            code = await service.wait(c.id)
+            if code != 0:
+                raise StepFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
+            layer = self.work / f"layer-{self.step}.tar"
+            async with self.b.files.locked(c.id) as locked:
+                lowers = self.b.files.lower_dirs(locked)
+                count = await trio.to_thread.run_sync(write_layer, locked.upper, lowers, layer)
+            await self.store(state, layer if count else None, state.config, created_by, key)
+            layer.unlink(missing_ok=True)
+        except BaseException as exc:
+            # as Docker, a failed step's container stays for a look, unless `forcerm`; a
+            # cancelled build (the client went away) leaves nothing running behind
+            if o.forcerm or not isinstance(exc, EngineError):
+                with trio.CancelScope(shield=True):
+                    await service.remove(c.id, force=True)
+            raise
+        if o.rm:
+            await service.remove(c.id, force=True)
+            await self.say(f"Removing intermediate container {c.id[:12]}\n")
+        await self.say(f" ---> {short(state.image.id)}\n")
+
+    # --- COPY, ADD, WORKDIR: on the image's layers mounted for the step -----------------------
+
+    @asynccontextmanager
+    async def mounted(self, image: Image) -> AsyncIterator[tuple[Path, Path, list[Path]]]:
+        """(root, upper dir, lower dirs) of an overlay of `image` for this step."""
+        self.mounts += 1
+        base = self.work / f"mount-{self.mounts}"
+        upper, merged = base / "upper", base / "merged"
+        store = self.b.images.store
+        lowers = [store.layer_dir(chain) for chain in store.layer_chain(image)]
+        if not lowers:
+            upper.mkdir(parents=True)
+            yield upper, upper, lowers
+            return
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(rootfs.mount_overlay, lowers, upper, base / "work", merged)
+        try:
+            yield merged, upper, lowers
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(rootfs.unmount, merged)
+
+    def lookup(self, image: Image, path: str):
+        store = self.b.images.store
+        with fsdiff.ImageLayers([store.layer_dir(c) for c in store.layer_chain(image)][::-1]) as layers:
+            return layers.lookup(path)
+
+    async def commit_layer(self, state: _State, config: ImageRuntimeConfig, created_by: str, key: str,
+                           change) -> None:
+        """Mount the current image, `change(root_fd)` in a thread, store the changes as a layer."""
+        layer = self.work / f"layer-{self.step}.tar"
+        async with self.mounted(state.image) as (root, upper, lowers):
+            def work() -> int:
+                fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    change(fd)
+                finally:
+                    os.close(fd)
+                return 0
+            await trio.to_thread.run_sync(work)
+        count = await trio.to_thread.run_sync(write_layer, upper, lowers, layer)
+        await self.store(state, layer if count else None, config, created_by, key)
+        layer.unlink(missing_ok=True)
+        await self.say(f" ---> {short(state.image.id)}\n")
+
+    async def workdir(self, ins: Instruction, state: _State, env: dict[str, str]) -> None:
+        path = posixpath.normpath(posixpath.join(state.config.working_dir or "/", expand(ins.rest, env, state.escape)))
+        config = msgspec.structs.replace(state.config, working_dir=path)
+        created_by = steps.nop(state.config, "WORKDIR " + path, 1)
+        key = cache.key(state.image.id, created_by, config)
+        if await self.use_cache(state, key):
+            return
+        found = await trio.to_thread.run_sync(self.lookup, state.image, path) if state.image.id else None
+        if found is not None and stat.S_ISDIR(found.st_mode):
+            await self.store(state, None, config, created_by, key)  # already there: no layer
+            await self.say(f" ---> {short(state.image.id)}\n")
+            return
+        await self.commit_layer(state, config, created_by, key, lambda fd: os.close(
+            inroot.open_dir(fd, path, make=True)))
+
+    async def copy(self, ins: Instruction, state: _State) -> None:
+        kw, env, escape = ins.keyword, self.env(state), state.escape
+        words = [expand(w, env, escape) for w in ins.json] if ins.json is not None \
+            else expand_words(ins.rest, env, escape)
+        sources, dest = words[:-1], words[-1]
+        if any(s.startswith(("http://", "https://")) for s in sources):
+            raise error(ins.line, f"{kw} from a URL is not supported: berth's builder takes files from the "
+                                  "context only (nothing leaves this host)")
+        chown = expand(ins.flags.get("chown", ""), env, escape)
+        chmod = None
+        if ins.flags.get("chmod"):
+            try:
+                chmod = int(ins.flags["chmod"], 8)
+            except ValueError:
+                raise error(ins.line, f"invalid --chmod {ins.flags['chmod']!r}: an octal mode is needed") from None
+        dest = posixpath.join(state.config.working_dir or "/", dest) if not dest.startswith("/") else dest
+        wildcard = any(context._GLOB.search(s) for s in sources)
+        if (len(sources) > 1 or wildcard) and not dest.endswith("/"):
+            raise BadRequest(f"When using {kw} with more than one source file, the destination must be a "
+                             "directory and end with a /")
+        source = ins.flags.get("from", "")
+        if source:
+            source = expand(source, env, escape)
+            async with self.mounted(self.source_image(source)) as (root, _, _):
+                await self.copy_from(ins, state, root, sources, dest, chown, chmod, f"from:{source}")
+        else:
+            await self.copy_from(ins, state, self.context, sources, dest, chown, chmod, "")
+
+    def source_image(self, name: str) -> Image:
+        """COPY --from: a stage (by name or index), else an image."""
+        index = self.stage.earlier.get(name.lower())
+        if index is not None and index in self.results:
+            return self.results[index]
+        try:
+            return self.b.images.resolve(name)
+        except NotFound:
+            raise NotFound(f"COPY --from={name}: no stage or image of that name on this host") from None
+
+    async def copy_from(self, ins: Instruction, state: _State, root: Path, sources: list[str], dest: str,
+                        chown: str, chmod: int | None, origin: str) -> None:
+        kw = ins.keyword
+        sources = await trio.to_thread.run_sync(context.expand_sources, root, sources)
+        found = None
+        if not dest.endswith("/") and state.image.id:
+            found = await trio.to_thread.run_sync(self.lookup, state.image, dest)
+        dest_is_dir = dest.endswith("/") or (found is not None and stat.S_ISDIR(found.st_mode))
+        archives = []
+        if kw == "ADD":
+            for src in sources:
+                host, st = context.find(root, src, kw)
+                if stat.S_ISREG(st.st_mode) and await trio.to_thread.run_sync(context.is_archive, Path(host)):
+                    archives.append((src, host))
+        plain = [s for s in sources if s not in {a for a, _ in archives}]
+        entries = await trio.to_thread.run_sync(context.plan, root, plain, dest_is_dir or bool(archives),
+                                                posixpath.basename(dest), kw)
+        kind = "file"
+        if len(plain) == 1 and stat.S_ISDIR(context.find(root, plain[0], kw)[1].st_mode):
+            kind = "dir"
+        sums = [await trio.to_thread.run_sync(context.checksum, entries, chmod, kind)] if plain else []
+        for _, host in archives:
+            sums.append("file:" + await trio.to_thread.run_sync(_file_sha256, host))
+        checksum = sums[0] if len(sums) == 1 else "multi:" + hashlib.sha256(" ".join(sums).encode()).hexdigest()
+        created_by = steps.nop(state.config, f"{kw} {checksum} in {dest} ", 1)
+        key = cache.key(state.image.id, created_by, state.config, f"{origin} {chown} {chmod}")
+        if await self.use_cache(state, key):
+            return
+        target = dest if dest_is_dir or archives else posixpath.dirname(dest) or "/"
+        packed = self.work / f"copy-{self.step}.tar"
+        await trio.to_thread.run_sync(context.pack, entries, packed, chmod)
+
+        def change(fd: int) -> None:
+            owner = None
+            if chown:
+                uid, gid, _ = bundle.resolve_user(inroot.InRootPath(fd), chown)
+                owner = (uid, gid)
+            os.close(inroot.open_dir(fd, target, make=True))
+            with inroot.resolve(fd, target) as where:
+                resolved = where.path
+            policy = unpack.copy_policy(chown_to=owner)
+            if plain:
+                with open(packed, "rb") as f:
+                    unpack.unpack(io.BufferedReader(f, 1 << 20), fd, resolved, policy)
+            for _, host in archives:
+                with open(host, "rb") as f:
+                    unpack.unpack(context.decompressed(io.BufferedReader(f, 1 << 20)), fd, resolved, policy)
+
+        await self.commit_layer(state, state.config, created_by, key, change)
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _label_value(value: str) -> str:
+    return value if value and not any(c.isspace() or c in "\"'\\$" for c in value) else \
+        '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'

@@ -1,0 +1,240 @@
+"""A build's context: the uploaded tar unpacked into a private directory, its Dockerfile,
+its `.dockerignore`, and the files COPY and ADD take from it (or from another stage).
+
+The upload (plain, gzip, bzip2 or xz) goes through the one contained unpacker; a body
+that is no tar at all is the Dockerfile alone (`docker build - < Dockerfile`). Paths
+named by COPY/ADD are taken from the context's root: `../x` and `/x` are both `x`, and
+symlinks on the way resolve inside the context (`inroot`), as Docker resolves them.
+What a COPY takes is packed into a tar whose entries carry the owner and mode the
+instruction asks for; the checksum of that content (names, modes, owners, sizes, link
+targets and file contents, never times) is what the cache compares.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import io
+import lzma
+import os
+import posixpath
+import re
+import shutil
+import stat
+import tarfile
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from ..errors import BadRequest
+from ..fs import inroot, unpack
+from .ignore import Ignore
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def decompressed(raw: BinaryIO) -> BinaryIO:
+    """A tar stream read through gzip, bzip2 or xz when its first bytes say so."""
+    head = raw.peek(6)[:6] if hasattr(raw, "peek") else b""
+    if head.startswith(b"BZh"):
+        return bz2.BZ2File(raw)
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(raw)
+    return unpack.uncompressed(raw)
+
+
+def is_archive(path: Path) -> bool:
+    """Whether ADD unpacks this file: a tar, plain or compressed."""
+    try:
+        with open(path, "rb") as f:
+            src = decompressed(io.BufferedReader(f))
+            block = src.read(512)
+    except (OSError, EOFError, lzma.LZMAError):
+        return False
+    return len(block) == 512 and block[257:262] == b"ustar"
+
+
+def unpack_upload(upload: Path, root: Path) -> None:
+    """Unpack the uploaded context into `root` (made here), or take it as the Dockerfile
+    alone when it is no tar."""
+    root.mkdir(parents=True)
+    if not is_archive(upload):
+        shutil.copyfile(upload, root / "Dockerfile")
+        return
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with open(upload, "rb") as f:
+            unpack.unpack(decompressed(io.BufferedReader(f, 1 << 20)), fd, "/", unpack.copy_policy())
+    finally:
+        os.close(fd)
+
+
+def read_dockerfile(root: Path, name: str) -> tuple[str, str]:
+    """(text, path in the context) of the Dockerfile `name` (Docker also tries
+    `dockerfile` for the default name)."""
+    candidates = [name or "Dockerfile"] + (["dockerfile"] if name in ("", "Dockerfile") else [])
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for candidate in candidates:
+            try:
+                return inroot.read_file(fd, candidate, limit=16 << 20).decode("utf-8", "replace"), candidate
+            except (FileNotFoundError, NotADirectoryError, OSError):
+                continue
+    finally:
+        os.close(fd)
+    raise BadRequest(f"Cannot locate specified Dockerfile: {name or 'Dockerfile'}")
+
+
+def apply_ignore(root: Path) -> Ignore:
+    """Remove what `.dockerignore` leaves out (clients filter too; this holds for any
+    client). The Dockerfile and `.dockerignore` are read before, whatever it says."""
+    try:
+        ignore = Ignore((root / ".dockerignore").read_text(errors="replace"))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return Ignore()
+    if not ignore:
+        return ignore
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            path = name if rel == "." else f"{rel}/{name}"
+            if ignore.excluded(path):
+                os.unlink(os.path.join(dirpath, name))
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        rel = os.path.relpath(dirpath, root)
+        if rel != "." and ignore.excluded(rel) and not os.listdir(dirpath):
+            os.rmdir(dirpath)
+    return ignore
+
+
+def clean(src: str) -> str:
+    """A source path as taken from the root: `../x`, `/x` and `./x` are all `x`."""
+    return posixpath.normpath("/" + src).lstrip("/")
+
+
+def expand_sources(root: Path, sources: list[str]) -> list[str]:
+    """The sources with wildcards matched against the root's paths (`*` stays within a
+    component, as Go's filepath.Match); a pattern matching nothing is an error."""
+    found: list[str] = []
+    for src in sources:
+        src = clean(src)
+        if not _GLOB.search(src):
+            found.append(src)
+            continue
+        pattern = re.compile(_glob_regex(src))
+        matched = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel = os.path.relpath(dirpath, root)
+            for name in sorted(dirnames + filenames):
+                path = name if rel == "." else f"{rel}/{name}"
+                if pattern.fullmatch(path):
+                    matched.append(path)
+        if not matched:
+            raise BadRequest(f"COPY failed: no source files were specified (nothing matches {src!r})")
+        found += sorted(matched)
+    return found
+
+
+def _glob_regex(pattern: str) -> str:
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[" and (end := pattern.find("]", i + 1)) > 0:
+            body = pattern[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("^") else body) + "]")
+            i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "".join(out)
+
+
+class _Entry(msgspec.Struct):
+    arcname: str
+    host: str  # the file on the host (inside the context directory or a stage's mount)
+    st: os.stat_result
+
+
+def find(root: Path, src: str, what: str) -> tuple[str, os.stat_result]:
+    """The host path of `src` inside `root`, symlinks resolved inside it, and its stat."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with inroot.resolve(fd, src) as found:
+            st = os.stat(found.name, dir_fd=found.dir_fd, follow_symlinks=False)
+            host = str(root) + found.path
+    except (FileNotFoundError, NotADirectoryError):
+        raise BadRequest(f"{what} failed: file not found in build context or excluded by .dockerignore: "
+                         f"stat {src}: file does not exist") from None
+    finally:
+        os.close(fd)
+    return host, st
+
+
+def plan(root: Path, sources: list[str], dest_is_dir: bool, dest_name: str, what: str) -> list[_Entry]:
+    """The entries a COPY writes, named relative to its destination directory: a
+    directory's contents, a file under its own name (or `dest_name` when the
+    destination is a file)."""
+    entries: list[_Entry] = []
+    for src in sources:
+        host, st = find(root, src, what)
+        if stat.S_ISDIR(st.st_mode):
+            for dirpath, dirnames, filenames in os.walk(host):
+                dirnames.sort()
+                rel = os.path.relpath(dirpath, host)
+                for name in dirnames + sorted(filenames):
+                    path = os.path.join(dirpath, name)
+                    entries.append(_Entry(name if rel == "." else f"{rel}/{name}", path, os.lstat(path)))
+        else:
+            name = posixpath.basename(src) if dest_is_dir or not dest_name else dest_name
+            entries.append(_Entry(name, host, st))
+    return entries
+
+
+def checksum(entries: list[_Entry], chmod: int | None, kind: str) -> str:
+    """What the cache compares of the entries a COPY writes (owners are the step's own):
+    names, types, modes, sizes, link targets and contents, never times."""
+    total = hashlib.sha256()
+    for entry in entries:
+        st, digest, link = entry.st, hashlib.sha256(), ""
+        if stat.S_ISREG(st.st_mode):
+            with open(entry.host, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+        elif stat.S_ISLNK(st.st_mode):
+            link = os.readlink(entry.host)
+        elif not stat.S_ISDIR(st.st_mode):
+            continue
+        mode = chmod if chmod is not None else stat.S_IMODE(st.st_mode)
+        total.update(msgspec.json.encode([entry.arcname, stat.S_IFMT(st.st_mode), mode, st.st_size if not link else 0,
+                                          link, digest.hexdigest()]))
+    return f"{kind}:{total.hexdigest()}"
+
+
+def pack(entries: list[_Entry], out: Path, chmod: int | None) -> None:
+    """Write the entries as a tar at `out`, owned by root (and with `chmod`'s mode, if any)."""
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        for entry in entries:
+            st = entry.st
+            info = tarfile.TarInfo(entry.arcname)
+            info.uid = info.gid = 0
+            info.mtime = int(st.st_mtime)
+            info.mode = chmod if chmod is not None else stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif stat.S_ISLNK(st.st_mode):
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(entry.host)
+                tar.addfile(info)
+            elif stat.S_ISREG(st.st_mode):
+                info.size = st.st_size
+                with open(entry.host, "rb") as f:
+                    tar.addfile(info, f)
+            # devices, fifos and sockets are not copied
+
+

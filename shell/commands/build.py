@@ -1,0 +1,100 @@
+"""`berth build`: an image from a Dockerfile, as `docker build` (the classic builder) does
+it. The context directory goes up as a tar made while it is sent (the daemon applies
+`.dockerignore`); `-` sends stdin (a context tar, or a Dockerfile alone). The daemon's
+messages are printed as they come; Ctrl-C closes the connection, which cancels the build
+(a running step's container is removed, no image of it is kept)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from .. import fastjson
+from ..grammar import Arg, Command, Opt, UsageError
+from ..transport import Client
+from .printers import err
+
+
+def _query(args) -> dict:
+    buildargs = {}
+    for item in args.build_arg or []:
+        name, eq, value = item.partition("=")
+        if eq:
+            buildargs[name] = value
+        elif name in os.environ:  # as docker: `--build-arg NAME` takes it from the environment
+            buildargs[name] = os.environ[name]
+    labels = dict(item.partition("=")[::2] for item in args.label or [])
+    query = {"t": args.tag or None, "buildargs": json.dumps(buildargs) if buildargs else None,
+             "labels": json.dumps(labels) if labels else None, "target": args.target or None,
+             "nocache": 1 if args.no_cache else None, "q": 1 if args.quiet else None,
+             "networkmode": args.network or None, "forcerm": 1 if args.force_rm else None,
+             "pull": 1 if args.pull else None, "platform": args.platform or None,
+             "cachefrom": json.dumps(args.cache_from) if args.cache_from else None,
+             "extrahosts": ",".join(args.add_host) if args.add_host else None}
+    return {k: v for k, v in query.items() if v is not None}
+
+
+def _dockerfile(context: str, path: str | None) -> str | None:
+    """`-f PATH` as a path inside the context (the daemon reads it from there)."""
+    if not path:
+        return None
+    full = os.path.abspath(path)
+    rel = os.path.relpath(full, os.path.abspath(context))
+    if rel.startswith(".."):
+        raise UsageError(f"the Dockerfile ({path}) must be inside the build context ({context})")
+    return rel
+
+
+def build(client: Client, args) -> int:
+    """`docker build [OPTIONS] PATH|-`: the daemon's messages, then 0; on failure the
+    error on stderr and the failed step's exit code (1 for other errors)."""
+    from ..transfer import tar_of
+
+    query = _query(args)
+    thread = None
+    if args.path == "-":
+        body = sys.stdin.buffer
+    else:
+        if not os.path.isdir(args.path):
+            raise UsageError(f"unable to prepare context: path {args.path!r} not found")
+        dockerfile = _dockerfile(args.path, args.file)
+        if dockerfile:
+            query["dockerfile"] = dockerfile
+        body, thread = tar_of(args.path, ".")
+    resp = client.stream("POST", "/build", query, body=body, headers={"Content-Type": "application/x-tar"})
+    try:
+        while line := resp.readline():
+            if not line.strip():
+                continue
+            message = fastjson.loads(line)
+            if message.get("error"):
+                err(message["error"])
+                return (message.get("errorDetail") or {}).get("code") or 1
+            if "stream" in message:
+                sys.stdout.write(message["stream"])
+                sys.stdout.flush()
+    finally:
+        resp.close()
+        if thread is not None:
+            body.close()
+    return 0
+
+
+COMMANDS = (
+    Command("build", build, "build an image from a Dockerfile", (
+        Opt(("-t", "--tag"), "tag", "list", "name (and tag) for the image; may be repeated"),
+        Opt(("-f", "--file"), "file", "value", "the Dockerfile (default PATH/Dockerfile)"),
+        Opt(("--build-arg",), "build_arg", "list", "a build arg NAME=VALUE (or NAME, from the environment)"),
+        Opt(("--target",), "target", "value", "the stage to build"),
+        Opt(("--no-cache",), "no_cache", "flag", "do not use the cache"),
+        Opt(("--label",), "label", "list", "a label KEY=VALUE for the image"),
+        Opt(("-q", "--quiet"), "quiet", "flag", "print the image ID only"),
+        Opt(("--network",), "network", "value", "network mode for RUN steps (default, none, host)"),
+        Opt(("--force-rm",), "force_rm", "flag", "remove intermediate containers after a failed step too"),
+        Opt(("--pull",), "pull", "flag", "accepted for docker's sake: base images are local"),
+        Opt(("--platform",), "platform", "value", "this host's platform only"),
+        Opt(("--cache-from",), "cache_from", "list", "images to take the cache from"),
+        Opt(("--add-host",), "add_host", "list", "a host:ip line for /etc/hosts in RUN steps")),
+        (Arg("path"),)),
+)

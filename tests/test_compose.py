@@ -1,0 +1,117 @@
+"""docker-compose 1.29.2 (Debian's package, which `make install` adds) driving projects
+against berth end to end: a user network with service-name DNS and a named volume, a
+published port fetched with the host's HTTP client, legacy links on the default bridge,
+and `down -v` leaving nothing behind. Projects only ever use the local busybox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import textwrap
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed")
+
+THREE_SERVICES = """
+    version: "3.8"
+    services:
+      writer:
+        image: busybox
+        command: sh -c 'echo hello-from-volume > /data/index.html; sleep 3600'
+        volumes: ["content:/data"]
+      web:
+        image: busybox
+        command: httpd -f -p 8080 -h /www
+        volumes: ["content:/www:ro"]
+        ports: ["127.0.0.1:{port}:8080"]
+        depends_on: [writer]
+      client:
+        image: busybox
+        command: sh -c 'until wget -qO- http://web:8080/index.html; do sleep 0.2; done; sleep 3600'
+        depends_on: [web]
+    volumes:
+      content:
+    """
+
+LINKS = """
+    version: "3.8"
+    services:
+      web:
+        image: busybox
+        command: sh -c 'mkdir /www; echo linked > /www/index.html; httpd -f -p 8080 -h /www'
+        network_mode: bridge
+        environment: [ROLE=server]
+      client:
+        image: busybox
+        command: sh -c 'echo "role=$$WEB_ENV_ROLE"; until wget -qO- http://web:8080/; do sleep 0.2; done; sleep 3600'
+        network_mode: bridge
+        links: [web]
+    """
+
+
+@pytest.fixture
+def compose(daemon, tmp_path):
+    """Run docker-compose in a project directory of the test's own, against the test daemon;
+    the project is taken down (volumes too) afterwards."""
+    project = f"cp{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DOCKER_HOST": daemon.host, "COMPOSE_PROJECT_NAME": project, "COMPOSE_HTTP_TIMEOUT": "120"}
+
+    def run(*args: str, check: bool = True) -> str:
+        done = subprocess.run(["docker-compose", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert not check or done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    def write(text: str) -> None:
+        (tmp_path / "docker-compose.yml").write_text(textwrap.dedent(text))
+
+    run.write = write
+    run.project = project
+    yield run
+    if (tmp_path / "docker-compose.yml").exists():
+        run("down", "-v", "--remove-orphans", "-t", "1", check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def logs_until(compose, service: str, text: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (out := compose("logs", "--no-color", service)):
+        assert time.monotonic() < deadline, out
+        time.sleep(0.2)
+    return out
+
+
+def test_three_services_on_a_user_network(compose, api):
+    port = free_port()
+    compose.write(THREE_SERVICES.format(port=port))
+    compose("up", "-d")
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=10).read() == b"hello-from-volume\n"
+    logs_until(compose, "client", "hello-from-volume")
+    listed = compose("ps")
+    assert listed.count(" Up ") == 3 and f"127.0.0.1:{port}->8080/tcp" in listed
+    assert "hello-from-volume" in compose("exec", "-T", "web", "cat", "/www/index.html")
+    compose("stop", "-t", "1", "client")
+    compose("start", "client")
+    assert "Recreating" not in compose("up", "-d"), "an unchanged project is left as it is"
+    compose("down", "-v", "-t", "1")
+    assert not [c for c in api.get_json("/containers/json", all=1) if compose.project in c["Names"][0]]
+    assert not [v for v in api.get_json("/volumes")["Volumes"] or [] if v["Name"].startswith(compose.project)]
+    assert not [n for n in api.get_json("/networks") if n["Name"].startswith(compose.project)]
+
+
+def test_legacy_links_on_the_default_bridge(compose):
+    compose.write(LINKS)
+    compose("up", "-d")
+    out = logs_until(compose, "client", "linked")
+    assert "role=server" in out
