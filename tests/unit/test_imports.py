@@ -28,6 +28,7 @@ RULES = [
     ("engine.runtime.", ("engine.models", "engine.errors", "engine.runtime.")),
     ("engine.build.", ("engine.models", "engine.errors", "engine.timefmt", "engine.fs.", "engine.events.",
                        "engine.images.", "engine.containers.", "engine.runtime.", "engine.build.")),
+    ("engine.keeper.", ("engine.keeper.",)),  # the keeper outlives the daemon: it needs nothing of it
     ("shell.", ("shell.",)),
 ]
 
