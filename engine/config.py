@@ -44,6 +44,13 @@ class DaemonConfig(msgspec.Struct, kw_only=True):
     tls: TLSOptions = msgspec.field(default_factory=TLSOptions)  # --tls*, for tcp:// hosts
     insecure_registries: list[str] = []  # --insecure-registry: plain HTTP / unverified TLS allowed
     registry_mirrors: list[str] = []  # --registry-mirror: tried first for docker.io pulls
+    live_restore: bool = False  # --live-restore: SIGTERM leaves the containers running for the next daemon
+
+    @property
+    def keeper_dir(self) -> Path:
+        """The keeper's socket, pid file and log (run-time state: gone at a reboot, as the
+        containers it keeps)."""
+        return self.exec_root / "keeper"
 
 
 class DaemonFile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
@@ -53,6 +60,7 @@ class DaemonFile(msgspec.Struct, forbid_unknown_fields=True, rename="kebab"):
 
     registry_mirrors: list[str] = []
     insecure_registries: list[str] = []
+    live_restore: bool = False
     plugins: dict[str, dict] = {}
 
 
@@ -168,6 +176,9 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     parser.add_argument("--registry-mirror", dest="registry_mirrors", action="append", default=[], metavar="URL",
                         help="a mirror of docker.io tried first for pulls of its images, repeatable "
                              "(http://HOST[:PORT] or https://HOST[:PORT])")
+    parser.add_argument("--live-restore", action="store_true",
+                        help="on SIGTERM, leave the containers running for the next daemon (the keeper holds "
+                             "them); without it they are stopped. A crash never stops them")
     parser.add_argument("-D", "--debug", action="store_true")
     args = parser.parse_args(argv)
     for name in ("api_header_timeout", "api_body_timeout", "api_idle_timeout", "api_max_json_body", "api_max_connections"):
@@ -207,6 +218,7 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
                         init_binary=shutil.which("tini-static") or shutil.which("tini"), debug=args.debug,
                         bridge=args.bridge, bridge_subnet=args.bridge_subnet,
                         insecure_registries=insecure, registry_mirrors=mirrors,
+                        live_restore=args.live_restore or file.live_restore,
                         api_limits=ApiLimits(header_timeout=args.api_header_timeout, body_timeout=args.api_body_timeout,
                                           idle_timeout=args.api_idle_timeout, max_json_body=args.api_max_json_body,
                                           max_connections=args.api_max_connections),

@@ -25,7 +25,7 @@ from . import timefmt
 from .build.builder import Builder
 from .build.options import BuildMessage, BuildOptions, Emit as BuildEmit
 from .config import DaemonConfig
-from .containers import stats
+from .containers import pump, stats
 from .containers.container import Container
 from .containers.execs import Exec, Execs, Output
 from .containers.files import Files, PathStat, Sender
@@ -127,6 +127,10 @@ class Engine:
         for rt in self._runtimes.values():
             rt.state_root.mkdir(parents=True, exist_ok=True)
         await trio.to_thread.run_sync(self._volumes.load)
+        keeper = await self._supervisor.connect_keeper(self._config.keeper_dir)
+        held = {h.id: h for h in await keeper.held()}
+        adopting: list[Container] = []
+        ended: list[Container] = []  # of those, the ones that exited while no daemon was here
         for directory in sorted(self._records.root.iterdir()):
             record_path = directory / "record.json"
             if not record_path.exists():  # a create or remove cut short by a crash
@@ -136,7 +140,15 @@ class Engine:
             record = msgspec.json.decode(record_path.read_bytes(), type=ContainerRecord)
             c = Container(record, directory, self._records.netns_dir)
             self._records.add(c)
-            await self._supervisor.recover(c)
+            if c.id in held and c.has_process:
+                adopting.append(c)  # it outlived the previous daemon (or exited meanwhile)
+                if held.pop(c.id).exit_code is not None:
+                    ended.append(c)
+            else:
+                await self._supervisor.recover(c)
+        for orphan in held.values():  # held, but no record wants it (a start cut short)
+            await self._supervisor.forget_held(orphan.id)
+        await self._supervisor.reconcile({c.id for c in adopting})
         if self._records.netns_dir.exists():
             for pin in self._records.netns_dir.iterdir():
                 if pin.name not in self._records.by_id:
@@ -145,8 +157,16 @@ class Engine:
             await self._images.ensure_busybox()
         except NotFound as exc:
             log.warning("%s", exc.message)
+        for c in adopting:
+            await self._supervisor.adopt(c)
+        for c in ended:  # their exits are recorded before the API answers anyone
+            await c.wait_until(lambda c=c: c.exits > 0)
+        if adopting:
+            log.info("took back %d containers the keeper kept", len(adopting))
         for c in self._records:
             policy = c.record.host_config.restart_policy.name
+            if c.live:
+                continue  # taken back above
             if policy == "always" or (policy == "unless-stopped" and not c.record.manually_stopped):
                 try:
                     await self.start(c.id)
@@ -155,8 +175,17 @@ class Engine:
         await self._plugins.run(nursery)
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        """Stop every live container gracefully (in parallel), as `SIGTERM` to the daemon asks."""
+        """As `SIGTERM` to the daemon asks: stop every live container gracefully (in
+        parallel), then the keeper; with live restore, leave them running for the next
+        daemon (their output waits in their pipes, which the keeper holds)."""
+        if self._config.live_restore:
+            pump.stop_reading()
+            self._journal.close()
+            return
         await self._containers.stop_all(timeout)
+        keeper = self._supervisor.keeper
+        if keeper is not None and not await keeper.shutdown():
+            log.warning("the keeper still holds live containers: it stays")
         for rt in self._runtimes.values():
             shutil.rmtree(rt.state_root, ignore_errors=True)
         await trio.to_thread.run_sync(cgroups.remove, self._layout, self._config.cgroup_parent)

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import trio
 
@@ -42,6 +43,17 @@ def _lock_root(config: DaemonConfig) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
+
+
+def _live_keeper(state: Path) -> int | None:
+    """The pid of the keeper of `state` if it is alive (its pid file names a process that
+    is that keeper), else None."""
+    try:
+        pid = int((state / "keeper.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"engine.keeper" in cmdline and str(state).encode() in cmdline else None
 
 
 async def serve(config: DaemonConfig, plan: listeners.Plan, layout: cgroups.Layout) -> None:
@@ -89,7 +101,14 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"berthd: {exc}") from None
     lock = _lock_root(config)
     layout = cgroups.detect()  # the host's, before this process hides part of it
-    if cgroups.hide_hybrid_v2(layout):  # before trio starts any thread
+    keeper = _live_keeper(config.keeper_dir)
+    # Before trio starts any thread (a mount namespace is joined or made single-threaded).
+    # The containers' mounts live in the daemon's mount namespace; the keeper, started in
+    # it, keeps it alive, so a new daemon joins it and finds them.
+    if layout.hybrid and keeper:
+        cgroups.join_mount_namespace(keeper)
+        log.info("hybrid cgroup host: berthd joined the mount namespace of its keeper (pid %d)", keeper)
+    elif cgroups.hide_hybrid_v2(layout):
         log.info("hybrid cgroup host: berthd runs in its own mount namespace without %s", cgroups.UNIFIED)
     try:
         trio.run(serve, config, plan, layout)

@@ -310,6 +310,16 @@ class Volumes:
             self._publish(self.volumes[m.name], "mount", container=c.id, destination=m.destination,
                           **{"read/write": str(m.rw).lower()}, propagation=m.propagation)
 
+    async def adopt(self, c: Container) -> None:
+        """A run a previous daemon started (its device volumes still mounted): count `c`
+        as a user of its volumes again, as `attach` did for that daemon. Nothing is
+        mounted, seeded or published: nothing changed for the container."""
+        async with self.lock:
+            for m in c.record.mounts:
+                if m.type == "volume":
+                    self._users.setdefault(m.name, set()).add(c.id)
+                    self._attached.setdefault(c.id, []).append(m)
+
     async def detach(self, c: Container) -> None:
         """After a run of `c`: unmount device volumes it was the last user of; publish
         `unmount`. Does nothing for a container `attach` did not handle (idempotent)."""

@@ -86,6 +86,7 @@ class Container:
     pid_file = property(lambda self: self.dir / "bundle" / "pid")
     runtime_log = property(lambda self: self.dir / "bundle" / "runtime.log")
     record_path = property(lambda self: self.dir / "record.json")
+    run_state_path = property(lambda self: self.dir / "run.json")  # while it runs: its networks and ports
 
     def notify(self) -> None:
         """Wake everyone waiting on this container (state change or new output)."""

@@ -8,7 +8,8 @@ alone. The log writer is thread-safe, and followers are woken only when one wait
 (Container.output_logged). Each pump thread reads from its own duplicate of the pipe, so
 the run's streams can be closed whenever the supervisor likes, and a thread that is
 abandoned (cancelled while the container still holds the pipe open) ends at the pipe's
-end without touching a descriptor that was reused.
+end without touching a descriptor that was reused, or at `stop_reading` (the daemon
+leaves its containers running for the next one).
 
 A terminal is read through the event loop: its output is interactive, and a pty master
 reads EIO instead of EOF once the container side is gone.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import select
 from collections.abc import Callable
 
 import trio
@@ -28,10 +30,30 @@ _READ = 64 * 1024  # a pipe's default capacity: no read can return more
 _PIPES = trio.CapacityLimiter(math.inf)
 
 
+# Readable once `stop_reading` was called: every pump thread then ends before its next
+# read, so what the pipes still hold stays there for the next daemon (the keeper holds
+# them open), never read by a daemon that is leaving and then lost.
+_STOP_R, _STOP_W = os.pipe2(os.O_CLOEXEC)
+
+
+def stop_reading() -> None:
+    """Make every pump stop reading: the daemon leaves its containers running (live
+    restore). Each pump finishes the chunk it is logging, if any."""
+    os.write(_STOP_W, b"\0")
+
+
 def _drain(fd: int, write: Callable[[bytes], None]) -> None:
     try:
         os.set_blocking(fd, True)
-        while chunk := os.read(fd, _READ):
+        ready = select.poll()
+        ready.register(fd, select.POLLIN)
+        ready.register(_STOP_R, select.POLLIN)
+        while True:
+            if any(found == _STOP_R for found, _ in ready.poll()):
+                return
+            chunk = os.read(fd, _READ)
+            if not chunk:
+                return
             write(chunk)
     finally:
         os.close(fd)

@@ -580,6 +580,7 @@ class ContainerService:
         if c.stdin is not None and c.terminal is None:
             async with c.stdin_lock:
                 await c.stdin.aclose()
+                await self.supervisor.keeper.drop(c.id, "stdin")  # its copy too, or no EOF comes
 
     async def resize(self, ref: str, height: int, width: int) -> None:
         """Set the size of a container's terminal (kept for its next runs too)."""

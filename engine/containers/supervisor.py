@@ -1,11 +1,15 @@
 """One trio task per live container, in the supervisor nursery: the one owner of a run.
 
 The task owns a container from `start` until it stops for good: it prepares the run
-(overlay rootfs, volumes, network namespace, OCI bundle), starts the runtime, records the
-start, pumps stdout and stderr into the json-file log, waits for the exit, tears the run
-down, records the exit, and applies the restart policy with a growing back-off; with
-AutoRemove it removes the container at the end. `Supervisor.start` returns once the
-process is running, or raises the runtime's reason if it could not start.
+(overlay rootfs, volumes, network namespace, OCI bundle), has the keeper start the
+runtime (`run --detach`: the container's init is the keeper's child, and the keeper
+holds the daemon's ends of its pipes, so the container outlives this daemon), records
+the start, pumps stdout and stderr into the json-file log, waits for the exit the keeper
+reports, tears the run down, records the exit, and applies the restart policy with a
+growing back-off; with AutoRemove it removes the container at the end.
+`Supervisor.start` returns once the process is running, or raises the runtime's reason
+if it could not start. `Supervisor.adopt` takes such a task up again for a container a
+previous daemon left running (or that exited while no daemon was here).
 
 It is handed the services a run needs (containers, image store, volumes, networks, the
 runtimes, the OOM watcher) and calls nothing above them.
@@ -19,7 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import shutil
-import subprocess
+import os
 import time
 from pathlib import Path
 
@@ -32,21 +36,27 @@ from ..images.store import ImageStore
 from ..lifecycle import State, Step
 from ..models import ZERO_TIME
 from ..network import netns
-from ..network.manager import NetworkManager
+from ..network.manager import NetworkManager, RunState
 from ..runtime import bundle, cgroups, oci, rootfs
-from ..runtime.oci import RuntimeFailure, failure_reason
+from ..runtime import terminal
+from ..runtime.oci import failure_reason
+from ..keeper.client import Keeper, KeeperError, KeeperUnavailable
 from ..volumes import Volumes
 from .container import Container
 from .logs import LogWriter
 from .oom import OomWatcher
 from .pump import pump_pipe, pump_terminal
 from .records import Containers
+from .run_io import Pipes, RunIO
 
 log = logging.getLogger("berth.supervisor")
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 10.0
+# The runtime's environment, whatever the keeper's is (it is a copy of the daemon that
+# started it, perhaps long ago).
+RUNTIME_ENV = {"PATH": os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
 
 def should_restart(c: Container, exit_code: int) -> bool:
@@ -76,6 +86,7 @@ class Supervisor:
         self.console_dir = console_dir  # runtimes hand terminals over here
         self.init_binary = init_binary
         self.nursery: trio.Nursery | None = None  # the supervisor nursery, from `open`
+        self.keeper: Keeper | None = None  # from `connect_keeper`
 
     def open(self, nursery: trio.Nursery) -> None:
         self.nursery = nursery
@@ -86,18 +97,44 @@ class Supervisor:
     def cgroup_path(self, c: Container) -> str:
         return f"/{self.cgroup_parent}/{c.id}"
 
+    async def connect_keeper(self, state_dir: Path) -> Keeper:
+        """Connect to this root's keeper, starting it when absent (in the daemon's mount
+        namespace, which it then keeps alive for the next daemon)."""
+        try:
+            self.keeper = await Keeper.connect(state_dir)
+        except KeeperUnavailable as exc:
+            raise EngineError(f"the keeper of {state_dir} is unavailable: {exc}") from None
+        return self.keeper
+
     async def start(self, c: Container) -> None:
         """Start `c` under supervision; returns once it runs, raises StartFailed if not."""
-        await self.nursery.start(self._supervise, c, name=f"container {c.id[:12]}")
+        await self.nursery.start(self._supervise, c, None, name=f"container {c.id[:12]}")
 
-    async def _supervise(self, c: Container, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def adopt(self, c: Container) -> None:
+        """Supervise again a container the keeper kept while no daemon was here (it runs,
+        or it exited meanwhile: then its exit is recorded now, with its own code and
+        time, and its restart policy applies): its output is read on from where its pipes
+        stand, its volumes and networks (ports, DNS) are served again."""
+        io = RunIO(await self.keeper.take(c.id))
+        c.stdin = io.terminal.stream if io.terminal and c.record.config.open_stdin else io.stdin
+        c.terminal = io.terminal
+        c.prepared = True
+        await self.volumes.adopt(c)
+        await self.network.adopt(c, RunState.load(c.run_state_path))
+        wake = functools.partial(c.output_logged, trio.lowlevel.current_trio_token())
+        await self.nursery.start(self._supervise, c, (io, LogWriter(c.log_files, wake)),
+                                 name=f"container {c.id[:12]}")
+
+    async def _supervise(self, c: Container, adopted: tuple[RunIO, LogWriter] | None,
+                         task_status=trio.TASK_STATUS_IGNORED) -> None:
         c.supervised = True
         backoff = BACKOFF_START
         first = True
+        run = adopted
         try:
             while True:
                 try:
-                    process, writer = await self._launch(c)
+                    run = run or await self._launch(c)
                 except EngineError as exc:  # the runtime's reason, or a bad setting found while preparing
                     await self.teardown(c)
                     await self._forget_failed_run(c)
@@ -113,13 +150,15 @@ class Supervisor:
                         task_status.started()
                         first = False
                     started = time.monotonic()
-                    exit_code = await self._run(c, process, writer)
+                    exit_code, exited_ns = await self._run(c, *run)
+                    run = None
+                    await self._forget_run(c)
                     await self.teardown(c)
                     # Decided before the exit is recorded, so that the container goes from
                     # running straight to restarting, as in dockerd: were it "exited" for a
                     # moment, a `stop` then would answer 304 and leave it restarting.
                     restart = should_restart(c, exit_code)
-                    await self._record_exit(c, exit_code, restarting=restart)
+                    await self._record_exit(c, exit_code, restarting=restart, finished_ns=exited_ns)
                     if time.monotonic() - started >= BACKOFF_RESET_AFTER:
                         backoff = BACKOFF_START
                 if not restart:
@@ -135,7 +174,7 @@ class Supervisor:
             # other container) down: this one is stopped and says why.
             log.exception("%s: supervision failed; stopping the container", c.name)
             with trio.CancelScope(shield=True):
-                await self.runtime_for(c).delete(c.id)
+                await self._forget_run(c)
                 if c.prepared:
                     await self.teardown(c)
                 if c.has_process:
@@ -146,7 +185,10 @@ class Supervisor:
         if c.record.host_config.auto_remove and not c.removed and c.state is not State.REMOVING:
             await self.remove(c)
 
-    async def _launch(self, c: Container) -> tuple[trio.Process, LogWriter]:
+    async def _launch(self, c: Container) -> tuple[RunIO, LogWriter]:
+        """Prepare and start a run: the keeper spawns `<runtime> run --detach` (so the
+        container's init is the keeper's child, not the daemon's) and holds the daemon's
+        ends of its pipes; the run's streams are returned with its log writer."""
         runtime = self.runtime_for(c)
         began = time.perf_counter()
         await self.prepare(c)
@@ -154,75 +196,97 @@ class Supervisor:
         c.pid_file.unlink(missing_ok=True)
         c.runtime_log.unlink(missing_ok=True)
         cfg = c.record.config
+        pipes = Pipes(cfg.open_stdin and not cfg.tty)
+        spawned_ns = time.time_ns()  # the process starts after this, and may end before the spawn returns
+        held = False
+        master = -1
         try:
-            process, c.terminal = await runtime.open_run(
-                c.bundle, c.id, pid_file=c.pid_file, log_file=c.runtime_log, tty=cfg.tty, console_dir=self.console_dir,
-                stdin=subprocess.PIPE if cfg.open_stdin else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        except RuntimeFailure as exc:
-            raise StartFailed(f"OCI runtime create failed: {exc.message}: unknown") from None
-        pid = await self._wait_pid(c, process)
+            try:
+                if cfg.tty:
+                    async with terminal.console_socket(self.console_dir) as (path, receive):
+                        code, master = await self._spawn_with_terminal(c, runtime, pipes, path, receive)
+                else:
+                    code = await self._spawn(c, runtime, pipes, None)
+            finally:
+                pipes.close_child_ends()
+            if code != 0:
+                raise StartFailed(f"OCI runtime create failed: {failure_reason(c.runtime_log, c.record.path)}: unknown")
+            pid = int(c.pid_file.read_text().strip())
+            ends = pipes.daemon_ends() | ({"terminal": master} if master >= 0 else {})
+            await self.keeper.hold(c.id, pid, ends)
+            held = True
+        except BaseException as exc:
+            pipes.close()
+            if master >= 0:
+                os.close(master)
+            with trio.CancelScope(shield=True):
+                await runtime.delete(c.id)
+                if held:
+                    await self.keeper.release(c.id)
+            if isinstance(exc, (OSError, KeeperError, KeeperUnavailable)):
+                raise StartFailed(f"OCI runtime create failed: {exc}: unknown") from None
+            raise
         log.debug("%s: prepared in %.1f ms, runtime started it in %.1f ms", c.id[:12],
                   (prepared - began) * 1000, (time.perf_counter() - prepared) * 1000)
-        if pid is None:
-            await self._close_stdio(c, process)
-            await process.wait()
-            raise StartFailed(f"OCI runtime create failed: {failure_reason(c.runtime_log, c.record.path)}: unknown")
+        io = RunIO(pipes.daemon_ends() | ({"terminal": master} if master >= 0 else {}))
         if cfg.open_stdin:
-            c.stdin = c.terminal.stream if c.terminal else process.stdin
+            c.stdin = io.terminal.stream if io.terminal else io.stdin
+        c.terminal = io.terminal
         if c.terminal and c.console_size:
             c.terminal.resize(*c.console_size)
         # `start` is published here, before this task starts its output pumps, so that
         # subscribers woken by it run first (events are delivered sooner).
         await self.containers.advance(c, Step.RUN, pid=pid, exit_code=0, error="", oom_killed=False,
-                                      started_at=timefmt.now(), finished_at=ZERO_TIME)
+                                      started_at=timefmt.rfc3339(spawned_ns), finished_at=ZERO_TIME)
         wake = functools.partial(c.output_logged, trio.lowlevel.current_trio_token())
-        return process, LogWriter(c.log_files, wake)
+        return io, LogWriter(c.log_files, wake)
 
-    @staticmethod
-    async def _close_stdio(c: Container, process: trio.Process) -> None:
-        """Close the run's pipes or terminal (after it ended, or failed to start)."""
-        c.stdin = None
-        for stream in (process.stdin, process.stdout, process.stderr):
-            if stream is not None:
-                await stream.aclose()
-        if c.terminal is not None:
-            await c.terminal.aclose()
-            c.terminal = None
+    async def _spawn(self, c: Container, runtime: oci.Runtime, pipes: Pipes, console: Path | None) -> int:
+        argv = runtime.detached_run(c.bundle, c.id, pid_file=c.pid_file, log_file=c.runtime_log,
+                                    console_socket=console)
+        return await self.keeper.spawn(argv, stdin=pipes.in_r, stdout=pipes.out_w, stderr=pipes.err_w,
+                                       env=RUNTIME_ENV, cwd="/")
 
-    async def _wait_pid(self, c: Container, process: trio.Process) -> int | None:
-        """The container's pid once the runtime wrote it; None if the runtime gave up."""
-        while True:
-            try:
-                text = c.pid_file.read_text().strip()
-            except FileNotFoundError:
-                text = ""
-            if text.isdigit():
-                return int(text)
-            if process.poll() is not None:
-                return None
-            # The runtime writes the pid file 10-30 ms after it starts; a short fixed poll
-            # keeps `start` (and so every `run`) from waiting longer than it must.
-            await trio.sleep(0.001)
+    async def _spawn_with_terminal(self, c: Container, runtime: oci.Runtime, pipes: Pipes, path: Path,
+                                   receive) -> tuple[int, int]:
+        """Spawn the runtime with a console socket; (its exit code, the pty master it sent,
+        or -1 when it ended without one)."""
+        master = -1
+        async with trio.open_nursery() as nursery:
+            async def take_terminal() -> None:
+                nonlocal master
+                master = await receive()
 
-    async def _run(self, c: Container, process: trio.Process, writer: LogWriter) -> int:
-        """Pump output until the process exits and both pipes are drained."""
+            nursery.start_soon(take_terminal)
+            code = await self._spawn(c, runtime, pipes, path)
+            if master < 0:  # the runtime sends the terminal before it exits, or never
+                nursery.cancel_scope.cancel()
+        return code, master
 
+    async def _run(self, c: Container, io: RunIO, writer: LogWriter) -> tuple[int, int]:
+        """Pump output until the container's init exited and its pipes are drained;
+        (exit code, exit time in ns) as the keeper recorded them."""
         try:
             async with trio.open_nursery() as pumps:
                 # With a terminal, stdout and stderr are one stream (Docker logs it as stdout);
                 # the runtime's own pipes then carry only its errors.
-                if c.terminal is not None:
-                    pumps.start_soon(pump_terminal, c.terminal.stream, functools.partial(writer.write, "stdout"))
-                for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+                if io.terminal is not None:
+                    pumps.start_soon(pump_terminal, io.terminal.stream, functools.partial(writer.write, "stdout"))
+                for stream, name in ((io.stdout, "stdout"), (io.stderr, "stderr")):
                     if stream is not None:
                         pumps.start_soon(pump_pipe, stream, functools.partial(writer.write, name))
-                await process.wait()
+                exit_code, exited_ns = await self.keeper.wait_exit(c.id)
         finally:
             writer.close()
-            await self._close_stdio(c, process)
-        code = process.returncode
-        return 128 - code if code < 0 else code
+            c.stdin = None
+            c.terminal = None
+            await io.aclose()
+        return exit_code, exited_ns
+
+    async def _forget_run(self, c: Container) -> None:
+        """After a run: the runtime's state of it, and the keeper's record, go."""
+        await self.runtime_for(c).delete(c.id)
+        await self.keeper.release(c.id)
 
     async def _back_off(self, c: Container, delay: float) -> bool:
         """Sleep `delay` in state restarting; False if `stop` cut it short."""
@@ -260,6 +324,8 @@ class Supervisor:
             await trio.to_thread.run_sync(work)
             await self.volumes.attach(c)
             await self.network.start(c)
+            # what the next daemon needs to serve this run again, should this one go first
+            await trio.to_thread.run_sync(self.network.run_state(c).save, c.run_state_path)
         except BaseException:  # a refusal, a failed write (a full disk), or cancellation: nothing stays mounted
             with trio.CancelScope(shield=True):
                 await self.teardown(c)
@@ -273,6 +339,7 @@ class Supervisor:
         def work() -> None:
             netns.remove(c.netns)
             rootfs.unmount(c.rootfs)
+            c.run_state_path.unlink(missing_ok=True)
 
         await trio.to_thread.run_sync(work)
         c.prepared = False
@@ -284,7 +351,7 @@ class Supervisor:
         await trio.to_thread.run_sync(cgroups.remove, cgroups.detect(), self.cgroup_path(c))
 
     async def _record_exit(self, c: Container, exit_code: int, error: str = "", started: bool = True,
-                           restarting: bool = False) -> None:
+                           restarting: bool = False, finished_ns: int | None = None) -> None:
         """Record the end of a run (or, with `started=False`, a start that failed: the
         container keeps its state, as in Docker, but waiters and attachers are released);
         with `restarting`, the restart policy's back-off begins."""
@@ -292,8 +359,9 @@ class Supervisor:
         self.oom.drain()  # an OOM kill logged just before this exit belongs to it
         oom_killed, c.oom_killed = c.oom_killed, False
         c.exits += 1
+        finished = timefmt.rfc3339(finished_ns) if finished_ns else timefmt.now()
         await self.containers.advance(c, step, {"exitCode": str(exit_code)}, pid=0, exit_code=exit_code, error=error,
-                                      finished_at=timefmt.now(), oom_killed=oom_killed)
+                                      finished_at=finished, oom_killed=oom_killed)
 
     async def recover(self, c: Container) -> None:
         """A container the previous daemon left live is dead now: record the truth, clean up."""
@@ -307,6 +375,28 @@ class Supervisor:
                                           error="daemon stopped without stopping the container")
             if was_removing:
                 await self.remove(c)
+
+    async def forget_held(self, container_id: str, runtime: str = "") -> None:
+        """A container the keeper holds that no record wants (a start cut short by the
+        previous daemon's end): its processes are killed, and the keeper forgets it."""
+        for rt in ([self.runtimes[runtime]] if runtime in self.runtimes else self.runtimes.values()):
+            await rt.delete(container_id)
+        await self.keeper.release(container_id)
+
+    async def reconcile(self, live: set[str]) -> None:
+        """At start, after recovery: what the runtimes and the cgroups still have of a
+        container that is not live (a start in flight when the previous daemon died) is
+        killed and removed."""
+        for rt in self.runtimes.values():
+            for entry in await trio.to_thread.run_sync(lambda: list(rt.state_root.iterdir())):
+                if entry.name not in live:
+                    log.warning("removing %s's leftover container %s", rt.name, entry.name[:12])
+                    await rt.delete(entry.name)
+        layout = cgroups.detect()
+        for path in cgroups.children(layout, f"/{self.cgroup_parent}"):
+            if path not in live:
+                log.warning("removing the leftover cgroup of %s", path[:12])
+                await trio.to_thread.run_sync(cgroups.kill_and_remove, layout, f"/{self.cgroup_parent}/{path}")
 
     async def remove(self, c: Container, volumes: bool = False) -> None:
         """Remove a container that has no process: its files, name, and record; its

@@ -204,6 +204,11 @@ class Keeper:
         recorded; also allowed for a live one: then the keeper just stops holding)."""
         await self._request("release", [], container=container_id)
 
+    async def drop(self, container_id: str, name: str) -> None:
+        """The keeper closes its copy of the container's fd `name` (e.g. "stdin", so that
+        the container sees the end of its input once the caller closed its own too)."""
+        await self._request("drop", [], container=container_id, name=name)
+
     async def shutdown(self) -> bool:
         """Ask the keeper to exit; False (it keeps running) if it holds live containers
         (or has a spawn under way, or any other child)."""

@@ -11,12 +11,15 @@ Requests, client → keeper (fds in the order given):
               The child runs in a session of its own. An exec failure replies ok false
               with "errno".
     hold      container: str, pid: int, names: [str] (from FD_NAMES); fds: one per name
-              → (nothing). The pid must be the keeper's child, running or already reaped.
+              → (nothing). The pid must descend from the keeper (its child, or one
+              once the runtime's own process between them ended), running or reaped.
     take      container → names: [str]; fds: one per name (empty if not held)
     held      → held: [{container, pid, exit_code, exited_ns}], split over several replies
               to one request: every one but the last has "more": true
     status    container → pid, exit_code, exited_ns (both null while it runs)
     release   container → (nothing); also for a container not held
+    drop      container, name → (nothing): the keeper closes its copy of that one fd (the
+              daemon ended the container's stdin: the container must see its end)
     shutdown  → done: bool, live: int (the keeper exits after replying done true)
 
 Replies: {"op": "reply", "id": ..., "ok": true, ...fields} or

@@ -92,6 +92,19 @@ def parent_of(pid: int) -> int | None:
     return None
 
 
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Whether `ancestor` is the parent of `pid`, or of its parent, and so on. A runtime
+    may still have a process of its own between it and the container's init when it
+    answers: the init becomes the keeper's child (its subreaper's) once that one ends."""
+    seen = 0
+    while pid and pid != 1 and seen < 64:
+        parent = parent_of(pid)
+        if parent == ancestor:
+            return True
+        pid, seen = parent or 0, seen + 1
+    return False
+
+
 def live_children() -> list[int]:
     """This process's children (those not reaped yet included)."""
     me = os.getpid()
@@ -360,7 +373,7 @@ class Keeper:
         if old is not None and old.exit_code is None and old.pid != pid:
             raise RequestError(f"{container} is held running as pid {old.pid}")
         self.reap()  # so an exit already due is in `unclaimed`
-        if parent_of(pid) == os.getpid():
+        if descends_from(pid, os.getpid()):
             self.unclaimed.pop(pid, None)  # an older process's exit under a reused pid
             exit = None
         elif pid in self.unclaimed:
@@ -404,6 +417,13 @@ class Keeper:
             self._forget(held)
         return {}
 
+    def do_drop(self, client: Client, rid, message: dict, fds: list[int]) -> dict:
+        held = self.held.get(_str_field(message, "container"))
+        fd = held.fds.pop(_str_field(message, "name"), None) if held is not None else None
+        if fd is not None:
+            os.close(fd)
+        return {}
+
     def do_shutdown(self, client: Client, rid, message: dict, fds: list[int]) -> dict:
         live = self.live()
         if not live:
@@ -412,7 +432,7 @@ class Keeper:
         return {"done": not live, "live": live}
 
     HANDLERS = {"spawn": do_spawn, "hold": do_hold, "take": do_take, "held": do_held, "status": do_status,
-                "release": do_release, "shutdown": do_shutdown}
+                "release": do_release, "drop": do_drop, "shutdown": do_shutdown}
 
     def _forget(self, held: Held) -> None:
         held.close()

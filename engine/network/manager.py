@@ -9,9 +9,12 @@ as dockerd does; taken ones are read from the running containers' endpoints.
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import msgspec
 import trio
 
 from ..errors import BadRequest, Conflict, EngineError, NotFound
@@ -21,6 +24,7 @@ from ..events.bus import Bus
 from ..models import EndpointIPAMConfig, EndpointSettings, NetworkRecord
 from . import dns, links, ports
 from .networks import PREDEFINED, Endpoint, Networks, check_mac, free_address, requested_address
+from .ports import PortMap
 
 if TYPE_CHECKING:
     from ..containers.container import Container
@@ -43,6 +47,29 @@ def network_names(mode: str) -> list[str]:
     if sole_network(mode) or mode.startswith("container:"):
         return []
     return [mode]
+
+
+class RunState(msgspec.Struct, kw_only=True):
+    """What a running container has of the networks (saved beside its record while it
+    runs): the next daemon serves it again from this if this one goes first."""
+
+    networks: dict[str, Endpoint] = {}
+    ports: list[PortMap] = []
+    sole_network: str = ""
+
+    def save(self, path: Path) -> None:
+        # Atomic against the daemon's death, not the machine's (no fsync: the containers
+        # do not outlive the machine), so a start pays no disk flush for it.
+        scratch = path.with_name(path.name + ".tmp")
+        scratch.write_bytes(msgspec.json.encode(self))
+        os.replace(scratch, path)
+
+    @staticmethod
+    def load(path: Path) -> RunState:
+        try:
+            return msgspec.json.decode(path.read_bytes(), type=RunState)
+        except (OSError, msgspec.DecodeError):
+            return RunState()
 
 
 class NetworkManager:
@@ -305,6 +332,31 @@ class NetworkManager:
         if c.sole_network:
             self.publish(self.networks.get(c.sole_network), "disconnect", container=c.id)
             c.sole_network = ""
+
+    def run_state(self, c: Container) -> RunState:
+        """The running container's endpoints and published ports, to be saved."""
+        return RunState(networks=dict(c.networks), ports=list(c.ports), sole_network=c.sole_network)
+
+    async def adopt(self, c: Container, state: RunState) -> None:
+        """Serve again a container a previous daemon started: its endpoints as they are
+        (its veths and addresses outlived that daemon in its namespace), its embedded
+        DNS and its published ports on the same host ports. No event: nothing changed
+        for the container."""
+        c.networks = dict(state.networks)
+        c.sole_network = state.sole_network
+        for endpoint in c.networks.values():
+            record = self.networks.by_id.get(endpoint.network_id)
+            if record is not None:
+                await self._ensure_bridge(record)
+        if any(name not in PREDEFINED for name in c.networks):
+            sock = await trio.to_thread.run_sync(dns.open_socket, str(c.netns))
+            c.dns_scope = await self.nursery.start(_cancellable, dns.serve, sock, lambda n: self.lookup(c, n))
+        target = next((e.ip for e in c.networks.values()), None)
+        if state.ports and target is not None:
+            bound = await ports.bind(state.ports)
+            c.ports = [m for m, _ in bound]
+            c.port_sockets = [sock for _, sock in bound]
+            c.port_scope = await self.nursery.start(_cancellable, ports.serve, bound, target)
 
     def link_env(self, c: Container) -> list[str]:
         """The variables legacy links give a container, as dockerd makes them: per link,

@@ -9,6 +9,8 @@ and how to remove the daemon's parent cgroup once it is empty.
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -59,6 +61,20 @@ def hide_hybrid_v2(layout: Layout) -> bool:
     syscalls.mount("none", "/", "", syscalls.MS_REC | syscalls.MS_SLAVE)
     syscalls.umount(str(UNIFIED), syscalls.MNT_DETACH)
     return True
+
+
+def join_mount_namespace(pid: int) -> None:
+    """Enter the mount namespace of process `pid` (a previous daemon's, held by its
+    keeper): its mounts, and the hybrid v2 tree hidden as `hide_hybrid_v2` left it. Must
+    run while the process has one thread."""
+    from . import syscalls
+
+    fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.setns(fd, syscalls.CLONE_NEWNS)
+    finally:
+        os.close(fd)
+    os.chdir("/")  # the old working directory belongs to the namespace left behind
 
 
 def dirs(layout: Layout, cgroup_path: str) -> dict[str, Path]:
@@ -255,3 +271,31 @@ def procs(layout: Layout, cgroup_path: str) -> set[int]:
     d = dirs(layout, cgroup_path)
     where = d[""] if layout.version == 2 else d.get("pids", d["memory"])
     return {int(p) for p in (_read(where / "cgroup.procs") or "").split()}
+
+
+def children(layout: Layout, cgroup_path: str) -> set[str]:
+    """Names of the child cgroups of `cgroup_path`, in any hierarchy."""
+    found = set()
+    for path in existing(layout, cgroup_path):
+        found |= {entry.name for entry in path.iterdir() if entry.is_dir()}
+    return found
+
+
+def kill_and_remove(layout: Layout, cgroup_path: str, timeout: float = 2.0) -> None:
+    """SIGKILL every process of the cgroup (whoever started it), wait until none is left,
+    then remove it. A leftover of a start the previous daemon never finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # A pid whose process is gone from /proc is one the kernel has not yet dropped
+        # from cgroup.procs: nothing is left to kill there.
+        pids = {int(p) for path in existing(layout, cgroup_path)
+                for p in (_read(path / "cgroup.procs") or "").split() if os.path.exists(f"/proc/{p}")}
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+    remove(layout, cgroup_path)

@@ -1,9 +1,10 @@
 """Drive an OCI runtime binary (crun or runc) from trio.
 
-A container runs as a foreground `<runtime> run` child of the daemon: its return code is
-the container's exit status (128+N for a signal) and its stdout/stderr pipes are the
-container's. Each daemon keeps its runtime state under its own root (`--root`), so
-several daemons never see each other's containers.
+A container is started by `<runtime> run --detach`, spawned by the keeper (engine/keeper):
+the runtime exits once the container runs, and the container's init is the keeper's
+child, whose exit the keeper records; its stdout/stderr pipes are the container's. An exec
+runs as a foreground `<runtime> exec` child of the daemon. Each daemon keeps its runtime
+state under its own root (`--root`), so several daemons never see each other's containers.
 
 crun 1.8 refuses a hybrid cgroup host whose v2 tree has controllers ("cgroups in hybrid
 mode not supported"). berthd therefore runs in its own mount namespace without
@@ -53,15 +54,14 @@ class Runtime:
     def argv(self, *args: str) -> list[str]:
         return [self.binary, "--root", str(self.state_root), *args]
 
-    async def open_run(self, bundle: Path, container_id: str, *, pid_file: Path, log_file: Path,
-                       tty: bool = False, console_dir: Path | None = None,
-                       stdin=subprocess.DEVNULL, stdout=None, stderr=None) -> tuple[trio.Process, Terminal | None]:
-        """Start `run` for the bundle; the caller owns the process (and its pipes). With
-        `tty` (the bundle's process.terminal) the container's terminal is returned and the
-        stdio arguments are not used."""
-        return await self._start(["--log", str(log_file), "--log-format", "json", "run", "--bundle", str(bundle),
-                                  "--pid-file", str(pid_file), container_id], subcommand="run", tty=tty,
-                                 console_dir=console_dir, pid_file=pid_file, stdin=stdin, stdout=stdout, stderr=stderr)
+    def detached_run(self, bundle: Path, container_id: str, *, pid_file: Path, log_file: Path,
+                     console_socket: Path | None = None) -> list[str]:
+        """The argv of `run --detach` for the bundle: the runtime starts the container and
+        exits, leaving its init to the nearest child subreaper (the keeper, which spawns
+        it); a terminal goes to `console_socket`."""
+        return self.argv("--log", str(log_file), "--log-format", "json", "run", "--detach", "--bundle", str(bundle),
+                         "--pid-file", str(pid_file),
+                         *(["--console-socket", str(console_socket)] if console_socket else []), container_id)
 
     async def _call(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         result = await trio.run_process(self.argv(*args), capture_stdout=True, capture_stderr=True, check=False)
