@@ -11,7 +11,9 @@ import shlex
 from collections.abc import Callable, Iterable
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
+from prompt_toolkit.completion.base import get_common_complete_suffix
 from prompt_toolkit.document import Document
+from prompt_toolkit.key_binding import KeyBindings
 
 from .commands.printers import INSPECTED
 from .grammar import Command, Group
@@ -84,9 +86,10 @@ class ShellCompleter(Completer):
         cmd = self.commands.get(words[0])
         if isinstance(cmd, Group):  # its verb, then that verb's words as a command's
             if len(words) == 1:
-                yield from _matching(current, [(name, verb.help) for name, verb in cmd.verbs.items()])
+                yield from _matching(current, [(name, verb.help) for name, verb in cmd.verbs.items()]
+                                     + [(alias, cmd.verbs[name].help) for alias, name in cmd.aliases.items()])
                 return
-            cmd, words = cmd.verbs.get(words[1]), words[1:]
+            cmd, words = cmd.verb(words[1]), words[1:]
         if cmd is None:
             return
         options = {name: opt for opt in cmd.opts for name in opt.names}
@@ -154,3 +157,33 @@ def _matching(prefix: str, candidates: list[tuple[str, str]]) -> Iterable[Comple
         if word.startswith(prefix) and word not in seen:
             seen.add(word)
             yield Completion(word, start_position=-len(prefix), display_meta=meta)
+
+
+def tab_bindings() -> KeyBindings:
+    """Tab as bash's (and docker's completion) does it: a unique match is completed in
+    place, several complete their common part, and only then does Tab step through the
+    menu. prompt_toolkit's own Tab steps into the menu that typing already opened, so a
+    unique match was shown but never taken."""
+    bindings = KeyBindings()
+
+    @bindings.add("tab")
+    def _(event) -> None:
+        buffer = event.current_buffer
+        state = buffer.complete_state
+        if state is None:
+            buffer.start_completion(insert_common_part=True)
+            return
+        if state.complete_index is None:  # the menu typing opened; nothing chosen yet
+            if len(state.completions) == 1:
+                buffer.apply_completion(state.completions[0])
+                if not buffer.text.endswith(("/", ":")):  # bash: a space after a whole word
+                    buffer.insert_text(" ")
+                return
+            common = get_common_complete_suffix(buffer.document, state.completions)
+            if common:
+                buffer.cancel_completion()
+                buffer.insert_text(common)
+                return
+        buffer.complete_next()
+
+    return bindings

@@ -51,12 +51,27 @@ class Command:
 
 class Group:
     """A noun whose next word picks one of its verbs (`volume ls`, `network create`), each
-    a Command with its own grammar, so `volume rm -f` and `volume ls -f` differ as in docker."""
+    a Command with its own grammar, so `volume rm -f` and `volume ls -f` differ as in docker.
 
-    __slots__ = ("name", "help", "verbs")
+    A verb is a Command, or (word, Command) where the noun names a top-level command
+    otherwise (`container ls` is `ps`); `aliases` are docker's other words for a verb
+    (`list` for `ls`, `remove` for `rm`)."""
 
-    def __init__(self, name: str, help: str, verbs: tuple[Command, ...]):
-        self.name, self.help, self.verbs = name, help, {verb.name: verb for verb in verbs}
+    __slots__ = ("name", "help", "verbs", "aliases")
+
+    def __init__(self, name: str, help: str, verbs: tuple[Command | tuple[str, Command], ...],
+                 aliases: dict[str, str] | None = None):
+        self.name, self.help = name, help
+        self.verbs = dict(verb if isinstance(verb, tuple) else (verb.name, verb) for verb in verbs)
+        self.aliases = aliases or {}
+
+    def word(self, given: str) -> str:
+        """The verb's own word for `given` (itself, or what it is an alias of)."""
+        return self.aliases.get(given, given)
+
+    def verb(self, given: str) -> Command | None:
+        """The verb `given` (or an alias of it) names, if any."""
+        return self.verbs.get(self.word(given))
 
 
 class Namespace(dict):
@@ -79,11 +94,11 @@ def _resolve(commands: dict[str, Command | Group], argv: list[str]) -> tuple[Com
         raise UsageError(f"unknown command {argv[0]!r} (see `berth --help`)")
     if not isinstance(entry, Group):
         return entry, argv[0], argv[1:]
-    verb = entry.verbs.get(argv[1]) if len(argv) > 1 else None
+    verb = entry.verb(argv[1]) if len(argv) > 1 else None
     if verb is None:
         given = f", not {argv[1]!r}" if len(argv) > 1 else ""
         raise UsageError(f"`berth {entry.name}`: the command must be one of {', '.join(entry.verbs)}{given}")
-    return verb, f"{entry.name} {verb.name}", argv[2:]
+    return verb, f"{entry.name} {entry.word(argv[1])}", argv[2:]
 
 
 def parse(commands: dict[str, Command | Group], argv: list[str]) -> tuple[Command, Namespace]:
@@ -167,13 +182,12 @@ def usage(commands: dict[str, Command | Group], words: list[str] = ()) -> str:
     `words` start with (`[]`, `["volume"]`, `["volume", "ls", "-q"]`)."""
     entry = commands.get(words[0]) if words else None
     if entry is None:
-        return _listing("Usage: berth [-H unix:///path.sock] COMMAND [OPTIONS]", "Commands:", commands) + \
+        return _listing("Usage: berth [-H unix:///path.sock] [-v|--version] COMMAND [OPTIONS]", "Commands:", commands) + \
             "\n\n`berth` alone (or `berth shell`) opens the interactive shell."
     if isinstance(entry, Group):
-        if len(words) < 2 or words[1] not in entry.verbs:
+        if len(words) < 2 or entry.verb(words[1]) is None:
             return _listing(f"Usage: berth {entry.name} COMMAND [OPTIONS]\n\n{entry.help}", "Commands:", entry.verbs)
-        entry = entry.verbs[words[1]]
-        words = [" ".join(words[:2])]
+        entry, words = entry.verb(words[1]), [f"{entry.name} {entry.word(words[1])}"]
     args = " ".join(a.dest.upper() + ("..." if a.kind in ("many", "any", "rest") else "") for a in entry.args)
     lines = [f"Usage: berth {words[0]} [OPTIONS] {args}".rstrip(), "", entry.help]
     if entry.opts:
@@ -184,6 +198,7 @@ def usage(commands: dict[str, Command | Group], words: list[str] = ()) -> str:
 
 def _listing(head: str, title: str, entries: dict[str, Command | Group]) -> str:
     """`head`, then a line a command: its name and help (a noun's with its verbs)."""
+    entries = {name: entry for name, entry in entries.items() if not name.startswith("-")}  # root flags
     width = max(len(name) for name in entries)
     lines = [head, "", title]
     for name, entry in entries.items():

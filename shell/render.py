@@ -31,11 +31,17 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def lookup(value, path: str):
-    """`State.Status` inside a decoded JSON object; "" when absent."""
+    """`State.Status` inside a decoded JSON object; "" when absent. A template names Go's
+    fields, whose JSON keys may differ in case (an event's `TimeNano` is `timeNano`, its
+    `ID` is `id`): the exact key first, else any case."""
     for part in filter(None, path.split(".")):
         if not isinstance(value, dict):
             return ""
-        value = value.get(part, "")
+        if part in value:
+            value = value[part]
+        else:
+            folded = part.lower()
+            value = next((item for key, item in value.items() if key.lower() == folded), "")
     return value
 
 

@@ -25,7 +25,7 @@ from prompt_toolkit.lexers import Lexer
 from prompt_toolkit.styles import Style
 
 from .cli import COMMANDS, execute
-from .completion import Names, ShellCompleter
+from .completion import Names, ShellCompleter, tab_bindings
 from .grammar import UsageError, parse
 from .jobs import Jobs
 from .live import LiveState
@@ -144,7 +144,7 @@ def make_session(client: Client, live: LiveState | None, jobs: Jobs | None = Non
         return live.toolbar([("", "  "), ("class:toolbar.jobs", f" {jobs.toolbar()} ")] if running else [])
 
     return PromptSession(
-        history=FileHistory(str(HISTORY)), completer=ShellCompleter(COMMANDS, Names(client)),
+        history=FileHistory(str(HISTORY)), completer=ShellCompleter(COMMANDS, Names(client)), key_bindings=tab_bindings(),
         complete_in_thread=True, lexer=CommandLexer(), style=STYLE,
         bottom_toolbar=toolbar if live else None, **kwargs)
 

@@ -8,10 +8,12 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
 import pytest
+from prompt_toolkit import PromptSession
 from prompt_toolkit.application import create_app_session
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
@@ -20,7 +22,7 @@ from prompt_toolkit.output import DummyOutput
 
 from shell import repl
 from shell.cli import COMMANDS
-from shell.completion import Names, ShellCompleter
+from shell.completion import Names, ShellCompleter, tab_bindings
 from shell.live import LiveState
 from shell.transport import Client
 from tests.daemon import REPO
@@ -49,7 +51,8 @@ def test_completes_commands_flags_values_and_live_names(completer, api, tmp_path
     assert complete(completer, f"cp {name[:12]}") == [name + ":"]  # cp: CONTAINER:PATH or a local path
     assert "busybox:latest" in complete(completer, "rmi busy")
     assert complete(completer, "network inspect brid") == ["bridge"]
-    assert complete(completer, "container ") == ["ls", "inspect", "prune"]  # a noun's verbs
+    assert complete(completer, "container p") == ["pause", "port", "prune", "ps"]  # a noun's verbs, aliases too
+    assert complete(completer, f"container logs {name[:12]}") == [name]  # docker's nouns over the same verbs
     assert complete(completer, "volume ls --f") == ["--filter", "--format"]
     assert complete(completer, f"network connect bridge {name[:12]}") == [name]
     assert complete(completer, "plugin enable jan") == ["janitor"]
@@ -207,3 +210,24 @@ def test_transfers_run_in_the_background(daemon, api, tmp_path):
     assert not jobs.running
     api.remove(cid)
     api.delete("/images/bg-import:1")
+
+
+def test_tab_completes_a_unique_match_in_place():
+    """Tab on a unique match completes it (and a space) as bash does; several complete
+    their common part; only then does Tab step through the menu."""
+    def typed(*keys: str) -> str:
+        with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+            session = PromptSession(completer=ShellCompleter(COMMANDS, Names(Client("unix:///nonexistent"))),
+                                    key_bindings=tab_bindings())
+
+            def feed():
+                for key in (*keys, "\r"):
+                    time.sleep(0.3)  # after the completions typing started have arrived
+                    pipe.send_text(key)
+
+            threading.Thread(target=feed, daemon=True).start()
+            return session.prompt()
+
+    assert typed("netw", "\t") == "network "
+    assert typed("network ins", "\t") == "network inspect "
+    assert typed("image re", "\t") == "image remove "

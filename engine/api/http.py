@@ -44,7 +44,7 @@ import trio
 
 from ..errors import NO_SPACE, BadRequest, EngineError, NotModified, no_space
 from ..models import ApiLimits
-from . import nulls
+from . import keycase, nulls
 
 log = logging.getLogger("berth.api")
 
@@ -195,16 +195,21 @@ class Request:
         if not data.strip():
             data = b"{}"
         try:
-            return msgspec.json.decode(data, type=type_)
+            value = msgspec.json.decode(data, type=type_)
+            if not keycase.miscased(data, type_):
+                return value
+            error = None
         except msgspec.ValidationError as exc:
             error = exc
         except msgspec.DecodeError as exc:
             raise BadRequest(f"invalid JSON in request body: {exc}") from None
-        try:  # a null where Go would keep the zero value: decode again without those
+        # A null where Go would keep the zero value, or a key in another case than its
+        # field's: decode again as Go would read the body.
+        try:
             return msgspec.convert(nulls.without_nulls(msgspec.json.decode(data), msgspec.inspect.type_info(type_)),
                                    type_)
-        except msgspec.ValidationError:
-            raise BadRequest(f"invalid request body: {error}") from None
+        except msgspec.ValidationError as exc:
+            raise BadRequest(f"invalid request body: {error or exc}") from None
 
     async def stream(self, content_type: str = "application/json", status: int = 200,
                      headers: list[tuple[str, str]] = ()) -> Stream:

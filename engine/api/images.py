@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from fnmatch import fnmatchcase
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -84,7 +85,21 @@ async def list_(req: Request, engine: Engine) -> Response:
     filters = query.filters(req.q("filters"))
     if req.q("filter"):  # the pre-1.25 spelling of a reference filter
         filters.setdefault("reference", []).append(req.q("filter"))
-    return json_response([render.image_summary(engine, i) for i in engine.list_images(filters)])
+    summaries = [render.image_summary(engine, i) for i in engine.list_images(filters)]
+    if filters.get("reference"):
+        for summary in summaries:
+            _only_matching(summary, filters["reference"])
+    return json_response(summaries)
+
+
+def _only_matching(summary: dict, patterns: list[str]) -> None:
+    """Keep the image's tags and digests that a `reference` filter matched, as dockerd
+    lists them: `docker images -q busybox:two` shows the image once, not once per tag."""
+    def matches(name: str, repo: str) -> bool:
+        return any(fnmatchcase(name, p) or fnmatchcase(repo, p) for p in patterns)
+
+    summary["RepoTags"] = [t for t in summary["RepoTags"] if matches(t, t.rpartition(":")[0])]
+    summary["RepoDigests"] = [d for d in summary["RepoDigests"] if matches(d, d.partition("@")[0])]
 
 
 async def inspect(req: Request, engine: Engine) -> Response:

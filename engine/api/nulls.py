@@ -5,6 +5,9 @@ msgspec refuses null for a field that is not Optional; `without_nulls` drops exa
 those nulls, guided by the body's type, so that the field takes its default. A null that
 means something is kept: in an Optional field, and as a dict's value
 (`"PortBindings": {"80/tcp": null}` is a port exposed and not published).
+
+The same walk re-keys a struct's fields as Go matches them, case-insensitively
+(`detachKeys` is `DetachKeys`): engine/api/keycase.py sends such bodies here.
 """
 
 from __future__ import annotations
@@ -15,14 +18,18 @@ import msgspec.inspect as mi
 
 
 def without_nulls(value: Any, info: mi.Type) -> Any:
-    """`value` (decoded JSON) with the nulls of non-Optional Struct fields removed, at any depth."""
+    """`value` (decoded JSON) with the nulls of non-Optional Struct fields removed and
+    their keys in the fields' case, at any depth."""
     if isinstance(info, mi.UnionType):
         member = next((t for t in info.types if _holds(t, value)), None)
         return value if member is None else without_nulls(value, member)
     if isinstance(info, mi.StructType) and isinstance(value, dict):
         fields = {f.encode_name: f.type for f in info.fields}
+        folded = {name.lower(): name for name in fields}
         out = {}
         for key, item in value.items():
+            if key not in fields:  # Go's decoder: an exact match first, else any case
+                key = folded.get(key.lower(), key)
             kind = fields.get(key)
             if kind is None:  # not a field: msgspec ignores it
                 out[key] = item

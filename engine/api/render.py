@@ -62,12 +62,26 @@ def container_summary(engine: Engine, c: Container) -> dict:
     return {
         "Id": r.id, "Names": ["/" + r.name], "Image": r.image_ref, "ImageID": r.image_id,
         "Command": _command(c), "Created": unix_seconds(r.created),
-        "Ports": [{"IP": m.host_ip, "PrivatePort": m.container_port, "PublicPort": m.host_port, "Type": m.proto}
-                  for m in c.ports],
+        "Ports": summary_ports(c),
         "Labels": r.config.labels or {}, "State": c.state.value, "Status": status_text(c),
         "HostConfig": {"NetworkMode": r.host_config.network_mode},
         "NetworkSettings": {"Networks": networks(engine, c)}, "Mounts": mounts(c),
     }
+
+
+def summary_ports(c: Container) -> list[dict]:
+    """The list's `Ports`: published ports, then, while the container has its network
+    (running or paused), the exposed ones with their container side only, as dockerd
+    lists them from `NetworkSettings.Ports` (`docker ps` shows `9999/tcp`)."""
+    ports = [{"IP": m.host_ip, "PrivatePort": m.container_port, "PublicPort": m.host_port, "Type": m.proto}
+             for m in c.ports]
+    if c.state in (State.RUNNING, State.PAUSED):
+        published = {m.key for m in c.ports}
+        for key in c.record.config.exposed_ports or {}:
+            port, _, proto = key.partition("/")
+            if key not in published and port.isdigit():
+                ports.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+    return ports
 
 
 def networks(engine: Engine, c: Container) -> dict:

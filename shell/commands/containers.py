@@ -1,12 +1,12 @@
 """Containers: their life (create, run, start, attach, exec, stop, …, rm), what they do
-(ps, logs, top, stats, port) and the `container` noun (ls, inspect, prune)."""
+(ps, logs, top, stats, port), and the `container` noun's own verbs (inspect, prune)."""
 
 from __future__ import annotations
 
 import sys
 
 from .. import fastjson, options, render
-from ..grammar import Arg, Command, Group, Opt, UsageError
+from ..grammar import Arg, Command, Opt, UsageError
 from ..transport import Client, DaemonError, Demuxer, Response, ref
 from . import container_options
 from .printers import (FILTER, FORCE_NEVER_ASKS, NO_TRUNC, each, each_name, err, format_option, inspect_verb, out,
@@ -399,9 +399,9 @@ COMMANDS = (
         Opt(("-n", "--tail"), "tail", "value", "lines from the end (default all)"),
         Opt(("--since",), "since", "value", "10m, RFC 3339 or unix time"),
         Opt(("--until",), "until", "value", "10m, RFC 3339 or unix time")), (Arg("container"),)),
-    Group("container", "manage containers", (
-        Command("ls", ps, "list containers", _PS_OPTS),
-        inspect_verb("container", "{{.State.Status}}"),
-        Command("prune", prune, "remove every stopped container", (
-            FORCE_NEVER_ASKS, Opt(("--filter",), "filter", "list", "filter (label=…, until=…)"))))),
 )
+
+# the `container` noun's own verbs; the noun is docker's management command (management.py)
+PRUNE = Command("prune", prune, "remove every stopped container", (
+    FORCE_NEVER_ASKS, Opt(("--filter",), "filter", "list", "filter (label=…, until=…)")))
+INSPECT = inspect_verb("container", "{{.State.Status}}")

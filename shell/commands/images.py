@@ -1,10 +1,10 @@
-"""Images: `images` (and `image ls`), tag, rmi, history, and the `image` noun (ls,
-inspect, prune). Moving images in and out (save, load, import) is in files."""
+"""Images: `images`, tag, rmi, history, and the `image` noun's own verbs (inspect,
+prune). Moving images in and out (save, load, import) is in files."""
 
 from __future__ import annotations
 
 from .. import options, render
-from ..grammar import Arg, Command, Group, Opt
+from ..grammar import Arg, Command, Opt
 from ..transport import Client, ref
 from .printers import (FILTER, FORCE_NEVER_ASKS, NO_TRUNC, each_name, format_option, inspect_verb, out, print_listing,
                        print_pruned, quiet_option)
@@ -24,12 +24,10 @@ def _image_rows(image: dict, no_trunc: bool) -> list[dict]:
 
 def images(client: Client, args) -> int:
     """`docker images`: one row per tag (`<none>` for untagged images), newest first; `-q`
-    each image's id once."""
+    a row's image id (an image with two tags twice, as docker prints it)."""
     filters = list(args.filter) + ([f"reference={args.reference}"] if args.reference else [])
     found = client.get("/images/json", all=int(args.all), filters=options.filters(filters))
     rows = [row for image in found for row in _image_rows(image, args.no_trunc)]
-    if args.quiet:
-        rows = list({row["ID"]: row for row in rows}.values())
     if args.digests:  # docker: the digest of the row's repository, if the image has one there
         print_listing(rows, args.format, ["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"],
                       lambda row: [row["Repository"], row["Tag"], row["Digest"], row["ID"], row["CreatedSince"],
@@ -98,10 +96,10 @@ COMMANDS = (
     Command("rmi", rmi, "remove images", (Opt(("-f", "--force"), "force", "flag", "remove even if used"),),
             (Arg("images", "many"),)),
     Command("history", history, "show an image's history", (quiet_option("IDs"), NO_TRUNC), (Arg("image"),)),
-    Group("image", "manage images", (
-        Command("ls", images, "list images", _IMAGES_OPTS, (Arg("reference", "optional"),)),
-        inspect_verb("image", "{{.Config.Cmd}}"),
-        Command("prune", prune, "remove dangling images (-a: every unused one)", (
-            Opt(("-a", "--all"), "all", "flag", "every unused image, not only dangling ones"), FORCE_NEVER_ASKS,
-            Opt(("--filter",), "filter", "list", "filter (label=…)"))))),
 )
+
+# the `image` noun's own verbs; the noun is docker's management command (management.py)
+PRUNE = Command("prune", prune, "remove dangling images (-a: every unused one)", (
+    Opt(("-a", "--all"), "all", "flag", "every unused image, not only dangling ones"), FORCE_NEVER_ASKS,
+    Opt(("--filter",), "filter", "list", "filter (label=…)")))
+INSPECT = inspect_verb("image", "{{.Config.Cmd}}")

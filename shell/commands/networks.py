@@ -75,5 +75,5 @@ COMMANDS = (
         Command("connect", connect, "connect a container to a network", (
             Opt(("--alias",), "alias", "list", "another name on this network"),), _NETWORK_AND_CONTAINER),
         Command("disconnect", disconnect, "disconnect a container from a network", (), _NETWORK_AND_CONTAINER),
-        Command("prune", prune, "remove unused networks", (FORCE_NEVER_ASKS,)))),
+        Command("prune", prune, "remove unused networks", (FORCE_NEVER_ASKS,))), aliases={"list": "ls", "remove": "rm"}),
 )

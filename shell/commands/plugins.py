@@ -42,5 +42,5 @@ COMMANDS = (
         inspect_verb("plugin", "{{.BerthStatus.Status}}"),
         Command("enable", enable, "enable plugins", (), _PLUGINS),
         Command("disable", disable, "disable plugins", (), _PLUGINS),
-        Command("reload", reload, "read plugins' code and configuration again", (), _PLUGINS))),
+        Command("reload", reload, "read plugins' code and configuration again", (), _PLUGINS)), aliases={"list": "ls"}),
 )

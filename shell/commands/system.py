@@ -1,5 +1,6 @@
 """The daemon as a whole: plain `inspect` (any kind of object), events, version, info,
-and the `system` noun (df, prune)."""
+the `system` noun (df, events, info, prune), and docker's `container` and `image` nouns
+(management.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from .. import fastjson, options, render
 from ..grammar import Arg, Command, Group, Opt, UsageError
 from ..transport import Client
-from . import containers, images, networks, volumes
+from . import containers, images, management, networks, volumes
 from .printers import (FILTER, FORCE_NEVER_ASKS, INSPECTED, err, format_option, inspect_format_option, out, print_inspect,
                        print_pruned)
 
@@ -68,6 +69,14 @@ def version(client: Client, args) -> int:
             out(f"  Version:          {component['Version']}")
         for key, value in (component.get("Details") or {}).items():
             out(f"  {key + ':':<17} {value}")
+    return 0
+
+
+def short_version(client: Client, args) -> int:
+    """`docker --version` (`-v`): the client's version on one line, without asking the daemon."""
+    from .. import __version__
+
+    out(f"berth version {__version__}")
     return 0
 
 
@@ -137,17 +146,25 @@ def prune(client: Client, args) -> int:
     return 0
 
 
+_EVENTS = Command("events", events, "stream events from the bus", (
+    Opt(("--since",), "since", "value", "replay from (10m, RFC 3339, unix time)"),
+    Opt(("--until",), "until", "value", "stop at"), FILTER, format_option("{{.Action}}")))
+_INFO = Command("info", info, "daemon information")
+
 COMMANDS = (
     Command("inspect", inspect, "low-level information on containers, images, networks, volumes or plugins", (
         inspect_format_option("{{.State.Status}}"),
         Opt(("--type",), "type", "value", ", ".join(INSPECTED) + ": only this kind")), (Arg("names", "many"),)),
-    Command("events", events, "stream events from the bus", (
-        Opt(("--since",), "since", "value", "replay from (10m, RFC 3339, unix time)"),
-        Opt(("--until",), "until", "value", "stop at"), FILTER, format_option("{{.Action}}"))),
+    _EVENTS,
     Command("version", version, "client and daemon versions"),
-    Command("info", info, "daemon information"),
-    Group("system", "the daemon's disk use and clean-up", (
-        Command("df", df, "what images, containers and volumes hold"),
+    # docker's root flags `--version`/`-v`, as commands of their own (the grammar lists no
+    # word that starts with a dash)
+    Command("--version", short_version, "the client's version"),
+    Command("-v", short_version, "the client's version"),
+    _INFO,
+    *management.COMMANDS,
+    Group("system", "the daemon: disk use, events, information and clean-up", (
+        Command("df", df, "what images, containers and volumes hold"), _EVENTS, _INFO,
         Command("prune", prune, "remove stopped containers, unused networks and dangling images", (
             Opt(("-a", "--all"), "all", "flag", "every unused image, not only dangling ones"),
             Opt(("--volumes",), "volumes", "flag", "unused volumes too"), FORCE_NEVER_ASKS)))),

@@ -54,5 +54,5 @@ COMMANDS = (
             Opt(("-f", "--force"), "force", "flag", "no error for a missing volume"),), (Arg("volumes", "many"),)),
         Command("prune", prune, "remove unused volumes", (
             Opt(("-a", "--all"), "all", "flag", "named ones too (what API 1.41 does anyway)"), FORCE_NEVER_ASKS,
-            Opt(("--filter",), "filter", "list", "filter (label=…)"))))),
+            Opt(("--filter",), "filter", "list", "filter (label=…)")))), aliases={"list": "ls", "remove": "rm"}),
 )

@@ -98,3 +98,15 @@ def test_demuxer_handles_any_split(frames, step):
         demux.feed(data[i:i + step])
     assert out.getvalue() == b"".join(p for s, p in frames if s == 1)
     assert err.getvalue() == b"".join(p for s, p in frames if s == 2)
+
+
+def test_management_nouns_and_docker_aliases():
+    for words, name in ((["container", "ls"], "ps"), (["container", "list"], "ps"), (["container", "ps"], "ps"),
+                        (["container", "remove", "c"], "rm"), (["image", "rmi", "i"], "rmi"),
+                        (["image", "list"], "images"), (["network", "list"], "ls"), (["volume", "remove", "v"], "rm"),
+                        (["system", "info"], "info"), (["--version"], "--version"), (["-v"], "-v")):
+        assert parse(COMMANDS, words)[0].name == name
+    with pytest.raises(UsageError, match="`berth container rm` requires at least one container"):
+        parse(COMMANDS, ["container", "remove"])
+    assert "Usage: berth image rm [OPTIONS] IMAGES..." in usage(COMMANDS, ["image", "remove"])
+    assert "  --version" not in usage(COMMANDS)  # a root flag, named in the usage line only

@@ -1,0 +1,103 @@
+"""berth's CLI beside the real docker CLI on the same berthd: docker's management commands
+and their aliases, `--version`, `--format` over Go's field names, `images -q REF`, exposed
+ports in `ps`: the same input gives the same output."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from tests.daemon import REPO
+
+pytestmark = pytest.mark.skipif(not shutil.which("docker"), reason="the docker CLI is not installed")
+
+
+@pytest.fixture
+def both(daemon, tmp_path):
+    """`run(*args)`: (docker's, berth's) results for the same command line on the test daemon."""
+    def one(argv: list[str], env: dict) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, cwd=REPO, env={**os.environ, **env}, capture_output=True, timeout=60)
+
+    def run(*args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+        return (one(["docker", *args], {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(tmp_path)}),
+                one([sys.executable, "-m", "shell.cli", *args], {"BERTH_HOST": daemon.host}))
+
+    return run
+
+
+@pytest.fixture
+def exposing(api):
+    """A running container with an exposed-only TCP port, a UDP one and a published one."""
+    name = f"parity-{uuid.uuid4().hex[:8]}"
+    cid = api.create(["sleep", "300"], name=name, ExposedPorts={"9999/tcp": {}, "53/udp": {}},
+                     HostConfig={"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}})
+    assert api.post(f"/containers/{cid}/start").status == 204
+    yield name
+    api.delete(f"/containers/{cid}", force=1)
+
+
+@pytest.mark.parametrize("args", [
+    ("container", "ls", "-a", "--format", "{{.Names}} {{.Image}}"),
+    ("container", "list", "-a", "--format", "{{.Names}} {{.Image}}"),
+    ("container", "ps", "-a", "--format", "{{.Names}}"),
+    ("container", "inspect", "--format", "{{.Name}} {{.State.Status}}", "{name}"),
+    ("container", "port", "{name}", "80"),
+    ("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "busybox"),
+    ("image", "list", "-q", "busybox:latest"),
+    ("image", "inspect", "--format", "{{.Id}}", "busybox"),
+    ("image", "history", "-q", "busybox"),
+    ("network", "list", "--format", "{{.Name}} {{.Driver}}", "--filter", "name=bridge"),
+    ("volume", "list", "-q", "--filter", "name=no-such-volume"),
+    ("ps", "--filter", "name={name}", "--format", "{{.Names}}\t{{.Ports}}"),
+])
+def test_same_output_as_docker(both, exposing, args):
+    docker, berth = both(*(arg.replace("{name}", exposing) for arg in args))
+    assert docker.returncode == 0, docker.stderr
+    assert (berth.returncode, berth.stdout) == (0, docker.stdout)
+
+
+def test_exposed_ports_in_ps(both, exposing):
+    docker, berth = both("ps", "--filter", f"name={exposing}", "--format", "{{.Ports}}")
+    assert berth.stdout == docker.stdout
+    assert docker.stdout.decode().startswith("53/udp, 9999/tcp, 127.0.0.1:")
+
+
+def test_images_quiet_reference_lists_the_reference_once(both, api):
+    tag = f"parity{uuid.uuid4().hex[:6]}"
+    assert api.post("/images/busybox/tag", repo="busybox", tag=tag).status == 201
+    try:
+        docker, berth = both("images", "-q", f"busybox:{tag}")
+        assert berth.stdout == docker.stdout and len(docker.stdout.split()) == 1
+    finally:
+        api.delete(f"/images/busybox:{tag}")
+
+
+def test_event_format_knows_go_field_names(both, api):
+    since = int(time.time()) - 1
+    api.create(["true"], name=f"ev-{uuid.uuid4().hex[:8]}")
+    until = str(int(time.time()) + 1)
+    fmt = "{{.TimeNano}} {{.Type}} {{.Action}} {{.ID}} {{.Actor.Attributes.name}}"
+    docker, berth = both("events", "--since", str(since), "--until", until, "--format", fmt,
+                         "--filter", "event=create")
+    assert docker.stdout and berth.stdout == docker.stdout
+    assert docker.stdout.split()[0].isdigit()
+
+
+def test_version_flag(both):
+    for flag in ("--version", "-v"):
+        docker, berth = both(flag)
+        assert docker.stdout.startswith(b"Docker version ")
+        assert berth.returncode == 0 and berth.stdout.startswith(b"berth version ")
+
+
+def test_management_aliases_refuse_as_docker(both):
+    for args in (("image", "remove", "no-such-image:v1"), ("image", "rmi", "no-such-image:v1"),
+                 ("container", "remove", "no-such-container")):
+        docker, berth = both(*args)
+        assert (berth.returncode, berth.stderr) == (docker.returncode, docker.stderr)
