@@ -52,8 +52,11 @@ stop-daemon:
 test: install
 	$(VENV)/bin/pytest -q
 
+# Each benchmark prints its figures beside the last recorded ones (tests/bench/last.json,
+# kept in the repository), flags changes beyond the noise, and records the new ones.
 bench: install
 	$(PY) -m tests.bench.run_rm
+	$(PY) -m tests.bench.ops
 	$(PY) -m tests.bench.events_logs
 	$(PY) -m tests.bench.cli_ps
 	$(PY) -m tests.bench.network

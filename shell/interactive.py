@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import sys
-import termios
-import tty as tty_mode
-from collections.abc import Callable
+from _collections_abc import Callable  # collections.abc's own source: loaded with os, unlike collections
 
 from .transport import Demuxer, Response
 
@@ -33,6 +30,10 @@ def relay(stream: Response, *, tty: bool, stdin: bool, resize: Callable[[int, in
         else:
             demux.feed(data)
 
+    if tty:  # only a terminal needs these: `signal` alone (enum below it) is ~4 ms of an exec's start-up
+        import signal
+        import termios
+        import tty as tty_mode
     in_fd = sys.stdin.fileno() if stdin else None
     raw = tty and in_fd is not None and os.isatty(in_fd)
     saved = termios.tcgetattr(in_fd) if raw else None

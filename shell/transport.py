@@ -57,6 +57,21 @@ class Response:
         self._buf += data
         return bool(data)
 
+    def _receive(self, have: bytes, size: int) -> bytes:
+        """`have` completed to `size` bytes from the socket, received into one buffer: a
+        daemon's chunks are up to 1 MiB (`save`, `export`), and appending 64 KiB reads to
+        a bytes object copied the chunk over and over (berth save ran at ~60% of the
+        docker CLI's speed)."""
+        buf = bytearray(size)
+        buf[:len(have)] = have
+        view, got = memoryview(buf), len(have)
+        while got < size:
+            n = self._sock.recv_into(view[got:])
+            if not n:
+                raise ConnectError("the daemon closed the connection mid-response")
+            got += n
+        return bytes(buf)
+
     def read1(self, n: int = 1 << 16) -> bytes:
         """Some body bytes (at most `n`), b"" at the end."""
         while not self._eof:
@@ -70,10 +85,8 @@ class Response:
                 if size == 0:
                     self._eof = True
                     return b""
-                while len(rest) < size + 2:
-                    if not self._fill():
-                        raise ConnectError("the daemon closed the connection mid-response")
-                    size_line, _, rest = self._buf.partition(b"\r\n")
+                if len(rest) < size + 2:
+                    rest = self._receive(rest, size + 2)
                 self._buf = rest[size + 2:]
                 return rest[:size]
             if not self._buf and not self._fill():

@@ -212,13 +212,24 @@ def test_global_host_option(argv, expected):
 
 
 class _PiecesSocket:
-    """A socket whose recv() hands out pre-cut pieces, then EOF."""
+    """A socket whose recv() and recv_into() hand out pre-cut pieces (at most what was
+    asked for, the rest kept for the next call), then EOF."""
 
     def __init__(self, pieces: list[bytes]):
         self.pieces = pieces
 
     def recv(self, n: int) -> bytes:
-        return self.pieces.pop(0) if self.pieces else b""
+        if not self.pieces:
+            return b""
+        piece = self.pieces.pop(0)
+        if len(piece) > n:
+            self.pieces.insert(0, piece[n:])
+        return piece[:n]
+
+    def recv_into(self, buffer) -> int:
+        piece = self.recv(len(buffer))
+        buffer[:len(piece)] = piece
+        return len(piece)
 
     def close(self) -> None:
         self.pieces = []

@@ -15,6 +15,7 @@ import random
 import sys
 
 from .engines import VENV_BIN, arguments, running
+from .record import Figure, check
 from .run_rm import summary, time_run
 
 
@@ -43,6 +44,8 @@ def main() -> int:
         print(f"| {name} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['min_ms']:.1f} |")
     ratio = results["berth ps"]["median_ms"] / results["docker ps → berth"]["median_ms"]
     print(f"\nberth ps / docker ps median: {ratio:.2f}")
+    check("cli_ps", [Figure(name, r["median_ms"], "ms", noise=0.15) for name, r in results.items()],
+          record=not args.no_record)
     if args.json:
         args.json.write_text(json.dumps({"results": results, "ratio": ratio}, indent=2))
     return 0

@@ -63,7 +63,7 @@ def _ok(argv: list[str], env: dict | None = None) -> bool:
 
 def arguments(doc: str, **numbers: int):
     """Parse a benchmark's options: its own integer options (name=default) plus the shared
-    `--skip-docker` and `--json FILE`."""
+    `--skip-docker`, `--json FILE` and `--no-record` (see record.py)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
@@ -71,6 +71,8 @@ def arguments(doc: str, **numbers: int):
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--skip-docker", action="store_true", help="measure berth only")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--no-record", action="store_true",
+                        help="compare with tests/bench/last.json but do not record this run there")
     return parser.parse_args()
 
 

@@ -31,6 +31,7 @@ from engine.events.journal import Journal
 from engine.models import Actor, Event
 
 from .engines import arguments, running
+from .record import Figure, check
 
 
 
@@ -190,6 +191,15 @@ def main() -> int:
         print(f"\ncapture {b['log_capture_mb_s'] / d['log_capture_mb_s']:.1f}× Docker (target ≥ 10×), "
               f"read-back {b['log_readback_mb_s'] / d['log_readback_mb_s']:.1f}× Docker (target ≥ 20×), "
               f"p99 delivery {b['delivery_p99_ms']:.2f} vs {d['delivery_p99_ms']:.2f} ms (target: no worse)")
+    figures = [Figure("bus throughput", results["bus_events_per_s"], "events/s", "higher", 0.20)]
+    for name in ("berth", "docker"):
+        if name in results:
+            r = results[name]
+            figures += [Figure(f"{name} delivery p50", r["delivery_p50_ms"], "ms", noise=0.30),
+                        Figure(f"{name} delivery p99", r["delivery_p99_ms"], "ms", noise=0.60),
+                        Figure(f"{name} log capture", r["log_capture_mb_s"], "MB/s", "higher", 0.15),
+                        Figure(f"{name} log read-back", r["log_readback_mb_s"], "MB/s", "higher", 0.15)]
+    check("events_logs", figures, record=not args.no_record)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

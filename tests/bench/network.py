@@ -25,6 +25,7 @@ import time
 import urllib.request
 
 from .engines import VENV_BIN, arguments, running
+from .record import Figure, check
 from .run_rm import time_run
 
 SERVER = "mkdir /www; head -c {size} /dev/zero > /www/big; echo ok > /www/small; exec httpd -f -p 8080 -h /www"
@@ -103,6 +104,12 @@ def main() -> int:
         if name in results:
             r = results[name]
             print(f"| {name} | {r['throughput_mb_s']:.1f} | {r['connections_per_s']:.0f} |")
+    figures = [Figure("berth network setup+teardown", b["network_setup_teardown_ms"], "ms", noise=1.0)]
+    for name in ("berth", "docker"):
+        if name in results:
+            figures += [Figure(f"{name} port throughput", results[name]["throughput_mb_s"], "MB/s", "higher", 0.15),
+                        Figure(f"{name} connections", results[name]["connections_per_s"], "/s", "higher", 0.15)]
+    check("network", figures, record=not args.no_record)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -54,6 +54,7 @@ from tests.daemon import LOOPBACK_ONLY
 from tests.registry_server import Registry
 
 from .engines import arguments, running
+from .record import Figure, check
 from .run_rm import machine, version
 
 BIG_MB = (64, 48, 40, 28, 14, 6)
@@ -383,6 +384,11 @@ def main() -> int:
             keys = [k for k in marks[0] if all(m.get(k) is not None for m in marks)]
             print(f"  {row}, {name}: " + ", ".join(f"{k} {statistics.median(m[k] for m in marks):.2f}" for k in keys)
                   + f"; daemon CPU {statistics.median(cpu[row][name]):.2f} s")
+    # Big transfers move by up to ±20% within a run, millisecond rows more (docs/performance.md).
+    check("registry", [Figure(f"{row}: {name}", s["median_s"] * 1000, "ms", noise=0.25 if "warm" not in row else 0.50)
+                       for row, per in results.items() for name, s in per.items()]
+          + [Figure(f"floor: {name}", s["median_s"] * 1000, "ms", noise=0.50) for name, s in floor.items()],
+          record=not args.no_record)
     if args.json:
         args.json.write_text(json.dumps({"when": when, "machine": facts, "rounds": args.rounds,
                                          "big_mb": BIG_MB, "small_mb": SMALL_MB, "results": results,

@@ -38,6 +38,7 @@ from engine.images import busybox
 from engine.runtime import cgroups
 
 from .engines import VENV_BIN, arguments, running
+from .record import Figure, check
 
 TARGET = 0.25
 
@@ -168,6 +169,9 @@ def main() -> int:
         ratio = results["berth"]["median_ms"] / results["docker"]["median_ms"]
         print(f"\nberth / Docker median: {ratio:.3f} (target ≤ {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
         report.update(ratio_berth_to_docker=ratio, target_met=ratio <= TARGET)
+    # Medians moved by ±4% over three runs (docs/performance.md); the crun floor is bimodal.
+    check("run_rm", [Figure(name, r["median_ms"], "ms", noise=0.25 if name == "crun floor" else 0.10)
+                     for name, r in results.items()], record=not args.no_record)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
