@@ -19,12 +19,13 @@ before reading and waiting on it after means no write is missed and none is seen
 At the end of a file that was rotated away, a follower moves on to the next newer file,
 so rotation loses nothing.
 
-A write that fails (a full disk) does not stop the container: what it wrote in part is
-cut off (the file ends with a whole entry), the output is dropped and counted, the
-failure is logged once, and the count when writing works again. Blocking the pump until
-space returns would lose no output, but the pipe would fill and the container would hang
-in its next write: its service stalls (for every container on the disk at once, for as
-long as the disk stays full) to keep lines no one can read meanwhile; dockerd drops them too.
+A write that fails (a full disk) loses nothing and kills nothing: what it wrote in part
+is cut off (the file ends with a whole entry), and the pump that was writing tries again,
+after 50 ms doubling to a second, until it can. Meanwhile it reads no more, so the
+output waits in the container's pipe (which the keeper holds open): a container that
+fills it blocks in its next write, as it would behind a slow reader, and goes on when
+the disk has room again. The daemon's log says why once, and the container's events
+`log_blocked` (with the error) and `log_resumed` mark the stretch.
 """
 
 from __future__ import annotations
@@ -153,59 +154,67 @@ def _encode_escaped(text: str, suffix: bytes) -> bytes:
 _ROTATION = threading.Lock()
 
 
+RETRY_FIRST, RETRY_MAX = 0.05, 1.0  # seconds between tries of a write that failed
+
+
 class LogWriter:
     """Appends a container's output to its json-file log, rotating by size. Safe to call
     from several threads (a container's stdout and stderr pumps); `on_write` is called
     after every write, in the writing thread."""
 
-    def __init__(self, files: LogFiles, on_write: Callable[[], None]):
+    def __init__(self, files: LogFiles, on_write: Callable[[], None],
+                 on_blocked: Callable[[str], None] = lambda reason: None, on_resumed: Callable[[], None] = lambda: None):
         self.files = files
         self._on_write = on_write
+        self._on_blocked, self._on_resumed = on_blocked, on_resumed  # in the writing thread
         self._lock = threading.Lock()
         self._closed = False
-        self.lost_bytes = 0  # output dropped because it could not be written
+        self.lost_bytes = 0  # output given up on: only what a closing writer still held
         self._failing: OSError | None = None
         self._fd = -1
         try:
             self._open()
-        except OSError as exc:  # the first write tries again
-            self._dropped(0, exc)
+        except OSError:
+            pass  # the first write tries again
 
     def _open(self) -> None:
         self._fd = os.open(self.files.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self._size = os.fstat(self._fd).st_size
 
     def write(self, stream: str, data: bytes) -> None:
-        """Record `data` from `stream` ("stdout" or "stderr") and wake followers; output
-        that cannot be written is dropped and counted (see the module's doc)."""
+        """Record `data` from `stream` ("stdout" or "stderr") and wake followers; while it
+        cannot be written, try again and again (see the module's doc)."""
         stamp = rfc3339(time.time_ns())
         out = _encode_bulk(data, stream, stamp)
-        with self._lock:
-            if self._closed:
-                return  # a pump that was abandoned at shutdown has nowhere to write
-            try:
-                if self._fd < 0:
-                    self._open()  # a rotation could not make the new file
-                limit = self.files.max_size
-                if out is not None and (not limit or self._size + len(out) <= limit):
-                    self._append(out)
+        wait = RETRY_FIRST
+        while True:
+            with self._lock:
+                if self._closed:  # the run ended meanwhile, or the daemon is leaving
+                    self.lost_bytes += len(data) if self._failing is not None else 0
+                    return
+                try:
+                    if self._fd < 0:
+                        self._open()  # a rotation could not make the new file
+                    limit = self.files.max_size
+                    if out is not None and (not limit or self._size + len(out) <= limit):
+                        self._append(out)
+                    else:
+                        self._write_entries(data.decode("utf-8", errors="replace"), stream, stamp)
+                except OSError as exc:
+                    if self._failing is None:
+                        self._failing = exc
+                        log.error("%s: could not write the container's log: %s; its output waits in its pipe "
+                                  "until it can", self.files.path, exc)
+                        self._on_blocked(exc.strerror or str(exc))
                 else:
-                    self._write_entries(data.decode("utf-8", errors="replace"), stream, stamp)
-            except OSError as exc:
-                self._dropped(len(data), exc)
-            else:
-                if self._failing is not None:
-                    log.warning("%s: the log is written again; %d bytes of output were lost",
-                                self.files.path, self.lost_bytes)
-                    self._failing = None
+                    if self._failing is not None:
+                        log.warning("%s: the log is written again", self.files.path)
+                        self._failing = None
+                        self._on_resumed()
+                    break
+            time.sleep(wait)  # outside the lock: `close` must not wait for the disk
+            wait = min(wait * 2, RETRY_MAX)
         self._on_write()
-
-    def _dropped(self, size: int, exc: OSError) -> None:
-        self.lost_bytes += size
-        if self._failing is None:
-            self._failing = exc
-            log.error("%s: could not write the container's log: %s; its output is dropped (and counted) "
-                      "until it can", self.files.path, exc)
 
     def _write_entries(self, text: str, stream: str, stamp: str) -> None:
         """Entry by entry: lines over 16 KiB are split, and rotation falls between entries."""
@@ -252,7 +261,8 @@ class LogWriter:
                 os.close(self._fd)
                 self._fd = -1
             if self._failing is not None:
-                log.error("%s: %d bytes of output were lost: %s", self.files.path, self.lost_bytes, self._failing)
+                log.error("%s: closed while it could not be written (%s): the chunk being retried is lost",
+                          self.files.path, self._failing)
 
 
 def _tail_offset(f: BinaryIO, lines: int) -> tuple[int, int]:

@@ -121,9 +121,7 @@ class Supervisor:
         c.prepared = True
         await self.volumes.adopt(c)
         await self.network.adopt(c, RunState.load(c.run_state_path))
-        wake = functools.partial(c.output_logged, trio.lowlevel.current_trio_token())
-        await self.nursery.start(self._supervise, c, (io, LogWriter(c.log_files, wake)),
-                                 name=f"container {c.id[:12]}")
+        await self.nursery.start(self._supervise, c, (io, self._log_writer(c)), name=f"container {c.id[:12]}")
 
     async def _supervise(self, c: Container, adopted: tuple[RunIO, LogWriter] | None,
                          task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -238,8 +236,23 @@ class Supervisor:
         # subscribers woken by it run first (events are delivered sooner).
         await self.containers.advance(c, Step.RUN, pid=pid, exit_code=0, error="", oom_killed=False,
                                       started_at=timefmt.rfc3339(spawned_ns), finished_at=ZERO_TIME)
-        wake = functools.partial(c.output_logged, trio.lowlevel.current_trio_token())
-        return io, LogWriter(c.log_files, wake)
+        return io, self._log_writer(c)
+
+    def _log_writer(self, c: Container) -> LogWriter:
+        """The run's log writer; it calls back from the pump threads, so what it has to say
+        goes to the event loop."""
+        token = trio.lowlevel.current_trio_token()
+
+        def soon(fn, *args) -> None:
+            try:
+                token.run_sync_soon(fn, *args)
+            except trio.RunFinishedError:
+                pass  # the daemon is exiting
+
+        return LogWriter(c.log_files, functools.partial(c.output_logged, token),
+                         on_blocked=lambda reason: soon(functools.partial(self.containers.publish, c, "log_blocked",
+                                                                          error=reason)),
+                         on_resumed=lambda: soon(self.containers.publish, c, "log_resumed"))
 
     async def _spawn(self, c: Container, runtime: oci.Runtime, pipes: Pipes, console: Path | None) -> int:
         argv = runtime.detached_run(c.bundle, c.id, pid_file=c.pid_file, log_file=c.runtime_log,

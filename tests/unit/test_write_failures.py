@@ -86,23 +86,36 @@ def test_journal_drops_the_oldest_held_events_beyond_its_limit(disk):
 
 
 @pytest.mark.trio
-async def test_log_writer_drops_and_counts_output_while_the_disk_is_full(disk, caplog):
+async def test_log_writer_waits_for_room_and_loses_nothing(disk, caplog):
+    """A write that fails for want of space is tried again until it succeeds: the writing
+    thread (a pump) blocks meanwhile, and every line ends up in the log once, whole."""
+    import threading
+
     path = disk / "c-json.log"
-    writer = logs.LogWriter(logs.LogFiles(path), lambda: None)
+    said: list[str] = []
+    writer = logs.LogWriter(logs.LogFiles(path), lambda: None, on_blocked=lambda reason: said.append(reason),
+                            on_resumed=lambda: said.append("resumed"))
     writer.write("stdout", b"before\n")
     filler = fill(disk)
     leave_free(filler)
-    with caplog.at_level(logging.WARNING, "berth.logs"):
+    done = threading.Event()
+
+    def pump() -> None:
         for i in range(100):
-            writer.write("stdout", b"%04d " % i + b"x" * 1000 + b"\n")  # never raises
-        assert writer.lost_bytes > 0
+            writer.write("stdout", b"%04d " % i + b"x" * 1000 + b"\n")
+        done.set()
+
+    with caplog.at_level(logging.WARNING, "berth.logs"):
+        threading.Thread(target=pump, daemon=True).start()
+        await trio.sleep(0.5)
+        assert not done.is_set()  # blocked on the full disk
         filler.unlink()
+        assert await trio.to_thread.run_sync(done.wait, 10)
         writer.write("stderr", b"after\n")
         writer.close()
-    entries = [e async for batch in logs.read(logs.LogFiles(path)) for e in batch]  # every line whole
-    assert entries[0].log == "before\n" and entries[-1].log == "after\n"
-    kept = len(entries) - 2
-    assert 0 < kept < 100 and writer.lost_bytes == (100 - kept) * 1006
+    entries = [e async for batch in logs.read(logs.LogFiles(path)) for e in batch]
+    assert [e.log for e in entries] == ["before\n", *(("%04d " % i) + "x" * 1000 + "\n" for i in range(100)), "after\n"]
+    assert writer.lost_bytes == 0 and said == ["No space left on device", "resumed"]
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2, messages  # the failure once, the recovery once
-    assert "No space left on device" in messages[0] and f"{writer.lost_bytes} bytes" in messages[1]
+    assert "No space left on device" in messages[0] and "written again" in messages[1]
