@@ -54,6 +54,7 @@ log = logging.getLogger("berth.supervisor")
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 10.0
+TERMINAL_TIMEOUT = 5.0  # seconds to read the terminal a runtime that succeeded has sent
 # The runtime's environment, whatever the keeper's is (it is a copy of the daemon that
 # started it, perhaps long ago).
 RUNTIME_ENV = {"PATH": os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -209,6 +210,8 @@ class Supervisor:
                 pipes.close_child_ends()
             if code != 0:
                 raise StartFailed(f"OCI runtime create failed: {failure_reason(c.runtime_log, c.record.path)}: unknown")
+            if cfg.tty and master < 0:
+                raise StartFailed("OCI runtime create failed: the runtime sent no terminal: unknown")
             pid = int(c.pid_file.read_text().strip())
             ends = pipes.daemon_ends() | ({"terminal": master} if master >= 0 else {})
             await self.keeper.hold(c.id, pid, ends)
@@ -272,8 +275,10 @@ class Supervisor:
 
             nursery.start_soon(take_terminal)
             code = await self._spawn(c, runtime, pipes, path)
-            if master < 0:  # the runtime sends the terminal before it exits, or never
-                nursery.cancel_scope.cancel()
+            if code != 0:
+                nursery.cancel_scope.cancel()  # it failed: no terminal comes
+            else:  # it sent the terminal before it exited; the message may still wait in the socket
+                nursery.cancel_scope.deadline = trio.current_time() + TERMINAL_TIMEOUT
         return code, master
 
     async def _run(self, c: Container, io: RunIO, writer: LogWriter) -> tuple[int, int]:
