@@ -79,6 +79,7 @@ class NetworkManager:
         self.bus = bus
         self.nursery: trio.Nursery | None = None  # where DNS responders and port proxies run, from `open`
         self._made: set[str] = set()  # bridges this daemon made (or found) and will remove
+        self._bridge_lock = trio.Lock()
 
     # --- networks ----------------------------------------------------------------
 
@@ -448,11 +449,14 @@ class NetworkManager:
                 and any(spec.partition(":")[0] == c.id for spec in other.record.host_config.links or [])]
 
     async def _ensure_bridge(self, record: NetworkRecord) -> None:
-        if record.bridge not in self._made:
-            gateways = [(gateway, ipaddress.ip_network(subnet).prefixlen)
-                        for gateway, subnet in ((record.gateway, record.subnet), (record.gateway6, record.subnet6)) if subnet]
-            await trio.to_thread.run_sync(links.ensure_bridge, record.bridge, gateways)
-            self._made.add(record.bridge)
+        # One at a time: two containers starting at once on a new network would both find
+        # its bridge missing, and the second one's address would exist already (EEXIST).
+        async with self._bridge_lock:
+            if record.bridge not in self._made:
+                gateways = [(gateway, ipaddress.ip_network(subnet).prefixlen) for gateway, subnet
+                            in ((record.gateway, record.subnet), (record.gateway6, record.subnet6)) if subnet]
+                await trio.to_thread.run_sync(links.ensure_bridge, record.bridge, gateways)
+                self._made.add(record.bridge)
 
     async def _publish_ports(self, c: Container) -> None:
         hc = c.record.host_config
