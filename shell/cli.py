@@ -7,10 +7,12 @@ imported here, prompt-toolkit only when the REPL opens.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .commands import containers
-from .grammar import Command, Group, UsageError, parse, usage
+from .commands.printers import CommandFailed
+from .grammar import ArgumentError, Command, Group, UsageError, parse, usage
 from .transport import Client, ConnectError, DaemonError, resolve_host
 
 # The container commands, looked up without importing any other noun's module: `run` is one,
@@ -59,9 +61,9 @@ def execute(argv: list[str], host: str | None = None) -> int:
         return 0
     try:
         cmd, args = parse(table, argv)
-    except UsageError as exc:  # as docker's cobra: 125 for flag and argument errors
-        sys.stderr.write(f"berth: {exc}\n")
-        return 125
+    except UsageError as exc:  # as docker's cobra: 1 for missing or extra arguments, 125 for flags
+        sys.stderr.write(_usage_error(table, exc))
+        return 1 if isinstance(exc, ArgumentError) else 125
     try:
         client = Client(resolve_host(host))
         return cmd.handler(client, args)
@@ -71,6 +73,9 @@ def execute(argv: list[str], host: str | None = None) -> int:
     except DaemonError as exc:
         sys.stderr.write(f"Error response from daemon: {exc.message}\n")
         return 1
+    except CommandFailed as exc:
+        sys.stderr.write(exc.message + "\n")
+        return exc.status
     except BrokenPipeError:
         return 0
     except OSError as exc:  # a local file (`import FILE`) that cannot be read
@@ -78,6 +83,17 @@ def execute(argv: list[str], host: str | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _usage_error(table: dict[str, Command | Group], exc: UsageError) -> str:
+    """A command-line error as docker prints it: the error, the command's usage line and
+    where its help is (only the error when no command was made out)."""
+    if exc.called is None:
+        return f"berth: {exc}\n"
+    line = usage(table, exc.called.split()).splitlines()[0].replace("Usage: ", "Usage:  ", 1)
+    hint = exc.hint if isinstance(exc, ArgumentError) else "Run"
+    prefix = "berth: " if isinstance(exc, ArgumentError) else ""
+    return f"{prefix}{exc}\n\n{line}\n\n{hint} 'berth {exc.called} --help' for more information\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -88,7 +104,14 @@ def main(argv: list[str] | None = None) -> None:
         from .repl import repl
 
         sys.exit(repl(host))
-    sys.exit(execute(argv))
+    try:
+        status = execute(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `berth --help | head`: the reader has gone, which is no error
+        # what is still buffered goes nowhere, or the flush at exit would report the pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 0
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,19 @@ from __future__ import annotations
 
 
 class UsageError(Exception):
-    """Bad command-line input; the CLI prints it and exits 125 (run) or 1."""
+    """Bad command-line input; the CLI prints it and exits 125 (run) or 1. `called` is
+    the command it was given to (`image rm`), once known."""
+
+    called: str | None = None
+
+
+class ArgumentError(UsageError):
+    """Too few or too many positional arguments: docker (cobra) exits 1 for these, and
+    125 only for flag errors. `hint` is the verb of docker's last line ("See" or "Run")."""
+
+    def __init__(self, message: str, hint: str = "Run"):
+        super().__init__(message)
+        self.hint = hint
 
 
 # Plain classes rather than NamedTuples or dataclasses: building the command table is on
@@ -104,6 +116,14 @@ def _resolve(commands: dict[str, Command | Group], argv: list[str]) -> tuple[Com
 def parse(commands: dict[str, Command | Group], argv: list[str]) -> tuple[Command, Namespace]:
     """Parse `argv` (command name first) against `commands`: the verb it names, and its values."""
     cmd, called, words = _resolve(commands, argv)
+    try:
+        return cmd, _values(cmd, called, words)
+    except UsageError as exc:
+        exc.called = called
+        raise
+
+
+def _values(cmd: Command, called: str, words: list[str]) -> Namespace:
     by_name = {name: opt for opt in cmd.opts for name in opt.names}
     ns = Namespace({opt.dest: [] if opt.kind == "list" else (False if opt.kind == "flag" else None) for opt in cmd.opts})
     positionals: list[str] = []
@@ -154,27 +174,40 @@ def parse(commands: dict[str, Command | Group], argv: list[str]) -> tuple[Comman
         else:
             positionals.append(word)
     _bind(cmd, called, positionals, ns)
-    return cmd, ns
+    return ns
 
 
 def _bind(cmd: Command, called: str, values: list, ns: Namespace) -> None:
+    _count(cmd, called, values)
     for index, arg in enumerate(cmd.args):
         if arg.kind == "rest":
             ns[arg.dest] = values[index] if index < len(values) and isinstance(values[index], list) else []
             return
         if arg.kind in ("many", "any"):
-            if index >= len(values) and arg.kind == "many":
-                raise UsageError(f"`berth {called}` requires at least one {arg.dest.rstrip('s')}")
             ns[arg.dest] = values[index:]
             return
-        if index < len(values):
-            ns[arg.dest] = values[index]
-        elif arg.kind == "optional":
-            ns[arg.dest] = None
-        else:
-            raise UsageError(f"`berth {called}` requires {arg.dest.upper()}")
-    if len(values) > len(cmd.args):
-        raise UsageError(f"`berth {called}`: unexpected argument {values[len(cmd.args)]!r}")
+        ns[arg.dest] = values[index] if index < len(values) else None
+
+
+def _count(cmd: Command, called: str, values: list) -> None:
+    """docker's check of the number of positional arguments, in its words."""
+    least = sum(arg.kind in ("one", "many") for arg in cmd.args)
+    unbounded = any(arg.kind in ("many", "any", "rest") for arg in cmd.args)
+    most = None if unbounded else len(cmd.args)
+    given = sum(1 for value in values if not isinstance(value, list)) + any(isinstance(v, list) for v in values)
+    if least <= given and (most is None or given <= most):
+        return
+
+    def plural(n: int) -> str:
+        return f"{n} argument" + ("" if n == 1 else "s")
+
+    if most == 0:
+        raise ArgumentError(f"'berth {called}' accepts no arguments")
+    if most is None:
+        raise ArgumentError(f"'berth {called}' requires at least {plural(least)}", "See")
+    if least == most:
+        raise ArgumentError(f"'berth {called}' requires {plural(least)}")
+    raise ArgumentError(f"'berth {called}' requires at least {least} and at most {plural(most)}")
 
 
 def usage(commands: dict[str, Command | Group], words: list[str] = ()) -> str:

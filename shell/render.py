@@ -1,4 +1,4 @@
-"""Output as the docker CLI prints it: tabwriter tables, `--format` templates, Go's quoting,
+"""Output as the docker CLI prints it: tabwriter tables, `--format` templates (gotemplate.py), Go's quoting,
 go-units durations and sizes, PORTS, event lines.
 
 Pure functions over decoded JSON, stdlib only. The go-units rules (durations, sizes) live
@@ -12,7 +12,6 @@ import time
 
 from gounits import binary_size, duration, size  # noqa: F401 (re-exported for callers)
 
-from . import fastjson
 
 # docker's tables come from text/tabwriter with minwidth 10 and padding 3.
 _MIN_WIDTH, _PADDING = 10, 3
@@ -45,20 +44,38 @@ def lookup(value, path: str):
     return value
 
 
-def template(fmt: str, value: dict) -> str:
-    """A small subset of Go templates: `{{.Field}}`, `{{.A.B}}`, `{{json .X}}`, `{{json .}}`, `\\t`."""
-    import re  # only templates need it
+def compiled(fmt: str):
+    """`fmt` parsed as a Go template (gotemplate.ParseError if it is not one)."""
+    from . import gotemplate
 
-    def sub(found: re.Match) -> str:
-        item = lookup(value, found.group(2))
-        if found.group(1) or isinstance(item, (dict, list)):
-            return fastjson.dumps(item, ascii=False)
-        if isinstance(item, bool):
-            return str(item).lower()
-        return str(item)
+    return gotemplate.compiled(fmt)
 
-    field = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")
-    return field.sub(sub, fmt.replace("\\t", "\t").removeprefix("table "))
+
+def template(fmt: str, value) -> str:
+    """`fmt`, a Go template (gotemplate.py), run over `value`, as inspect and events run
+    theirs: `\\t` in it stays as it is (listings read it as a tab)."""
+    from . import gotemplate
+
+    return gotemplate.compiled(fmt).execute(value)
+
+
+def _escaped(fmt: str) -> str:
+    """docker's formatter reads `\\t` and `\\n` in a listing's template as tab and newline."""
+    return fmt.replace("\\t", "\t").replace("\\n", "\n")
+
+
+def listing(fmt: str, items: list, titles: dict[str, str]) -> str:
+    """A listing by a `--format` template, as docker's formatter prints it: a line per
+    item; with `table ` before the template, a header first (the template run over the
+    `titles` of the fields it names) and the whole aligned by Go's tabwriter."""
+    from . import gotemplate
+
+    is_table = fmt.startswith("table")
+    tmpl = gotemplate.compiled(_escaped(fmt[5:] if is_table else fmt).strip(" "))
+    body = "".join(tmpl.execute(item) + "\n" for item in items)
+    if not is_table:
+        return body
+    return gotemplate.tabwrite(tmpl.execute(titles, gotemplate.HEADER_FUNCTIONS) + "\n" + body)
 
 
 def since(unix_seconds: float, now: float | None = None) -> str:

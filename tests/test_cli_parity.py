@@ -101,3 +101,60 @@ def test_management_aliases_refuse_as_docker(both):
                  ("container", "remove", "no-such-container")):
         docker, berth = both(*args)
         assert (berth.returncode, berth.stderr) == (docker.returncode, docker.stderr)
+
+
+@pytest.fixture
+def labelled(api):
+    """A running container with labels and environment, for templates to walk."""
+    name = f"tmpl-{uuid.uuid4().hex[:8]}"
+    cid = api.create(["sleep", "300"], name=name, Labels={"tier": "web", "owner": "ops"}, Env=["A=1", "B=two"])
+    assert api.post(f"/containers/{cid}/start").status == 204
+    yield name
+    api.delete(f"/containers/{cid}", force=1)
+
+
+@pytest.mark.parametrize("args", [
+    ("ps", "--filter", "name={name}", "--format", "table {{.ID}}\\t{{.Names}}\\t{{.Status}}"),
+    ("ps", "--filter", "name={name}", "--format", "table"),
+    ("ps", "--filter", "name=no-such-container", "--format", "table {{.Names}}\\t{{.Image}}"),
+    ("ps", "--filter", "name={name}", "--format", '{{.Names}} {{join (split .Labels ",") ";"}} {{len .Names}} {{upper .Names}}'),
+    ("ps", "--filter", "name={name}", "--format", '{{if eq .State "running"}}{{printf "%-8s|" .Image}}{{else}}no{{end}} {{title .State}}'),
+    ("inspect", "-f", '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}} {{index .Config.Labels "tier"}} {{json .Config.Labels}}', "{name}"),
+    ("inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", "{name}"),
+    ("inspect", "-f", "{{.State.Running}} {{lower .State.Status}} {{len .Config.Env}} {{.Config.Cmd}}", "{name}"),
+    ("container", "inspect", "-f", "{{with .State}}{{.Status}}{{end}} {{if not .State.Paused}}unpaused{{end}}", "{name}"),
+    ("image", "ls", "--format", "table {{.Repository}}\\t{{.Tag}}", "busybox"),
+    ("network", "ls", "--filter", "name=bridge", "--format", "table {{.ID}}\\t{{.Name}}\\t{{.IPv6}}\\t{{.Internal}}"),
+    ("network", "ls", "--filter", "name=bridge", "--format", "json"),
+    ("volume", "ls", "--filter", "name=no-such-volume", "--format", "table {{.Name}}\\t{{.Driver}}"),
+    # errors: the same words and status (64 for inspect's unparsable template)
+    ("ps", "--format", "{{.Names"),
+    ("inspect", "-f", "{{.Name", "{name}"),
+    ("inspect", "-f", "{{.Nope}}", "{name}"),
+])
+def test_templates_as_docker_renders_them(both, labelled, args):
+    docker, berth = both(*(arg.replace("{name}", labelled) for arg in args))
+    assert (berth.returncode, berth.stdout, berth.stderr) == (docker.returncode, docker.stdout, docker.stderr)
+
+
+@pytest.mark.parametrize("args", [("image", "rm"), ("rename", "a"), ("volume", "ls", "extra"), ("logs",), ("ps", "x"),
+                                  ("port",), ("network", "connect", "n"), ("run",), ("image", "rm", "--bogus")])
+def test_argument_errors_exit_as_dockers(both, args):
+    """1 for missing or extra arguments, 125 for flag errors, in docker's words."""
+    docker, berth = both(*args)
+    assert berth.returncode == docker.returncode
+    first = docker.stderr.decode().splitlines()[0].replace("docker", "berth")
+    assert berth.stderr.decode().splitlines()[0] == first
+    assert berth.stderr.decode().splitlines()[-1] == docker.stderr.decode().splitlines()[-1].replace("docker", "berth")
+
+
+def test_help_into_a_closed_pipe_is_quiet():
+    """`berth --help | head`: the reader going away is no error and prints no traceback."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run([sys.executable, "-m", "shell.cli", "--help"], cwd=REPO, stdout=writer,
+                              stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (0, b"")

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shell import options, render
+from shell import gotemplate, options, render
 from shell.cli import split_host
 from shell.grammar import UsageError
 from shell.transport import Demuxer, Response
@@ -159,12 +159,22 @@ def test_local_time_carries_the_offset(monkeypatch):
 # --- templates --------------------------------------------------------------------------
 
 
-def test_template_subset():
+def test_templates_as_docker_runs_them():
     value = {"State": {"Status": "running", "Running": True}, "Config": {"Cmd": ["sh", "-c", "x"]}, "Name": "/n"}
-    assert render.template("{{.State.Status}}\\t{{ .Name }}", value) == "running\t/n"
+    # inspect's templates take `\\t` as it is; listings read it as a tab (docker's formatter)
+    assert render.template("{{.State.Status}}\\t{{ .Name }}", value) == "running\\t/n"
+    assert render.listing("{{.State.Status}}\\t{{ .Name }}", [value], {}) == "running\t/n\n"
     assert render.template("{{.State.Running}} {{json .Config.Cmd}}", value) == 'true ["sh","-c","x"]'
-    assert render.template("{{.Missing.Field}}|", value) == "|"
+    with pytest.raises(gotemplate.TemplateError, match='at <.Missing.Field>: map has no entry for key "Missing"'):
+        render.template("{{.Missing.Field}}|", value)
     assert json.loads(render.template("{{json .}}", value)) == value
+
+
+def test_table_templates_have_headers_and_tabwriter_columns():
+    rows = [{"ID": "abc", "Names": "a-very-long-name"}, {"ID": "d", "Names": "b"}]
+    assert render.listing("table {{.ID}}\\t{{.Names}}", rows, {"ID": "CONTAINER ID", "Names": "NAMES"}) == (
+        "CONTAINER ID   NAMES\nabc            a-very-long-name\nd              b\n")
+    assert render.listing("table {{upper .Names}}", [], {"Names": "NAMES"}) == "NAMES\n"
 
 
 # --- option values ----------------------------------------------------------------------

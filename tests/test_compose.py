@@ -1,7 +1,8 @@
 """docker-compose 1.29.2 (Debian's package, which `make install` adds) driving projects
 against berth end to end: a user network with service-name DNS and a named volume, a
 published port fetched with the host's HTTP client, legacy links on the default bridge,
-and `down -v` leaving nothing behind. Projects only ever use the local busybox."""
+`depends_on` a healthy service, env files, restart policies, `--scale`, `top`,
+`pause`/`unpause`, `run --rm`, `logs -f`, and `down -v` leaving nothing behind. Projects only ever use the local busybox."""
 
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ def compose(daemon, tmp_path):
 
     run.write = write
     run.project = project
+    run.env = env
     yield run
     if (tmp_path / "docker-compose.yml").exists():
         run("down", "-v", "--remove-orphans", "-t", "1", check=False)
@@ -115,3 +117,91 @@ def test_legacy_links_on_the_default_bridge(compose):
     compose("up", "-d")
     out = logs_until(compose, "client", "linked")
     assert "role=server" in out
+
+
+HEALTHY_DEPENDENCY = """
+    version: "3.8"
+    services:
+      db:
+        image: busybox
+        command: sh -c 'sleep 2; touch /tmp/ready; sleep 3600'
+        healthcheck:
+          test: ["CMD", "test", "-f", "/tmp/ready"]
+          interval: 500ms
+          timeout: 2s
+          retries: 20
+      app:
+        image: busybox
+        command: sh -c 'echo "greeting=$$GREETING other=$$OTHER"; sleep 3600'
+        env_file: [app.env]
+        restart: unless-stopped
+        depends_on:
+          db:
+            condition: service_healthy
+      flaky:
+        image: busybox
+        command: sh -c 'echo attempt; exit 3'
+        restart: on-failure:2
+        depends_on: [app]
+    """
+
+
+def test_healthy_dependency_env_file_and_restart_policies(compose, api, tmp_path):
+    (tmp_path / "app.env").write_text("GREETING=hi-from-envfile\n# a comment\nOTHER=two words\n")
+    compose.write(HEALTHY_DEPENDENCY)
+    compose("up", "-d")
+    db = api.get_json(f"/containers/{compose.project}_db_1/json")
+    app = api.get_json(f"/containers/{compose.project}_app_1/json")
+    assert db["State"]["Health"]["Status"] == "healthy"
+    passed = [entry["End"] for entry in db["State"]["Health"]["Log"] if entry["ExitCode"] == 0]
+    assert passed and passed[0] < app["State"]["StartedAt"], "app started only once db was healthy"
+    assert app["HostConfig"]["RestartPolicy"] == {"Name": "unless-stopped", "MaximumRetryCount": 0}
+    logs_until(compose, "app", "greeting=hi-from-envfile other=two words")
+    deadline = time.monotonic() + 30
+    while (flaky := api.get_json(f"/containers/{compose.project}_flaky_1/json"))["RestartCount"] < 2 \
+            or flaky["State"]["Status"] != "exited":
+        assert time.monotonic() < deadline, flaky["State"]
+        time.sleep(0.2)
+    assert flaky["State"]["ExitCode"] == 3 and flaky["HostConfig"]["RestartPolicy"]["MaximumRetryCount"] == 2
+    assert "(healthy)" in compose("ps", "db")
+
+
+WORKERS = """
+    version: "3.8"
+    services:
+      ticker:
+        image: busybox
+        command: sh -c 'i=0; while true; do echo tick $$i; i=$$((i+1)); sleep 0.3; done'
+      worker:
+        image: busybox
+        command: sleep 3600
+    """
+
+
+def test_scale_top_pause_run_and_logs_follow(compose, api, tmp_path):
+    compose.write(WORKERS)
+    compose("up", "-d", "--scale", "worker=3")
+    assert compose("ps", "worker").count(" Up ") == 3
+    compose("up", "-d", "--scale", "worker=1")
+    assert compose("ps", "worker").count(" Up ") == 1
+    assert "sleep 3600" in compose("top", "worker")
+    compose("pause", "worker")
+    assert " Paused " in compose("ps", "worker")
+    assert api.get_json(f"/containers/{compose.project}_worker_1/json")["State"]["Paused"] is True
+    compose("unpause", "worker")
+    assert " Up " in compose("ps", "worker")
+    assert "one-off" in compose("run", "--rm", "-T", "worker", "echo", "one-off")
+    assert not [c for c in api.get_json("/containers/json", all=1) if "_run_" in c["Names"][0]
+                and compose.project in c["Names"][0]], "run --rm removes its container"
+    follow = subprocess.Popen(["docker-compose", "logs", "-f", "--no-color", "ticker"], cwd=tmp_path,
+                              env=compose.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = ""
+        deadline = time.monotonic() + 20
+        while "tick 12" not in seen:  # lines written after `logs -f` started arrive as they are written
+            assert time.monotonic() < deadline and follow.poll() is None, seen
+            seen += follow.stdout.readline()
+    finally:
+        follow.terminate()
+        follow.wait(10)

@@ -167,8 +167,13 @@ class ContainerService:
         bundle.check(hc)
         if (hc.port_bindings or hc.publish_all_ports) and sole_network(hc.network_mode):
             raise BadRequest(f"conflicting options: port publishing and the {hc.network_mode} network mode")
-        links = [self._link(spec) for spec in hc.links or []]
-        if links and network_names(hc.network_mode) != ["bridge"]:
+        # Legacy links act on the default bridge only. As dockerd, on a user-defined network
+        # they are accepted unchecked and do nothing (compose's `run` sends them there); they
+        # are not kept, since start would require their containers to run.
+        networks = network_names(hc.network_mode)
+        bridged = networks == ["bridge"]
+        links = [self._link(spec) for spec in hc.links or []] if bridged or not networks else []
+        if links and not bridged:
             raise BadRequest("Links: legacy links work on the default bridge network only; on a user-defined network "
                              "containers reach each other by name and network alias")
         ipc_mode = self._shared_mode(hc.ipc_mode)
@@ -176,7 +181,7 @@ class ContainerService:
         log_type = hc.log_config.type or "json-file"
         default_cgroupns = "host" if self.layout.version == 1 or hc.privileged else "private"
         return msgspec.structs.replace(
-            hc, links=links or hc.links, ipc_mode=ipc_mode or "private", pid_mode=pid_mode,
+            hc, links=links or (hc.links if bridged else None), ipc_mode=ipc_mode or "private", pid_mode=pid_mode,
             cgroupns_mode=hc.cgroupns_mode or default_cgroupns, shm_size=hc.shm_size or bundle.DEFAULT_SHM_SIZE,
             oom_kill_disable=bool(hc.oom_kill_disable),
             # as dockerd: a memory limit without a swap limit allows as much swap again

@@ -246,7 +246,8 @@ def ps(client: Client, args) -> int:
     keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
     print_listing([_ps_row(c, args.no_trunc) for c in found], args.format,
                   ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-                  lambda row: [row[k] for k in keys], (lambda row: row["ID"]) if args.quiet else None)
+                  lambda row: [row[k] for k in keys], (lambda row: row["ID"]) if args.quiet else None,
+                  {"ID": "CONTAINER ID"})
     return 0
 
 

@@ -32,11 +32,11 @@ def images(client: Client, args) -> int:
         print_listing(rows, args.format, ["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"],
                       lambda row: [row["Repository"], row["Tag"], row["Digest"], row["ID"], row["CreatedSince"],
                                    row["Size"]],
-                      (lambda row: row["ID"]) if args.quiet else None)
+                      (lambda row: row["ID"]) if args.quiet else None, {"ID": "IMAGE ID"})
         return 0
     print_listing(rows, args.format, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
                   lambda row: [row["Repository"], row["Tag"], row["ID"], row["CreatedSince"], row["Size"]],
-                  (lambda row: row["ID"]) if args.quiet else None)
+                  (lambda row: row["ID"]) if args.quiet else None, {"ID": "IMAGE ID"})
     return 0
 
 

@@ -19,12 +19,36 @@ def create(client: Client, args) -> int:
     return 0
 
 
+def _ls_row(network: dict, no_trunc: bool) -> dict:
+    """A network as `docker network ls` fields (the names `--format` templates use)."""
+    labels = network.get("Labels") or {}
+    return {"ID": network["Id"] if no_trunc else network["Id"][:12], "Name": network["Name"],
+            "Driver": network["Driver"], "Scope": network["Scope"],
+            "IPv4": "true" if network.get("EnableIPv4") else "false",
+            "IPv6": "true" if network.get("EnableIPv6") else "false",
+            "Internal": "true" if network.get("Internal") else "false",
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            "CreatedAt": _go_time_string(network.get("Created", ""))}
+
+
+def _go_time_string(stamp: str) -> str:
+    """An RFC 3339 time as Go's time.Time String() prints it parsed (`2024-05-01
+    10:00:00.5 +0000 UTC`): fraction without trailing zeros, its own offset kept."""
+    day, _, clock = stamp.partition("T")
+    zone = "Z" if clock.endswith("Z") else clock[-6:] if clock[-6:-5] in "+-" else ""
+    clock = clock[:len(clock) - len(zone)]
+    whole, _, fraction = clock.partition(".")
+    fraction = fraction.rstrip("0")
+    offset = "+0000 UTC" if zone in ("Z", "") else f"{zone.replace(':', '')} {zone.replace(':', '')}"
+    return f"{day} {whole}{'.' + fraction if fraction else ''} {offset}" if stamp else ""
+
+
 def ls(client: Client, args) -> int:
     """`docker network ls`: NETWORK ID, NAME, DRIVER, SCOPE."""
-    found = client.get("/networks", filters=options.filters(args.filter))
-    short = (lambda n: n["Id"]) if args.no_trunc else (lambda n: n["Id"][:12])
+    found = [_ls_row(n, args.no_trunc) for n in client.get("/networks", filters=options.filters(args.filter))]
     print_listing(found, args.format, ["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
-                  lambda n: [short(n), n["Name"], n["Driver"], n["Scope"]], short if args.quiet else None)
+                  lambda n: [n["ID"], n["Name"], n["Driver"], n["Scope"]], (lambda n: n["ID"]) if args.quiet else None,
+                  {"ID": "NETWORK ID"})
     return 0
 
 

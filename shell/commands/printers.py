@@ -30,6 +30,15 @@ def quiet_option(what: str) -> Opt:
     return Opt(("-q", "--quiet"), "quiet", "flag", f"{what} only")
 
 
+class CommandFailed(Exception):
+    """A command that failed for a reason docker words exactly (no `berth:` before it),
+    with the status docker exits with."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
 def out(text: str = "") -> None:
     """A line on stdout."""
     sys.stdout.write(text + "\n")
@@ -63,17 +72,41 @@ def each(client: Client, names: list[str], method: str, endpoint: str, query=Non
     return each_name(names, act)
 
 
-def print_listing(items: list[dict], fmt: str | None, headers: list[str], cells, quiet=None) -> None:
+# The headers of a `table` template's columns, by field, as docker's formatters name
+# them; a listing gives the ones of its own (`ID` is `CONTAINER ID` in `ps`).
+TITLES = {"Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT", "RunningFor": "CREATED",
+          "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Labels": "LABELS",
+          "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES", "Networks": "NETWORKS", "Repository": "REPOSITORY",
+          "Tag": "TAG", "Digest": "DIGEST", "CreatedSince": "CREATED", "Containers": "CONTAINERS",
+          "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "Name": "NAME", "Driver": "DRIVER",
+          "Scope": "SCOPE", "IPv6": "IPV6", "Internal": "INTERNAL", "Mountpoint": "MOUNTPOINT", "Links": "LINKS",
+          "Description": "DESCRIPTION", "StarCount": "STARS", "IsOfficial": "OFFICIAL", "IsAutomated": "AUTOMATED"}
+
+
+def print_listing(items: list[dict], fmt: str | None, headers: list[str], cells, quiet=None,
+                  titles: dict[str, str] | None = None) -> None:
     """A listing as docker prints one: `quiet(item)` per line (`-q`), a JSON object per line
-    (`--format json`), a template per line, or the table of `headers` and `cells(item)`."""
-    for item in items if quiet or fmt else ():
-        if quiet:
+    (`--format json`), a template per line (`table …`: with a header of the fields'
+    TITLES, overridden by `titles`, and aligned), or the table of `headers` and
+    `cells(item)` (also for `--format table`)."""
+    if fmt == "table":
+        fmt = None
+    if quiet:
+        for item in items:
             out(quiet(item))
-        elif fmt == "json":
+    elif fmt == "json":
+        for item in items:
             out(fastjson.dumps(item, ascii=False, sort_keys=True))
-        else:
-            out(render.template(fmt, item))
-    if not (quiet or fmt):
+    elif fmt:
+        from ..gotemplate import ParseError, TemplateError
+
+        try:
+            sys.stdout.write(render.listing(fmt, items, {**TITLES, **(titles or {})}))
+        except ParseError as exc:
+            raise CommandFailed(f"failed to parse template: {exc}") from None
+        except TemplateError as exc:
+            raise CommandFailed(f"failed to execute template: {exc}") from None
+    else:
         out(render.table(headers, [cells(item) for item in items]))
 
 
@@ -88,6 +121,13 @@ def print_inspect(client: Client, names: list[str], fmt: str | None, nouns: tupl
     compact one (`--format json`) or a template line each (`-f`). A name none knows is
     `Error: No such <noun>: NAME` on stderr (`object` when several nouns were tried), after
     the others' output, and the status is 1."""
+    if fmt and fmt != "json":
+        from ..gotemplate import ParseError
+
+        try:
+            render.compiled(fmt)
+        except ParseError as exc:  # before asking the daemon anything, as docker
+            raise CommandFailed(f"template parsing error: {exc}", 64) from None
     found, errors = [], []
     for name in names:
         for noun in nouns:
@@ -103,7 +143,15 @@ def print_inspect(client: Client, names: list[str], fmt: str | None, nouns: tupl
     if fmt == "json":
         out(fastjson.dumps(found, ascii=False))
     elif fmt:
-        out("\n".join(render.template(fmt, item) for item in found))  # docker: an empty line for none
+        from ..gotemplate import TemplateError
+
+        shown = []
+        try:
+            shown += (render.template(fmt, item) for item in found)
+        except TemplateError as exc:
+            out("\n".join(shown))  # docker: what was rendered, then the error
+            raise CommandFailed(f"template parsing error: {exc}") from None
+        out("\n".join(shown))  # docker: an empty line for none
     else:
         import json  # indented output only here; fastjson is compact
 

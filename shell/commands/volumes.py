@@ -17,11 +17,20 @@ def create(client: Client, args) -> int:
     return 0
 
 
+def _ls_row(volume: dict) -> dict:
+    """A volume as `docker volume ls` fields (the names `--format` templates use); a size
+    and a link count only `system df` measures, the cluster fields N/A as on a local volume."""
+    labels = volume.get("Labels") or {}
+    return {"Name": volume["Name"], "Driver": volume["Driver"], "Scope": volume.get("Scope", "local"),
+            "Mountpoint": volume.get("Mountpoint", ""), "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            "Links": "N/A", "Size": "N/A", "Availability": "N/A", "Group": "N/A", "Status": "N/A"}
+
+
 def ls(client: Client, args) -> int:
     """`docker volume ls`: DRIVER and VOLUME NAME."""
-    found = client.get("/volumes", filters=options.filters(args.filter)).get("Volumes") or []
+    found = [_ls_row(v) for v in client.get("/volumes", filters=options.filters(args.filter)).get("Volumes") or []]
     print_listing(found, args.format, ["DRIVER", "VOLUME NAME"], lambda v: [v["Driver"], v["Name"]],
-                  (lambda v: v["Name"]) if args.quiet else None)
+                  (lambda v: v["Name"]) if args.quiet else None, {"Name": "VOLUME NAME"})
     return 0
 
 

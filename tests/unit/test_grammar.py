@@ -46,10 +46,10 @@ def test_a_noun_parses_its_verbs_own_grammar():
 
 
 @pytest.mark.parametrize("line,message", [
-    (["run"], "requires IMAGE"), (["rm"], "at least one"), (["ps", "--bogus"], "unknown flag"),
+    (["run"], "'berth run' requires at least 1 argument"), (["rm"], "at least 1 argument"), (["ps", "--bogus"], "unknown flag"),
     (["ps", "-z"], "unknown shorthand"), (["stop", "-t"], "needs an argument"), (["nope"], "unknown command"),
-    (["plugin", "explode"], "must be one of"), (["tag", "a", "b", "c"], "unexpected argument"),
-    (["volume"], "must be one of create, ls"), (["volume", "rm"], "`berth volume rm` requires at least one volume"),
+    (["plugin", "explode"], "must be one of"), (["tag", "a", "b", "c"], "'berth tag' requires 2 arguments"),
+    (["volume"], "must be one of create, ls"), (["volume", "rm"], "'berth volume rm' requires at least 1 argument"),
 ])
 def test_usage_errors(line, message):
     with pytest.raises(UsageError, match=message):
@@ -106,7 +106,7 @@ def test_management_nouns_and_docker_aliases():
                         (["image", "list"], "images"), (["network", "list"], "ls"), (["volume", "remove", "v"], "rm"),
                         (["system", "info"], "info"), (["--version"], "--version"), (["-v"], "-v")):
         assert parse(COMMANDS, words)[0].name == name
-    with pytest.raises(UsageError, match="`berth container rm` requires at least one container"):
+    with pytest.raises(UsageError, match="'berth container rm' requires at least 1 argument"):
         parse(COMMANDS, ["container", "remove"])
     assert "Usage: berth image rm [OPTIONS] IMAGES..." in usage(COMMANDS, ["image", "remove"])
     assert "  --version" not in usage(COMMANDS)  # a root flag, named in the usage line only
