@@ -39,8 +39,8 @@ daemon: install
 		mkdir -p $$(dirname $(DAEMON_LOG)); \
 		echo "starting berthd (log: $(DAEMON_LOG))"; \
 		nohup $(VENV)/bin/berthd >>$(DAEMON_LOG) 2>&1 </dev/null & \
-		for i in $$(seq 100); do test -S $(SOCKET) && break; sleep 0.1; done; \
-		test -S $(SOCKET) || { echo "berthd did not start; see $(DAEMON_LOG)"; exit 1; }; \
+		for i in $$(seq 100); do $(VENV)/bin/berth -H unix://$(SOCKET) version >/dev/null 2>&1 && break; sleep 0.1; done; \
+		$(VENV)/bin/berth -H unix://$(SOCKET) version >/dev/null 2>&1 || { echo "berthd did not start; see $(DAEMON_LOG)"; exit 1; }; \
 	fi
 
 run: daemon
