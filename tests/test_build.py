@@ -193,3 +193,213 @@ def test_client_going_away_cancels_the_run_step(api, daemon):
             break
         time.sleep(0.2)
     assert now <= before, "the RUN container outlived its build"
+
+
+def test_steps_without_a_process_show_their_container_as_docker_does(build, api):
+    """Docker's classic builder makes a container for every step it commits: ENV, LABEL,
+    WORKDIR, CMD… print ` ---> Running in <id>` and `Removing intermediate container
+    <id>` and publish `create` and `destroy`; COPY prints neither; RUN adds its run."""
+    import re
+    import time
+
+    since = time.time()
+    result = build({"Dockerfile": "FROM busybox\nENV A=b\nLABEL bt-steps=yes\nWORKDIR /app\nCOPY msg.txt /app/\n"
+                                  "RUN echo hi\nCMD [\"cat\", \"/app/msg.txt\"]\n", "msg.txt": "hello\n"},
+                   t="bt-steps", nocache="1")
+    assert result.status == 200 and result.error is None, result.body
+    steps = re.split(r"Step \d/7 : ", result.text.partition("Successfully built")[0])[1:]
+    for text in (steps[1], steps[2], steps[3], steps[6]):  # ENV, LABEL, WORKDIR, CMD
+        match = re.fullmatch(r".*\n ---> Running in ([0-9a-f]{12})\nRemoving intermediate container \1\n"
+                             r" ---> [0-9a-f]{12}\n", text)
+        assert match, text
+    assert "Running in" not in steps[4] and re.fullmatch(r"COPY msg.txt /app/\n ---> [0-9a-f]{12}\n", steps[4])
+    assert re.fullmatch(r"RUN echo hi\n ---> Running in ([0-9a-f]{12})\nhi\nRemoving intermediate container \1\n"
+                        r" ---> [0-9a-f]{12}\n", steps[5]), steps[5]
+    until = time.time() + 0.5
+    reply = api.get("/events", since=f"{since:.9f}", until=f"{until:.9f}",
+                    filters=json.dumps({"type": ["container"], "label": ["bt-steps=yes"]}))
+    actions = [json.loads(line)["Action"] for line in reply.body.splitlines() if line.strip()]
+    # as dockerd's: LABEL's own container carries the label already, then WORKDIR, RUN, CMD
+    assert actions.count("create") == 4 and actions.count("destroy") == 4, actions
+    assert "start" in actions and "die" in actions  # RUN's only
+    cached = build({"Dockerfile": "FROM busybox\nENV A=b\n"})
+    assert "Running in" not in cached.text and " ---> Using cache" in cached.text
+    assert not [c for c in api.get_json("/containers/json", all="1") if c["Labels"].get("bt-steps")]
+
+
+def test_images_all_lists_the_build_steps(build, api):
+    result = build({"Dockerfile": "FROM busybox\nENV STEP=1\nRUN echo x > /x\nENV STEP=2\n"}, t="bt-all")
+    assert result.error is None, result.body
+    history = [h["Id"] for h in api.get_json("/images/bt-all/history") if h["Id"] != "<missing>"]
+    plain = {i["Id"] for i in api.get_json("/images/json")}
+    every = [i for i in api.get_json("/images/json", all="1")]
+    ids = [i["Id"] for i in every]
+    assert len(ids) == len(set(ids)) and set(history) <= set(ids)
+    assert set(history) - plain == set(history[1:-1])  # the steps between busybox and the tag
+    steps = [i for i in every if i["Id"] in set(history[1:-1])]
+    assert all(i["RepoTags"] in ([], ["<none>:<none>"], None) for i in steps), steps
+
+
+def test_a_big_unchanged_file_is_not_hashed_again(tmp_path):
+    """COPY's checksum of an unchanged big file comes from memory (`Sums`); a change the
+    key sees (size, mtime, sampled bytes) is hashed again, and fresh files never count."""
+    import os
+    import time
+
+    from engine.build import context
+
+    root = tmp_path / "ctx"
+    root.mkdir()
+    big = root / "big.bin"
+    big.write_bytes(b"a" * (1 << 20))
+    old = time.time_ns() - 10 * 10**9
+    os.utime(big, ns=(old, old))
+    sums = context.Sums()
+    now = time.time_ns()
+    entries = context.plan(root, ["big.bin"], False, "big.bin", "COPY")
+    first = context.checksum(entries, None, "file", sums, root, now)
+    assert sums.hashed == 1 << 20
+    assert context.checksum(entries, None, "file", sums, root, now) == first and sums.hashed == 1 << 20
+    with open(big, "r+b") as f:  # same size and mtime, a byte changed in a sampled place
+        f.seek((1 << 19) - 1)
+        f.write(b"b")
+    os.utime(big, ns=(old, old))
+    entries = context.plan(root, ["big.bin"], False, "big.bin", "COPY")
+    assert context.checksum(entries, None, "file", sums, root, now) != first and sums.hashed == 2 << 20
+    fresh = time.time_ns()
+    os.utime(big, ns=(fresh, fresh))  # racy: changed within 2 s of the build, never remembered
+    entries = context.plan(root, ["big.bin"], False, "big.bin", "COPY")
+    context.checksum(entries, None, "file", sums, root, now)
+    context.checksum(entries, None, "file", sums, root, now)
+    assert sums.hashed == 4 << 20
+
+
+def _output(api, image: str, script: str) -> str:
+    cid = api.run(["sh", "-c", script], image=image)
+    api.wait(cid)
+    out = b"".join(data for _, data in api.logs(cid)).decode()
+    api.delete(f"/containers/{cid}", force="1")
+    return out
+
+
+def _tgz(files: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    return buf.getvalue()
+
+
+def test_copy_add_flags_wildcards_archives_and_escapes(build, api):
+    files = {"Dockerfile": """
+FROM busybox
+COPY --chown=nobody:nogroup --chmod=0750 tool.sh /opt/bin/
+COPY *.txt /txt/
+COPY dir /tree
+COPY ../../msg.txt /etc/../up.txt
+COPY link-out /link-out
+ADD pack.tgz /unpacked/
+COPY pack.tgz /kept/
+""", "tool.sh": "echo tool\n", "a.txt": "A\n", "b.txt": "B\n", "msg.txt": "M\n", "dir/": "",
+        "dir/sub/": "", "dir/sub/deep.txt": "D\n", "pack.tgz": _tgz({"inside/one.txt": "1\n"})}
+    body = io.BytesIO(context(files))
+    raw = body.getvalue()
+    # a symlink pointing out of the context resolves inside it: /etc/hostname is no context file
+    buf = io.BytesIO(raw[:-1024])
+    with tarfile.open(fileobj=buf, mode="a") as tar:
+        link = tarfile.TarInfo("link-out")
+        link.type, link.linkname = tarfile.SYMTYPE, "/msg.txt"
+        tar.addfile(link)
+    reply = api.request("POST", "/build", query={"t": "bt-copy"}, body=buf.getvalue(),
+                        headers={"Content-Type": "application/x-tar"})
+    result = Build(reply.status, reply.body)
+    try:
+        assert result.status == 200 and result.error is None, result.body
+        out = _output(api, "bt-copy", "stat -c '%U:%G %a' /opt/bin/tool.sh; ls /txt; cat /tree/sub/deep.txt /up.txt "
+                                       "/link-out /unpacked/inside/one.txt; ls /kept")
+        assert out.split("\n") == ["nobody:nogroup 750", "a.txt", "b.txt", "msg.txt", "D", "M", "M", "1", "pack.tgz", ""], out
+        escape = build({"Dockerfile": "FROM busybox\nCOPY /../../etc/shadow /x\n"})
+        assert escape.error and "etc/shadow" in escape.error["message"], escape.body
+        several = build({"Dockerfile": "FROM busybox\nCOPY a.txt b.txt /notadir\n", "a.txt": "", "b.txt": ""})
+        assert several.error and "must be a directory and end with a /" in several.error["message"]
+    finally:
+        api.delete("/images/bt-copy", force="1")
+        if result.status == 200 and result.messages and any("aux" in m for m in result.messages):
+            api.delete(f"/images/{result.id}", force="1")
+
+
+def test_add_from_a_url_on_this_host_only(build, api, tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "served.txt").write_text("from loopback\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/served.txt"
+        result = build({"Dockerfile": f"FROM busybox\nADD {url} /got/\n"}, t="bt-url")
+        assert result.error is None, result.body
+        assert _output(api, "bt-url", "stat -c %a /got/served.txt; cat /got/served.txt") == "600\nfrom loopback\n"
+    finally:
+        server.shutdown()
+    off = build({"Dockerfile": "FROM busybox\nADD http://example.com/file /file\n"})
+    assert off.error and "on this host only" in off.error["message"] and "nothing leaves this host" in \
+        off.error["message"], off.body
+    copy = build({"Dockerfile": "FROM busybox\nCOPY http://127.0.0.1/x /x\n"})
+    assert copy.error and "COPY does not take URLs" in copy.error["message"]
+
+
+def test_onbuild_scratch_platform_and_cache_from(build, api):
+    base = build({"Dockerfile": "FROM busybox\nONBUILD RUN echo triggered > /trig\n"}, t="bt-onbuild")
+    assert base.error is None, base.body
+    child = build({"Dockerfile": "FROM bt-onbuild\nCMD cat /trig\n"}, t="bt-child")
+    assert "# Executing 1 build trigger" in child.text and child.error is None, child.body
+    assert _output(api, "bt-child", "cat /trig") == "triggered\n"
+    assert api.get_json("/images/bt-child/json")["Config"]["OnBuild"] in (None, [])
+    scratch = build({"Dockerfile": "FROM scratch\nCOPY a.txt /a.txt\nENV X=1\n", "a.txt": "A\n"})
+    assert scratch.error is None, scratch.body
+    layers = api.get_json(f"/images/{scratch.id}/json")["RootFS"]["Layers"]
+    assert len(layers) == 1
+    assert build({"Dockerfile": "FROM busybox\n"}, platform="windows/amd64").status == 400
+    files = {"Dockerfile": "FROM busybox\nRUN echo cf > /cf\n"}
+    first = build(files, t="bt-cf")
+    assert first.error is None
+    other = build(files, cachefrom=json.dumps(["bt-child"]))  # not built from bt-cf: no cache
+    assert " ---> Using cache" not in other.text and other.id != first.id
+    same = build(files, cachefrom=json.dumps(["bt-cf"]))
+    assert " ---> Using cache" in same.text and same.id == first.id
+
+
+def test_a_gzip_context_and_a_dockerfile_alone(api):
+    import gzip
+
+    made = []
+    try:
+        for body in (gzip.compress(context({"Dockerfile": "FROM busybox\nCOPY a.txt /a.txt\n", "a.txt": "A"})),
+                     b"FROM busybox\nENV ALONE=1\n"):
+            reply = api.request("POST", "/build", body=body, headers={"Content-Type": "application/x-tar"})
+            result = Build(reply.status, reply.body)
+            assert result.status == 200 and result.error is None, result.body
+            made.append(result.id)
+        assert "ALONE=1" in api.get_json(f"/images/{made[1]}/json")["Config"]["Env"]
+        cut = context({"Dockerfile": "FROM busybox\n", "big.bin": b"x" * 5000})[:3000]  # a truncated upload
+        reply = api.request("POST", "/build", body=cut, headers={"Content-Type": "application/x-tar"})
+        assert reply.status == 400 and b"truncated" in reply.body, reply.body
+    finally:
+        for image in made:
+            api.delete(f"/images/{image}", force="1")
+
+
+def test_build_steps_leave_no_anonymous_volume(build, api):
+    """Intermediate containers made from an image with VOLUME go with their anonymous
+    volumes, as dockerd removes its builder's containers (`RemoveVolume`)."""
+    before = {v["Name"] for v in api.get_json("/volumes")["Volumes"] or []}
+    result = build({"Dockerfile": "FROM busybox\nVOLUME /data\nENV A=1\nRUN echo x > /x\nCMD true\n"}, nocache="1")
+    assert result.error is None, result.body
+    after = {v["Name"] for v in api.get_json("/volumes")["Volumes"] or []}
+    assert after <= before, after - before

@@ -101,3 +101,93 @@ def test_berth_build(daemon, project, cleanup):
                             env=env, capture_output=True, timeout=120)
     assert failed.returncode == 3
     assert "returned a non-zero code: 3" in failed.stderr.decode()
+
+
+def test_berth_build_sends_no_ignored_file(project, tmp_path):
+    """The upload leaves out what `.dockerignore` says (the Dockerfile and .dockerignore
+    always go), and a Dockerfile from outside the context goes in under a generated name."""
+    import tarfile
+
+    from shell.commands.build import Ignore, _dockerfile, context_tar
+
+    (project / "logs").mkdir()
+    (project / "logs" / "a.log").write_text("x")
+    (project / "logs" / "keep.log").write_text("x")
+    (project / ".dockerignore").write_text("ignored.txt\nlogs\n!logs/keep.log\nDockerfile\n.dockerignore\n")
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere.Dockerfile"  # the project is tmp_path
+    outside.write_text("FROM busybox\n")
+    name, host = _dockerfile(str(project), str(outside))
+    assert name.startswith(".dockerfile.") and host == str(outside)
+    assert _dockerfile(str(project), str(project / "Dockerfile")) == ("Dockerfile", None)
+    body, thread = context_tar(str(project), Ignore((project / ".dockerignore").read_text(),
+                                                    (".dockerignore", "Dockerfile")), (name, host))
+    with body, tarfile.open(fileobj=body, mode="r|") as tar:
+        names = sorted(m.name for m in tar)
+    thread.join()
+    assert names == sorted([".dockerignore", "Dockerfile", "logs/keep.log", "msg.txt", name]), names
+
+
+def test_berth_build_with_a_dockerfile_outside_the_context(daemon, project, tmp_path, cleanup):
+    cleanup.append("bt-outside:latest")
+    outside = tmp_path.parent / f"{tmp_path.name}-other" / "Dockerfile.dev"  # the project is tmp_path
+    outside.parent.mkdir()
+    outside.write_text("FROM busybox\nCOPY msg.txt /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n")
+    env = {**os.environ, "BERTH_HOST": daemon.host}
+    result = subprocess.run([sys.executable, "-m", "shell.cli", "build", "-f", str(outside), "-t", "bt-outside",
+                             str(project)], env=env, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
+    assert "Step 2/3 : COPY msg.txt /msg.txt" in result.stdout.decode()
+    if shutil.which("docker"):  # the docker CLI does the same with its own generated name
+        cleanup.append("bt-outside-docker:latest")
+        docker = _docker(daemon, tmp_path, "build", "-f", str(outside), "-t", "bt-outside-docker", str(project))
+        assert docker.returncode == 0, docker.stderr.decode() + docker.stdout.decode()
+
+
+def test_ctrl_c_in_the_shell_cancels_the_build(daemon, api, project, tmp_path):
+    """In the shell a build runs in the foreground; Ctrl-C ends it: the prompt comes back,
+    the RUN step's container is removed, no image is tagged."""
+    import time
+    import uuid
+
+    from tests.daemon import REPO
+
+    (project / "Dockerfile").write_text('FROM busybox\nRUN echo "step-$((6*7))"; sleep 60\n')
+    session = f"berth-build-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "HOME": str(tmp_path)}
+    before = {c["Id"] for c in api.get_json("/containers/json", all="1")}
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(["tmux", *args], env=env, capture_output=True, text=True, check=True).stdout
+
+    def wait_for(text: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in (shown := tmux("capture-pane", "-p", "-t", session)):
+            assert time.monotonic() < deadline, f"{text!r} never showed:\n{shown}"
+            time.sleep(0.1)
+        return shown
+
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    tmux("new-session", "-d", "-s", session, "-x", "150", "-y", "40",
+         f"cd {REPO} && exec {sys.executable} -m shell.cli -H {daemon.host}")
+    try:
+        wait_for("berth>")
+        tmux("send-keys", "-t", session, f"build -t bt-cancel {project}", "Enter")
+        wait_for("step-42")
+        tmux("send-keys", "-t", session, "C-c")
+        deadline = time.monotonic() + 15
+        while True:  # the prompt is back below the step's output
+            lines = tmux("capture-pane", "-p", "-t", session).splitlines()
+            last = max(i for i, line in enumerate(lines) if "step-42" in line)
+            if any("berth>" in line for line in lines[last + 1:]):  # `^Cberth>`
+                break
+            assert time.monotonic() < deadline, "\n".join(lines)
+            time.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while {c["Id"] for c in api.get_json("/containers/json", all="1")} - before:
+            assert time.monotonic() < deadline, "the RUN step's container outlived the cancelled build"
+            time.sleep(0.2)
+        assert api.get("/images/bt-cancel/json").status == 404
+        tmux("send-keys", "-t", session, "exit", "Enter")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], env=env, capture_output=True)

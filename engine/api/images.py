@@ -85,11 +85,32 @@ async def list_(req: Request, engine: Engine) -> Response:
     filters = query.filters(req.q("filters"))
     if req.q("filter"):  # the pre-1.25 spelling of a reference filter
         filters.setdefault("reference", []).append(req.q("filter"))
-    summaries = [render.image_summary(engine, i) for i in engine.list_images(filters)]
+    images = engine.list_images(filters)
+    if req.qbool("all") and set(filters) <= {"dangling"} and filters.get("dangling", ["true"])[0] in ("1", "true"):
+        images = _with_build_steps(engine, images)  # `images -a`: the untagged steps a build left under them
+    summaries = [render.image_summary(engine, i) for i in images]
     if filters.get("reference"):
         for summary in summaries:
             _only_matching(summary, filters["reference"])
     return json_response(summaries)
+
+
+def _with_build_steps(engine: Engine, images: list) -> list:
+    """The listed images and every untagged parent under them (intermediate images), newest
+    first, as dockerd's `images -a` lists them."""
+    seen = {i.id for i in images}
+    found = list(images)
+    for image in images:
+        parent = image.config.parent
+        while parent and parent not in seen:
+            try:
+                step = engine.image(parent)
+            except EngineError:
+                break
+            seen.add(parent)
+            found.append(step)
+            parent = step.config.parent
+    return sorted(found, key=lambda i: i.config.created or "", reverse=True)
 
 
 def _only_matching(summary: dict, patterns: list[str]) -> None:

@@ -4,7 +4,9 @@ A build runs the stages its target needs, in order (`plan.py` decides which). Ea
 is looked up in the cache first (`cache.py`); on a miss:
 
 * metadata instructions (ENV, LABEL, CMD, …) store an image with the new config and an
-  `empty_layer` history entry (`steps.py`);
+  `empty_layer` history entry (`steps.py`); as in Docker, an intermediate container is
+  created for the step (never started) and removed, so the output and the events read
+  as dockerd's (` ---> Running in`, `Removing intermediate container`);
 * RUN runs a real container through the containers service (create from the current
   image with the step's config and the build args as its Env, attach, start, wait), its
   output streamed as it comes; the container's changes become the step's layer, and the
@@ -26,6 +28,7 @@ import posixpath
 import secrets
 import shutil
 import stat
+import time
 from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -44,7 +47,7 @@ from ..images.service import Images
 from ..images.store import Image, host_arch
 from ..models import CreateRequest, ErrorDetail, HistoryEntry, HostConfig, ImageConfig, ImageRuntimeConfig, RootFS
 from ..runtime import bundle, rootfs
-from . import cache, context, steps
+from . import cache, context, remote, steps, upload
 from .dockerfile import Dockerfile, Instruction, error, instruction, parse
 from .options import BuildMessage, BuildOptions, Emit
 from .plan import Stage, plan
@@ -76,6 +79,7 @@ class Builder:
         shutil.rmtree(self.tmp, ignore_errors=True)  # a build cut short by a crash
         self.tmp.mkdir(parents=True)
         self.cache = cache.Cache(root / "cache.json")
+        self.sums = context.Sums()  # file checksums of earlier contexts
         self.containers = containers
         self.images = images
         self.files = files
@@ -90,12 +94,7 @@ class Builder:
         work.mkdir()
         run = _Run(self, options, emit, work)
         try:
-            upload = work / "context.tar"
-            async with await trio.open_file(upload, "wb") as out:
-                async for chunk in body:
-                    await out.write(chunk)
-            await trio.to_thread.run_sync(context.unpack_upload, upload, run.context)
-            upload.unlink()
+            await upload.receive(body, run.context)  # unpacked as it arrives
             text, _ = await trio.to_thread.run_sync(context.read_dockerfile, run.context, options.dockerfile)
             await trio.to_thread.run_sync(context.apply_ignore, run.context)
             dockerfile = parse(text)
@@ -141,6 +140,7 @@ class _Run:
         self._emit = emit
         self.work = work
         self.context = work / "context"
+        self.started_ns = time.time_ns()
         self.started = False
         self.step = 0
         self.total = 0
@@ -326,8 +326,35 @@ class _Run:
         key = cache.key(state.image.id, created_by, config)
         if await self.use_cache(state, key):
             return
-        await self.store(state, None, config, created_by, key)
+        async with self.intermediate(state, config, created_by):
+            await self.store(state, None, config, created_by, key)
         await self.say(f" ---> {short(state.image.id)}\n")
+
+    @asynccontextmanager
+    async def intermediate(self, state: _State, config: ImageRuntimeConfig, created_by: str) -> AsyncIterator[None]:
+        """The container Docker's classic builder makes for a step that runs nothing
+        (metadata, WORKDIR) and commits: never started, it shows as ` ---> Running in
+        <id>` and `Removing intermediate container <id>`, and publishes its `create` and
+        `destroy` events, as dockerd's do. (COPY and ADD print neither, as in Docker.)
+        FROM scratch has no image to make it from, as nothing is yet built."""
+        c = None
+        if state.image.id:
+            shell = steps.shell_of(state.config)
+            req = CreateRequest(image=state.image.id, cmd=[*shell, created_by.removeprefix(" ".join(shell) + " ")],
+                                entrypoint=[""], env=config.env, labels=config.labels,
+                                host_config=HostConfig(network_mode="none"))
+            c = await self.b.containers.create(req)
+            await self.say(f" ---> Running in {c.id[:12]}\n")
+        try:
+            yield
+        except BaseException:
+            if c is not None:
+                with trio.CancelScope(shield=True):
+                    await self.b.containers.remove(c.id, force=True, volumes=True)
+            raise
+        if c is not None and self.options.rm:
+            await self.b.containers.remove(c.id, force=True, volumes=True)
+            await self.say(f"Removing intermediate container {c.id[:12]}\n")
 
     # --- RUN ---------------------------------------------------------------------------
 
@@ -381,10 +408,10 @@ class _Run:
             # cancelled build (the client went away) leaves nothing running behind
             if o.forcerm or not isinstance(exc, EngineError):
                 with trio.CancelScope(shield=True):
-                    await service.remove(c.id, force=True)
+                    await service.remove(c.id, force=True, volumes=True)
             raise
         if o.rm:
-            await service.remove(c.id, force=True)
+            await service.remove(c.id, force=True, volumes=True)
             await self.say(f"Removing intermediate container {c.id[:12]}\n")
         await self.say(f" ---> {short(state.image.id)}\n")
 
@@ -416,7 +443,7 @@ class _Run:
             return layers.lookup(path)
 
     async def commit_layer(self, state: _State, config: ImageRuntimeConfig, created_by: str, key: str,
-                           change) -> None:
+                           change, say: bool = True) -> None:
         """Mount the current image, `change(root_fd)` in a thread, store the changes as a layer."""
         layer = self.work / f"layer-{self.step}.tar"
         async with self.mounted(state.image) as (root, upper, lowers):
@@ -431,7 +458,8 @@ class _Run:
         count = await trio.to_thread.run_sync(write_layer, upper, lowers, layer)
         await self.store(state, layer if count else None, config, created_by, key)
         layer.unlink(missing_ok=True)
-        await self.say(f" ---> {short(state.image.id)}\n")
+        if say:
+            await self.say(f" ---> {short(state.image.id)}\n")
 
     async def workdir(self, ins: Instruction, state: _State, env: dict[str, str]) -> None:
         path = posixpath.normpath(posixpath.join(state.config.working_dir or "/", expand(ins.rest, env, state.escape)))
@@ -441,21 +469,24 @@ class _Run:
         if await self.use_cache(state, key):
             return
         found = await trio.to_thread.run_sync(self.lookup, state.image, path) if state.image.id else None
-        if found is not None and stat.S_ISDIR(found.st_mode):
-            await self.store(state, None, config, created_by, key)  # already there: no layer
-            await self.say(f" ---> {short(state.image.id)}\n")
-            return
-        await self.commit_layer(state, config, created_by, key, lambda fd: os.close(
-            inroot.open_dir(fd, path, make=True)))
+        async with self.intermediate(state, config, created_by):
+            if found is not None and stat.S_ISDIR(found.st_mode):
+                await self.store(state, None, config, created_by, key)  # already there: no layer
+            else:
+                await self.commit_layer(state, config, created_by, key, lambda fd: os.close(
+                    inroot.open_dir(fd, path, make=True)), say=False)
+        await self.say(f" ---> {short(state.image.id)}\n")
 
     async def copy(self, ins: Instruction, state: _State) -> None:
         kw, env, escape = ins.keyword, self.env(state), state.escape
         words = [expand(w, env, escape) for w in ins.json] if ins.json is not None \
             else expand_words(ins.rest, env, escape)
         sources, dest = words[:-1], words[-1]
-        if any(s.startswith(("http://", "https://")) for s in sources):
-            raise error(ins.line, f"{kw} from a URL is not supported: berth's builder takes files from the "
-                                  "context only (nothing leaves this host)")
+        urls = [s for s in sources if remote.is_url(s)]
+        for url in urls:
+            remote.check(kw, url, ins.line)
+        if urls and (len(urls) != len(sources) or ins.flags.get("from")):
+            raise error(ins.line, f"{kw}: URLs and other sources in one instruction are not supported")
         chown = expand(ins.flags.get("chown", ""), env, escape)
         chmod = None
         if ins.flags.get("chmod"):
@@ -464,12 +495,16 @@ class _Run:
             except ValueError:
                 raise error(ins.line, f"invalid --chmod {ins.flags['chmod']!r}: an octal mode is needed") from None
         dest = posixpath.join(state.config.working_dir or "/", dest) if not dest.startswith("/") else dest
-        wildcard = any(context._GLOB.search(s) for s in sources)
+        wildcard = any(context._GLOB.search(s) for s in sources if not remote.is_url(s))
         if (len(sources) > 1 or wildcard) and not dest.endswith("/"):
             raise BadRequest(f"When using {kw} with more than one source file, the destination must be a "
                              "directory and end with a /")
         source = ins.flags.get("from", "")
-        if source:
+        if urls:  # fetched into a directory of their own, taken from there (never unpacked)
+            fetched = self.work / f"url-{self.step}"
+            names = [await trio.to_thread.run_sync(remote.fetch, url, fetched) for url in urls]
+            await self.copy_from(ins, state, fetched, names, dest, chown, chmod, "url", extract=False)
+        elif source:
             source = expand(source, env, escape)
             async with self.mounted(self.source_image(source)) as (root, _, _):
                 await self.copy_from(ins, state, root, sources, dest, chown, chmod, f"from:{source}")
@@ -487,7 +522,7 @@ class _Run:
             raise NotFound(f"COPY --from={name}: no stage or image of that name on this host") from None
 
     async def copy_from(self, ins: Instruction, state: _State, root: Path, sources: list[str], dest: str,
-                        chown: str, chmod: int | None, origin: str) -> None:
+                        chown: str, chmod: int | None, origin: str, extract: bool = True) -> None:
         kw = ins.keyword
         sources = await trio.to_thread.run_sync(context.expand_sources, root, sources)
         found = None
@@ -495,7 +530,7 @@ class _Run:
             found = await trio.to_thread.run_sync(self.lookup, state.image, dest)
         dest_is_dir = dest.endswith("/") or (found is not None and stat.S_ISDIR(found.st_mode))
         archives = []
-        if kw == "ADD":
+        if kw == "ADD" and extract:
             for src in sources:
                 host, st = context.find(root, src, kw)
                 if stat.S_ISREG(st.st_mode) and await trio.to_thread.run_sync(context.is_archive, Path(host)):
@@ -506,7 +541,9 @@ class _Run:
         kind = "file"
         if len(plain) == 1 and stat.S_ISDIR(context.find(root, plain[0], kw)[1].st_mode):
             kind = "dir"
-        sums = [await trio.to_thread.run_sync(context.checksum, entries, chmod, kind)] if plain else []
+        memo = self.b.sums if not origin and not self.options.nocache else None
+        sums = [await trio.to_thread.run_sync(context.checksum, entries, chmod, kind, memo, self.context,
+                                              self.started_ns)] if plain else []
         for _, host in archives:
             sums.append("file:" + await trio.to_thread.run_sync(_file_sha256, host))
         checksum = sums[0] if len(sums) == 1 else "multi:" + hashlib.sha256(" ".join(sums).encode()).hexdigest()
@@ -514,7 +551,8 @@ class _Run:
         key = cache.key(state.image.id, created_by, state.config, f"{origin} {chown} {chmod}")
         if await self.use_cache(state, key):
             return
-        target = dest if dest_is_dir or archives else posixpath.dirname(dest) or "/"
+        # a directory copies its contents into the destination, made if missing
+        target = dest if dest_is_dir or archives or kind == "dir" else posixpath.dirname(dest) or "/"
         packed = self.work / f"copy-{self.step}.tar"
         await trio.to_thread.run_sync(context.pack, entries, packed, chmod)
 

@@ -1,4 +1,5 @@
-"""A build's context: the uploaded tar unpacked into a private directory, its Dockerfile,
+"""A build's context: the uploaded tar unpacked into a private directory (`upload.py`,
+as it arrives), its Dockerfile,
 its `.dockerignore`, and the files COPY and ADD take from it (or from another stage).
 
 The upload (plain, gzip, bzip2 or xz) goes through the one contained unpacker; a body
@@ -7,7 +8,8 @@ named by COPY/ADD are taken from the context's root: `../x` and `/x` are both `x
 symlinks on the way resolve inside the context (`inroot`), as Docker resolves them.
 What a COPY takes is packed into a tar whose entries carry the owner and mode the
 instruction asks for; the checksum of that content (names, modes, owners, sizes, link
-targets and file contents, never times) is what the cache compares.
+targets and file contents, never times) is what the cache compares; `Sums` remembers
+the checksums of big unchanged files between builds.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import lzma
 import os
 import posixpath
 import re
-import shutil
 import stat
 import tarfile
 from pathlib import Path
@@ -53,21 +54,6 @@ def is_archive(path: Path) -> bool:
     except (OSError, EOFError, lzma.LZMAError):
         return False
     return len(block) == 512 and block[257:262] == b"ustar"
-
-
-def unpack_upload(upload: Path, root: Path) -> None:
-    """Unpack the uploaded context into `root` (made here), or take it as the Dockerfile
-    alone when it is no tar."""
-    root.mkdir(parents=True)
-    if not is_archive(upload):
-        shutil.copyfile(upload, root / "Dockerfile")
-        return
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        with open(upload, "rb") as f:
-            unpack.unpack(decompressed(io.BufferedReader(f, 1 << 20)), fd, "/", unpack.copy_policy())
-    finally:
-        os.close(fd)
 
 
 def read_dockerfile(root: Path, name: str) -> tuple[str, str]:
@@ -196,23 +182,80 @@ def plan(root: Path, sources: list[str], dest_is_dir: bool, dest_name: str, what
     return entries
 
 
-def checksum(entries: list[_Entry], chmod: int | None, kind: str) -> str:
+class Sums:
+    """File checksums remembered between builds, so a cached COPY hashes nothing unchanged.
+
+    A context is unpacked afresh for every build, so what identifies "the same file" is
+    what the client sent for it: its path in the context, size, mode and mtime (the
+    docker CLI sends whole seconds; berth's CLI nanoseconds), plus a sample of its bytes
+    (the first, middle and last 4 KiB) read in three `pread`s. Only files of at least
+    `MIN_SIZE` are remembered (smaller ones cost less to hash than to doubt), and only
+    when their mtime is over 2 s older than the build: a file changed since, even with
+    the same size, then has another mtime. What the key cannot see is a same-size edit
+    outside the sampled bytes whose mtime was put back by hand; `--no-cache` hashes
+    everything again. Kept in memory, at most `LIMIT` entries (oldest dropped first).
+    """
+
+    MIN_SIZE = 64 << 10
+    LIMIT = 100_000
+    SAMPLE = 4096
+
+    def __init__(self):
+        self.entries: dict[tuple, str] = {}
+        self.hashed = 0  # bytes hashed (for tests and the benchmark's story)
+
+    def key(self, rel: str, st: os.stat_result, fd: int) -> tuple:
+        size, n = st.st_size, self.SAMPLE
+        sample = b"".join(os.pread(fd, n, at) for at in sorted({0, max(0, size // 2 - n // 2), max(0, size - n)}))
+        return rel, size, stat.S_IMODE(st.st_mode), st.st_mtime_ns, hashlib.sha256(sample).digest()
+
+    def remember(self, key: tuple, digest: str) -> None:
+        self.entries.pop(key, None)
+        self.entries[key] = digest
+        while len(self.entries) > self.LIMIT:
+            del self.entries[next(iter(self.entries))]
+
+
+def _file_digest(fd: int) -> str:
+    digest = hashlib.sha256()
+    with open(fd, "rb", closefd=False) as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum(entries: list[_Entry], chmod: int | None, kind: str, sums: Sums | None = None,
+             root: Path | None = None, before_ns: int = 0) -> str:
     """What the cache compares of the entries a COPY writes (owners are the step's own):
-    names, types, modes, sizes, link targets and contents, never times."""
+    names, types, modes, sizes, link targets and contents, never times. With `sums`,
+    files under the context `root` whose mtime is before `before_ns` are looked up
+    there first (and remembered)."""
     total = hashlib.sha256()
+    prefix = str(root) + "/" if root is not None else None
     for entry in entries:
-        st, digest, link = entry.st, hashlib.sha256(), ""
+        st, digest, link = entry.st, "", ""
         if stat.S_ISREG(st.st_mode):
-            with open(entry.host, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
+            fd = os.open(entry.host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                memo = sums is not None and prefix is not None and entry.host.startswith(prefix) \
+                    and st.st_size >= Sums.MIN_SIZE and st.st_mtime_ns < before_ns - 2_000_000_000
+                key = sums.key(entry.host[len(prefix):], st, fd) if memo else None
+                digest = sums.entries.get(key, "") if memo else ""
+                if not digest:
+                    digest = _file_digest(fd)
+                    if sums is not None:
+                        sums.hashed += st.st_size
+                    if memo:
+                        sums.remember(key, digest)
+            finally:
+                os.close(fd)
         elif stat.S_ISLNK(st.st_mode):
             link = os.readlink(entry.host)
         elif not stat.S_ISDIR(st.st_mode):
             continue
         mode = chmod if chmod is not None else stat.S_IMODE(st.st_mode)
         total.update(msgspec.json.encode([entry.arcname, stat.S_IFMT(st.st_mode), mode, st.st_size if not link else 0,
-                                          link, digest.hexdigest()]))
+                                          link, digest]))
     return f"{kind}:{total.hexdigest()}"
 
 

@@ -3,7 +3,9 @@ Dockerfile with a 50 MB context, against berthd and Docker 20.10's dockerd in th
 run, through the same docker CLI: cold (`--no-cache`), rebuilt unchanged (every step
 cached), and with one file changed near the end (the cache holds up to its COPY).
 The context upload alone is timed too (a Dockerfile of one FROM line: the build is the
-upload and its unpacking). RUN steps use `--network none` on both engines.
+upload and its unpacking), and its floor: the same `docker build` against a server that
+reads the body and throws it away (the CLI's start-up, its tar of the 50 MB and the
+socket; no engine can answer sooner). RUN steps use `--network none` on both engines.
 Usage: python -m tests.bench.build [--runs 5] [--json FILE] [--skip-docker]
 """
 
@@ -54,24 +56,79 @@ def timed(env: dict, *args: str, cwd: Path) -> float:
     return elapsed
 
 
-def measure(env: dict, ctx: Path, runs: int) -> dict:
-    samples = {"cold": [], "cached": [], "one file changed": [], "upload (50 MB)": []}
-    timed(env, "-t", "bench-build", ".", cwd=ctx)  # warm the page cache and the base image
-    for i in range(runs):
-        samples["cold"].append(timed(env, "--no-cache", "-t", "bench-build", ".", cwd=ctx))
-        samples["cached"].append(timed(env, "-t", "bench-build", ".", cwd=ctx))
-        (ctx / "late.txt").write_text(f"v{i + 1}\n")
-        samples["one file changed"].append(timed(env, "-t", "bench-build", ".", cwd=ctx))
+def warm(env: dict, ctx: Path) -> None:
+    timed(env, "-t", "bench-build", ".", cwd=ctx)  # the page cache, the base image, berthd's imports
+
+
+def one_round(env: dict, ctx: Path, change: str, samples: dict) -> None:
+    """One sample of each case on one engine (the engines take turns round by round, so
+    the load of a shared machine falls on both alike)."""
+    samples.setdefault("cold", []).append(timed(env, "--no-cache", "-t", "bench-build", ".", cwd=ctx))
+    samples.setdefault("cached", []).append(timed(env, "-t", "bench-build", ".", cwd=ctx))
+    (ctx / "late.txt").write_text(change)  # new to this engine: its cache holds up to this COPY
+    samples.setdefault("one file changed", []).append(timed(env, "-t", "bench-build", ".", cwd=ctx))
+    (ctx / "upload" / "data").unlink()
+    (ctx / "upload" / "data").mkdir()
+    for blob in (ctx / "data").iterdir():
+        os.link(blob, ctx / "upload" / "data" / blob.name)
+    samples.setdefault("upload (50 MB)", []).append(timed(env, "--no-cache", ".", cwd=ctx / "upload"))
+    for blob in (ctx / "upload" / "data").iterdir():
+        blob.unlink()
+    (ctx / "upload" / "data").rmdir()
+    os.symlink(ctx / "data", ctx / "upload" / "data", target_is_directory=True)
+
+
+class _Discard:
+    """A unix-socket server that reads a request's body and throws it away, answering as a
+    build that did nothing: what the docker CLI alone costs for an upload."""
+
+    def __init__(self, path: Path):
+        import socket
+        import threading
+
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(str(path))
+        self.sock.listen(8)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                buf = b""
+                while b"\r\n\r\n" not in buf and (data := conn.recv(1 << 20)):
+                    buf += data
+                if buf.startswith(b"POST"):
+                    tail = buf[-5:]
+                    while not tail.endswith(b"0\r\n\r\n") and (data := conn.recv(1 << 20)):
+                        tail = (tail + data)[-5:]
+                    body = b'{"stream":"done\\n"}\r\n{"aux":{"ID":"sha256:0"}}\r\n'
+                else:
+                    body = b"OK"
+                conn.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def floor(work: Path, ctx: Path, runs: int) -> dict:
+    server = _Discard(work / "discard.sock")
+    env = {**os.environ, "DOCKER_BUILDKIT": "0", "DOCKER_CONFIG": str(work / "cli"),
+           "DOCKER_HOST": f"unix://{server.path}"}
+    try:
         (ctx / "upload" / "data").unlink()
         (ctx / "upload" / "data").mkdir()
         for blob in (ctx / "data").iterdir():
             os.link(blob, ctx / "upload" / "data" / blob.name)
-        samples["upload (50 MB)"].append(timed(env, "--no-cache", ".", cwd=ctx / "upload"))
-        for blob in (ctx / "upload" / "data").iterdir():
-            blob.unlink()
-        (ctx / "upload" / "data").rmdir()
-        os.symlink(ctx / "data", ctx / "upload" / "data", target_is_directory=True)
-    return {name: summary(values) for name, values in samples.items()}
+        timed(env, ".", cwd=ctx / "upload")
+        return {"upload floor (CLI only)": summary([timed(env, ".", cwd=ctx / "upload") for _ in range(runs * 3)])}
+    finally:
+        server.close()
 
 
 def main() -> int:
@@ -80,14 +137,22 @@ def main() -> int:
         ctx = work / "context"
         make_context(ctx)
         cli = {"DOCKER_BUILDKIT": "0", "DOCKER_CONFIG": str(work / "cli")}
-        results = {"berth": measure({**os.environ, **cli, "DOCKER_HOST": f"unix://{berthd.sock}"}, ctx, args.runs)}
+        envs = {"berth": {**os.environ, **cli, "DOCKER_HOST": f"unix://{berthd.sock}"}}
         if dockerd is not None:
-            results["docker"] = measure({**dockerd.env, **cli}, ctx, args.runs)
+            envs["docker"] = {**dockerd.env, **cli}
+        samples: dict[str, dict] = {name: {} for name in envs}
+        for env in envs.values():
+            warm(env, ctx)
+        for i in range(args.runs):
+            for name in (list(envs) if i % 2 == 0 else list(envs)[::-1]):
+                one_round(envs[name], ctx, f"v{i + 1} {name}\n", samples[name])
+        results = {name: {case: summary(values) for case, values in found.items()} for name, found in samples.items()}
+        results["floor"] = floor(work, ctx, args.runs)
     for engine, found in results.items():
         for name, s in found.items():
             print(f"{engine:7} {name:18} median {s['median_ms']:8.0f} ms  p90 {s['p90_ms']:8.0f} ms")
     if "docker" in results:
-        for name in results["berth"]:
+        for name in results["docker"]:
             ratio = results["berth"][name]["median_ms"] / results["docker"][name]["median_ms"]
             print(f"berth/docker {name:18} {ratio:.2f}x")
     if args.json:
