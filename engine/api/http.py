@@ -53,6 +53,9 @@ MIN_API_VERSION = "1.24"
 SERVER = "berth/0.1.0 (linux)"
 _FALSE = {"", "0", "no", "false", "none"}
 _READ_SIZE = 65536
+# A request body (a build context, an image to load or import, a tar to copy in) is read
+# 1 MiB at a time: a sixteenth of the wake-ups and h11 events of 64 KiB reads.
+_BODY_READ_SIZE = 1 << 20
 _LINGER = 1.0  # seconds a refused connection is drained so the client can read the answer
 
 
@@ -273,16 +276,18 @@ class Connection:
 
     async def _receive(self) -> None:
         """Feed h11 the client's next bytes, within the time allowed for what is being read."""
+        size = _READ_SIZE
         if self.h11.their_state is h11.SEND_BODY:
             if self.h11.they_are_waiting_for_100_continue:
                 await self.send(h11.InformationalResponse(status_code=100, headers=common_headers()))
             deadline = trio.current_time() + self.limits.body_timeout
+            size = _BODY_READ_SIZE
         elif self._idle:
             deadline = trio.current_time() + self.limits.idle_timeout
         else:
             deadline = self._head_deadline
         with trio.move_on_at(deadline):
-            data = await self.sock.receive_some(_READ_SIZE)
+            data = await self.sock.receive_some(size)
             if self._idle and data:
                 self._idle = False
                 self._head_deadline = trio.current_time() + self.limits.header_timeout
