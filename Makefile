@@ -62,6 +62,7 @@ bench: install
 	$(PY) -m tests.bench.network
 	$(PY) -m tests.bench.registry
 	$(PY) -m tests.bench.restart
+	$(PY) -m tests.bench.build
 
 # Fuzz the API (not part of `make test`): requests generated from Docker's Engine API v1.41
 # description (tests/fuzz/swagger-v1.41.json) against an isolated berthd, until FUZZ_SECONDS

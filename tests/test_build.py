@@ -403,3 +403,27 @@ def test_build_steps_leave_no_anonymous_volume(build, api):
     assert result.error is None, result.body
     after = {v["Name"] for v in api.get_json("/volumes")["Volumes"] or []}
     assert after <= before, after - before
+
+
+def test_the_cache_survives_a_daemon_restart(fresh_daemon):
+    """The cache index is on disk: a daemon started again (SIGTERM, or kill -9) builds the
+    same Dockerfile and context from its cache, step by step."""
+    import signal
+
+    d = fresh_daemon()
+    files = {"Dockerfile": "FROM busybox\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt > /copy\nCMD [\"cat\", \"/copy\"]\n",
+             "hello.txt": "cached across restarts\n"}
+
+    def build_once() -> Build:
+        reply = d.api.request("POST", "/build", query={"t": "bt-restart:1", "rm": "1"}, body=context(files),
+                              headers={"Content-Type": "application/x-tar"})
+        return Build(reply.status, reply.body)
+
+    first = build_once()
+    assert first.status == 200 and first.error is None, first.body
+    for stop in (lambda: d.stop(), lambda: d.stop(signal.SIGKILL)):
+        stop()
+        d.start()
+        again = build_once()
+        assert again.status == 200 and again.error is None, again.body
+        assert again.text.count(" ---> Using cache\n") == 3 and again.id == first.id, again.text
