@@ -504,9 +504,11 @@ def test_berth_run_of_a_tag_missing_on_the_registry(api, registry, cli_env):
     assert run.returncode == 125 and run.stdout == b""
     lines = run.stderr.decode().splitlines()
     assert lines[0] == f"Unable to find image '{name}' locally"
-    assert lines[-1].startswith("berth: ") and "unknown" in lines[-1].lower(), run.stderr
+    failure = [line for line in lines if line.startswith("berth: ")]
+    assert len(failure) == 1 and "unknown" in failure[0].lower(), run.stderr
+    assert lines[-1] == "Run 'berth run --help' for more information"
     created = berth(cli_env, "create", name)
-    assert created.returncode == 125 and created.stderr.decode().splitlines()[-1].startswith("Error")
+    assert created.returncode == 1 and created.stderr.decode().splitlines()[-1].startswith("Error")
 
 
 # --- registry mirrors and cross-repository mounts ---------------------------------------

@@ -9,7 +9,7 @@ from .. import fastjson, options, render
 from ..grammar import Arg, Command, Opt, UsageError
 from ..transport import Client, DaemonError, Demuxer, Response, ref
 from . import container_options
-from .printers import (FILTER, FORCE_NEVER_ASKS, NO_TRUNC, each, each_name, err, format_option, inspect_verb, out,
+from .printers import (FILTER, FORCE_NEVER_ASKS, NO_TRUNC, CommandFailed, each, each_name, err, format_option, inspect_verb, out,
                        print_listing, print_pruned, quiet_option)
 
 
@@ -46,12 +46,13 @@ def _failure(exc: DaemonError) -> str:
 
 
 def create(client: Client, args) -> int:
-    """`docker create`: prints the new container's id; 125 when it cannot be created."""
+    """`docker create`: prints the new container's id; 1 when it cannot be created (as
+    the docker CLI: only `run` says 125)."""
     try:
         out(_create(client, args))
     except DaemonError as exc:
         err(_failure(exc))
-        return 125
+        return 1
     return 0
 
 
@@ -122,7 +123,7 @@ def run(client: Client, args) -> int:
     try:
         cid = _create(client, args)
     except DaemonError as exc:
-        err(f"berth: {_failure(exc)}")
+        err(f"berth: {_failure(exc)}\n\nRun 'berth run --help' for more information")
         return 125
     try:
         if not args.detach:
@@ -139,7 +140,8 @@ def run(client: Client, args) -> int:
 def start(client: Client, args) -> int:
     """`docker start`; with `-a`, the output and the container's exit status."""
     if not args.attach:
-        return each(client, args.containers, "POST", "/containers/{}/start")
+        return each(client, args.containers, "POST", "/containers/{}/start",
+                    failed=lambda names: f"Error: failed to start containers: {', '.join(names)}")
     if len(args.containers) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
     info = client.get(f"/containers/{ref(args.containers[0])}/json")
@@ -315,7 +317,11 @@ def stats(client: Client, args) -> int:
 
 def rename(client: Client, args) -> int:
     """`docker rename OLD NEW`."""
-    client.call("POST", f"/containers/{ref(args.container)}/rename", {"name": args.name})
+    try:
+        client.call("POST", f"/containers/{ref(args.container)}/rename", {"name": args.name})
+    except DaemonError as exc:
+        raise CommandFailed(f"Error response from daemon: {exc.message}\n"
+                            f"Error: failed to rename container named {args.container}") from None
     return 0
 
 

@@ -49,27 +49,30 @@ def err(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-def each_name(names: list[str], act) -> int:
+def each_name(names: list[str], act, failed=None) -> int:
     """`act(name)` for each name; an error from the daemon is printed and the next name
-    taken, as docker does. 1 if any failed."""
-    status = 0
+    taken, as docker does; then `failed(names that failed)`, docker's closing line for
+    some commands (`Error: failed to start containers: a, b`). 1 if any failed."""
+    failures = []
     for name in names:
         try:
             act(name)
         except DaemonError as exc:
             err(f"Error response from daemon: {exc.message}")
-            status = 1
-    return status
+            failures.append(name)
+    if failures and failed is not None:
+        err(failed(failures))
+    return 1 if failures else 0
 
 
-def each(client: Client, names: list[str], method: str, endpoint: str, query=None, body=None) -> int:
+def each(client: Client, names: list[str], method: str, endpoint: str, query=None, body=None, failed=None) -> int:
     """One call for each name (`endpoint` has `{}` for it), printing the name when it
-    succeeded; 1 if any failed."""
+    succeeded; 1 if any failed (see each_name for `failed`)."""
     def act(name: str) -> None:
         client.call(method, endpoint.format(ref(name)), query, body)
         out(name)
 
-    return each_name(names, act)
+    return each_name(names, act, failed)
 
 
 # The headers of a `table` template's columns, by field, as docker's formatters name
@@ -115,12 +118,14 @@ INSPECTED = {"container": "/containers/{}/json", "image": "/images/{}/json", "ne
              "volume": "/volumes/{}", "plugin": "/plugins/{}/json"}
 
 
-def print_inspect(client: Client, names: list[str], fmt: str | None, nouns: tuple[str, ...]) -> int:
+def print_inspect(client: Client, names: list[str], fmt: str | None, nouns: tuple[str, ...],
+                  daemon_words: bool = False) -> int:
     """docker's inspect, for every noun: each name asked for as each of `nouns` in turn (the
     first that knows it wins), then all that was found as one indented JSON array, a
     compact one (`--format json`) or a template line each (`-f`). A name none knows is
-    `Error: No such <noun>: NAME` on stderr (`object` when several nouns were tried), after
-    the others' output, and the status is 1."""
+    `Error: No such <noun>: NAME` on stderr (`object` when several nouns were tried; the
+    daemon's own words with `daemon_words`, as `image inspect` says it), after the
+    others' output, and the status is 1."""
     if fmt and fmt != "json":
         from ..gotemplate import ParseError
 
@@ -135,7 +140,7 @@ def print_inspect(client: Client, names: list[str], fmt: str | None, nouns: tupl
                 found.append(client.get(INSPECTED[noun].format(ref(name))))
                 break
             except DaemonError as exc:
-                if exc.status != 404:  # not "no such": no other noun is asked
+                if exc.status != 404 or daemon_words:  # not "no such", or `image inspect`'s own
                     errors.append(f"Error response from daemon: {exc.message}")
                     break
         else:
@@ -167,7 +172,7 @@ def inspect_verb(noun: str, example: str) -> Command:
     dest = noun + "s"
 
     def inspect(client: Client, args) -> int:
-        return print_inspect(client, args[dest], args.format, (noun,))
+        return print_inspect(client, args[dest], args.format, (noun,), daemon_words=True)
 
     return Command("inspect", inspect, f"{noun}s in detail", (inspect_format_option(example),), (Arg(dest, "many"),))
 

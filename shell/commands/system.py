@@ -12,7 +12,7 @@ from ..grammar import Arg, Command, Group, Opt, UsageError
 from ..transport import Client
 from . import containers, images, management, networks, volumes
 from .printers import (FILTER, FORCE_NEVER_ASKS, INSPECTED, err, format_option, inspect_format_option, out, print_inspect,
-                       print_pruned)
+                       print_listing, print_pruned)
 
 
 def inspect(client: Client, args) -> int:
@@ -53,9 +53,14 @@ def _platform() -> str:
 
 
 def version(client: Client, args) -> int:
-    """`docker version`: the client, then the daemon and the runtimes it drives."""
+    """`docker version`: the client, then the daemon and the runtimes it drives; with
+    `--format`, a template over {Client, Server} as docker's (`{{.Server.Os}}`)."""
     from .. import __version__
 
+    if args.format:
+        client_part = {"Version": __version__, "ApiVersion": "1.41", "Os": sys.platform,
+                       "Arch": _platform().split("/")[1], "Platform": {"Name": ""}}
+        return _formatted(args.format, {"Client": client_part, "Server": client.get("/version")})
     out(f"Client:\n Version:           {__version__}\n API version:       1.41\n"
          f" Python version:    {sys.version.split()[0]}\n OS/Arch:           {_platform()}\n Host:              {client.host}\n")
     server = client.get("/version")
@@ -85,6 +90,8 @@ def info(client: Client, args) -> int:
     the host; the daemon's warnings on stderr, as docker prints them."""
     from .. import __version__
 
+    if args.format:
+        return _formatted(args.format, client.get("/info"))
     out(f"Client:\n Version:    {__version__}\n Host:       {client.host}\n")
     i = client.get("/info")
     out(f"Server:\n Containers: {i['Containers']}\n  Running: {i['ContainersRunning']}\n"
@@ -130,7 +137,20 @@ def df(client: Client, args) -> int:
             ["Local Volumes", str(len(volumes)), str(len(used_volumes)), render.size(volume_size),
              share(volume_size - sum(v["UsageData"]["Size"] for v in used_volumes), volume_size)],
             ["Build Cache", "0", "0", "0B", "0B"]]
+    if args.format:
+        keys = ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
+        print_listing([dict(zip(keys, row)) for row in rows], args.format,
+                      ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], lambda row: [row[k] for k in keys])
+        return 0
     out(render.table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
+    return 0
+
+
+def _formatted(fmt: str, value: dict) -> int:
+    """`--format` over one object: json, or a template line."""
+    from .. import fastjson
+
+    out(fastjson.dumps(value, ascii=False) if fmt == "json" else render.template(fmt, value))
     return 0
 
 
@@ -149,14 +169,14 @@ def prune(client: Client, args) -> int:
 _EVENTS = Command("events", events, "stream events from the bus", (
     Opt(("--since",), "since", "value", "replay from (10m, RFC 3339, unix time)"),
     Opt(("--until",), "until", "value", "stop at"), FILTER, format_option("{{.Action}}")))
-_INFO = Command("info", info, "daemon information")
+_INFO = Command("info", info, "daemon information", (format_option("{{.Driver}}"),))
 
 COMMANDS = (
     Command("inspect", inspect, "low-level information on containers, images, networks, volumes or plugins", (
         inspect_format_option("{{.State.Status}}"),
         Opt(("--type",), "type", "value", ", ".join(INSPECTED) + ": only this kind")), (Arg("names", "many"),)),
     _EVENTS,
-    Command("version", version, "client and daemon versions"),
+    Command("version", version, "client and daemon versions", (format_option("{{.Server.Version}}"),)),
     # docker's root flags `--version`/`-v`, as commands of their own (the grammar lists no
     # word that starts with a dash)
     Command("--version", short_version, "the client's version"),
@@ -164,7 +184,7 @@ COMMANDS = (
     _INFO,
     *management.COMMANDS,
     Group("system", "the daemon: disk use, events, information and clean-up", (
-        Command("df", df, "what images, containers and volumes hold"), _EVENTS, _INFO,
+        Command("df", df, "what images, containers and volumes hold", (format_option("{{.Type}}"),)), _EVENTS, _INFO,
         Command("prune", prune, "remove stopped containers, unused networks and dangling images", (
             Opt(("-a", "--all"), "all", "flag", "every unused image, not only dangling ones"),
             Opt(("--volumes",), "volumes", "flag", "unused volumes too"), FORCE_NEVER_ASKS)))),
