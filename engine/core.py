@@ -419,8 +419,7 @@ class Engine:
     async def import_image(self, body: AsyncIterator[bytes], *, repo: str = "", changes: list[str] = (),
                            message: str = "") -> Image:
         """`docker import`: a one-layer image from the rootfs tar in `body`, tagged `repo` if given."""
-        async with self._images.spooled(body, "import") as tar:
-            return await self._images.import_rootfs(tar, repo=repo, changes=changes, message=message)
+        return await self._images.import_stream(body, repo=repo, changes=changes, message=message)
 
     async def tag(self, source: str, repo: str, tag: str = "") -> None:
         """Tag the image `source` as `repo[:tag]`."""

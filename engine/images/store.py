@@ -279,10 +279,11 @@ class ImageStore:
             atomic_write(blob, data)
         return self.images.setdefault(image_id, Image(image_id, config, len(data)))
 
-    def import_rootfs(self, tar_path: Path, *, changes: list[str], message: str) -> Image:
-        """`docker import`: one layer from a rootfs tar, config from `changes`."""
+    def import_rootfs(self, tar: Path | Callable[[], BinaryIO], *, changes: list[str], message: str) -> Image:
+        """`docker import`: one layer from a rootfs tar (a path, or an `open_tar` as
+        `add_layer` takes), config from `changes`."""
         runtime = apply_changes(ImageRuntimeConfig(), changes)
-        _, diff_id = self.add_layer(lambda: open(tar_path, "rb"), "")
+        _, diff_id = self.add_layer(tar if callable(tar) else lambda: open(tar, "rb"), "")
         created = timefmt.now()
         history = [HistoryEntry(created=created, comment=message, created_by="")]
         config = ImageConfig(

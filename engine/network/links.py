@@ -1,6 +1,10 @@
 """Bridges and veth pairs through netlink (pyroute2). Every function blocks: the Engine
 calls them in worker threads.
 
+pyroute2 is imported on the first use of a bridge, not at start: its package imports every
+netlink family, ndb and asyncio (~12 MB of the daemon's idle memory, docs/performance.md),
+and a daemon whose containers use no bridge network never needs it.
+
 A container's side is configured from a thread that entered the container's network
 namespace with setns (as netns.py does): pyroute2's own netns support forks, which a
 threaded daemon must not do.
@@ -13,18 +17,23 @@ import os
 import socket
 from contextlib import contextmanager
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from ..runtime import syscalls
 
 _EEXIST, _ENODEV = 17, 19
 _IFA_F_NODAD = 0x02
 
 
+def IPRoute():  # noqa: N802 (stands for pyroute2's class)
+    from pyroute2 import IPRoute
+
+    return IPRoute()
+
+
 def ensure_bridge(name: str, gateways: list[tuple[str, int]]) -> None:
     """The bridge `name` exists, is up and holds the gateway addresses (address, prefix
     length; idempotent)."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=name)
         if not found:
@@ -45,6 +54,8 @@ def ensure_bridge(name: str, gateways: list[tuple[str, int]]) -> None:
 
 def remove_link(name: str) -> None:
     """Delete a link (a bridge, or a veth pair by either end); fine if it is gone."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=name)
         if found:
@@ -65,9 +76,9 @@ def host_subnets() -> list[str]:
 
 
 def link_names() -> set[str]:
-    """Names of every link in this (the host's) namespace."""
-    with IPRoute() as ipr:
-        return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+    """Names of every link in this (the host's) namespace (libc's if_nameindex, netlink
+    underneath: called at start, where pyroute2 is not wanted)."""
+    return {name for _, name in socket.if_nameindex()}
 
 
 @contextmanager
@@ -93,6 +104,8 @@ def attach(netns_path: str, bridge: str, host_if: str, inner_if: str, mac: str,
     interface between namespaces costs ~20 ms of RCU waiting; creating it there, ~1 ms),
     with the MAC `mac`, its `addresses` (address, prefix length; IPv6 ones without
     duplicate address detection, usable at once) and a default route by each of `gateways`."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
     with IPRoute() as ipr:
         fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
         try:
