@@ -158,3 +158,24 @@ def test_help_into_a_closed_pipe_is_quiet():
     finally:
         os.close(writer)
     assert (done.returncode, done.stderr) == (0, b"")
+
+
+@pytest.mark.parametrize("args", [
+    ("rm", "nosuch"), ("stop", "nosuch"), ("start", "nosuch"), ("restart", "nosuch"), ("kill", "nosuch"),
+    ("pause", "nosuch"), ("unpause", "nosuch"), ("logs", "nosuch"), ("inspect", "nosuch"), ("top", "nosuch"),
+    ("port", "nosuch"), ("wait", "nosuch"), ("rename", "nosuch", "x"), ("diff", "nosuch"), ("export", "nosuch"),
+    ("exec", "nosuch", "true"), ("attach", "nosuch"), ("stats", "--no-stream", "nosuch"),
+    ("update", "--cpus", "1", "nosuch"), ("commit", "nosuch"), ("cp", "nosuch:/a", "/tmp/berth-parity-x"),
+    ("rmi", "nosuch"), ("tag", "nosuch", "x"), ("history", "nosuch"), ("image", "inspect", "nosuch"),
+    ("save", "nosuch"), ("network", "rm", "nosuch"), ("network", "inspect", "nosuch"),
+    ("network", "connect", "nosuch", "nosuch"), ("volume", "rm", "nosuch"), ("volume", "inspect", "nosuch"),
+    ("container", "inspect", "nosuch"), ("ps", "--filter", "bogus=1"), ("images", "--filter", "bogus=1"),
+    ("network", "ls", "--filter", "bogus=1"), ("volume", "ls", "--filter", "bogus=1"),
+    ("events", "--filter", "bogus=1", "--until", "1"), ("version", "--format", "{{.Server.Os}}"),
+    ("info", "--format", "{{.Driver}} {{.OSType}}"), ("system", "df", "--format", "{{.Type}}"),
+])
+def test_same_errors_and_exit_status_as_docker(both, args):
+    """What each command says for a name nobody knows, a bad filter, a format: the same
+    bytes on stdout and stderr, the same status, as the docker CLI on the same daemon."""
+    docker, berth = both(*args)
+    assert (berth.returncode, berth.stdout, berth.stderr) == (docker.returncode, docker.stdout, docker.stderr)
