@@ -17,11 +17,12 @@ from gounits import binary_size, duration, size  # noqa: F401 (re-exported for c
 _MIN_WIDTH, _PADDING = 10, 3
 
 
-def table(headers: list[str], rows: list[list[str]]) -> str:
+def table(headers: list[str], rows: list[list[str]], min_width: int = _MIN_WIDTH) -> str:
     """An aligned table: every column but the last as wide as its widest cell plus three
-    spaces, and never narrower than ten (so `PORTS` stays wide when empty, as docker's)."""
+    spaces, and never narrower than `min_width`, ten by default (so `PORTS` stays wide when
+    empty, as docker's; `top`'s tables use twenty)."""
     lines = [headers, *rows]
-    widths = [max(_MIN_WIDTH, max(len(line[i]) for line in lines) + _PADDING) for i in range(len(headers) - 1)]
+    widths = [max(min_width, max(len(line[i]) for line in lines) + _PADDING) for i in range(len(headers) - 1)]
     out = []
     for line in lines:
         cells = [cell.ljust(width) for cell, width in zip(line, widths)]

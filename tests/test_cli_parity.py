@@ -55,6 +55,12 @@ def exposing(api):
     ("network", "list", "--format", "{{.Name}} {{.Driver}}", "--filter", "name=bridge"),
     ("volume", "list", "-q", "--filter", "name=no-such-volume"),
     ("ps", "--filter", "name={name}", "--format", "{{.Names}}\t{{.Ports}}"),
+    ("ps", "-s", "--filter", "name={name}", "--format", "{{.Names}}"),
+    ("container", "ls", "--last", "1", "--format", "{{.Names}}"),
+    ("container", "ls", "-l", "-q", "--no-trunc"),
+    ("top", "{name}", "-o", "pid,comm"),
+    ("stats", "--no-stream", "--format", "{{.Name}}", "{name}"),
+    ("history", "--format", "{{.CreatedBy}}", "busybox"),
 ])
 def test_same_output_as_docker(both, exposing, args):
     docker, berth = both(*(arg.replace("{name}", exposing) for arg in args))

@@ -48,7 +48,13 @@ async def list_(req: Request, engine: Engine) -> Response:
     limit = req.qint("limit", -1)
     if limit and limit > 0:
         found = found[:limit]
-    return json_response([render.container_summary(engine, c) for c in found])
+    summaries = [render.container_summary(engine, c) for c in found]
+    if req.qbool("size"):  # `ps -s`: the writable layer's size, and with the image's
+        sizes = {u.container.id: u for u in (await engine.disk_usage()).containers}
+        for summary in summaries:
+            if (u := sizes.get(summary["Id"])) is not None:
+                summary |= {"SizeRw": u.size_rw, "SizeRootFs": u.size_root_fs}
+    return json_response(summaries)
 
 
 async def inspect(req: Request, engine: Engine) -> Response:

@@ -239,15 +239,22 @@ def _ps_row(c: dict, no_trunc: bool) -> dict:
             "Labels": ",".join(f"{k}={v}" for k, v in sorted((c.get("Labels") or {}).items())),
             "Mounts": ",".join(m if no_trunc else render.truncate(m, 15) for m in mounts),
             "LocalVolumes": str(sum(m.get("Driver") == "local" for m in c.get("Mounts") or [])),
-            "Networks": ",".join(sorted(((c.get("NetworkSettings") or {}).get("Networks") or {}))), "Size": ""}
+            "Networks": ",".join(sorted(((c.get("NetworkSettings") or {}).get("Networks") or {}))),
+            "Size": (f"{render.size(c['SizeRw'])} (virtual {render.size(c['SizeRootFs'])})" if "SizeRw" in c else "")}
 
 
 def ps(client: Client, args) -> int:
     """`docker ps`: the table, `-q` ids, or one line per container by `--format`."""
-    found = client.get("/containers/json", all=int(args.all), filters=options.filters(args.filter))
-    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+    last = 1 if args.latest else int(args.last) if args.last not in (None, "") else -1
+    if last != -1 and last < 0:
+        raise UsageError(f"invalid argument \"{args.last}\" for \"-n, --last\" flag")
+    # --last N and --latest take the newest N of every state, as docker's (`limit`)
+    found = client.get("/containers/json", all=int(args.all or last > 0), filters=options.filters(args.filter),
+                       **({"limit": last} if last > 0 else {}), **({"size": 1} if args.size else {}))
+    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names", *(["Size"] if args.size else [])]
     print_listing([_ps_row(c, args.no_trunc) for c in found], args.format,
-                  ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
+                  ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES",
+                   *(["SIZE"] if args.size else [])],
                   lambda row: [row[k] for k in keys], (lambda row: row["ID"]) if args.quiet else None,
                   {"ID": "CONTAINER ID"})
     return 0
@@ -267,7 +274,7 @@ def top(client: Client, args) -> int:
     """`docker top CONTAINER [ps OPTIONS]`: the table `ps` prints, for its processes."""
     query = {"ps_args": " ".join(args.ps_args)} if args.ps_args else None
     found = client.call("GET", f"/containers/{ref(args.container)}/top", query)
-    out(render.table(found["Titles"], found["Processes"]))
+    out(render.table(found["Titles"], found["Processes"], min_width=20))  # docker's top: tabwriter(20, 1, 3)
     return 0
 
 
@@ -294,6 +301,14 @@ def stats(client: Client, args) -> int:
     if args.no_stream:
         names = args.containers or [c["Id"] for c in client.get("/containers/json")]
         rows = [_stats_row(client.call("GET", f"/containers/{ref(n)}/stats", {"stream": 0}), None) for n in names]
+        if args.format:
+            keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"]
+            items = [dict(zip(keys, row)) | {"Container": name} for name, row in zip(names, rows)]
+            print_listing(items, args.format, _STATS_HEADERS, lambda item: [item[k] for k in keys],
+                          titles={"ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+                                  "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+                                  "BlockIO": "BLOCK I/O", "PIDs": "PIDS", "Container": "CONTAINER"})
+            return 0
         out(render.table(_STATS_HEADERS, rows))
         return 0
     import time
@@ -362,7 +377,10 @@ _IMAGE_AND_COMMAND = (Arg("image"), Arg("command", "rest"))
 _CONTAINERS = (Arg("containers", "many"),)
 _STOP_TIME = Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int)
 _PS_OPTS = (Opt(("-a", "--all"), "all", "flag", "include stopped containers"), quiet_option("IDs"), NO_TRUNC, FILTER,
-            format_option("{{.Names}} {{.Status}}"))
+            format_option("{{.Names}} {{.Status}}"),
+            Opt(("-n", "--last"), "last", "value", "the N last created containers (every state)"),
+            Opt(("-l", "--latest"), "latest", "flag", "the last created container (every state)"),
+            Opt(("-s", "--size"), "size", "flag", "the containers' sizes"))
 
 COMMANDS = (
     Command("run", run, "create and start a container", (
@@ -385,7 +403,8 @@ COMMANDS = (
         (Arg("container"), Arg("command", "rest"))),
     Command("top", top, "the processes of a running container", (), (Arg("container"), Arg("ps_args", "rest"))),
     Command("stats", stats, "live resource use of containers (Ctrl-C ends it)", (
-        Opt(("--no-stream",), "no_stream", "flag", "one reading, then exit"),), (Arg("containers", "any"),)),
+        Opt(("--no-stream",), "no_stream", "flag", "one reading, then exit"),
+        format_option("{{.Name}} {{.CPUPerc}}")), (Arg("containers", "any"),)),
     Command("rename", rename, "rename a container", (), (Arg("container"), Arg("name"))),
     Command("update", update, "change a container's limits or restart policy", container_options.LIMITS, _CONTAINERS),
     Command("port", port, "a container's published ports", (), (Arg("container"), Arg("port", "optional"))),

@@ -62,13 +62,18 @@ def history(client: Client, args) -> int:
     def image_id(row: dict) -> str:
         return row["Id"] if args.no_trunc or row["Id"] == "<missing>" else render.short_id(row["Id"])
 
-    def cells(row: dict) -> list[str]:
+    def fields(row: dict) -> dict:  # the names docker's history templates use
         created_by = row["CreatedBy"].replace("\t", " ")
-        return [image_id(row), render.since(row["Created"]),
-                created_by if args.no_trunc else render.truncate(created_by, 45), render.size(row["Size"]), row["Comment"]]
+        return {"ID": image_id(row), "CreatedSince": render.since(row["Created"]),
+                "CreatedAt": render.go_time(row["Created"]),
+                "CreatedBy": created_by if args.no_trunc else render.truncate(created_by, 45),
+                "Size": render.size(row["Size"]), "Comment": row["Comment"]}
 
-    print_listing(client.get(f"/images/{ref(args.image)}/history"), None,
-                  ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], cells, image_id if args.quiet else None)
+    keys = ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"]
+    print_listing([fields(row) for row in client.get(f"/images/{ref(args.image)}/history")], args.format,
+                  ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], lambda row: [row[k] for k in keys],
+                  (lambda row: row["ID"]) if args.quiet else None, {"ID": "IMAGE", "CreatedSince": "CREATED",
+                                                                     "CreatedBy": "CREATED BY"})
     return 0
 
 
@@ -95,7 +100,8 @@ COMMANDS = (
     Command("tag", tag, "tag an image", (), (Arg("source"), Arg("target"))),
     Command("rmi", rmi, "remove images", (Opt(("-f", "--force"), "force", "flag", "remove even if used"),),
             (Arg("images", "many"),)),
-    Command("history", history, "show an image's history", (quiet_option("IDs"), NO_TRUNC), (Arg("image"),)),
+    Command("history", history, "show an image's history", (quiet_option("IDs"), NO_TRUNC,
+                                                             format_option("{{.CreatedBy}}")), (Arg("image"),)),
 )
 
 # the `image` noun's own verbs; the noun is docker's management command (management.py)
