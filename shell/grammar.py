@@ -45,10 +45,12 @@ class Arg:
     """A positional argument: one, optional, many (one or more), any (zero or more), or
     rest (the rest of the line, verbatim)."""
 
-    __slots__ = ("dest", "kind")
+    __slots__ = ("dest", "kind", "shown")
 
-    def __init__(self, dest: str, kind: str = "one"):
+    def __init__(self, dest: str, kind: str = "one", shown: str = ""):
         self.dest, self.kind = dest, kind
+        # how the usage line names it, when docker's words are not DEST or DEST...
+        self.shown = shown or dest.upper() + ("..." if kind in ("many", "any", "rest") else "")
 
 
 class Command:
@@ -137,7 +139,10 @@ def _values(cmd: Command, called: str, words: list[str]) -> Namespace:
                 raise UsageError(f"flag needs an argument: {opt.names[-1]}")
             inline = words[i]
             i += 1
-        value = opt.convert(inline) if opt.convert else inline
+        try:
+            value = opt.convert(inline) if opt.convert else inline
+        except (UsageError, ValueError) as exc:  # docker's words for a value its flag refuses
+            raise UsageError(f'invalid argument "{inline}" for "{", ".join(opt.names)}" flag: {exc}') from None
         if opt.kind == "list":
             ns[opt.dest].append(value)
         else:
@@ -221,7 +226,7 @@ def usage(commands: dict[str, Command | Group], words: list[str] = ()) -> str:
         if len(words) < 2 or entry.verb(words[1]) is None:
             return _listing(f"Usage: berth {entry.name} COMMAND [OPTIONS]\n\n{entry.help}", "Commands:", entry.verbs)
         entry, words = entry.verb(words[1]), [f"{entry.name} {entry.word(words[1])}"]
-    args = " ".join(a.dest.upper() + ("..." if a.kind in ("many", "any", "rest") else "") for a in entry.args)
+    args = " ".join(a.shown for a in entry.args)
     lines = [f"Usage: berth {words[0]} [OPTIONS] {args}".rstrip(), "", entry.help]
     if entry.opts:
         lines += ["", "Options:"]

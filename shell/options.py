@@ -19,6 +19,15 @@ def _float(text: str) -> float | None:
     return value if 0 <= value < float("inf") else None  # also refuses nan
 
 
+def checked(parse):
+    """A flag's converter that checks its value with `parse` as the line is read (a bad
+    one is a usage error naming the flag, as docker's) and keeps it as typed."""
+    def check(text: str) -> str:
+        parse(text)
+        return text
+    return check
+
+
 def ram_bytes(text: str) -> int:
     """`64m`, `1g`, `512kb`, `1048576` → bytes (binary units, as `docker run -m`)."""
     t = text.strip().lower()

@@ -185,3 +185,71 @@ def test_same_errors_and_exit_status_as_docker(both, args):
     bytes on stdout and stderr, the same status, as the docker CLI on the same daemon."""
     docker, berth = both(*args)
     assert (berth.returncode, berth.stdout, berth.stderr) == (docker.returncode, docker.stdout, docker.stderr)
+
+
+def _exited(api, name: str) -> None:
+    cid = api.run(["sh", "-c", "echo one; echo two >&2; echo three"], name=name)
+    api.wait(cid)
+
+
+def _running(api, name: str) -> None:
+    api.run(["sleep", "300"], name=name)
+
+
+def _tagged(api, name: str) -> None:
+    assert api.post("/images/busybox/tag", repo=name, tag="1").status == 201
+
+
+@pytest.mark.parametrize("setup, args", [
+    (None, ("volume", "create", "{n}")),
+    (lambda api, n: api.post("/volumes/create", json_body={"Name": n}), ("volume", "rm", "{n}")),
+    (lambda api, n: api.post("/networks/create", json_body={"Name": n}), ("network", "rm", "{n}")),
+    (_tagged, ("rmi", "{n}:1")), (_tagged, ("tag", "{n}:1", "{n}:2")),
+    (_exited, ("logs", "{n}")), (_exited, ("logs", "--tail", "1", "{n}")), (_exited, ("wait", "{n}")),
+    (_exited, ("rm", "{n}")), (_running, ("rm", "{n}")), (_running, ("stop", "-t", "0", "{n}")),
+    (_running, ("kill", "{n}")), (_running, ("pause", "{n}")), (_running, ("restart", "-t", "0", "{n}")),
+    (_running, ("exec", "{n}", "echo", "hi")), (_running, ("exec", "{n}", "sh", "-c", "exit 3")),
+    (_running, ("exec", "{n}", "nosuchcmd")), (_exited, ("exec", "{n}", "true")), (_exited, ("start", "{n}")),
+    (_running, ("rename", "{n}", "{n}x")), (_running, ("port", "{n}")), (_exited, ("diff", "{n}")),
+    (_running, ("update", "--memory", "64m", "{n}")), (_exited, ("cp", "{n}:/etc/hostname", "-")),
+    (None, ("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4")),
+    (None, ("run", "--rm", "busybox", "nosuchcmd")), (None, ("run", "--rm", "--bogus", "busybox")),
+    (None, ("run", "--rm", "-m", "abc", "busybox")), (None, ("run", "--rm", "--name", "bad name", "busybox")),
+    (None, ("create", "--name", "{n}", "busybox", "true")), (None, ("exec", "--bogus", "x", "true")),
+])
+def test_same_result_on_objects_of_its_own(both_each, setup, args):
+    """Each CLI acts on an object made for it alike (a container, a volume, a tag): the
+    same status and output once the names and IDs are set aside."""
+    docker, berth = both_each(setup, args)
+    assert berth == docker
+
+
+@pytest.fixture
+def both_each(daemon, api, tmp_path):
+    import re
+
+    def one(argv: list[str], env: dict) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, cwd=REPO, env={**os.environ, **env}, capture_output=True, timeout=60)
+
+    def run(setup, args: tuple[str, ...]) -> list[tuple[int, bytes, bytes]]:
+        found = []
+        for prog in ("docker", "berth"):
+            name = f"par{prog[0]}{uuid.uuid4().hex[:8]}"
+            if setup is not None:
+                setup(api, name)
+            argv = [a.replace("{n}", name) for a in args]
+            result = (one(["docker", *argv], {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(tmp_path)}) if prog == "docker"
+                      else one([sys.executable, "-m", "shell.cli", *argv], {"BERTH_HOST": daemon.host}))
+
+            def plain(data: bytes) -> bytes:
+                data = data.replace(name.encode(), b"NAME").replace(prog.encode(), b"PROG")
+                return re.sub(rb"[0-9a-f]{64}", b"ID", data)
+
+            found.append((result.returncode, plain(result.stdout), plain(result.stderr)))
+            for kind, ref in (("containers", name), ("containers", name + "x"), ("volumes", name), ("networks", name)):
+                api.delete(f"/{kind}/{ref}", **({"force": 1} if kind == "containers" else {}))
+            for tag in ("1", "2"):
+                api.delete(f"/images/{name}:{tag}")
+        return found
+
+    return run

@@ -12,7 +12,7 @@ from ..grammar import Opt, UsageError
 
 DETACH_KEYS = Opt(("--detach-keys",), "detach_keys", "value", "keys that detach (default ctrl-p,ctrl-q)")
 LIMITS = (
-    Opt(("-m", "--memory"), "memory", "value", "memory limit (e.g. 64m)"),
+    Opt(("-m", "--memory"), "memory", "value", "memory limit (e.g. 64m)", options.checked(options.ram_bytes)),
     Opt(("--cpus",), "cpus", "value", "number of CPUs (e.g. 0.5)"),
     Opt(("-c", "--cpu-shares"), "cpu_shares", "value", "CPU shares (relative weight)", int),
     Opt(("--pids-limit",), "pids_limit", "value", "maximum number of processes", int),

@@ -131,7 +131,7 @@ def run(client: Client, args) -> int:
                                       bool(args.interactive), args.detach_keys)
         client.call("POST", f"/containers/{cid}/start")
     except DaemonError as exc:
-        err(f"berth: Error response from daemon: {exc.message}")
+        err(f"berth: Error response from daemon: {exc.message}\n\nRun 'berth run --help' for more information")
         return _start_failure_status(exc.message)
     out(cid)
     return 0
@@ -373,7 +373,7 @@ def prune(client: Client, args) -> int:
     return 0
 
 
-_IMAGE_AND_COMMAND = (Arg("image"), Arg("command", "rest"))
+_IMAGE_AND_COMMAND = (Arg("image"), Arg("command", "rest", "[COMMAND] [ARG...]"))
 _CONTAINERS = (Arg("containers", "many"),)
 _STOP_TIME = Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int)
 _PS_OPTS = (Opt(("-a", "--all"), "all", "flag", "include stopped containers"), quiet_option("IDs"), NO_TRUNC, FILTER,
@@ -400,8 +400,8 @@ COMMANDS = (
         Opt(("-i", "--interactive"), "interactive", "flag", "keep stdin open"),
         Opt(("-t", "--tty"), "tty", "flag", "give the command a terminal"), *container_options.PROCESS,
         container_options.DETACH_KEYS),
-        (Arg("container"), Arg("command", "rest"))),
-    Command("top", top, "the processes of a running container", (), (Arg("container"), Arg("ps_args", "rest"))),
+        (Arg("container"), Arg("command", "rest", "COMMAND [ARG...]"))),
+    Command("top", top, "the processes of a running container", (), (Arg("container"), Arg("ps_args", "rest", "[ps OPTIONS]"))),
     Command("stats", stats, "live resource use of containers (Ctrl-C ends it)", (
         Opt(("--no-stream",), "no_stream", "flag", "one reading, then exit"),
         format_option("{{.Name}} {{.CPUPerc}}")), (Arg("containers", "any"),)),
