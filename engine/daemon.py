@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 import trio
 
@@ -27,6 +26,7 @@ from .api.http import serve_api
 from .api.router import make_dispatch
 from .config import DaemonConfig, parse_args
 from .core import Engine
+from .keeper import protocol
 from .runtime import cgroups
 
 log = logging.getLogger("berth.daemon")
@@ -43,17 +43,6 @@ def _lock_root(config: DaemonConfig) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
-
-
-def _live_keeper(state: Path) -> int | None:
-    """The pid of the keeper of `state` if it is alive (its pid file names a process that
-    is that keeper), else None."""
-    try:
-        pid = int((state / "keeper.pid").read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    return pid if b"engine.keeper" in cmdline and str(state).encode() in cmdline else None
 
 
 async def serve(config: DaemonConfig, plan: listeners.Plan, layout: cgroups.Layout) -> None:
@@ -101,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"berthd: {exc}") from None
     lock = _lock_root(config)
     layout = cgroups.detect()  # the host's, before this process hides part of it
-    keeper = _live_keeper(config.keeper_dir)
+    keeper = protocol.running_pid(config.keeper_dir)
     # Before trio starts any thread (a mount namespace is joined or made single-threaded).
     # The containers' mounts live in the daemon's mount namespace; the keeper, started in
     # it, keeps it alive, so a new daemon joins it and finds them.

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 
+from engine.keeper import protocol
 from tests.daemon import Daemon
 
 # Trials of the crash test: 5 in the suite (bounded in time); the 20 in a row with
@@ -23,12 +24,7 @@ CRASH_TRIALS = int(os.environ.get("BERTH_CRASH_TRIALS", "5"))
 
 
 def keeper_pid(d: Daemon) -> int | None:
-    try:
-        pid = int((d.root / "run" / "keeper" / "keeper.pid").read_text())
-    except (OSError, ValueError):
-        return None
-    return pid if Path(f"/proc/{pid}/cmdline").exists() and b"engine.keeper" in Path(
-        f"/proc/{pid}/cmdline").read_bytes() else None
+    return protocol.running_pid(d.root / "run" / "keeper")
 
 
 def alive(pid: int) -> bool:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import array
 import json
+import os
 import socket
 
 SOCKET = "keeper.sock"
@@ -45,6 +46,20 @@ MAX_MESSAGE = 65536  # bytes of JSON in one message, either way
 MAX_FDS = 8  # fds on one message
 FD_NAMES = ("stdout", "stderr", "stdin", "terminal")
 HELD_BATCH = 200  # containers per `held` reply: 200 of them stay far below MAX_MESSAGE
+
+def running_pid(state) -> int | None:
+    """The pid of the keeper of the state directory `state`, if it runs: its pid file
+    names a process whose command line is that keeper's (not a reused pid, not a zombie)."""
+    state = os.fspath(state)
+    try:
+        with open(os.path.join(state, PID_FILE)) as f:
+            pid = int(f.read())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except (OSError, ValueError):
+        return None
+    return pid if b"engine.keeper" in cmdline and state.encode() in cmdline else None
+
 
 _INT_SIZE = array.array("i").itemsize
 ANCILLARY_SPACE = socket.CMSG_SPACE(MAX_FDS * _INT_SIZE)

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.keeper import protocol
 from tests.daemon import Daemon
 
 
@@ -32,7 +33,9 @@ def pss_mb(pid: int) -> float:
 
 
 def keeper_pid(d: Daemon) -> int:
-    return int((d.root / "run" / "keeper" / "keeper.pid").read_text())
+    pid = protocol.running_pid(d.root / "run" / "keeper")
+    assert pid is not None, "the keeper is not running"
+    return pid
 
 
 def serving(d: Daemon, pids: dict[str, int], port: int) -> bool:
