@@ -94,7 +94,7 @@ class Engine:
         self._console_dir = console_dir
         self._oom = OomWatcher(config.cgroup_parent, lambda cid: self._containers.oom_killed(cid))
         self._supervisor = Supervisor(self._records, self._image_store, self._volumes, self._network,
-                                      self._runtimes, self._oom, cgroup_parent=config.cgroup_parent,
+                                      self._runtimes, self._oom, layout=layout, cgroup_parent=config.cgroup_parent,
                                       console_dir=console_dir, init_binary=config.init_binary)
         self._files = Files(self._records, self._image_store)
         self._execs = Execs(self._records, self._image_store, self._runtimes, console_dir)

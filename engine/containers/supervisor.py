@@ -75,9 +75,10 @@ def should_restart(c: Container, exit_code: int) -> bool:
 
 class Supervisor:
     def __init__(self, containers: Containers, images: ImageStore, volumes: Volumes, network: NetworkManager,
-                 runtimes: dict[str, oci.Runtime], oom: OomWatcher, *, cgroup_parent: str, console_dir: Path,
-                 init_binary: str):
+                 runtimes: dict[str, oci.Runtime], oom: OomWatcher, *, layout: cgroups.Layout, cgroup_parent: str,
+                 console_dir: Path, init_binary: str):
         self.containers = containers
+        self.layout = layout  # the host's cgroups, read once at start
         self.images = images
         self.volumes = volumes
         self.network = network
@@ -314,7 +315,7 @@ class Supervisor:
 
     def _drop_runtime_state(self, c: Container) -> None:
         shutil.rmtree(self.runtime_for(c).state_root / c.id, ignore_errors=True)
-        cgroups.remove(cgroups.detect(), self.cgroup_path(c))
+        cgroups.remove(self.layout, self.cgroup_path(c))
 
     async def _back_off(self, c: Container, delay: float) -> bool:
         """Sleep `delay` in state restarting; False if `stop` cut it short."""
@@ -376,7 +377,7 @@ class Supervisor:
         """After a start that failed: a runtime that gave up part-way may leave its state
         and the container's cgroup behind (crun does when writing a limit fails); both go."""
         await self.runtime_for(c).delete(c.id)
-        await trio.to_thread.run_sync(cgroups.remove, cgroups.detect(), self.cgroup_path(c))
+        await trio.to_thread.run_sync(cgroups.remove, self.layout, self.cgroup_path(c))
 
     async def _record_exit(self, c: Container, exit_code: int, error: str = "", started: bool = True,
                            restarting: bool = False, finished_ns: int | None = None) -> None:
@@ -420,11 +421,10 @@ class Supervisor:
                 if entry.name not in live:
                     log.warning("removing %s's leftover container %s", rt.name, entry.name[:12])
                     await rt.delete(entry.name)
-        layout = cgroups.detect()
-        for path in cgroups.children(layout, f"/{self.cgroup_parent}"):
-            if path not in live:
-                log.warning("removing the leftover cgroup of %s", path[:12])
-                await trio.to_thread.run_sync(cgroups.kill_and_remove, layout, f"/{self.cgroup_parent}/{path}")
+        for name in cgroups.children(self.layout, f"/{self.cgroup_parent}"):
+            if name not in live:
+                log.warning("removing the leftover cgroup of %s", name[:12])
+                await trio.to_thread.run_sync(cgroups.kill_and_remove, self.layout, f"/{self.cgroup_parent}/{name}")
 
     async def remove(self, c: Container, volumes: bool = False) -> None:
         """Remove a container that has no process: its files, name, and record; its
