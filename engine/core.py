@@ -23,7 +23,7 @@ import trio
 
 from . import timefmt
 from .build.builder import Builder
-from .build.options import BuildMessage, BuildOptions, Emit as BuildEmit
+from .build.options import BuildOptions, Emit as BuildEmit
 from .config import DaemonConfig
 from .containers import pump, stats
 from .containers.container import Container
@@ -55,7 +55,7 @@ from .registry.service import Registries
 from .runtime import cgroups, oci, rootfs
 from .volumes import Volumes, VolumeUsage
 
-__all__ = ["BuildMessage", "BuildOptions", "Container", "DiskUsage", "Engine", "Image", "PathStat", "State"]
+__all__ = ["BuildOptions", "Container", "DiskUsage", "Engine", "Image", "PathStat", "State"]
 
 log = logging.getLogger("berth.engine")
 

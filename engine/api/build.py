@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import msgspec
 
-from ..core import BuildMessage, BuildOptions, Engine
+from ..core import BuildOptions, Engine
 from ..errors import BadRequest
 from .http import Request, Response
+from .images import progress_stream
 
 
 def _json(req: Request, name: str, type_, default):
@@ -41,13 +42,4 @@ async def build(req: Request, engine: Engine) -> Response | None:
     """Build; the 200 goes out with the first message, so bad input found before it
     (a parse error, a missing Dockerfile) is a plain 400."""
     opts = options(req)
-    stream = None
-
-    async def emit(message: BuildMessage) -> None:
-        nonlocal stream
-        if stream is None:
-            stream = await req.stream()
-        await stream.send(msgspec.json.encode(message) + b"\r\n")
-
-    await engine.build(req.body_chunks(), opts, emit)
-    return None if stream is not None else Response(200, b"")
+    return await progress_stream(req, lambda emit: engine.build(req.body_chunks(), opts, emit))

@@ -24,12 +24,12 @@ def registry_auth(req: Request, engine: Engine) -> AuthConfig | None:
 
 
 async def progress_stream(req: Request, run: Callable[[Callable], Awaitable[object]]) -> Response | None:
-    """Docker's JSON progress stream of `run(emit)`: the 200 goes out with the first
-    message, so an error before it is a plain HTTP error (404 for a missing manifest);
+    """Docker's JSON progress stream of `run(emit)` (pull, push, build): the 200 goes out
+    with the first message, so an error before it is a plain HTTP error (404 for a missing manifest);
     an error after it is the stream's last message (`errorDetail`)."""
     stream = None
 
-    async def emit(message: ProgressMessage) -> None:
+    async def emit(message: msgspec.Struct) -> None:  # a pull's or a build's message
         nonlocal stream
         if stream is None:
             stream = await req.stream()
