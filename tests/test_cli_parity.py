@@ -18,28 +18,38 @@ from tests.daemon import REPO
 pytestmark = pytest.mark.skipif(not shutil.which("docker"), reason="the docker CLI is not installed")
 
 
+def cli(prog: str, args, daemon, config_dir) -> subprocess.CompletedProcess:
+    """`prog` ("docker" or "berth") run with `args` against the test daemon."""
+    if prog == "docker":
+        argv, env = ["docker", *args], {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(config_dir)}
+    else:
+        argv, env = [sys.executable, "-m", "shell.cli", *args], {"BERTH_HOST": daemon.host}
+    return subprocess.run(argv, cwd=REPO, env={**os.environ, **env}, capture_output=True, timeout=60)
+
+
 @pytest.fixture
 def both(daemon, tmp_path):
     """`run(*args)`: (docker's, berth's) results for the same command line on the test daemon."""
-    def one(argv: list[str], env: dict) -> subprocess.CompletedProcess:
-        return subprocess.run(argv, cwd=REPO, env={**os.environ, **env}, capture_output=True, timeout=60)
-
     def run(*args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
-        return (one(["docker", *args], {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(tmp_path)}),
-                one([sys.executable, "-m", "shell.cli", *args], {"BERTH_HOST": daemon.host}))
+        return cli("docker", args, daemon, tmp_path), cli("berth", args, daemon, tmp_path)
 
     return run
+
+
+def running(api, prefix: str, **fields):
+    """A running `sleep` container named `prefix-…` with `fields`, removed afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    cid = api.create(["sleep", "300"], name=name, **fields)
+    assert api.post(f"/containers/{cid}/start").status == 204
+    yield name
+    api.delete(f"/containers/{cid}", force=1)
 
 
 @pytest.fixture
 def exposing(api):
     """A running container with an exposed-only TCP port, a UDP one and a published one."""
-    name = f"parity-{uuid.uuid4().hex[:8]}"
-    cid = api.create(["sleep", "300"], name=name, ExposedPorts={"9999/tcp": {}, "53/udp": {}},
-                     HostConfig={"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}})
-    assert api.post(f"/containers/{cid}/start").status == 204
-    yield name
-    api.delete(f"/containers/{cid}", force=1)
+    yield from running(api, "parity", ExposedPorts={"9999/tcp": {}, "53/udp": {}},
+                       HostConfig={"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]}})
 
 
 @pytest.mark.parametrize("args", [
@@ -112,11 +122,7 @@ def test_management_aliases_refuse_as_docker(both):
 @pytest.fixture
 def labelled(api):
     """A running container with labels and environment, for templates to walk."""
-    name = f"tmpl-{uuid.uuid4().hex[:8]}"
-    cid = api.create(["sleep", "300"], name=name, Labels={"tier": "web", "owner": "ops"}, Env=["A=1", "B=two"])
-    assert api.post(f"/containers/{cid}/start").status == 204
-    yield name
-    api.delete(f"/containers/{cid}", force=1)
+    yield from running(api, "tmpl", Labels={"tier": "web", "owner": "ops"}, Env=["A=1", "B=two"])
 
 
 @pytest.mark.parametrize("args", [
@@ -188,7 +194,9 @@ def test_same_errors_and_exit_status_as_docker(both, args):
 
 
 def _exited(api, name: str) -> None:
-    cid = api.run(["sh", "-c", "echo one; echo two >&2; echo three"], name=name)
+    # pauses between the streams: stdout and stderr are read by two pumps, whose order
+    # within a few microseconds is the kernel's (dockerd's too)
+    cid = api.run(["sh", "-c", "echo one; sleep 0.05; echo two >&2; sleep 0.05; echo three"], name=name)
     api.wait(cid)
 
 
@@ -211,7 +219,7 @@ def _tagged(api, name: str) -> None:
     (_running, ("exec", "{n}", "echo", "hi")), (_running, ("exec", "{n}", "sh", "-c", "exit 3")),
     (_running, ("exec", "{n}", "nosuchcmd")), (_exited, ("exec", "{n}", "true")), (_exited, ("start", "{n}")),
     (_running, ("rename", "{n}", "{n}x")), (_running, ("port", "{n}")), (_exited, ("diff", "{n}")),
-    (_running, ("update", "--memory", "64m", "{n}")), (_exited, ("cp", "{n}:/etc/hostname", "-")),
+    (_running, ("update", "--memory", "64m", "{n}")), (_exited, ("cp", "{n}:/etc/passwd", "-")),  # the image's file: the same mtime in both tars
     (None, ("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4")),
     (None, ("run", "--rm", "busybox", "nosuchcmd")), (None, ("run", "--rm", "--bogus", "busybox")),
     (None, ("run", "--rm", "-m", "abc", "busybox")), (None, ("run", "--rm", "--name", "bad name", "busybox")),
@@ -228,9 +236,6 @@ def test_same_result_on_objects_of_its_own(both_each, setup, args):
 def both_each(daemon, api, tmp_path):
     import re
 
-    def one(argv: list[str], env: dict) -> subprocess.CompletedProcess:
-        return subprocess.run(argv, cwd=REPO, env={**os.environ, **env}, capture_output=True, timeout=60)
-
     def run(setup, args: tuple[str, ...]) -> list[tuple[int, bytes, bytes]]:
         found = []
         for prog in ("docker", "berth"):
@@ -238,8 +243,7 @@ def both_each(daemon, api, tmp_path):
             if setup is not None:
                 setup(api, name)
             argv = [a.replace("{n}", name) for a in args]
-            result = (one(["docker", *argv], {"DOCKER_HOST": daemon.host, "DOCKER_CONFIG": str(tmp_path)}) if prog == "docker"
-                      else one([sys.executable, "-m", "shell.cli", *argv], {"BERTH_HOST": daemon.host}))
+            result = cli(prog, argv, daemon, tmp_path)
 
             def plain(data: bytes) -> bytes:
                 data = data.replace(name.encode(), b"NAME").replace(prog.encode(), b"PROG")
