@@ -16,14 +16,17 @@ from pathlib import Path
 from ..errors import NO_SPACE, no_space
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` atomically and durably."""
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace `path` with `data` atomically and, unless not `durable`, durably. Not
+    durable: atomic against the daemon's death only (what lives no longer than the
+    machine's uptime, as a running container's state), without the cost of two flushes."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -32,7 +35,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         if exc.errno in NO_SPACE:
             raise no_space(exc, str(path)) from None
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -9,7 +9,6 @@ as dockerd does; taken ones are read from the running containers' endpoints.
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from ..events import constructors
 from ..events import filters as flt
 from ..events.bus import Bus
 from ..models import EndpointIPAMConfig, EndpointSettings, NetworkRecord
+from ..fs.store import atomic_write
 from . import dns, links, ports
 from .networks import PREDEFINED, Endpoint, Networks, check_mac, free_address, requested_address
 from .ports import PortMap
@@ -58,11 +58,8 @@ class RunState(msgspec.Struct, kw_only=True):
     sole_network: str = ""
 
     def save(self, path: Path) -> None:
-        # Atomic against the daemon's death, not the machine's (no fsync: the containers
-        # do not outlive the machine), so a start pays no disk flush for it.
-        scratch = path.with_name(path.name + ".tmp")
-        scratch.write_bytes(msgspec.json.encode(self))
-        os.replace(scratch, path)
+        # not durable: the containers do not outlive the machine, so a start pays no flush
+        atomic_write(path, msgspec.json.encode(self), durable=False)
 
     @staticmethod
     def load(path: Path) -> RunState:
