@@ -120,16 +120,15 @@ class Jobs:
             headers = await asyncio.to_thread(registry.auth_header, server)
             resp = await asyncio.to_thread(self.client.stream, "POST", endpoint, query, None, headers)
             tally = progress.Tally()
-            try:
-                while line := await asyncio.to_thread(resp.readline):
-                    if not line.strip():
-                        continue
-                    message = fastjson.loads(line)
-                    if message.get("error"):
-                        raise DaemonError(500, message["error"])
+
+            def follow() -> None:  # in a worker thread: the stream's reads block
+                for message in registry.stream_messages(resp):
                     tally.add(message)
                     job.done, job.total = tally.done, tally.total
                     self.on_change()
+
+            try:
+                await asyncio.to_thread(follow)
             finally:
                 resp.close()
             return tally.last

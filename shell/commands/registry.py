@@ -145,16 +145,22 @@ class StreamError(DaemonError):
     """An error message inside a progress stream (the daemon's answer had begun)."""
 
 
-def print_stream(response, file=None) -> None:
-    """Show a progress stream on `file` (stdout by default): bars redrawn in place on a
-    terminal, plain lines elsewhere; raise StreamError on its error message."""
-    shown = progress.display(file or sys.stdout)
+def stream_messages(response):
+    """The messages of a progress stream, one dict each; StreamError on its error message."""
     while line := response.readline():
         if not line.strip():
             continue
         message = fastjson.loads(line)
         if message.get("error"):
             raise StreamError(500, message["error"])
+        yield message
+
+
+def print_stream(response, file=None) -> None:
+    """Show a progress stream on `file` (stdout by default): bars redrawn in place on a
+    terminal, plain lines elsewhere; raise StreamError on its error message."""
+    shown = progress.display(file or sys.stdout)
+    for message in stream_messages(response):
         shown.show(message)
 
 
