@@ -1,7 +1,9 @@
 """The terminal of a container or exec started with a tty: the pty master that berth
 reads, writes and resizes.
 
-The two runtimes hand it over differently, measured here:
+A container's runtime runs detached (`run --detach`, its init the keeper's child): both
+crun and runc then send the master over `--console-socket` (SCM_RIGHTS). An exec runs in
+the foreground, where the two hand it over differently, measured here:
 
 * crun, in the foreground, sends the master over `--console-socket` (SCM_RIGHTS) and
   exits with the process's status; resizing is an ioctl on that master.
