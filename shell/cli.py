@@ -7,7 +7,7 @@ imported here, prompt-toolkit only when the REPL opens.
 
 from __future__ import annotations
 
-import os
+import posix  # not os: see main()
 import sys
 
 from .commands import containers
@@ -108,11 +108,16 @@ def main(argv: list[str] | None = None) -> None:
         status = execute(argv)
         sys.stdout.flush()
     except BrokenPipeError:  # `berth --help | head`: the reader has gone, which is no error
+        import os
+
         # what is still buffered goes nowhere, or the flush at exit would report the pipe
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         status = 0
-    sys.exit(status)
-
+    sys.stderr.flush()
+    # The command is done and its output flushed: leave without the interpreter's teardown
+    # (every module and object freed one by one: ~2 ms of a 13 ms `berth ps`). Its threads
+    # are daemon threads, its files closed by the commands' own `with` blocks.
+    posix._exit(status)
 
 if __name__ == "__main__":
     main()

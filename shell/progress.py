@@ -8,7 +8,7 @@ counts are left out. `Tally` sums a stream's byte counts for the shell's toolbar
 
 from __future__ import annotations
 
-from typing import TextIO
+from io import TextIOBase as TextIO  # not typing: ~3 ms of start-up; io is loaded anyway
 
 UP, DOWN, ERASE = "\x1b[{}A", "\x1b[{}B", "\r\x1b[2K"
 

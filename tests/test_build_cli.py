@@ -108,7 +108,7 @@ def test_berth_build_sends_no_ignored_file(project, tmp_path):
     always go), and a Dockerfile from outside the context goes in under a generated name."""
     import tarfile
 
-    from shell.commands.build import Ignore, _dockerfile, context_tar
+    from shell.build_context import Ignore, context_tar, dockerfile_name
 
     (project / "logs").mkdir()
     (project / "logs" / "a.log").write_text("x")
@@ -116,9 +116,9 @@ def test_berth_build_sends_no_ignored_file(project, tmp_path):
     (project / ".dockerignore").write_text("ignored.txt\nlogs\n!logs/keep.log\nDockerfile\n.dockerignore\n")
     outside = tmp_path.parent / f"{tmp_path.name}-elsewhere.Dockerfile"  # the project is tmp_path
     outside.write_text("FROM busybox\n")
-    name, host = _dockerfile(str(project), str(outside))
+    name, host = dockerfile_name(str(project), str(outside))
     assert name.startswith(".dockerfile.") and host == str(outside)
-    assert _dockerfile(str(project), str(project / "Dockerfile")) == ("Dockerfile", None)
+    assert dockerfile_name(str(project), str(project / "Dockerfile")) == ("Dockerfile", None)
     body, thread = context_tar(str(project), Ignore((project / ".dockerignore").read_text(),
                                                     (".dockerignore", "Dockerfile")), (name, host))
     with body, tarfile.open(fileobj=body, mode="r|") as tar:

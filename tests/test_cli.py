@@ -48,6 +48,26 @@ def test_installed_launcher_starts_light(daemon):
     assert nouns == {"shell.commands.containers", "shell.commands.container_options", "shell.commands.printers"}
 
 
+def _imports(daemon, *argv: str) -> set[str]:
+    """The modules the installed launcher imports for a one-shot command, run as its first
+    line runs it (`python -S`)."""
+    launcher = Path(sys.executable).parent / "berth"
+    result = subprocess.run([sys.executable, "-S", "-X", "importtime", launcher, "-H", daemon.host, *argv],
+                            capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return {line.rpartition("|")[2].strip() for line in result.stderr.decode().splitlines()
+            if line.startswith("import time:")}
+
+
+def test_one_shot_commands_leave_the_costly_modules_out(daemon):
+    """`ps` imports not even `os` (~1 ms of its ~12); a command of another noun loads the
+    whole table of commands, whose modules import their heavy parts (the build context's
+    tar, json for config.json, subprocess for credential helpers) only when used."""
+    assert not _imports(daemon, "ps", "-a", "-q") & {"os", "struct", "typing"}
+    assert "shell.commands.build" in (table := _imports(daemon, "version"))
+    assert not table & {"re", "json", "subprocess", "tarfile", "typing", "base64", "secrets", "shell.build_context"}
+
+
 def test_run_errors(berth):
     result = berth("run", "--rm", "busybox", "nosuchcmd")
     assert result.returncode == 127 and b"executable file not found" in result.stderr
