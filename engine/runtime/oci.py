@@ -26,7 +26,7 @@ from pathlib import Path
 
 import trio
 
-from . import terminal
+from . import sealed, terminal
 from .cgroups import CGROUP_ROOT, Layout
 from .terminal import Terminal
 
@@ -52,7 +52,8 @@ class Runtime:
         self.path = path
 
     def argv(self, *args: str) -> list[str]:
-        return [self.binary, "--root", str(self.state_root), *args]
+        """The command line of `<runtime> args`, run from the binary's sealed copy."""
+        return [sealed.executable(self.binary), "--root", str(self.state_root), *args]
 
     def detached_run(self, bundle: Path, container_id: str, *, pid_file: Path, log_file: Path,
                      console_socket: Path | None = None) -> list[str]:
