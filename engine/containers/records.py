@@ -70,10 +70,11 @@ class Containers:
     def using_image(self, image_id: str) -> list[Container]:
         return [c for c in self.by_id.values() if c.record.image_id == image_id]
 
-    async def save(self, c: Container) -> None:
-        """Persist a container's record and wake those waiting on it."""
+    async def save(self, c: Container, *, durable: bool = True) -> None:
+        """Persist a container's record and wake those waiting on it; not `durable`: safe
+        from the daemon's death but not the machine's (see atomic_write)."""
         data = msgspec.json.encode(c.record)
-        await trio.to_thread.run_sync(atomic_write, c.record_path, data)
+        await trio.to_thread.run_sync(lambda: atomic_write(c.record_path, data, durable=durable))
         c.notify()
 
     def publish(self, c: Container, action: str, **attrs: str) -> None:
@@ -81,15 +82,15 @@ class Containers:
                                                 labels=c.record.config.labels, **attrs))
 
     async def advance(self, c: Container, step: Step, attrs: dict[str, str] | None = None, *, persist: bool = True,
-                      **fields) -> None:
+                      durable: bool = True, **fields) -> None:
         """Take a lifecycle step: set the state (and `fields`), save it if it changed
-        (unless not `persist`), publish the events the table lists for the step (each
-        with `attrs`)."""
+        (unless not `persist`; not `durable`: see save), publish the events the table
+        lists for the step (each with `attrs`)."""
         before = c.record.state
         c.record.state, events = lifecycle.apply(before, step, **fields)
         if c.record.state != before:
             if persist:
-                await self.save(c)
+                await self.save(c, durable=durable)
             else:
                 c.notify()
         for action in events:

@@ -348,7 +348,9 @@ class ContainerService:
             await self._freeze(c, True)
             if c.state is not State.RUNNING:  # it exited while freezing
                 raise Conflict(f"Container {c.id} is not running")
-            await self.containers.advance(c, Step.PAUSE)
+            # Paused or not means nothing after the machine's restart (no process survives
+            # it): the state need not reach the disk, only survive the daemon (~1 ms less)
+            await self.containers.advance(c, Step.PAUSE, durable=False)
         return c
 
     async def unpause(self, ref: str) -> Container:
@@ -356,7 +358,7 @@ class ContainerService:
         async with self._acting(ref, Action.UNPAUSE) as c:
             await self._freeze(c, False)
             if c.state is State.PAUSED:  # not if it died meanwhile
-                await self.containers.advance(c, Step.UNPAUSE)
+                await self.containers.advance(c, Step.UNPAUSE, durable=False)  # as for pause
         return c
 
     async def _freeze(self, c: Container, frozen: bool) -> None:
@@ -385,7 +387,7 @@ class ContainerService:
         """Thaw a paused container a signal should reach, and record it running again."""
         await self._freeze(c, False)
         if c.state is State.PAUSED:
-            await self.containers.advance(c, Step.THAW)
+            await self.containers.advance(c, Step.THAW, durable=False)  # as for pause
 
     async def remove_link(self, name: str) -> None:
         """`DELETE /containers/parent/alias?link=1`: the link `alias` of `parent` goes from
