@@ -253,6 +253,27 @@ def test_streams_frame_each_line(api, cleanup):
     assert demux(data) == [(1, b"hello\n"), (1, b"world\n"), (2, b"oops\n")]
 
 
+def test_clients_that_copy_bytes_get_a_frame_per_run_of_lines(api, cleanup):
+    """The docker CLI and berth's own write each frame out as it is: they get one frame
+    per run of lines from the same stream, the same bytes in the same order per stream
+    (the docker CLI's one write(2) per frame made a frame per line slow to read back);
+    any other client, docker-py among them, a frame per line."""
+    cid = api.run(["sh", "-c", "seq 1 2000; sleep 0.2; echo oops >&2; sleep 0.2; echo back"])  # pauses: two pipes
+    cleanup.append(cid)
+    assert api.wait(cid) == 0
+    lines = [(1, f"{i}\n".encode()) for i in range(1, 2001)] + [(2, b"oops\n"), (1, b"back\n")]
+    query = {"stdout": 1, "stderr": 1}
+    for agent in ("docker-sdk-python/7.1.0", "docker-compose/1.29.2 docker-py/5.0.3 Linux/6.1"):
+        reply = api.request("GET", f"/containers/{cid}/logs", query=query, headers={"User-Agent": agent})
+        assert demux(reply.body) == lines, agent
+    for agent in ("Docker-Client/28.2.2 (linux)", "berth-cli"):
+        got = demux(api.request("GET", f"/containers/{cid}/logs", query=query, headers={"User-Agent": agent}).body)
+        assert len(got) < 100, agent
+        for stream in (1, 2):  # every byte, in order, on its own stream
+            assert b"".join(d for s, d in got if s == stream) == b"".join(d for s, d in lines if s == stream)
+        assert got[-1] == (1, b"back\n")  # after the stderr line: order across streams is kept
+
+
 def test_exec_start_frames_by_the_start_requests_tty(api, cleanup):
     cid = api.run(["sleep", "30"])
     cleanup.append(cid)

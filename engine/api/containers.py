@@ -26,15 +26,46 @@ def frame(entry: LogText, timestamps: bool = False) -> bytes:
     return _HEADER.pack(STREAM_IDS[entry.stream], len(payload)) + payload
 
 
-def frames(batch: list[LogText], wanted: set[str], timestamps: bool = False) -> bytes:
+def frames(batch: list[LogText], wanted: set[str], timestamps: bool = False, *, whole: bool = False) -> bytes:
     """The frames of a batch's entries from the `wanted` streams, as one buffer: one frame
     per entry, as dockerd sends them (docker-py's `logs(stream=True)` and
-    `containers.run(stream=True)` yield a frame as a line)."""
-    if timestamps:
-        return b"".join([frame(e, True) for e in batch if e.stream in wanted])
+    `containers.run(stream=True)` yield a frame as a line); `whole`: one frame per run of
+    entries from the same stream, for clients that only copy the bytes out (see
+    `copies_bytes`)."""
     pack = _HEADER.pack
-    return b"".join([pack(STREAM_IDS[e.stream], len(payload)) + payload
-                     for e in batch if e.stream in wanted for payload in (e.log.encode(),)])
+    if not whole:
+        if timestamps:
+            return b"".join([frame(e, True) for e in batch if e.stream in wanted])
+        return b"".join([pack(STREAM_IDS[e.stream], len(payload)) + payload
+                         for e in batch if e.stream in wanted for payload in (e.log.encode(),)])
+    if timestamps:
+        payloads = [(e.stream, frame(e, True)[8:]) for e in batch if e.stream in wanted]
+    else:
+        payloads = [(e.stream, e.log.encode()) for e in batch if e.stream in wanted]
+    out: list[bytes] = []
+    run: list[bytes] = []
+    current = ""
+    for stream, payload in payloads:
+        if stream != current and run:
+            joined = b"".join(run)
+            out += (pack(STREAM_IDS[current], len(joined)), joined)
+            run = []
+        current = stream
+        run.append(payload)
+    if run:
+        joined = b"".join(run)
+        out += (pack(STREAM_IDS[current], len(joined)), joined)
+    return b"".join(out)
+
+
+def copies_bytes(req: Request) -> bool:
+    """Whether the client only copies a stream's bytes to its stdout and stderr, whatever
+    the frames: the docker CLI and berth's own. Its frames may then each hold many lines:
+    the docker CLI writes every frame with a write(2) of its own, which made one frame
+    per 40-byte line read back at ~30 MB/s (docs/performance.md). Other clients (the SDKs,
+    compose 1.x) may hand frames to their users as lines, and get one per entry."""
+    agent = req.headers.get("user-agent", "")
+    return agent.startswith(("Docker-Client/", "berth-cli"))
 
 
 async def create(req: Request, engine: Engine) -> Response:
@@ -61,11 +92,13 @@ async def inspect(req: Request, engine: Engine) -> Response:
     return json_response(render.container_inspect(engine, engine.get(req.params["id"])))
 
 
-def output(batch: list[LogText], wanted: set[str], tty: bool, timestamps: bool = False) -> bytes:
-    """A batch as the client reads it: frames, or with a terminal the raw bytes (dockerd
-    sends a tty container's output, logs included, without frame headers)."""
+def output(batch: list[LogText], wanted: set[str], tty: bool, timestamps: bool = False, *,
+           whole: bool = False) -> bytes:
+    """A batch as the client reads it: frames (`whole`: see `frames`), or with a terminal
+    the raw bytes (dockerd sends a tty container's output, logs included, without frame
+    headers)."""
     if not tty:
-        return frames(batch, wanted, timestamps)
+        return frames(batch, wanted, timestamps, whole=whole)
     return b"".join(frame(e, timestamps)[8:] for e in batch if e.stream in wanted)
 
 
@@ -140,8 +173,9 @@ async def logs(req: Request, engine: Engine) -> None:
     c, entries = engine.logs(req.params["id"], follow=req.qbool("follow"), tail=tail_n, times=timestamps,
                              since=since, until=until)
     stream = await req.stream("application/vnd.docker.raw-stream")
+    whole = copies_bytes(req)
     async for batch in entries:
-        await stream.send(output(batch, wanted, c.record.config.tty, timestamps))
+        await stream.send(output(batch, wanted, c.record.config.tty, timestamps, whole=whole))
 
 
 async def attach(req: Request, engine: Engine) -> None:
@@ -151,6 +185,7 @@ async def attach(req: Request, engine: Engine) -> None:
     wanted = {s for s in ("stdout", "stderr") if req.qbool(s)}
     keys = detach_keys.parse(req.q("detachKeys"))
     c, entries = engine.attach(req.params["id"], replay=req.qbool("logs"), follow=req.qbool("stream", True))
+    whole = copies_bytes(req)
     sock, head = await req.hijack()
     tty = c.record.config.tty
     async with trio.open_nursery() as nursery:
@@ -158,7 +193,7 @@ async def attach(req: Request, engine: Engine) -> None:
             nursery.start_soon(_copy_stdin, engine, c, sock, head, detach_keys.Matcher(keys) if tty else None,
                                nursery.cancel_scope)
         async for batch in entries:  # stream=0: the logs asked for, or nothing
-            data = output(batch, wanted, tty)
+            data = output(batch, wanted, tty, whole=whole)
             if data:
                 await sock.send_all(data)
         nursery.cancel_scope.cancel()
