@@ -137,7 +137,15 @@ class Engine:
                 await trio.to_thread.run_sync(rootfs.unmount, directory / "rootfs")
                 await trio.to_thread.run_sync(shutil.rmtree, directory, True)
                 continue
-            record = msgspec.json.decode(record_path.read_bytes(), type=ContainerRecord)
+            try:
+                record = msgspec.json.decode(record_path.read_bytes(), type=ContainerRecord)
+            except msgspec.DecodeError as exc:
+                # A state saved atomically but not flushed (pause, a run's state) may come
+                # back empty after the machine's crash on a filesystem that does not order
+                # renames after data: that container is left on disk as it is, not served
+                # and not removed, and the daemon serves the others.
+                log.error("container %s left aside: its record cannot be read (%s)", directory.name, exc)
+                continue
             c = Container(record, directory, self._records.netns_dir)
             self._records.add(c)
             if c.id in held and c.has_process:

@@ -51,6 +51,21 @@ def test_state_survives_restart(fresh_daemon):
     d.api.remove(created)
 
 
+def test_a_record_that_cannot_be_read_leaves_its_container_aside(fresh_daemon):
+    """A record that comes back empty (saved atomically but not flushed, then the machine
+    crashed) does not stop the daemon: that container stays on disk as it is, and every
+    other one is served."""
+    d = fresh_daemon()
+    kept = d.api.create(["true"], name="kept")
+    broken = d.api.create(["true"], name="broken")
+    assert d.stop() == 0
+    (d.root / "containers" / broken / "record.json").write_bytes(b"")
+    d.start()
+    assert {c["Names"][0] for c in d.api.get_json("/containers/json", all=1)} == {"/kept"}
+    assert (d.root / "containers" / broken / "record.json").exists()  # left as it was
+    d.api.remove(kept)
+
+
 def test_kill_9_of_daemon_leaves_its_containers_running(fresh_daemon):
     """The keeper holds the container: a daemon killed with -9 takes nothing with it, and
     the next one takes it back (same process), stops it and runs new ones as before."""
