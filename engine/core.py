@@ -171,10 +171,15 @@ class Engine:
             await c.wait_until(lambda c=c: c.exits > 0)
         if adopting:
             log.info("took back %d containers the keeper kept", len(adopting))
-        for c in self._records:
+        for c in list(self._records):
             policy = c.record.host_config.restart_policy.name
             if c.live:
                 continue  # taken back above
+            if c.record.host_config.auto_remove and c not in adopting:
+                # As dockerd's restore: a `--rm` container does not outlive its run, even
+                # when no daemon saw it end (which lets its states skip the fsync: save).
+                await self._supervisor.remove(c)
+                continue
             if policy == "always" or (policy == "unless-stopped" and not c.record.manually_stopped):
                 try:
                     await self.start(c.id)

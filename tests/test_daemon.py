@@ -3,6 +3,7 @@ crashes, nothing left mounted or running that no container needs."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -82,6 +83,27 @@ def test_kill_9_of_daemon_leaves_its_containers_running(fresh_daemon):
     assert not Path(f"/proc/{pid}").exists() or b"sleep" not in open(f"/proc/{pid}/cmdline", "rb").read()
     cid2 = d.api.run(["echo", "after crash"])  # and the engine works as before
     assert d.api.wait(cid2) == 0
+
+
+def test_auto_remove_containers_do_not_outlive_a_crash(fresh_daemon):
+    """As dockerd's restore: a `--rm` container whose run ended while no daemon watched
+    (the daemon and its keeper gone, as after the machine's crash) is removed by the next
+    daemon; another container is recorded as ended, and kept."""
+    d = fresh_daemon()
+    gone = d.api.run(["sleep", "300"], name="rm-me", HostConfig={"AutoRemove": True})
+    kept = d.api.run(["sleep", "300"], name="keep-me")
+    pids = [d.state(c)["Pid"] for c in (gone, kept)]
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    pids += [int(leak.split(" ")[1].split(":")[0]) for leak in d.leaks() if leak.startswith("process ")]  # the keeper
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    d.start()
+    assert d.api.get(f"/containers/{gone}/json").status == 404
+    assert d.state(kept)["Status"] == "exited" and d.state(kept)["ExitCode"] == 255
+    d.api.remove(kept)
 
 
 def test_cleanup_after_a_killed_daemon_leaves_nothing(fresh_daemon):

@@ -72,7 +72,11 @@ class Containers:
 
     async def save(self, c: Container, *, durable: bool = True) -> None:
         """Persist a container's record and wake those waiting on it; not `durable`: safe
-        from the daemon's death but not the machine's (see atomic_write)."""
+        from the daemon's death but not the machine's (see atomic_write). An AutoRemove
+        container's states after its first are never durable: after the machine's crash
+        the next daemon removes it whatever its record says (4 fsyncs less per `run --rm`)."""
+        if durable and c.record.host_config.auto_remove and c.record_path.exists():
+            durable = False
         data = msgspec.json.encode(c.record)
         await trio.to_thread.run_sync(lambda: atomic_write(c.record_path, data, durable=durable))
         c.notify()
