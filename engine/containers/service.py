@@ -364,7 +364,9 @@ class ContainerService:
     async def _freeze(self, c: Container, frozen: bool) -> None:
         path = self.supervisor.cgroup_path(c)
         try:
-            await trio.to_thread.run_sync(cgroups.set_frozen, self.layout, path, frozen)
+            # in the event loop's thread: the freezer answers at once (it is `is_frozen`
+            # that tells when every task got there), quicker than a thread hop
+            cgroups.set_frozen(self.layout, path, frozen)
         except FileNotFoundError:
             if not frozen:
                 return  # its cgroup is gone with its processes (a kill thawed it): nothing left frozen
