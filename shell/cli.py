@@ -113,11 +113,15 @@ def main(argv: list[str] | None = None) -> None:
         # what is still buffered goes nowhere, or the flush at exit would report the pipe
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         status = 0
-    sys.stderr.flush()
+    try:
+        sys.stderr.flush()
+    except OSError:  # nobody reads our errors any more: nothing to say them to
+        pass
     # The command is done and its output flushed: leave without the interpreter's teardown
     # (every module and object freed one by one: ~2 ms of a 13 ms `berth ps`). Its threads
     # are daemon threads, its files closed by the commands' own `with` blocks.
     posix._exit(status)
+
 
 if __name__ == "__main__":
     main()
