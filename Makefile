@@ -19,7 +19,7 @@ DAEMON_LOG := /run/berth/berthd.log
 # PYTHONDONTWRITEBYTECODE is set, nothing else would, and every `berth` command would pay
 # for compiling its modules again (~10 ms of a 70 ms `run --rm`).
 install: $(VENV)/.install-stamp
-	@$(PY) -m compileall -q engine shell plugins gounits
+	@$(PY) -m compileall -q engine shell plugins gounits dockerignore
 	@# The `berth` launcher from shell/berth, run with `-S` (pip's copy drops options on its
 	@# first line): no `site` at start-up, ~3 ms of every one-shot command (the launcher adds
 	@# the venv's paths itself). Rewritten only when it differs.

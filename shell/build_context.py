@@ -1,16 +1,16 @@
 """`berth build`'s side of the context: the tar of the context directory, made while it
-is sent, without what its `.dockerignore` leaves out (the daemon's engine/build/ignore.py
-applies the same rules, for any client), and the name a Dockerfile gets in it."""
+is sent, without what its `.dockerignore` leaves out (read by `dockerignore`, as the
+daemon reads it for any client), and the name a Dockerfile gets in it."""
 
 from __future__ import annotations
 
 import os
-import posixpath
-import re
 import secrets
 import tarfile
 import threading
 from typing import BinaryIO
+
+from dockerignore import Ignore
 
 from .grammar import UsageError
 
@@ -29,67 +29,6 @@ def dockerfile_name(context: str, path: str | None) -> tuple[str | None, str | N
     if rel == ".." or rel.startswith("../"):
         return ".dockerfile." + secrets.token_hex(10), full
     return rel.replace(os.sep, "/"), None
-
-
-def _ignore_regex(pattern: str) -> str:
-    """A `.dockerignore` pattern as a regex (the daemon's engine/build/ignore.py reads
-    them the same way: `*` within a component, `?`, `[…]`, `**` any number of them)."""
-    out, i = ["^"], 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if pattern.startswith("**", i):
-            i += 2
-            if pattern.startswith("/", i):
-                i += 1
-                out.append("(?:.*/)?")
-            else:
-                out.append(".*")
-            continue
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "[" and (end := pattern.find("]", i + 1)) > 0:
-            body = pattern[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body.startswith("^") else body).replace("\\", "\\\\") + "]")
-            i = end
-        elif ch == "\\" and i + 1 < len(pattern):
-            i += 1
-            out.append(re.escape(pattern[i]))
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return "".join(out) + "$"
-
-
-class Ignore:
-    """The context's `.dockerignore`: what the CLI leaves out of the upload (the last
-    matching pattern decides; `!` brings back). The Dockerfile and `.dockerignore`
-    are always sent, as the docker CLI sends them (the daemon reads them first)."""
-
-    def __init__(self, text: str, keep: tuple[str, ...] = ()):
-        self.patterns = []
-        for raw in text.splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#") or line == "!":
-                continue
-            negate = line.startswith("!")
-            cleaned = posixpath.normpath(line[1:].strip() if negate else line).lstrip("/")
-            self.patterns.append((negate, re.compile(_ignore_regex(cleaned))))
-        self.keep = set(keep)
-        self.negations = any(negate for negate, _ in self.patterns)
-
-    def excluded(self, path: str) -> bool:
-        if path in self.keep:
-            return False
-        parents = [path]
-        while "/" in parents[-1]:
-            parents.append(parents[-1].rpartition("/")[0])
-        verdict = False
-        for negate, regex in self.patterns:
-            if any(regex.match(p) for p in parents):
-                verdict = not negate
-        return verdict
 
 
 def context_tar(root: str, ignore: Ignore, extra: tuple[str, str] | None = None) -> tuple[BinaryIO, threading.Thread]:

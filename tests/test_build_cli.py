@@ -108,7 +108,8 @@ def test_berth_build_sends_no_ignored_file(project, tmp_path):
     always go), and a Dockerfile from outside the context goes in under a generated name."""
     import tarfile
 
-    from shell.build_context import Ignore, context_tar, dockerfile_name
+    from dockerignore import Ignore
+    from shell.build_context import context_tar, dockerfile_name
 
     (project / "logs").mkdir()
     (project / "logs" / "a.log").write_text("x")

@@ -28,9 +28,10 @@ from typing import BinaryIO
 
 import msgspec
 
+from dockerignore import Ignore
+
 from ..errors import BadRequest
 from ..fs import inroot, unpack
-from .ignore import Ignore
 
 _GLOB = re.compile(r"[*?\[]")
 

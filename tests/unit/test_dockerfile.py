@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 from engine.build import steps
 from engine.build.dockerfile import parse
-from engine.build.ignore import Ignore
+from dockerignore import Ignore
 from engine.build.plan import plan
 from engine.build.words import expand, expand_words
 from engine.errors import BadRequest

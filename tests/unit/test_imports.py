@@ -4,7 +4,8 @@ The Engine (`engine/core.py`) is the one door: the HTTP API and plugins reach th
 through it and never past it, and the lower layers never import upwards. Every import
 counts, those under `if TYPE_CHECKING:` and inside functions too. Third-party and
 standard-library imports are not governed here, nor `gounits` (a leaf package of
-formatting functions that imports nothing of berth's).
+formatting functions that imports nothing of berth's) and `dockerignore` (likewise: the
+`.dockerignore` rules, read by the daemon and the client alike).
 """
 
 from __future__ import annotations

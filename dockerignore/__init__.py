@@ -1,5 +1,10 @@
 """`.dockerignore`: which context paths a build leaves out, with Docker's pattern rules.
 
+Read by the daemon (engine/build/context.py, for any client) and by `berth build`, which
+leaves ignored files out of the upload (shell/build_context.py): a leaf package of the
+standard library only, as gounits, so that the client, which imports nothing of the
+engine, reads the patterns with the very same code.
+
 One pattern a line; `#` lines are comments; surrounding spaces go; each pattern is
 cleaned as a path (leading `/` and `./` removed). `*` matches within one path
 component, `?` one character, `[…]` a class, `**` any number of components. A pattern
@@ -55,19 +60,28 @@ def _regex(pattern: str) -> str:
 
 
 class Ignore:
-    """The patterns of one `.dockerignore`."""
+    """The patterns of one `.dockerignore`; the paths of `keep` are never left out (the
+    Dockerfile and `.dockerignore` itself, which the docker CLI always sends)."""
 
-    def __init__(self, text: str = ""):
+    def __init__(self, text: str = "", keep: tuple[str, ...] = ()):
         self.patterns = [Pattern(line) for raw in text.splitlines()
                          if (line := raw.strip()) and not line.startswith("#") and line != "!"]
+        self.keep = set(keep)
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
+
+    @property
+    def negations(self) -> bool:
+        """Whether a `!` pattern may bring back something under a left-out directory."""
+        return any(pattern.exclusion for pattern in self.patterns)
 
     def excluded(self, path: str) -> bool:
         """Whether the context path `path` (relative, `/`-separated) is left out: the last
         pattern matching it or one of its parent directories decides."""
         path = posixpath.normpath(path).lstrip("/")
+        if path in self.keep:
+            return False
         parents = [path]
         while "/" in parents[-1]:
             parents.append(parents[-1].rpartition("/")[0])
