@@ -23,9 +23,7 @@ _HEADER = struct.Struct(">BxxxL")  # a multiplexed-stream frame header
 def frame(entry: LogText, timestamps: bool = False) -> bytes:
     """One multiplexed-stream frame: [stream, 0, 0, 0, size (u32 BE)] + payload (with
     `timestamps`, the entry is a LogEntry and its time leads the payload)."""
-    payload = entry.log.encode()
-    if timestamps:
-        payload = entry.time.encode() + b" " + payload
+    payload = _text((entry,), timestamps)
     return _HEADER.pack(STREAM_IDS[entry.stream], len(payload)) + payload
 
 

@@ -15,7 +15,7 @@ from engine.images import changes, reference
 from engine.models import ImageRuntimeConfig
 from engine.runtime.oci import parse_signal
 from engine.api import query
-from engine.api.containers import frame
+from engine.api.containers import frame, frames
 from engine.models import LogEntry
 from tests.api import demux
 
@@ -91,6 +91,21 @@ def test_frames_round_trip(entries, timestamps):
     assert [s for s, _ in decoded] == [1 if s == "stdout" else 2 for s, _ in entries]
     prefix = b"2026-01-01T00:00:00.000000000Z " if timestamps else b""
     assert [p for _, p in decoded] == [prefix + t.encode() for _, t in entries]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["stdout", "stderr"]), st.text(max_size=50)), max_size=30),
+       st.booleans())
+def test_whole_frames_hold_the_same_bytes_in_runs(entries, timestamps):
+    """A frame per run of one stream's entries (for clients that copy bytes out): the
+    same payload bytes, in the same order, as a frame per entry; no two frames in a row
+    of the same stream."""
+    batch = [LogEntry(text, stream, "2026-01-01T00:00:00.000000000Z") for stream, text in entries]
+    wanted = {"stdout", "stderr"}
+    per_entry, whole = demux(frames(batch, wanted, timestamps)), demux(frames(batch, wanted, timestamps, whole=True))
+    assert b"".join(p for _, p in whole) == b"".join(p for _, p in per_entry)
+    for stream in (1, 2):
+        assert b"".join(p for s, p in whole if s == stream) == b"".join(p for s, p in per_entry if s == stream)
+    assert all(a[0] != b[0] for a, b in zip(whole, whole[1:]))
 
 
 def test_signals():
