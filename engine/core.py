@@ -53,6 +53,7 @@ from .registry import auth as authn
 from .registry.progress import Emit
 from .registry.service import Registries
 from .runtime import cgroups, oci, rootfs
+from .runtime.attach_lock import AttachLock
 from .volumes import Volumes, VolumeUsage
 
 __all__ = ["BuildOptions", "Container", "DiskUsage", "Engine", "Image", "PathStat", "State"]
@@ -93,11 +94,13 @@ class Engine:
         console_dir = config.exec_root / "console"  # runtimes hand terminals over here
         self._console_dir = console_dir
         self._oom = OomWatcher(config.cgroup_parent, lambda cid: self._containers.oom_killed(cid))
+        attach_lock = AttachLock.for_host(layout)
         self._supervisor = Supervisor(self._records, self._image_store, self._volumes, self._network,
                                       self._runtimes, self._oom, layout=layout, cgroup_parent=config.cgroup_parent,
-                                      console_dir=console_dir, init_binary=config.init_binary)
+                                      console_dir=console_dir, init_binary=config.init_binary,
+                                      attach_lock=attach_lock)
         self._files = Files(self._records, self._image_store)
-        self._execs = Execs(self._records, self._image_store, self._runtimes, console_dir)
+        self._execs = Execs(self._records, self._image_store, self._runtimes, console_dir, attach_lock)
         self._containers = ContainerService(self._records, self._supervisor, self._images, self._volumes,
                                             self._network, self._files, layout,
                                             default_runtime=config.default_runtime, init=config.init)

@@ -22,6 +22,7 @@ from ..lifecycle import State
 from ..images.store import ImageStore
 from ..models import ExecConfig
 from ..runtime import bundle, oci
+from ..runtime.attach_lock import AttachLock
 from ..runtime.oci import RuntimeFailure
 from ..runtime.terminal import Terminal
 from .container import Container
@@ -78,11 +79,12 @@ class Execs:
     """The daemon's exec sessions, by ID."""
 
     def __init__(self, containers: Containers, images: ImageStore, runtimes: dict[str, oci.Runtime],
-                 console_dir: Path):
+                 console_dir: Path, attach_lock: AttachLock):
         self.containers = containers
         self.images = images
         self.runtimes = runtimes
         self.console_dir = console_dir
+        self.attach_lock = attach_lock
         self.sessions: dict[str, Exec] = {}
 
     def create(self, ref: str, config: ExecConfig) -> Exec:
@@ -154,6 +156,7 @@ class Execs:
         after `timeout` seconds is killed (exit code 137). Returns the exit code; publishes
         exec_start and exec_die."""
         c, cfg = session.container, session.config
+        self.attach_lock.take_ahead()  # the runtime joins the container's cgroups
         uid_gid = ""
         if cfg.user:
             uid, gid, _ = await trio.to_thread.run_sync(bundle.resolve_user, c.rootfs, cfg.user)

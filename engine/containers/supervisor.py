@@ -38,6 +38,7 @@ from ..models import ZERO_TIME
 from ..network import netns
 from ..network.manager import NetworkManager, RunState
 from ..runtime import bundle, cgroups, oci, rootfs
+from ..runtime.attach_lock import AttachLock
 from ..runtime import terminal
 from ..runtime.oci import failure_reason
 from ..keeper.client import Keeper, KeeperError, KeeperUnavailable
@@ -76,7 +77,7 @@ def should_restart(c: Container, exit_code: int) -> bool:
 class Supervisor:
     def __init__(self, containers: Containers, images: ImageStore, volumes: Volumes, network: NetworkManager,
                  runtimes: dict[str, oci.Runtime], oom: OomWatcher, *, layout: cgroups.Layout, cgroup_parent: str,
-                 console_dir: Path, init_binary: str):
+                 console_dir: Path, init_binary: str, attach_lock: AttachLock):
         self.containers = containers
         self.layout = layout  # the host's cgroups, read once at start
         self.images = images
@@ -87,6 +88,7 @@ class Supervisor:
         self.cgroup_parent = cgroup_parent
         self.console_dir = console_dir  # runtimes hand terminals over here
         self.init_binary = init_binary
+        self.attach_lock = attach_lock
         self.nursery: trio.Nursery | None = None  # the supervisor nursery, from `open`
         self.keeper: Keeper | None = None  # from `connect_keeper`
 
@@ -191,6 +193,7 @@ class Supervisor:
         ends of its pipes; the run's streams are returned with its log writer."""
         runtime = self.runtime_for(c)
         began = time.perf_counter()
+        self.attach_lock.take_ahead()  # its grace period passes while this prepares
         await self.prepare(c)
         prepared = time.perf_counter()
         c.pid_file.unlink(missing_ok=True)
