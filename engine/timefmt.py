@@ -1,5 +1,5 @@
 """Docker's time format: RFC 3339 in UTC with nanoseconds, fixed width, so that these
-strings also compare in time order."""
+strings also compare in time order; and HTTP's Date."""
 
 from __future__ import annotations
 
@@ -17,3 +17,15 @@ def rfc3339(ns: int) -> str:
 def now() -> str:
     """The current time as `rfc3339`."""
     return rfc3339(time.time_ns())
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: float | None = None) -> str:
+    """An HTTP Date header's value (RFC 9110's IMF-fixdate, `Sun, 06 Dec 2026 20:52:01
+    GMT`), for `seconds` since the epoch or now; English names whatever the locale."""
+    t = time.gmtime(seconds)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")

@@ -34,7 +34,6 @@ from __future__ import annotations
 import http
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from email.utils import formatdate
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -44,6 +43,7 @@ import trio
 
 from ..errors import NO_SPACE, BadRequest, EngineError, NotModified, no_space
 from ..models import ApiLimits
+from ..timefmt import http_date
 from . import keycase, nulls
 
 log = logging.getLogger("berth.api")
@@ -118,7 +118,7 @@ def json_response(value, status: int = 200) -> Response:
 
 def common_headers() -> list[tuple[str, str]]:
     return [("Api-Version", API_VERSION), ("Docker-Experimental", "false"), ("Ostype", "linux"),
-            ("Server", SERVER), ("Date", formatdate(usegmt=True))]
+            ("Server", SERVER), ("Date", http_date())]
 
 
 def common_headers_lines() -> list[str]:

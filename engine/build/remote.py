@@ -9,13 +9,10 @@ other URL is refused with a message saying why, before anything is fetched.
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import os
 import posixpath
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 from ..errors import BadRequest
@@ -47,17 +44,22 @@ def check(kw: str, url: str, line: int) -> None:
                           "localhost): nothing leaves this host")
 
 
-class _LoopbackOnly(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if not _loopback(newurl):
-            raise BadRequest(f"ADD: {req.full_url} redirects off this host ({newurl}): refused")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
 def fetch(url: str, into: Path) -> str:
     """Download `url` into the directory `into`; the file's name there."""
+    # Imported here: urllib.request brings http.client and email (~0.85 MB of the
+    # daemon's memory), which only an ADD of a URL needs.
+    import email.utils
+    import urllib.error
+    import urllib.request
+
+    class LoopbackOnly(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if not _loopback(newurl):
+                raise BadRequest(f"ADD: {req.full_url} redirects off this host ({newurl}): refused")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
     name = posixpath.basename(urllib.parse.urlsplit(url).path) or "__unnamed__"
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _LoopbackOnly())
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), LoopbackOnly())
     into.mkdir(parents=True, exist_ok=True)
     path = into / name
     try:

@@ -20,7 +20,7 @@ FIRST_PARTY = ("engine", "plugins", "shell")
 # (modules the rule governs, modules of berth's they may import: exact names, or
 # prefixes ending in "." for a whole package)
 RULES = [
-    ("engine.api.", ("engine.core", "engine.models", "engine.errors", "engine.api.")),
+    ("engine.api.", ("engine.core", "engine.models", "engine.errors", "engine.timefmt", "engine.api.")),
     ("plugins.", ("engine.plugin_api", "engine.models", "plugins.")),
     ("engine.images.", ("engine.models", "engine.errors", "engine.timefmt", "engine.fs.", "engine.events.",
                         "engine.images.")),

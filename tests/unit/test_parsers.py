@@ -141,3 +141,13 @@ def test_rfc3339_is_fixed_width_and_sorts_as_time(a, b):
     x, y = rfc3339(a), rfc3339(b)
     assert len(x) == len(y) == 30
     assert (x < y) == (a < b)
+
+
+@given(st.integers(0, 253402300799))
+def test_http_date_as_the_standard_library_writes_it(seconds):
+    """The Date header, without importing `email` into the daemon for it."""
+    from email.utils import formatdate
+
+    from engine.timefmt import http_date
+
+    assert http_date(seconds) == formatdate(seconds, usegmt=True)
