@@ -113,6 +113,7 @@ class Daemon:
         for controller in Path("/sys/fs/cgroup").iterdir():
             if (controller / self.cgroup_parent).exists():
                 found.append(f"cgroup {controller / self.cgroup_parent}")
+        found += [f"directory {path} beneath the v2 tree's mount" for path in hidden_beneath_v2(self.cgroup_parent)]
         found += [f"process {pid}: {cmdline}" for pid, cmdline in processes_naming(root).items()]
         links = set(os.listdir("/sys/class/net"))
         bridges = {self.bridge} | {json.loads(p.read_bytes()).get("bridge", "") for p in (self.root / "networks").glob("*.json")}
@@ -172,3 +173,18 @@ class Daemon:
 
     def state(self, ref: str) -> dict:
         return self.api.get_json(f"/containers/{ref}/json")["State"]
+
+
+def hidden_beneath_v2(cgroup_parent: str) -> list[str]:
+    """On a hybrid cgroup host: what lies under `cgroup_parent` in the tmpfs directory the
+    v2 tree is mounted on, invisible from the host (crun made a directory per container
+    there while berthd's namespace still had that directory; see
+    engine/runtime/cgroups.py). Looked at from a mount namespace of its own."""
+    if not os.path.ismount("/sys/fs/cgroup/unified"):
+        return []
+    script = f'umount -l /sys/fs/cgroup/unified && cd /sys/fs/cgroup/unified/{cgroup_parent} && ls -A'
+    seen = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+    if seen.returncode != 0:  # no such directory: nothing left
+        return []
+    return [f"/sys/fs/cgroup/unified/{cgroup_parent}/{name}" for name in seen.stdout.split()] or [
+        f"/sys/fs/cgroup/unified/{cgroup_parent}"]

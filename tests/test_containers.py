@@ -292,6 +292,23 @@ def test_info_reports_runtime_path(api):
         assert any("crun" in w for w in info["Warnings"])
 
 
+def test_the_runtime_finds_no_v2_directory_to_fill(api, daemon):
+    """On a hybrid host berthd hides the v2 tree; crun joins every hierarchy whose
+    directory it finds under /sys/fs/cgroup, so the daemon's namespace must not keep the
+    empty one the v2 tree was mounted on (it filled the host's tmpfs beneath the mount)."""
+    if not cgroups.detect().hybrid:
+        pytest.skip("hybrid cgroup hosts only")
+    cid = api.run(["true"])
+    assert api.wait(cid) == 0
+    seen_by_daemon = Path(f"/proc/{daemon.proc.pid}/root/sys/fs/cgroup")
+    assert not (seen_by_daemon / "unified").exists()
+    assert (seen_by_daemon / "memory" / daemon.cgroup_parent).is_dir()  # the v1 hierarchies are all there
+    api.remove(cid)
+    from tests.daemon import hidden_beneath_v2
+
+    assert hidden_beneath_v2(daemon.cgroup_parent) == []
+
+
 def test_no_process_left_after_exit(api, daemon):
     cid = api.run(["true"])
     api.wait(cid)

@@ -9,6 +9,7 @@ and how to remove the daemon's parent cgroup once it is empty.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -60,7 +61,40 @@ def hide_hybrid_v2(layout: Layout) -> bool:
     syscalls.unshare(syscalls.CLONE_NEWNS)
     syscalls.mount("none", "/", "", syscalls.MS_REC | syscalls.MS_SLAVE)
     syscalls.umount(str(UNIFIED), syscalls.MNT_DETACH)
+    _without_unified_dir()
     return True
+
+
+def _without_unified_dir() -> None:
+    """Leave no `unified` directory under /sys/fs/cgroup in this namespace.
+
+    crun joins every hierarchy /proc/self/cgroup lists whose directory exists there, the
+    v2 line as `unified`: the empty directory left where the v2 tree was unmounted got a
+    `<parent>/<id>/cgroup.procs` file per container, on the host's tmpfs, beneath its v2
+    mount where the host cannot see it. They were never removed (no cgroup: rmdir of a
+    directory with a file fails), and a daemon reconciling its cgroups at start read old
+    PIDs out of them. So this namespace gets a /sys/fs/cgroup of its own: a new tmpfs
+    with the v1 hierarchies moved onto it, read-only as the host's; what earlier
+    daemons left in the directory goes."""
+    from . import syscalls
+
+    if not UNIFIED.is_dir() or str(UNIFIED) in syscalls.mountpoints():
+        return
+    for entry in UNIFIED.iterdir():  # plain directories and files: nothing of the kernel's
+        shutil.rmtree(entry, ignore_errors=True)
+    entries = sorted(p for p in CGROUP_ROOT.iterdir() if p != UNIFIED)
+    links = {p.name: os.readlink(p) for p in entries if p.is_symlink()}
+    staging = str(UNIFIED)
+    syscalls.mount("tmpfs", staging, "tmpfs", syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC, "mode=755")
+    for p in entries:
+        if p.name in links:
+            os.symlink(links[p.name], f"{staging}/{p.name}")
+        else:
+            os.mkdir(f"{staging}/{p.name}")
+            syscalls.mount(str(p), f"{staging}/{p.name}", "", syscalls.MS_MOVE)
+    syscalls.mount(staging, str(CGROUP_ROOT), "", syscalls.MS_MOVE)
+    syscalls.mount("", str(CGROUP_ROOT), "", syscalls.MS_REMOUNT | syscalls.MS_BIND | syscalls.MS_RDONLY
+                   | syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC)
 
 
 def join_mount_namespace(pid: int) -> None:
@@ -75,6 +109,7 @@ def join_mount_namespace(pid: int) -> None:
     finally:
         os.close(fd)
     os.chdir("/")  # the old working directory belongs to the namespace left behind
+    _without_unified_dir()  # a namespace an earlier berthd made still has it
 
 
 def dirs(layout: Layout, cgroup_path: str) -> dict[str, Path]:
