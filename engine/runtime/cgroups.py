@@ -316,15 +316,23 @@ def children(layout: Layout, cgroup_path: str) -> set[str]:
     return found
 
 
+def _member(pid: str, cgroup_path: str) -> bool:
+    """Whether process `pid` is in `cgroup_path` (or below it) in some hierarchy."""
+    text = _read(Path(f"/proc/{pid}/cgroup")) or ""
+    path = "/" + cgroup_path.strip("/")
+    return any((own := line.split(":", 2)[-1]) == path or own.startswith(path + "/") for line in text.splitlines())
+
+
 def kill_and_remove(layout: Layout, cgroup_path: str, timeout: float = 2.0) -> None:
     """SIGKILL every process of the cgroup (whoever started it), wait until none is left,
     then remove it. A leftover of a start the previous daemon never finished."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # A pid whose process is gone from /proc is one the kernel has not yet dropped
-        # from cgroup.procs: nothing is left to kill there.
+        # from cgroup.procs: nothing is left to kill there; and a pid that now names a
+        # process outside the cgroup (reused since it was read) is none of ours.
         pids = {int(p) for path in existing(layout, cgroup_path)
-                for p in (_read(path / "cgroup.procs") or "").split() if os.path.exists(f"/proc/{p}")}
+                for p in (_read(path / "cgroup.procs") or "").split() if _member(p, cgroup_path)}
         if not pids:
             break
         for pid in pids:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from engine.runtime import cgroups
@@ -83,3 +85,13 @@ def test_freezer_on_v1(fake_root):
     assert (fake_root / "freezer" / "p" / "c" / "freezer.state").read_text() == "FROZEN"
     write(fake_root / "freezer" / "p" / "c" / "freezer.state", "FREEZING\n")
     assert cgroups.is_frozen(layout, "/p/c") is None
+
+
+def test_only_a_process_still_in_the_cgroup_counts_as_its_member():
+    """kill_and_remove signals a PID read from cgroup.procs only while it is still in
+    that cgroup: a PID reused since by another process is left alone."""
+    own = [line.split(":", 2)[2] for line in open("/proc/self/cgroup").read().splitlines()]
+    deepest = max(own, key=len)
+    assert cgroups._member(str(os.getpid()), deepest)
+    assert not cgroups._member(str(os.getpid()), deepest.rstrip("/") + "/berth-not-here")
+    assert not cgroups._member("999999999", deepest)  # no such process
