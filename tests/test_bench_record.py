@@ -31,3 +31,20 @@ def test_no_record_leaves_the_book_alone(tmp_path):
     check("ops", [Figure("exec", 40.0, "ms")], path=book)
     check("ops", [Figure("exec", 80.0, "ms")], record=False, path=book)
     assert json.loads(book.read_text())["ops"]["figures"]["exec"]["value"] == 40.0
+
+
+def test_every_benchmark_of_make_bench_runs_the_check():
+    """Issue 17: `make bench` prints every figure beside the last recorded one, so each
+    benchmark it runs must hand its figures to `record.check`."""
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    target = re.search(r"^bench:.*?\n((?:\t.*\n)+)", (root / "Makefile").read_text(), re.MULTILINE).group(1)
+    modules = re.findall(r"-m tests\.bench\.(\w+)", target)
+    assert len(modules) >= 8
+    for name in modules:
+        tree = ast.parse((root / "tests" / "bench" / f"{name}.py").read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "check"]
+        assert calls, f"tests/bench/{name}.py does not call record.check"

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .engines import arguments, running
+from .record import Figure, check
 from .run_rm import summary
 
 DOCKERFILE = """\
@@ -155,6 +156,10 @@ def main() -> int:
         for name in results["docker"]:
             ratio = results["berth"][name]["median_ms"] / results["docker"][name]["median_ms"]
             print(f"berth/docker {name:18} {ratio:.2f}x")
+    # Builds moved by up to ±30% between runs on the shared machine (docs/performance.md).
+    check("build", [Figure(f"{engine} {name}", s["median_ms"], "ms", noise=0.30)
+                    for engine, found in results.items() for name, s in found.items()],
+          record=not args.no_record)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

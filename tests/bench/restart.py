@@ -8,7 +8,7 @@ unchanged) and the published port answering again. Docker has no equivalent with
 --live-restore and containerd, so there is no Docker row; the target (issue 16) is under
 2 s with 50 containers. The keeper's and berthd's PSS are read from /proc.
 
-Usage: python -m tests.bench.restart [--containers 50] [--rounds 3]
+Usage: python -m tests.bench.restart [--containers 50] [--rounds 3] [--no-record]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from engine.keeper import protocol
+from tests.bench.record import Figure, check
 from tests.daemon import Daemon
 
 
@@ -71,6 +72,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-record", action="store_true",
+                        help="compare with tests/bench/last.json but do not record this run there")
     args = parser.parse_args()
     d = Daemon("--live-restore")
     d.start()
@@ -89,8 +92,14 @@ def main() -> int:
         print("| how | median | min–max |\n|---|---|---|")
         for how, samples in results.items():
             print(f"| {how} | {statistics.median(samples):.2f} s | {min(samples):.2f}–{max(samples):.2f} s |")
+        daemon_pss = pss_mb(d.proc.pid)
         print(f"keeper PSS with {args.containers} containers: {keeper_idle:.1f} MB; "
-              f"berthd PSS after the last restart: {pss_mb(d.proc.pid):.1f} MB")
+              f"berthd PSS after the last restart: {daemon_pss:.1f} MB")
+        check("restart", [Figure(f"restart, {how}", statistics.median(samples) * 1000, "ms", noise=0.30)
+                          for how, samples in results.items()]
+              + [Figure("keeper PSS", keeper_idle, "MB", noise=0.10),
+                 Figure("berthd PSS after restart", daemon_pss, "MB", noise=0.10)],
+              record=not args.no_record)
         for cid in cids:
             d.api.delete(f"/containers/{cid}", force=1)
         d.args.remove("--live-restore")
