@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,49 @@ def test_only_a_process_still_in_the_cgroup_counts_as_its_member():
     assert cgroups._member(str(os.getpid()), deepest)
     assert not cgroups._member(str(os.getpid()), deepest.rstrip("/") + "/berth-not-here")
     assert not cgroups._member("999999999", deepest)  # no such process
+
+
+def test_the_namespace_keeps_its_hierarchies_and_loses_the_unified_directory(tmp_path):
+    """`_without_unified_dir` on a fake /sys/fs/cgroup (a tmpfs with a "hierarchy" mounted
+    on `cpu`, a `cpu,cpuacct` symlink and an emptied `unified` holding what crun left),
+    in a mount namespace of a child process of its own."""
+    import subprocess
+    import sys
+    import textwrap
+
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    script = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from engine.runtime import cgroups, syscalls
+        syscalls.unshare(syscalls.CLONE_NEWNS)
+        syscalls.mount("none", "/", "", syscalls.MS_REC | syscalls.MS_SLAVE)
+        root = Path({str(root)!r})
+        syscalls.mount("tmpfs", str(root), "tmpfs")
+        (root / "cpu").mkdir()
+        syscalls.mount("tmpfs", str(root / "cpu"), "tmpfs")
+        (root / "cpu" / "tasks").write_text("1")
+        os.symlink("cpu", root / "cpu,cpuacct")
+        (root / "unified" / "berth" / "abc").mkdir(parents=True)
+        (root / "unified" / "berth" / "abc" / "cgroup.procs").write_text("4242")
+        cgroups.CGROUP_ROOT, cgroups.UNIFIED = root, root / "unified"
+        cgroups._without_unified_dir()
+        assert sorted(p.name for p in root.iterdir()) == ["cpu", "cpu,cpuacct"], list(root.iterdir())
+        assert (root / "cpu" / "tasks").read_text() == "1"  # the same mount, moved
+        assert os.readlink(root / "cpu,cpuacct") == "cpu"
+        try:
+            (root / "unified").mkdir()
+        except OSError as exc:
+            assert exc.errno == 30  # EROFS: nothing can make it again
+        else:
+            raise AssertionError("the new /sys/fs/cgroup is writable")
+        cgroups._without_unified_dir()  # once done, nothing more to do
+        syscalls.umount(str(root), syscalls.MNT_DETACH)
+        assert sorted(p.name for p in root.iterdir()) == ["cpu", "cpu,cpuacct", "unified"]
+        assert list((root / "unified").iterdir()) == []  # what crun left is gone from beneath
+        print("ok")
+    """)
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           cwd=Path(__file__).resolve().parents[2])
+    assert found.stdout.strip() == "ok", found.stderr
