@@ -78,17 +78,19 @@ def _without_unified_dir() -> None:
     daemons left in the directory goes."""
     from . import syscalls
 
-    if not UNIFIED.is_dir() or str(UNIFIED) in syscalls.mountpoints():
+    mounted = syscalls.mountpoints()
+    if not UNIFIED.is_dir() or str(UNIFIED) in mounted:
         return
     for entry in UNIFIED.iterdir():  # plain directories and files: nothing of the kernel's
         shutil.rmtree(entry, ignore_errors=True)
-    entries = sorted(p for p in CGROUP_ROOT.iterdir() if p != UNIFIED)
-    links = {p.name: os.readlink(p) for p in entries if p.is_symlink()}
+    # The hierarchies (mount points) and the links to them; a directory with nothing
+    # mounted on it would be filled as `unified` was, and is left out as well.
+    entries = sorted(p for p in CGROUP_ROOT.iterdir() if p.is_symlink() or str(p) in mounted)
     staging = str(UNIFIED)
     syscalls.mount("tmpfs", staging, "tmpfs", syscalls.MS_NOSUID | syscalls.MS_NODEV | syscalls.MS_NOEXEC, "mode=755")
     for p in entries:
-        if p.name in links:
-            os.symlink(links[p.name], f"{staging}/{p.name}")
+        if p.is_symlink():
+            os.symlink(os.readlink(p), f"{staging}/{p.name}")
         else:
             os.mkdir(f"{staging}/{p.name}")
             syscalls.mount(str(p), f"{staging}/{p.name}", "", syscalls.MS_MOVE)

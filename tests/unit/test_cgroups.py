@@ -100,8 +100,8 @@ def test_only_a_process_still_in_the_cgroup_counts_as_its_member():
 
 def test_the_namespace_keeps_its_hierarchies_and_loses_the_unified_directory(tmp_path):
     """`_without_unified_dir` on a fake /sys/fs/cgroup (a tmpfs with a "hierarchy" mounted
-    on `cpu`, a `cpu,cpuacct` symlink and an emptied `unified` holding what crun left),
-    in a mount namespace of a child process of its own."""
+    on `cpu`, a `cpu,cpuacct` symlink, an empty `rdma` and an emptied `unified` holding
+    what crun left), in a mount namespace of a child process of its own."""
     import subprocess
     import sys
     import textwrap
@@ -120,6 +120,7 @@ def test_the_namespace_keeps_its_hierarchies_and_loses_the_unified_directory(tmp
         syscalls.mount("tmpfs", str(root / "cpu"), "tmpfs")
         (root / "cpu" / "tasks").write_text("1")
         os.symlink("cpu", root / "cpu,cpuacct")
+        (root / "rdma").mkdir()  # nothing mounted on it: crun would fill it as it did `unified`
         (root / "unified" / "berth" / "abc").mkdir(parents=True)
         (root / "unified" / "berth" / "abc" / "cgroup.procs").write_text("4242")
         cgroups.CGROUP_ROOT, cgroups.UNIFIED = root, root / "unified"
@@ -135,7 +136,7 @@ def test_the_namespace_keeps_its_hierarchies_and_loses_the_unified_directory(tmp
             raise AssertionError("the new /sys/fs/cgroup is writable")
         cgroups._without_unified_dir()  # once done, nothing more to do
         syscalls.umount(str(root), syscalls.MNT_DETACH)
-        assert sorted(p.name for p in root.iterdir()) == ["cpu", "cpu,cpuacct", "unified"]
+        assert sorted(p.name for p in root.iterdir()) == ["cpu", "cpu,cpuacct", "rdma", "unified"]
         assert list((root / "unified").iterdir()) == []  # what crun left is gone from beneath
         print("ok")
     """)
