@@ -34,17 +34,24 @@ def frames(batch: list[LogText], wanted: set[str], timestamps: bool = False, *, 
     entries from the same stream, for clients that only copy the bytes out (see
     `copies_bytes`)."""
     pack = _HEADER.pack
+    batch = _chosen(batch, wanted)
     if not whole:
         if timestamps:
-            return b"".join([frame(e, True) for e in batch if e.stream in wanted])
+            return b"".join([frame(e, True) for e in batch])
         return b"".join([pack(STREAM_IDS[e.stream], len(payload)) + payload
-                         for e in batch if e.stream in wanted for payload in (e.log.encode(),)])
+                         for e in batch for payload in (e.log.encode(),)])
     out: list[bytes] = []
     # one join per run: ~3× faster than a frame per entry (25,000 entries per MiB read)
-    for stream, run in groupby([e for e in batch if e.stream in wanted], key=attrgetter("stream")):
+    for stream, run in groupby(batch, key=attrgetter("stream")):
         payload = _text(run, timestamps)
         out += (pack(STREAM_IDS[stream], len(payload)), payload)
     return b"".join(out)
+
+
+def _chosen(batch: list[LogText], wanted: set[str]) -> list[LogText]:
+    """The entries of the `wanted` streams; the batch itself when both are (`logs` and
+    `attach` as clients ask for them: a third of the framing's time was this filter)."""
+    return batch if wanted.issuperset(STREAM_IDS) else [e for e in batch if e.stream in wanted]
 
 
 def _text(entries: Iterable[LogText], timestamps: bool) -> bytes:
@@ -93,7 +100,7 @@ def output(batch: list[LogText], wanted: set[str], tty: bool, timestamps: bool =
     headers)."""
     if not tty:
         return frames(batch, wanted, timestamps, whole=whole)
-    return _text([e for e in batch if e.stream in wanted], timestamps)
+    return _text(_chosen(batch, wanted), timestamps)
 
 
 async def start(req: Request, engine: Engine) -> Response:
