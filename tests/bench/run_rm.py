@@ -41,6 +41,7 @@ from .engines import VENV_BIN, arguments, running
 from .record import Figure, check
 
 TARGET = 0.25
+TARGET_ISSUE_17 = 0.15  # the performance issue's, beside the first one
 
 
 def time_run(argv: list[str], env: dict) -> float:
@@ -167,8 +168,9 @@ def main() -> int:
               "rounds": rounds}  # the order of each round, warm-ups first
     if "docker" in results:
         ratio = results["berth"]["median_ms"] / results["docker"]["median_ms"]
-        print(f"\nberth / Docker median: {ratio:.3f} (target ≤ {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
-        report.update(ratio_berth_to_docker=ratio, target_met=ratio <= TARGET)
+        print(f"\nberth / Docker median: {ratio:.3f} (the first target ≤ {TARGET}: {'met' if ratio <= TARGET else 'NOT met'}; "
+              f"issue 17's ≤ {TARGET_ISSUE_17}: {'met' if ratio <= TARGET_ISSUE_17 else 'NOT met'})")
+        report.update(ratio_berth_to_docker=ratio, target_met=ratio <= TARGET, issue_17_target_met=ratio <= TARGET_ISSUE_17)
     # Medians moved by ±4% over three runs (docs/performance.md); the crun floor is bimodal.
     check("run_rm", [Figure(name, r["median_ms"], "ms", noise=0.25 if name == "crun floor" else 0.10)
                      for name, r in results.items()], record=not args.no_record)
