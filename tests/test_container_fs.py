@@ -162,6 +162,8 @@ def test_archive_errors(api, container):
     reply = put_tar(api, cid, "/tmp", make_tar(("x", b"x", {})))
     assert (reply.status, reply.message) == (403, "container rootfs is marked read-only")
     assert put_tar(api, cid, "/nope", make_tar(("x", b"x", {}))).status == 404
+    reply = put_tar(api, cid, "/" + "n" * 300, make_tar(("x", b"x", {})))  # found by the API fuzzer: was a 500
+    assert (reply.status, reply.message) == (400, "/" + "n" * 300 + ": File name too long")
 
 
 def test_put_into_a_created_container_keeps_metadata(api, container, daemon):

@@ -218,6 +218,8 @@ class Request:
                                    type_)
         except msgspec.ValidationError as exc:
             raise BadRequest(f"invalid request body: {error or exc}") from None
+        except msgspec.DecodeError as exc:  # `34c350`: the typed decode stopped at the type, before the rest
+            raise BadRequest(f"invalid JSON in request body: {exc}") from None
 
     async def stream(self, content_type: str = "application/json", status: int = 200,
                      headers: list[tuple[str, str]] = ()) -> Stream:

@@ -375,6 +375,8 @@ class Files:
                         found = inroot.resolve(top_fd, target.path, follow=True)  # a link to a dir is fine
                     except (FileNotFoundError, NotADirectoryError):
                         raise _not_found(target, ref) from None
+                    except OSError as exc:  # a name too long, a link loop: the path asked for is bad
+                        raise BadRequest(f"{target.raw}: {exc.strerror}") from None
                     with found:
                         if not stat.S_ISDIR(found.stat.st_mode):
                             raise BadRequest("extraction point is not a directory")
