@@ -24,7 +24,6 @@ would never be delivered.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import logging
 import tomllib
@@ -35,6 +34,7 @@ from typing import Annotated, Any
 import msgspec
 import trio
 
+from . import entry_points
 from .errors import BadRequest, NotFound
 from .events.filters import EVENT_FILTERS, EventFilter
 from .events import constructors
@@ -142,7 +142,7 @@ class PluginHost:
     def discover(self) -> None:
         """Load every plugin module; a broken one is logged and skipped."""
         found: list[tuple[str, callable]] = []
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in entry_points.find(ENTRY_POINT_GROUP):
             found.append((f"entry point {ep.name} ({ep.value})", lambda ep=ep: importlib.import_module(ep.module)))
         if self.plugins_dir.is_dir():
             for path in sorted(self.plugins_dir.glob("*.py")):
