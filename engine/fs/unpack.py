@@ -62,6 +62,7 @@ import os
 import queue
 import shutil
 import stat
+import sys
 import tarfile
 import threading
 import zlib
@@ -70,7 +71,6 @@ from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
 import msgspec
-from isal import igzip, isal_zlib
 
 from . import inroot
 from ..errors import BadRequest, EngineError
@@ -132,8 +132,19 @@ def uncompressed(raw: BinaryIO) -> BinaryIO:
     """Layers, imports and copies may be gzip-compressed; the DiffID is of the plain tar."""
     head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
     if head == b"\x1f\x8b":
+        from isal import igzip  # with the first gzip stream, not at the daemon's start (see read_errors)
+
         return igzip.IGzipFile(fileobj=raw, mode="rb")
     return raw
+
+
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a truncated or corrupt compressed stream raises. isal's own error is
+    in only once isal is loaded (`uncompressed` imports it with the first gzip stream,
+    and before that nothing can raise it): ~1 MB of the daemon's memory until an image
+    is pulled, loaded, imported or built."""
+    isal_zlib = sys.modules.get("isal.isal_zlib")
+    return (EOFError, zlib.error, gzip.BadGzipFile) + ((isal_zlib.error,) if isal_zlib else ())
 
 
 def unpack(src: BinaryIO, root_fd: int, dest: str, policy: Policy, *,
@@ -251,7 +262,7 @@ class Reader:
         self._base += len(self._data)
         try:
             chunk = self._raw.read(self._chunk)
-        except (EOFError, zlib.error, isal_zlib.error, gzip.BadGzipFile) as exc:  # a truncated or corrupt gzip stream
+        except read_errors() as exc:  # a truncated or corrupt gzip stream
             raise BadRequest(f"invalid tar archive: {exc or 'compressed data ends early'}") from None
         self._data, self._at = chunk or b"", 0
         if chunk and self._sha is not None:

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
-from isal import igzip
 
 import gounits
 from ..errors import BadRequest
@@ -98,6 +97,8 @@ def decompress(src: Path, dst: Path) -> Path:
         head = f.read(6)
     opener: Callable[[Path], BinaryIO] | None = None
     if head.startswith(b"\x1f\x8b"):
+        from isal import igzip  # at the first image operation (see fs.unpack.read_errors)
+
         opener = igzip.open
     elif head.startswith(b"BZh"):
         opener = bz2.open

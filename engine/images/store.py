@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 import msgspec
-from isal import igzip
 
 from .. import timefmt
 from ..errors import BadRequest, Conflict, EngineError, no_such_image
@@ -205,6 +204,8 @@ class ImageStore:
         try:
             diff = scratch / "diff"
             diff.mkdir()
+            from isal import igzip  # at the first image operation (see fs.unpack.read_errors)
+
             with open_tar() as raw, igzip.IGzipFile(scratch / SPLIT, "wb", mtime=0, compresslevel=1) as split:
                 diff_id, tar_size = layers.apply_tar(raw, str(diff), tarsplit.Recorder(split))
             if expected and diff_id != expected:
@@ -338,6 +339,8 @@ class ImageStore:
     def compress_layer(self, chain: str) -> LayerMeta:
         """Make the layer's gzip blob (once: it is kept beside the layer, its digest and
         size in `layer.json`); return the updated meta."""
+        from isal import igzip  # at the first image operation (see fs.unpack.read_errors)
+
         home = self.layers / chain.removeprefix("sha256:")
         meta = self.layer_meta(chain)
         if meta.blob_digest and (home / BLOB).exists():

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import msgspec
-from isal import igzip
 
 from ..errors import EngineError
 from ..fs import inroot
@@ -107,6 +106,8 @@ class Recorder:
 
 
 def _pieces(path: Path) -> Iterator[Piece]:
+    from isal import igzip  # at the first image operation (see fs.unpack.read_errors)
+
     decoder = msgspec.msgpack.Decoder(Piece)
     with igzip.open(path, "rb") as records:
         while head := records.read(_LENGTH.size):
