@@ -12,17 +12,17 @@ and the `PluginHost`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import msgspec
 import trio
 
 from . import timefmt
-from .build.builder import Builder
 from .build.options import BuildOptions, Emit as BuildEmit
 from .config import DaemonConfig
 from .containers import pump, stats
@@ -55,6 +55,9 @@ from .registry.service import Registries
 from .runtime import cgroups, oci, rootfs
 from .runtime.attach_lock import AttachLock
 from .volumes import Volumes, VolumeUsage
+
+if TYPE_CHECKING:
+    from .build.builder import Builder
 
 __all__ = ["BuildOptions", "Container", "DiskUsage", "Engine", "Image", "PathStat", "State"]
 
@@ -104,7 +107,7 @@ class Engine:
         self._containers = ContainerService(self._records, self._supervisor, self._images, self._volumes,
                                             self._network, self._files, layout,
                                             default_runtime=config.default_runtime, init=config.init)
-        self._builder = Builder(config.root / "build", self._containers, self._images, self._files)
+        self._builder: Builder | None = None  # made at the first build (`_build_service`)
         self._event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
         self._plugins = PluginHost(self._bus, self, config.config_file,
                                    config.plugins_dir or config.root / "plugins", config.root / "plugins")
@@ -125,6 +128,9 @@ class Engine:
         nursery.start_soon(self._bus.flush_forever, name="journal flush")
         self._records.root.mkdir(parents=True, exist_ok=True)
         self._console_dir.mkdir(parents=True, exist_ok=True)
+        # a build cut short by a crash (the builder itself is made at the first build)
+        await trio.to_thread.run_sync(functools.partial(shutil.rmtree, self._config.root / "build" / "tmp",
+                                                        ignore_errors=True))
         await trio.to_thread.run_sync(self._network.networks.load)
         await self._network.recover()
         for rt in self._runtimes.values():
@@ -466,7 +472,17 @@ class Engine:
         """`POST /build`: an image from the Dockerfile and context tar in `body`, the
         classic builder's messages to `emit`; the image ID (None when the build failed
         after its first message: the error was the stream's last message)."""
-        return await self._builder.build(body, options, emit)
+        return await self._build_service().build(body, options, emit)
+
+    def _build_service(self) -> Builder:
+        """The builder, made at the first build: its modules (the Dockerfile's parser, the
+        context's rules, its cache) are ~0.3 MB of a daemon that may never build. What a
+        build cut short by a crash left in its scratch directory goes at start (`open`)."""
+        if self._builder is None:
+            from .build.builder import Builder
+
+            self._builder = Builder(self._config.root / "build", self._containers, self._images, self._files)
+        return self._builder
 
     # --- registries -------------------------------------------------------------
 

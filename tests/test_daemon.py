@@ -33,6 +33,18 @@ def test_sigterm_stops_containers_and_exits_zero(fresh_daemon):
     assert d.state(stubborn)["ExitCode"] == 137
 
 
+def test_a_build_cut_short_leaves_nothing_after_the_next_start(fresh_daemon):
+    """The builder is made at the first build, but what a crashed build left in its
+    scratch directory goes when the daemon starts, before any build."""
+    def crashed_build(d):
+        leftover = d.root / "build" / "tmp" / "0123abcd" / "context"
+        leftover.mkdir(parents=True)
+        (leftover / "big.bin").write_bytes(b"x" * 4096)
+
+    d = fresh_daemon(setup=crashed_build)
+    assert not any((d.root / "build").rglob("*"))
+
+
 def test_state_survives_restart(fresh_daemon):
     d = fresh_daemon()
     api = d.api
