@@ -12,7 +12,6 @@ and the `PluginHost`.
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -129,8 +128,7 @@ class Engine:
         self._records.root.mkdir(parents=True, exist_ok=True)
         self._console_dir.mkdir(parents=True, exist_ok=True)
         # a build cut short by a crash (the builder itself is made at the first build)
-        await trio.to_thread.run_sync(functools.partial(shutil.rmtree, self._config.root / "build" / "tmp",
-                                                        ignore_errors=True))
+        await trio.to_thread.run_sync(shutil.rmtree, self._config.root / "build" / "tmp", True)
         await trio.to_thread.run_sync(self._network.networks.load)
         await self._network.recover()
         for rt in self._runtimes.values():

@@ -174,7 +174,7 @@ class Request:
                 parts.append(event.data)
                 event = self._conn.buffered_event()
             if parts:
-                yield bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+                yield b"".join(parts)
             if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
                 self._body_done = True
 

@@ -75,9 +75,8 @@ class Builder:
 
     def __init__(self, root: Path, containers: ContainerService, images: Images, files: Files):
         self.root = root
-        self.tmp = root / "tmp"
-        shutil.rmtree(self.tmp, ignore_errors=True)  # a build cut short by a crash
-        self.tmp.mkdir(parents=True)
+        self.tmp = root / "tmp"  # what a build cut short by a crash left here goes at the daemon's start
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.cache = cache.Cache(root / "cache.json")
         self.sums = context.Sums()  # file checksums of earlier contexts
         self.containers = containers
