@@ -37,7 +37,6 @@ LIST_FILTERS = ("dangling", "reference", "label", "before", "since")
 PRUNE_FILTERS = ("dangling", "label")
 
 
-_F_SETPIPE_SZ = 1031
 
 
 class User(NamedTuple):
@@ -126,7 +125,7 @@ class Images:
         spool = self.store.tmp / f"import-{secrets.token_hex(8)}.tar"
         r, w = os.pipe2(os.O_CLOEXEC)
         with contextlib.suppress(OSError):  # fewer wake-ups per MB; the default 64 KiB otherwise
-            fcntl.fcntl(w, _F_SETPIPE_SZ, 1 << 20)
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
         try:
             spool_fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except BaseException:
