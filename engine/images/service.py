@@ -37,8 +37,6 @@ LIST_FILTERS = ("dangling", "reference", "label", "before", "since")
 PRUNE_FILTERS = ("dangling", "label")
 
 
-
-
 class User(NamedTuple):
     """A container that uses an image: its ID, and whether it is live (running, paused
     or restarting)."""
