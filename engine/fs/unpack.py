@@ -50,6 +50,11 @@ the image store renames into place only when complete, so a refused layer leaves
 The sha256 of the uncompressed stream (a layer's DiffID) is computed in the same pass,
 and a recorder (`images.tarsplit.Recorder`) is handed every byte of the stream, file
 contents as references to where they were unpacked, to give the exact tar back later.
+Such a reference stays true unless a later member displaced the file (removed what was
+at a name, whiteouts included) or the file was written below a symlink the tar made (its
+recorded name then leads nowhere): the unpacker notes either (`Unpacked.in_place`), so
+the image store reads a layer back to check it only when one happened. A file is never
+written twice otherwise: each is a new inode (`O_EXCL`) filled once from the stream.
 """
 
 from __future__ import annotations
@@ -126,6 +131,9 @@ def copy_policy(*, no_overwrite_dir_non_dir: bool = False, chown_to: tuple[int, 
 class Unpacked(msgspec.Struct, frozen=True):
     digest: str  # "sha256:<hex>" of the uncompressed stream ("" when not asked for)
     size: int  # bytes of the uncompressed stream
+    # Into an empty destination: every regular file is still at its member's name, with
+    # the member's bytes (nothing was displaced, nothing was written below a symlink).
+    in_place: bool = True
 
 
 def uncompressed(raw: BinaryIO) -> BinaryIO:
@@ -173,7 +181,7 @@ def unpack(src: BinaryIO, root_fd: int, dest: str, policy: Policy, *,
         reader.close()
     if recorder is not None:
         recorder.close()
-    return Unpacked(reader.digest, reader.tell())
+    return Unpacked(reader.digest, reader.tell(), not unpacker.displaced)
 
 
 def _reason(exc: OSError, name: str) -> str:
@@ -518,6 +526,8 @@ class _Unpacker:
         self.reader = reader
         self.dirs = _Dirs(root_fd)
         self.dir_times: list[tuple[str, int]] = []
+        self.symlinks: set[str] = set()  # made by this tar, by path inside the root
+        self.displaced = False  # see Unpacked.in_place
 
     def close(self) -> None:
         self.dirs.close()
@@ -586,6 +596,7 @@ class _Unpacker:
             self.dir_times.append((path, mtime))
         elif info.issym():
             os.symlink(info.linkname, base, dir_fd=pfd)
+            self.symlinks.add(path)
             os.chown(base, uid, gid, dir_fd=pfd, follow_symlinks=False)
             os.utime(base, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
         elif info.islnk():
@@ -605,6 +616,7 @@ class _Unpacker:
             raise BadRequest(f"cannot overwrite non-directory {'/' + path!r} with directory {info.name!r}")
         if is_dir and not p.replace_dirs:
             raise self.refuse(f"{_kind(info)} {info.name!r} would replace a directory")
+        self.displaced = True
         if is_dir:
             shutil.rmtree(base, dir_fd=pfd)  # the descriptor-based walk: never follows a link
         else:
@@ -615,6 +627,9 @@ class _Unpacker:
 
     def file(self, info: tarfile.TarInfo, path: str, pfd: int, base: str,
              uid: int, gid: int, mode: int, mtime: int) -> None:
+        if self.symlinks and not self.displaced:
+            parts = path.split("/")
+            self.displaced = any("/".join(parts[:i]) in self.symlinks for i in range(1, len(parts)))
         fd = os.open(base, _NEW_FILE, 0o600, dir_fd=pfd)
         try:
             if info.sparse is not None:
@@ -711,6 +726,7 @@ class _Unpacker:
         if existing is not None:
             if stat.S_ISDIR(existing.st_mode):
                 raise self.refuse(f"whiteout {info.name!r} would replace a directory")
+            self.displaced = True
             os.unlink(hidden, dir_fd=pfd)
             if stat.S_ISLNK(existing.st_mode):
                 self.dirs.forget(keep=parent)

@@ -25,13 +25,13 @@ from .tarsplit import Recorder
 __all__ = ["OPAQUE_MARKER", "WHITEOUT_PREFIX", "apply_tar", "uncompressed"]
 
 
-def apply_tar(raw: BinaryIO, dest: str, recorder: Recorder | None = None) -> tuple[str, int]:
-    """Unpack the layer tar read from `raw` into the directory `dest`; return (DiffID,
-    tar size). With a `recorder`, the tar's headers and padding are recorded as they pass."""
+def apply_tar(raw: BinaryIO, dest: str, recorder: Recorder | None = None) -> unpack.Unpacked:
+    """Unpack the layer tar read from `raw` into the directory `dest`; its DiffID is the
+    answer's `digest`. With a `recorder`, the tar's headers and padding are recorded as
+    they pass."""
     os.makedirs(dest, exist_ok=True)  # the store's own scratch path: trusted
     root_fd = os.open(dest, inroot.DIR_FLAGS)
     try:
-        done = unpack.unpack(raw, root_fd, "/", unpack.LAYER, recorder=recorder, digest=True)
+        return unpack.unpack(raw, root_fd, "/", unpack.LAYER, recorder=recorder, digest=True)
     finally:
         os.close(root_fd)
-    return done.digest, done.size

@@ -9,10 +9,12 @@ On disk, under `<root>/images`:
   second import of the same content finds the chain ID present and drops its copy.
 * `layers/<chain-id hex>/tar-split.gz` — the layer tar's headers and padding
   (`tarsplit`), so `layer_tar` can give back the exact tar whose sha256 is the DiffID.
-  That the record reproduces the tar is checked once, when the layer is stored (one
-  more read of its files). When it does not (a tar that writes the same path twice),
-  the original uncompressed tar is kept as `layer.tar` instead: exact, at the cost of a
-  second copy, and only for such layers.
+  The record reproduces the tar unless a later member displaced a file the record
+  names (a tar that writes the same path twice) or a file went below a symlink of the
+  tar's: the unpacker says when that happened (`Unpacked.in_place`), and only then is
+  the record checked by rebuilding the tar (one more read of the layer's files). When
+  it does not reproduce it, the original uncompressed tar is kept as `layer.tar`
+  instead: exact, at the cost of a second copy, and only for such layers.
 * `layers/<chain-id hex>/layer.tar.gz` — the layer as berth pushed it (gzip, made once
   at the first push); its digest and size are in `layer.json` (`blob_digest`,
   `blob_size`), which a pull fills too, with the digest of the blob it fetched, so a push
@@ -207,14 +209,15 @@ class ImageStore:
             from isal import igzip  # at the first image operation (see fs.unpack.read_errors)
 
             with open_tar() as raw, igzip.IGzipFile(scratch / SPLIT, "wb", mtime=0, compresslevel=1) as split:
-                diff_id, tar_size = layers.apply_tar(raw, str(diff), tarsplit.Recorder(split))
+                done = layers.apply_tar(raw, str(diff), tarsplit.Recorder(split))
+            diff_id = done.digest
             if expected and diff_id != expected:
                 raise BadRequest(f"layer digest {diff_id} does not match its DiffID {expected}")
-            if not tarsplit.reproduces(scratch / SPLIT, diff, diff_id):
+            if not done.in_place and not tarsplit.reproduces(scratch / SPLIT, diff, diff_id):
                 (scratch / SPLIT).unlink()
                 with open_tar() as raw, open(scratch / ORIGINAL, "wb") as out:
                     shutil.copyfileobj(layers.uncompressed(raw), out, 1 << 20)
-            return UnpackedLayer(scratch, diff_id, tar_size, tree_size(diff))
+            return UnpackedLayer(scratch, diff_id, done.size, tree_size(diff))
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise

@@ -161,9 +161,10 @@ def digest(chunks: Iterator[bytes]) -> str:
 def reproduces(split: Path, root: Path, diff_id: str) -> bool:
     """Whether `rebuild` gives back the tar whose sha256 is `diff_id`.
 
-    It does not when a later member of the same tar changed a file whose content was
-    recorded by reference (the same path twice, a write through a hard link): the
-    caller then keeps the original tar instead."""
+    It may not when a later member of the same tar displaced a file whose content was
+    recorded by reference (the same path twice), or when a file was unpacked below a
+    symlink of the tar's (its recorded path leads nowhere): the caller then keeps the
+    original tar instead. The unpacker tells when either happened (`Unpacked.in_place`)."""
     try:
         return digest(rebuild(split, root)) == diff_id
     except LayerChanged:
