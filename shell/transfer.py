@@ -12,6 +12,7 @@ import threading
 import time
 from typing import BinaryIO
 
+from .grammar import UsageError
 from .transport import Response
 
 PROGRESS_FROM = 4 * 1024 * 1024  # bytes: smaller transfers end before a bar would help
@@ -135,11 +136,53 @@ def extract(response: Response, dest_dir: str, rename_to: str | None, label: str
     """Unpack a tar response into `dest_dir`, the top entry renamed to `rename_to` (cp
     to a new name). Ownership is kept when we are root, as `docker cp` does."""
     progress = Progress(label)
-    with tarfile.open(fileobj=BodyReader(response, progress), mode="r|") as tar:
+    unpack(BodyReader(response, progress), dest_dir, rename_to)
+    progress.finish()
+
+
+# tarfile's own filters (3.11.4+) would do the same checks, but the Python berth runs on
+# may predate them; with them, ours have already run and nothing is left to filter.
+_NO_FILTER = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+
+
+def unpack(raw: BinaryIO, dest_dir: str, rename_to: str | None = None) -> None:
+    """Unpack the tar read from `raw` into `dest_dir`, refusing what would land outside
+    it: the archive describes a container's files, and its names and links are the
+    container's choice. A member whose path (through symlinks already unpacked) or hard
+    link target resolves outside `dest_dir` is refused; setuid, setgid, sticky and
+    group/other write bits are dropped; as another user than root, device nodes and
+    symlinks leading outside are refused too."""
+    root = os.path.realpath(dest_dir)
+    as_root = os.geteuid() == 0
+    with tarfile.open(fileobj=raw, mode="r|") as tar:
         top = None
         for member in tar:
             top = top or member.name.split("/")[0]
             if rename_to:
                 member.name = rename_to + member.name[len(top):]
-            tar.extract(member, dest_dir, filter="tar" if os.geteuid() == 0 else "data")
-    progress.finish()
+                if member.islnk() and (member.linkname + "/").startswith(top + "/"):
+                    member.linkname = rename_to + member.linkname[len(top):]
+            _contain(member, root, as_root)
+            tar.extract(member, root, **_NO_FILTER)
+
+
+def _contain(member: tarfile.TarInfo, root: str, as_root: bool) -> None:
+    member.name = member.name.lstrip("/")
+    where = os.path.join(root, member.name)
+    _inside(member, root, where, "path")
+    if member.islnk():
+        _inside(member, root, os.path.join(root, member.linkname.lstrip("/")), "hard link target")
+    elif not as_root and member.issym():
+        _inside(member, root, os.path.join(os.path.dirname(where), member.linkname), "symlink target")
+        if os.path.isabs(member.linkname):
+            raise UsageError(f"refusing {member.name!r} from the archive: an absolute symlink ({member.linkname!r})")
+    if not as_root and (member.ischr() or member.isblk()):
+        raise UsageError(f"refusing {member.name!r} from the archive: a device node")
+    member.mode &= 0o755  # no setuid, setgid, sticky, group or other write
+
+
+def _inside(member: tarfile.TarInfo, root: str, path: str, what: str) -> None:
+    resolved = os.path.realpath(path)
+    if os.path.commonpath([root, resolved]) != root:
+        raise UsageError(f"refusing {member.name!r} from the archive: its {what} leads outside the "
+                         f"destination ({resolved})")
