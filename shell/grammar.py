@@ -55,12 +55,20 @@ class Arg:
 
 class Command:
     """A verb: its name, the function that runs it (`handler(client, args)` → exit
-    status), help, grammar."""
+    status), help, grammar. `opts` may be given as a function returning them, called
+    when they are first needed: a command's long option list (run's) then costs the
+    other commands' start-up nothing."""
 
-    __slots__ = ("name", "handler", "help", "opts", "args")
+    __slots__ = ("name", "handler", "help", "_opts", "args")
 
-    def __init__(self, name: str, handler, help: str, opts: tuple[Opt, ...] = (), args: tuple[Arg, ...] = ()):
-        self.name, self.handler, self.help, self.opts, self.args = name, handler, help, opts, args
+    def __init__(self, name: str, handler, help: str, opts=(), args: tuple[Arg, ...] = ()):
+        self.name, self.handler, self.help, self._opts, self.args = name, handler, help, opts, args
+
+    @property
+    def opts(self) -> tuple[Opt, ...]:
+        if callable(self._opts):
+            self._opts = self._opts()
+        return self._opts
 
 
 class Group:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import sys
 
-from .. import fastjson, options, render
+from .. import fastjson, render
 from ..grammar import Arg, Command, Opt, UsageError
 from ..transport import Client, DaemonError, Demuxer, Response, ref
-from . import container_options
 from .printers import (FILTER, FORCE_NEVER_ASKS, NO_TRUNC, CommandFailed, each, each_name, err, format_option, inspect_verb, out,
                        print_listing, print_pruned, quiet_option)
 
@@ -18,6 +17,8 @@ def _create(client: Client, args) -> str:
     (always), when the daemon has none (missing: `Unable to find image` first), or never
     (the daemon's 404 is the error); the progress on stderr. A refusal, of the create or of the pull, raises DaemonError."""
     policy = args.pull or "missing"
+    from . import container_options
+
     body = container_options.create_body(args)
     if policy == "always":
         _pull(client, args.image)
@@ -251,6 +252,8 @@ def ps(client: Client, args) -> int:
     last = 1 if args.latest else int(args.last) if args.last not in (None, "") else -1
     if last != -1 and last < 0:
         raise UsageError(f"invalid argument \"{args.last}\" for \"-n, --last\" flag")
+    from .. import options  # here, not for every container command
+
     # --last N and --latest take the newest N of every state, as docker's (`limit`)
     found = client.get("/containers/json", all=int(args.all or last > 0), filters=options.filters(args.filter),
                        **({"limit": last} if last > 0 else {}), **({"size": 1} if args.size else {}))
@@ -265,6 +268,8 @@ def ps(client: Client, args) -> int:
 
 def logs(client: Client, args) -> int:
     """`docker logs`: stdout frames to stdout, stderr frames to stderr."""
+    from .. import options
+
     info = client.get(f"/containers/{ref(args.container)}/json")  # for its id and Tty, as docker
     query = {"stdout": 1, "stderr": 1, "follow": int(args.follow), "timestamps": int(args.timestamps),
              "tail": args.tail, "since": options.timestamp(args.since), "until": options.timestamp(args.until)}
@@ -345,6 +350,8 @@ def rename(client: Client, args) -> int:
 
 def update(client: Client, args) -> int:
     """`docker update`: new limits for containers (applied at once to running ones)."""
+    from . import container_options
+
     return each(client, args.containers, "POST", "/containers/{}/update", None, container_options.limits(args))
 
 
@@ -366,6 +373,8 @@ def port(client: Client, args) -> int:
 
 def pruned(client: Client, filters: list[str]) -> tuple[str, list[str], int]:
     """Remove the stopped containers (matching `filters`): the report print_pruned prints."""
+    from .. import options
+
     found = client.call("POST", "/containers/prune", {"filters": options.filters(filters)})
     return "Deleted Containers:", found.get("ContainersDeleted") or [], found.get("SpaceReclaimed", 0)
 
@@ -385,31 +394,40 @@ _PS_OPTS = (Opt(("-a", "--all"), "all", "flag", "include stopped containers"), q
             Opt(("-l", "--latest"), "latest", "flag", "the last created container (every state)"),
             Opt(("-s", "--size"), "size", "flag", "the containers' sizes"))
 
+def _with(pick):
+    """A command's options that include container_options' (~0.4 ms to import), given
+    as `pick(container_options)`: read only when that command is parsed or shown."""
+    def resolve() -> tuple[Opt, ...]:
+        from . import container_options
+
+        return pick(container_options)
+    return resolve
+
+
 COMMANDS = (
-    Command("run", run, "create and start a container", (
+    Command("run", run, "create and start a container", _with(lambda co: (
         Opt(("-d", "--detach"), "detach", "flag", "run in the background, print the ID"),
-        Opt(("--rm",), "rm", "flag", "remove the container when it exits"), *container_options.CONTAINER),
+        Opt(("--rm",), "rm", "flag", "remove the container when it exits"), *co.CONTAINER)),
         _IMAGE_AND_COMMAND),
-    Command("create", create, "create a container", container_options.CONTAINER, _IMAGE_AND_COMMAND),
-    Command("start", start, "start containers", (
+    Command("create", create, "create a container", _with(lambda co: co.CONTAINER), _IMAGE_AND_COMMAND),
+    Command("start", start, "start containers", _with(lambda co: (
         Opt(("-a", "--attach"), "attach", "flag", "attach output, exit with its status"),
-        Opt(("-i", "--interactive"), "interactive", "flag", "attach stdin too"), container_options.DETACH_KEYS),
+        Opt(("-i", "--interactive"), "interactive", "flag", "attach stdin too"), co.DETACH_KEYS)),
         _CONTAINERS),
-    Command("attach", attach, "attach to a running container's output and stdin", (
-        Opt(("--no-stdin",), "no_stdin", "flag", "do not attach stdin"), container_options.DETACH_KEYS),
+    Command("attach", attach, "attach to a running container's output and stdin", _with(lambda co: (
+        Opt(("--no-stdin",), "no_stdin", "flag", "do not attach stdin"), co.DETACH_KEYS)),
         (Arg("container"),)),
-    Command("exec", exec_, "run a command in a running container", (
+    Command("exec", exec_, "run a command in a running container", _with(lambda co: (
         Opt(("-d", "--detach"), "detach", "flag", "run in the background"),
         Opt(("-i", "--interactive"), "interactive", "flag", "keep stdin open"),
-        Opt(("-t", "--tty"), "tty", "flag", "give the command a terminal"), *container_options.PROCESS,
-        container_options.DETACH_KEYS),
+        Opt(("-t", "--tty"), "tty", "flag", "give the command a terminal"), *co.PROCESS, co.DETACH_KEYS)),
         (Arg("container"), Arg("command", "rest", "COMMAND [ARG...]"))),
     Command("top", top, "the processes of a running container", (), (Arg("container"), Arg("ps_args", "rest", "[ps OPTIONS]"))),
     Command("stats", stats, "live resource use of containers (Ctrl-C ends it)", (
         Opt(("--no-stream",), "no_stream", "flag", "one reading, then exit"),
         format_option("{{.Name}} {{.CPUPerc}}")), (Arg("containers", "any"),)),
     Command("rename", rename, "rename a container", (), (Arg("container"), Arg("name"))),
-    Command("update", update, "change a container's limits or restart policy", container_options.LIMITS, _CONTAINERS),
+    Command("update", update, "change a container's limits or restart policy", _with(lambda co: co.LIMITS), _CONTAINERS),
     Command("port", port, "a container's published ports", (), (Arg("container"), Arg("port", "optional"))),
     Command("stop", stop, "stop containers (SIGTERM, then SIGKILL)", (_STOP_TIME,), _CONTAINERS),
     Command("restart", restart, "restart containers", (_STOP_TIME,), _CONTAINERS),
