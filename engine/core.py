@@ -29,7 +29,7 @@ from .containers.container import Container
 from .containers.execs import Exec, Execs, Output
 from .containers.files import Files, PathStat, Sender
 from .containers.oom import OomWatcher
-from .containers.records import Containers
+from .containers.records import REMOVING, Containers
 from .containers.service import ContainerService, ContainerUsage
 from .containers.supervisor import Supervisor
 from .errors import EngineError, NotFound
@@ -140,7 +140,7 @@ class Engine:
         ended: list[Container] = []  # of those, the ones that exited while no daemon was here
         for directory in sorted(self._records.root.iterdir()):
             record_path = directory / "record.json"
-            if not record_path.exists():  # a create or remove cut short by a crash
+            if directory.name.endswith(REMOVING) or not record_path.exists():  # cut short by a crash
                 await trio.to_thread.run_sync(rootfs.unmount, directory / "rootfs")
                 await trio.to_thread.run_sync(shutil.rmtree, directory, True)
                 continue

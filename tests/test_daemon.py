@@ -4,6 +4,7 @@ crashes, nothing left mounted or running that no container needs."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +44,25 @@ def test_a_build_cut_short_leaves_nothing_after_the_next_start(fresh_daemon):
 
     d = fresh_daemon(setup=crashed_build)
     assert not any((d.root / "build").rglob("*"))
+
+
+def test_removed_containers_leave_nothing_even_when_the_daemon_dies_meanwhile(fresh_daemon):
+    """`rm` renames the container's directory aside and deletes its files in the
+    background; one that a crash left half deleted goes at the next start, and is not
+    taken for a container."""
+    d = fresh_daemon()
+    gone = d.api.run(["true"], name="gone")
+    d.api.wait(gone)
+    d.api.remove(gone)
+    kept = d.api.create(["true"], name="kept")
+    assert d.stop() == 0
+    assert sorted(p.name for p in (d.root / "containers").iterdir()) == [kept]
+    half = d.root / "containers" / f"{gone}.removing"  # as a crash mid-deletion leaves it
+    shutil.copytree(d.root / "containers" / kept, half)
+    d.start()
+    assert [c["Names"][0] for c in d.api.get_json("/containers/json", all=1)] == ["/kept"]
+    assert sorted(p.name for p in (d.root / "containers").iterdir()) == [kept]
+    d.api.remove(kept)
 
 
 def test_state_survives_restart(fresh_daemon):

@@ -20,6 +20,10 @@ from ..fs.store import atomic_write
 from ..lifecycle import Step
 from .container import Container
 
+# The suffix a removed container's directory is renamed with while its files are deleted
+# in the background; a daemon that finds one at start deletes it.
+REMOVING = ".removing"
+
 
 class Containers:
     def __init__(self, root: Path, netns_dir: Path, bus: Bus):

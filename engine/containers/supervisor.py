@@ -47,7 +47,7 @@ from .container import Container
 from .logs import LogWriter
 from .oom import OomWatcher
 from .pump import pump_pipe, pump_terminal
-from .records import Containers
+from .records import REMOVING, Containers
 from .run_io import Pipes, RunIO
 
 log = logging.getLogger("berth.supervisor")
@@ -439,7 +439,16 @@ class Supervisor:
         await self.containers.advance(c, Step.REMOVE, persist=False)
         if c.prepared:
             await self.teardown(c)
-        await trio.to_thread.run_sync(shutil.rmtree, c.dir, True)
+        # One rename takes the directory out of the way; its files go in the background
+        # (~2 ms of every `rm`, most of a `run --rm`'s exit). The next daemon removes
+        # what a crash left of it.
+        trash = c.dir.with_name(c.dir.name + REMOVING)
+        try:
+            os.rename(c.dir, trash)
+        except FileNotFoundError:
+            pass
+        else:
+            self.nursery.start_soon(functools.partial(trio.to_thread.run_sync, shutil.rmtree, trash, True))
         self.containers.forget(c)
         await self.volumes.release(c, volumes or c.record.host_config.auto_remove)
         c.removed = True
