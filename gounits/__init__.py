@@ -4,8 +4,6 @@
 Pure functions, stdlib only: the one-shot client imports this module too.
 """
 
-from __future__ import annotations
-
 
 def duration(seconds: float) -> str:
     """go-units HumanDuration: `Less than a second`, `5 seconds`, `About a minute`, … `2 years`."""

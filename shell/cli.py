@@ -2,10 +2,10 @@
 serves the REPL (`berth` with no arguments, or `berth shell`).
 
 Start-up matters (a `run --rm` is dominated by it): only a few standard modules are
-imported here, prompt-toolkit only when the REPL opens.
+imported here, prompt-toolkit only when the REPL opens. The modules on a one-shot
+command's way do without `from __future__ import annotations`, whose import of
+`__future__` costs 0.2 ms of every command (their annotations are valid at run time).
 """
-
-from __future__ import annotations
 
 import posix  # not os: see main()
 import sys

@@ -7,8 +7,6 @@ driven directly here. Indented output (`inspect`) still imports `json`, once, wh
 printed. On a Python without `_json` this module is `json` with the same two calls.
 """
 
-from __future__ import annotations
-
 try:
     from _json import encode_basestring, encode_basestring_ascii, make_encoder, make_scanner
 except ImportError:  # another implementation: the standard module does the same job

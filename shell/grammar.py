@@ -10,8 +10,6 @@ It is small and imports nothing, because a one-shot command's start-up is most o
 `berth run`'s time (argparse and `re` alone cost ~10 ms).
 """
 
-from __future__ import annotations
-
 
 class UsageError(Exception):
     """Bad command-line input; the CLI prints it and exits 125 (run) or 1. `called` is

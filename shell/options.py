@@ -1,7 +1,5 @@
 """Parsers for option values the way the docker CLI reads them."""
 
-from __future__ import annotations
-
 import time
 
 from . import fastjson

@@ -6,8 +6,6 @@ in the tiny `gounits` package, shared with the daemon (which renders `Status` wi
 the shell imports nothing from engine/.
 """
 
-from __future__ import annotations
-
 import time
 
 from gounits import binary_size, duration, size  # noqa: F401 (re-exported for callers)

@@ -6,8 +6,6 @@ of exchange: a JSON request, a streamed response (logs, events, wait), and a hij
 raw stream (attach) after `101 UPGRADED`.
 """
 
-from __future__ import annotations
-
 import posix  # not os, ~1 ms to import: this module is on every one-shot command's way
 import sys
 
@@ -126,7 +124,7 @@ class Response:
         """Half-close: the end of our stdin, not of the session."""
         self._sock.shutdown(_socket.SHUT_WR)
 
-    def __enter__(self) -> Response:
+    def __enter__(self) -> "Response":
         return self
 
     def __exit__(self, *exc) -> None:

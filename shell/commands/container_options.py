@@ -5,8 +5,6 @@ Values are read the way the docker CLI reads them (`--device SRC[:DST][:rwm]`, `
 NAME=SOFT[:HARD]`, `--tmpfs DST[:OPTS]`, `--security-opt systempaths=unconfined`…) and
 checked as far as the CLI checks them; everything else is the daemon's to refuse."""
 
-from __future__ import annotations
-
 from .. import fastjson, options
 from ..grammar import Opt, UsageError
 

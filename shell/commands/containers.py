@@ -1,8 +1,6 @@
 """Containers: their life (create, run, start, attach, exec, stop, …, rm), what they do
 (ps, logs, top, stats, port), and the `container` noun's own verbs (inspect, prune)."""
 
-from __future__ import annotations
-
 import sys
 
 from .. import fastjson, render

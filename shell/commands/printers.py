@@ -2,8 +2,6 @@
 applied name by name, a listing (`ls`, `ps`, `images`), inspect output, a prune report;
 and the options those take."""
 
-from __future__ import annotations
-
 import sys
 
 from .. import fastjson, render
