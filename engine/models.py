@@ -524,7 +524,6 @@ class ImageConfig(Struct, omit_defaults=True, kw_only=True):
     parent: str = ""  # the image a build step was made on (Docker's `parent`): what builds share stays
 
 
-
 # --- events ---------------------------------------------------------------
 
 

@@ -47,6 +47,7 @@ MAX_FDS = 8  # fds on one message
 FD_NAMES = ("stdout", "stderr", "stdin", "terminal")
 HELD_BATCH = 200  # containers per `held` reply: 200 of them stay far below MAX_MESSAGE
 
+
 def running_pid(state) -> int | None:
     """The pid of the keeper of the state directory `state`, if it runs: its pid file
     names a process whose command line is that keeper's (not a reused pid, not a zombie)."""

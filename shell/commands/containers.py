@@ -392,6 +392,7 @@ _PS_OPTS = (Opt(("-a", "--all"), "all", "flag", "include stopped containers"), q
             Opt(("-l", "--latest"), "latest", "flag", "the last created container (every state)"),
             Opt(("-s", "--size"), "size", "flag", "the containers' sizes"))
 
+
 def _with(pick):
     """A command's options that include container_options' (~0.4 ms to import), given
     as `pick(container_options)`: read only when that command is parsed or shown."""
