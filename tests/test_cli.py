@@ -59,6 +59,17 @@ def _imports(daemon, *argv: str) -> set[str]:
             if line.startswith("import time:")}
 
 
+def test_pause_imports_only_what_it_uses(daemon, api):
+    """A container command that prints no listing loads neither the renderers nor `run`'s
+    options (pause + unpause are two CLI starts: every 0.1 ms of each counts)."""
+    cid = api.run(["sleep", "300"])
+    try:
+        assert not _imports(daemon, "pause", cid) & {"shell.render", "shell.commands.container_options", "__future__"}
+        assert _imports(daemon, "unpause", cid) >= {"shell.cli", "shell.commands.containers"}
+    finally:
+        api.remove(cid)
+
+
 def test_one_shot_commands_leave_the_costly_modules_out(daemon):
     """`ps` imports not even `os` (~1 ms of its ~12), nor `run`'s options; a command of
     another noun loads the whole table of commands, whose modules import their heavy parts

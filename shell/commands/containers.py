@@ -3,7 +3,7 @@
 
 import sys
 
-from .. import fastjson, render
+from .. import fastjson
 from ..grammar import Arg, Command, Opt, UsageError
 from ..transport import Client, DaemonError, Demuxer, Response, ref
 from .printers import (FILTER, FORCE_NEVER_ASKS, NO_TRUNC, CommandFailed, each, each_name, err, format_option, inspect_verb, out,
@@ -231,6 +231,8 @@ def wait(client: Client, args) -> int:
 
 def _ps_row(c: dict, no_trunc: bool) -> dict:
     """A container list entry as `docker ps` fields (the names `--format` templates use)."""
+    from .. import render
+
     command = c["Command"] if no_trunc else render.truncate(c["Command"], 20)
     mounts = [m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or []]
     return {"ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"], "Command": render.go_quote(command),
@@ -278,6 +280,8 @@ def logs(client: Client, args) -> int:
 
 def top(client: Client, args) -> int:
     """`docker top CONTAINER [ps OPTIONS]`: the table `ps` prints, for its processes."""
+    from .. import render
+
     query = {"ps_args": " ".join(args.ps_args)} if args.ps_args else None
     found = client.call("GET", f"/containers/{ref(args.container)}/top", query)
     out(render.table(found["Titles"], found["Processes"], min_width=20))  # docker's top: tabwriter(20, 1, 3)
@@ -286,6 +290,8 @@ def top(client: Client, args) -> int:
 
 def _stats_row(reading: dict, previous: dict | None) -> list[str]:
     """One line of docker's stats table; CPU % from this reading and the one before."""
+    from .. import render
+
     cpu = reading["cpu_stats"]
     pre = previous["cpu_stats"] if previous else reading["precpu_stats"]
     cpu_delta = cpu["cpu_usage"]["total_usage"] - pre["cpu_usage"]["total_usage"]
@@ -304,6 +310,8 @@ _STATS_HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
 def stats(client: Client, args) -> int:
     """`docker stats`: a live table, redrawn every second until Ctrl-C (every running
     container when none is named); `--no-stream`: one reading."""
+    from .. import render
+
     if args.no_stream:
         names = args.containers or [c["Id"] for c in client.get("/containers/json")]
         rows = [_stats_row(client.call("GET", f"/containers/{ref(n)}/stats", {"stream": 0}), None) for n in names]

@@ -4,7 +4,7 @@ and the options those take."""
 
 import sys
 
-from .. import fastjson, render
+from .. import fastjson
 from ..grammar import Arg, Command, Opt
 from ..transport import Client, DaemonError, ref
 
@@ -90,6 +90,8 @@ def print_listing(items: list[dict], fmt: str | None, headers: list[str], cells,
     (`--format json`), a template per line (`table …`: with a header of the fields'
     TITLES, overridden by `titles`, and aligned), or the table of `headers` and
     `cells(item)` (also for `--format table`)."""
+    from .. import render  # only where a listing is printed: not on pause's or stop's way
+
     if fmt == "table":
         fmt = None
     if quiet:
@@ -124,6 +126,8 @@ def print_inspect(client: Client, names: list[str], fmt: str | None, nouns: tupl
     `Error: No such <noun>: NAME` on stderr (`object` when several nouns were tried; the
     daemon's own words with `daemon_words`, as `image inspect` says it), after the
     others' output, and the status is 1."""
+    from .. import render
+
     if fmt and fmt != "json":
         from ..gotemplate import ParseError
 
@@ -187,6 +191,8 @@ def print_deleted(title: str, deleted: list[str]) -> None:
 def print_pruned(*reports: tuple[str, list[str], int]) -> None:
     """Prune reports, (title, what went, bytes freed) each, as docker prints them: what
     each removed, then the space freed by all."""
+    from .. import render
+
     for title, deleted, _ in reports:
         print_deleted(title, deleted)
     out(f"Total reclaimed space: {render.size(sum(freed for _, _, freed in reports))}")
