@@ -7,8 +7,8 @@ checked as far as the CLI checks them; everything else is the daemon's to refuse
 
 from .. import fastjson, options
 from ..grammar import Opt, UsageError
+from .containers import DETACH_KEYS, PROCESS
 
-DETACH_KEYS = Opt(("--detach-keys",), "detach_keys", "value", "keys that detach (default ctrl-p,ctrl-q)")
 LIMITS = (
     Opt(("-m", "--memory"), "memory", "value", "memory limit (e.g. 64m)", options.checked(options.ram_bytes)),
     Opt(("--cpus",), "cpus", "value", "number of CPUs (e.g. 0.5)"),
@@ -70,13 +70,6 @@ HOST = (  # how the container sits on the host: what HostConfig says beyond the 
     Opt(("--stop-signal",), "stop_signal", "value", "the signal that stops the container"),
     Opt(("--stop-timeout",), "stop_timeout", "value", "seconds to wait for it to stop before SIGKILL", int),
 )
-PROCESS = (  # the container's process or, for exec, another one
-    Opt(("-e", "--env"), "env", "list", "set an environment variable (KEY=VALUE)"),
-    Opt(("-w", "--workdir"), "workdir", "value", "working directory inside the container"),
-    Opt(("-u", "--user"), "user", "value", "user[:group], by name or number"),
-)
-
-
 def _pull_policy(text: str) -> str:
     if text not in ("always", "missing", "never"):
         raise UsageError(f"invalid pull option: '{text}': must be one of \"always\", \"missing\" or \"never\"")

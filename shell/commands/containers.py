@@ -393,6 +393,14 @@ def prune(client: Client, args) -> int:
 
 _IMAGE_AND_COMMAND = (Arg("image"), Arg("command", "rest", "[COMMAND] [ARG...]"))
 _CONTAINERS = (Arg("containers", "many"),)
+# Shared with run and create (container_options), here so that exec, start and attach
+# parse without importing run's long option lists.
+DETACH_KEYS = Opt(("--detach-keys",), "detach_keys", "value", "keys that detach (default ctrl-p,ctrl-q)")
+PROCESS = (  # the container's process or, for exec, another one
+    Opt(("-e", "--env"), "env", "list", "set an environment variable (KEY=VALUE)"),
+    Opt(("-w", "--workdir"), "workdir", "value", "working directory inside the container"),
+    Opt(("-u", "--user"), "user", "value", "user[:group], by name or number"),
+)
 _STOP_TIME = Opt(("-t", "--time"), "time", "value", "seconds before SIGKILL", int)
 _PS_OPTS = (Opt(("-a", "--all"), "all", "flag", "include stopped containers"), quiet_option("IDs"), NO_TRUNC, FILTER,
             format_option("{{.Names}} {{.Status}}"),
@@ -417,17 +425,17 @@ COMMANDS = (
         Opt(("--rm",), "rm", "flag", "remove the container when it exits"), *co.CONTAINER)),
         _IMAGE_AND_COMMAND),
     Command("create", create, "create a container", _with(lambda co: co.CONTAINER), _IMAGE_AND_COMMAND),
-    Command("start", start, "start containers", _with(lambda co: (
+    Command("start", start, "start containers", (
         Opt(("-a", "--attach"), "attach", "flag", "attach output, exit with its status"),
-        Opt(("-i", "--interactive"), "interactive", "flag", "attach stdin too"), co.DETACH_KEYS)),
+        Opt(("-i", "--interactive"), "interactive", "flag", "attach stdin too"), DETACH_KEYS),
         _CONTAINERS),
-    Command("attach", attach, "attach to a running container's output and stdin", _with(lambda co: (
-        Opt(("--no-stdin",), "no_stdin", "flag", "do not attach stdin"), co.DETACH_KEYS)),
+    Command("attach", attach, "attach to a running container's output and stdin", (
+        Opt(("--no-stdin",), "no_stdin", "flag", "do not attach stdin"), DETACH_KEYS),
         (Arg("container"),)),
-    Command("exec", exec_, "run a command in a running container", _with(lambda co: (
+    Command("exec", exec_, "run a command in a running container", (
         Opt(("-d", "--detach"), "detach", "flag", "run in the background"),
         Opt(("-i", "--interactive"), "interactive", "flag", "keep stdin open"),
-        Opt(("-t", "--tty"), "tty", "flag", "give the command a terminal"), *co.PROCESS, co.DETACH_KEYS)),
+        Opt(("-t", "--tty"), "tty", "flag", "give the command a terminal"), *PROCESS, DETACH_KEYS),
         (Arg("container"), Arg("command", "rest", "COMMAND [ARG...]"))),
     Command("top", top, "the processes of a running container", (), (Arg("container"), Arg("ps_args", "rest", "[ps OPTIONS]"))),
     Command("stats", stats, "live resource use of containers (Ctrl-C ends it)", (
