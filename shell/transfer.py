@@ -173,9 +173,9 @@ def _contain(member: tarfile.TarInfo, root: str, as_root: bool) -> None:
     if member.islnk():
         _inside(member, root, os.path.join(root, member.linkname.lstrip("/")), "hard link target")
     elif not as_root and member.issym():
-        _inside(member, root, os.path.join(os.path.dirname(where), member.linkname), "symlink target")
-        if os.path.isabs(member.linkname):
+        if os.path.isabs(member.linkname):  # (said first: most such targets also lead outside)
             raise UsageError(f"refusing {member.name!r} from the archive: an absolute symlink ({member.linkname!r})")
+        _inside(member, root, os.path.join(os.path.dirname(where), member.linkname), "symlink target")
     if not as_root and (member.ischr() or member.isblk()):
         raise UsageError(f"refusing {member.name!r} from the archive: a device node")
     member.mode &= 0o755  # no setuid, setgid, sticky, group or other write

@@ -1,7 +1,10 @@
 """The benchmarks' regression check (tests/bench/record.py): figures beside the last
 recorded ones, changes beyond the noise flagged, the new ones recorded."""
 
+import ast
 import json
+import re
+from pathlib import Path
 
 from tests.bench.record import Figure, check
 
@@ -36,10 +39,6 @@ def test_no_record_leaves_the_book_alone(tmp_path):
 def test_every_benchmark_of_make_bench_runs_the_check():
     """Issue 17: `make bench` prints every figure beside the last recorded one, so each
     benchmark it runs must hand its figures to `record.check`."""
-    import ast
-    import re
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[1]
     target = re.search(r"^bench:.*?\n((?:\t.*\n)+)", (root / "Makefile").read_text(), re.MULTILINE).group(1)
     modules = re.findall(r"-m tests\.bench\.(\w+)", target)
