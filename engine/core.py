@@ -22,7 +22,7 @@ import msgspec
 import trio
 
 from . import timefmt
-from .build.options import BuildOptions, Emit as BuildEmit
+from .build.options import BuildOptions, ContextAnswer, ContextOffer, Emit as BuildEmit, PruneResult
 from .config import DaemonConfig
 from .containers import pump, stats
 from .containers.container import Container
@@ -58,7 +58,7 @@ from .volumes import Volumes, VolumeUsage
 if TYPE_CHECKING:
     from .build.builder import Builder
 
-__all__ = ["BuildOptions", "Container", "DiskUsage", "Engine", "Image", "PathStat", "State"]
+__all__ = ["BuildOptions", "Container", "ContextOffer", "DiskUsage", "Engine", "Image", "PathStat", "State"]
 
 log = logging.getLogger("berth.engine")
 
@@ -471,6 +471,15 @@ class Engine:
         classic builder's messages to `emit`; the image ID (None when the build failed
         after its first message: the error was the stream's last message)."""
         return await self._build_service().build(body, options, emit)
+
+    async def offer_build_context(self, offer: ContextOffer) -> ContextAnswer:
+        """berth's `POST /build/context`: which files of a listed context to send, the
+        others taken from the context kept from its last build (`build/contexts.py`)."""
+        return await self._build_service().contexts.offer(offer)
+
+    async def prune_build_cache(self, keep_bytes: int = 0) -> PruneResult:
+        """`POST /build/prune`: drop the kept build contexts (all, or down to `keep_bytes`)."""
+        return await self._build_service().contexts.prune(keep_bytes)
 
     def _build_service(self) -> Builder:
         """The builder, made at the first build: its modules (the Dockerfile's parser, the

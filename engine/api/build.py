@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import msgspec
 
-from ..core import BuildOptions, Engine
+from ..core import BuildOptions, ContextOffer, Engine
 from ..errors import BadRequest
-from .http import Request, Response
+from .http import Request, Response, json_response
 from .images import progress_stream
 
 
@@ -35,7 +35,7 @@ def options(req: Request) -> BuildOptions:
         extra_hosts=[h for value in req.qlist("extrahosts") for h in value.split(",") if h],
         shm_size=req.qint("shmsize", 0), memory=req.qint("memory", 0), memswap=req.qint("memswap", 0),
         cpu_shares=req.qint("cpushares", 0), cpu_period=req.qint("cpuperiod", 0), cpu_quota=req.qint("cpuquota", 0),
-        cpuset_cpus=req.q("cpusetcpus"), cpuset_mems=req.q("cpusetmems"))
+        cpuset_cpus=req.q("cpusetcpus"), cpuset_mems=req.q("cpusetmems"), context_session=req.q("berthcontext"))
 
 
 async def build(req: Request, engine: Engine) -> Response | None:
@@ -43,3 +43,18 @@ async def build(req: Request, engine: Engine) -> Response | None:
     (a parse error, a missing Dockerfile) is a plain 400."""
     opts = options(req)
     return await progress_stream(req, lambda emit: engine.build(req.body_chunks(), opts, emit))
+
+
+async def offer_context(req: Request, engine: Engine) -> Response:
+    """berth's `POST /build/context`: a listing of the context's files in, the session
+    and the files to send out (see `build/contexts.py`)."""
+    return json_response(await engine.offer_build_context(await req.json(ContextOffer)))
+
+
+async def prune(req: Request, engine: Engine) -> Response:
+    """`POST /build/prune` (`docker builder prune`): the kept build contexts are berth's
+    build cache (the step cache is images, pruned with them); `keep-storage` keeps the
+    most recent up to that many bytes. Filters are refused rather than ignored."""
+    if req.q("filters") not in ("", "{}"):
+        raise BadRequest("berth's build cache holds kept contexts only: prune takes no filters")
+    return json_response(await engine.prune_build_cache(req.qint("keep-storage", 0) or 0))

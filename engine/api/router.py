@@ -57,6 +57,8 @@ ROUTES: list[tuple[str, str, object]] = [
     ("DELETE", rf"/containers/{_ID}", containers.remove),
     ("DELETE", rf"/containers/{_ID}/(?P<alias>[^/]+)", containers.remove),
     ("POST", r"/build", build.build),
+    ("POST", r"/build/context", build.offer_context),
+    ("POST", r"/build/prune", build.prune),
     ("POST", r"/images/create", images.create),
     ("POST", rf"/images/{_NAME}/push", images.push),
     ("POST", r"/auth", images.auth),

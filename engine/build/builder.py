@@ -47,7 +47,7 @@ from ..images.service import Images
 from ..images.store import Image, host_arch
 from ..models import CreateRequest, ErrorDetail, HistoryEntry, HostConfig, ImageConfig, ImageRuntimeConfig, RootFS
 from ..runtime import bundle, rootfs
-from . import cache, context, remote, steps, upload
+from . import cache, context, contexts, remote, steps, upload
 from .dockerfile import Dockerfile, Instruction, error, instruction, parse
 from .options import BuildMessage, BuildOptions, Emit
 from .plan import Stage, plan
@@ -79,6 +79,7 @@ class Builder:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.cache = cache.Cache(root / "cache.json")
         self.sums = context.Sums()  # file checksums of earlier contexts
+        self.contexts = contexts.Contexts(root / "contexts", self.tmp)  # kept for berth's CLI
         self.containers = containers
         self.images = images
         self.files = files
@@ -89,11 +90,17 @@ class Builder:
         `errorDetail`, and then None is returned."""
         check_platform(options.platform)
         targets = [reference.parse(t) for t in options.tags]  # a bad name: 400 before any work
-        work = self.tmp / secrets.token_hex(8)
-        work.mkdir()
+        session = self.contexts.take(options.context_session) if options.context_session else None
+        if session is None:
+            work = self.tmp / secrets.token_hex(8)
+            work.mkdir()
+        else:
+            work = session.work  # its context holds the files the client did not send
         run = _Run(self, options, emit, work)
+        whole = False
         try:
-            await upload.receive(body, run.context)  # unpacked as it arrives
+            await upload.receive(body, run.context, tar_only=session is not None)  # unpacked as it arrives
+            whole = True
             text, _ = await trio.to_thread.run_sync(context.read_dockerfile, run.context, options.dockerfile)
             await trio.to_thread.run_sync(context.apply_ignore, run.context)
             dockerfile = parse(text)
@@ -107,6 +114,8 @@ class Builder:
             return image.id
         finally:
             with trio.CancelScope(shield=True):
+                if session is not None and whole:
+                    await self.contexts.keep(session)
                 await trio.to_thread.run_sync(shutil.rmtree, work, True)
 
 

@@ -1,4 +1,5 @@
-"""What a build is asked (`POST /build`'s query) and what it says (the JSON stream)."""
+"""What a build is asked (`POST /build`'s query) and what it says (the JSON stream), and
+the kept contexts' offers and prunes (`contexts.py`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class BuildOptions(msgspec.Struct, kw_only=True):
     cpu_quota: int = 0
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
+    context_session: str = ""  # berth's: the context offered first (`contexts.py`), the tar the rest
 
 
 class BuildMessage(msgspec.Struct, omit_defaults=True):
@@ -44,3 +46,38 @@ class BuildMessage(msgspec.Struct, omit_defaults=True):
 
 
 Emit = Callable[[BuildMessage], Awaitable[None]]
+
+
+class ContextFile(msgspec.Struct, array_like=True, frozen=True):
+    """A regular file of a context as its client sees it (`lstat`)."""
+
+    path: str  # as named in the tar: relative, `/`-separated
+    mode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    dev: int
+
+
+class ContextOffer(msgspec.Struct):
+    """`POST /build/context`'s body."""
+
+    source: str  # which directory of which client (berth's CLI: `host:/path`): one source, one kept context
+    now_ns: int  # the client's clock when it listed (what is racy is judged against it)
+    files: list[ContextFile]
+
+
+class ContextAnswer(msgspec.Struct):
+    """The session to name in `POST /build`, and which files (indices into the offer's
+    list) the context tar must hold."""
+
+    session: str
+    send: list[int]
+
+
+class PruneResult(msgspec.Struct):
+    """`POST /build/prune`'s answer: the kept contexts dropped and the bytes freed."""
+
+    CachesDeleted: list[str]
+    SpaceReclaimed: int

@@ -105,10 +105,10 @@ def _is_tar(head: bytes) -> bool:
     return head.startswith(_COMPRESSED) or (len(head) >= 262 and head[257:262] == b"ustar")
 
 
-def _unpack(body: _Body, root: Path) -> None:
-    root.mkdir(parents=True)
+def _unpack(body: _Body, root: Path, tar_only: bool) -> None:
+    root.mkdir(parents=True, exist_ok=tar_only)
     head = body.peek(512)
-    if not _is_tar(head):
+    if not tar_only and not _is_tar(head):
         data = body.read(_DOCKERFILE_LIMIT + 1)
         while len(data) <= _DOCKERFILE_LIMIT and (more := body.read(_DOCKERFILE_LIMIT + 1 - len(data))):
             data += more
@@ -125,9 +125,10 @@ def _unpack(body: _Body, root: Path) -> None:
         os.close(fd)
 
 
-async def receive(chunks: AsyncIterator[bytes], root: Path) -> None:
-    """Unpack the context tar arriving in `chunks` into `root` (made here), or take the
-    body as the Dockerfile alone when it is no tar."""
+async def receive(chunks: AsyncIterator[bytes], root: Path, *, tar_only: bool = False) -> None:
+    """Unpack the context tar arriving in `chunks` into `root` (made here unless
+    `tar_only`: then it may hold files already, and the body is a tar, even empty), or
+    take the body as the Dockerfile alone when it is no tar."""
     send, recv = trio.open_memory_channel[bytes](_QUEUE)
     body = _Body(recv)
 
@@ -141,7 +142,7 @@ async def receive(chunks: AsyncIterator[bytes], root: Path) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(produce)
         try:
-            await trio.to_thread.run_sync(_unpack, body, root)
+            await trio.to_thread.run_sync(_unpack, body, root, tar_only)
         except Exception as exc:  # raised below, not as the nursery's exception group
             failed.append(exc)
             nursery.cancel_scope.cancel()

@@ -1,0 +1,213 @@
+"""Build contexts kept between builds, so a client that says what its context holds
+sends only what changed.
+
+The classic builder's `POST /build` takes the whole context as a tar every time: a
+rebuild of an unchanged 50 MB project uploads 50 MB again, and that upload is most of
+what a cached build costs. berth's own CLI first offers a listing of the context's
+regular files (`POST /build/context`: path, mode, size, mtime, ctime, inode, device);
+the daemon compares it with the context it kept from the last build of the same
+directory (the client names it as `source`, its host and path) and answers with
+the files it needs. Those it does not need are hard-linked at once from the kept tree
+into the new build's context directory; the client's tar then holds the rest
+(directories, symlinks and the files asked for), and `POST /build?berthcontext=SESSION`
+unpacks it over them through the one contained unpacker.
+
+A file counts as unchanged when everything the client listed is equal: a write changes
+the mtime and ctime, a chmod the ctime, a replacement the inode. A file changed within
+`RACY_NS` of the listing is never trusted the next time (two writes within one tick of
+the file system's clock would leave the same times, as git's index knows), and a file
+that cannot be linked (gone from the kept tree) is asked for. Nothing of the kept tree
+is written after it was unpacked (a build only reads its context), so a link always
+holds the bytes that were sent.
+
+After the build (failed or not, once its upload was whole) its context directory
+becomes the kept tree of its key, with the listing as its index: a rename. `KEEP` keys
+are kept, the least recently built dropped first; `POST /build/prune` drops them all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import stat
+import time
+from pathlib import Path
+
+import msgspec
+import trio
+
+from ..errors import BadRequest
+from ..fs import inroot
+from .options import ContextAnswer, ContextFile, ContextOffer, PruneResult
+
+
+class _Index(msgspec.Struct):
+    files: list[ContextFile]
+
+
+class Session(msgspec.Struct):
+    """An offer's outcome, until its build takes it."""
+
+    key: str  # the kept context's directory name: a hash of the offer's source
+    work: Path
+    files: list[ContextFile]  # the index the context gets once kept (racy files left out)
+    deadline: float
+
+
+def _clean(path: str) -> str:
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\0" in path or any(p in ("", ".", "..") for p in parts):
+        raise BadRequest(f"invalid path in the build context listing: {path!r}")
+    return path
+
+
+class Contexts:
+    """The kept contexts under `root` (a directory per key: `tree/` and `index.json`);
+    `tmp` is the builder's scratch directory, emptied at the daemon's start."""
+
+    KEEP = 16
+    RACY_NS = 2_000_000_000
+    SESSION_SECONDS = 600.0
+
+    def __init__(self, root: Path, tmp: Path):
+        self.root = root
+        self.tmp = tmp
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = trio.Lock()  # an offer's linking and a keep never overlap
+        self._sessions: dict[str, Session] = {}
+
+    async def offer(self, offer: ContextOffer) -> ContextAnswer:
+        """Link what the kept context of `offer.source` still holds into a new session's
+        context directory; the answer names the files to send."""
+        if not offer.source or len(offer.source) > 8192:
+            raise BadRequest("a build context offer names its source: 1 to 8192 characters")
+        key = hashlib.sha256(offer.source.encode(errors="surrogatepass")).hexdigest()
+        seen: set[str] = set()
+        for f in offer.files:
+            if _clean(f.path) in seen:
+                raise BadRequest(f"the build context listing names {f.path!r} twice")
+            seen.add(f.path)
+        await self._expire()
+        work = self.tmp / secrets.token_hex(8)
+        (work / "context").mkdir(parents=True)
+        async with self._lock:
+            send = await trio.to_thread.run_sync(self._link, self.root / key, offer.files, work / "context")
+        recent = offer.now_ns - self.RACY_NS
+        index = [f for f in offer.files if f.mtime_ns < recent and f.ctime_ns < recent]
+        session = secrets.token_hex(16)
+        self._sessions[session] = Session(key, work, index, time.monotonic() + self.SESSION_SECONDS)
+        return ContextAnswer(session, send)
+
+    def take(self, session: str) -> Session:
+        """The offered session a build names: its work directory holds the linked files."""
+        found = self._sessions.pop(session, None)
+        if found is None:
+            raise BadRequest(f"unknown or expired build context session {session!r}: offer the context again")
+        return found
+
+    async def keep(self, session: Session) -> None:
+        """Make the session's build context (`work/context`, its upload whole) the kept
+        context of its key."""
+        work = session.work
+        stage = self.tmp / secrets.token_hex(8)
+        stage.mkdir()
+        (work / "context").rename(stage / "tree")
+        (stage / "index.json").write_bytes(msgspec.json.encode(_Index(session.files)))
+        old = self.tmp / secrets.token_hex(8)
+        async with self._lock:
+            kept = self.root / session.key
+            if kept.exists():
+                kept.rename(old)
+            stage.rename(kept)
+            extra = sorted(self.root.iterdir(), key=lambda p: p.stat().st_mtime)[:-self.KEEP]
+            for i, path in enumerate(extra):
+                path.rename(old.with_name(f"{old.name}-{i}"))
+        for path in [old, *(old.with_name(f"{old.name}-{i}") for i in range(len(extra)))]:
+            await trio.to_thread.run_sync(shutil.rmtree, path, True)
+
+    async def prune(self, keep_bytes: int = 0) -> PruneResult:
+        """Drop kept contexts, least recently built first, until at most `keep_bytes`
+        remain (0: all)."""
+        async with self._lock:
+            kept = sorted(self.root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+            sizes = await trio.to_thread.run_sync(lambda: [_disk_usage(p) for p in kept])
+            dropped, total, reclaimed = [], 0, 0
+            for path, size in zip(kept, sizes):
+                total += size
+                if keep_bytes and total <= keep_bytes:
+                    continue
+                old = self.tmp / secrets.token_hex(8)
+                path.rename(old)
+                dropped.append((path.name, old))
+                reclaimed += size
+        for _, old in dropped:
+            await trio.to_thread.run_sync(shutil.rmtree, old, True)
+        return PruneResult([name for name, _ in dropped], reclaimed)
+
+    async def _expire(self) -> None:
+        now = time.monotonic()
+        for session, found in list(self._sessions.items()):
+            if found.deadline < now:
+                del self._sessions[session]
+                await trio.to_thread.run_sync(shutil.rmtree, found.work, True)
+
+    @staticmethod
+    def _link(kept: Path, files: list[ContextFile], dest: Path) -> list[int]:
+        try:
+            index = {f.path: f for f in msgspec.json.decode((kept / "index.json").read_bytes(), type=_Index).files}
+            tree = os.open(kept / "tree", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError, msgspec.DecodeError):
+            return list(range(len(files)))
+        out = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        sources: dict[str, int | None] = {}
+        targets: dict[str, int] = {}
+        send = []
+        try:
+            for i, f in enumerate(files):
+                if index.get(f.path) != f or not _link_one(tree, out, f, sources, targets):
+                    send.append(i)
+        finally:
+            for fd in (*sources.values(), *targets.values(), tree, out):
+                if fd is not None:
+                    os.close(fd)
+        return send
+
+
+def _link_one(tree: int, out: int, f: ContextFile, sources: dict[str, int | None], targets: dict[str, int]) -> bool:
+    """Hard-link the kept file `f.path` into the new context (its directories made
+    there); False when the kept tree has no such regular file of that size."""
+    parent, _, name = f.path.rpartition("/")
+    if parent not in sources:
+        try:  # the kept tree's own paths: no symlink may be followed on the way
+            sources[parent] = inroot.open_beneath(tree, parent or ".", os.O_PATH | os.O_DIRECTORY)
+        except OSError:
+            sources[parent] = None
+    src = sources[parent]
+    if src is None:
+        return False
+    if parent not in targets:
+        targets[parent] = inroot.open_dir(out, parent or "/", make=True)
+    try:
+        os.link(name, name, src_dir_fd=src, dst_dir_fd=targets[parent], follow_symlinks=False)
+    except OSError:
+        return False
+    st = os.stat(name, dir_fd=targets[parent], follow_symlinks=False)
+    if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
+        os.unlink(name, dir_fd=targets[parent])
+        return False
+    return True
+
+
+def _disk_usage(path: Path) -> int:
+    total = 0
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if st.st_nlink == 1:  # a file still linked from a running build frees nothing
+                total += st.st_blocks * 512
+    return total
