@@ -206,7 +206,8 @@ class Client:
     def _send(self, method: str, endpoint: str, query=None, body=None, headers=None) -> Response:
         sock = _connect(self.socket_path)
         hdrs = {"Host": "berth", "User-Agent": "berth-cli", **(headers or {})}
-        streaming = body is not None and not isinstance(body, (bytes, str))
+        planned = hasattr(body, "send_to")  # its size known, it writes itself to the socket
+        streaming = body is not None and not planned and not isinstance(body, (bytes, str))
         if isinstance(body, str):
             body = body.encode()
         if streaming:
@@ -214,11 +215,16 @@ class Client:
         else:
             hdrs["Content-Length"] = str(len(body or b""))
         head = f"{method} {path_of(endpoint, query)} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
-        sock.sendall(head.encode() + b"\r\n" + (body if body and not streaming else b""))
-        if streaming:
-            while chunk := body.read(1 << 20):
-                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            sock.sendall(b"0\r\n\r\n")
+        sock.sendall(head.encode() + b"\r\n" + (body if body and not streaming and not planned else b""))
+        try:
+            if planned:
+                body.send_to(sock.fileno())
+            elif streaming:
+                while chunk := body.read(1 << 20):
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon answered before it read the whole body: its answer says why
         return Response(sock, *_read_head(sock), method)
 
     def stream(self, method: str, endpoint: str, query=None, body=None, headers=None) -> Response:

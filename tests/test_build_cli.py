@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -109,7 +110,7 @@ def test_berth_build_sends_no_ignored_file(project, tmp_path):
     import tarfile
 
     from dockerignore import Ignore
-    from shell.build_context import context_tar, dockerfile_name
+    from shell.build_context import Upload, dockerfile_name, entries
 
     (project / "logs").mkdir()
     (project / "logs" / "a.log").write_text("x")
@@ -120,12 +121,77 @@ def test_berth_build_sends_no_ignored_file(project, tmp_path):
     name, host = dockerfile_name(str(project), str(outside))
     assert name.startswith(".dockerfile.") and host == str(outside)
     assert dockerfile_name(str(project), str(project / "Dockerfile")) == ("Dockerfile", None)
-    body, thread = context_tar(str(project), Ignore((project / ".dockerignore").read_text(),
-                                                    (".dockerignore", "Dockerfile")), (name, host))
-    with body, tarfile.open(fileobj=body, mode="r|") as tar:
+    members = entries(str(project), Ignore((project / ".dockerignore").read_text(), (".dockerignore", "Dockerfile")),
+                      (name, host))
+    with open(tmp_path / "upload.tar", "w+b") as out:
+        Upload(members).send_to(out.fileno())
+        assert out.tell() == len(Upload(members))
+    with tarfile.open(tmp_path / "upload.tar") as tar:
         names = sorted(m.name for m in tar)
-    thread.join()
     assert names == sorted([".dockerignore", "Dockerfile", "logs/keep.log", "msg.txt", name]), names
+
+
+def test_the_upload_is_the_tar_of_what_the_daemon_lacks(tmp_path):
+    """Files named as kept are left out; hard links, symlinks, big and small files come
+    out as tarfile reads them; a file that changes size before it is sent is an error."""
+    import tarfile
+
+    from dockerignore import Ignore
+    from shell.build_context import Upload, entries
+
+    root = tmp_path / "ctx"
+    (root / "sub").mkdir(parents=True)
+    big = os.urandom(300_000)
+    (root / "big.bin").write_bytes(big)
+    (root / "small.txt").write_text("small")
+    (root / "kept.txt").write_text("the daemon has it")
+    os.link(root / "small.txt", root / "sub" / "again.txt")
+    os.symlink("../big.bin", root / "sub" / "link")
+    members = entries(str(root), Ignore("", ()))
+    upload = Upload(members, frozenset({"kept.txt"}))
+    with open(tmp_path / "out.tar", "w+b") as out:
+        upload.send_to(out.fileno())
+        assert out.tell() == len(upload)
+    with tarfile.open(tmp_path / "out.tar") as tar:
+        found = {m.name: m for m in tar}
+        assert sorted(found) == ["big.bin", "small.txt", "sub", "sub/again.txt", "sub/link"]
+        assert tar.extractfile("big.bin").read() == big
+        assert found["sub/again.txt"].islnk() and found["sub/again.txt"].linkname == "small.txt"
+        assert found["sub/link"].issym() and found["sub/link"].linkname == "../big.bin"
+        assert {m.uid for m in found.values()} == {0}
+    planned = Upload(members)
+    (root / "big.bin").write_bytes(big[:1000])
+    with open(tmp_path / "again.tar", "wb") as out, pytest.raises(OSError, match="big.bin changed"):
+        planned.send_to(out.fileno())
+
+
+def test_berth_build_sends_what_changed_and_drops_what_went(daemon, project, cleanup):
+    """berth's CLI offers its listing first: a file rewritten with the same size right
+    after a build, a file removed and one unchanged all come out as on the disk."""
+    cleanup.append("bt-kept:latest")
+    (project / "Dockerfile").write_text("FROM busybox\nCOPY . /ctx\nCMD [\"sh\", \"-c\", \"cat /ctx/*.txt\"]\n")
+    (project / "gone.txt").write_text("gone\n")
+    env = {**os.environ, "BERTH_HOST": daemon.host}
+
+    def build_and_run() -> bytes:
+        built = subprocess.run([sys.executable, "-m", "shell.cli", "build", "-q", "-t", "bt-kept", str(project)],
+                               env=env, capture_output=True, timeout=120)
+        assert built.returncode == 0, built.stderr.decode()
+        return subprocess.run([sys.executable, "-m", "shell.cli", "run", "--rm", "bt-kept"], env=env,
+                              capture_output=True, timeout=60).stdout
+
+    assert build_and_run() == b"gone\nfrom the context\n"
+    (project / "msg.txt").write_text("FROM THE CONTEXT\n")  # same size, within the same second
+    (project / "gone.txt").unlink()
+    assert build_and_run() == b"FROM THE CONTEXT\n"
+    time.sleep(2.1)  # the files were all racy so far (written within 2 s of each listing)
+    assert build_and_run() == b"FROM THE CONTEXT\n"
+    from dockerignore import Ignore
+    from shell.build_context import entries, offer
+    from shell.transport import Client
+
+    listing = offer(str(project), entries(str(project), Ignore("ignored.txt\n", ())), time.time_ns())
+    assert Client(daemon.host).call("POST", "/build/context", body=listing)["send"] == []  # all kept
 
 
 def test_berth_build_with_a_dockerfile_outside_the_context(daemon, project, tmp_path, cleanup):

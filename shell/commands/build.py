@@ -12,9 +12,9 @@ import os
 import sys
 
 from .. import fastjson
-from ..grammar import Arg, Command, Opt, UsageError
-from ..transport import Client
-from .printers import err
+from ..grammar import Arg, Command, Group, Opt, UsageError
+from ..transport import Client, DaemonError
+from .printers import FORCE_NEVER_ASKS, err
 
 
 def _query(args) -> dict:
@@ -36,30 +36,46 @@ def _query(args) -> dict:
     return {k: v for k, v in query.items() if v is not None}
 
 
+def _context(client: Client, args, query: dict):
+    """The context's upload for `PATH`: berthd is offered the listing
+    first and the tar holds only what it has not kept from this directory's last
+    build; a daemon without that (a dockerd) gets the whole context."""
+    # imported here, as they weigh ~20 ms of start-up that every other command of this
+    # module's table would pay
+    import time
+
+    from ..build_context import Ignore, Upload, dockerfile_name, entries, offer
+
+    if not os.path.isdir(args.path):
+        raise UsageError(f"unable to prepare context: path {args.path!r} not found")
+    dockerfile, outside = dockerfile_name(args.path, args.file)
+    if dockerfile:
+        query["dockerfile"] = dockerfile
+    try:
+        with open(os.path.join(args.path, ".dockerignore"), errors="replace") as f:
+            patterns = f.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        patterns = ""
+    keep = (".dockerignore", dockerfile or "Dockerfile", *(() if dockerfile else ("dockerfile",)))
+    listed_ns = time.time_ns()  # before the walk: a file changed during it counts as racy
+    members = entries(args.path, Ignore(patterns, keep), (dockerfile, outside) if outside else None)
+    listing = offer(args.path, members, listed_ns)
+    try:
+        answer = client.call("POST", "/build/context", body=listing)
+    except DaemonError as exc:
+        if exc.status not in (404, 405, 413):  # not berthd, or a listing over its limit
+            raise
+        return Upload(members)
+    query["berthcontext"] = answer["session"]
+    files = listing["files"]
+    return Upload(members, frozenset(f[0] for f in files) - {files[i][0] for i in answer["send"]})
+
+
 def build(client: Client, args) -> int:
     """`docker build [OPTIONS] PATH|-`: the daemon's messages, then 0; on failure the
     error on stderr and the failed step's exit code (1 for other errors)."""
     query = _query(args)
-    thread = None
-    if args.path == "-":
-        body = sys.stdin.buffer
-    else:
-        # the context's tar and .dockerignore: imported here, as they weigh ~20 ms of
-        # start-up that every other command of this module's table would pay
-        from ..build_context import Ignore, context_tar, dockerfile_name
-
-        if not os.path.isdir(args.path):
-            raise UsageError(f"unable to prepare context: path {args.path!r} not found")
-        dockerfile, outside = dockerfile_name(args.path, args.file)
-        if dockerfile:
-            query["dockerfile"] = dockerfile
-        try:
-            with open(os.path.join(args.path, ".dockerignore"), errors="replace") as f:
-                patterns = f.read()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            patterns = ""
-        keep = (".dockerignore", dockerfile or "Dockerfile", *(() if dockerfile else ("dockerfile",)))
-        body, thread = context_tar(args.path, Ignore(patterns, keep), (dockerfile, outside) if outside else None)
+    body = sys.stdin.buffer if args.path == "-" else _context(client, args, query)
     resp = client.stream("POST", "/build", query, body=body, headers={"Content-Type": "application/x-tar"})
     try:
         while line := resp.readline():
@@ -74,13 +90,30 @@ def build(client: Client, args) -> int:
                 sys.stdout.flush()
     finally:
         resp.close()
-        if thread is not None:
-            body.close()
     return 0
 
 
-COMMANDS = (
-    Command("build", build, "build an image from a Dockerfile", (
+def pruned(client: Client, keep_storage: str | None = None) -> tuple[str, list[str], int]:
+    """Drop the build contexts berthd kept (down to `keep_storage`): the report
+    print_pruned prints."""
+    from ..options import ram_bytes
+
+    query = {"keep-storage": ram_bytes(keep_storage)} if keep_storage else None
+    found = client.call("POST", "/build/prune", query) or {}
+    return "Deleted build cache objects:", found.get("CachesDeleted") or [], found.get("SpaceReclaimed") or 0
+
+
+def prune(client: Client, args) -> int:
+    """`docker builder prune`: the contexts kept for berth's CLI are the build cache
+    (every one is unused between builds, so `-a` changes nothing); the step cache is
+    images, pruned with them."""
+    from .printers import print_pruned
+
+    print_pruned(pruned(client, args.keep_storage))
+    return 0
+
+
+_BUILD = Command("build", build, "build an image from a Dockerfile", (
         Opt(("-t", "--tag"), "tag", "list", "name (and tag) for the image; may be repeated"),
         Opt(("-f", "--file"), "file", "value", "the Dockerfile (default PATH/Dockerfile)"),
         Opt(("--build-arg",), "build_arg", "list", "a build arg NAME=VALUE (or NAME, from the environment)"),
@@ -94,5 +127,14 @@ COMMANDS = (
         Opt(("--platform",), "platform", "value", "this host's platform only"),
         Opt(("--cache-from",), "cache_from", "list", "images to take the cache from"),
         Opt(("--add-host",), "add_host", "list", "a host:ip line for /etc/hosts in RUN steps")),
-        (Arg("path"),)),
+        (Arg("path"),))
+
+COMMANDS = (
+    _BUILD,
+    Group("builder", "manage builds", (
+        _BUILD,
+        Command("prune", prune, "remove the build cache (the contexts kept between builds)", (
+            Opt(("-a", "--all"), "all", "flag", "every unused cache object (all of them are)"),
+            FORCE_NEVER_ASKS,
+            Opt(("--keep-storage",), "keep_storage", "value", "keep the most recent up to this size (e.g. 1g)"))))),
 )

@@ -10,7 +10,7 @@ import sys
 from .. import fastjson, options, render
 from ..grammar import Arg, Command, Group, Opt, UsageError
 from ..transport import Client
-from . import containers, images, management, networks, volumes
+from . import build, containers, images, management, networks, volumes
 from .printers import (FILTER, FORCE_NEVER_ASKS, INSPECTED, err, format_option, inspect_format_option, out, print_inspect,
                        print_listing, print_pruned)
 
@@ -156,12 +156,13 @@ def _formatted(fmt: str, value: dict) -> int:
 
 def prune(client: Client, args) -> int:
     """`docker system prune [-a] [--volumes]`: stopped containers, unused networks, with
-    `--volumes` unused volumes, and dangling images (`-a`: every unused one), in that
-    order so that what the containers held is unused by then."""
+    `--volumes` unused volumes, dangling images (`-a`: every unused one), in that order
+    so that what the containers held is unused by then, and the build cache."""
     reports = [containers.pruned(client, []), networks.pruned(client)]
     if args.volumes:
         reports.append(volumes.pruned(client, []))
     reports.append(images.pruned(client, [], args.all))
+    reports.append(build.pruned(client))
     print_pruned(*reports)
     return 0
 
