@@ -22,7 +22,7 @@ import msgspec
 import trio
 
 from . import timefmt
-from .build.options import BuildOptions, ContextAnswer, ContextOffer, Emit as BuildEmit, PruneResult
+from .build.options import BuildOptions, CacheRecord, ContextAnswer, ContextOffer, Emit as BuildEmit, PruneResult
 from .config import DaemonConfig
 from .containers import pump, stats
 from .containers.container import Container
@@ -57,6 +57,7 @@ from .volumes import Volumes, VolumeUsage
 
 if TYPE_CHECKING:
     from .build.builder import Builder
+    from .build.contexts import Contexts
 
 __all__ = ["BuildOptions", "Container", "ContextOffer", "DiskUsage", "Engine", "Image", "PathStat", "State"]
 
@@ -64,12 +65,14 @@ log = logging.getLogger("berth.engine")
 
 
 class DiskUsage(NamedTuple):
-    """`system df`: layer bytes in all, then images, containers and volumes with theirs."""
+    """`system df`: layer bytes in all, then images, containers and volumes with theirs,
+    and the build cache (the kept contexts)."""
 
     layers_size: int
     images: list[ImageUsage]
     containers: list[ContainerUsage]
     volumes: list[VolumeUsage]
+    build_cache: list[CacheRecord]
 
 
 class Engine:
@@ -107,6 +110,7 @@ class Engine:
                                             self._network, self._files, layout,
                                             default_runtime=config.default_runtime, init=config.init)
         self._builder: Builder | None = None  # made at the first build (`_build_service`)
+        self._contexts: Contexts | None = None  # made at the first build or `system df` (`_kept_contexts`)
         self._event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
         self._plugins = PluginHost(self._bus, self, config.config_file,
                                    config.plugins_dir or config.root / "plugins", config.root / "plugins")
@@ -227,9 +231,12 @@ class Engine:
             registry_mirrors=config.registry_mirrors)
 
     async def disk_usage(self) -> DiskUsage:
-        """`docker system df`: what images, containers and volumes hold on disk."""
+        """`docker system df`: what images, containers, volumes and the build cache hold on disk."""
         layers = self._images.layer_usage()
-        return DiskUsage(layers.total, layers.images, await self._containers.usage(), await self._volumes.usage())
+        kept = self._config.root / "build" / "contexts"
+        build_cache = await self._kept_contexts().usage() if kept.is_dir() else []
+        return DiskUsage(layers.total, layers.images, await self._containers.usage(), await self._volumes.usage(),
+                         build_cache)
 
     def events(self, filters: flt.Filters | None, since_ns: int | None, until_ns: int | None) -> AsyncIterator[Event]:
         """Events matching `filters`: replayed from `since_ns`, then live, until `until_ns`.
@@ -475,11 +482,20 @@ class Engine:
     async def offer_build_context(self, offer: ContextOffer) -> ContextAnswer:
         """berth's `POST /build/context`: which files of a listed context to send, the
         others taken from the context kept from its last build (`build/contexts.py`)."""
-        return await self._build_service().contexts.offer(offer)
+        return await self._kept_contexts().offer(offer)
 
     async def prune_build_cache(self, keep_bytes: int = 0) -> PruneResult:
         """`POST /build/prune`: drop the kept build contexts (all, or down to `keep_bytes`)."""
-        return await self._build_service().contexts.prune(keep_bytes)
+        return await self._kept_contexts().prune(keep_bytes)
+
+    def _kept_contexts(self) -> Contexts:
+        """The build contexts kept for berth's CLI, made when first needed (as the builder)."""
+        if self._contexts is None:
+            from .build.contexts import Contexts
+
+            root = self._config.root / "build"
+            self._contexts = Contexts(root / "contexts", root / "tmp")
+        return self._contexts
 
     def _build_service(self) -> Builder:
         """The builder, made at the first build: its modules (the Dockerfile's parser, the
@@ -488,7 +504,8 @@ class Engine:
         if self._builder is None:
             from .build.builder import Builder
 
-            self._builder = Builder(self._config.root / "build", self._containers, self._images, self._files)
+            self._builder = Builder(self._config.root / "build", self._kept_contexts(), self._containers, self._images,
+                                    self._files)
         return self._builder
 
     # --- registries -------------------------------------------------------------

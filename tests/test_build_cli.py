@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -258,3 +259,49 @@ def test_ctrl_c_in_the_shell_cancels_the_build(daemon, api, project, tmp_path):
         tmux("send-keys", "-t", session, "exit", "Enter")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], env=env, capture_output=True)
+
+
+def test_berth_build_against_a_daemon_without_kept_contexts_sends_everything(project, tmp_path):
+    """A daemon that does not know `/build/context` (a dockerd) gets the whole context,
+    with no session named."""
+    import socket
+    import tarfile
+    import threading
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "d.sock"))
+    server.listen(4)
+    seen: list[tuple[bytes, bytes]] = []
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = server.accept()
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                while len(body) < length:
+                    body += conn.recv(1 << 20)
+                seen.append((head.split(b"\r\n")[0], body))
+                if b"/build/context" in head:
+                    answer = b'{"message":"page not found"}'
+                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+                else:
+                    answer = b'{"stream":"Successfully built 0123456789ab\\n"}\r\n'
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    result = subprocess.run([sys.executable, "-m", "shell.cli", "-H", f"unix://{tmp_path / 'd.sock'}", "build",
+                             str(project)], capture_output=True, timeout=60)
+    thread.join(10)
+    server.close()
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"Successfully built 0123456789ab" in result.stdout
+    (first, _), (second, body) = seen
+    assert first.endswith(b"/build/context HTTP/1.1") and b"berthcontext" not in second
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        assert sorted(tar.getnames()) == [".dockerignore", "Dockerfile", "msg.txt"]

@@ -128,10 +128,15 @@ def test_prune_drops_what_was_kept(api, kept):
     listing = [_file("Dockerfile", len(DOCKERFILE), 1), _file("big.bin", len(data), 2)]
     session = _offer(api, source, listing)["session"]
     assert kept(session, {"Dockerfile": DOCKERFILE, "big.bin": data}).error is None
+    records = {r["ID"]: r for r in api.get_json("/system/df")["BuildCache"]}
+    mine = next(r for r in records.values() if r["Description"] == f"local source for context {source}")
+    assert mine["Type"] == "source.local" and mine["UsageCount"] == 1 and mine["Size"] >= len(data)
+    assert not mine["InUse"] and mine["CreatedAt"].endswith("Z")
     refused = api.request("POST", "/build/prune", query={"filters": '{"until":["1h"]}'})
     assert refused.status == 400 and "no filters" in refused.message
     pruned = api.post("/build/prune", **{"keep-storage": str(1 << 30)})
     assert pruned.json() == {"CachesDeleted": [], "SpaceReclaimed": 0}  # all within the limit
     pruned = api.post("/build/prune").json()
-    assert len(pruned["CachesDeleted"]) >= 1 and pruned["SpaceReclaimed"] >= len(data)
+    assert mine["ID"] in pruned["CachesDeleted"] and pruned["SpaceReclaimed"] >= len(data)
+    assert api.get_json("/system/df")["BuildCache"] == []
     assert _offer(api, source, listing)["send"] == [0, 1]

@@ -105,7 +105,7 @@ async def disk_usage(req: Request, engine: Engine) -> Response:
     volumes = [volume_render(engine, u.volume) | {"UsageData": {"Size": u.size, "RefCount": u.users}}
                for u in usage.volumes]
     return json_response({"LayersSize": usage.layers_size, "Images": images, "Containers": containers,
-                          "Volumes": volumes, "BuildCache": []})
+                          "Volumes": volumes, "BuildCache": usage.build_cache})
 
 
 async def events(req: Request, engine: Engine) -> None:

@@ -47,7 +47,8 @@ from ..images.service import Images
 from ..images.store import Image, host_arch
 from ..models import CreateRequest, ErrorDetail, HistoryEntry, HostConfig, ImageConfig, ImageRuntimeConfig, RootFS
 from ..runtime import bundle, rootfs
-from . import cache, context, contexts, remote, steps, upload
+from . import cache, context, remote, steps, upload
+from .contexts import Contexts
 from .dockerfile import Dockerfile, Instruction, error, instruction, parse
 from .options import BuildMessage, BuildOptions, Emit
 from .plan import Stage, plan
@@ -70,16 +71,17 @@ def check_platform(platform: str, line: int | None = None) -> None:
 
 
 class Builder:
-    """Builds images; handed the containers service (RUN), the images service (storing,
-    tagging) and the files service (a container's layer)."""
+    """Builds images; handed the kept contexts (berth's CLI sends only what changed), the
+    containers service (RUN), the images service (storing, tagging) and the files service
+    (a container's layer)."""
 
-    def __init__(self, root: Path, containers: ContainerService, images: Images, files: Files):
+    def __init__(self, root: Path, contexts: Contexts, containers: ContainerService, images: Images, files: Files):
         self.root = root
         self.tmp = root / "tmp"  # what a build cut short by a crash left here goes at the daemon's start
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.cache = cache.Cache(root / "cache.json")
         self.sums = context.Sums()  # file checksums of earlier contexts
-        self.contexts = contexts.Contexts(root / "contexts", self.tmp)  # kept for berth's CLI
+        self.contexts = contexts  # kept for berth's CLI
         self.containers = containers
         self.images = images
         self.files = files

@@ -40,16 +40,24 @@ import trio
 
 from ..errors import BadRequest
 from ..fs import inroot
-from .options import ContextAnswer, ContextFile, ContextOffer, PruneResult
+from ..timefmt import rfc3339
+from .options import CacheRecord, ContextAnswer, ContextFile, ContextOffer, PruneResult
 
 
 class _Index(msgspec.Struct):
     files: list[ContextFile]
+    source: str = ""
+    uses: int = 0  # builds that kept this context
+
+
+def _read_index(kept: Path) -> _Index:
+    return msgspec.json.decode((kept / "index.json").read_bytes(), type=_Index)
 
 
 class Session(msgspec.Struct):
     """An offer's outcome, until its build takes it."""
 
+    source: str
     key: str  # the kept context's directory name: a hash of the offer's source
     work: Path
     files: list[ContextFile]  # the index the context gets once kept (racy files left out)
@@ -75,6 +83,7 @@ class Contexts:
         self.root = root
         self.tmp = tmp
         self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self._lock = trio.Lock()  # an offer's linking and a keep never overlap
         self._sessions: dict[str, Session] = {}
 
@@ -97,7 +106,7 @@ class Contexts:
         recent = offer.now_ns - self.RACY_NS
         index = [f for f in offer.files if f.mtime_ns < recent and f.ctime_ns < recent]
         session = secrets.token_hex(16)
-        self._sessions[session] = Session(key, work, index, time.monotonic() + self.SESSION_SECONDS)
+        self._sessions[session] = Session(offer.source, key, work, index, time.monotonic() + self.SESSION_SECONDS)
         return ContextAnswer(session, send)
 
     def take(self, session: str) -> Session:
@@ -114,10 +123,15 @@ class Contexts:
         stage = self.tmp / secrets.token_hex(8)
         stage.mkdir()
         (work / "context").rename(stage / "tree")
-        (stage / "index.json").write_bytes(msgspec.json.encode(_Index(session.files)))
         old = self.tmp / secrets.token_hex(8)
         async with self._lock:
             kept = self.root / session.key
+            try:
+                uses = _read_index(kept).uses
+            except (OSError, msgspec.DecodeError):
+                uses = 0
+            index = _Index(session.files, session.source, uses + 1)
+            (stage / "index.json").write_bytes(msgspec.json.encode(index))
             if kept.exists():
                 kept.rename(old)
             stage.rename(kept)
@@ -146,6 +160,22 @@ class Contexts:
             await trio.to_thread.run_sync(shutil.rmtree, old, True)
         return PruneResult([name for name, _ in dropped], reclaimed)
 
+    async def usage(self) -> list[CacheRecord]:
+        """The kept contexts as `system df` lists build cache records."""
+        async with self._lock:
+            return await trio.to_thread.run_sync(self._records)
+
+    def _records(self) -> list[CacheRecord]:
+        found = []
+        for kept in sorted(self.root.iterdir()):
+            try:
+                index, at = _read_index(kept), rfc3339(kept.stat().st_mtime_ns)
+            except (OSError, msgspec.DecodeError):
+                continue
+            found.append(CacheRecord(ID=kept.name, Description=f"local source for context {index.source}",
+                                     Size=_disk_usage(kept), CreatedAt=at, LastUsedAt=at, UsageCount=index.uses))
+        return found
+
     async def _expire(self) -> None:
         now = time.monotonic()
         for session, found in list(self._sessions.items()):
@@ -156,7 +186,7 @@ class Contexts:
     @staticmethod
     def _link(kept: Path, files: list[ContextFile], dest: Path) -> list[int]:
         try:
-            index = {f.path: f for f in msgspec.json.decode((kept / "index.json").read_bytes(), type=_Index).files}
+            index = {f.path: f for f in _read_index(kept).files}
             tree = os.open(kept / "tree", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError, msgspec.DecodeError):
             return list(range(len(files)))

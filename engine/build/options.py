@@ -81,3 +81,18 @@ class PruneResult(msgspec.Struct):
 
     CachesDeleted: list[str]
     SpaceReclaimed: int
+
+
+class CacheRecord(msgspec.Struct):
+    """A build cache record of `GET /system/df` (`BuildCache`): a kept context."""
+
+    ID: str
+    Description: str
+    Size: int
+    CreatedAt: str
+    LastUsedAt: str
+    UsageCount: int
+    Type: str = "source.local"
+    Parents: list[str] | None = None
+    InUse: bool = False
+    Shared: bool = False
