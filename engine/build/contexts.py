@@ -139,7 +139,9 @@ class Contexts:
             for i, path in enumerate(extra):
                 path.rename(old.with_name(f"{old.name}-{i}"))
         for path in [old, *(old.with_name(f"{old.name}-{i}") for i in range(len(extra)))]:
-            await trio.to_thread.run_sync(shutil.rmtree, path, True)
+            # after the build's answer, not before it: it is out of the way already (in
+            # the scratch directory, which a daemon emptied at its start)
+            trio.lowlevel.spawn_system_task(trio.to_thread.run_sync, shutil.rmtree, path, True)
 
     async def prune(self, keep_bytes: int = 0) -> PruneResult:
         """Drop kept contexts, least recently built first, until at most `keep_bytes`
