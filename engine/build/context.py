@@ -255,7 +255,10 @@ def checksum(entries: list[_Entry], chmod: int | None, kind: str, sums: Sums | N
         elif not stat.S_ISDIR(st.st_mode):
             continue
         mode = chmod if chmod is not None else stat.S_IMODE(st.st_mode)
-        total.update(msgspec.json.encode([entry.arcname, stat.S_IFMT(st.st_mode), mode, st.st_size if not link else 0,
+        # a name that is no UTF-8 (its bytes as surrogates) goes in with those bytes escaped
+        name = entry.arcname.encode(errors="surrogateescape").decode(errors="backslashreplace")
+        link = link.encode(errors="surrogateescape").decode(errors="backslashreplace")
+        total.update(msgspec.json.encode([name, stat.S_IFMT(st.st_mode), mode, st.st_size if not link else 0,
                                           link, digest]))
     return f"{kind}:{total.hexdigest()}"
 

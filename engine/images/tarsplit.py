@@ -19,8 +19,8 @@ the tar, so its header is recorded and comes back as it was, while the overlay w
 (a 0:0 character device) on disk is never read.
 
 On disk: a gzip stream of records, each a 4-byte big-endian length and a msgpack
-`Piece`. A `Piece` with a `path` stands for `size` bytes of that file; one without is raw
-bytes.
+`Piece`. A `Piece` with a `path` (or, for a path that is no UTF-8, its bytes as `name`)
+stands for `size` bytes of that file; one without is raw bytes.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class Piece(msgspec.Struct, array_like=True, omit_defaults=True):
     raw: bytes = b""
     path: str = ""
     size: int = 0
+    name: bytes = b""  # the path, for one that is no UTF-8 (msgpack strings must be)
 
 
 class LayerChanged(EngineError):
@@ -82,7 +83,12 @@ class Recorder:
         self.size += size
         if size:
             self._flush_raw()
-            self._write(Piece(path=path, size=size))
+            try:
+                path.encode()
+            except UnicodeEncodeError:  # a tar name's undecodable bytes, as surrogates
+                self._write(Piece(name=os.fsencode(path), size=size))
+            else:
+                self._write(Piece(path=path, size=size))
 
     def close(self) -> int:
         """Write what is left; return the tar size."""
@@ -142,8 +148,8 @@ def rebuild(split: Path, root: Path) -> Iterator[bytes]:
     root_fd = os.open(root, inroot.DIR_FLAGS)
     try:
         for piece in _pieces(split):
-            if piece.path:
-                yield from _content(root_fd, piece.path, piece.size)
+            if piece.path or piece.name:
+                yield from _content(root_fd, piece.path or os.fsdecode(piece.name), piece.size)
             else:
                 yield piece.raw
     finally:

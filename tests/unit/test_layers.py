@@ -163,3 +163,20 @@ def test_a_layer_said_in_place_is_rebuilt_from_its_record(tmp_path, data):
                 return  # refused: nothing is stored
         if done.in_place:
             assert b"".join(tarsplit.rebuild(split, Path(scratch) / "layer")) == data
+
+
+def test_a_name_that_is_no_utf8_is_stored_and_given_back(tmp_path):
+    """Docker's layers may name files with any bytes (`caf\\xe9`): unpacked under those
+    bytes, and the tar given back byte for byte from the record."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("dir/caf\udce9.txt")  # the bytes b"caf\xe9.txt", as Python names them
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    data = buf.getvalue()
+    split = tmp_path / "split"
+    with gzip.open(split, "wb") as out:
+        apply_tar(io.BufferedReader(io.BytesIO(data)), str(tmp_path / "layer"), tarsplit.Recorder(out))
+    assert (tmp_path / "layer" / "dir" / "caf\udce9.txt").read_bytes() == b"hi"
+    assert os.listdir(os.fsencode(tmp_path / "layer" / "dir")) == [b"caf\xe9.txt"]
+    assert b"".join(tarsplit.rebuild(split, tmp_path / "layer")) == data
