@@ -484,9 +484,11 @@ class Engine:
         others taken from the context kept from its last build (`build/contexts.py`)."""
         return await self._kept_contexts().offer(offer)
 
-    async def prune_build_cache(self, keep_bytes: int = 0) -> PruneResult:
-        """`POST /build/prune`: drop the kept build contexts (all, or down to `keep_bytes`)."""
-        return await self._kept_contexts().prune(keep_bytes)
+    async def prune_build_cache(self, filters: flt.Filters | None = None, until_ns: int | None = None,
+                                keep_bytes: int = 0) -> PruneResult:
+        """`POST /build/prune`: drop the kept build contexts (all, those last built before
+        `until_ns`, or the oldest down to `keep_bytes`)."""
+        return await self._kept_contexts().prune(filters, until_ns, keep_bytes)
 
     def _kept_contexts(self) -> Contexts:
         """The build contexts kept for berth's CLI, made when first needed (as the builder)."""

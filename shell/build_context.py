@@ -73,12 +73,24 @@ def entries(root: str, ignore: Ignore, extra: tuple[str, str] | None = None) -> 
     return found
 
 
-def offer(root: str, members: list[Entry], listed_ns: int) -> dict:
+def offer(root: str, members: list[Entry], listed_ns: int) -> dict | None:
     """`POST /build/context`'s body: the context's regular files as the daemon compares
-    them with the context it kept from this directory's last build."""
+    them with the context it kept from this directory's last build (None for a directory
+    whose path JSON cannot carry: such a context is sent whole)."""
+    if not _utf8(os.path.realpath(root)):
+        return None
     files = [[e.name, e.st.st_mode, e.st.st_size, e.st.st_mtime_ns, e.st.st_ctime_ns, e.st.st_ino, e.st.st_dev]
-             for e in members if stat.S_ISREG(e.st.st_mode)]
+             for e in members if stat.S_ISREG(e.st.st_mode) and _utf8(e.name)]  # others are always sent
     return {"source": f"{os.uname().nodename}:{os.path.realpath(root)}", "now_ns": listed_ns, "files": files}
+
+
+def _utf8(name: str) -> bool:
+    """Whether JSON can carry the name (a file name's undecodable bytes cannot)."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Upload:
@@ -112,33 +124,41 @@ class Upload:
     def __len__(self) -> int:
         return self.size
 
-    def send_to(self, fd: int) -> None:
-        """Write the tar to `fd` (a socket, or any file); a file that changed size since
-        it was planned is an OSError naming it (the tar would no longer be whole)."""
+    def send_to(self, out: int) -> None:
+        """Write the tar to `out` (a socket, or any file); a file that changed size (or
+        became something else) since it was planned is an OSError naming it: the tar
+        would no longer be whole."""
         buf = bytearray()
         for header, host, size in self.parts:
             buf += header
             if host is None:
                 continue
-            with open(host, "rb") as f:
-                if os.fstat(f.fileno()).st_size != size:
+            fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_size != size:
                     raise OSError(f"{host} changed while the build context was sent")
                 if size < self._SMALL:
-                    buf += f.read(size)
+                    data = os.pread(fd, size, 0)
+                    if len(data) != size:
+                        raise OSError(f"{host} changed while the build context was sent")
+                    buf += data
                 else:
-                    _write(fd, buf)
+                    _write(out, buf)
                     buf.clear()
                     sent = 0
                     while sent < size:
-                        n = os.sendfile(fd, f.fileno(), sent, size - sent)
+                        n = os.sendfile(out, fd, sent, size - sent)
                         if n == 0:
                             raise OSError(f"{host} changed while the build context was sent")
                         sent += n
+            finally:
+                os.close(fd)
             buf += bytes(-size % 512)
             if len(buf) >= 1 << 20:
-                _write(fd, buf)
+                _write(out, buf)
                 buf.clear()
-        _write(fd, buf + bytes(1024))
+        _write(out, buf + bytes(1024))
 
 
 def _write(fd: int, data: bytes | bytearray) -> None:

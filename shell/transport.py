@@ -215,8 +215,8 @@ class Client:
         else:
             hdrs["Content-Length"] = str(len(body or b""))
         head = f"{method} {path_of(endpoint, query)} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items())
-        sock.sendall(head.encode() + b"\r\n" + (body if body and not streaming and not planned else b""))
         try:
+            sock.sendall(head.encode() + b"\r\n" + (body if body and not streaming and not planned else b""))
             if planned:
                 body.send_to(sock.fileno())
             elif streaming:

@@ -181,7 +181,9 @@ def test_berth_build_sends_what_changed_and_drops_what_went(daemon, project, cle
         return subprocess.run([sys.executable, "-m", "shell.cli", "run", "--rm", "bt-kept"], env=env,
                               capture_output=True, timeout=60).stdout
 
-    assert build_and_run() == b"gone\nfrom the context\n"
+    (project / "caf\udce9.txt").write_bytes(b"a name JSON cannot carry\n")  # bytes b"caf\xe9.txt"
+    assert build_and_run() == b"a name JSON cannot carry\ngone\nfrom the context\n"
+    (project / "caf\udce9.txt").unlink()
     (project / "msg.txt").write_text("FROM THE CONTEXT\n")  # same size, within the same second
     (project / "gone.txt").unlink()
     assert build_and_run() == b"FROM THE CONTEXT\n"

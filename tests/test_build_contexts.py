@@ -132,11 +132,24 @@ def test_prune_drops_what_was_kept(api, kept):
     mine = next(r for r in records.values() if r["Description"] == f"local source for context {source}")
     assert mine["Type"] == "source.local" and mine["UsageCount"] == 1 and mine["Size"] >= len(data)
     assert not mine["InUse"] and mine["CreatedAt"].endswith("Z")
-    refused = api.request("POST", "/build/prune", query={"filters": '{"until":["1h"]}'})
-    assert refused.status == 400 and "no filters" in refused.message
-    pruned = api.post("/build/prune", **{"keep-storage": str(1 << 30)})
-    assert pruned.json() == {"CachesDeleted": [], "SpaceReclaimed": 0}  # all within the limit
-    pruned = api.post("/build/prune").json()
+    refused = api.request("POST", "/build/prune", query={"filters": '{"dangling":["true"]}'})
+    assert refused.status == 400 and "invalid filter 'dangling'" in refused.message
+    nothing = {"CachesDeleted": [], "SpaceReclaimed": 0}
+    assert api.post("/build/prune", **{"keep-storage": str(1 << 30)}).json() == nothing  # all within the limit
+    assert api.request("POST", "/build/prune", query={"filters": '{"until":["1000000000"]}'}).json() == nothing
+    assert api.request("POST", "/build/prune", query={"filters": '{"label":["x"]}'}).json() == nothing  # none has one
+    pruned = api.request("POST", "/build/prune", query={"filters": '{"label!":["x"]}'}).json()
     assert mine["ID"] in pruned["CachesDeleted"] and pruned["SpaceReclaimed"] >= len(data)
     assert api.get_json("/system/df")["BuildCache"] == []
     assert _offer(api, source, listing)["send"] == [0, 1]
+
+
+def test_offered_sessions_are_bounded(api):
+    """Offers never built are dropped, the oldest first, beyond the daemon's bound (32)."""
+    sessions = [_offer(api, f"test:/bound/{time.time_ns()}", [])["session"] for _ in range(33)]
+    gone = api.request("POST", "/build", query={"berthcontext": sessions[0]}, body=context({}))
+    assert gone.status == 400 and "unknown or expired build context session" in gone.message
+    for session in sessions[1:]:  # each taken by a build that fails at once: its directory goes
+        reply = api.request("POST", "/build", query={"berthcontext": session, "platform": "windows"},
+                            body=context({}))
+        assert reply.status == 400 and "not a supported platform" in reply.message

@@ -8,6 +8,7 @@ import msgspec
 
 from ..core import BuildOptions, ContextOffer, Engine
 from ..errors import BadRequest
+from . import query
 from .http import Request, Response, json_response
 from .images import progress_stream
 
@@ -52,9 +53,11 @@ async def offer_context(req: Request, engine: Engine) -> Response:
 
 
 async def prune(req: Request, engine: Engine) -> Response:
-    """`POST /build/prune` (`docker builder prune`): the kept build contexts are berth's
-    build cache (the step cache is images, pruned with them); `keep-storage` keeps the
-    most recent up to that many bytes. Filters are refused rather than ignored."""
-    if req.q("filters") not in ("", "{}"):
-        raise BadRequest("berth's build cache holds kept contexts only: prune takes no filters")
-    return json_response(await engine.prune_build_cache(req.qint("keep-storage", 0) or 0))
+    """`POST /build/prune` (`docker builder prune`, `docker system prune`): the kept build
+    contexts are berth's build cache (the step cache is images, pruned with them);
+    `keep-storage` keeps the most recent up to that many bytes; filters `until`, `label`
+    and `label!` (kept contexts have no labels), others a 400."""
+    filters = query.filters(req.q("filters"))
+    until = [query.timestamp(u, "until") for u in filters.pop("until", [])]
+    return json_response(await engine.prune_build_cache(filters, min(until) if until else None,
+                                                        req.qint("keep-storage", 0) or 0))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import posixpath
 import secrets
@@ -51,6 +52,8 @@ from . import cache, context, remote, steps, upload
 from .contexts import Contexts
 from .dockerfile import Dockerfile, Instruction, error, instruction, parse
 from .options import BuildMessage, BuildOptions, Emit
+
+log = logging.getLogger("berth.build")
 from .plan import Stage, plan
 from .words import expand, expand_words
 
@@ -90,17 +93,17 @@ class Builder:
         """Build from the context tar in `body`; the image ID. Bad input found before the
         first message is raised (a plain HTTP error); errors after it end the stream as
         `errorDetail`, and then None is returned."""
-        check_platform(options.platform)
-        targets = [reference.parse(t) for t in options.tags]  # a bad name: 400 before any work
         session = self.contexts.take(options.context_session) if options.context_session else None
         if session is None:
             work = self.tmp / secrets.token_hex(8)
             work.mkdir()
         else:
             work = session.work  # its context holds the files the client did not send
-        run = _Run(self, options, emit, work)
         whole = False
         try:
+            check_platform(options.platform)
+            targets = [reference.parse(t) for t in options.tags]  # a bad name: 400 before any work
+            run = _Run(self, options, emit, work)
             await upload.receive(body, run.context, tar_only=session is not None)  # unpacked as it arrives
             whole = True
             text, _ = await trio.to_thread.run_sync(context.read_dockerfile, run.context, options.dockerfile)
@@ -117,7 +120,10 @@ class Builder:
         finally:
             with trio.CancelScope(shield=True):
                 if session is not None and whole:
-                    await self.contexts.keep(session)
+                    try:
+                        await self.contexts.keep(session)
+                    except OSError as exc:  # the build stands; the next one sends everything
+                        log.warning("build context of %s not kept: %s", session.source, exc)
                 await trio.to_thread.run_sync(shutil.rmtree, work, True)
 
 

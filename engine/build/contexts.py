@@ -39,6 +39,7 @@ import msgspec
 import trio
 
 from ..errors import BadRequest
+from ..events import filters as flt
 from ..fs import inroot
 from ..timefmt import rfc3339
 from .options import CacheRecord, ContextAnswer, ContextFile, ContextOffer, PruneResult
@@ -78,6 +79,8 @@ class Contexts:
     KEEP = 16
     RACY_NS = 2_000_000_000
     SESSION_SECONDS = 600.0
+    SESSIONS = 32  # offered and not yet built: beyond this the oldest is dropped
+    PRUNE_FILTERS = ("label", "label!")  # `until` comes apart (the API reads its time)
 
     def __init__(self, root: Path, tmp: Path):
         self.root = root
@@ -100,9 +103,14 @@ class Contexts:
             seen.add(f.path)
         await self._expire()
         work = self.tmp / secrets.token_hex(8)
-        (work / "context").mkdir(parents=True)
-        async with self._lock:
-            send = await trio.to_thread.run_sync(self._link, self.root / key, offer.files, work / "context")
+        try:
+            (work / "context").mkdir(parents=True)
+            async with self._lock:
+                send = await trio.to_thread.run_sync(self._link, self.root / key, offer.files, work / "context")
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(shutil.rmtree, work, True)
+            raise
         recent = offer.now_ns - self.RACY_NS
         index = [f for f in offer.files if f.mtime_ns < recent and f.ctime_ns < recent]
         session = secrets.token_hex(16)
@@ -119,11 +127,17 @@ class Contexts:
     async def keep(self, session: Session) -> None:
         """Make the session's build context (`work/context`, its upload whole) the kept
         context of its key."""
-        work = session.work
         stage = self.tmp / secrets.token_hex(8)
-        stage.mkdir()
-        (work / "context").rename(stage / "tree")
         old = self.tmp / secrets.token_hex(8)
+        try:
+            stage.mkdir()
+            (session.work / "context").rename(stage / "tree")
+            await self._replace(session, stage, old)
+        finally:
+            if stage.exists():  # not kept: the build's own clean-up takes the rest
+                await trio.to_thread.run_sync(shutil.rmtree, stage, True)
+
+    async def _replace(self, session: Session, stage: Path, old: Path) -> None:
         async with self._lock:
             kept = self.root / session.key
             try:
@@ -143,35 +157,54 @@ class Contexts:
             # the scratch directory, which a daemon emptied at its start)
             trio.lowlevel.spawn_system_task(trio.to_thread.run_sync, shutil.rmtree, path, True)
 
-    async def prune(self, keep_bytes: int = 0) -> PruneResult:
+    async def prune(self, filters: flt.Filters | None = None, until_ns: int | None = None,
+                    keep_bytes: int = 0) -> PruneResult:
         """Drop kept contexts, least recently built first, until at most `keep_bytes`
-        remain (0: all)."""
-        async with self._lock:
-            kept = sorted(self.root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-            sizes = await trio.to_thread.run_sync(lambda: [_disk_usage(p) for p in kept])
-            dropped, total, reclaimed = [], 0, 0
-            for path, size in zip(kept, sizes):
-                total += size
-                if keep_bytes and total <= keep_bytes:
+        remain (0: all); with `until_ns`, only those last built before it. Kept contexts
+        carry no labels: a `label` filter matches none of them, `label!` every one."""
+        filters = flt.check(filters, self.PRUNE_FILTERS)
+        if filters.get("label"):
+            return PruneResult([], 0)
+        kept = await trio.to_thread.run_sync(self._by_age)
+        dropped, total, reclaimed = [], 0, 0
+        for path, mtime_ns, size in kept:
+            total += size
+            if (keep_bytes and total <= keep_bytes) or (until_ns is not None and mtime_ns >= until_ns):
+                continue
+            old = self.tmp / secrets.token_hex(8)
+            async with self._lock:
+                try:
+                    if path.stat().st_mtime_ns != mtime_ns:
+                        continue  # built again meanwhile: it is no longer what was measured
+                    path.rename(old)
+                except FileNotFoundError:
                     continue
-                old = self.tmp / secrets.token_hex(8)
-                path.rename(old)
-                dropped.append((path.name, old))
-                reclaimed += size
+            dropped.append((path.name, old))
+            reclaimed += size
         for _, old in dropped:
             await trio.to_thread.run_sync(shutil.rmtree, old, True)
         return PruneResult([name for name, _ in dropped], reclaimed)
 
+    def _by_age(self) -> list[tuple[Path, int, int]]:
+        """(directory, last built, bytes) of each kept context, the most recent first."""
+        found = []
+        for path in self.root.iterdir():
+            try:
+                found.append((path, path.stat().st_mtime_ns, _disk_usage(path)))
+            except FileNotFoundError:
+                continue
+        return sorted(found, key=lambda k: k[1], reverse=True)
+
     async def usage(self) -> list[CacheRecord]:
-        """The kept contexts as `system df` lists build cache records."""
-        async with self._lock:
-            return await trio.to_thread.run_sync(self._records)
+        """The kept contexts as `system df` lists build cache records (read without the
+        lock: a context replaced meanwhile is skipped or read as it is now)."""
+        return await trio.to_thread.run_sync(self._records)
 
     def _records(self) -> list[CacheRecord]:
         found = []
         for kept in sorted(self.root.iterdir()):
             try:
-                index, at = _read_index(kept), rfc3339(kept.stat().st_mtime_ns)
+                index, at = _read_index(kept), rfc3339(kept.stat().st_mtime_ns)  # OSError: gone meanwhile
             except (OSError, msgspec.DecodeError):
                 continue
             found.append(CacheRecord(ID=kept.name, Description=f"local source for context {index.source}",
@@ -179,11 +212,14 @@ class Contexts:
         return found
 
     async def _expire(self) -> None:
+        """Drop the sessions past their deadline, and the oldest beyond `SESSIONS - 1`."""
         now = time.monotonic()
-        for session, found in list(self._sessions.items()):
-            if found.deadline < now:
-                del self._sessions[session]
-                await trio.to_thread.run_sync(shutil.rmtree, found.work, True)
+        sessions = list(self._sessions.items())  # oldest first
+        for i, (session, found) in enumerate(sessions):
+            if found.deadline < now or i < len(sessions) - (self.SESSIONS - 1):
+                if self._sessions.pop(session, None) is not None:  # not taken meanwhile
+                    await trio.to_thread.run_sync(shutil.rmtree, found.work, True)
+
 
     @staticmethod
     def _link(kept: Path, files: list[ContextFile], dest: Path) -> list[int]:
@@ -193,46 +229,61 @@ class Contexts:
         except (FileNotFoundError, NotADirectoryError, msgspec.DecodeError):
             return list(range(len(files)))
         out = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        sources: dict[str, int | None] = {}
-        targets: dict[str, int] = {}
+        dirs = _Dirs(tree, out)
         send = []
         try:
             for i, f in enumerate(files):
-                if index.get(f.path) != f or not _link_one(tree, out, f, sources, targets):
+                if index.get(f.path) != f or not dirs.link(f):
                     send.append(i)
         finally:
-            for fd in (*sources.values(), *targets.values(), tree, out):
-                if fd is not None:
-                    os.close(fd)
+            dirs.close()
+            os.close(tree)
+            os.close(out)
         return send
 
 
-def _link_one(tree: int, out: int, f: ContextFile, sources: dict[str, int | None], targets: dict[str, int]) -> bool:
-    """Hard-link the kept file `f.path` into the new context (its directories made
-    there); False when the kept tree has no such regular file of that size."""
-    parent, _, name = f.path.rpartition("/")
-    if parent not in sources:
-        try:  # the kept tree's own paths: no symlink may be followed on the way
-            sources[parent] = inroot.open_beneath(tree, parent or ".", os.O_PATH | os.O_DIRECTORY)
+class _Dirs:
+    """The directory a listed file is in, open in the kept tree and in the new context:
+    one at a time (a listing comes directory by directory), so a context of many
+    directories holds two descriptors, not two per directory."""
+
+    def __init__(self, tree: int, out: int):
+        self.tree, self.out = tree, out
+        self.parent: str | None = None
+        self.src = self.dst = -1
+
+    def close(self) -> None:
+        for fd in (self.src, self.dst):
+            if fd >= 0:
+                os.close(fd)
+        self.src = self.dst = -1
+
+    def link(self, f: ContextFile) -> bool:
+        """Hard-link the kept file `f.path` into the new context (its directories made
+        there); False when that cannot be done: the file is then sent."""
+        parent, _, name = f.path.rpartition("/")
+        try:
+            if parent != self.parent:
+                self.close()
+                self.parent = parent
+                # the kept tree's own paths: no symlink may be followed on the way
+                self.src = inroot.open_beneath(self.tree, parent or ".", os.O_PATH | os.O_DIRECTORY)
+                self.dst = inroot.open_dir(self.out, parent or "/", make=True)
+            if self.src < 0 or self.dst < 0:
+                return False
+            os.link(name, name, src_dir_fd=self.src, dst_dir_fd=self.dst, follow_symlinks=False)
+            st = os.stat(name, dir_fd=self.dst, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
+                os.unlink(name, dir_fd=self.dst)
+                return False
         except OSError:
-            sources[parent] = None
-    src = sources[parent]
-    if src is None:
-        return False
-    if parent not in targets:
-        targets[parent] = inroot.open_dir(out, parent or "/", make=True)
-    try:
-        os.link(name, name, src_dir_fd=src, dst_dir_fd=targets[parent], follow_symlinks=False)
-    except OSError:
-        return False
-    st = os.stat(name, dir_fd=targets[parent], follow_symlinks=False)
-    if not stat.S_ISREG(st.st_mode) or st.st_size != f.size:
-        os.unlink(name, dir_fd=targets[parent])
-        return False
-    return True
+            return False
+        return True
 
 
 def _disk_usage(path: Path) -> int:
+    """The blocks of the files under `path`, each inode once; 0 for what vanished meanwhile."""
+    seen: set[tuple[int, int]] = set()
     total = 0
     for dirpath, _, filenames in os.walk(path):
         for name in filenames:
@@ -240,6 +291,7 @@ def _disk_usage(path: Path) -> int:
                 st = os.lstat(os.path.join(dirpath, name))
             except OSError:
                 continue
-            if st.st_nlink == 1:  # a file still linked from a running build frees nothing
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
                 total += st.st_blocks * 512
     return total

@@ -60,10 +60,12 @@ def _context(client: Client, args, query: dict):
     listed_ns = time.time_ns()  # before the walk: a file changed during it counts as racy
     members = entries(args.path, Ignore(patterns, keep), (dockerfile, outside) if outside else None)
     listing = offer(args.path, members, listed_ns)
+    if listing is None:
+        return Upload(members)
     try:
         answer = client.call("POST", "/build/context", body=listing)
     except DaemonError as exc:
-        if exc.status not in (404, 405, 413):  # not berthd, or a listing over its limit
+        if not 400 <= exc.status < 500:  # not berthd, a listing over its limit, or refused
             raise
         return Upload(members)
     query["berthcontext"] = answer["session"]
@@ -99,7 +101,12 @@ def pruned(client: Client, keep_storage: str | None = None) -> tuple[str, list[s
     from ..options import ram_bytes
 
     query = {"keep-storage": ram_bytes(keep_storage)} if keep_storage else None
-    found = client.call("POST", "/build/prune", query) or {}
+    try:
+        found = client.call("POST", "/build/prune", query) or {}
+    except DaemonError as exc:
+        if exc.status != 404:
+            raise
+        found = {}  # a daemon without a build cache: nothing to prune
     return "Deleted build cache objects:", found.get("CachesDeleted") or [], found.get("SpaceReclaimed") or 0
 
 
