@@ -456,9 +456,10 @@ class Engine:
         """`rmi`: untag, and delete once no tag and no container refers to the image."""
         return await self._images.remove(ref, force)
 
-    async def prune_images(self, filters: flt.Filters | None = None) -> PruneReport:
-        """Delete unused images: dangling ones, or all with `dangling=false`."""
-        return await self._images.prune(filters)
+    async def prune_images(self, filters: flt.Filters | None = None, until_ns: int | None = None) -> PruneReport:
+        """Delete unused images: dangling ones, or all with `dangling=false`; with
+        `until_ns`, only those created before it."""
+        return await self._images.prune(filters, until_ns)
 
     def list_images(self, filters: flt.Filters | None = None) -> list[Image]:
         """Images newest first, filtered as `docker images --filter` does."""

@@ -137,6 +137,7 @@ def test_prune_drops_what_was_kept(api, kept):
     nothing = {"CachesDeleted": [], "SpaceReclaimed": 0}
     assert api.post("/build/prune", **{"keep-storage": str(1 << 30)}).json() == nothing  # all within the limit
     assert api.request("POST", "/build/prune", query={"filters": '{"until":["1000000000"]}'}).json() == nothing
+    assert api.request("POST", "/build/prune", query={"filters": '{"until":["24h"]}'}).json() == nothing
     assert api.request("POST", "/build/prune", query={"filters": '{"label":["x"]}'}).json() == nothing  # none has one
     pruned = api.request("POST", "/build/prune", query={"filters": '{"label!":["x"]}'}).json()
     assert mine["ID"] in pruned["CachesDeleted"] and pruned["SpaceReclaimed"] >= len(data)

@@ -261,7 +261,10 @@ def test_rename_update_and_prune(api, daemon):
     labelled = api.create(["true"], Labels={"prune": "yes"})
     api.post(f"/containers/{labelled}/start")
     api.wait(labelled)
-    pruned = api.post("/containers/prune", filters=json.dumps({"label": ["prune=yes"]})).json()
+    # `until` as a Go duration, as the docker CLI passes `--filter until=1h` on: not an hour old yet
+    young = api.post("/containers/prune", filters=json.dumps({"label": ["prune=yes"], "until": ["1h"]})).json()
+    assert young["ContainersDeleted"] is None
+    pruned = api.post("/containers/prune", filters=json.dumps({"label": ["prune=yes"], "until": ["0s"]})).json()
     assert pruned["ContainersDeleted"] == [labelled]
     assert api.get(f"/containers/{other}/json").status == 200  # no label: kept
     assert api.get(f"/containers/{cid}/json").status == 200  # running: kept

@@ -487,6 +487,8 @@ def test_api_prune(api):
     kept = import_(api, rootfs_tar({"k": b"3"}), repo="prune-kept:1", **label).json()["status"]
     cid = api.create(["true"], image="prune-kept:1")
     only = '{"dangling":{"true":true},"label":{"prune-test=1":true}}'
+    young = '{"dangling":{"true":true},"label":{"prune-test=1":true},"until":{"1h":true}}'
+    assert api.post("/images/prune", filters=young).json() == {"ImagesDeleted": None, "SpaceReclaimed": 0}
     reply = api.post("/images/prune", filters=only).json()
     assert reply["ImagesDeleted"] == [{"Deleted": dangling}] and reply["SpaceReclaimed"] == 1
     every = '{"dangling":{"false":true},"label":{"prune-test=1":true}}'
@@ -495,7 +497,8 @@ def test_api_prune(api):
     assert api.post("/images/prune", filters=every).json() == {"ImagesDeleted": None, "SpaceReclaimed": 0}
     assert api.post("/images/prune", filters='{"dangling":{"maybe":true}}').status == 400
     pruned = events(api, since=f"{since:.9f}", until=f"{time.time() + 0.3:.9f}", filters='{"event":["prune"]}')
-    assert [e["Actor"]["Attributes"] for e in pruned] == [{"reclaimed": "1"}, {"reclaimed": "1"}, {"reclaimed": "0"}]
+    assert [e["Actor"]["Attributes"] for e in pruned] == [{"reclaimed": "0"}, {"reclaimed": "1"}, {"reclaimed": "1"},
+                                                          {"reclaimed": "0"}]
     api.remove(cid)
     assert api.delete(f"/images/{kept}").status == 200
 

@@ -58,6 +58,5 @@ async def prune(req: Request, engine: Engine) -> Response:
     `keep-storage` keeps the most recent up to that many bytes; filters `until`, `label`
     and `label!` (kept contexts have no labels), others a 400."""
     filters = query.filters(req.q("filters"))
-    until = [query.timestamp(u, "until") for u in filters.pop("until", [])]
-    return json_response(await engine.prune_build_cache(filters, min(until) if until else None,
+    return json_response(await engine.prune_build_cache(filters, query.until(filters),
                                                         req.qint("keep-storage", 0) or 0))

@@ -262,6 +262,5 @@ async def update(req: Request, engine: Engine) -> Response:
 
 async def prune(req: Request, engine: Engine) -> Response:
     filters = query.filters(req.q("filters"))
-    until = [query.timestamp(u, "until") for u in filters.pop("until", [])]
-    gone, reclaimed = await engine.prune_containers(filters, min(until) if until else None)
+    gone, reclaimed = await engine.prune_containers(filters, query.until(filters))
     return json_response({"ContainersDeleted": gone or None, "SpaceReclaimed": reclaimed})

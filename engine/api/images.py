@@ -181,5 +181,7 @@ async def load(req: Request, engine: Engine) -> None:
 
 
 async def prune(req: Request, engine: Engine) -> Response:
-    """`docker image prune [-a]`: unused dangling images, or all unused ones."""
-    return json_response(await engine.prune_images(query.filters(req.q("filters"))))
+    """`docker image prune [-a]`: unused dangling images, or all unused ones (`until`:
+    those created before it)."""
+    filters = query.filters(req.q("filters"))
+    return json_response(await engine.prune_images(filters, query.until(filters)))

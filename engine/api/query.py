@@ -1,4 +1,5 @@
-"""Query parameter values as Docker clients spell them: the `filters` JSON, and times.
+"""Query parameter values as Docker clients spell them: the `filters` JSON, and times
+(a prune's `until` also as a Go duration).
 
 Decoding only: which filter keys a listing takes is the Engine's to check.
 """
@@ -6,10 +7,12 @@ Decoding only: which filter keys a listing takes is the Engine's to check.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 import msgspec
 
+from .. import timefmt
 from ..errors import BadRequest
 
 
@@ -27,13 +30,11 @@ def filters(raw: str | None) -> dict[str, list[str]]:
 
 
 # The times a bound may name: those RFC 3339 can write (years 0001 to 9999, UTC).
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = timefmt.EPOCH
 _FIRST_NS = (datetime(1, 1, 1, tzinfo=timezone.utc) - _EPOCH) // timedelta(seconds=1) * 10**9
 _LAST_NS = (datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc) - _EPOCH) // timedelta(seconds=1) * 10**9 \
     + 10**9 - 1
 _UNIX = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
-# The seconds' fraction, read here: datetime would keep 6 of its digits.
-_FRACTION = re.compile(r"(?<=:[0-9]{2})\.([0-9]+)(?=$|[zZ+-])")
 
 
 def timestamp(value: str, name: str) -> int | None:
@@ -42,7 +43,7 @@ def timestamp(value: str, name: str) -> int | None:
     else, and any time outside years 0001-9999, is a 400 naming the parameter."""
     if not value:
         return None
-    ns = _unix_ns(value) if _UNIX.fullmatch(value) else _rfc3339_ns(value)
+    ns = _unix_ns(value) if _UNIX.fullmatch(value) else timefmt.parse(value)
     if ns is None:
         raise BadRequest(f"invalid value for {name}: {_quote(value)}: not a unix timestamp or RFC 3339 time")
     if not _FIRST_NS <= ns <= _LAST_NS:
@@ -51,27 +52,30 @@ def timestamp(value: str, name: str) -> int | None:
     return ns
 
 
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION = re.compile(rf"(?:{_DURATION_PART.pattern})+")
+_UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+
+
+def until(filters: dict[str, list[str]]) -> int | None:
+    """The `until` values a prune's filters carry (taken out of them), as dockerd reads
+    them: a time (`timestamp`'s forms) or a Go duration before now (`24h`, `1h30m`);
+    the earliest, in nanoseconds, or None when there is none."""
+    found = []
+    for value in filters.pop("until", []):
+        if _DURATION.fullmatch(value):
+            ago = sum(round(float(n) * _UNIT_NS[u]) for n, u in _DURATION_PART.findall(value))
+            found.append(time.time_ns() - ago)
+        else:
+            found.append(timestamp(value, "until"))
+    return min(found) if found else None
+
+
 def _unix_ns(value: str) -> int:
     sign, secs, frac = _UNIX.fullmatch(value).groups()
     secs = secs.lstrip("0")[:20] or "0"  # 20 digits are past year 9999 already: no need to read 5000
     ns = int(secs) * 10**9 + int(((frac or "") + "000000000")[:9])
     return -ns if sign else ns
-
-
-def _rfc3339_ns(value: str) -> int | None:
-    """RFC 3339 to the nanosecond (a time without an offset is local time, as dockerd
-    reads it); None if it is not one."""
-    fraction = _FRACTION.search(value)
-    digits = fraction.group(1) if fraction else ""
-    if fraction:
-        value = value[:fraction.start()] + value[fraction.end():]
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if when.tzinfo is None:
-            when = when.astimezone()
-        return (when - _EPOCH) // timedelta(seconds=1) * 10**9 + int((digits + "000000000")[:9])
-    except (ValueError, OverflowError, OSError):
-        return None
 
 
 def _quote(value: str) -> str:

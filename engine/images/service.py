@@ -23,6 +23,7 @@ from typing import BinaryIO, NamedTuple
 import msgspec
 import trio
 
+from .. import timefmt
 from ..errors import NO_SPACE, BadRequest, Conflict, NotFound, no_space
 from ..events import constructors
 from ..events import filters as flt
@@ -283,13 +284,14 @@ class Images:
         not listed (as `docker images` without `-a`) nor pruned while their children live."""
         return {image.config.parent for image in self.store.images.values() if image.config.parent}
 
-    async def prune(self, filters: flt.Filters | None = None) -> PruneReport:
+    async def prune(self, filters: flt.Filters | None = None, until_ns: int | None = None) -> PruneReport:
         """Remove every unused image the filters select (dangling ones unless
         `dangling=false`), tag by tag as `rmi` would; report what went and the bytes of the
         layers deleted with them. Publishes `prune`.
 
         The docker CLI sends `filters={"dangling":{"true":true}}` for `image prune` and
-        `{"dangling":{"false":true}}` for `image prune -a`, plus any `--filter label=…`."""
+        `{"dangling":{"false":true}}` for `image prune -a`, plus any `--filter label=…`
+        (and `until`, which the API hands over as `until_ns`)."""
         filters = flt.check(filters, PRUNE_FILTERS)
         wanted: flt.Filters = {"dangling": ["true"]} if _dangling_only(filters) else {}
         if "label" in filters:
@@ -298,6 +300,8 @@ class Images:
         sizes = {chain: store.layer_meta(chain).size for image in store.images.values() for chain in store.layer_chain(image)}
         deleted: list[dict[str, str]] = []
         for image in self.list(wanted):
+            if until_ns is not None and _created_ns(image) >= until_ns:
+                continue
             if not self.users(image.id) and image.id in store.images:
                 for ref in store.tags_of(image.id) or [image.id]:
                     deleted += await self.remove(ref)
@@ -392,3 +396,8 @@ def _glob_match(pattern: str, tag: str) -> bool:
     """`reference` filter: a glob against `repo:tag`, or against the repo alone."""
     repo = tag.rpartition(":")[0]
     return fnmatchcase(tag, pattern) or fnmatchcase(repo, pattern)
+
+
+def _created_ns(image: Image) -> int:
+    """When the image was created (its config's time; the epoch when it has none)."""
+    return timefmt.parse(image.config.created or "") or 0

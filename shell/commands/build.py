@@ -14,7 +14,7 @@ import sys
 from .. import fastjson
 from ..grammar import Arg, Command, Group, Opt, UsageError
 from ..transport import Client, DaemonError
-from .printers import FORCE_NEVER_ASKS, err
+from .printers import FILTER, FORCE_NEVER_ASKS, err
 
 
 def _query(args) -> dict:
@@ -95,14 +95,16 @@ def build(client: Client, args) -> int:
     return 0
 
 
-def pruned(client: Client, keep_storage: str | None = None) -> tuple[str, list[str], int]:
-    """Drop the build contexts berthd kept (down to `keep_storage`): the report
-    print_pruned prints."""
-    from ..options import ram_bytes
+def pruned(client: Client, keep_storage: str | None = None, filters: list[str] | None = None) -> tuple[str, list[str], int]:
+    """Drop the build contexts berthd kept (down to `keep_storage`, matching `filters`):
+    the report print_pruned prints."""
+    from ..options import filters as filter_query, ram_bytes
 
-    query = {"keep-storage": ram_bytes(keep_storage)} if keep_storage else None
+    query = {"filters": filter_query(filters)} if filters else {}
+    if keep_storage:
+        query["keep-storage"] = ram_bytes(keep_storage)
     try:
-        found = client.call("POST", "/build/prune", query) or {}
+        found = client.call("POST", "/build/prune", query or None) or {}
     except DaemonError as exc:
         if exc.status != 404:
             raise
@@ -116,7 +118,7 @@ def prune(client: Client, args) -> int:
     images, pruned with them."""
     from .printers import print_pruned
 
-    print_pruned(pruned(client, args.keep_storage))
+    print_pruned(pruned(client, args.keep_storage, args.filter))
     return 0
 
 
@@ -142,6 +144,6 @@ COMMANDS = (
         _BUILD,
         Command("prune", prune, "remove the build cache (the contexts kept between builds)", (
             Opt(("-a", "--all"), "all", "flag", "every unused cache object (all of them are)"),
-            FORCE_NEVER_ASKS,
+            FORCE_NEVER_ASKS, FILTER,
             Opt(("--keep-storage",), "keep_storage", "value", "keep the most recent up to this size (e.g. 1g)"))))),
 )
