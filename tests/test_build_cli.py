@@ -307,3 +307,20 @@ def test_berth_build_against_a_daemon_without_kept_contexts_sends_everything(pro
     assert first.endswith(b"/build/context HTTP/1.1") and b"berthcontext" not in second
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         assert sorted(tar.getnames()) == [".dockerignore", "Dockerfile", "msg.txt"]
+
+
+def test_berth_builder_prune_takes_force_filters_and_keep_storage(daemon, project):
+    env = {**os.environ, "BERTH_HOST": daemon.host}
+    built = subprocess.run([sys.executable, "-m", "shell.cli", "build", "-q", str(project)], env=env,
+                           capture_output=True, timeout=120)
+    assert built.returncode == 0, built.stderr.decode()
+
+    def prune(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "shell.cli", "builder", "prune", *args], env=env,
+                                capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr.decode()
+        return result.stdout.decode()
+
+    assert prune("-f", "--filter", "until=24h") == "Total reclaimed space: 0B\n"  # built just now
+    assert prune("--keep-storage", "1g") == "Total reclaimed space: 0B\n"
+    assert prune("-f").startswith("Deleted build cache objects:\n")

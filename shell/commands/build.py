@@ -14,7 +14,7 @@ import sys
 from .. import fastjson
 from ..grammar import Arg, Command, Group, Opt, UsageError
 from ..transport import Client, DaemonError
-from .printers import FILTER, FORCE_NEVER_ASKS, err
+from .printers import FORCE_NEVER_ASKS, err
 
 
 def _query(args) -> dict:
@@ -144,6 +144,6 @@ COMMANDS = (
         _BUILD,
         Command("prune", prune, "remove the build cache (the contexts kept between builds)", (
             Opt(("-a", "--all"), "all", "flag", "every unused cache object (all of them are)"),
-            FORCE_NEVER_ASKS, FILTER,
+            FORCE_NEVER_ASKS, Opt(("--filter",), "filter", "list", "filter (until=24h, label=…)"),
             Opt(("--keep-storage",), "keep_storage", "value", "keep the most recent up to this size (e.g. 1g)"))))),
 )
