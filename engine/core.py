@@ -110,7 +110,7 @@ class Engine:
                                             self._network, self._files, layout,
                                             default_runtime=config.default_runtime, init=config.init)
         self._builder: Builder | None = None  # made at the first build (`_build_service`)
-        self._contexts: Contexts | None = None  # made at the first build or `system df` (`_kept_contexts`)
+        self._contexts: Contexts | None = None  # made when first needed (`_kept_contexts`)
         self._event_listeners = 0  # API clients streaming /events (Docker's NEventsListener)
         self._plugins = PluginHost(self._bus, self, config.config_file,
                                    config.plugins_dir or config.root / "plugins", config.root / "plugins")
@@ -233,10 +233,8 @@ class Engine:
     async def disk_usage(self) -> DiskUsage:
         """`docker system df`: what images, containers, volumes and the build cache hold on disk."""
         layers = self._images.layer_usage()
-        kept = self._config.root / "build" / "contexts"
-        build_cache = await self._kept_contexts().usage() if kept.is_dir() else []
         return DiskUsage(layers.total, layers.images, await self._containers.usage(), await self._volumes.usage(),
-                         build_cache)
+                         await self._kept_contexts().usage())
 
     def events(self, filters: flt.Filters | None, since_ns: int | None, until_ns: int | None) -> AsyncIterator[Event]:
         """Events matching `filters`: replayed from `since_ns`, then live, until `until_ns`.

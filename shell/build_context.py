@@ -1,7 +1,8 @@
 """`berth build`'s side of the context: the context directory's members without what its
 `.dockerignore` leaves out (read by `dockerignore`, as the daemon reads it for any
 client), the listing of its files offered to berthd first (which answers with those it
-has not kept from the last build), the tar of the rest, and the name a Dockerfile from outside the context gets in it."""
+has not kept from the last build), the tar of the rest, and the name a Dockerfile from
+outside the context gets in it."""
 
 from __future__ import annotations
 
@@ -77,11 +78,12 @@ def offer(root: str, members: list[Entry], listed_ns: int) -> dict | None:
     """`POST /build/context`'s body: the context's regular files as the daemon compares
     them with the context it kept from this directory's last build (None for a directory
     whose path JSON cannot carry: such a context is sent whole)."""
-    if not _utf8(os.path.realpath(root)):
+    where = os.path.realpath(root)
+    if not _utf8(where):
         return None
     files = [[e.name, e.st.st_mode, e.st.st_size, e.st.st_mtime_ns, e.st.st_ctime_ns, e.st.st_ino, e.st.st_dev]
              for e in members if stat.S_ISREG(e.st.st_mode) and _utf8(e.name)]  # others are always sent
-    return {"source": f"{os.uname().nodename}:{os.path.realpath(root)}", "now_ns": listed_ns, "files": files}
+    return {"source": f"{os.uname().nodename}:{where}", "now_ns": listed_ns, "files": files}
 
 
 def _utf8(name: str) -> bool:
@@ -133,15 +135,16 @@ class Upload:
             buf += header
             if host is None:
                 continue
+            changed = OSError(f"{host} changed while the build context was sent")
             fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
             try:
                 st = os.fstat(fd)
                 if not stat.S_ISREG(st.st_mode) or st.st_size != size:
-                    raise OSError(f"{host} changed while the build context was sent")
+                    raise changed
                 if size < self._SMALL:
                     data = os.pread(fd, size, 0)
                     if len(data) != size:
-                        raise OSError(f"{host} changed while the build context was sent")
+                        raise changed
                     buf += data
                 else:
                     _write(out, buf)
@@ -150,7 +153,7 @@ class Upload:
                     while sent < size:
                         n = os.sendfile(out, fd, sent, size - sent)
                         if n == 0:
-                            raise OSError(f"{host} changed while the build context was sent")
+                            raise changed
                         sent += n
             finally:
                 os.close(fd)

@@ -52,10 +52,10 @@ from . import cache, context, remote, steps, upload
 from .contexts import Contexts
 from .dockerfile import Dockerfile, Instruction, error, instruction, parse
 from .options import BuildMessage, BuildOptions, Emit
-
-log = logging.getLogger("berth.build")
 from .plan import Stage, plan
 from .words import expand, expand_words
+
+log = logging.getLogger("berth.build")
 
 METADATA = frozenset({"ENV", "LABEL", "CMD", "ENTRYPOINT", "EXPOSE", "VOLUME", "USER", "STOPSIGNAL", "SHELL",
                       "ONBUILD", "HEALTHCHECK"})

@@ -220,7 +220,6 @@ class Contexts:
                 if self._sessions.pop(session, None) is not None:  # not taken meanwhile
                     await trio.to_thread.run_sync(shutil.rmtree, found.work, True)
 
-
     @staticmethod
     def _link(kept: Path, files: list[ContextFile], dest: Path) -> list[int]:
         try:
