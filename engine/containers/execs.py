@@ -95,6 +95,7 @@ class Execs:
             raise BadRequest("No exec command specified")
         self._forget_removed()
         session = Exec(secrets.token_hex(32), c, config)
+        self.attach_lock.take_ahead()  # its start follows: the grace period begins now
         self.sessions[session.id] = session
         self.containers.publish(c, f"exec_create: {session.words}", execID=session.id)
         return session

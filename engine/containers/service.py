@@ -79,6 +79,9 @@ class ContainerService:
 
     async def create(self, req: CreateRequest, name: str | None = None) -> Container:
         """Create a container from `req` (the body of `POST /containers/create`)."""
+        # A start usually follows within milliseconds (`run`, compose): the cgroup attach
+        # lock's grace period, which that start's runtime would wait out, begins now.
+        self.supervisor.attach_lock.take_ahead()
         if name:
             name = names.validate(name)
             self.containers.check_name_free(name)
