@@ -12,6 +12,7 @@ and the `PluginHost`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -145,7 +146,7 @@ class Engine:
         for directory in sorted(self._records.root.iterdir()):
             record_path = directory / "record.json"
             if directory.name.endswith(REMOVING) or not record_path.exists():  # cut short by a crash
-                await trio.to_thread.run_sync(rootfs.unmount, directory / "rootfs")
+                await trio.to_thread.run_sync(functools.partial(rootfs.unmount, directory / "rootfs", own_fs=True))
                 await trio.to_thread.run_sync(shutil.rmtree, directory, True)
                 continue
             try:

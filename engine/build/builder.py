@@ -21,6 +21,7 @@ mounts undone, and no image of the unfinished step is stored.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -451,7 +452,7 @@ class _Run:
             yield merged, upper, lowers
         finally:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(rootfs.unmount, merged)
+                await trio.to_thread.run_sync(functools.partial(rootfs.unmount, merged, own_fs=True))
 
     def lookup(self, image: Image, path: str):
         store = self.b.images.store

@@ -223,14 +223,14 @@ def _mount_and_open(lowers: list[Path], c: Container) -> int:
     try:
         return os.open(c.rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except BaseException:
-        rootfs.unmount(c.rootfs)
+        rootfs.unmount(c.rootfs, own_fs=True)
         raise
 
 
 def _release(fd: int, mountpoint: Path | None) -> None:
     os.close(fd)
     if mountpoint is not None:
-        rootfs.unmount(mountpoint)
+        rootfs.unmount(mountpoint, own_fs=True)
 
 
 def _check_present(c: Container, ref: str) -> None:

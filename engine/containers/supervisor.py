@@ -370,7 +370,7 @@ class Supervisor:
 
         def work() -> None:
             netns.remove(c.netns)
-            rootfs.unmount(c.rootfs)
+            rootfs.unmount(c.rootfs, own_fs=True)
             c.run_state_path.unlink(missing_ok=True)
 
         await trio.to_thread.run_sync(work)

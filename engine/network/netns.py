@@ -14,7 +14,7 @@ import socket
 import struct
 from pathlib import Path
 
-from ..runtime import syscalls
+from ..runtime import rootfs, syscalls
 
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40
@@ -48,6 +48,6 @@ def create(path: Path) -> None:
 
 def remove(path: Path) -> None:
     """Unpin and delete the namespace at `path` (it dies with its last user). Blocking."""
-    if str(path) in syscalls.mountpoints():
+    if rootfs.holds_own_fs(path):  # nsfs, bound on a file of this filesystem
         syscalls.umount(str(path), syscalls.MNT_DETACH)
     path.unlink(missing_ok=True)
