@@ -11,20 +11,33 @@ abandoned (cancelled while the container still holds the pipe open) ends at the 
 end without touching a descriptor that was reused, or at `stop_reading` (the daemon
 leaves its containers running for the next one).
 
+Bulk output is gathered before it is read: when the reads since the pipe was last found
+empty brought at least BULK bytes, the thread sleeps GATHER seconds before it reads
+again, and the output pipes hold 1 MiB (PIPE_SIZE) so that the writer does not block
+meanwhile. A container writing in bulk then costs a read, an encoding and a log write
+per ~64 KiB instead of per ~5 KB: berthd's CPU for 100 MB of 40-byte lines went from
+~450 to ~250 ms, left to the container's own processes on a busy machine. Output that
+comes a line at a time is read as it comes; bulk output reaches the log at most GATHER
+later.
+
 A terminal is read through the event loop: its output is interactive, and a pty master
 reads EIO instead of EOF once the container side is gone.
 """
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import select
+import time
 from collections.abc import Callable
 
 import trio
 
-_READ = 64 * 1024  # a pipe's default capacity: no read can return more
+_READ = 64 * 1024  # a read of more costs an allocation of its own (~13 µs), however little it returns
+PIPE_SIZE = 1 << 20  # what a container's stdout and stderr pipes hold (64 KiB by default)
+BULK, GATHER = 16 * 1024, 0.0005
 # Every running container holds one or two threads for its whole run; trio's default
 # limiter (40 threads for everything) would stall the 41st pipe, and so its container.
 _PIPES = trio.CapacityLimiter(math.inf)
@@ -34,6 +47,15 @@ _PIPES = trio.CapacityLimiter(math.inf)
 # read, so what the pipes still hold stays there for the next daemon (the keeper holds
 # them open), never read by a daemon that is leaving and then lost.
 _STOP_R, _STOP_W = os.pipe2(os.O_CLOEXEC)
+
+
+def widen(fd: int) -> None:
+    """Give the pipe behind `fd` PIPE_SIZE of room, where the kernel allows it (a smaller
+    `fs.pipe-max-size`): the pipe keeps its default otherwise."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass
 
 
 def stop_reading() -> None:
@@ -48,6 +70,7 @@ def _drain(fd: int, write: Callable[[bytes], None]) -> None:
         ready = select.poll()
         ready.register(fd, select.POLLIN)
         ready.register(_STOP_R, select.POLLIN)
+        burst = 0  # bytes read since the pipe was last found empty
         while True:
             if any(found == _STOP_R for found, _ in ready.poll()):
                 return
@@ -55,6 +78,11 @@ def _drain(fd: int, write: Callable[[bytes], None]) -> None:
             if not chunk:
                 return
             write(chunk)
+            burst += len(chunk)
+            if len(chunk) < _READ:  # the pipe is empty now
+                if burst >= BULK:
+                    time.sleep(GATHER)
+                burst = 0
     finally:
         os.close(fd)
 
