@@ -116,6 +116,8 @@ MOVES: dict[tuple[State, Step], Move] = {
     (S.RESTARTING, St.EXIT_TO_RESTART): Move(S.RESTARTING, ("die",)),
     (S.RESTARTING, St.CANCEL_RESTART): Move(S.EXITED, ()),
     (S.EXITED, St.STOPPED): Move(S.EXITED, ("stop",)),
+    # an AutoRemove container, removed as its stop ended: the stop succeeded, as in dockerd
+    (S.REMOVING, St.STOPPED): Move(S.REMOVING, ("stop",)),
     (S.RUNNING, St.RESTARTED): Move(S.RUNNING, ("restart",)),
     # the restarted process may have ended already (its exit is recorded first)
     (S.EXITED, St.RESTARTED): Move(S.EXITED, ("restart",)),

@@ -149,6 +149,39 @@ def test_wait_conditions(api):
     assert api.get(f"/containers/{cid}/json").status == 404
 
 
+def _volatile_root(api, cid) -> bool:
+    """Whether the container's root overlay syncs nothing (`volatile`, shown as
+    `fsync=volatile` by kernels that have the fsync option)."""
+    exec_id = api.post(f"/containers/{cid}/exec", {"Cmd": ["sh", "-c", "grep '^overlay / ' /proc/mounts"],
+                                                   "AttachStdout": True}).json()["Id"]
+    reply = api.post(f"/exec/{exec_id}/start", {"Detach": False, "Tty": False})
+    line = b"".join(p for s, p in demux(reply.body) if s == 1).decode()
+    return bool({"volatile", "fsync=volatile"} & set(line.split()[3].split(",")))
+
+
+def test_a_layer_nobody_keeps_is_never_synced(api):
+    """An AutoRemove container's overlay is volatile (its fsyncs and its unmount sync
+    nothing); it restarts as in dockerd, not removed by the restart's stop (and the mark
+    of the earlier volatile mount is cleared); a `stop` then succeeds and removes it. A
+    kept container's layer syncs as usual."""
+    gone = api.run(["sleep", "30"], HostConfig={"AutoRemove": True, "NetworkMode": "none"})
+    kept = api.run(["sleep", "30"], HostConfig={"NetworkMode": "none"})
+    try:
+        assert _volatile_root(api, gone)
+        assert not _volatile_root(api, kept)
+        assert api.post(f"/containers/{gone}/restart", t=0).status == 204
+        assert api.get_json(f"/containers/{gone}/json")["State"]["Running"]
+        assert _volatile_root(api, gone)
+        assert api.post(f"/containers/{gone}/stop", t=0).status == 204
+        deadline = time.monotonic() + 10
+        while api.get(f"/containers/{gone}/json").status != 404:
+            assert time.monotonic() < deadline, "the stopped AutoRemove container was not removed"
+            time.sleep(0.05)
+    finally:
+        for cid in (gone, kept):
+            api.delete(f"/containers/{cid}", force=1)
+
+
 @pytest.mark.parametrize("policy,expected", [("on-failure:2", 2), ("always", None)])
 def test_restart_policy(api, policy, expected):
     name, _, count = policy.partition(":")

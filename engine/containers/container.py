@@ -32,6 +32,7 @@ class Container:
         self.exits = 0
         self.removed = False
         self.stop_requested = False
+        self.restarting = False  # a `restart` is under way: AutoRemove waits for its end, as in dockerd
         self.backoff: trio.CancelScope | None = None
         self.lock = trio.Lock()  # serialises start/stop/restart/rm of this container
         self.supervised = False

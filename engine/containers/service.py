@@ -339,9 +339,13 @@ class ContainerService:
 
     async def restart(self, ref: str, timeout: float | None = None) -> Container:
         async with self._acting(ref, Action.RESTART) as c:
-            if c.live:
-                await self._stop(c, timeout, False)
-            await self._start(c)
+            c.restarting = True  # an AutoRemove container is restarted, not removed by its stop
+            try:
+                if c.live:
+                    await self._stop(c, timeout, False)
+                await self._start(c)
+            finally:
+                c.restarting = False
             await self.containers.advance(c, Step.RESTARTED)
         return c
 

@@ -184,7 +184,7 @@ class Supervisor:
         finally:
             c.supervised = False
             c.notify()
-        if c.record.host_config.auto_remove and not c.removed and c.state is not State.REMOVING:
+        if c.record.host_config.auto_remove and not c.restarting and not c.removed and c.state is not State.REMOVING:
             await self.remove(c)
 
     async def _launch(self, c: Container) -> tuple[RunIO, LogWriter]:
@@ -342,7 +342,7 @@ class Supervisor:
         lowers = [self.images.layer_dir(chain) for chain in self.images.layer_chain(image)]
 
         def work() -> None:
-            rootfs.mount_overlay(lowers, c.upper, c.work, c.rootfs)
+            rootfs.mount_overlay(lowers, c.upper, c.work, c.rootfs, volatile=c.record.host_config.auto_remove)
             if not c.netns.exists():
                 netns.create(c.netns)
             spec = bundle.oci_config(c.record, rootfs=c.rootfs, files=c.dir, netns=c.netns,

@@ -9,20 +9,36 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 
 from . import syscalls
 
 
-def mount_overlay(lowers: list[Path], upper: Path, work: Path, merged: Path) -> None:
-    """Mount `merged` as overlay(lowers bottom-first, upper); idempotent."""
+def mount_overlay(lowers: list[Path], upper: Path, work: Path, merged: Path, *, volatile: bool = False) -> None:
+    """Mount `merged` as overlay(lowers bottom-first, upper); idempotent. `volatile`, for
+    a writable layer nobody keeps (an AutoRemove container's): the overlay never syncs
+    its upper filesystem, neither for the container's fsyncs nor at the unmount, where
+    the sync flushed the dirty data of the whole filesystem the layer lives on (a
+    kernel before 5.10, without the option, mounts it as any other)."""
     if holds_own_fs(merged):
         return
     for d in (upper, work, merged):
         d.mkdir(parents=True, exist_ok=True)
     # overlayfs lists lower directories top-most first.
     lower = ":".join(str(p) for p in reversed(lowers))
-    syscalls.mount("overlay", str(merged), "overlay", 0, f"lowerdir={lower},upperdir={upper},workdir={work}")
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    if volatile:
+        # An earlier volatile mount's mark (a directory) would refuse this one; what it
+        # guards, a layer known to be synced, is not wanted here.
+        shutil.rmtree(work / "work" / "incompat" / "volatile", ignore_errors=True)
+        try:
+            syscalls.mount("overlay", str(merged), "overlay", 0, options + ",volatile")
+            return
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+    syscalls.mount("overlay", str(merged), "overlay", 0, options)
 
 
 def unmount(merged: Path, *, own_fs: bool = False) -> None:
