@@ -447,7 +447,9 @@ class _Run:
             yield upper, upper, lowers
             return
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(rootfs.mount_overlay, lowers, upper, base / "work", merged)
+            # volatile: what the step writes is read into a layer of its own, never kept here
+            await trio.to_thread.run_sync(functools.partial(rootfs.mount_overlay, lowers, upper, base / "work",
+                                                            merged, volatile=True))
         try:
             yield merged, upper, lowers
         finally:
