@@ -61,11 +61,12 @@ def _imports(daemon, *argv: str) -> set[str]:
 
 def test_pause_imports_only_what_it_uses(daemon, api):
     """A container command that prints no listing loads neither the renderers nor `run`'s
-    options (pause + unpause are two CLI starts: every 0.1 ms of each counts); exec does
-    without `run`'s options too."""
+    options, nor JSON when it sends and reads none (pause + unpause are two CLI starts:
+    every 0.1 ms of each counts); exec does without `run`'s options too."""
     cid = api.run(["sleep", "300"])
     try:
-        assert not _imports(daemon, "pause", cid) & {"shell.render", "shell.commands.container_options", "__future__"}
+        assert not _imports(daemon, "pause", cid) & {"shell.render", "shell.commands.container_options", "__future__",
+                                                     "shell.fastjson", "_json"}
         assert _imports(daemon, "unpause", cid) >= {"shell.cli", "shell.commands.containers"}
         assert "shell.commands.container_options" not in _imports(daemon, "exec", cid, "true")
     finally:
