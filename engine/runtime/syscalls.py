@@ -42,6 +42,11 @@ def umount(target: str, flags: int = 0) -> None:
     _check(_libc.umount2(target.encode(), flags), f"umount {target}")
 
 
+def name_thread(name: str) -> None:
+    """Name the calling thread as `ps -L` and profilers show it (15 bytes at most)."""
+    _libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+
+
 def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
