@@ -109,7 +109,11 @@ async def pump_pipe(stream: trio.lowlevel.FdStream, write: Callable[[bytes], Non
     # A thread of its own for the run, not one of trio's cache: the cache's `Thread.start`
     # waits in the event loop until the new thread runs, which a busy machine delays
     # (12% of the event loop's time in a burst of `run -d`); `start_new_thread` does not.
-    _thread.start_new_thread(run, ())
+    try:
+        _thread.start_new_thread(run, ())
+    except BaseException:
+        os.close(fd)  # no thread to close it
+        raise
     await ended.wait()
     if failure:
         raise failure[0]
