@@ -182,6 +182,17 @@ def test_a_layer_nobody_keeps_is_never_synced(api):
             api.delete(f"/containers/{cid}", force=1)
 
 
+def test_force_remove_meets_autoremove(api):
+    """`rm -f` of a running AutoRemove container with an anonymous volume: the removal
+    its exit starts and the one asked for are one removal (it answered 500 every time:
+    the second found the container already removing); the volume goes with it."""
+    cid = api.run(["sleep", "30"], HostConfig={"AutoRemove": True, "NetworkMode": "none"}, Volumes={"/data": {}})
+    volume = api.get_json(f"/containers/{cid}/json")["Mounts"][0]["Name"]
+    assert api.delete(f"/containers/{cid}", force=1).status == 204
+    assert api.get(f"/containers/{cid}/json").status == 404
+    assert api.get(f"/volumes/{volume}").status == 404
+
+
 @pytest.mark.parametrize("policy,expected", [("on-failure:2", 2), ("always", None)])
 def test_restart_policy(api, policy, expected):
     name, _, count = policy.partition(":")

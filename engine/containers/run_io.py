@@ -13,7 +13,6 @@ import os
 import trio
 
 from ..runtime.terminal import Terminal
-from . import pump
 
 
 class Pipes:
@@ -23,8 +22,6 @@ class Pipes:
     def __init__(self, open_stdin: bool):
         self.out_r, self.out_w = os.pipe2(os.O_CLOEXEC)
         self.err_r, self.err_w = os.pipe2(os.O_CLOEXEC)
-        for fd in (self.out_r, self.err_r):
-            pump.widen(fd)
         if open_stdin:
             self.in_r, self.in_w = os.pipe2(os.O_CLOEXEC)
         else:

@@ -346,6 +346,9 @@ class ContainerService:
                 await self._start(c)
             finally:
                 c.restarting = False
+                if c.record.host_config.auto_remove and not c.live and not c.removed:
+                    with trio.CancelScope(shield=True):  # the removal its stop held back
+                        await self.supervisor.remove(c)
             await self.containers.advance(c, Step.RESTARTED)
         return c
 

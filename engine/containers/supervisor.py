@@ -434,6 +434,9 @@ class Supervisor:
         anonymous volumes too with `volumes` or AutoRemove (as dockerd's `--rm`)."""
         if c.removed:
             return
+        if c.state is State.REMOVING:  # AutoRemove's own removal is under way (`rm -f` met it): its end is ours
+            await c.wait_until(lambda: c.removed)
+            return
         # Not saved: a crash now leaves a record without its directory's other files,
         # which the next start removes anyway.
         await self.containers.advance(c, Step.REMOVE, persist=False)

@@ -8,6 +8,7 @@ daemon's own threads never change namespace and nothing forks.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
@@ -49,5 +50,9 @@ def create(path: Path) -> None:
 def remove(path: Path) -> None:
     """Unpin and delete the namespace at `path` (it dies with its last user). Blocking."""
     if rootfs.holds_own_fs(path):  # nsfs, bound on a file of this filesystem
-        syscalls.umount(str(path), syscalls.MNT_DETACH)
+        try:
+            syscalls.umount(str(path), syscalls.MNT_DETACH)
+        except OSError as exc:  # not a mount after all: an overlay's files may show their layer's device
+            if exc.errno != errno.EINVAL:
+                raise
     path.unlink(missing_ok=True)

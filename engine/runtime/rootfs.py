@@ -66,5 +66,5 @@ def holds_own_fs(path: Path) -> bool:
     exit. A bind mount from the same filesystem does not show: `is_mounted` for those."""
     try:
         return os.stat(path).st_dev != os.stat(path.parent).st_dev
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
