@@ -68,6 +68,12 @@ class Container:
         return self.state in LIVE
 
     @property
+    def volatile_layer(self) -> bool:
+        """Its writable layer goes with it (AutoRemove): mounted never to be synced
+        (`rootfs.mount_overlay`'s `volatile`)."""
+        return self.record.host_config.auto_remove
+
+    @property
     def has_process(self) -> bool:
         """Its process exists: running, or paused (frozen)."""
         return self.state in (State.RUNNING, State.PAUSED)

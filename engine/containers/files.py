@@ -219,7 +219,7 @@ def _open_mounted(c: Container) -> int | None:
 
 
 def _mount_and_open(lowers: list[Path], c: Container) -> int:
-    rootfs.mount_overlay(lowers, c.upper, c.work, c.rootfs, volatile=c.record.host_config.auto_remove)
+    rootfs.mount_overlay(lowers, c.upper, c.work, c.rootfs, volatile=c.volatile_layer)
     try:
         return os.open(c.rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except BaseException:

@@ -107,7 +107,7 @@ def _encode_bulk(data: bytes, stream: str, stamp: str) -> bytes | bytearray | No
         return None
     end = b'","stream":"%s","time":"%s"}\n' % (stream.encode(), stamp.encode())
     if data.translate(None, _PLAIN) or not (data.isascii() or _valid_utf8(data)):
-        return _encode_escaped(data.decode("utf-8", errors="replace"), end[2:])
+        return _encode_escaped(data.decode("utf-8", errors="replace"), end[1:])
     # The usual case: the only byte needing an escape is the newline, so each newline
     # becomes `\\n` + the entry's end + the next entry's head, in one C-level replace.
     # One newline put first gives the first entry its head, and the replace's result is
@@ -145,17 +145,18 @@ def _valid_utf8(data: bytes) -> bool:
     return True
 
 
-def _encode_escaped(text: str, suffix: bytes) -> bytes:
+def _encode_escaped(text: str, tail: bytes) -> bytes:
     """Entries whose text needs JSON escapes: every line (with its newline) is encoded by
     one `encode_lines` call; encoded strings hold no raw newline, so splitting its output
-    on b"\\n" gives them back, and one join puts each between head and suffix."""
+    on b"\\n" gives them back, and one join puts each between the head and `tail` (what
+    follows the string: `,"stream":…,"time":…}` and the newline)."""
     parts = text.split("\n")
     lines = [p + "\n" for p in parts[:-1]]
     if parts[-1]:
         lines.append(parts[-1])
     encoded = _encoder.encode_lines(lines).split(b"\n")[:-1]
-    head, end = b'{"log":', b"," + suffix
-    return head + (end + head).join(encoded) + end if encoded else b""
+    head = b'{"log":'
+    return head + (tail + head).join(encoded) + tail if encoded else b""
 
 
 # Held while a writer rotates and while a reader lists and opens the files, so that names

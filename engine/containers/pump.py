@@ -51,7 +51,7 @@ BULK, GATHER = 16 * 1024, 0.0005
 _STOP_R, _STOP_W = os.pipe2(os.O_CLOEXEC)
 
 
-def widen(fd: int) -> bool:
+def _widen(fd: int) -> bool:
     """Give the pipe behind `fd` PIPE_SIZE of room; False where the kernel refuses (a
     smaller `fs.pipe-max-size`, or root's pipes past `fs.pipe-user-pages-hard`)."""
     try:
@@ -87,7 +87,7 @@ def _drain(fd: int, write: Callable[[bytes], None], thread_name: str = "") -> No
             burst += len(chunk)
             if len(chunk) < _READ:  # the pipe is empty now
                 # gathered only where there is room for it: else the writer would wait
-                if burst >= BULK and (wide or (wide := widen(fd))):
+                if burst >= BULK and (wide or (wide := _widen(fd))):
                     time.sleep(GATHER)
                 burst = 0
     finally:

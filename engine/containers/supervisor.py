@@ -342,7 +342,7 @@ class Supervisor:
         lowers = [self.images.layer_dir(chain) for chain in self.images.layer_chain(image)]
 
         def work() -> None:
-            rootfs.mount_overlay(lowers, c.upper, c.work, c.rootfs, volatile=c.record.host_config.auto_remove)
+            rootfs.mount_overlay(lowers, c.upper, c.work, c.rootfs, volatile=c.volatile_layer)
             if not c.netns.exists():
                 netns.create(c.netns)
             spec = bundle.oci_config(c.record, rootfs=c.rootfs, files=c.dir, netns=c.netns,
