@@ -52,7 +52,7 @@ from .plugin_host import PluginHost
 from .registry import auth as authn
 from .registry.progress import Emit
 from .registry.service import Registries
-from .runtime import cgroups, oci, rootfs
+from .runtime import cgroups, oci, rootfs, syscalls
 from .runtime.attach_lock import AttachLock
 from .volumes import Volumes, VolumeUsage
 
@@ -131,6 +131,7 @@ class Engine:
             nursery.start_soon(self._oom.run, name="oom watcher")
         nursery.start_soon(self._bus.flush_forever, name="journal flush")
         self._records.root.mkdir(parents=True, exist_ok=True)
+        syscalls.mark_top_dir(self._records.root)  # one directory per container: spread them
         self._console_dir.mkdir(parents=True, exist_ok=True)
         # a build cut short by a crash (the builder itself is made at the first build)
         await trio.to_thread.run_sync(shutil.rmtree, self._config.root / "build" / "tmp", True)
@@ -138,6 +139,7 @@ class Engine:
         await self._network.recover()
         for rt in self._runtimes.values():
             rt.state_root.mkdir(parents=True, exist_ok=True)
+            syscalls.mark_top_dir(rt.state_root)  # the runtime's directory per container, likewise
         await trio.to_thread.run_sync(self._volumes.load)
         keeper = await self._supervisor.connect_keeper(self._config.keeper_dir)
         held = {h.id: h for h in await keeper.held()}

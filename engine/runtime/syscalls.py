@@ -6,8 +6,10 @@ engine stays testable and the list of privileged operations stays short.
 
 from __future__ import annotations
 
+import array
 import ctypes
 import ctypes.util
+import fcntl
 import os
 from pathlib import Path
 
@@ -25,6 +27,9 @@ MS_SLAVE = 0x80000
 MNT_DETACH = 0x2
 CLONE_NEWNS = 0x20000
 CLONE_NEWNET = 0x40000000
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+FS_TOPDIR_FL = 0x00020000
 
 
 def _check(result: int, what: str) -> None:
@@ -61,3 +66,27 @@ def mountpoints(pid: int | str = "self") -> set[str]:
     for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
         points.add(line.split()[4].encode().decode("unicode_escape"))
     return points
+
+
+def mark_top_dir(path: Path) -> bool:
+    """Mark the directory `path` as a top of directory hierarchies (`chattr +T`), where
+    the filesystem knows the flag (ext2/3/4); False where it does not.
+
+    ext4 then places each subdirectory in a block group of its own choosing, as it does
+    home directories, instead of packing them all into the parent's. Why it matters: ext4
+    without a journal, when it allocates an inode, skips one by one every inode of the
+    group freed in the last minute (six while its table block is unwritten). With every
+    container's ~20 files in one group, each allocation in a burst that follows removals
+    scanned thousands of them: a quarter of the machine's CPU (docs/performance.md)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        flags = array.array("i", [0])
+        fcntl.ioctl(fd, FS_IOC_GETFLAGS, flags, True)
+        if not flags[0] & FS_TOPDIR_FL:
+            flags[0] |= FS_TOPDIR_FL
+            fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags, True)
+        return True
+    except OSError:  # ENOTTY, EOPNOTSUPP: a filesystem without inode flags (tmpfs, overlay)
+        return False
+    finally:
+        os.close(fd)
