@@ -25,11 +25,9 @@ DAEMON_LOG := /run/berth/berthd.log
 # for compiling its modules again (~10 ms of a 70 ms `run --rm`).
 install: $(VENV)/.install-stamp
 	@$(PY) -m compileall -q engine shell plugins gounits dockerignore
-	@# The `berth` launcher from shell/berth, run with `-S` (pip's copy drops options on its
-	@# first line): no `site` at start-up, ~3 ms of every one-shot command (the launcher adds
-	@# the venv's paths itself). Rewritten only when it differs.
-	@{ echo '#!$(abspath $(PY)) -S'; tail -n +2 shell/berth; } > $(VENV)/bin/.berth.new && chmod 755 $(VENV)/bin/.berth.new
-	@if cmp -s $(VENV)/bin/.berth.new $(VENV)/bin/berth; then rm $(VENV)/bin/.berth.new; else mv $(VENV)/bin/.berth.new $(VENV)/bin/berth; fi
+	@# The `berth` command, run with `-S` and the venv's paths written in (pip's copy of
+	@# shell/berth keeps `site`: ~3 ms of every one-shot command). Rewritten only when it differs.
+	@$(PY) -m shell.launcher $(abspath $(VENV))/bin/berth
 
 # System packages first (root, no prompt), then the virtualenv with the package and test tools.
 # (the Makefile too: a changed recipe runs again)
