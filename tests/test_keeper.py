@@ -442,10 +442,13 @@ async def test_spawn_reports_exit_codes_and_exec_failures(place, devnull):
     async with Keeper.open(place.state) as keeper:
         place.keeper_pids.add(keeper.pid)
         r, w = os.pipe()
-        code = await keeper.spawn(["sh", "-c", 'echo "$GREETING $(pwd)"; exit 5'], stdin=devnull, stdout=w,
-                                  stderr=devnull, env={"GREETING": "hi", "PATH": os.environ["PATH"]}, cwd="/tmp")
+        # the fds still open once the glob's own directory fd is closed again
+        open_fds = 'for f in /proc/$$/fd/*; do [ -e "$f" ] && printf " %s" "${f##*/}"; done'
+        code = await keeper.spawn(["sh", "-c", f'printf "$GREETING $(pwd)"; {open_fds}; exit 5'], stdin=devnull,
+                                  stdout=w, stderr=devnull, env={"GREETING": "hi", "PATH": os.environ["PATH"]})
         os.close(w)
-        assert code == 5 and os.read(r, 100) == b"hi /tmp\n"
+        # in /, and with no fd but its 0, 1, 2 (the keeper's own are all close-on-exec)
+        assert code == 5 and os.read(r, 100) == b"hi / 0 1 2"
         os.close(r)
         assert await keeper.spawn(["sh", "-c", "kill -9 $$"], stdin=devnull, stdout=devnull, stderr=devnull) == 137
         with pytest.raises(FileNotFoundError):

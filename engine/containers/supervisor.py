@@ -265,7 +265,7 @@ class Supervisor:
         argv = runtime.detached_run(c.bundle, c.id, pid_file=c.pid_file, log_file=c.runtime_log,
                                     console_socket=console)
         return await self.keeper.spawn(argv, stdin=pipes.in_r, stdout=pipes.out_w, stderr=pipes.err_w,
-                                       env=RUNTIME_ENV, cwd="/")
+                                       env=RUNTIME_ENV)
 
     async def _spawn_with_terminal(self, c: Container, runtime: oci.Runtime, pipes: Pipes, path: Path,
                                    receive) -> tuple[int, int]:

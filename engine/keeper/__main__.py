@@ -41,6 +41,15 @@ def setup(state: str) -> Keeper:
     if os.getsid(0) != os.getpid():
         os.setsid()  # fails (EPERM) in a process group leader: start it with start_new_session
     os.chdir("/")
+    # No fd of the keeper reaches a process it spawns (posix_spawn closes nothing itself):
+    # what it opens later is close-on-exec (Python's default; received fds by
+    # MSG_CMSG_CLOEXEC), and so is, from here, anything it inherited.
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2:
+            try:
+                os.set_inheritable(int(name), False)
+            except OSError:  # the listing's own fd, closed meanwhile
+                pass
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")

@@ -139,14 +139,14 @@ class Keeper:
 
     # -- requests
 
-    async def spawn(self, argv: list[str], *, stdin: int, stdout: int, stderr: int, env: dict[str, str] | None = None,
-                    cwd: str | None = None) -> int:
+    async def spawn(self, argv: list[str], *, stdin: int, stdout: int, stderr: int,
+                    env: dict[str, str] | None = None) -> int:
         """Run argv as the keeper's child with these fds as its 0,1,2 (the caller keeps
         and closes its own copies); return its exit code once it exited (128+N for
         signal N). The child runs in a session of its own. OSError if it cannot be
         executed."""
         reply, _ = await self._request("spawn", [stdin, stdout, stderr], argv=list(argv),
-                                       env=None if env is None else dict(env), cwd=cwd)
+                                       env=None if env is None else dict(env))
         return reply["exit_code"]
 
     async def hold(self, container_id: str, pid: int, fds: dict[str, int]) -> None:

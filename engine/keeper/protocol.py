@@ -6,7 +6,7 @@ carries an "id" (any JSON scalar the client picks), echoed by its reply.
 
 Requests, client → keeper (fds in the order given):
 
-    spawn     argv: [str], env: {str: str} | null, cwd: str | null; fds: stdin, stdout, stderr
+    spawn     argv: [str], env: {str: str} | null; fds: stdin, stdout, stderr (it runs in /)
               → exit_code (the reply comes once the child exited; 128+N for signal N).
               The child runs in a session of its own. An exec failure replies ok false
               with "errno".
