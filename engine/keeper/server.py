@@ -488,8 +488,8 @@ def spawn(argv: list[str], env: dict[str, str] | None, stdio: list[int]) -> int:
 
     posix_spawn, not fork: its child shares the keeper's memory until it execs (vfork),
     where a forked Python copied its page tables and faulted pages in again for the
-    little Python it ran before exec: ~60% of the keeper's CPU per container started, and
-    ~1 ms of every start's wall time (docs/performance.md)."""
+    little Python it ran before exec: ~60% of the keeper's CPU per container started
+    (docs/performance.md)."""
     program = _program(argv[0], env)
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]  # none may be 0, 1 or 2 while they are placed
     try:
