@@ -77,7 +77,7 @@ def mark_top_dir(path: Path) -> bool:
     without a journal, when it allocates an inode, skips one by one every inode of the
     group freed in the last minute (six while its table block is unwritten). With every
     container's ~20 files in one group, each allocation in a burst that follows removals
-    scanned thousands of them: a quarter of the machine's CPU (docs/performance.md)."""
+    scanned thousands of them: a fifth of the machine's CPU (docs/performance.md)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         flags = array.array("i", [0])
