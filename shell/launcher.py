@@ -28,7 +28,8 @@ def site_paths() -> list[str]:
 
 def command_text() -> str:
     """The launcher for this interpreter and its paths as they are now."""
-    hooked = any("editable" in type(finder).__name__.lower() for finder in sys.meta_path)
+    # setuptools' editable install by import hook imports a `__editable___<name>_finder`
+    hooked = any(name.startswith("__editable__") and name.endswith("_finder") for name in sys.modules)
     paths = "" if hooked else f"sys.path += {site_paths()!r}\n"
     return (f"#!{sys.executable}{'' if hooked else ' -S'}\n"
             '"""berth\'s command line, written by `make install` (shell/launcher.py)."""\n'
@@ -40,13 +41,14 @@ def write(target: str) -> bool:
     """Write the launcher to `target` unless it holds that already; whether it changed."""
     text = command_text()
     try:
-        with open(target) as f:
+        with open(target, encoding="utf-8") as f:
             if f.read() == text:
                 return False
     except FileNotFoundError:
         pass
-    new = f"{target}.new"
-    with open(new, "w") as f:
+    directory, _, name = target.rpartition("/")
+    new = f"{directory}/.{name}.new" if directory else f".{name}.new"  # not on PATH as a command meanwhile
+    with open(new, "w", encoding="utf-8") as f:
         f.write(text)
     os.chmod(new, 0o755)
     os.replace(new, target)

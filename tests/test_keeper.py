@@ -7,8 +7,10 @@ directory (payloads take a pid file inside it as an argument, so they do).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -491,3 +493,38 @@ async def test_a_restarted_container_is_held_again_under_its_id(place, devnull):
             os.kill(second, signal.SIGKILL)
         assert results[0][0] == 137
         assert await keeper.held() == [Held("c1", second, 137, results[0][1])]
+
+
+def _open_fds() -> set[int]:
+    """The fds open here (not the listing's own, closed by then)."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            os.fstat(int(name))
+            found.add(int(name))
+        except OSError:
+            pass
+    return found
+
+
+def test_spawn_failures_leave_no_fd_behind(devnull):
+    """Whatever stops a spawn (a bad argument, no such program, no fd left to place the
+    child's) leaves the keeper with the fds it had: it runs for as long as containers do."""
+    from engine.keeper import server
+
+    before = _open_fds()
+    for argv, env in ((["/nonexistent/crun"], None), (["no-such-program-here"], {"PATH": "/usr/bin:/bin"}),
+                      (["true\0"], None), (["true"], {"A=B": "1", "PATH": "/usr/bin"})):
+        with pytest.raises(server.RequestError) as failure:
+            server.spawn(argv, env, [devnull, devnull, devnull])
+        assert failure.value.errno in (errno.ENOENT, errno.EINVAL), failure.value
+    free = [fd for fd in range(3, max(before) + 3) if fd not in before]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (free[1], hard))  # room for one of the three copies
+    try:
+        with pytest.raises(server.RequestError) as failure:
+            server.spawn(["true"], None, [devnull, devnull, devnull])
+        assert failure.value.errno == errno.EMFILE
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert _open_fds() == before

@@ -490,26 +490,32 @@ def spawn(argv: list[str], env: dict[str, str] | None, stdio: list[int]) -> int:
     where a forked Python copied its page tables and faulted pages in again for the
     little Python it ran before exec: ~60% of the keeper's CPU per container started
     (docs/performance.md)."""
-    program = _program(argv[0], env)
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]  # none may be 0, 1 or 2 while they are placed
+    environ = os.environ if env is None else env
+    high: list[int] = []
     try:
-        return os.posix_spawn(program, argv, os.environ if env is None else env,
-                              file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(high)],
-                              setsid=True, setsigdef=CHILD_DEFAULT_SIGNALS)
+        high += (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio)  # none may be 0, 1 or 2 while placed
+        actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(high)]
+        failed: OSError | None = None
+        for program in _candidates(argv[0], environ):
+            try:
+                return os.posix_spawn(program, argv, environ, file_actions=actions, setsid=True,
+                                      setsigdef=CHILD_DEFAULT_SIGNALS)
+            except OSError as e:  # as execvp: on to the next directory; a failure other than
+                if failed is None or failed.errno in (errno.ENOENT, errno.ENOTDIR):  # a missing file is kept
+                    failed = e
+        raise failed or FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
     except OSError as e:
         raise RequestError(f"cannot run {argv[0]}: {e.strerror or e}", e.errno) from None
+    except ValueError as e:  # a NUL in argv or env, an `=` in a variable's name
+        raise RequestError(f"cannot run {argv[0]}: {e}", errno.EINVAL) from None
     finally:
         for fd in high:
             os.close(fd)
 
 
-def _program(name: str, env: dict[str, str] | None) -> str:
-    """The file execvp would run for `name`: searched on the PATH of the environment the
-    program gets (posix_spawnp would search the keeper's own)."""
+def _candidates(name: str, env) -> list[str]:
+    """The files execvp would try for `name`, in order: on the PATH of the environment
+    the program gets (posix_spawnp would search the keeper's own)."""
     if "/" in name:
-        return name
-    for directory in ((os.environ if env is None else env).get("PATH") or os.defpath).split(":"):
-        candidate = f"{directory or '.'}/{name}"
-        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
-            return candidate
-    raise RequestError(f"cannot run {name}: {os.strerror(errno.ENOENT)}", errno.ENOENT)
+        return [name]
+    return [os.path.join(directory, name) for directory in os.get_exec_path(env)]

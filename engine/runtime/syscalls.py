@@ -86,7 +86,7 @@ def mark_top_dir(path: Path) -> bool:
             flags[0] |= FS_TOPDIR_FL
             fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags, True)
         return True
-    except OSError:  # ENOTTY, EOPNOTSUPP: a filesystem without inode flags (tmpfs, overlay)
+    except OSError:  # ENOTTY, EOPNOTSUPP: a filesystem without the flag (tmpfs, xfs), or read-only
         return False
     finally:
         os.close(fd)
