@@ -14,6 +14,7 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Mapping
 
 from engine.keeper import protocol
 
@@ -493,15 +494,18 @@ def spawn(argv: list[str], env: dict[str, str] | None, stdio: list[int]) -> int:
     environ = os.environ if env is None else env
     high: list[int] = []
     try:
-        high += (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio)  # none may be 0, 1 or 2 while placed
+        for fd in stdio:  # one by one, so that a copy made before a failure is closed too
+            high.append(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3))  # none may be 0, 1 or 2 while placed
         actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(high)]
         failed: OSError | None = None
         for program in _candidates(argv[0], environ):
             try:
                 return os.posix_spawn(program, argv, environ, file_actions=actions, setsid=True,
                                       setsigdef=CHILD_DEFAULT_SIGNALS)
-            except OSError as e:  # as execvp: on to the next directory; a failure other than
-                if failed is None or failed.errno in (errno.ENOENT, errno.ENOTDIR):  # a missing file is kept
+            except OSError as e:
+                # as execvp: on to the next directory, reporting the first failure other
+                # than a missing file (or the last missing one)
+                if failed is None or failed.errno in (errno.ENOENT, errno.ENOTDIR):
                     failed = e
         raise failed or FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
     except OSError as e:
@@ -513,7 +517,7 @@ def spawn(argv: list[str], env: dict[str, str] | None, stdio: list[int]) -> int:
             os.close(fd)
 
 
-def _candidates(name: str, env) -> list[str]:
+def _candidates(name: str, env: Mapping[str, str]) -> list[str]:
     """The files execvp would try for `name`, in order: on the PATH of the environment
     the program gets (posix_spawnp would search the keeper's own)."""
     if "/" in name:
