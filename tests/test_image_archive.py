@@ -177,6 +177,22 @@ def test_layer_tar_is_rebuilt_byte_for_byte(members, fmt, gz):
         assert b"".join(chunks) == original
 
 
+def test_file_below_a_hard_link_to_a_symlink_comes_back(tmp_path):
+    """`etc` a hard link to the symlink `a`, then `etc/a`: the file lands where the link
+    leads, not at its name, so the layer keeps its original tar (found by the test above)."""
+    members = [member("a", kind=tarfile.SYMTYPE, link="/bin/busybox"), member("b", b""),
+               member("etc", kind=tarfile.LNKTYPE, link="a"), member("etc/a", b"\0")]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    store = ImageStore(tmp_path)
+    chain, diff_id = store.add_layer(lambda: io.BufferedReader(io.BytesIO(buf.getvalue())), "")
+    size, chunks = store.layer_tar(chain)
+    assert diff_id == sha(buf.getvalue()) and size == len(buf.getvalue())
+    assert b"".join(chunks) == buf.getvalue()
+
+
 def test_busybox_layer_keeps_only_its_headers(scratch):
     data = rootfs_tar({"bin/busybox": Path(shutil.which("busybox")).read_bytes()})
     chain, _ = scratch.store.add_layer(lambda: io.BufferedReader(io.BytesIO(data)), "")

@@ -601,6 +601,8 @@ class _Unpacker:
             os.utime(base, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
         elif info.islnk():
             os.link(target[1], base, src_dir_fd=target[0], dst_dir_fd=pfd, follow_symlinks=False)
+            if stat.S_ISLNK(target[2].st_mode):  # a hard link to a symlink is that symlink too
+                self.symlinks.add(path)
         else:
             self.fifo(pfd, base, uid, gid, mode, mtime)
 
