@@ -14,8 +14,9 @@ required), in rounds that run every row once in a freshly shuffled (seeded) orde
   pause     `pause CTR` + `unpause CTR` (two commands; the state checked between through
             the API, untimed); through the API; floors `crun pause` + `crun resume` and
             the freezer itself (FROZEN, THAWED written to freezer.state)
-  burst     50 `run -d … sleep 600` from 8 client threads (a warm-up burst of 8 first),
-            containers/s; then one `rm -f` of all 50
+  burst     50 `run -d … sleep 600` from 8 client threads (a warm-up burst of 8 on each
+            engine first), containers/s; then one `rm -f` of all 50; round by round, the
+            engines in turn (each round's rates and ratio printed as it ends)
   memory    PSS of the engine's processes (smaps_rollup): the daemon behind the socket and
             its descendants, any process naming the engine's state directory (berth's
             keeper) or one of its containers (Docker's shims), not the containers'
@@ -345,10 +346,13 @@ def main() -> int:
         if dockerd:
             notes["docker PSS idle"] = steady_pss(dockerd.sock, [str(dockerd.root)])
         rates: dict[str, list[float]] = {name: [] for name in clis}
-        for name, (argv, env, sock) in clis.items():
+        for argv, env, _ in clis.values():
             names, _ = burst(argv, env, "warm", 8)
             time_run([*argv, "rm", "-f", *names], env)
-            for rep in range(args.rounds):
+        # Round by round, every engine in turn: this machine's speed drifts by ±20% over
+        # minutes, and a ratio is only as good as the minutes its two rates share.
+        for rep in range(args.rounds):
+            for name, (argv, env, sock) in clis.items():
                 names, rate = burst(argv, env, f"b{rep}", 50)
                 assert running_names(sock) >= set(names), f"{name}: not all 50 running"
                 rates[name].append(rate)
@@ -357,6 +361,10 @@ def main() -> int:
                     notes[key] = steady_pss(sock, [*(marks if name == "berth" else [str(dockerd.root)]),
                                                    *ids(sock, names)])
                 time_run([*argv, "rm", "-f", *names], env)
+            this = {name: rate[-1] for name, rate in rates.items()}
+            ratio = f": {this['berth'] / this['docker']:.2f}×" if "docker" in this else ""
+            print(f"burst round {rep + 1}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in this.items()) + ratio,
+                  file=sys.stderr)
         rows["burst"] = {k: statistics.median(v) for k, v in rates.items()}
         rows["memory"] = {"berth fresh": notes["PSS fresh"][0], "berth idle": notes["PSS idle"][0],
                           "berth per container": (notes["PSS 50 running"][0] - notes["PSS idle"][0]) / 50}
