@@ -346,8 +346,8 @@ def main() -> int:
         if dockerd:
             notes["docker PSS idle"] = steady_pss(dockerd.sock, [str(dockerd.root)])
         rates: dict[str, list[float]] = {name: [] for name in clis}
-        for argv, env, _ in clis.values():
-            names, _ = burst(argv, env, "warm", 8)
+        for argv, env, _sock in clis.values():
+            names, _rate = burst(argv, env, "warm", 8)
             time_run([*argv, "rm", "-f", *names], env)
         # Round by round, every engine in turn: this machine's speed drifts by ±20% over
         # minutes, and a ratio is only as good as the minutes its two rates share.
@@ -361,7 +361,7 @@ def main() -> int:
                     notes[key] = steady_pss(sock, [*(marks if name == "berth" else [str(dockerd.root)]),
                                                    *ids(sock, names)])
                 time_run([*argv, "rm", "-f", *names], env)
-            this = {name: rate[-1] for name, rate in rates.items()}
+            this = {engine: measured[-1] for engine, measured in rates.items()}
             ratio = f": {this['berth'] / this['docker']:.2f}×" if "docker" in this else ""
             print(f"burst round {rep + 1}: " + ", ".join(f"{k} {v:.1f}/s" for k, v in this.items()) + ratio,
                   file=sys.stderr)
