@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 from pathlib import Path
 
@@ -318,6 +319,21 @@ def test_errors(api):
     # nothing stored was harmed by the bad requests
     assert api.get_json(f"/containers/{cid}/json")["Name"] == "/taken"
     api.remove(cid)
+
+
+def test_one_name_created_at_once_goes_to_one_container(api):
+    """A create awaits its files and record between the name's check and taking it; the
+    name must be held from the check on, and given back when the create fails."""
+    body = {"Image": "busybox", "Cmd": ["true"]}
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: api.post("/containers/create", body, name="twin"), range(8)))
+    assert sorted(r.status for r in replies) == [201] + [409] * 7
+    winner = next(r.json()["Id"] for r in replies if r.status == 201)
+    assert all('"/twin" is already in use by container "' in r.message for r in replies if r.status == 409)
+    assert [c["Id"] for c in api.get_json("/containers/json", all=1) if "/twin" in c["Names"]] == [winner]
+    api.remove(winner)
+    assert api.post("/containers/create", {"Image": "nope:1", "Cmd": ["true"]}, name="twin").status == 404
+    api.remove(api.create(["true"], name="twin"))  # the failed create gave the name back
 
 
 def test_unversioned_and_versioned_paths(api):

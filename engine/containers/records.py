@@ -32,6 +32,7 @@ class Containers:
         self.bus = bus
         self.by_id: dict[str, Container] = {}
         self.names: dict[str, str] = {}
+        self.reserved: dict[str, str] = {}  # name → ID of a container being created
 
     def __iter__(self):
         return iter(list(self.by_id.values()))
@@ -52,14 +53,28 @@ class Containers:
         raise no_such_container(ref)
 
     def check_name_free(self, name: str) -> None:
-        """Docker's conflict when `name` is taken."""
-        if name in self.names:
+        """Docker's conflict when `name` is taken, or held by a create under way."""
+        holder = self.names.get(name) or self.reserved.get(name)
+        if holder:
             raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
-                           f'"{self.names[name]}". You have to remove (or rename) that container to be able to reuse that name.')
+                           f'"{holder}". You have to remove (or rename) that container to be able to reuse that name.')
+
+    def reserve(self, name: str, cid: str) -> None:
+        """Hold `name` for container `cid` until it is added (or `release`d): a create
+        awaits its files and its record between the check and `add`, and two creates of
+        one name at once both passed the check."""
+        self.check_name_free(name)
+        self.reserved[name] = cid
+
+    def release(self, name: str, cid: str) -> None:
+        """Let go of a name `reserve` held for `cid` (its create failed)."""
+        if self.reserved.get(name) == cid:
+            del self.reserved[name]
 
     def add(self, c: Container) -> None:
         self.by_id[c.id] = c
         self.names[c.name] = c.id
+        self.release(c.name, c.id)
 
     def forget(self, c: Container) -> None:
         self.by_id.pop(c.id, None)

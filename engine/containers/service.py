@@ -82,11 +82,18 @@ class ContainerService:
         # A start usually follows within milliseconds (`run`, compose): the cgroup attach
         # lock's grace period, which that start's runtime would wait out, begins now.
         self.supervisor.attach_lock.take_ahead()
+        cid = secrets.token_hex(32)
         if name:
             name = names.validate(name)
-            self.containers.check_name_free(name)
         else:
-            name = names.generate(set(self.containers.names))
+            name = names.generate({*self.containers.names, *self.containers.reserved})
+        self.containers.reserve(name, cid)  # before the first await: see Containers.reserve
+        try:
+            return await self._create(req, name, cid)
+        finally:
+            self.containers.release(name, cid)
+
+    async def _create(self, req: CreateRequest, name: str, cid: str) -> Container:
         if not req.image:
             raise BadRequest("config error: Image is required")
         image = self.images.resolve(req.image)
@@ -115,7 +122,6 @@ class ContainerService:
         args = [*entrypoint, *(cmd or [])]
         if not args:
             raise BadRequest("No command specified")
-        cid = secrets.token_hex(32)
         # as dockerd: a container on the host's network takes the host's name
         hostname = req.hostname or (socket.gethostname() if hc.network_mode == "host" else cid[:12])
         config = msgspec.structs.replace(
@@ -143,9 +149,7 @@ class ContainerService:
         c = Container(record, self.containers.root / cid, self.containers.netns_dir)
         if config.tty and hc.console_size and min(hc.console_size) > 0:
             c.console_size = (hc.console_size[0], hc.console_size[1])
-        c.dir.mkdir()
-        c.log_path.touch(mode=0o640)  # followers (attach before start) open it at once
-        await trio.to_thread.run_sync(self._write_etc_files, c)
+        await trio.to_thread.run_sync(self._make_files, c)
         await self.containers.save(c)
         self.containers.add(c)
         self.containers.publish(c, "create")
@@ -245,7 +249,12 @@ class ContainerService:
                       for m in source.record.mounts if m.type != "tmpfs"]
         return found
 
-    def _write_etc_files(self, c: Container) -> None:
+    def _make_files(self, c: Container) -> None:
+        """The container's directory, its log and its /etc files. In a worker thread: an
+        ext4 mkdir can wait for a bitmap read from the disk, and in the event loop that
+        held up every other request (34 waits, 13.5 ms, in a burst of 50 `run -d`)."""
+        c.dir.mkdir()
+        c.log_path.touch(mode=0o640)  # followers (attach before start) open it at once
         (c.dir / "hostname").write_text(c.record.config.hostname + "\n")
         self.network.write_hosts(c)
         self.network.write_resolv_conf(c)
