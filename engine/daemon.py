@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import resource
 import signal
 import sys
 
@@ -78,6 +79,15 @@ async def serve(config: DaemonConfig, plan: listeners.Plan, layout: cgroups.Layo
     log.info("berthd stopped")
 
 
+def _presize_fd_table(size: int = 4096) -> None:
+    """Grow this process's fd table while it has a single thread. Grown later, each
+    doubling waits for an RCU grace period (10-30 ms here) in the thread whose open
+    needed it, the event loop's included; a running container holds ~5 of berthd's fds."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if (high := min(size, soft) - 1) > 2:
+        os.close(os.dup2(2, high))
+
+
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if config.debug else logging.INFO, stream=sys.stderr,
@@ -89,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     except listeners.ListenError as exc:
         raise SystemExit(f"berthd: {exc}") from None
     lock = _lock_root(config)
+    _presize_fd_table()
     layout = cgroups.detect()  # the host's, before this process hides part of it
     keeper = protocol.running_pid(config.keeper_dir)
     # Before trio starts any thread (a mount namespace is joined or made single-threaded).

@@ -252,3 +252,13 @@ def test_built_in_image_from_an_older_berth_is_rebuilt_to_be_saved(fresh_daemon)
     assert [i["RepoTags"] for i in images] == [["busybox:latest"]]  # the old one is gone, not left dangling
     saved = d.api.get("/images/busybox/get")
     assert saved.status == 200 and len(saved.body) > 1_000_000
+
+
+def test_the_fd_table_is_grown_before_any_thread(daemon):
+    """Grown later, each doubling of berthd's fd table waits for an RCU grace period in the
+    thread whose open needed it (the event loop's too): it is sized at start instead."""
+    status = Path(f"/proc/{daemon.proc.pid}/status").read_text()
+    slots = int(next(line.split()[1] for line in status.splitlines() if line.startswith("FDSize:")))
+    soft = int(next(line.split()[3] for line in Path(f"/proc/{daemon.proc.pid}/limits").read_text().splitlines()
+                    if line.startswith("Max open files")))
+    assert slots >= min(4096, soft)
