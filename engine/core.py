@@ -118,7 +118,8 @@ class Engine:
         self._nursery: trio.Nursery | None = None  # from `open`: work that outlives its request (detached execs)
 
     def _image_users(self, image_id: str) -> list[User]:
-        return [User(c.id, c.live) for c in self._records.using_image(image_id)]
+        return [*(User(c.id, c.live) for c in self._records.using_image(image_id)),
+                *(User(cid, False) for cid in self._records.creating_from(image_id))]
 
     # --- start-up and shutdown ---------------------------------------------
 

@@ -336,6 +336,32 @@ def test_one_name_created_at_once_goes_to_one_container(api):
     api.remove(api.create(["true"], name="twin"))  # the failed create gave the name back
 
 
+def test_an_image_is_not_deleted_under_a_create(api):
+    """`rmi` of an image's last tag while containers are being created from it: either it
+    is refused (a container uses it), or the creates fail with no such image; never a
+    container left whose image is gone."""
+    maker = api.run(["sh", "-c", "echo x > /solo"])
+    assert api.wait(maker) == 0
+    assert api.post("/commit", container=maker, repo="solo", tag="1").status == 201
+    api.remove(maker)
+    body = {"Image": "solo:1", "Cmd": ["true"]}
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        creates = [pool.submit(api.post, "/containers/create", body) for _ in range(6)]
+        time.sleep(0.002)
+        rmi = pool.submit(api.delete, "/images/solo:1")
+        created = [r.json()["Id"] for r in (f.result() for f in creates) if r.status == 201]
+        removed = rmi.result()
+    assert removed.status in (200, 409), removed.message
+    for cid in created:
+        image = api.get_json(f"/containers/{cid}/json")["Image"]
+        assert api.get(f"/images/{image}/json").status == 200, "a container's image was deleted"
+        assert api.post(f"/containers/{cid}/start").status == 204
+        assert api.wait(cid) == 0
+        api.remove(cid)
+    if api.get("/images/solo:1/json").status == 200:
+        assert api.delete("/images/solo:1").status == 200
+
+
 def test_unversioned_and_versioned_paths(api):
     assert api.get("/version").json()["ApiVersion"] == "1.41"
     assert api.get("/v1.41/version").status == 200

@@ -33,6 +33,7 @@ class Containers:
         self.by_id: dict[str, Container] = {}
         self.names: dict[str, str] = {}
         self.reserved: dict[str, str] = {}  # name → ID of a container being created
+        self.creating: dict[str, str] = {}  # ID of a container being created → its image's ID
 
     def __iter__(self):
         return iter(list(self.by_id.values()))
@@ -67,9 +68,11 @@ class Containers:
         self.reserved[name] = cid
 
     def release(self, name: str, cid: str) -> None:
-        """Let go of a name `reserve` held for `cid` (its create failed)."""
+        """Let go of what a create held for `cid`: its name (`reserve`) and its image's
+        claim (`creating`); done when it is added, or when it failed."""
         if self.reserved.get(name) == cid:
             del self.reserved[name]
+        self.creating.pop(cid, None)
 
     def add(self, c: Container) -> None:
         self.by_id[c.id] = c
@@ -88,6 +91,11 @@ class Containers:
 
     def using_image(self, image_id: str) -> list[Container]:
         return [c for c in self.by_id.values() if c.record.image_id == image_id]
+
+    def creating_from(self, image_id: str) -> list[str]:
+        """The IDs of the containers being created from `image_id`: an image must not be
+        deleted between a create's finding it and its record being added."""
+        return [cid for cid, image in self.creating.items() if image == image_id]
 
     async def save(self, c: Container, *, durable: bool = True) -> None:
         """Persist a container's record and wake those waiting on it; not `durable`: safe

@@ -97,6 +97,7 @@ class ContainerService:
         if not req.image:
             raise BadRequest("config error: Image is required")
         image = self.images.resolve(req.image)
+        self.containers.creating[cid] = image.id  # before the first await, as the name
         hc = req.host_config
         runtime = hc.runtime or req.runtime or self.default_runtime
         if runtime not in self.supervisor.runtimes:

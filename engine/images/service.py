@@ -265,7 +265,8 @@ class Images:
                 await trio.to_thread.run_sync(self.store.untag, key)
                 report.append({"Untagged": key})
                 self.publish(image.id, "untag")
-            if not self.store.tags_of(image.id) and not users:
+            # asked again: a container may have been created from it during the untagging
+            if not self.store.tags_of(image.id) and not self.users(image.id):
                 await trio.to_thread.run_sync(self.store.delete, image)
                 report.append({"Deleted": image.id})
                 self.publish(image.id, "delete")
