@@ -49,6 +49,7 @@ from .events import filters as flt
 from .fs import inroot, tarstream
 from .events.bus import Bus
 from .containers.container import Container
+from .containers.records import Claim
 from .containers.files import feed_thread
 from .errors import BadRequest, Conflict, EngineError, NotFound, StartFailed
 from .events import constructors
@@ -116,10 +117,11 @@ class Volumes:
     """The volume store of one daemon; `containers` is the Engine's live table of
     containers (what decides whether a volume is in use)."""
 
-    def __init__(self, root: Path, bus: Bus, containers: dict[str, Container]):
+    def __init__(self, root: Path, bus: Bus, containers: dict[str, Container], creating: dict[str, Claim]):
         self.root = root
         self.bus = bus
         self._containers = containers
+        self._creating = creating  # the containers being created, not in `containers` yet
         self.volumes: dict[str, VolumeRecord] = {}
         self._users: dict[str, set[str]] = {}  # volume → containers whose current run mounts it
         self._attached: dict[str, list[MountPoint]] = {}  # container → its volume mounts this run
@@ -138,9 +140,10 @@ class Volumes:
             raise NotFound(f"get {name}: no such volume") from None
 
     def users(self, name: str) -> list[str]:
-        """IDs of the containers (running or not) that mount volume `name`."""
-        return [c.id for c in self._containers.values()
-                if any(m.type == "volume" and m.name == name for m in c.record.mounts)]
+        """IDs of the containers (running or not, or being created) that mount volume `name`."""
+        return [*(c.id for c in self._containers.values()
+                  if any(m.type == "volume" and m.name == name for m in c.record.mounts)),
+                *(cid for cid, claim in self._creating.items() if name in claim.volumes)]
 
     def list(self, filters: flt.Filters | None = None) -> list[VolumeRecord]:
         """Volumes by name, filtered as `GET /volumes` (name, label, dangling, driver)."""

@@ -362,6 +362,23 @@ def test_an_image_is_not_deleted_under_a_create(api):
         assert api.delete("/images/solo:1").status == 200
 
 
+def test_a_volume_is_not_removed_under_a_create(api):
+    """`volume rm` while containers that mount the volume are being created: refused, as
+    for a container that exists; never a container left whose volume is gone."""
+    assert api.post("/volumes/create", {"Name": "claimed"}).status == 201
+    body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Binds": ["claimed:/v"]}}
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        creates = [pool.submit(api.post, "/containers/create", body) for _ in range(4)]
+        rm = pool.submit(api.delete, "/volumes/claimed")
+        created = [r.json()["Id"] for r in (f.result() for f in creates) if r.status == 201]
+        removed = rm.result()
+    assert created and removed.status == 409 and "volume is in use" in removed.message
+    assert api.get("/volumes/claimed").status == 200
+    for cid in created:
+        api.remove(cid)
+    assert api.delete("/volumes/claimed").status == 204
+
+
 def test_unversioned_and_versioned_paths(api):
     assert api.get("/version").json()["ApiVersion"] == "1.41"
     assert api.get("/v1.41/version").status == 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 import trio
@@ -25,6 +26,14 @@ from .container import Container
 REMOVING = ".removing"
 
 
+class Claim(NamedTuple):
+    """What a container being created uses before its record is added: its image and its
+    named volumes, which must not be deleted under it."""
+
+    image_id: str
+    volumes: frozenset[str]
+
+
 class Containers:
     def __init__(self, root: Path, netns_dir: Path, bus: Bus):
         self.root = root  # one directory per container
@@ -33,7 +42,7 @@ class Containers:
         self.by_id: dict[str, Container] = {}
         self.names: dict[str, str] = {}
         self.reserved: dict[str, str] = {}  # name → ID of a container being created
-        self.creating: dict[str, str] = {}  # ID of a container being created → its image's ID
+        self.creating: dict[str, Claim] = {}  # ID of a container being created → what it uses
 
     def __iter__(self):
         return iter(list(self.by_id.values()))
@@ -95,7 +104,7 @@ class Containers:
     def creating_from(self, image_id: str) -> list[str]:
         """The IDs of the containers being created from `image_id`: an image must not be
         deleted between a create's finding it and its record being added."""
-        return [cid for cid, image in self.creating.items() if image == image_id]
+        return [cid for cid, claim in self.creating.items() if claim.image_id == image_id]
 
     async def save(self, c: Container, *, durable: bool = True) -> None:
         """Persist a container's record and wake those waiting on it; not `durable`: safe

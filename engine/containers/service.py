@@ -38,7 +38,7 @@ from ..volumes import Volumes
 from . import checks, logs, mounts, names
 from .container import Container
 from .files import Files
-from .records import Containers
+from .records import Claim, Containers
 from .supervisor import Supervisor
 
 # The `none` log driver keeps nothing `logs` can read; the run's output still passes
@@ -97,7 +97,6 @@ class ContainerService:
         if not req.image:
             raise BadRequest("config error: Image is required")
         image = self.images.resolve(req.image)
-        self.containers.creating[cid] = image.id  # before the first await, as the name
         hc = req.host_config
         runtime = hc.runtime or req.runtime or self.default_runtime
         if runtime not in self.supervisor.runtimes:
@@ -111,6 +110,8 @@ class ContainerService:
         planned = mounts.plan(hc.binds, hc.mounts, [*(img.volumes or {}), *(req.volumes or {})],
                               lambda volume: str(self.volumes.data_path(volume)), tmpfs=list(hc.tmpfs or {}),
                               inherited=self._volumes_from(hc.volumes_from))
+        # before the first await, as the name: see Claim
+        self.containers.creating[cid] = Claim(image.id, frozenset(m.name for m, _ in planned if m.type == "volume"))
         # Empty Cmd/Entrypoint mean "not given"; `--entrypoint ""` ([""]) clears the image's.
         entrypoint = words(req.entrypoint) or None
         cmd = words(req.cmd) or None
