@@ -94,7 +94,7 @@ class Engine:
         self._images = Images(self._image_store, self._bus, self._image_users)
         self._registries = Registries(self._image_store, self._images.lock, self._bus,
                                       insecure=config.insecure_registries, mirrors=config.registry_mirrors)
-        self._volumes = Volumes(config.root / "volumes", self._bus, self._records.by_id, self._records.creating)
+        self._volumes = Volumes(config.root / "volumes", self._bus, self._records.using_volume)
         self._network = NetworkManager(Networks(config.root, config.bridge, config.bridge_subnet), self._records,
                                        self._bus)
         console_dir = config.exec_root / "console"  # runtimes hand terminals over here

@@ -37,7 +37,7 @@ import secrets
 import shutil
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -49,7 +49,6 @@ from .events import filters as flt
 from .fs import inroot, tarstream
 from .events.bus import Bus
 from .containers.container import Container
-from .containers.records import Claim
 from .containers.files import feed_thread
 from .errors import BadRequest, Conflict, EngineError, NotFound, StartFailed
 from .events import constructors
@@ -114,14 +113,13 @@ class VolumeUsage(NamedTuple):
 
 
 class Volumes:
-    """The volume store of one daemon; `containers` is the Engine's live table of
-    containers (what decides whether a volume is in use)."""
+    """The volume store of one daemon; `users` names the containers that mount a volume
+    (what decides whether it is in use: `Containers.using_volume`)."""
 
-    def __init__(self, root: Path, bus: Bus, containers: dict[str, Container], creating: dict[str, Claim]):
+    def __init__(self, root: Path, bus: Bus, users: Callable[[str], list[str]]):
         self.root = root
         self.bus = bus
-        self._containers = containers
-        self._creating = creating  # the containers being created, not in `containers` yet
+        self.users = users
         self.volumes: dict[str, VolumeRecord] = {}
         self._users: dict[str, set[str]] = {}  # volume → containers whose current run mounts it
         self._attached: dict[str, list[MountPoint]] = {}  # container → its volume mounts this run
@@ -138,12 +136,6 @@ class Volumes:
             return self.volumes[name]
         except KeyError:
             raise NotFound(f"get {name}: no such volume") from None
-
-    def users(self, name: str) -> list[str]:
-        """IDs of the containers (running or not, or being created) that mount volume `name`."""
-        return [*(c.id for c in self._containers.values()
-                  if any(m.type == "volume" and m.name == name for m in c.record.mounts)),
-                *(cid for cid, claim in self._creating.items() if name in claim.volumes)]
 
     def list(self, filters: flt.Filters | None = None) -> list[VolumeRecord]:
         """Volumes by name, filtered as `GET /volumes` (name, label, dangling, driver)."""

@@ -19,6 +19,7 @@ from ..events import constructors
 from ..events.bus import Bus
 from ..fs.store import atomic_write
 from ..lifecycle import Step
+from . import names
 from .container import Container
 
 # The suffix a removed container's directory is renamed with while its files are deleted
@@ -69,16 +70,20 @@ class Containers:
             raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
                            f'"{holder}". You have to remove (or rename) that container to be able to reuse that name.')
 
-    def reserve(self, name: str, cid: str) -> None:
-        """Hold `name` for container `cid` until it is added (or `release`d): a create
-        awaits its files and its record between the check and `add`, and two creates of
-        one name at once both passed the check."""
-        self.check_name_free(name)
+    def reserve(self, name: str | None, cid: str) -> str:
+        """Hold `name` (a generated one when None) for container `cid` until it is added
+        (or `release`d), and return it: a create awaits its files and its record between
+        the check and `add`, and two creates of one name at once both passed the check."""
+        if name is None:
+            name = names.generate({*self.names, *self.reserved})
+        else:
+            self.check_name_free(name)
         self.reserved[name] = cid
+        return name
 
     def release(self, name: str, cid: str) -> None:
-        """Let go of what a create held for `cid`: its name (`reserve`) and its image's
-        claim (`creating`); done when it is added, or when it failed."""
+        """Let go of what a create held for `cid`: its name (`reserve`) and its `Claim`
+        on an image and volumes; done when it is added, or when it failed."""
         if self.reserved.get(name) == cid:
             del self.reserved[name]
         self.creating.pop(cid, None)
@@ -100,6 +105,11 @@ class Containers:
 
     def using_image(self, image_id: str) -> list[Container]:
         return [c for c in self.by_id.values() if c.record.image_id == image_id]
+
+    def using_volume(self, name: str) -> list[str]:
+        """IDs of the containers (running or not, or being created) that mount volume `name`."""
+        return [*(c.id for c in self.by_id.values() if any(m.type == "volume" and m.name == name for m in c.record.mounts)),
+                *(cid for cid, claim in self.creating.items() if name in claim.volumes)]
 
     def creating_from(self, image_id: str) -> list[str]:
         """The IDs of the containers being created from `image_id`: an image must not be

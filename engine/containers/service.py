@@ -83,11 +83,8 @@ class ContainerService:
         # lock's grace period, which that start's runtime would wait out, begins now.
         self.supervisor.attach_lock.take_ahead()
         cid = secrets.token_hex(32)
-        if name:
-            name = names.validate(name)
-        else:
-            name = names.generate({*self.containers.names, *self.containers.reserved})
-        self.containers.reserve(name, cid)  # before the first await: see Containers.reserve
+        # before the first await: see Containers.reserve
+        name = self.containers.reserve(names.validate(name) if name else None, cid)
         try:
             return await self._create(req, name, cid)
         finally:
