@@ -357,7 +357,8 @@ class Supervisor:
             await self.volumes.attach(c)
             await self.network.start(c)
             # what the next daemon needs to serve this run again, should this one go first
-            await trio.to_thread.run_sync(self.network.run_state(c).save, c.run_state_path)
+            # (not durable, a few hundred bytes into the page cache: less than a thread hop)
+            self.network.run_state(c).save(c.run_state_path)
         except BaseException:  # a refusal, a failed write (a full disk), or cancellation: nothing stays mounted
             with trio.CancelScope(shield=True):
                 await self.teardown(c)
