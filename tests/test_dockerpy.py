@@ -47,3 +47,18 @@ def test_images(client):
     assert client.images.get("py-tagged:v1").id == image.id
     client.images.remove("py-tagged:v1")
     assert [h["Id"] for h in image.history()][0] == image.id
+
+
+def test_attach_without_stream_returns_the_logs(client):
+    """`attach(logs=True, stream=False)` answers the logs so far, every time: docker-py
+    reads the hijack's head through a buffered reader and loses frames that arrive with it
+    (docker/docker-py#425), so berth sends them once the head has been read."""
+    api = client.api
+    for _ in range(20):
+        cid = api.create_container("busybox", "echo hello")["Id"]
+        try:
+            api.start(cid)
+            api.wait(cid)
+            assert api.attach(cid, logs=True, stream=False) == b"hello\n"
+        finally:
+            api.remove_container(cid, force=True)

@@ -45,6 +45,7 @@ from ..errors import NO_SPACE, BadRequest, EngineError, NotModified, no_space
 from ..models import ApiLimits
 from ..timefmt import http_date
 from . import keycase, nulls
+from .hijacked import HijackedStream
 
 log = logging.getLogger("berth.api")
 
@@ -227,8 +228,9 @@ class Request:
         await self._discard_body()
         return await self._conn.open_stream(status, content_type, headers)
 
-    async def hijack(self) -> tuple[trio.abc.Stream, bytes]:
-        """Switch to a raw stream (101 with `Upgrade: tcp`, else a 200 raw stream)."""
+    async def hijack(self) -> tuple[HijackedStream, bytes]:
+        """Switch to a raw stream (101 with `Upgrade: tcp`, else a 200 raw stream); also
+        the bytes of it the client sent along with the request."""
         await self._discard_body()
         return await self._conn.hijack("upgrade" in self.headers.get("connection", "").lower())
 
@@ -332,7 +334,7 @@ class Connection:
             pass
         self._scope.cancel()
 
-    async def hijack(self, upgrade: bool) -> tuple[trio.abc.Stream, bytes]:
+    async def hijack(self, upgrade: bool) -> tuple[HijackedStream, bytes]:
         status = b"HTTP/1.1 101 UPGRADED\r\n" if upgrade else b"HTTP/1.1 200 OK\r\n"
         head = status + b"Content-Type: application/vnd.docker.raw-stream\r\n"
         if upgrade:
@@ -341,7 +343,7 @@ class Connection:
         await self.sock.send_all(head)
         self._hijacked = True
         trailing, _ = self.h11.trailing_data
-        return self.sock, bytes(trailing)
+        return HijackedStream(self.sock), bytes(trailing)
 
     async def serve(self) -> None:
         try:
