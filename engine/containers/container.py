@@ -35,6 +35,7 @@ class Container:
         self.restarting = False  # a `restart` is under way: AutoRemove waits for its end, as in dockerd
         self.backoff: trio.CancelScope | None = None
         self.lock = trio.Lock()  # serialises start/stop/restart/rm of this container
+        self.saving = trio.Lock()  # one write of its record at a time (Containers.save)
         self.supervised = False
         self.prepared = False  # rootfs mounted / netns made by this daemon, not yet torn down
         # while running: where attached clients write stdin (OpenStdin), and the terminal (Tty)

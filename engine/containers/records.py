@@ -123,18 +123,24 @@ class Containers:
         the next daemon removes it whatever its record says (4 fsyncs less per `run --rm`)."""
         if durable and c.record.host_config.auto_remove and c.record_path.exists():
             durable = False
-        if durable:
-            await trio.to_thread.run_sync(self.write, c)
-        else:  # a few KB into the page cache: less than a thread hop
-            self.write(c, durable=False)
+        data = msgspec.json.encode(c.record)  # the record as this save found it
+        # One write of a record at a time, in the order of the saves (the lock is FIFO): a
+        # save made while an earlier one is still writing in its thread (an exit recorded
+        # during a `rm --link` of the container) lands after it, whole.
+        async with c.saving:
+            if durable:
+                await trio.to_thread.run_sync(atomic_write, c.record_path, data)
+            else:  # a few KB into the page cache: less than a thread hop
+                atomic_write(c.record_path, data, durable=False)
         c.notify()
 
     @staticmethod
-    def write(c: Container, *, durable: bool = True) -> None:
-        """Write a container's record as `save` does, blocking; for a worker thread that
-        has other files of the container to write in the same hop (each hop from the event
-        loop to a thread and back costs ~0.1 ms of CPU and a turn of the GIL)."""
-        atomic_write(c.record_path, msgspec.json.encode(c.record), durable=durable)
+    def write(c: Container) -> None:
+        """Write a new container's first record, durably, blocking: for the worker thread
+        that makes its other files in the same hop (each hop from the event loop to a thread
+        and back costs ~0.1 ms of CPU and a turn of the GIL). Only before the container is
+        added to the table, where no save can run beside it."""
+        atomic_write(c.record_path, msgspec.json.encode(c.record))
 
     def publish(self, c: Container, action: str, **attrs: str) -> None:
         self.bus.publish(constructors.container(c.id, action, image=c.record.image_ref, name=c.name,

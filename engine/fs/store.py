@@ -5,12 +5,16 @@ A reader after a crash (kill -9 at any instant) sees either the old file or the 
 never a torn mix: write a temp file in the same directory, fsync it, rename it over the
 target, fsync the directory so the rename itself is durable. A write that fails (a full
 disk: `errors.InsufficientStorage`, naming the file) leaves the old file as it was and no
-temp file behind.
+temp file behind. Each write has a temp file of its own (as dockerd's atomic writer), so two
+writes of one file at once never write into, or rename away, each other's; which of them
+lands last is for the caller to order (`Containers.save` does for records). A crash in
+the middle of a write can leave its temp file (`.NAME.*.tmp`), which nothing reads.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from ..errors import NO_SPACE, no_space
@@ -20,9 +24,11 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace `path` with `data` atomically and, unless not `durable`, durably. Not
     durable: atomic against the daemon's death only (what lives no longer than the
     machine's uptime, as a running container's state), without the cost of two flushes."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    created = False
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        created = True
         try:
             write_all(fd, data)
             if durable:
@@ -31,7 +37,8 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if created:
+            tmp.unlink(missing_ok=True)
         if exc.errno in NO_SPACE:
             raise no_space(exc, str(path)) from None
         raise
