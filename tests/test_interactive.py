@@ -128,3 +128,14 @@ def test_start_ai(client, api):
     term.type(b"exit 7\r")
     assert term.close() == 7
     api.remove(name)
+
+
+def test_run_it_rm_exits_with_the_containers_status(client, api):
+    """The auto-removed container may be gone by the time the session ends: that is an
+    exit, not an error (the inspect that tells a detach from an exit gets a 404)."""
+    for _ in range(5):
+        run = client("run", "-it", "--rm", "busybox", "sh")
+        run.expect(b"/ # ")
+        run.type(b"exit 3\r")
+        assert run.close() == 3
+        assert b"No such container" not in run.seen

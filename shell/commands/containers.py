@@ -106,11 +106,23 @@ def _attach_start_wait(client: Client, cid: str, condition: str, tty: bool = Fal
             from ..interactive import relay
 
             relay(attach, tty=tty, stdin=stdin, resize=_resizer(client, f"/containers/{cid}/resize"))
-            if client.get(f"/containers/{cid}/json")["State"]["Running"]:
+            if _runs_on(client, cid):
                 return 0  # detached: the container runs on
         else:
             _copy_output(attach, tty)
         return _exit_status(waiter)
+
+
+def _runs_on(client: Client, cid: str) -> bool:
+    """Whether the container still runs once an interactive session ended (the detach
+    keys end it and leave the container running). An auto-removed one may be gone by then:
+    it exited, so its wait tells the status."""
+    try:
+        return client.get(f"/containers/{cid}/json")["State"]["Running"]
+    except DaemonError as exc:
+        if exc.status == 404:
+            return False
+        raise
 
 
 def _resizer(client: Client, endpoint: str):
@@ -165,7 +177,7 @@ def attach(client: Client, args) -> int:
     with client.stream("POST", f"/containers/{cid}/wait", {"condition": "next-exit"}) as waiter, \
             client.hijack(f"/containers/{cid}/attach", query) as stream:
         relay(stream, tty=tty, stdin=stdin, resize=_resizer(client, f"/containers/{cid}/resize"))
-        if client.get(f"/containers/{cid}/json")["State"]["Running"]:
+        if _runs_on(client, cid):
             return 0
         return _exit_status(waiter)
 
