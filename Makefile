@@ -46,11 +46,14 @@ $(VENV)/.install-stamp: pyproject.toml Makefile
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
 	@touch $@
 
+# berthd in a session of its own (setsid): started from `make run`, it would otherwise share
+# the terminal's foreground process group, and a Ctrl-C in the shell (ending `logs -f` or
+# `attach`) would reach it too and stop it with every container.
 daemon: install
 	@if ! $(VENV)/bin/berth -H unix://$(SOCKET) version >/dev/null 2>&1; then \
 		mkdir -p $$(dirname $(DAEMON_LOG)); \
 		echo "starting berthd (log: $(DAEMON_LOG))"; \
-		nohup $(VENV)/bin/berthd >>$(DAEMON_LOG) 2>&1 </dev/null & \
+		setsid nohup $(VENV)/bin/berthd >>$(DAEMON_LOG) 2>&1 </dev/null & \
 		for i in $$(seq 100); do $(VENV)/bin/berth -H unix://$(SOCKET) version >/dev/null 2>&1 && break; sleep 0.1; done; \
 		$(VENV)/bin/berth -H unix://$(SOCKET) version >/dev/null 2>&1 || { echo "berthd did not start; see $(DAEMON_LOG)"; exit 1; }; \
 	fi
