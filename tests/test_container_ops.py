@@ -144,6 +144,11 @@ def test_exec_stdin_detach_and_missing_executable(api):
     sock, first = api.hijack(f"/exec/{eid}/start", {})
     assert b"nosuchthing" in read_all(sock, first)
     assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 126
+    for user, missing in (("nosuchuser", b"unable to find user nosuchuser"), ("root:nosuchgroup", b"unable to find group nosuchgroup")):
+        eid = exec_in(api, cid, ["id"], User=user)
+        sock, first = api.hijack(f"/exec/{eid}/start", {})
+        assert missing in read_all(sock, first)  # as dockerd: the start succeeds, the reason is the output
+        assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 126
     assert api.post(f"/containers/{cid}/exec", {"Cmd": []}).status == 400
     assert api.get("/exec/nope/json").status == 404
     api.post(f"/containers/{cid}/stop", t=0)

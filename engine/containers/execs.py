@@ -158,19 +158,18 @@ class Execs:
         exec_start and exec_die."""
         c, cfg = session.container, session.config
         self.attach_lock.take_ahead()  # the runtime joins the container's cgroups
-        uid_gid = ""
-        if cfg.user:
-            uid, gid, _ = await trio.to_thread.run_sync(bundle.resolve_user, c.rootfs, cfg.user)
-            uid_gid = f"{uid}:{gid}"
         image = self.images.images.get(c.record.image_id)
         env = [*(image.config.config.env or [] if image else []), *(c.record.config.env or []), *(cfg.env or [])]
-        opts = {"env": env, "cwd": cfg.working_dir or c.record.config.working_dir, "user": uid_gid,
+        opts = {"env": env, "cwd": cfg.working_dir or c.record.config.working_dir, "user": "",
                 "pid_file": session.pid_file}
         ends: list[int] = []  # our copies of the child's pipe ends, closed once it has them
         self.containers.publish(c, f"exec_start: {session.words}", execID=session.id)
         session.running = True
         try:
             try:
+                if cfg.user:
+                    uid, gid, _ = await trio.to_thread.run_sync(bundle.resolve_user, c.rootfs, cfg.user)
+                    opts["user"] = f"{uid}:{gid}"
                 if cfg.tty:
                     process, session.terminal = await self.runtimes[c.record.runtime].open_exec(
                         c.id, cfg.cmd, **opts, tty=True, console_dir=self.console_dir)
@@ -198,9 +197,9 @@ class Execs:
             finally:
                 for fd in ends:  # the child has its copies: ours would hold its pipes open
                     os.close(fd)
-        except RuntimeFailure as exc:
-            # As dockerd: the start itself succeeds, the runtime's reason is the output
-            # and the exit code is 126.
+        except (RuntimeFailure, BadRequest) as exc:
+            # As dockerd: the start itself succeeds, the reason (the runtime's, or a user
+            # the container's passwd file does not name) is the output and the exit code 126.
             if output is not None:
                 await output(1, exc.message.encode() + b"\r\n")
             code = 126
