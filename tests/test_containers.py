@@ -228,6 +228,7 @@ def test_ps_filters(api):
         assert ids(all=1, filters='{"status":{"running":true},"name":{"ps-":true}}') == [a]
         assert ids(all=1, filters=f'{{"id":["{a[:10]}"]}}') == [a]
         assert {a, b} <= set(ids(all=1, filters='{"ancestor":["busybox"]}'))
+        assert ids(limit=1) == [b]  # `ps -l`, `ps -n 1`: the newest of every state, as dockerd
         row = next(c for c in api.get_json("/containers/json") if c["Id"] == a)
         assert row["Names"] == ["/ps-a"] and row["Status"].startswith("Up ") and row["State"] == "running"
         assert api.get("/containers/json", filters='{"bogus":["x"]}').status == 400

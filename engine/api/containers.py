@@ -76,9 +76,10 @@ async def create(req: Request, engine: Engine) -> Response:
 
 
 async def list_(req: Request, engine: Engine) -> Response:
-    found = engine.list_containers(req.qbool("all"), query.filters(req.q("filters")))
-    limit = req.qint("limit", -1)
-    if limit and limit > 0:
+    limit = req.qint("limit", -1) or -1
+    # `ps -n N` and `ps -l`: the newest N of every state, as dockerd (a limit implies all)
+    found = engine.list_containers(req.qbool("all") or limit > 0, query.filters(req.q("filters")))
+    if limit > 0:
         found = found[:limit]
     summaries = [render.container_summary(engine, c) for c in found]
     if req.qbool("size"):  # `ps -s`: the writable layer's size, and with the image's
