@@ -143,6 +143,13 @@ def test_published_ports(api):
     assert reply.status >= 400 and "port is already allocated" in reply.message
     assert api.get_json(f"/containers/{clash}/json")["State"]["Status"] == "created"
     api.remove(clash)
+    udp = {"PortBindings": {"81/udp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}}  # UDP has its own ports
+    first = api.run(["sleep", "60"], ExposedPorts={"81/udp": {}}, HostConfig=udp)
+    twin = api.create(["sleep", "60"], ExposedPorts={"81/udp": {}}, HostConfig=udp)
+    reply = api.post(f"/containers/{twin}/start")
+    assert reply.status >= 400 and "port is already allocated" in reply.message
+    api.remove(twin)
+    api.remove(first)
     api.remove(cid)
     with socket.socket() as s:  # the port is free again: nothing was left listening
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection may linger in TIME_WAIT

@@ -73,7 +73,8 @@ async def bind(maps: list[PortMap]) -> list[tuple[PortMap, trio.socket.SocketTyp
             kind = socket.SOCK_STREAM if m.proto == "tcp" else socket.SOCK_DGRAM
             sock = trio.socket.socket(socket.AF_INET, kind)
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if kind == socket.SOCK_STREAM:  # on UDP it would let a second container bind the same port
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 await sock.bind((m.host_ip, m.host_port))
                 if kind == socket.SOCK_STREAM:
                     sock.listen(128)
