@@ -81,6 +81,10 @@ def test_create_options(api):
     assert inspect["Name"] == "/opts" and inspect["Config"]["Labels"] == {"app": "t"}
     assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in inspect["Config"]["Env"]
     api.remove(cid)
+    # a bare name unsets (`docker run -e NAME` with NAME unset in the client's environment)
+    cid = api.run(["sh", "-c", "echo ${BARE-unset} ${GONE-unset} $KEPT"], Env=["GONE=x", "BARE", "GONE", "KEPT=k"])
+    assert api.wait(cid) == 0 and out(api, cid) == b"unset unset k\n"
+    api.remove(cid)
 
 
 def test_entrypoint_and_cmd(api):

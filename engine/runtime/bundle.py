@@ -417,15 +417,26 @@ def _namespaces(record: ContainerRecord, files: Path, rootfs: Path, netns: Path)
     return found, shm
 
 
+def _apply_env(env: dict[str, str], entries: list[str]) -> None:
+    """`NAME=value` sets NAME; a bare `NAME` unsets it, as dockerd reads Env (the docker CLI
+    sends `-e NAME` as a bare name when NAME is not set in its own environment)."""
+    for entry in entries:
+        name, eq, value = entry.partition("=")
+        if eq:
+            env[name] = value
+        else:
+            env.pop(name, None)
+
+
 def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Path,
                cgroups_path: str, image_env: list[str], init_binary: str | None, link_env: list[str] = ()) -> dict:
     """Build the OCI runtime config for `record` (rootfs already mounted); `link_env` is
     what legacy links give, which the container's own variables override."""
     cfg, hc = record.config, record.host_config
     uid, gid, extra_gids = resolve_user(rootfs, cfg.user)
-    env = dict(e.partition("=")[::2] for e in link_env)
-    env.update(e.partition("=")[::2] for e in image_env)
-    env.update(e.partition("=")[::2] for e in cfg.env or [])
+    env: dict[str, str] = {}
+    for entries in (link_env, image_env, cfg.env or []):
+        _apply_env(env, entries)
     env.setdefault("PATH", DEFAULT_PATH)
     env["HOSTNAME"] = cfg.hostname
     env.setdefault("HOME", _home(rootfs, uid))
