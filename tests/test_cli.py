@@ -282,6 +282,8 @@ def test_health_flags(berth):
     while berth("inspect", "-f", "{{.State.Health.Status}}", "cli-h").stdout != b"healthy\n":
         assert time.monotonic() < deadline, "never became healthy"
         time.sleep(0.1)
+    status = berth("ps", "--filter", "name=^cli-h$", "--filter", "health=healthy", "--format", "{{.Status}}").stdout
+    assert status.endswith(b" (healthy)\n")  # as dockerd's ps: `Up 2 seconds (healthy)`
     assert berth("rm", "-f", "cli-h").returncode == 0
 
 

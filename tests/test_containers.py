@@ -233,6 +233,15 @@ def test_ps_filters(api):
         assert ids(all=1, filters=f'{{"id":["{a[:10]}"]}}') == [a]
         assert {a, b} <= set(ids(all=1, filters='{"ancestor":["busybox"]}'))
         assert ids(limit=1) == [b]  # `ps -l`, `ps -n 1`: the newest of every state, as dockerd
+        assert ids(all=1, filters='{"name":["^ps-a$"]}') == [a]  # a name matches with or without its slash
+        assert a in ids(filters='{"health":["none"]}') and ids(filters='{"health":["healthy"],"name":["ps-a"]}') == []
+        assert a in ids(filters='{"is-task":["false"]}') and ids(filters='{"is-task":["true"]}') == []
+        networks = list(api.get_json(f"/containers/{a}/json")["NetworkSettings"]["Networks"])
+        assert a in ids(filters=f'{{"network":["{networks[0]}"]}}') and ids(filters='{"network":["nonet"]}') == []
+        for bad, words in (("status", "Invalid filter 'status=bogus'"), ("exited", 'parsing "bogus"'),
+                           ("health", "Unrecognised filter value for health: bogus")):
+            reply = api.get("/containers/json", filters=f'{{"{bad}":["bogus"]}}')
+            assert reply.status == 400 and words in reply.message
         row = next(c for c in api.get_json("/containers/json") if c["Id"] == a)
         assert row["Names"] == ["/ps-a"] and row["Status"].startswith("Up ") and row["State"] == "running"
         assert api.get("/containers/json", filters='{"bogus":["x"]}').status == 400

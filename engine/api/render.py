@@ -29,7 +29,11 @@ def status_text(c: Container) -> str:
     now = time.time()
     if c.has_process:
         up = f"Up {gounits.duration(now - unix_seconds(st.started_at))}"
-        return up + " (Paused)" if c.state is State.PAUSED else up
+        if c.state is State.PAUSED:
+            return up + " (Paused)"
+        if st.health is not None:  # as dockerd: `Up 3 seconds (healthy)`, `(health: starting)`
+            return f"{up} (health: starting)" if st.health.status == "starting" else f"{up} ({st.health.status})"
+        return up
     if c.state is State.RESTARTING:
         return f"Restarting ({st.exit_code}) {gounits.duration(now - unix_seconds(st.finished_at))} ago"
     if c.state is State.REMOVING:

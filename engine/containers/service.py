@@ -44,7 +44,10 @@ from .supervisor import Supervisor
 # The `none` log driver keeps nothing `logs` can read; the run's output still passes
 # through a file (attach follows it), kept this small.
 NONE_LOG_BOUND = {"max-size": "1m", "max-file": "2"}
-LIST_FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since")
+LIST_FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since", "health", "network",
+                "volume", "is-task")
+_STATES = {state.value for state in State}
+_HEALTH = ("starting", "healthy", "unhealthy", "none")
 PRUNE_FILTERS = ("label", "label!")
 
 
@@ -467,6 +470,15 @@ class ContainerService:
     def list(self, all_: bool = False, filters: flt.Filters | None = None) -> list[Container]:
         """Containers newest first; live ones only unless `all_`."""
         f = flt.check(filters, LIST_FILTERS)
+        for value in f.get("status", []):  # dockerd's checks and words
+            if value not in _STATES:
+                raise BadRequest(f"Invalid filter 'status={value}'")
+        for value in f.get("exited", []):
+            if not value.lstrip("-").isdigit():
+                raise BadRequest(f'strconv.Atoi: parsing "{value}": invalid syntax')
+        for value in f.get("health", []):
+            if value not in _HEALTH:
+                raise BadRequest(f"Unrecognised filter value for health: {value}")
         found = sorted(self.containers, key=lambda c: c.record.created, reverse=True)
         if not all_ and not ({"status", "exited"} & f.keys()):
             found = [c for c in found if c.live]
@@ -480,7 +492,7 @@ class ContainerService:
         def keep(c: Container) -> bool:
             if "id" in f and not any(c.id.startswith(v) for v in f["id"]):
                 return False
-            if "name" in f and not any(re.search(v, "/" + c.name) for v in f["name"]):
+            if "name" in f and not any(re.search(v, "/" + c.name) or re.search(v, c.name) for v in f["name"]):
                 return False
             if "label" in f and not flt.label_match(f["label"], c.record.config.labels or {}):
                 return False
@@ -488,8 +500,19 @@ class ContainerService:
                 return False
             if "ancestor" in f and c.record.image_id not in ancestors:
                 return False
-            if "exited" in f and (c.state is not State.EXITED or str(c.record.state.exit_code) not in f["exited"]):
+            if "exited" in f and (c.state is not State.EXITED or c.record.state.exit_code not in map(int, f["exited"])):
                 return False
+            if "health" in f:
+                health = c.record.state.health
+                if (health.status if health is not None and c.has_process else "none") not in f["health"]:
+                    return False
+            if "network" in f and not any(name in f["network"] for name in c.record.endpoints):
+                return False
+            if "volume" in f and not any(m.name in f["volume"] or m.destination in f["volume"]
+                                         for m in c.record.mounts):
+                return False
+            if "is-task" in f and "true" in f["is-task"]:
+                return False  # no swarm here: no container is a task
             return True
 
         for key in ("before", "since"):
