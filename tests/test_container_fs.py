@@ -343,7 +343,7 @@ def test_commit_and_run_the_new_image(api, container, images):
                                              "imageRef": "fs-commit:v1", "name": api.get_json(f"/containers/{cid}/json")["Name"][1:],
                                              "team": "fs"}
     inspect = api.get_json("/images/fs-commit:v1/json")
-    assert inspect["Id"] == image_id and inspect["Author"] == "me <me@x>"
+    assert inspect["Id"] == image_id and inspect["Author"] == "me <me@x>" and inspect["Comment"] == "a message"
     config = inspect["Config"]
     assert config["Cmd"] == ["cat", "/hello"] and config["WorkingDir"] == "/tmp"
     assert "GREETING=hi" in config["Env"] and any(e.startswith("PATH=") for e in config["Env"])

@@ -92,4 +92,4 @@ def store_image(store: ImageStore, parent: Image, layer: Path | None, config: Im
     return store.add_image(ImageConfig(
         architecture=parent.config.architecture, os=parent.config.os, created=history.created, config=config,
         rootfs=RootFS(diff_ids=diff_ids), history=[*parent.config.history, history], author=author,
-        parent=parent_link))
+        comment=history.comment, parent=parent_link))  # dockerd's commit: the message is the image's Comment too
