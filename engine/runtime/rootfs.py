@@ -23,8 +23,11 @@ def mount_overlay(lowers: list[Path], upper: Path, work: Path, merged: Path, *, 
     kernel before 5.10, without the option, mounts it as any other)."""
     if holds_own_fs(merged):
         return
+    fresh = not upper.exists()
     for d in (upper, work, merged):
         d.mkdir(parents=True, exist_ok=True)
+    if fresh:  # dockerd's init layer gives every container an empty /.dockerenv (scripts look for it)
+        os.close(os.open(upper / ".dockerenv", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755))
     # overlayfs lists lower directories top-most first.
     lower = ":".join(str(p) for p in reversed(lowers))
     options = f"lowerdir={lower},upperdir={upper},workdir={work}"
