@@ -232,7 +232,7 @@ class Engine:
             containers=counts["total"], running=counts["running"], paused=counts["paused"],
             stopped=counts["stopped"], images=len(self._image_store.images), event_listeners=self._event_listeners,
             system_time=timefmt.now(), insecure_registries=config.insecure_registries,
-            registry_mirrors=config.registry_mirrors)
+            registry_mirrors=config.registry_mirrors, live_restore=config.live_restore)
 
     async def disk_usage(self) -> DiskUsage:
         """`docker system df`: what images, containers, volumes and the build cache hold on disk."""

@@ -589,6 +589,7 @@ class SystemInfo(Struct, kw_only=True):
     system_time: str
     insecure_registries: list[str] = []  # hosts and CIDRs, as configured (loopback always counts)
     registry_mirrors: list[str] = []  # URLs, as configured
+    live_restore: bool = False  # SIGTERM leaves the containers running (--live-restore)
 
 
 class PluginView(Struct, kw_only=True):

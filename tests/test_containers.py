@@ -402,6 +402,9 @@ def test_unversioned_and_versioned_paths(api):
 def test_info_reports_runtime_path(api):
     info = api.get_json("/info")
     assert set(info["Runtimes"]) == {"crun", "runc"} and info["DefaultRuntime"] == "crun"
+    # what scripts read of dockerd's info: seccomp on, the local volume driver, no live restore here
+    assert info["SecurityOptions"] == ["name=seccomp,profile=default"] and info["Plugins"]["Volume"] == ["local"]
+    assert info["LiveRestoreEnabled"] is False
     layout = cgroups.detect()
     assert info["CgroupVersion"] == str(layout.version)
     if layout.hybrid:

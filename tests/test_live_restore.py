@@ -113,6 +113,7 @@ def test_ports_and_dns_are_served_again_after_a_kill_9(fresh_daemon):
 
 def test_live_restore_stop_leaves_them_running_and_a_plain_stop_ends_them(fresh_daemon):
     d = fresh_daemon("--live-restore")
+    assert d.api.get_json("/info")["LiveRestoreEnabled"] is True
     cid = d.api.run(["sh", "-c", "while true; do echo tick; sleep 0.05; done"])
     pid = d.state(cid)["Pid"]
     assert d.stop() == 0  # SIGTERM with --live-restore

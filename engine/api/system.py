@@ -71,7 +71,8 @@ async def info(req: Request, engine: Engine) -> Response:
         "ContainersPaused": found.paused, "ContainersStopped": found.stopped,
         "Images": found.images, "Driver": "overlay",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
-        "Plugins": {"Volume": [], "Network": ["null"], "Authorization": None, "Log": ["json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
+                    "Log": ["json-file", "none"]},
         "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True,
         "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": False, "BridgeNfIptables": False,
         "Debug": found.debug, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
@@ -87,9 +88,10 @@ async def info(req: Request, engine: Engine) -> Response:
         "DefaultRuntime": found.default_runtime,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},
-        "LiveRestoreEnabled": False, "Isolation": "", "InitBinary": found.init_binary,
+        "LiveRestoreEnabled": found.live_restore, "Isolation": "", "InitBinary": found.init_binary,
         "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
-        "InitCommit": {"ID": "", "Expected": ""}, "SecurityOptions": [],
+        # every container is confined by seccomp's default profile unless it asks otherwise
+        "InitCommit": {"ID": "", "Expected": ""}, "SecurityOptions": ["name=seccomp,profile=default"],
         "Warnings": warnings or None,
     })
 
