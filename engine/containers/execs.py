@@ -159,9 +159,13 @@ class Execs:
         c, cfg = session.container, session.config
         self.attach_lock.take_ahead()  # the runtime joins the container's cgroups
         image = self.images.images.get(c.record.image_id)
-        env = [*(image.config.config.env or [] if image else []), *(c.record.config.env or []), *(cfg.env or [])]
-        opts = {"env": env, "cwd": cfg.working_dir or c.record.config.working_dir, "user": "",
-                "pid_file": session.pid_file}
+        # as dockerd: PATH, HOSTNAME and (with a terminal) TERM, then the image's, the
+        # container's and the exec's own variables, each overriding (a bare NAME unsets)
+        env = {"PATH": bundle.DEFAULT_PATH, "HOSTNAME": c.record.config.hostname, **({"TERM": "xterm"} if cfg.tty else {})}
+        for entries in (image.config.config.env or [] if image else [], c.record.config.env or [], cfg.env or []):
+            bundle.apply_env(env, entries)
+        opts = {"env": [f"{name}={value}" for name, value in env.items()],
+                "cwd": cfg.working_dir or c.record.config.working_dir, "user": "", "pid_file": session.pid_file}
         ends: list[int] = []  # our copies of the child's pipe ends, closed once it has them
         self.containers.publish(c, f"exec_start: {session.words}", execID=session.id)
         session.running = True

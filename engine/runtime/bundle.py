@@ -417,7 +417,7 @@ def _namespaces(record: ContainerRecord, files: Path, rootfs: Path, netns: Path)
     return found, shm
 
 
-def _apply_env(env: dict[str, str], entries: list[str]) -> None:
+def apply_env(env: dict[str, str], entries: list[str]) -> None:
     """`NAME=value` sets NAME; a bare `NAME` unsets it, as dockerd reads Env (the docker CLI
     sends `-e NAME` as a bare name when NAME is not set in its own environment)."""
     for entry in entries:
@@ -436,7 +436,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
     uid, gid, extra_gids = resolve_user(rootfs, cfg.user)
     env: dict[str, str] = {}
     for entries in (link_env, image_env, cfg.env or []):
-        _apply_env(env, entries)
+        apply_env(env, entries)
     env.setdefault("PATH", DEFAULT_PATH)
     env["HOSTNAME"] = cfg.hostname
     env.setdefault("HOME", _home(rootfs, uid))
