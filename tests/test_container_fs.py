@@ -325,6 +325,8 @@ def test_changes(api, container):
     changes = [(c["Kind"], c["Path"]) for c in api.get_json(f"/containers/{cid}/changes")]
     assert changes == [(1, "/added"), (1, "/added/deep"), (0, "/etc"), (2, "/etc/group"), (0, "/etc/passwd"),
                        (2, "/home"), (1, "/home/fresh"), (0, "/tmp"), (1, "/tmp/new")]
+    sized = api.get_json(f"/containers/{cid}/json", size=1)  # `docker inspect -s`
+    assert 0 < sized["SizeRw"] < sized["SizeRootFs"]
     assert api.get("/containers/nosuch/changes").status == 404
 
 

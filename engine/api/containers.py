@@ -82,16 +82,24 @@ async def list_(req: Request, engine: Engine) -> Response:
     if limit > 0:
         found = found[:limit]
     summaries = [render.container_summary(engine, c) for c in found]
-    if req.qbool("size"):  # `ps -s`: the writable layer's size, and with the image's
-        sizes = {u.container.id: u for u in (await engine.disk_usage()).containers}
-        for summary in summaries:
-            if (u := sizes.get(summary["Id"])) is not None:
-                summary |= {"SizeRw": u.size_rw, "SizeRootFs": u.size_root_fs}
+    if req.qbool("size"):  # `ps -s`
+        await _add_sizes(engine, summaries)
     return json_response(summaries)
 
 
 async def inspect(req: Request, engine: Engine) -> Response:
-    return json_response(render.container_inspect(engine, engine.get(req.params["id"])))
+    shown = render.container_inspect(engine, engine.get(req.params["id"]))
+    if req.qbool("size"):  # `inspect -s`
+        await _add_sizes(engine, [shown])
+    return json_response(shown)
+
+
+async def _add_sizes(engine: Engine, shown: list[dict]) -> None:
+    """`SizeRw` (the writable layer) and `SizeRootFs` (with the image's) into each container shown."""
+    sizes = {u.container.id: u for u in (await engine.disk_usage()).containers}
+    for item in shown:
+        if (u := sizes.get(item["Id"])) is not None:
+            item |= {"SizeRw": u.size_rw, "SizeRootFs": u.size_root_fs}
 
 
 def output(batch: list[LogText], wanted: set[str], tty: bool, timestamps: bool = False, *,
