@@ -102,7 +102,7 @@ def test_detached_ps_logs_stop_rm(berth):
     ps = berth("ps").stdout.decode().splitlines()
     assert re.fullmatch(r"CONTAINER ID   IMAGE +COMMAND +CREATED +STATUS +PORTS     NAMES", ps[0])
     row = next(line for line in ps if line.startswith(cid[:12]))
-    assert re.fullmatch(rf'{cid[:12]}   busybox +"sh -c echo up; slee…"   .* ago +Up .* +cli-w', row)
+    assert re.fullmatch(rf'{cid[:12]}   busybox +"sh -c \'echo up; sle…"   .* ago +Up .* +cli-w', row)
     (listed,) = [json.loads(line) for line in berth("ps", "--format", "json", "-f", "name=cli-w").stdout.splitlines()]
     assert (listed["ID"], listed["Names"], listed["State"], listed["Labels"]) == (cid[:12], "cli-w", "running", "app=cli")
     assert berth("ps", "-q", "--filter", "label=app=cli").stdout.decode().split() == [cid[:12]]

@@ -244,6 +244,8 @@ def test_ps_filters(api):
             assert reply.status == 400 and words in reply.message
         row = next(c for c in api.get_json("/containers/json") if c["Id"] == a)
         assert row["Names"] == ["/ps-a"] and row["Status"].startswith("Up ") and row["State"] == "running"
+        row = next(c for c in api.get_json("/containers/json", all=1) if c["Id"] == b)
+        assert row["Command"] == "sh -c 'exit 2'"  # as dockerd quotes an argument with a space
         assert api.get("/containers/json", filters='{"bogus":["x"]}').status == 400
     finally:
         api.remove(a)

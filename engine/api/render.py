@@ -46,7 +46,8 @@ def status_text(c: Container) -> str:
 
 
 def _command(c: Container) -> str:
-    return " ".join([c.record.path, *c.record.args])
+    """`Command` of `ps`: as dockerd writes it, an argument with a space in single quotes."""
+    return " ".join([c.record.path, *(f"'{arg}'" if " " in arg else arg for arg in c.record.args)])
 
 
 def mounts(c: Container) -> list[dict]:
