@@ -149,6 +149,11 @@ def test_exec_stdin_detach_and_missing_executable(api):
         sock, first = api.hijack(f"/exec/{eid}/start", {})
         assert missing in read_all(sock, first)  # as dockerd: the start succeeds, the reason is the output
         assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 126
+    nobody = api.run(["sleep", "60"], User="nobody")
+    eid = exec_in(api, nobody, ["id", "-u"])  # as dockerd: an exec runs as the container's user by default
+    sock, first = api.hijack(f"/exec/{eid}/start", {})
+    assert read_all(sock, first).endswith(b"65534\n")
+    api.remove(nobody)
     eid = exec_in(api, cid, ["sh", "-c", "echo $HOSTNAME ${BARE-unset} $X"], Env=["X=1", "BARE"])
     sock, first = api.hijack(f"/exec/{eid}/start", {})
     assert read_all(sock, first).endswith(f"{cid[:12]} unset 1\n".encode())  # as dockerd: HOSTNAME too

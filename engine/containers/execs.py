@@ -171,8 +171,8 @@ class Execs:
         session.running = True
         try:
             try:
-                if cfg.user:
-                    uid, gid, _ = await trio.to_thread.run_sync(bundle.resolve_user, c.rootfs, cfg.user)
+                if user := cfg.user or c.record.config.user:  # as dockerd: the container's own user by default
+                    uid, gid, _ = await trio.to_thread.run_sync(bundle.resolve_user, c.rootfs, user)
                     opts["user"] = f"{uid}:{gid}"
                 if cfg.tty:
                     process, session.terminal = await self.runtimes[c.record.runtime].open_exec(
