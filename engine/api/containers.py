@@ -76,7 +76,7 @@ async def create(req: Request, engine: Engine) -> Response:
 
 
 async def list_(req: Request, engine: Engine) -> Response:
-    limit = req.qint("limit", -1) or -1
+    limit = req.qint("limit", -1)
     # `ps -n N` and `ps -l`: the newest N of every state, as dockerd (a limit implies all)
     found = engine.list_containers(req.qbool("all") or limit > 0, query.filters(req.q("filters")))
     if limit > 0:

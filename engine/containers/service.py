@@ -473,9 +473,11 @@ class ContainerService:
         for value in f.get("status", []):  # dockerd's checks and words
             if value not in _STATES:
                 raise BadRequest(f"Invalid filter 'status={value}'")
+        exited = set()
         for value in f.get("exited", []):
-            if not value.lstrip("-").isdigit():
+            if not re.fullmatch(r"[+-]?[0-9]+", value):  # what Go's strconv.Atoi takes
                 raise BadRequest(f'strconv.Atoi: parsing "{value}": invalid syntax')
+            exited.add(int(value))
         for value in f.get("health", []):
             if value not in _HEALTH:
                 raise BadRequest(f"Unrecognised filter value for health: {value}")
@@ -500,7 +502,7 @@ class ContainerService:
                 return False
             if "ancestor" in f and c.record.image_id not in ancestors:
                 return False
-            if "exited" in f and (c.state is not State.EXITED or c.record.state.exit_code not in map(int, f["exited"])):
+            if "exited" in f and (c.state is not State.EXITED or c.record.state.exit_code not in exited):
                 return False
             if "health" in f:
                 health = c.record.state.health
