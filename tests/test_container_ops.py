@@ -165,6 +165,62 @@ def test_exec_stdin_detach_and_missing_executable(api):
     api.remove(cid)
 
 
+def exec_output(api, cid, cmd, **config) -> bytes:
+    from tests.api import demux
+
+    sock, first = api.hijack(f"/exec/{exec_in(api, cid, cmd, **config)}/start", {})
+    return b"".join(p for _, p in demux(read_all(sock, first)))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_exec_has_the_groups_and_confinement_dockerd_gives_it(api, runtime):
+    setup = "echo staff2:x:700:root2,nobody >> /etc/group && sleep 60"
+    cid = api.run(["sh", "-c", setup], HostConfig={"Runtime": runtime, "GroupAdd": ["123"]})
+    deadline = time.time() + 10
+    while b"staff2" not in exec_output(api, cid, ["cat", "/etc/group"]) and time.time() < deadline:
+        time.sleep(0.05)
+    # as the container's own process: its group, the user's other groups, then --group-add
+    assert exec_output(api, cid, ["id", "-G"]) == b"0 123\n"
+    assert exec_output(api, cid, ["id", "-G"], User="nobody") == b"65534 123 700\n"  # the kernel sorts them
+    assert exec_output(api, cid, ["id", "-G"], User="nobody:123") == b"123\n"  # a group given: no memberships
+    status = exec_output(api, cid, ["cat", "/proc/self/status"]).decode()
+    assert "CapEff:\t00000000a80425fb" in status and "Seccomp:\t2" in status
+    privileged = exec_output(api, cid, ["cat", "/proc/self/status"], Privileged=True).decode()
+    cap_eff = int(privileged.split("CapEff:\t")[1].split()[0], 16)
+    assert cap_eff & 0xa80425fb == 0xa80425fb and cap_eff > 0xa80425fb  # every capability the daemon holds
+    api.remove(cid)
+
+
+def test_the_users_files_are_read_inside_the_container_and_never_block(api, tmp_path):
+    # A host file the container's /etc/passwd points at by its host path: never read.
+    host_passwd = tmp_path / "passwd"
+    host_passwd.write_text("hostuser:x:4242:4242::/:/bin/sh\n")
+    cid = api.run(["sh", "-c", f"ln -sf {host_passwd} /etc/passwd && mkfifo /tmp/fifo && sleep 60"])
+    deadline = time.time() + 10
+    while b"fifo" not in exec_output(api, cid, ["ls", "/tmp"]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert b"unable to find user hostuser" in exec_output(api, cid, ["id", "-u"], User="hostuser")
+    # the same at a container's start, from an image with such a link
+    image = api.post("/commit", container=cid, repo="passwd-link").json()["Id"]
+    created = api.post("/containers/create", {"Image": image, "Cmd": ["true"], "User": "hostuser"})
+    if created.status == 201:
+        reply = api.post(f"/containers/{created.json()['Id']}/start")
+        api.remove(created.json()["Id"])
+        assert reply.status >= 400 and "unable to find user hostuser" in reply.message
+    else:
+        assert "unable to find user hostuser" in created.message
+    # a FIFO in the passwd file's place: no entries, at once, not a thread held forever
+    exec_output(api, cid, ["sh", "-c", "rm /etc/passwd && ln -s /tmp/fifo /etc/passwd"])
+    started = time.time()
+    assert b"unable to find user nobody" in exec_output(api, cid, ["id"], User="nobody")
+    assert time.time() - started < 5
+    # a number needs no entry (HOME given: the runtime would look it up in that FIFO itself)
+    uids = exec_output(api, cid, ["grep", "Uid", "/proc/self/status"], User="4242", Env=["HOME=/"])
+    assert uids == b"Uid:\t4242\t4242\t4242\t4242\n"
+    api.remove(cid)
+    assert api.delete(f"/images/{image}").status == 200
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_exec_with_a_terminal_and_resize(api, runtime):
     cid = api.run(["sleep", "60"], HostConfig={"Runtime": runtime})

@@ -85,6 +85,12 @@ def test_create_options(api):
     cid = api.run(["sh", "-c", "echo ${BARE-unset} ${GONE-unset} $KEPT"], Env=["GONE=x", "BARE", "GONE", "KEPT=k"])
     assert api.wait(cid) == 0 and out(api, cid) == b"unset unset k\n"
     api.remove(cid)
+    # as dockerd: PATH and HOSTNAME first, the container's variables after, overriding them
+    cid = api.run(["env"], Env=["HOSTNAME=forced", "A=1"], Hostname="named")
+    assert api.wait(cid) == 0
+    assert out(api, cid).decode().splitlines()[:3] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                                       "HOSTNAME=forced", "A=1"]
+    api.remove(cid)
 
 
 def test_entrypoint_and_cmd(api):
@@ -259,6 +265,9 @@ def test_logs_options(api):
     assert [p for _, p in api.logs(cid, stderr=0)][-1] == b"line5\n"
     stamped = api.logs(cid, timestamps=1)[0][1]
     assert stamped.endswith(b"Z line1\n") and stamped[:4].isdigit()
+    # as dockerd: the attributes (none here) and a space before each line, after its time
+    assert [p for _, p in api.logs(cid, details=1)][:2] == [b" line1\n", b" line2\n"]
+    assert api.logs(cid, details=1, timestamps=1)[0][1].endswith(b"Z  line1\n")
     assert api.logs(cid, since=int(time.time()) + 5) == []
     assert len(api.logs(cid, until=int(time.time()) + 5)) == 6
     assert api.get(f"/containers/{cid}/logs").status == 400  # no stream chosen

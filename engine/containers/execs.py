@@ -18,6 +18,7 @@ from pathlib import Path
 import trio
 
 from ..errors import BadRequest, Conflict, NotFound
+from ..fs import inroot
 from ..lifecycle import State
 from ..images.store import ImageStore
 from ..models import ExecConfig
@@ -159,24 +160,28 @@ class Execs:
         c, cfg = session.container, session.config
         self.attach_lock.take_ahead()  # the runtime joins the container's cgroups
         image = self.images.images.get(c.record.image_id)
-        # as dockerd: PATH, HOSTNAME and (with a terminal) TERM, then the image's, the
-        # container's and the exec's own variables, each overriding (a bare NAME unsets)
-        env = {"PATH": bundle.DEFAULT_PATH, "HOSTNAME": c.record.config.hostname, **({"TERM": "xterm"} if cfg.tty else {})}
-        for entries in (image.config.config.env or [] if image else [], c.record.config.env or [], cfg.env or []):
-            bundle.apply_env(env, entries)
-        opts = {"env": [f"{name}={value}" for name, value in env.items()],
-                "cwd": cfg.working_dir or c.record.config.working_dir, "user": "", "pid_file": session.pid_file}
+        env = bundle.process_env(c.record.config.hostname, cfg.tty, image.config.config.env or [] if image else [],
+                                 c.record.config.env or [], cfg.env or [])
+        process_file = session.pid_file.with_suffix(".json")
+
+        def write_process() -> None:
+            with inroot.rooted(c.rootfs) as root:  # as dockerd: the container's own user by default
+                uid, gid, extra = bundle.resolve_user(root, cfg.user or c.record.config.user)
+                gids = bundle.additional_gids(root, gid, extra, c.record.host_config.group_add)
+            process_file.write_bytes(bundle.exec_process(
+                (c.bundle / "config.json").read_bytes(), args=cfg.cmd, env=[f"{k}={v}" for k, v in env.items()],
+                cwd=cfg.working_dir, uid=uid, gid=gid, gids=gids, terminal=cfg.tty, privileged=cfg.privileged))
+
+        opts = {"pid_file": session.pid_file}
         ends: list[int] = []  # our copies of the child's pipe ends, closed once it has them
         self.containers.publish(c, f"exec_start: {session.words}", execID=session.id)
         session.running = True
         try:
             try:
-                if user := cfg.user or c.record.config.user:  # as dockerd: the container's own user by default
-                    uid, gid, _ = await trio.to_thread.run_sync(bundle.resolve_user, c.rootfs, user)
-                    opts["user"] = f"{uid}:{gid}"
+                await trio.to_thread.run_sync(write_process)
                 if cfg.tty:
                     process, session.terminal = await self.runtimes[c.record.runtime].open_exec(
-                        c.id, cfg.cmd, **opts, tty=True, console_dir=self.console_dir)
+                        c.id, process_file, **opts, tty=True, console_dir=self.console_dir)
                     # A size asked for before the process started: applied once it runs
                     # (runc's relay needs the process's own terminal, found by its PID).
                     with trio.move_on_after(2):
@@ -197,7 +202,7 @@ class Execs:
                     ends += [out_write, err_write]
                     sources = [(1, trio.lowlevel.FdStream(out_read)), (2, trio.lowlevel.FdStream(err_read))]
                     process, _ = await self.runtimes[c.record.runtime].open_exec(
-                        c.id, cfg.cmd, **opts, stdin=stdin_read, stdout=out_write, stderr=err_write)
+                        c.id, process_file, **opts, stdin=stdin_read, stdout=out_write, stderr=err_write)
             finally:
                 for fd in ends:  # the child has its copies: ours would hold its pipes open
                     os.close(fd)
@@ -212,6 +217,7 @@ class Execs:
             if code and not session.pid_file.exists():
                 code = 126  # the runtime wrote no pid: it could not start the process (its reason is the output)
         session.pid_file.unlink(missing_ok=True)
+        process_file.unlink(missing_ok=True)
         if session.terminal is not None:
             await session.terminal.aclose()
             session.terminal = None

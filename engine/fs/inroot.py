@@ -27,10 +27,12 @@ or for a path longer than PATH_MAX, they walk.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from typing import Self
 
 MAX_LINKS = 40  # as the kernel's MAXSYMLINKS: a symlink loop ends with ELOOP
@@ -252,9 +254,11 @@ def open_beneath(base_fd: int, path: str, flags: int = os.O_RDONLY) -> int:
 
 
 def read_file(root_fd: int, path: str, limit: int = 4 << 20) -> bytes:
-    """The contents of a regular file in the container (symlinks followed in the root)."""
+    """The first `limit` bytes of a regular file in the container (symlinks followed in
+    the root); OSError(EINVAL) for anything else. Opened without blocking: a FIFO put in
+    a file's place must not hold the daemon's thread until something writes to it."""
     with resolve(root_fd, path) as found:
-        fd = found.open(os.O_RDONLY)
+        fd = found.open(os.O_RDONLY | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
@@ -273,3 +277,13 @@ class InRootPath:
 
     def read_text(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return read_file(self.root_fd, self.path).decode(encoding, errors)
+
+
+@contextlib.contextmanager
+def rooted(path) -> Iterator[InRootPath]:
+    """The container root mounted at host path `path`, as an `InRootPath` for the block."""
+    fd = os.open(path, DIR_FLAGS)
+    try:
+        yield InRootPath(fd)
+    finally:
+        os.close(fd)

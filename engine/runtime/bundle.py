@@ -35,6 +35,7 @@ from pathlib import Path
 import msgspec
 
 from ..errors import BadRequest, Conflict
+from ..fs import inroot
 from ..models import ContainerRecord, DeviceMapping, HostConfig, MountPoint
 from . import capabilities, devices, seccomp, security, syscalls
 
@@ -68,6 +69,7 @@ _TMPFS_FLAGS = {"ro": "rdonly", "rw": "rdonly", "suid": "nosuid", "nosuid": "nos
 _TMPFS_DATA = ("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol")
 _TMPFS_DEFAULTS = ["noexec", "nosuid", "nodev", "rprivate"]
 _MAX_ID = 2**31 - 1
+_ID = re.compile(r"[0-9]+")  # an ID as passwd and group files and `--user` write it (ASCII digits)
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
 
 
@@ -201,59 +203,65 @@ def device_rules(hc: HostConfig) -> list[dict]:
     return rules
 
 
-def _table(rootfs: Path, name: str) -> list[list[str]]:
-    """The entries of the rootfs' /etc/passwd or /etc/group, split in fields."""
+def _table(root: inroot.InRootPath, name: str) -> list[list[str]]:
+    """The entries of the container's /etc/passwd or /etc/group, split in fields; none
+    where that is not a regular file (a FIFO, a device, a link out of the root)."""
     try:
-        text = (rootfs / "etc" / name).read_text(errors="replace")
+        text = (root / "etc" / name).read_text(errors="replace")
     except OSError:
         return []
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def resolve_user(rootfs: Path, spec: str) -> tuple[int, int, list[int]]:
-    """Resolve Docker's `user[:group]` (names or numbers) against the rootfs' /etc files."""
+def resolve_user(root: inroot.InRootPath, spec: str) -> tuple[int, int, list[int]]:
+    """Resolve Docker's `user[:group]` (names or numbers) against the container's /etc
+    files, read inside its root (`inroot.rooted`)."""
     user, _, group = spec.partition(":")
-    passwd, groups = _table(rootfs, "passwd"), _table(rootfs, "group")
+    # entries whose IDs are not numbers are skipped: the files are the container's to write
+    passwd = [e for e in _table(root, "passwd") if len(e) > 3 and _ID.fullmatch(e[2]) and _ID.fullmatch(e[3])]
+    groups = [e for e in _table(root, "group") if len(e) > 2 and _ID.fullmatch(e[2])]
     uid, gid = 0, 0
     if user:
-        entry = next((e for e in passwd if len(e) > 3 and (e[0] == user or e[2] == user)), None)
+        entry = next((e for e in passwd if user in (e[0], e[2])), None)
         if entry:
             uid, gid = int(entry[2]), int(entry[3])
-        elif user.isdigit():
+        elif _ID.fullmatch(user):
             uid = int(user)
         else:
             raise BadRequest(f"unable to find user {user}: no matching entries in passwd file")
     if group:
-        entry = next((e for e in groups if len(e) > 2 and (e[0] == group or e[2] == group)), None)
+        entry = next((e for e in groups if group in (e[0], e[2])), None)
         if entry:
             gid = int(entry[2])
-        elif group.isdigit():
+        elif _ID.fullmatch(group):
             gid = int(group)
         else:
             raise BadRequest(f"unable to find group {group}: no matching entries in group file")
-    name = next((e[0] for e in passwd if len(e) > 2 and e[2] == str(uid)), None)
-    extra = [int(g[2]) for g in groups if len(g) > 3 and name and name in g[3].split(",") and g[2].isdigit()]
+    if group:  # as dockerd: a group named with the user replaces the user's memberships
+        return uid, gid, []
+    name = next((e[0] for e in passwd if int(e[2]) == uid), None)
+    extra = [int(g[2]) for g in groups if len(g) > 3 and name and name in g[3].split(",")]
     return uid, gid, extra
 
 
-def additional_gids(rootfs: Path, gid: int, extra: list[int], group_add: list[str] | None) -> list[int]:
+def additional_gids(root: inroot.InRootPath, gid: int, extra: list[int], group_add: list[str] | None) -> list[int]:
     """The process's groups as dockerd sets them: its own group, the user's other groups,
-    then each `--group-add` (a name or number from the rootfs' /etc/group, or any number)."""
+    then each `--group-add` (a name or number from the container's /etc/group, or any number)."""
     found = [gid, *extra]
-    groups = _table(rootfs, "group")
+    groups = _table(root, "group")
     for wanted in group_add or []:
-        entry = next((e for e in groups if len(e) > 2 and (e[0] == wanted or e[2] == wanted) and e[2].isdigit()), None)
+        entry = next((e for e in groups if len(e) > 2 and wanted in (e[0], e[2]) and _ID.fullmatch(e[2])), None)
         if entry:
             found.append(int(entry[2]))
-        elif wanted.isdigit() and int(wanted) <= _MAX_ID:
+        elif _ID.fullmatch(wanted) and int(wanted) <= _MAX_ID:
             found.append(int(wanted))
         else:
             raise BadRequest(f"Unable to find group {wanted}: no matching entries in group file")
     return list(dict.fromkeys(found))
 
 
-def _home(rootfs: Path, uid: int) -> str:
-    for fields in _table(rootfs, "passwd"):
+def _home(root: inroot.InRootPath, uid: int) -> str:
+    for fields in _table(root, "passwd"):
         if len(fields) > 5 and fields[2] == str(uid):
             return fields[5]
     return "/"
@@ -428,20 +436,47 @@ def apply_env(env: dict[str, str], entries: list[str]) -> None:
             env.pop(name, None)
 
 
+def process_env(hostname: str, tty: bool, *layers: list[str]) -> dict[str, str]:
+    """A process's environment as dockerd builds it, for a container and for an exec:
+    PATH, HOSTNAME and (with a terminal) TERM, then each layer of `NAME=value` entries in
+    turn, a later entry overriding an earlier one in its place (`apply_env`)."""
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname, **({"TERM": "xterm"} if tty else {})}
+    for entries in layers:
+        apply_env(env, entries)
+    return env
+
+
+class _Spec(msgspec.Struct):
+    process: dict
+
+
+def exec_process(config_json: bytes, *, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
+                 gids: list[int], terminal: bool, privileged: bool) -> bytes:
+    """The process.json of an exec, as dockerd builds it: the container's own process
+    from its `config.json` (capabilities, rlimits, no-new-privileges, OOM score), with the
+    exec's command, environment, directory (the container's when empty), user and groups,
+    and terminal; `privileged` gives it every capability the daemon holds."""
+    process = msgspec.json.decode(config_json, type=_Spec).process
+    process.update(args=args, env=env, terminal=terminal, user={"uid": uid, "gid": gid, "additionalGids": gids})
+    if cwd:
+        process["cwd"] = cwd
+    if privileged:
+        caps = capabilities.container_set(None, None, privileged=True)
+        process["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+    return msgspec.json.encode(process)
+
+
 def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Path,
                cgroups_path: str, image_env: list[str], init_binary: str | None, link_env: list[str] = ()) -> dict:
     """Build the OCI runtime config for `record` (rootfs already mounted); `link_env` is
     what legacy links give, which the container's own variables override."""
     cfg, hc = record.config, record.host_config
-    uid, gid, extra_gids = resolve_user(rootfs, cfg.user)
-    env: dict[str, str] = {}
-    for entries in (link_env, image_env, cfg.env or []):
-        apply_env(env, entries)
-    env.setdefault("PATH", DEFAULT_PATH)
-    env["HOSTNAME"] = cfg.hostname
-    env.setdefault("HOME", _home(rootfs, uid))
-    if cfg.tty:
-        env.setdefault("TERM", "xterm")  # as dockerd does for a container with a terminal
+    with inroot.rooted(rootfs) as root:
+        uid, gid, extra_gids = resolve_user(root, cfg.user)
+        gids = additional_gids(root, gid, extra_gids, hc.group_add)
+        home = _home(root, uid)
+    env = process_env(cfg.hostname, cfg.tty, link_env, image_env, cfg.env or [])
+    env.setdefault("HOME", home)  # as the runtime would set it, from the user's passwd entry
     opts = security.parse(hc.security_opt)
     caps = capabilities.container_set(hc.cap_add, hc.cap_drop, privileged=hc.privileged)
     confined = not hc.privileged
@@ -476,7 +511,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
         "ociVersion": "1.0.2",
         "process": {
             "terminal": cfg.tty,
-            "user": {"uid": uid, "gid": gid, "additionalGids": additional_gids(rootfs, gid, extra_gids, hc.group_add)},
+            "user": {"uid": uid, "gid": gid, "additionalGids": gids},
             "args": process_args(record),
             "env": [f"{k}={v}" for k, v in env.items()],
             "cwd": cfg.working_dir or "/",

@@ -70,15 +70,16 @@ class Runtime:
             raise RuntimeFailure(result.stderr.decode(errors="replace").strip() or f"{self.name} {args[0]} failed")
         return result
 
-    async def open_exec(self, container_id: str, argv: list[str], *, env: list[str], cwd: str, user: str,
-                        pid_file: Path, tty: bool = False, console_dir: Path | None = None,
-                        stdin=subprocess.DEVNULL, stdout=None, stderr=None) -> tuple[trio.Process, Terminal | None]:
-        """Start `argv` inside the running container; the caller waits for it. With `tty`
-        the process gets a terminal (returned), and stdio arguments are not used."""
-        opts = [f"--env={e}" for e in env] + ([f"--cwd={cwd}"] if cwd else []) + ([f"--user={user}"] if user else [])
-        opts.append(f"--pid-file={pid_file}")
-        return await self._start(["exec", *(["--tty"] if tty else []), *opts, container_id, *argv], subcommand="exec", tty=tty,
-                                 console_dir=console_dir, pid_file=pid_file, stdin=stdin, stdout=stdout, stderr=stderr)
+    async def open_exec(self, container_id: str, process: Path, *, pid_file: Path, tty: bool = False,
+                        console_dir: Path | None = None, stdin=subprocess.DEVNULL, stdout=None,
+                        stderr=None) -> tuple[trio.Process, Terminal | None]:
+        """Start the process described by the process.json at `process` inside the running
+        container (`bundle.exec_process`); the caller waits for it. With `tty` (which the
+        file says too) the process gets a terminal (returned), and stdio arguments are not
+        used."""
+        args = ["exec", *(["--tty"] if tty else []), f"--process={process}", f"--pid-file={pid_file}", container_id]
+        return await self._start(args, subcommand="exec", tty=tty, console_dir=console_dir, pid_file=pid_file,
+                                 stdin=stdin, stdout=stdout, stderr=stderr)
 
     async def _start(self, args: list[str], *, subcommand: str, tty: bool, console_dir: Path | None, pid_file: Path,
                      stdin, stdout, stderr) -> tuple[trio.Process, Terminal | None]:

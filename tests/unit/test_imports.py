@@ -26,7 +26,8 @@ RULES = [
                         "engine.images.")),
     ("engine.registry.", ("engine.models", "engine.errors", "engine.timefmt", "engine.fs.", "engine.events.",
                           "engine.images.", "engine.registry.")),
-    ("engine.runtime.", ("engine.models", "engine.errors", "engine.runtime.")),
+    # the bundle reads the container's passwd and group files inside its root (a leaf module)
+    ("engine.runtime.", ("engine.models", "engine.errors", "engine.fs.inroot", "engine.runtime.")),
     ("engine.build.", ("engine.models", "engine.errors", "engine.timefmt", "engine.fs.", "engine.events.",
                        "engine.images.", "engine.containers.", "engine.runtime.", "engine.build.")),
     ("engine.keeper.", ("engine.keeper.",)),  # the keeper outlives the daemon: it needs nothing of it
