@@ -123,6 +123,7 @@ def test_logs_split_streams_and_rm_f_of_a_running_container(berth):
     result = berth("logs", "cli-l")
     assert (result.stdout, result.stderr) == (b"o1\no2\n", b"e1\n")
     assert berth("logs", "--tail", "1", "cli-l").stdout == b"o2\n"
+    assert berth("logs", "--details", "--tail", "1", "cli-l").stdout == b" o2\n"
     assert berth("rm", "cli-l").returncode == 1  # running: docker refuses without -f
     assert berth("rm", "-f", "cli-l").stdout == b"cli-l\n"
     assert b"cli-l" not in berth("ps", "-a").stdout

@@ -287,7 +287,7 @@ def logs(client: Client, args) -> int:
 
     info = client.get(f"/containers/{ref(args.container)}/json")  # for its id and Tty, as docker
     query = {"stdout": 1, "stderr": 1, "follow": int(args.follow), "timestamps": int(args.timestamps),
-             "tail": args.tail, "since": options.timestamp(args.since), "until": options.timestamp(args.until)}
+             "details": int(args.details), "tail": args.tail, "since": options.timestamp(args.since), "until": options.timestamp(args.until)}
     with client.stream("GET", f"/containers/{info['Id']}/logs", query) as resp:
         _copy_output(resp, info["Config"].get("Tty", False))
     return 0
@@ -473,6 +473,7 @@ COMMANDS = (
     Command("logs", logs, "fetch a container's logs", (
         Opt(("-f", "--follow"), "follow", "flag", "follow new output"),
         Opt(("-t", "--timestamps"), "timestamps", "flag", "show timestamps"),
+        Opt(("--details",), "details", "flag", "show the log's extra attributes"),
         Opt(("-n", "--tail"), "tail", "value", "lines from the end (default all)"),
         Opt(("--since",), "since", "value", "10m, RFC 3339 or unix time"),
         Opt(("--until",), "until", "value", "10m, RFC 3339 or unix time")), (Arg("container"),)),
