@@ -454,9 +454,10 @@ class Engine:
         """Tag the image `source` as `repo[:tag]`."""
         await self._images.tag(source, repo, tag)
 
-    async def remove_image(self, ref: str, force: bool = False) -> list[dict[str, str]]:
-        """`rmi`: untag, and delete once no tag and no container refers to the image."""
-        return await self._images.remove(ref, force)
+    async def remove_image(self, ref: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
+        """`rmi`: untag, and delete once no tag, container or child image refers to the
+        image; with `prune`, its untagged parents too."""
+        return await self._images.remove(ref, force, prune)
 
     async def prune_images(self, filters: flt.Filters | None = None, until_ns: int | None = None) -> PruneReport:
         """Delete unused images: dangling ones, or all with `dangling=false`; with
@@ -603,9 +604,10 @@ class Engine:
         """Take a container off a network."""
         await self._network.disconnect(self.get(container), network)
 
-    async def prune_networks(self) -> list[str]:
-        """Delete every user-defined network no container is on; their names."""
-        return await self._network.prune()
+    async def prune_networks(self, filters: flt.Filters | None = None, until_ns: int | None = None) -> list[str]:
+        """Delete every unused user-defined network the filters select (`label`, `label!`)
+        and created before `until_ns` (None for no bound); their names."""
+        return await self._network.prune(filters, "" if until_ns is None else timefmt.rfc3339(until_ns))
 
     # --- plugins --------------------------------------------------------------
 

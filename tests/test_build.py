@@ -91,12 +91,22 @@ ONBUILD RUN echo triggered
     assert (cfg["User"], cfg["WorkingDir"], cfg["StopSignal"]) == ("nobody", "/app", "SIGQUIT")
     assert cfg["Entrypoint"] == ["sh", "-c"] and cfg["Cmd"] == ["echo $GREETING"]
     assert cfg["OnBuild"] == ["RUN echo triggered"]
+    # as dockerd's inspect: the health check without its zero durations; no Shell unless set
+    assert cfg["Healthcheck"] == {"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000, "Retries": 3}
+    assert "Shell" not in cfg
     history = api.get_json("/images/bt-meta:v1/history")
     created = [h["CreatedBy"] for h in history]
     assert "/bin/sh -c #(nop)  ENV GREETING=hello NAME=big world" in created
     assert "/bin/sh -c #(nop)  CMD [\"echo $GREETING\"]" in created
     assert "/bin/sh -c #(nop) WORKDIR /app" in created
     assert '/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "0s" "0s" \'\\x03\'}' in created
+
+
+def test_shell_and_healthcheck_none_show_in_inspect(build, api):
+    result = build({"Dockerfile": 'FROM busybox\nSHELL ["/bin/sh", "-xc"]\nHEALTHCHECK NONE\n'}, t="bt-shell:1")
+    assert result.error is None, result.body
+    cfg = api.get_json("/images/bt-shell:1/json")["Config"]
+    assert (cfg["Shell"], cfg["Healthcheck"]) == (["/bin/sh", "-xc"], {"Test": ["NONE"]})
 
 
 def test_run_copy_and_cache(build, api):
@@ -165,6 +175,27 @@ def test_steps_are_hidden_kept_by_prune_and_cached_across_it(build, api):
     assert again.text.count(" ---> Using cache") == 2 and again.id == first.id
     deleted = api.delete("/images/bt-prune").json()
     assert len([d for d in deleted if "Deleted" in d]) == 2  # the image and the RUN step below it
+
+
+def test_an_image_others_are_built_on_stays_while_they_do(build, api):
+    parent = build({"Dockerfile": "FROM busybox\nRUN echo p > /p\n"}, t="bt-parent:1")
+    child = build({"Dockerfile": "FROM bt-parent:1\nRUN echo c > /c\n"}, t="bt-child:1")
+    assert parent.error is None and child.error is None
+    for force in ("0", "1"):  # as dockerd: by ID, refused even forced
+        reply = api.delete(f"/images/{parent.id}", force=force)
+        assert reply.status == 409 and "image has dependent child images" in reply.message
+    # by its last name: untagged only, the image stays for its child
+    assert api.delete("/images/bt-parent:1").json() == [{"Untagged": "bt-parent:1"}]
+    assert api.get(f"/images/{parent.id}/json").status == 200
+    cid = api.run(["cat", "/p", "/c"], image="bt-child:1")
+    assert api.wait(cid) == 0
+    api.remove(cid)
+    # --no-prune: the image goes, its untagged parents (the build's steps) stay
+    build({"Dockerfile": "FROM busybox\nRUN echo a > /a\nRUN echo b > /b\n"}, t="bt-steps:1")
+    step = api.get_json("/images/bt-steps:1/history")[1]["Id"]
+    assert [list(d) for d in api.delete("/images/bt-steps:1", noprune="1").json()] == [["Untagged"], ["Deleted"]]
+    assert api.get(f"/images/{step}/json").status == 200
+    assert api.delete(f"/images/{step}").status == 200
 
 
 def test_client_going_away_cancels_the_run_step(api, daemon):

@@ -508,13 +508,15 @@ def test_api_prune(api):
     reply = api.post("/images/prune", filters=only).json()
     assert reply["ImagesDeleted"] == [{"Deleted": dangling}] and reply["SpaceReclaimed"] == 1
     every = '{"dangling":{"false":true},"label":{"prune-test=1":true}}'
+    spared = '{"dangling":{"false":true},"label":{"prune-test=1":true},"label!":{"prune-test":true}}'
+    assert api.post("/images/prune", filters=spared).json() == {"ImagesDeleted": None, "SpaceReclaimed": 0}
     reply = api.post("/images/prune", filters=every).json()
     assert reply["ImagesDeleted"] == [{"Untagged": "prune-me:1"}, {"Deleted": tagged}]  # kept: a container uses it
     assert api.post("/images/prune", filters=every).json() == {"ImagesDeleted": None, "SpaceReclaimed": 0}
     assert api.post("/images/prune", filters='{"dangling":{"maybe":true}}').status == 400
     pruned = events(api, since=f"{since:.9f}", until=f"{time.time() + 0.3:.9f}", filters='{"event":["prune"]}')
-    assert [e["Actor"]["Attributes"] for e in pruned] == [{"reclaimed": "0"}, {"reclaimed": "1"}, {"reclaimed": "1"},
-                                                          {"reclaimed": "0"}]
+    assert [e["Actor"]["Attributes"] for e in pruned] == [{"reclaimed": "0"}, {"reclaimed": "1"}, {"reclaimed": "0"},
+                                                          {"reclaimed": "1"}, {"reclaimed": "0"}]
     api.remove(cid)
     assert api.delete(f"/images/{kept}").status == 200
 

@@ -100,6 +100,14 @@ def test_list_filters(api):
     assert tags(filters='{"reference":{"flt-*":true}}') == ["flt-one:x", "flt-two:y"]
     assert tags(filters='{"reference":["flt-one"]}') == ["flt-one:x"]
     assert "busybox:latest" in tags(filters='{"dangling":["false"]}')
+    # before/since: created earlier / later than the image named, as dockerd
+    flt = '{"reference":["flt-*"],"%s":["%s"]}'
+    assert tags(filters=flt % ("before", "flt-two:y")) == ["flt-one:x"]
+    assert tags(filters=flt % ("since", "flt-one:x")) == ["flt-two:y"]
+    assert tags(filters=flt % ("since", "flt-two:y")) == []
+    missing = api.get("/images/json", filters='{"before":["nosuch"]}')
+    assert missing.status == 404 and "No such image: nosuch" in missing.message
+    assert api.get("/images/json", filters='{"dangling":["maybe"]}').status == 400
     api.delete("/images/flt-one:x")
     api.delete("/images/flt-two:y")
 

@@ -126,6 +126,27 @@ def test_user_network_dns_aliases_connect_and_events(api):
         assert all(a != b for a, b in zip(seen, seen[1:])), seen  # they alternate
 
 
+def test_prune_takes_only_what_its_filters_select(api):
+    def make(name: str, **labels) -> None:
+        assert api.post("/networks/create", {"Name": name, "Labels": labels}).status == 201
+
+    make("pn-a", p="1")
+    make("pn-b")
+    make("pn-c", p="2")
+
+    def prune(filters: dict) -> list[str]:
+        reply = api.post("/networks/prune", filters=json.dumps(filters))
+        assert reply.status == 200, reply.body
+        return sorted(reply.json()["NetworksDeleted"] or [])
+
+    assert api.post("/networks/prune", filters='{"bogus":["1"]}').status == 400
+    assert prune({"until": ["1h"]}) == []  # made just now
+    assert prune({"label": ["p=1"]}) == ["pn-a"]
+    assert prune({"label!": ["p"]}) == ["pn-b"]
+    assert prune({"label": ["nomatch=1"]}) == []
+    assert prune({}) == ["pn-c"]
+
+
 def test_published_ports(api):
     port = free_port()
     cid = api.run(["sh", "-c", "mkdir /www; echo hello-from-the-box > /www/index.html; exec httpd -f -p 8080 -h /www"],

@@ -137,7 +137,8 @@ async def tag(req: Request, engine: Engine) -> Response:
 
 
 async def remove(req: Request, engine: Engine) -> Response:
-    return json_response(await engine.remove_image(req.params["name"], force=req.qbool("force")))
+    return json_response(await engine.remove_image(req.params["name"], force=req.qbool("force"),
+                                                   prune=not req.qbool("noprune")))
 
 
 async def save(req: Request, engine: Engine) -> Response | None:

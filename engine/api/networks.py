@@ -97,4 +97,5 @@ async def disconnect(req: Request, engine: Engine) -> Response:
 
 
 async def prune(req: Request, engine: Engine) -> Response:
-    return json_response({"NetworksDeleted": await engine.prune_networks() or None})
+    filters = query.filters(req.q("filters"))
+    return json_response({"NetworksDeleted": await engine.prune_networks(filters, query.until(filters)) or None})

@@ -182,6 +182,9 @@ def _image_container_config(image: Image) -> dict:
         "StdinOnce": False, "Env": cfg.env, "Cmd": cfg.cmd, "Image": "", "Volumes": cfg.volumes,
         "WorkingDir": cfg.working_dir, "Entrypoint": cfg.entrypoint, "OnBuild": cfg.on_build, "Labels": cfg.labels,
         **({"StopSignal": cfg.stop_signal} if cfg.stop_signal else {}),
+        # as dockerd: present only when set, and a health check without its zero durations
+        **({"Healthcheck": {k: v for k, v in _to_builtins(cfg.healthcheck).items() if v}} if cfg.healthcheck else {}),
+        **({"Shell": cfg.shell} if cfg.shell else {}),
     }
 
 

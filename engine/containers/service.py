@@ -48,7 +48,6 @@ LIST_FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "before",
                 "volume", "is-task")
 _STATES = {state.value for state in State}
 _HEALTH = ("starting", "healthy", "unhealthy", "none")
-PRUNE_FILTERS = ("label", "label!")
 
 
 class ContainerUsage(NamedTuple):
@@ -597,11 +596,12 @@ class ContainerService:
         """Remove every stopped container matching `label`/`label!` filters and created
         before `until` (nanoseconds since the epoch, None for no limit); returns (removed
         IDs, bytes reclaimed from their writable layers)."""
-        filters = flt.check(filters, PRUNE_FILTERS)
+        filters = flt.check(filters, flt.PRUNE_FILTERS)
         before = _rfc3339(until)
         gone, reclaimed = [], 0
         for c in list(self.containers):
-            if c.live or c.state is State.REMOVING or not _prune_match(c, filters, before):
+            if c.live or c.state is State.REMOVING or not flt.prune_match(filters, c.record.config.labels or {},
+                                                                          c.record.created, before):
                 continue
             size = await trio.to_thread.run_sync(tree_size, c.upper)
             try:
@@ -702,17 +702,6 @@ class ContainerService:
         return {"total": len(states), "running": states.count(State.RUNNING),
                 "paused": states.count(State.PAUSED),
                 "stopped": len(states) - states.count(State.RUNNING) - states.count(State.PAUSED)}
-
-
-def _prune_match(c: Container, filters: flt.Filters, until: str) -> bool:
-    """`prune`'s filters: label (k, k=v), label! (not), until (created before; RFC 3339
-    times are fixed-width, so they compare as strings)."""
-    labels = c.record.config.labels or {}
-    if filters.get("label") and not flt.label_match(filters["label"], labels):
-        return False
-    if filters.get("label!") and any(flt.label_match([item], labels) for item in filters["label!"]):
-        return False
-    return not until or c.record.created < until
 
 
 def _rfc3339(ns: int | None) -> str:

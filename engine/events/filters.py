@@ -32,6 +32,20 @@ def label_match(wanted: list[str], labels: dict[str, str]) -> bool:
     return True
 
 
+PRUNE_FILTERS = ("label", "label!")  # and `until`, which the API takes out first (`query.until`)
+
+
+def prune_match(filters: Filters, labels: dict[str, str], created: str, before: str) -> bool:
+    """Whether a prune takes an object: every `label` holds, no `label!` does, and it was
+    created before `before` ("" for no bound; RFC 3339 times as records hold them are
+    fixed-width, so they compare as strings)."""
+    if filters.get("label") and not label_match(filters["label"], labels):
+        return False
+    if any(label_match([item], labels) for item in filters.get("label!", [])):
+        return False
+    return not before or created < before
+
+
 EVENT_FILTERS = ("type", "event", "container", "image", "label", "volume", "network", "daemon", "scope", "plugin")
 
 

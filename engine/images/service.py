@@ -35,7 +35,7 @@ from .commit import store_image
 from .store import Image, ImageStore
 
 LIST_FILTERS = ("dangling", "reference", "label", "before", "since")
-PRUNE_FILTERS = ("dangling", "label")
+PRUNE_FILTERS = ("dangling", *flt.PRUNE_FILTERS)
 
 
 class User(NamedTuple):
@@ -232,12 +232,15 @@ class Images:
             await trio.to_thread.run_sync(self.store.tag, image, ref)
         self.publish(image.id, "tag", str(ref))
 
-    async def remove(self, ref: str, force: bool = False) -> list[dict[str, str]]:
-        """`rmi`: untag, and delete once no tag and no container refers to the image.
+    async def remove(self, ref: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
+        """`rmi`: untag, and delete once no tag, no container and no image built on it
+        refers to the image; with `prune`, its untagged parents go too (`--no-prune`: not).
 
         Removing one of several tags only untags. The last reference (or the image by ID)
         is refused while a container uses the image, unless forced; forced, the tags go
         but the image stays until its containers are gone (their rootfs needs its layers).
+        An image others were built on is refused by ID, forced or not, and by its last
+        name only untagged, as dockerd: their layers start with its own.
         """
         image = self.store.resolve(ref)
         tags = self.store.tags_of(image.id)
@@ -253,6 +256,8 @@ class Images:
         else:
             to_untag = tags
             running = [u for u in users if u.live]
+            if image.id in self.parents():
+                raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image has dependent child images")
             if running:
                 raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image is being used by running container {running[0].id[:12]}")
             if not force and len(tags) > 1:
@@ -266,12 +271,12 @@ class Images:
                 report.append({"Untagged": key})
                 self.publish(image.id, "untag")
             # asked again: a container may have been created from it during the untagging
-            if not self.store.tags_of(image.id) and not self.users(image.id):
+            if not self.store.tags_of(image.id) and not self.users(image.id) and image.id not in self.parents():
                 await trio.to_thread.run_sync(self.store.delete, image)
                 report.append({"Deleted": image.id})
                 self.publish(image.id, "delete")
                 # as dockerd: the build steps below it go too, up to one still tagged, used or shared
-                parent = self.store.images.get(image.config.parent)
+                parent = self.store.images.get(image.config.parent) if prune else None
                 while parent is not None and not self.store.tags_of(parent.id) and not self.users(parent.id) \
                         and parent.id not in self.parents():
                     await trio.to_thread.run_sync(self.store.delete, parent)
@@ -303,6 +308,8 @@ class Images:
         for image in self.list(wanted):
             if until_ns is not None and _created_ns(image) >= until_ns:
                 continue
+            if not flt.prune_match({"label!": filters.get("label!", [])}, image.config.config.labels or {}, "", ""):
+                continue
             if not self.users(image.id) and image.id in store.images:
                 for ref in store.tags_of(image.id) or [image.id]:
                     deleted += await self.remove(ref)
@@ -313,6 +320,10 @@ class Images:
     def list(self, filters: flt.Filters | None = None) -> list[Image]:
         """Images newest first, filtered as `docker images --filter` does."""
         f = flt.check(filters, LIST_FILTERS)
+        dangling = _dangling_only(f) if "dangling" in f else None
+        # as dockerd: the last image named of each bound counts (a missing one is a 404)
+        before = [_created_ns(self.store.resolve(ref)) for ref in f.get("before", [])][-1:]
+        since = [_created_ns(self.store.resolve(ref)) for ref in f.get("since", [])][-1:]
         found = sorted(self.store.images.values(), key=lambda i: i.config.created or "", reverse=True)
         parents = self.parents()
         out = []
@@ -320,7 +331,9 @@ class Images:
             tags = self.store.tags_of(image.id)
             if not tags and image.id in parents:
                 continue
-            if "dangling" in f and (f["dangling"][0].lower() in ("1", "true")) != (not tags):
+            if dangling is not None and dangling != (not tags):
+                continue
+            if (before and _created_ns(image) >= before[0]) or (since and _created_ns(image) <= since[0]):
                 continue
             if "reference" in f and not any(_glob_match(p, t) for p in f["reference"] for t in tags):
                 continue

@@ -180,11 +180,15 @@ class NetworkManager:
             self._made.discard(record.bridge)
         self.publish(record, "destroy")
 
-    async def prune(self) -> list[str]:
-        """Remove every user-defined network no container is on; their names."""
+    async def prune(self, filters: flt.Filters | None = None, before: str = "") -> list[str]:
+        """Remove every user-defined network no container is on that the `label`/`label!`
+        filters select and that was created before `before` (RFC 3339, "" for no bound);
+        their names."""
+        filters = flt.check(filters, flt.PRUNE_FILTERS)
         gone = []
         for record in list(self.networks.by_id.values()):
-            if record.name not in PREDEFINED and not self.users(record):
+            if (record.name not in PREDEFINED and not self.users(record)
+                    and flt.prune_match(filters, record.labels, record.created, before)):
                 await self.remove(record.id)
                 gone.append(record.name)
         return gone

@@ -50,7 +50,8 @@ def tag(client: Client, args) -> int:
 def rmi(client: Client, args) -> int:
     """`docker rmi`: `Untagged: …` / `Deleted: …` per image."""
     def remove(name: str) -> None:
-        for entry in client.call("DELETE", f"/images/{ref(name)}", {"force": int(args.force)}) or []:
+        query = {"force": int(args.force), "noprune": int(args.no_prune)}
+        for entry in client.call("DELETE", f"/images/{ref(name)}", query) or []:
             for key, value in entry.items():
                 out(f"{key}: {value}")
 
@@ -98,7 +99,8 @@ _IMAGES_OPTS = (Opt(("-a", "--all"), "all", "flag", "all images"), quiet_option(
 COMMANDS = (
     Command("images", images, "list images", _IMAGES_OPTS, (Arg("reference", "optional"),)),
     Command("tag", tag, "tag an image", (), (Arg("source"), Arg("target"))),
-    Command("rmi", rmi, "remove images", (Opt(("-f", "--force"), "force", "flag", "remove even if used"),),
+    Command("rmi", rmi, "remove images", (Opt(("-f", "--force"), "force", "flag", "remove even if used"),
+                                          Opt(("--no-prune",), "no_prune", "flag", "keep untagged parents")),
             (Arg("images", "many"),)),
     Command("history", history, "show an image's history", (quiet_option("IDs"), NO_TRUNC,
                                                              format_option("{{.CreatedBy}}")), (Arg("image"),)),
