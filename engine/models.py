@@ -264,18 +264,11 @@ class HostConfig(Struct, rename="pascal"):
     init: bool | None = None
 
 
-class UpdateRequest(Struct, rename="pascal", kw_only=True):
-    """Body of `POST /containers/{id}/update`: the resources a running container may change
-    (None: leave as is)."""
-
-    memory: int | None = None
-    memory_swap: int | None = None
-    nano_cpus: int | None = None
-    cpu_shares: int | None = None
-    cpu_period: int | None = None
-    cpu_quota: int | None = None
-    pids_limit: int | None = None
-    restart_policy: RestartPolicy | None = None
+class UpdateRequest(HostConfig, kw_only=True):
+    """Body of `POST /containers/{id}/update`: Docker's `Resources` and `RestartPolicy`,
+    which are HostConfig's own fields. As dockerd, a zero or empty value leaves a setting
+    as it is (the docker CLI sends every field); which fields an update may change is
+    `ContainerService.update`'s business."""
 
 
 class EndpointIPAMConfig(Struct, rename="pascal"):

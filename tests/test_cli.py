@@ -310,6 +310,9 @@ def test_exec_top_stats_rename_update_pause_prune_df(berth):
     assert berth("unpause", name).returncode == 0
     assert berth("rename", name, name + "-2").returncode == 0
     assert berth("update", "-m", "40m", name + "-2").stdout == (name + "-2\n").encode()
+    assert berth("update", "--memory-reservation", "20m", "--cpuset-cpus", "0", name + "-2").returncode == 0
+    shown = "{{.HostConfig.Memory}} {{.HostConfig.MemoryReservation}} {{.HostConfig.CpusetCpus}}"
+    assert berth("inspect", "-f", shown, name + "-2").stdout == b"41943040 20971520 0\n"
     assert berth("port", name + "-2").stdout == b""
     assert berth("rm", "-f", name + "-2").returncode == 0
     assert berth("run", "--name", name + "-3", "--label", "cli-prune=1", "busybox", "true").returncode == 0

@@ -326,6 +326,18 @@ def test_rename_update_and_prune(api, daemon):
     hc = api.get_json(f"/containers/{cid}/json")["HostConfig"]
     assert (hc["Memory"], hc["PidsLimit"], hc["RestartPolicy"]["Name"]) == (32 * 2**20, 20, "on-failure")
     assert api.post(f"/containers/{cid}/update", {"Memory": 1024}).status == 400
+    # as dockerd: zeros change nothing; the rest of Resources is refused by name, not ignored
+    assert api.post(f"/containers/{cid}/update", {"CpuShares": 512, "Memory": 0, "CpusetCpus": "",
+                                                  "RestartPolicy": {"Name": "", "MaximumRetryCount": 0}}).status == 200
+    hc = api.get_json(f"/containers/{cid}/json")["HostConfig"]
+    assert (hc["Memory"], hc["CpuShares"], hc["RestartPolicy"]["Name"]) == (32 * 2**20, 512, "on-failure")
+    assert cgroups.read_limits(cgroups.detect(), f"/{daemon.cgroup_parent}/{cid}").memory == 32 * 2**20
+    refused = api.post(f"/containers/{cid}/update", {"Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 10}]})
+    assert refused.status == 400 and refused.message.startswith("Ulimits: an update cannot change")
+    assert api.post(f"/containers/{cid}/update", {"CpuQuota": 50000}).status == 200
+    conflict = api.post(f"/containers/{cid}/update", {"NanoCpus": 10**9})
+    assert (conflict.status, conflict.message) == (
+        409, "Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set")
 
     labelled = api.create(["true"], Labels={"prune": "yes"})
     api.post(f"/containers/{labelled}/start")

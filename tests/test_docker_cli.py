@@ -129,6 +129,10 @@ def test_pause_exec_top_stats_rename_update(docker):
     docker("update", "-m", "48m", "--pids-limit", "40", "cli-ops-2")
     assert docker("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.Name}}",
                   "cli-ops-2").stdout == b"50331648 40 /cli-ops-2\n"
+    # the CLI sends every field, zero where not given: as dockerd, a zero changes nothing
+    docker("update", "--cpu-shares", "512", "--memory-reservation", "16m", "--cpuset-cpus", "0", "cli-ops-2")
+    shown = "{{.HostConfig.Memory}} {{.HostConfig.CpuShares}} {{.HostConfig.MemoryReservation}} {{.HostConfig.CpusetCpus}}"
+    assert docker("inspect", "-f", shown, "cli-ops-2").stdout == b"50331648 512 16777216 0\n"
     assert docker("port", "cli-ops-2").stdout == b""
     docker("rm", "-f", cid)
 

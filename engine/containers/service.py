@@ -560,27 +560,36 @@ class ContainerService:
 
     async def update(self, ref: str, req: UpdateRequest) -> None:
         """Change a container's limits (applied at once to a running one) and restart
-        policy; publishes `update`."""
+        policy, as dockerd's update: only the fields given non-zero change; a field an
+        update cannot change (dockerd ignores them) is refused naming it. Publishes
+        `update`."""
         c = self.containers.get(ref)
         hc = c.record.host_config
-        changes = {f: v for f in UpdateRequest.__struct_fields__ if (v := getattr(req, f)) is not None}
-        if changes.get("restart_policy") is not None and not changes["restart_policy"].name:
-            del changes["restart_policy"]  # the docker CLI sends an empty policy when none was given
-        policy = changes.get("restart_policy")
-        if policy is not None:
-            checks.policy(policy.name, hc.auto_remove,
+        unchanged = HostConfig()
+        fixed = [name for name in UpdateRequest.__struct_fields__
+                 if name not in UPDATABLE and getattr(req, name) != getattr(unchanged, name)]
+        if fixed:
+            names = ", ".join(_ENCODED[name] for name in fixed)
+            raise BadRequest(f"{names}: an update cannot change {'this' if len(fixed) == 1 else 'these'}; "
+                             "recreate the container")
+        changes = {name: value for name in UPDATABLE if (value := getattr(req, name)) != getattr(unchanged, name)}
+        if not req.restart_policy.name:
+            changes.pop("restart_policy", None)  # the docker CLI sends an empty policy when none was given
+        if "restart_policy" in changes:
+            checks.policy(req.restart_policy.name, hc.auto_remove,
                           "Restart policy cannot be updated because AutoRemove is enabled for the container",
-                          policy.maximum_retry_count)
+                          req.restart_policy.maximum_retry_count)
+        # as dockerd: NanoCpus and CpuPeriod/CpuQuota set the same limit, so one set blocks the other
+        for asked, held, message in _CPU_CONFLICTS:
+            if getattr(req, asked) > 0 and getattr(hc, held) > 0:
+                raise Conflict(f"Conflicting options: {message}")
         checks.resources(HostConfig(**{k: v for k, v in changes.items() if k != "restart_policy"}), self.features,
                          update=True)
         if changes.get("memory") and not changes.get("memory_swap") and 0 < hc.memory_swap < changes["memory"]:
             raise Conflict("Memory limit should be smaller than already set memoryswap limit, "
                            "update the memoryswap at the same time")
         updated = msgspec.structs.replace(hc, **changes)
-        if changes.get("nano_cpus"):
-            updated = msgspec.structs.replace(updated, cpu_quota=0, cpu_period=0)
-        elif changes.get("cpu_quota") or changes.get("cpu_period"):
-            updated = msgspec.structs.replace(updated, nano_cpus=0)
+        checks.resources(updated, self.features, update=True)  # the limits together, as they will be
         record = msgspec.structs.replace(c.record, host_config=updated)
         if c.has_process:
             limits = {k: v for k, v in bundle.resources(record).items() if k != "devices"}
@@ -703,6 +712,16 @@ class ContainerService:
                 "paused": states.count(State.PAUSED),
                 "stopped": len(states) - states.count(State.RUNNING) - states.count(State.PAUSED)}
 
+
+# What `update` may change, as dockerd's UpdateContainer: the rest of Resources it ignores.
+UPDATABLE = ("blkio_weight", "cpu_shares", "nano_cpus", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
+             "memory", "memory_swap", "memory_reservation", "kernel_memory", "cpu_realtime_period",
+             "cpu_realtime_runtime", "pids_limit", "restart_policy")
+_ENCODED = {f.name: f.encode_name for f in msgspec.structs.fields(UpdateRequest)}
+_CPU_CONFLICTS = (("nano_cpus", "cpu_period", "Nano CPUs cannot be updated as CPU Period has already been set"),
+                  ("nano_cpus", "cpu_quota", "Nano CPUs cannot be updated as CPU Quota has already been set"),
+                  ("cpu_period", "nano_cpus", "CPU Period cannot be updated as NanoCPUs has already been set"),
+                  ("cpu_quota", "nano_cpus", "CPU Quota cannot be updated as NanoCPUs has already been set"))
 
 def _rfc3339(ns: int | None) -> str:
     """A time bound as logs and records hold times (fixed-width, comparable as strings);

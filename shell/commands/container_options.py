@@ -18,6 +18,13 @@ LIMITS = (
     Opt(("--memory-swap",), "memory_swap", "value", "memory plus swap limit (-1: unlimited swap)"),
     Opt(("--cpu-period",), "cpu_period", "value", "CFS period in microseconds", int),
     Opt(("--cpu-quota",), "cpu_quota", "value", "CFS quota in microseconds per period", int),
+    Opt(("--memory-reservation",), "memory_reservation", "value", "memory soft limit (e.g. 32m)"),
+    Opt(("--kernel-memory",), "kernel_memory", "value", "kernel memory limit"),
+    Opt(("--cpuset-cpus",), "cpuset_cpus", "value", "CPUs the container may use (0-3, 0,1)"),
+    Opt(("--cpuset-mems",), "cpuset_mems", "value", "memory nodes the container may use"),
+    Opt(("--cpu-rt-period",), "cpu_rt_period", "value", "real-time period in microseconds", int),
+    Opt(("--cpu-rt-runtime",), "cpu_rt_runtime", "value", "real-time runtime in microseconds", int),
+    Opt(("--blkio-weight",), "blkio_weight", "value", "block I/O weight (10 to 1000)", int),
 )
 HOST = (  # how the container sits on the host: what HostConfig says beyond the limits above
     Opt(("--privileged",), "privileged", "flag", "every capability and device, no confinement"),
@@ -51,14 +58,7 @@ HOST = (  # how the container sits on the host: what HostConfig says beyond the 
     Opt(("--oom-kill-disable",), "oom_kill_disable", "flag", "keep the OOM killer off the container"),
     Opt(("--shm-size",), "shm_size", "value", "size of /dev/shm (e.g. 64m)"),
     Opt(("--read-only",), "read_only", "flag", "mount the container's root file system read-only"),
-    Opt(("--memory-reservation",), "memory_reservation", "value", "memory soft limit (e.g. 32m)"),
     Opt(("--memory-swappiness",), "memory_swappiness", "value", "swappiness, 0 to 100", int),
-    Opt(("--kernel-memory",), "kernel_memory", "value", "kernel memory limit"),
-    Opt(("--cpuset-cpus",), "cpuset_cpus", "value", "CPUs the container may use (0-3, 0,1)"),
-    Opt(("--cpuset-mems",), "cpuset_mems", "value", "memory nodes the container may use"),
-    Opt(("--cpu-rt-period",), "cpu_rt_period", "value", "real-time period in microseconds", int),
-    Opt(("--cpu-rt-runtime",), "cpu_rt_runtime", "value", "real-time runtime in microseconds", int),
-    Opt(("--blkio-weight",), "blkio_weight", "value", "block I/O weight (10 to 1000)", int),
     Opt(("--blkio-weight-device",), "blkio_weight_device", "list", "a device's block I/O weight: DEVICE:WEIGHT"),
     Opt(("--device-read-bps",), "device_read_bps", "list", "read rate limit: DEVICE:RATE (e.g. 1mb)"),
     Opt(("--device-write-bps",), "device_write_bps", "list", "write rate limit: DEVICE:RATE"),
@@ -108,7 +108,7 @@ CONTAINER = (
 
 
 def limits(args) -> dict:
-    """The HostConfig fields of `-m`, `--cpus`, `-c`, `--pids-limit`, `--restart` (create, run, update)."""
+    """The HostConfig fields of the options in LIMITS (create, run, update)."""
     found = {}
     if args.memory:
         found["Memory"] = options.ram_bytes(args.memory)
@@ -126,6 +126,14 @@ def limits(args) -> dict:
         found["CpuPeriod"] = args.cpu_period
     if args.cpu_quota:
         found["CpuQuota"] = args.cpu_quota
+    for flag, field in (("cpuset_cpus", "CpusetCpus"), ("cpuset_mems", "CpusetMems"),
+                        ("cpu_rt_period", "CpuRealtimePeriod"), ("cpu_rt_runtime", "CpuRealtimeRuntime"),
+                        ("blkio_weight", "BlkioWeight")):
+        if args[flag]:
+            found[field] = args[flag]
+    for flag, field in (("memory_reservation", "MemoryReservation"), ("kernel_memory", "KernelMemory")):
+        if args[flag]:
+            found[field] = options.ram_bytes(args[flag])
     return found
 
 
@@ -145,19 +153,15 @@ def host_settings(args) -> tuple[dict, dict]:
         if args[flag]:
             host[field] = list(args[flag])
     for flag, field in (("pid", "PidMode"), ("ipc", "IpcMode"), ("uts", "UTSMode"), ("userns", "UsernsMode"),
-                        ("cgroupns", "CgroupnsMode"), ("cgroup_parent", "CgroupParent"), ("cpuset_cpus", "CpusetCpus"),
-                        ("cpuset_mems", "CpusetMems"), ("isolation", "Isolation"), ("volume_driver", "VolumeDriver")):
+                        ("cgroupns", "CgroupnsMode"), ("cgroup_parent", "CgroupParent"), ("isolation", "Isolation"),
+                        ("volume_driver", "VolumeDriver")):
         if args[flag]:
             host[field] = args[flag]
-    for flag, field in (("oom_score_adj", "OomScoreAdj"), ("memory_swappiness", "MemorySwappiness"),
-                        ("cpu_rt_period", "CpuRealtimePeriod"), ("cpu_rt_runtime", "CpuRealtimeRuntime"),
-                        ("blkio_weight", "BlkioWeight")):
+    for flag, field in (("oom_score_adj", "OomScoreAdj"), ("memory_swappiness", "MemorySwappiness")):
         if args[flag] is not None:
             host[field] = args[flag]
-    for flag, field in (("shm_size", "ShmSize"), ("memory_reservation", "MemoryReservation"),
-                        ("kernel_memory", "KernelMemory")):
-        if args[flag]:
-            host[field] = options.ram_bytes(args[flag])
+    if args.shm_size:
+        host["ShmSize"] = options.ram_bytes(args.shm_size)
     if args.security_opt:
         security_options(args.security_opt, host)
     if args.device:
