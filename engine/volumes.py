@@ -38,7 +38,6 @@ import shutil
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
-from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -281,7 +280,7 @@ class Volumes:
         binds = [m for m in c.record.mounts if m.type == "bind"]
         try:
             for m in binds:  # dockerd creates a missing `-v` host directory at start
-                await trio.to_thread.run_sync(partial(os.makedirs, m.source, 0o755, exist_ok=True))
+                await trio.to_thread.run_sync(_make_missing_dir, m.source)
             async with self.lock:
                 for m in points:
                     vol = self.volumes.get(m.name)
@@ -390,3 +389,10 @@ def _delete_dir(directory: Path) -> None:
     if rootfs.is_mounted(data):
         raise EngineError(f"volume directory {data} is still mounted")
     shutil.rmtree(directory)
+
+
+def _make_missing_dir(path: str) -> None:
+    """A bind source that does not exist becomes a directory; anything there (a file, a
+    socket, a link) is bound as it is."""
+    if not os.path.lexists(path):
+        os.makedirs(path, 0o755, exist_ok=True)

@@ -174,6 +174,12 @@ def test_bind_mounts_ro_rw_and_missing_host_dir(api, made, tmp_path, daemon, run
                          "Propagation": "rprivate"}
     assert mounts[1]["RW"] is True and mounts[1]["Mode"] == ""
     assert not [m for m in daemon.mounts() if cid in m]
+    # a file, by -v and by --mount (the compose `./app.conf:/etc/app.conf:ro` shape)
+    cid = run(api, made, ["sh", "-c", "cat /etc/app.conf /one; echo no >> /etc/app.conf || echo refused"],
+              HostConfig={"Binds": [f"{tmp_path / 'in'}:/etc/app.conf:ro"], "Runtime": runtime,
+                          "Mounts": [{"Type": "bind", "Source": str(tmp_path / "in"), "Target": "/one"}]})
+    assert api.wait(cid) == 0 and out(api, cid) == "from host\nfrom host\nrefused\n"
+    assert (tmp_path / "in").read_text() == "from host\n"
     reply = api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"], "HostConfig": {
         "Mounts": [{"Type": "bind", "Source": str(tmp_path / "nope"), "Target": "/x"}]}})
     assert (reply.status, reply.message) == (
