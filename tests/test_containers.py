@@ -258,6 +258,19 @@ def test_ps_filters(api):
         api.remove(b)
 
 
+def test_ps_shows_the_image_name_while_it_names_the_image(api):
+    image = api.get_json("/images/busybox/json")["Id"]
+    assert api.post("/images/busybox/tag", repo="ps-img", tag="1").status == 201
+    cid = api.create(["true"], image="ps-img:1")
+    shown = lambda: next(c["Image"] for c in api.get_json("/containers/json", all=1) if c["Id"] == cid)
+    try:
+        assert shown() == "ps-img:1"
+        assert api.delete("/images/ps-img:1").status == 200  # untagged: busybox still names it
+        assert shown() == image  # as dockerd: the ID once the name leads elsewhere or nowhere
+    finally:
+        api.remove(cid)
+
+
 def test_logs_options(api):
     cid = api.run(["sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; sleep 0.2; echo oops >&2"])
     api.wait(cid)

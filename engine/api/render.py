@@ -9,7 +9,7 @@ import msgspec
 
 import gounits
 from ..core import Container, Engine, Image, State
-from ..errors import NotFound
+from ..errors import EngineError, NotFound
 from ..models import ZERO_TIME, EndpointSettings
 
 
@@ -62,10 +62,22 @@ def mounts(c: Container) -> list[dict]:
     return out
 
 
+def _image_shown(engine: Engine, c: Container) -> str:
+    """The list's `Image`, as dockerd's: the name the container was created from while
+    that name still leads to its image, else the image's ID (untagged or retagged since)."""
+    r = c.record
+    if r.image_ref == r.image_id:
+        return r.image_id
+    try:
+        return r.image_ref if engine.image(r.image_ref).id == r.image_id else r.image_id
+    except EngineError:  # no such image now, or a name no longer valid
+        return r.image_id
+
+
 def container_summary(engine: Engine, c: Container) -> dict:
     r = c.record
     return {
-        "Id": r.id, "Names": ["/" + r.name], "Image": r.image_ref, "ImageID": r.image_id,
+        "Id": r.id, "Names": ["/" + r.name], "Image": _image_shown(engine, c), "ImageID": r.image_id,
         "Command": _command(c), "Created": unix_seconds(r.created),
         "Ports": summary_ports(c),
         "Labels": r.config.labels or {}, "State": c.state.value, "Status": status_text(c),
