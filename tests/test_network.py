@@ -94,12 +94,15 @@ def test_user_network_dns_aliases_connect_and_events(api):
     assert api.post("/networks/create", {"Name": name}).status == 409
     info = api.get_json(f"/networks/{name}")
     assert info["Driver"] == "bridge" and info["IPAM"]["Config"][0]["Subnet"].startswith("10.89.")
-    db = api.run(["sleep", "60"], name=f"db-{name}", HostConfig={"NetworkMode": name},
+    db = api.run(["sleep", "60"], name=f"db-{name}", HostConfig={"NetworkMode": name}, Hostname="dbhost",
                  NetworkingConfig={"EndpointsConfig": {name: {"Aliases": ["database"]}}})
-    db_ip = api.get_json(f"/containers/{db}/json")["NetworkSettings"]["Networks"][name]["IPAddress"]
+    endpoint = api.get_json(f"/containers/{db}/json")["NetworkSettings"]["Networks"][name]
+    db_ip = endpoint["IPAddress"]
+    # as dockerd: the short ID and the host name are aliases too, each once
+    assert endpoint["Aliases"] == ["database", db[:12], "dbhost"]
     text = run_done(api, ["sh", "-c", f"cat /etc/resolv.conf; nslookup db-{name}; nslookup database; "
-                                      "nslookup nothing-here || echo NX"], HostConfig={"NetworkMode": name})
-    assert "nameserver 127.0.0.11" in text and text.count(f"Address: {db_ip}") == 2 and "NX" in text
+                                      "nslookup dbhost; nslookup nothing-here || echo NX"], HostConfig={"NetworkMode": name})
+    assert "nameserver 127.0.0.11" in text and text.count(f"Address: {db_ip}") == 3 and "NX" in text
     other = api.run(["sleep", "60"])
     assert api.post(f"/networks/{name}/connect", {"Container": other}).status == 200
     nets = api.get_json(f"/containers/{other}/json")["NetworkSettings"]["Networks"]
@@ -124,6 +127,23 @@ def test_user_network_dns_aliases_connect_and_events(api):
                 if e["Actor"]["Attributes"].get("container") == c and e["Actor"]["Attributes"]["name"] == net]
         assert seen and seen.count("connect") == seen.count("disconnect"), (c, net, seen)
         assert all(a != b for a, b in zip(seen, seen[1:])), seen  # they alternate
+
+
+def test_containers_started_together_get_addresses_of_their_own(api):
+    import concurrent.futures
+
+    name = f"net-{uuid.uuid4().hex[:6]}"
+    assert api.post("/networks/create", {"Name": name}).status == 201
+    made = [api.create(["sleep", "60"], HostConfig={"NetworkMode": name}) for _ in range(6)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:  # as compose starts a project's services
+            assert set(pool.map(lambda c: api.post(f"/containers/{c}/start").status, made)) == {204}
+        shown = [api.get_json(f"/containers/{c}/json")["NetworkSettings"]["Networks"][name] for c in made]
+        assert len({e["IPAddress"] for e in shown}) == 6 and len({e["MacAddress"] for e in shown}) == 6
+    finally:
+        for c in made:
+            api.remove(c)
+        api.delete(f"/networks/{name}")
 
 
 def test_prune_takes_only_what_its_filters_select(api):

@@ -261,17 +261,25 @@ class NetworkManager:
                             gateway="" if record.internal else record.gateway,
                             mac=settings.mac_address or self._mode_mac(c, record) or links.mac_for(ip),
                             host_if="veth" + secrets.token_hex(5)[:9], inner_if=_free_interface(c),
-                            aliases=[*(settings.aliases or []), c.id[:12]])
+                            # as dockerd: the short ID and the host name answer too, each once
+                            aliases=list(dict.fromkeys([*(settings.aliases or []), c.id[:12],
+                                                        c.record.config.hostname])))
         if record.enable_ipv6:
             endpoint.ip6 = (requested_address(record, wanted.ipv6_address, taken | {record.gateway6})
                             if wanted.ipv6_address else free_address(record.subnet6, {*taken, record.gateway6}))
             endpoint.prefixlen6 = ipaddress.ip_network(record.subnet6).prefixlen
             endpoint.gateway6 = "" if record.internal else record.gateway6
-        await trio.to_thread.run_sync(
-            links.attach, str(c.netns), record.bridge, endpoint.host_if, endpoint.inner_if, endpoint.mac,
-            [(ip, prefix) for ip, prefix in ((endpoint.ip, endpoint.prefixlen), (endpoint.ip6, endpoint.prefixlen6)) if ip],
-            [gateway for gateway in (endpoint.gateway, endpoint.gateway6) if gateway])
+        # held before the first await: a start beside this one must see these addresses taken
         c.networks[record.name] = endpoint
+        try:
+            await trio.to_thread.run_sync(
+                links.attach, str(c.netns), record.bridge, endpoint.host_if, endpoint.inner_if, endpoint.mac,
+                [(ip, prefix) for ip, prefix in ((endpoint.ip, endpoint.prefixlen), (endpoint.ip6, endpoint.prefixlen6))
+                 if ip],
+                [gateway for gateway in (endpoint.gateway, endpoint.gateway6) if gateway])
+        except BaseException:
+            c.networks.pop(record.name, None)
+            raise
         await trio.to_thread.run_sync(self.write_hosts, c)
         for parent in self._linking(c):  # legacy links name this container: their /etc/hosts follow its address
             await trio.to_thread.run_sync(self.write_hosts, parent)
