@@ -146,6 +146,30 @@ def test_containers_started_together_get_addresses_of_their_own(api):
         api.delete(f"/networks/{name}")
 
 
+def test_bridge_options_host_binding_and_mtu(api):
+    name = f"net-{uuid.uuid4().hex[:6]}"
+    options = {"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1", "com.docker.network.driver.mtu": "1400"}
+    assert api.post("/networks/create", {"Name": name, "Options": options}).status == 201
+    port = free_port()
+    cid = api.run(["sh", "-c", "cat /sys/class/net/eth0/mtu; exec sleep 60"], ExposedPorts={"80/tcp": {}},
+                  HostConfig={"NetworkMode": name, "PortBindings": {"80/tcp": [{"HostPort": str(port)}]}})
+    try:
+        # a port given no address binds where the network says: loopback, not every interface
+        ports = api.get_json(f"/containers/{cid}/json")["NetworkSettings"]["Ports"]
+        assert ports == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+        deadline = time.time() + 10
+        while not (mtu := b"".join(p for _, p in api.logs(cid))) and time.time() < deadline:
+            time.sleep(0.05)
+        assert mtu == b"1400\n"
+    finally:
+        api.remove(cid)
+        api.delete(f"/networks/{name}")
+    for bad in ({"com.docker.network.driver.mtu": "abc"}, {"com.docker.network.bridge.host_binding_ipv4": "x"},
+                {"com.docker.network.bridge.enable_icc": "false"}):
+        reply = api.post("/networks/create", {"Name": name, "Options": bad})
+        assert reply.status == 400 and next(iter(bad)) in reply.message
+
+
 def test_prune_takes_only_what_its_filters_select(api):
     def make(name: str, **labels) -> None:
         assert api.post("/networks/create", {"Name": name, "Labels": labels}).status == 201

@@ -29,9 +29,9 @@ def IPRoute():  # noqa: N802 (stands for pyroute2's class)
     return IPRoute()
 
 
-def ensure_bridge(name: str, gateways: list[tuple[str, int]]) -> None:
-    """The bridge `name` exists, is up and holds the gateway addresses (address, prefix
-    length; idempotent)."""
+def ensure_bridge(name: str, gateways: list[tuple[str, int]], mtu: int = 0) -> None:
+    """The bridge `name` exists, is up, holds the gateway addresses (address, prefix
+    length) and has the MTU `mtu` when given (idempotent)."""
     from pyroute2.netlink.exceptions import NetlinkError
 
     with IPRoute() as ipr:
@@ -49,7 +49,7 @@ def ensure_bridge(name: str, gateways: list[tuple[str, int]]) -> None:
             if gateway not in have:
                 ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen,
                          **({"flags": _IFA_F_NODAD} if ":" in gateway else {}))
-        ipr.link("set", index=index, state="up")
+        ipr.link("set", index=index, state="up", **({"mtu": mtu} if mtu else {}))
 
 
 def remove_link(name: str) -> None:
@@ -98,12 +98,14 @@ def inside(netns_path: str):
 
 
 def attach(netns_path: str, bridge: str, host_if: str, inner_if: str, mac: str,
-           addresses: list[tuple[str, int]], gateways: list[str]) -> None:
+           addresses: list[tuple[str, int]], gateways: list[str], mtu: int = 0) -> None:
     """Plug a container into `bridge`: a veth pair whose host end joins the bridge and
     whose other end is made as `inner_if` right in the container's namespace (moving an
     interface between namespaces costs ~20 ms of RCU waiting; creating it there, ~1 ms),
     with the MAC `mac`, its `addresses` (address, prefix length; IPv6 ones without
-    duplicate address detection, usable at once) and a default route by each of `gateways`."""
+    duplicate address detection, usable at once), a default route by each of `gateways`,
+    and on both ends the MTU `mtu` when given."""
+    sized = {"mtu": mtu} if mtu else {}
     from pyroute2.netlink.exceptions import NetlinkError
 
     with IPRoute() as ipr:
@@ -114,13 +116,13 @@ def attach(netns_path: str, bridge: str, host_if: str, inner_if: str, mac: str,
             os.close(fd)
         try:
             host_index = ipr.link_lookup(ifname=host_if)[0]
-            ipr.link("set", index=host_index, master=ipr.link_lookup(ifname=bridge)[0], state="up")
+            ipr.link("set", index=host_index, master=ipr.link_lookup(ifname=bridge)[0], state="up", **sized)
         except BaseException:
             ipr.link("del", index=ipr.link_lookup(ifname=host_if)[0])
             raise
     with inside(netns_path), IPRoute() as ipr:
         index = ipr.link_lookup(ifname=inner_if)[0]
-        ipr.link("set", index=index, address=mac)
+        ipr.link("set", index=index, address=mac, **sized)
         for address, prefixlen in addresses:
             ipr.addr("add", index=index, address=address, prefixlen=prefixlen,
                      **({"flags": _IFA_F_NODAD} if ":" in address else {}))

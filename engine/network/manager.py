@@ -23,7 +23,8 @@ from ..events.bus import Bus
 from ..models import EndpointIPAMConfig, EndpointSettings, NetworkRecord
 from ..fs.store import atomic_write
 from . import dns, links, ports
-from .networks import PREDEFINED, Endpoint, Networks, check_mac, free_address, requested_address
+from .networks import (HOST_BINDING, PREDEFINED, Endpoint, Networks, check_mac, free_address, mtu,
+                       requested_address)
 from .ports import PortMap
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ class NetworkManager:
                 links.attach, str(c.netns), record.bridge, endpoint.host_if, endpoint.inner_if, endpoint.mac,
                 [(ip, prefix) for ip, prefix in ((endpoint.ip, endpoint.prefixlen), (endpoint.ip6, endpoint.prefixlen6))
                  if ip],
-                [gateway for gateway in (endpoint.gateway, endpoint.gateway6) if gateway])
+                [gateway for gateway in (endpoint.gateway, endpoint.gateway6) if gateway], mtu(record))
         except BaseException:
             c.networks.pop(record.name, None)
             raise
@@ -464,12 +465,16 @@ class NetworkManager:
             if record.bridge not in self._made:
                 gateways = [(gateway, ipaddress.ip_network(subnet).prefixlen) for gateway, subnet
                             in ((record.gateway, record.subnet), (record.gateway6, record.subnet6)) if subnet]
-                await trio.to_thread.run_sync(links.ensure_bridge, record.bridge, gateways)
+                await trio.to_thread.run_sync(links.ensure_bridge, record.bridge, gateways, mtu(record))
                 self._made.add(record.bridge)
 
     async def _publish_ports(self, c: Container) -> None:
         hc = c.record.host_config
-        maps = ports.wanted(hc.port_bindings, c.record.config.exposed_ports, hc.publish_all_ports)
+        # as dockerd: a port given no host address binds where its network says, else everywhere
+        default_ip = next((self.networks.by_id[e.network_id].options.get(HOST_BINDING, "")
+                           for e in c.networks.values() if e.network_id in self.networks.by_id), "")
+        maps = ports.wanted(hc.port_bindings, c.record.config.exposed_ports, hc.publish_all_ports,
+                            default_ip or "0.0.0.0")
         if not maps:
             return
         target = next((e.ip for e in c.networks.values()), None)

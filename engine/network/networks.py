@@ -105,6 +105,33 @@ def check_link_name(name: str) -> None:
                          "is 1 to 15 bytes, none of them /, : or white space, and not . or ..")
 
 
+HOST_BINDING = "com.docker.network.bridge.host_binding_ipv4"
+MTU = "com.docker.network.driver.mtu"
+
+
+def check_options(options: dict[str, str]) -> None:
+    """The bridge driver's options berth acts on are valid, and one it cannot honour is
+    refused: `host_binding_ipv4` (where ports published without an address bind),
+    `driver.mtu` (the bridge's and its veths' MTU), `enable_icc` only as true (berth sets
+    no filtering rules that could keep containers apart). `enable_ip_masquerade` changes
+    nothing: berth's bridges never route out."""
+    if HOST_BINDING in options:
+        try:
+            ipaddress.IPv4Address(options[HOST_BINDING])
+        except ValueError:
+            raise BadRequest(f"invalid {HOST_BINDING} {options[HOST_BINDING]!r}: an IPv4 address") from None
+    if MTU in options and not (options[MTU].isascii() and options[MTU].isdigit() and 68 <= int(options[MTU]) <= 65535):
+        raise BadRequest(f"invalid {MTU} {options[MTU]!r}: a number from 68 to 65535")
+    if options.get("com.docker.network.bridge.enable_icc", "true").lower() not in ("true", "1"):
+        raise BadRequest("com.docker.network.bridge.enable_icc=false: berth sets no filtering rules that could keep "
+                         "a bridge's containers apart (use an internal network per container instead)")
+
+
+def mtu(record: NetworkRecord) -> int:
+    """The network's MTU, 0 for the kernel's default."""
+    return int(record.options.get(MTU, 0))
+
+
 def check_pool(net: IPNetwork, *, gateway: str = "", ip_range: str = "", aux_addresses: dict[str, str]) -> None:
     """The gateway, IP range and auxiliary addresses of an IPAM pool lie inside its subnet
     `net`, of its IP version (dockerd 25's checks, in its words)."""
@@ -222,6 +249,7 @@ class Networks:
         bridge = (options or {}).get("com.docker.network.bridge.name", "")
         if bridge:
             check_link_name(bridge)
+        check_options(options or {})
         record = NetworkRecord(id=secrets.token_hex(32), name=name, driver="bridge", created=timefmt.now(),
                                subnet=str(net), gateway=_gateway(net, pool.gateway), ip_range=pool.ip_range,
                                aux_addresses=pool.aux_addresses or {}, internal=internal, labels=labels or {},

@@ -33,9 +33,11 @@ class PortMap(msgspec.Struct, kw_only=True):
         return f"{self.container_port}/{self.proto}"
 
 
-def wanted(port_bindings: dict | None, exposed: dict | None, publish_all: bool) -> list[PortMap]:
+def wanted(port_bindings: dict | None, exposed: dict | None, publish_all: bool,
+           default_ip: str = "0.0.0.0") -> list[PortMap]:
     """The ports to publish: PortBindings, plus every exposed port on a random host port
-    with `publish_all` (`-P`). Port ranges arrive from the CLI already expanded."""
+    with `publish_all` (`-P`), each on `default_ip` unless it names a host address. Port
+    ranges arrive from the CLI already expanded."""
     found: list[PortMap] = []
     for key, bindings in (port_bindings or {}).items():
         port, proto = _split(key)
@@ -43,13 +45,13 @@ def wanted(port_bindings: dict | None, exposed: dict | None, publish_all: bool) 
             host_port = (b or {}).get("HostPort") or "0"
             if not str(host_port).isdigit() or not 0 <= int(host_port) <= 65535:
                 raise BadRequest(f"invalid host port {host_port!r} for {key}")
-            found.append(PortMap(container_port=port, proto=proto, host_ip=(b or {}).get("HostIp") or "0.0.0.0",
+            found.append(PortMap(container_port=port, proto=proto, host_ip=(b or {}).get("HostIp") or default_ip,
                                  host_port=int(host_port)))
     if publish_all:
         for key in exposed or {}:
             port, proto = _split(key)
             if not any(m.container_port == port and m.proto == proto for m in found):
-                found.append(PortMap(container_port=port, proto=proto, host_ip="0.0.0.0", host_port=0))
+                found.append(PortMap(container_port=port, proto=proto, host_ip=default_ip, host_port=0))
     return found
 
 
