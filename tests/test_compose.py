@@ -119,6 +119,30 @@ def test_legacy_links_on_the_default_bridge(compose):
     assert "role=server" in out
 
 
+SIDECAR = """
+    version: "3.8"
+    services:
+      base:
+        image: busybox
+        hostname: basehost
+        command: sh -c 'mkdir /www; echo from-base > /www/i; exec httpd -f -p 8080 -h /www'
+        volumes: ["./app.conf:/etc/app.conf:ro"]
+      side:
+        image: busybox
+        network_mode: "service:base"
+        depends_on: [base]
+        command: sh -c 'until wget -qO- http://127.0.0.1:8080/i; do sleep 0.1; done; hostname; sleep 3600'
+    """
+
+
+def test_a_sidecar_on_a_services_network_and_a_file_bind(compose, tmp_path):
+    (tmp_path / "app.conf").write_text("setting=1\n")
+    compose.write(SIDECAR)
+    compose("up", "-d")
+    assert "from-base" in (out := logs_until(compose, "side", "basehost")), out
+    assert compose("exec", "-T", "base", "cat", "/etc/app.conf") == "setting=1\n"
+
+
 HEALTHY_DEPENDENCY = """
     version: "3.8"
     services:

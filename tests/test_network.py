@@ -75,6 +75,46 @@ def test_none_and_host_modes(api, daemon):
     assert reply.status == 400 and reply.message == "network nope not found"  # a 404 would make docker pull
 
 
+def test_container_network_mode_shares_the_donors_namespace_and_files(api):
+    name = f"net-{uuid.uuid4().hex[:6]}"
+    assert api.post("/networks/create", {"Name": name}).status == 201
+    donor = api.run(["sh", "-c", "mkdir /www; echo from-donor > /www/i; exec httpd -f -p 8080 -h /www"],
+                    name=f"donor-{name}", Hostname="donorhost", HostConfig={"NetworkMode": name})
+    side = None
+    try:
+        # compose's `network_mode: service:x`: the donor's interfaces, its localhost, its name and files
+        side = api.run(["sh", "-c", "sleep 0.3; wget -qO- http://127.0.0.1:8080/i; hostname; "
+                                    "cat /etc/resolv.conf; ls /sys/class/net"],
+                       HostConfig={"NetworkMode": f"container:donor-{name}"})
+        assert api.wait(side) == 0
+        text = b"".join(p for _, p in api.logs(side)).decode()
+        assert text.startswith("from-donor\ndonorhost\n") and "nameserver 127.0.0.11" in text
+        assert text.split("\n")[-3:] == ["eth0", "lo", ""]
+        shown = api.get_json(f"/containers/{side}/json")
+        assert shown["HostConfig"]["NetworkMode"] == f"container:{donor}"  # the name as the ID, as dockerd
+        assert shown["NetworkSettings"]["Networks"] == {}
+        reply = api.post(f"/networks/{name}/connect", {"Container": side})
+        assert reply.status == 400 and "sharing network namespace" in reply.message
+        for conflict, words in (({"Hostname": "x"}, "hostname and the network mode"),
+                                ({"HostConfig": {"PortBindings": {"80/tcp": [{}]}}},
+                                 "port publishing and the container type network mode"),
+                                ({"HostConfig": {"Dns": ["1.1.1.1"]}}, "dns and the network mode")):
+            body = {"Image": "busybox", "Cmd": ["true"], **conflict}
+            body["HostConfig"] = {**body.get("HostConfig", {}), "NetworkMode": f"container:{donor}"}
+            reply = api.post("/containers/create", body)
+            assert reply.status == 400 and reply.message == f"conflicting options: {words}"
+        missing = api.post("/containers/create", {"Image": "busybox", "HostConfig": {"NetworkMode": "container:nosuch"}})
+        assert missing.status == 400 and "nosuch" in missing.message
+        api.post(f"/containers/{donor}/stop", t=0)
+        reply = api.post(f"/containers/{side}/start")
+        assert reply.status == 409 and reply.message == f"cannot join network of a non running container: {donor}"
+    finally:
+        for c in (side, donor):
+            if c:
+                api.remove(c)
+        api.delete(f"/networks/{name}")
+
+
 def test_addresses_are_released(api):
     first = api.run(["sleep", "60"])
     ip = api.get_json(f"/containers/{first}/json")["NetworkSettings"]["IPAddress"]

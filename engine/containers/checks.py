@@ -66,6 +66,18 @@ def conflicts(req: CreateRequest, hc: HostConfig) -> None:
                          "This would result in undefined behavior")
     if hc.network_mode == "host" and req.mac_address:
         raise BadRequest("conflicting options: mac-address and the network mode")
+    if hc.network_mode.startswith("container:"):  # dockerd's validateNetContainerMode, in its order
+        for given, words in ((req.hostname, "hostname and the network mode"),
+                             (hc.links, "container type network can't be used with links. This would result in "
+                                        "undefined behavior"),
+                             (hc.dns, "dns and the network mode"),
+                             (hc.extra_hosts, "custom host-to-IP mapping and the network mode"),
+                             (req.mac_address, "mac-address and the network mode"),
+                             (hc.port_bindings or hc.publish_all_ports,
+                              "port publishing and the container type network mode"),
+                             (req.exposed_ports, "port exposing and the container type network mode")):
+            if given:
+                raise BadRequest(f"conflicting options: {words}")
     if hc.isolation.lower() not in ("", "default"):
         raise BadRequest(f'Invalid isolation: "{hc.isolation}" - linux only supports \'default\'')
     if hc.io_maximum_bandwidth:

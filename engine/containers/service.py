@@ -123,8 +123,12 @@ class ContainerService:
         args = [*entrypoint, *(cmd or [])]
         if not args:
             raise BadRequest("No command specified")
-        # as dockerd: a container on the host's network takes the host's name
-        hostname = req.hostname or (socket.gethostname() if hc.network_mode == "host" else cid[:12])
+        # as dockerd: a container on the host's network takes the host's name, one on another
+        # container's takes that one's (and shares its /etc/hosts, /etc/hostname, /etc/resolv.conf)
+        if donor := bundle.joined(hc.network_mode):
+            hostname = self.containers.get(donor).record.config.hostname
+        else:
+            hostname = req.hostname or (socket.gethostname() if hc.network_mode == "host" else cid[:12])
         config = msgspec.structs.replace(
             req, hostname=hostname, image=req.image,
             env=[*(img.env or []), *[e for e in req.env or [] if e]],
@@ -185,10 +189,12 @@ class ContainerService:
                              "containers reach each other by name and network alias")
         ipc_mode = self._shared_mode(hc.ipc_mode)
         pid_mode = self._shared_mode(hc.pid_mode)
+        network_mode = self._shared_mode(hc.network_mode)
         log_type = hc.log_config.type or "json-file"
         default_cgroupns = "host" if self.layout.version == 1 or hc.privileged else "private"
         return msgspec.structs.replace(
             hc, links=links or (hc.links if bridged else None), ipc_mode=ipc_mode or "private", pid_mode=pid_mode,
+            network_mode=network_mode,
             cgroupns_mode=hc.cgroupns_mode or default_cgroupns, shm_size=hc.shm_size or bundle.DEFAULT_SHM_SIZE,
             oom_kill_disable=bool(hc.oom_kill_disable),
             # as dockerd: a memory limit without a swap limit allows as much swap again

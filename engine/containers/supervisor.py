@@ -343,7 +343,7 @@ class Supervisor:
 
         def work() -> None:
             rootfs.mount_overlay(lowers, c.upper, c.work, c.rootfs, volatile=c.volatile_layer)
-            if not c.netns.exists():
+            if not c.netns.exists() and not bundle.joined(c.record.host_config.network_mode):
                 netns.create(c.netns)
             spec = bundle.oci_config(c.record, rootfs=c.rootfs, files=c.dir, netns=c.netns,
                                      cgroups_path=self.cgroup_path(c), image_env=image.config.config.env or [],

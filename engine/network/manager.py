@@ -85,8 +85,6 @@ class NetworkManager:
         """At create: the networks a container in NetworkMode `mode` joins at its start,
         each with its settings from the request's `EndpointsConfig` (keyed by the
         network's name or ID, or by the mode as given, `default`); each must exist."""
-        if mode.startswith("container:"):
-            raise BadRequest("network mode container:<name> is not supported by berth")
         if len(config) > 1:  # API 1.41: one network at create, more by connect
             raise BadRequest(f"Container cannot be connected to network endpoints: {', '.join(config)}")
         planned = {}
@@ -213,6 +211,8 @@ class NetworkManager:
         mode none or host there is nothing to plug in, but dockerd still reports the
         container joining (and at its stop leaving) that network, and so does berth."""
         mode = c.record.host_config.network_mode
+        if mode.startswith("container:"):
+            return  # it runs in that container's namespace, which has its networks already
         self._check_links(c)
         if sole := sole_network(mode):
             c.sole_network = sole
@@ -233,7 +233,8 @@ class NetworkManager:
         if record.driver != "bridge":
             raise BadRequest("container cannot be disconnected from host network or connected to host network"
                              if record.driver == "host" else f"container cannot be connected to network {record.name}")
-        if sole := sole_network(c.record.host_config.network_mode):
+        mode = c.record.host_config.network_mode
+        if (sole := sole_network(mode)) or mode.startswith("container:"):
             raise BadRequest("container cannot be connected to multiple networks with one of the networks in private "
                              "(none) mode" if sole == "none" else "container sharing network namespace with another "
                              "container or host cannot be connected to any other network")

@@ -9,13 +9,15 @@ Confinement follows Docker's, line by line (docs/security.md):
 - masked and read-only /proc and /sys paths (`MaskedPaths`/`ReadonlyPaths`), /sys read-only;
 - the device allow-list (`devices`) plus `--device` nodes and `--device-cgroup-rule`s, a
   64 MB /dev/shm (`--shm-size`), NOFILE at the daemon's hard limit unless `--ulimit` says;
-- /etc/hosts, /etc/hostname, /etc/resolv.conf bind-mounted from the container's directory.
+- /etc/hosts, /etc/hostname, /etc/resolv.conf bind-mounted from the container's directory
+  (with `--network container:<id>`, from that container's).
 `--privileged` lifts all of it but the namespaces: every host device, /sys and its
 cgroups read-write, nothing masked.
 
 The rest of HostConfig lands here too: the namespaces (`--pid`, `--ipc`, `--uts`,
-`--cgroupns`; `container:<id>` joins the running container's through /proc/PID/ns, its
-PID read from that container's record beside this one's directory), `--tmpfs` mounts,
+`--cgroupns`, `--network`; `container:<id>` joins the running container's through
+/proc/PID/ns, its PID read from that container's record beside this one's directory, or
+for the network through the file its run pinned the namespace on), `--tmpfs` mounts,
 rlimits, namespaced sysctls, `--oom-score-adj`, `--group-add` and every cgroup limit
 (`resources`). `check` refuses at create, with dockerd's or the runtime's words, what
 could not be made into a bundle.
@@ -350,6 +352,22 @@ def joined(mode: str) -> str:
     return target if kind == "container" and sep else ""
 
 
+def network_donor(record: ContainerRecord, files: Path) -> str:
+    """The ID of the running container whose network namespace (and /etc/hosts,
+    /etc/hostname, /etc/resolv.conf) a `--network container:<id>` container uses,
+    followed through a donor that is itself on a third one's network; "" for another
+    mode. Conflict if it does not run."""
+    target = joined(record.host_config.network_mode)
+    seen = set()
+    while target and target not in seen:
+        seen.add(target)
+        further = joined(_peer(files, target, "network").host_config.network_mode)
+        if not further:
+            return target
+        target = further
+    return ""
+
+
 def _peer(files: Path, target: str, what: str) -> ContainerRecord:
     """The record of the running container `target` whose namespace this one joins, read
     from its directory beside this container's `files`, so that every start (a restart
@@ -402,7 +420,9 @@ def _namespaces(record: ContainerRecord, files: Path, rootfs: Path, netns: Path)
         elif mode != "host":
             found.append({"type": kind})
     found.append({"type": "mount"})
-    if hc.network_mode != "host":  # the host's network namespace is shared by leaving it out
+    if target := network_donor(record, files):  # the namespace another container's run pinned
+        found.append({"type": "network", "path": str(netns.parent / target)})
+    elif hc.network_mode != "host":  # the host's network namespace is shared by leaving it out
         found.append({"type": "network", "path": str(netns)})
     if hc.cgroupns_mode == "private":
         found.append({"type": "cgroup"})
@@ -495,8 +515,10 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         *([shm] if shm else []),
     ]
+    # on another container's network, that container's files, as dockerd shares them
+    donor = files.parent / target if (target := network_donor(record, files)) else files
     for name in ("resolv.conf", "hostname", "hosts"):
-        mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(files / name), "options": ["rbind", "rprivate"]})
+        mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(donor / name), "options": ["rbind", "rprivate"]})
     if hc.init:
         if not init_binary:
             raise BadRequest("--init requested but no init binary (tini) is installed on this host")
