@@ -68,8 +68,8 @@ def conflicts(req: CreateRequest, hc: HostConfig) -> None:
         raise BadRequest("conflicting options: mac-address and the network mode")
     if hc.network_mode.startswith("container:"):  # dockerd's validateNetContainerMode, in its order
         for given, words in ((req.hostname, "hostname and the network mode"),
-                             (hc.links, "container type network can't be used with links. This would result in "
-                                        "undefined behavior"),
+                             (hc.links, ("container type network can't be used with links. This would result in "
+                                         "undefined behavior")),
                              (hc.dns, "dns and the network mode"),
                              (hc.extra_hosts, "custom host-to-IP mapping and the network mode"),
                              (req.mac_address, "mac-address and the network mode"),
