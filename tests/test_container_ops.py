@@ -183,6 +183,8 @@ def test_exec_has_the_groups_and_confinement_dockerd_gives_it(api, runtime):
     assert exec_output(api, cid, ["id", "-G"]) == b"0 123\n"
     assert exec_output(api, cid, ["id", "-G"], User="nobody") == b"65534 123 700\n"  # the kernel sorts them
     assert exec_output(api, cid, ["id", "-G"], User="nobody:123") == b"123\n"  # a group given: no memberships
+    homes = exec_output(api, cid, ["sh", "-c", "echo $HOME"]), exec_output(api, cid, ["sh", "-c", "echo $HOME"], User="1000")
+    assert homes == (b"/root\n", b"/\n")  # as runc sets it: from passwd, else /
     status = exec_output(api, cid, ["cat", "/proc/self/status"]).decode()
     assert "CapEff:\t00000000a80425fb" in status and "Seccomp:\t2" in status
     privileged = exec_output(api, cid, ["cat", "/proc/self/status"], Privileged=True).decode()
@@ -215,7 +217,7 @@ def test_the_users_files_are_read_inside_the_container_and_never_block(api, tmp_
     assert b"unable to find user nobody" in exec_output(api, cid, ["id"], User="nobody")
     assert time.time() - started < 5
     # a number needs no entry (HOME given: the runtime would look it up in that FIFO itself)
-    uids = exec_output(api, cid, ["grep", "Uid", "/proc/self/status"], User="4242", Env=["HOME=/"])
+    uids = exec_output(api, cid, ["grep", "Uid", "/proc/self/status"], User="4242", Env=["HOME=/h"])
     assert uids == b"Uid:\t4242\t4242\t4242\t4242\n"
     api.remove(cid)
     assert api.delete(f"/images/{image}").status == 200

@@ -168,6 +168,7 @@ class Execs:
             with inroot.rooted(c.rootfs) as root:  # as dockerd: the container's own user by default
                 uid, gid, extra = bundle.resolve_user(root, cfg.user or c.record.config.user)
                 gids = bundle.additional_gids(root, gid, extra, c.record.host_config.group_add)
+                env.setdefault("HOME", bundle.home_of(root, uid))  # as runc sets it: "/" for a user passwd lacks
             process_file.write_bytes(bundle.exec_process(
                 (c.bundle / "config.json").read_bytes(), args=cfg.cmd, env=[f"{k}={v}" for k, v in env.items()],
                 cwd=cfg.working_dir, uid=uid, gid=gid, gids=gids, terminal=cfg.tty, privileged=cfg.privileged))

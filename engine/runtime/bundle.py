@@ -262,7 +262,8 @@ def additional_gids(root: inroot.InRootPath, gid: int, extra: list[int], group_a
     return list(dict.fromkeys(found))
 
 
-def _home(root: inroot.InRootPath, uid: int) -> str:
+def home_of(root: inroot.InRootPath, uid: int) -> str:
+    """The home directory the container's passwd file gives `uid`, "/" when it names none."""
     for fields in _table(root, "passwd"):
         if len(fields) > 5 and fields[2] == str(uid):
             return fields[5]
@@ -494,7 +495,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
     with inroot.rooted(rootfs) as root:
         uid, gid, extra_gids = resolve_user(root, cfg.user)
         gids = additional_gids(root, gid, extra_gids, hc.group_add)
-        home = _home(root, uid)
+        home = home_of(root, uid)
     env = process_env(cfg.hostname, cfg.tty, link_env, image_env, cfg.env or [])
     env.setdefault("HOME", home)  # as the runtime would set it, from the user's passwd entry
     opts = security.parse(hc.security_opt)
