@@ -242,7 +242,15 @@ def image_history(engine: Engine, image: Image) -> list[dict]:
         rows.append({"Comment": entry.comment, "Created": unix_seconds(entry.created), "CreatedBy": entry.created_by,
                      "Id": "<missing>", "Size": size, "Tags": None})
     rows.reverse()
-    if rows:
-        rows[0]["Id"] = image.id
-        rows[0]["Tags"] = facts.tags or None
+    # as dockerd: the newest entry is the image, each older one its parent while there is
+    # one here (a build's steps; `<missing>` for what came from elsewhere)
+    step: Image | None = image
+    for row in rows:
+        if step is None:
+            break
+        row["Id"], row["Tags"] = step.id, engine.image_facts(step).tags or None
+        try:
+            step = engine.image(step.config.parent) if step.config.parent else None
+        except NotFound:
+            step = None
     return rows
