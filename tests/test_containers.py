@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import time
 from pathlib import Path
 
@@ -242,6 +243,16 @@ def test_ps_filters(api):
         assert ids(all=1, filters='{"name":["^ps-a$"]}') == [a]  # a name matches with or without its slash
         assert a in ids(filters='{"health":["none"]}') and ids(filters='{"health":["healthy"],"name":["ps-a"]}') == []
         assert a in ids(filters='{"is-task":["false"]}') and ids(filters='{"is-task":["true"]}') == []
+        exposing = api.create(["true"], ExposedPorts={"80/tcp": {}, "53/udp": {}},
+                              HostConfig={"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1"}]}})
+        try:
+            for key, value, found in (("expose", "80", True), ("expose", "53/udp", True), ("expose", "53", False),
+                                      ("expose", "70-90/tcp", True), ("publish", "80", True),
+                                      ("publish", "53/udp", False)):
+                assert (exposing in ids(all=1, filters=json.dumps({key: [value]}))) is found, (key, value)
+            assert api.get("/containers/json", filters='{"publish":["x"]}').status == 400
+        finally:
+            api.remove(exposing)
         networks = list(api.get_json(f"/containers/{a}/json")["NetworkSettings"]["Networks"])
         assert a in ids(filters=f'{{"network":["{networks[0]}"]}}') and ids(filters='{"network":["nonet"]}') == []
         for bad, words in (("status", "Invalid filter 'status=bogus'"), ("exited", 'parsing "bogus"'),

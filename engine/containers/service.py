@@ -45,7 +45,7 @@ from .supervisor import Supervisor
 # through a file (attach follows it), kept this small.
 NONE_LOG_BOUND = {"max-size": "1m", "max-file": "2"}
 LIST_FILTERS = ("id", "name", "label", "status", "ancestor", "exited", "before", "since", "health", "network",
-                "volume", "is-task")
+                "volume", "is-task", "publish", "expose")
 _STATES = {state.value for state in State}
 _HEALTH = ("starting", "healthy", "unhealthy", "none")
 
@@ -486,6 +486,7 @@ class ContainerService:
         for value in f.get("health", []):
             if value not in _HEALTH:
                 raise BadRequest(f"Unrecognised filter value for health: {value}")
+        published, exposed = (_port_set(f.get(key, []), key) for key in ("publish", "expose"))
         found = sorted(self.containers, key=lambda c: c.record.created, reverse=True)
         if not all_ and not ({"status", "exited"} & f.keys()):
             found = [c for c in found if c.live]
@@ -520,7 +521,10 @@ class ContainerService:
                 return False
             if "is-task" in f and "true" in f["is-task"]:
                 return False  # no swarm here: no container is a task
-            return True
+            # as dockerd: a container port published (PortBindings) or exposed (ExposedPorts)
+            if published and not published & set(c.record.host_config.port_bindings or {}):
+                return False
+            return not exposed or bool(exposed & set(c.record.config.exposed_ports or {}))
 
         for key in ("before", "since"):
             if key in f:
@@ -718,6 +722,20 @@ class ContainerService:
                 "paused": states.count(State.PAUSED),
                 "stopped": len(states) - states.count(State.RUNNING) - states.count(State.PAUSED)}
 
+
+
+def _port_set(values: list[str], key: str) -> set[str]:
+    """The `publish`/`expose` filter values as `port/proto` keys: `80`, `80/udp`,
+    `8000-8010/tcp` (tcp when not given); a 400 in dockerd's words for anything else."""
+    found: set[str] = set()
+    for value in values:
+        ports, _, proto = value.partition("/")
+        match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", ports)
+        if not match or proto not in ("", "tcp", "udp", "sctp"):
+            raise BadRequest(f"Invalid filter '{key}={value}'")
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        found |= {f"{port}/{proto or 'tcp'}" for port in range(low, high + 1)}
+    return found
 
 # What `update` may change, as dockerd's UpdateContainer: the rest of Resources it ignores.
 UPDATABLE = ("blkio_weight", "cpu_shares", "nano_cpus", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
