@@ -204,6 +204,16 @@ def test_cp_of_an_exited_container(api, container, daemon):
     assert get_tar(api, cid, "/added")["added"][1] == b"new\n"
 
 
+def test_cp_of_files_bound_over_the_root(api, container, tmp_path):
+    (tmp_path / "app.conf").write_text("setting=1\n")
+    cid = container(["sleep", "60"], Hostname="cphost", HostConfig={"Binds": [f"{tmp_path / 'app.conf'}:/etc/x.conf:ro"]})
+    # as dockerd: what the container sees there, not the file the bind covers in its root
+    assert get_tar(api, cid, "/etc/x.conf")["x.conf"][1] == b"setting=1\n"
+    assert get_tar(api, cid, "/etc/hostname")["hostname"][1] == b"cphost\n"
+    assert b"cphost" in get_tar(api, cid, "/etc/hosts")["hosts"][1]
+    assert path_stat(api, cid, "/etc/resolv.conf")["name"] == "resolv.conf"
+
+
 def test_symlinks_resolve_inside_the_container(api, container, canary):
     """Links in the container to a host directory, or climbing with `..`, name paths in
     the container: reads come from it and writes land in it."""

@@ -112,8 +112,12 @@ class _Target:
     def below(self, mount_point: str) -> _Target:
         """This target as a path inside what is mounted at `mount_point` (which holds it),
         named and followed as before."""
+        return self.at(posixpath.relpath(self.path, mount_point))
+
+    def at(self, path: str) -> _Target:
+        """This target, named and followed as before, found at `path` instead."""
         inner = copy.copy(self)
-        inner.path = posixpath.normpath("/" + posixpath.relpath(self.path, mount_point))
+        inner.path = posixpath.normpath("/" + path)
         return inner
 
 
@@ -135,17 +139,32 @@ def _through_mounts(c: Container, root_fd: int, target: _Target) -> Iterator[tup
     those in the container's own namespace only, so the daemon opens their sources, as
     dockerd mounts a container's volumes for a copy."""
     mount = _mount_holding(c.record.mounts, target.path)
-    fd = None
+    fd, inner = None, target
     if mount is not None:
         try:
-            fd = os.open(mount.source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            mount = None  # a bind of a single file, or a source gone: the root's view it is
+            fd, inner = _open_dir(mount.source), target.below(mount.destination)
+        except NotADirectoryError:  # a bind of a single file: the directory holding it, the file by its name
+            if target.path == mount.destination:
+                fd, inner = _open_dir(posixpath.dirname(mount.source)), target.at(posixpath.basename(mount.source))
+            else:
+                mount = None
+        except FileNotFoundError:
+            mount = None  # a source gone: the root's view it is
+    elif target.path in _OWN_FILES:  # bound from the container's directory (or its network donor's)
+        donor = bundle.joined(c.record.host_config.network_mode)
+        fd, inner = _open_dir(c.dir.parent / donor if donor else c.dir), target.at(posixpath.basename(target.path))
     try:
-        yield (root_fd, target, None) if fd is None else (fd, target.below(mount.destination), mount)
+        yield (root_fd, target, None) if fd is None else (fd, inner, mount)
     finally:
         if fd is not None:
             os.close(fd)
+
+
+_OWN_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+
+
+def _open_dir(path) -> int:
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 def _not_found(target: _Target, ref: str) -> NotFound:
