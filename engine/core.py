@@ -25,7 +25,7 @@ import trio
 from . import timefmt
 from .build.options import BuildOptions, CacheRecord, ContextAnswer, ContextOffer, Emit as BuildEmit, PruneResult
 from .config import DaemonConfig
-from .containers import pump, stats
+from .containers import logs, pump, stats
 from .containers.container import Container
 from .containers.execs import Exec, Execs, Output
 from .containers.files import Files, PathStat, Sender
@@ -332,6 +332,10 @@ class Engine:
              until: int | None = None, times: bool = True):
         """(container, async iterator of log entry batches); `since`/`until` in nanoseconds."""
         return self._containers.logs(ref, follow=follow, tail=tail, since=since, until=until, times=times)
+
+    def log_details(self, c: Container) -> str:
+        """What `logs --details` puts before each of the container's lines."""
+        return logs.details_prefix(c.log_files.attrs or {})
 
     def attach(self, ref: str, *, replay: bool = False, follow: bool = True):
         """(container, its output from now, or from the start with `replay`, to the run's

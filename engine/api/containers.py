@@ -182,12 +182,13 @@ async def logs(req: Request, engine: Engine) -> None:
     until = query.timestamp(req.q("until"), "until") or None
     c, entries = engine.logs(req.params["id"], follow=req.qbool("follow"), tail=tail_n, times=timestamps,
                              since=since, until=until)
-    details = req.qbool("details")
+    # as dockerd: each line after its log attributes (`k=v,…`, from --log-opt labels, env, tag) and a space
+    prefix = engine.log_details(c) if req.qbool("details") else ""
     stream = await req.stream("application/vnd.docker.raw-stream")
     whole = copies_bytes(req)
     async for batch in entries:
-        if details:  # as dockerd: each line after its log attributes (no --log-opt here sets any) and a space
-            batch = [msgspec.structs.replace(e, log=" " + e.log) for e in batch]
+        if prefix:
+            batch = [msgspec.structs.replace(e, log=prefix + e.log) for e in batch]
         await stream.send(output(batch, wanted, c.record.config.tty, timestamps, whole=whole))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import trio
 
 from ..lifecycle import LIVE, State
-from .logs import LogFiles, log_options
+from .logs import LogFiles, log_attrs, log_options
 from ..models import ContainerRecord
 from ..network.networks import Endpoint
 from ..network.ports import PortMap
@@ -84,8 +84,14 @@ class Container:
 
     @property
     def log_files(self) -> LogFiles:
-        max_size, max_file = log_options(self.record.host_config.log_config.config)
-        return LogFiles(self.log_path, max_size, max_file)
+        r = self.record
+        options = r.host_config.log_config.config
+        max_size, max_file = log_options(options)
+        image = r.image_id.removeprefix("sha256:")
+        names = {"ID": r.id[:12], "FullID": r.id, "Name": r.name, "ImageID": image[:12], "ImageFullID": r.image_id,
+                 "ImageName": r.image_ref, "DaemonName": "docker"}
+        attrs = log_attrs(options, labels=r.config.labels or {}, env=r.config.env or [], names=names) if options else {}
+        return LogFiles(self.log_path, max_size, max_file, attrs)
 
     rootfs = property(lambda self: self.dir / "rootfs")
     upper = property(lambda self: self.dir / "upper")

@@ -59,11 +59,13 @@ _text_decoder = msgspec.json.Decoder(LogText)
 
 
 class LogFiles(NamedTuple):
-    """Where a container's log lives and how it rotates (max_size 0: never)."""
+    """Where a container's log lives, how it rotates (max_size 0: never), and the extra
+    attributes each entry carries (`attrs`, from the labels, env and tag log options)."""
 
     path: Path
     max_size: int = 0
     max_file: int = 1
+    attrs: dict[str, str] | None = None
 
     def rotated(self, n: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{n}")
@@ -73,12 +75,28 @@ class LogFiles(NamedTuple):
         return [p for p in rotated if p.exists()] + [self.path]
 
 
+# What a `tag` template may name, as dockerd's log tag templates (loggerutils.ParseLogTag).
+_TAG_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+_TAG_FIELDS = ("ID", "FullID", "Name", "ImageID", "ImageFullID", "ImageName", "DaemonName")
+
+
 def log_options(config: dict[str, str] | None) -> tuple[int, int]:
-    """`--log-opt` max-size / max-file → (bytes, files); raises BadRequest on bad values."""
+    """`--log-opt` for json-file → (max-size in bytes, max-file); raises BadRequest on a
+    bad value, an option json-file has not got, and `compress=true` (berth keeps rotated
+    files as they are). labels, labels-regex, env, env-regex and tag are `log_attrs`'."""
     config = config or {}
-    unknown = set(config) - {"max-size", "max-file"}
+    unknown = set(config) - {"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag"}
     if unknown:
         raise BadRequest(f"unknown log opt '{sorted(unknown)[0]}' for json-file log driver")
+    if config.get("compress", "false").lower() not in ("false", "0", ""):
+        raise BadRequest("compress: berth keeps rotated json-file logs uncompressed; leave compress out or false")
+    for key in ("labels-regex", "env-regex"):
+        try:
+            re.compile(config.get(key, ""))
+        except re.error as exc:
+            raise BadRequest(f"invalid {key} {config[key]!r}: {exc}") from None
+    if unknown_fields := [f for f in _TAG_FIELD.findall(config.get("tag", "")) if f not in _TAG_FIELDS]:
+        raise BadRequest(f"tag: unknown template field .{unknown_fields[0]} (known: {', '.join(_TAG_FIELDS)})")
     max_size = 0
     if config.get("max-size"):
         found = _SIZE.match(config["max-size"].strip())
@@ -93,19 +111,53 @@ def log_options(config: dict[str, str] | None) -> tuple[int, int]:
     return max_size, max_file
 
 
+def log_attrs(config: dict[str, str] | None, *, labels: dict[str, str], env: list[str], names: dict[str, str]) -> dict[str, str]:
+    """The attributes each log entry carries, as dockerd's json-file gives them: the
+    container's labels named by `labels` (comma-separated) or matching `labels-regex`, its
+    variables named by `env` or matching `env-regex`, and `tag` (a template over `names`:
+    ID, FullID, Name, ImageID, ImageFullID, ImageName, DaemonName) when given."""
+    config = config or {}
+    attrs: dict[str, str] | None = None
+    wanted = {k for k in config.get("labels", "").split(",") if k}
+    pattern = config.get("labels-regex")
+    for key, value in labels.items():
+        if key in wanted or (pattern and re.search(pattern, key)):
+            attrs[key] = value
+    variables = dict(e.partition("=")[::2] for e in env)
+    wanted = {k for k in config.get("env", "").split(",") if k}
+    pattern = config.get("env-regex")
+    for key, value in variables.items():
+        if key in wanted or (pattern and re.search(pattern, key)):
+            attrs[key] = value
+    if config.get("tag"):
+        attrs["tag"] = _TAG_FIELD.sub(lambda m: names.get(m.group(1), ""), config["tag"])
+    return attrs
+
+
+def details_prefix(attrs: dict[str, str]) -> str:
+    """What `logs --details` puts before each line: the attributes as `k=v` pairs joined by
+    commas, keys sorted, and a space (only the space without any), as dockerd."""
+    return ",".join(f"{k}={v}" for k, v in sorted(attrs.items())) + " "
+
+
+def _tail(stream: str, stamp: str, attrs: bytes) -> bytes:
+    """What follows an entry's log string: its stream, attributes and time, and the newline."""
+    return b',"stream":"%s"%s,"time":"%s"}\n' % (stream.encode(), attrs, stamp.encode())
+
+
 # Bytes a JSON string must escape, apart from the newline the fast path handles itself.
 _NEEDS_ESCAPE = bytes([*range(0x0A), *range(0x0B, 0x20), ord('"'), ord("\\")])
 _PLAIN = bytes(b for b in range(256) if b not in _NEEDS_ESCAPE)
 
 
-def _encode_bulk(data: bytes, stream: str, stamp: str) -> bytes | bytearray | None:
-    """All entries of a chunk with no Python work per line, or None when a line reaches
-    16 KiB and the chunk must be split entry by entry."""
+def _encode_bulk(data: bytes, tail: bytes) -> bytes | bytearray | None:
+    """All entries of a chunk with no Python work per line (each ending with `tail`), or
+    None when a line reaches 16 KiB and the chunk must be split entry by entry."""
     if not data:
         return b""
     if _has_long_line(data):
         return None
-    end = b'","stream":"%s","time":"%s"}\n' % (stream.encode(), stamp.encode())
+    end = b'"' + tail
     if data.translate(None, _PLAIN) or not (data.isascii() or _valid_utf8(data)):
         return _encode_escaped(data.decode("utf-8", errors="replace"), end[1:])
     # The usual case: the only byte needing an escape is the newline, so each newline
@@ -182,6 +234,7 @@ class LogWriter:
         self._closed = False
         self.lost_bytes = 0  # output given up on: only what a closing writer still held
         self._failing: OSError | None = None
+        self._attrs = b',"attrs":' + _encoder.encode(files.attrs) if files.attrs else b""
         self._fd = -1
         try:
             self._open()
@@ -196,7 +249,8 @@ class LogWriter:
         """Record `data` from `stream` ("stdout" or "stderr") and wake followers; while it
         cannot be written, try again and again (see the module's doc)."""
         stamp = rfc3339(time.time_ns())
-        out = _encode_bulk(data, stream, stamp)
+        tail = _tail(stream, stamp, self._attrs)
+        out = _encode_bulk(data, tail)
         wait = RETRY_FIRST
         while True:
             with self._lock:
@@ -210,7 +264,7 @@ class LogWriter:
                     if out is not None and (not limit or self._size + len(out) <= limit):
                         self._append(out)
                     else:
-                        self._write_entries(data.decode("utf-8", errors="replace"), stream, stamp)
+                        self._write_entries(data.decode("utf-8", errors="replace"), tail)
                 except OSError as exc:
                     if self._failing is None:
                         self._failing = exc
@@ -227,7 +281,7 @@ class LogWriter:
             wait = min(wait * 2, RETRY_MAX)
         self._on_write()
 
-    def _write_entries(self, text: str, stream: str, stamp: str) -> None:
+    def _write_entries(self, text: str, tail: bytes) -> None:
         """Entry by entry: lines over 16 KiB are split, and rotation falls between entries."""
         limit = self.files.max_size
         out = bytearray()
@@ -235,7 +289,7 @@ class LogWriter:
         while start < len(text):
             end = text.find("\n", start, start + MAX_LINE)
             end = min(len(text), start + MAX_LINE) if end < 0 else end + 1
-            line = _encoder.encode(LogEntry(text[start:end], stream, stamp)) + b"\n"
+            line = b'{"log":' + _encoder.encode(text[start:end]) + tail
             if limit and self._size + len(out) and self._size + len(out) + len(line) > limit:
                 self._append(out)  # rotate between entries, so no file passes max-size
                 out.clear()

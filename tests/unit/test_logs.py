@@ -207,19 +207,44 @@ _CHUNKS = st.one_of(
 )
 
 
-@given(_CHUNKS, st.sampled_from(["stdout", "stderr"]))
-def test_bulk_encoding_matches_entry_by_entry(data, stream):
-    bulk = logs._encode_bulk(data, stream, "T")
-    entries = [msgspec.json.decode(line, type=LogEntry) for line in bulk.splitlines()]
+class _WithAttrs(msgspec.Struct):  # a json-file entry as dockerd writes it with attributes
+    log: str
+    stream: str
+    attrs: dict[str, str]
+    time: str
+
+
+@given(_CHUNKS, st.sampled_from(["stdout", "stderr"]), st.booleans())
+def test_bulk_encoding_matches_entry_by_entry(data, stream, with_attrs):
+    attrs = {"app": "web", "tag": 'a"b'} if with_attrs else {}
+    fragment = b',"attrs":' + msgspec.json.encode(attrs) if attrs else b""
+    bulk = logs._encode_bulk(data, logs._tail(stream, "T", fragment))
+    kind = _WithAttrs if attrs else LogEntry
+    entries = [msgspec.json.decode(line, type=kind) for line in bulk.splitlines()]
     assert "".join(e.log for e in entries) == data.decode(errors="replace")
-    assert all(e.stream == stream and e.time == "T" for e in entries)
+    assert all(e.stream == stream and e.time == "T" and getattr(e, "attrs", {}) == attrs for e in entries)
     assert all(e.log.endswith("\n") and "\n" not in e.log[:-1] for e in entries[:-1])
     assert bulk == b"".join(msgspec.json.encode(e) + b"\n" for e in entries)  # byte for byte as msgspec writes
 
 
 def test_bulk_encoding_leaves_long_lines_to_the_splitter():
-    assert logs._encode_bulk(b"x" * logs.MAX_LINE + b"\n", "stdout", "T") is None
-    assert logs._encode_bulk(b"x\n" * logs.MAX_LINE, "stdout", "T") is not None
+    tail = logs._tail("stdout", "T", b"")
+    assert logs._encode_bulk(b"x" * logs.MAX_LINE + b"\n", tail) is None
+    assert logs._encode_bulk(b"x\n" * logs.MAX_LINE, tail) is not None
+
+
+def test_log_attrs_as_dockerd_gives_them():
+    config = {"labels": "app,missing", "labels-regex": "^com\\.", "env": "STAGE", "env-regex": "^X_",
+              "tag": "{{.Name}}/{{.ID}}"}
+    attrs = logs.log_attrs(config, labels={"app": "web", "com.x": "1", "other": "no"},
+                           env=["STAGE=prod", "X_A=1", "PATH=/bin"], names={"Name": "c1", "ID": "abc"})
+    assert attrs == {"app": "web", "com.x": "1", "STAGE": "prod", "X_A": "1", "tag": "c1/abc"}
+    assert logs.details_prefix(attrs) == "STAGE=prod,X_A=1,app=web,com.x=1,tag=c1/abc "
+    assert logs.details_prefix({}) == " "
+    assert logs.log_options({"compress": "false", **config}) == (0, 1)
+    for bad in ({"compress": "true"}, {"tag": "{{.Bogus}}"}, {"env-regex": "("}):
+        with pytest.raises(Exception, match="compress|tag|env-regex"):
+            logs.log_options(bad)
 
 
 @given(st.lists(st.integers(0, 3 * logs.MAX_LINE), max_size=6), st.booleans())
