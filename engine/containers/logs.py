@@ -117,7 +117,7 @@ def log_attrs(config: dict[str, str] | None, *, labels: dict[str, str], env: lis
     variables named by `env` or matching `env-regex`, and `tag` (a template over `names`:
     ID, FullID, Name, ImageID, ImageFullID, ImageName, DaemonName) when given."""
     config = config or {}
-    attrs: dict[str, str] | None = None
+    attrs: dict[str, str] = {}
     wanted = {k for k in config.get("labels", "").split(",") if k}
     pattern = config.get("labels-regex")
     for key, value in labels.items():
