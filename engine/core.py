@@ -23,6 +23,7 @@ import msgspec
 import trio
 
 from . import timefmt
+from .build.changes import compile_changes
 from .build.options import BuildOptions, CacheRecord, ContextAnswer, ContextOffer, Emit as BuildEmit, PruneResult
 from .config import DaemonConfig
 from .containers import logs, pump, stats
@@ -43,7 +44,7 @@ from .images.service import ImageFacts, Images, ImageUsage, PruneReport, User
 from .images.store import Image, ImageStore
 from .lifecycle import State
 from .models import (AuthConfig, BusStatistics, CommitOptions, ContainerRecord, CreateRequest, EndpointSettings, Event,
-                     ExecConfig, Health, IPAMPool, NetworkRecord, PluginView, ResourceUsage, RuntimeInfo, SearchResult, SystemInfo, UpdateRequest,
+                     ExecConfig, Health, ImageRuntimeConfig, IPAMPool, NetworkRecord, PluginView, ResourceUsage, RuntimeInfo, SearchResult, SystemInfo, UpdateRequest,
                      VolumeCreateRequest, VolumeRecord)
 from .network import netns
 from .network.manager import NetworkManager
@@ -360,7 +361,7 @@ class Engine:
 
     async def commit(self, ref: str, options: CommitOptions) -> Image:
         """`POST /commit`: a new image from the container's writable layer."""
-        return await self._containers.commit(ref, options)
+        return await self._containers.commit(ref, options, compile_changes(options.changes or []))
 
     async def top(self, ref: str, ps_args: str) -> dict:
         """The container's processes as `ps` shows them (Titles, Processes); publishes `top`."""
@@ -451,8 +452,10 @@ class Engine:
 
     async def import_image(self, body: AsyncIterator[bytes], *, repo: str = "", changes: list[str] = (),
                            message: str = "") -> Image:
-        """`docker import`: a one-layer image from the rootfs tar in `body`, tagged `repo` if given."""
-        return await self._images.import_stream(body, repo=repo, changes=changes, message=message)
+        """`docker import`: a one-layer image from the rootfs tar in `body`, tagged `repo` if
+        given, its config from the `changes` (each read before the upload is)."""
+        runtime = compile_changes(list(changes))(ImageRuntimeConfig())
+        return await self._images.import_stream(body, repo=repo, runtime=runtime, message=message)
 
     async def tag(self, source: str, repo: str, tag: str = "") -> None:
         """Tag the image `source` as `repo[:tag]`."""

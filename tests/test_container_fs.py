@@ -345,7 +345,8 @@ def test_commit_and_run_the_new_image(api, container, images):
     assert api.wait(cid) == 0
     since = time.time()
     reply = api.post("/commit", container=cid, repo="docker.io/library/fs-commit", tag="v1", comment="a message",
-                     author="me <me@x>", changes=['CMD ["cat", "/hello"]', "ENV GREETING=hi", "WORKDIR /tmp"])
+                     author="me <me@x>", changes=['CMD ["cat", "/hello"]', "ENV GREETING=hi", "WORKDIR /tmp",
+                                                  "ENV PATH=/opt/bin:$PATH"])
     assert reply.status == 201, reply.body
     images.append("fs-commit:v1")
     image_id = reply.json()["Id"]
@@ -359,7 +360,11 @@ def test_commit_and_run_the_new_image(api, container, images):
     assert inspect["Id"] == image_id and inspect["Author"] == "me <me@x>" and inspect["Comment"] == "a message"
     config = inspect["Config"]
     assert config["Cmd"] == ["cat", "/hello"] and config["WorkingDir"] == "/tmp"
-    assert "GREETING=hi" in config["Env"] and any(e.startswith("PATH=") for e in config["Env"])
+    # as dockerd: a change expands the config's own variables (a literal $PATH made an image nothing ran in)
+    assert "GREETING=hi" in config["Env"] and "PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:" \
+        "/sbin:/bin" in config["Env"]
+    bad = api.post("/commit", container=cid, changes=["RUN true"])
+    assert (bad.status, bad.message) == (400, "run is not a valid change command")
     assert config["Labels"] == {"team": "fs"}
     busybox_layers = api.get_json("/images/busybox/json")["RootFS"]["Layers"]
     assert inspect["RootFS"]["Layers"][:-1] == busybox_layers and len(inspect["RootFS"]["Layers"]) == 2

@@ -13,7 +13,7 @@ import re
 import secrets
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import NamedTuple
 
@@ -30,8 +30,8 @@ from ..images.commit import new_config, write_layer
 from ..images.service import Images
 from ..images.store import Image
 from ..lifecycle import Action, State, Step
-from ..models import (CommitOptions, ContainerConfig, ContainerRecord, CreateRequest, HistoryEntry, HostConfig, LogConfig,
-                      MountPoint, UpdateRequest, words)
+from ..models import (CommitOptions, ContainerConfig, ContainerRecord, CreateRequest, HistoryEntry, HostConfig,
+                      ImageRuntimeConfig, LogConfig, MountPoint, UpdateRequest, words)
 from ..network.manager import NetworkManager, network_names, sole_network
 from ..runtime import bundle, cgroups, oci
 from ..volumes import Volumes
@@ -664,7 +664,8 @@ class ContainerService:
             c.terminal.resize(height, width)
         self.containers.publish(c, "resize", height=str(height), width=str(width))
 
-    async def commit(self, ref: str, options: CommitOptions) -> Image:
+    async def commit(self, ref: str, options: CommitOptions,
+                     changes: Callable[[ImageRuntimeConfig], ImageRuntimeConfig]) -> Image:
         """`POST /commit`: a new image from the container's writable layer, read while
         the container is paused (unless `pause=0`, and only if it was running and not
         already paused); tagged if a repository is given. Publishes `pause`/`unpause`
@@ -695,7 +696,8 @@ class ContainerService:
             history = HistoryEntry(created=timefmt.now(), created_by=" ".join(words(c.record.config.cmd) or []),
                                    comment=options.comment, author=options.author, empty_layer=not count)
             image = await self.images.add_committed(c.record.image_id, tmp if count else None,
-                                                    new_config(c.record.config, options), history, options.author)
+                                                    new_config(c.record.config, options, changes), history,
+                                                    options.author)
         finally:
             tmp.unlink(missing_ok=True)
         if target:

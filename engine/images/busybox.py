@@ -13,9 +13,11 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from ..models import ImageRuntimeConfig
+
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 REPO_TAG = "busybox:latest"
-CHANGES = ['CMD ["sh"]', "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+RUNTIME = ImageRuntimeConfig(cmd=["sh"], env=["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
 MESSAGE = "berth built-in image: Debian busybox-static"
 
 _DIRS = {"bin": 0o755, "sbin": 0o755, "usr": 0o755, "usr/bin": 0o755, "usr/sbin": 0o755,

@@ -19,12 +19,12 @@ Reading the container (paused meanwhile) is the containers service's part
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..fs import diff as fsdiff
 from ..models import (CommitOptions, ContainerConfig, HealthConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig,
                       RootFS, words)
-from .changes import apply as apply_changes
 from .store import Image, ImageStore
 
 
@@ -62,10 +62,12 @@ def merge(user: ImageRuntimeConfig, base: ImageRuntimeConfig) -> ImageRuntimeCon
         stop_signal=user.stop_signal or base.stop_signal, healthcheck=health)
 
 
-def new_config(container: ContainerConfig, options: CommitOptions) -> ImageRuntimeConfig:
-    """The committed image's runtime config (see the module docstring)."""
+def new_config(container: ContainerConfig, options: CommitOptions,
+               changes: Callable[[ImageRuntimeConfig], ImageRuntimeConfig]) -> ImageRuntimeConfig:
+    """The committed image's runtime config (see the module docstring); `changes` applies
+    the `--change` lines (read by the builder's parser: `build.changes`)."""
     user = runtime_config(options.config if options.config is not None else container)
-    return merge(apply_changes(user, options.changes), runtime_config(container))
+    return merge(changes(user), runtime_config(container))
 
 
 def write_layer(upper: Path, lowers: list[Path], out: Path) -> int:

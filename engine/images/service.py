@@ -111,8 +111,8 @@ class Images:
         finally:
             path.unlink(missing_ok=True)
 
-    async def import_stream(self, chunks: AsyncIterator[bytes], *, repo: str = "", changes: list[str] = (),
-                            message: str = "") -> Image:
+    async def import_stream(self, chunks: AsyncIterator[bytes], *, repo: str = "",
+                            runtime: ImageRuntimeConfig | None = None, message: str = "") -> Image:
         """`docker import` of an upload, unpacked and hashed as it arrives: each chunk is
         written to a scratch file, then through a pipe to the unpacking thread; the scratch
         file is read again only if the layer's tar must be kept as uploaded (tar-split
@@ -154,7 +154,7 @@ class Images:
         async def unpack() -> None:
             try:
                 box["image"] = await trio.to_thread.run_sync(
-                    lambda: self.store.import_rootfs(open_tar, changes=list(changes), message=message))
+                    lambda: self.store.import_rootfs(open_tar, runtime=runtime or ImageRuntimeConfig(), message=message))
             except Exception as exc:
                 box["error"] = exc
             finally:
@@ -194,13 +194,13 @@ class Images:
         self.publish(image.id, "import")
         return image
 
-    async def import_rootfs(self, tar_path: Path, *, repo: str = "", changes: list[str] = (),
+    async def import_rootfs(self, tar_path: Path, *, repo: str = "", runtime: ImageRuntimeConfig | None = None,
                             message: str = "") -> Image:
         """`docker import`: a one-layer image from a rootfs tar, tagged `repo` if given."""
         ref = reference.parse(repo) if repo else None
         async with self.lock:
             image = await trio.to_thread.run_sync(
-                lambda: self.store.import_rootfs(tar_path, changes=list(changes), message=message))
+                lambda: self.store.import_rootfs(tar_path, runtime=runtime or ImageRuntimeConfig(), message=message))
         if ref:
             await self.tag(image.id, ref.repo, ref.tag)
         self.publish(image.id, "import")
@@ -219,7 +219,7 @@ class Images:
         tmp = self.store.tmp / "busybox-rootfs.tar"
         await trio.to_thread.run_sync(busybox.write_rootfs_tar, binary, tmp)
         try:
-            await self.import_rootfs(tmp, repo=busybox.REPO_TAG, changes=busybox.CHANGES, message=busybox.MESSAGE)
+            await self.import_rootfs(tmp, repo=busybox.REPO_TAG, runtime=busybox.RUNTIME, message=busybox.MESSAGE)
         finally:
             tmp.unlink(missing_ok=True)
         if current is not None and not self.users(current):

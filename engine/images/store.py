@@ -48,7 +48,6 @@ from ..errors import BadRequest, Conflict, EngineError, no_such_image
 from ..models import HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS
 from ..fs.store import atomic_write, fsync_dir, tree_size
 from . import layers, reference, tarsplit
-from .changes import apply as apply_changes
 from .reference import Reference
 
 # ISA-L's level 2 (of 0-3): about zlib level 1's ratio at several times its speed; a
@@ -283,10 +282,9 @@ class ImageStore:
             atomic_write(blob, data)
         return self.images.setdefault(image_id, Image(image_id, config, len(data)))
 
-    def import_rootfs(self, tar: Path | Callable[[], BinaryIO], *, changes: list[str], message: str) -> Image:
+    def import_rootfs(self, tar: Path | Callable[[], BinaryIO], *, runtime: ImageRuntimeConfig, message: str) -> Image:
         """`docker import`: one layer from a rootfs tar (a path, or an `open_tar` as
-        `add_layer` takes), config from `changes`."""
-        runtime = apply_changes(ImageRuntimeConfig(), changes)
+        `add_layer` takes), with the runtime config given (its `--change`s applied)."""
         _, diff_id = self.add_layer(tar if callable(tar) else lambda: open(tar, "rb"), "")
         created = timefmt.now()
         history = [HistoryEntry(created=created, comment=message, created_by="")]

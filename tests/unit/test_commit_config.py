@@ -3,7 +3,7 @@ dockerd's merge with the container's config."""
 
 from __future__ import annotations
 
-from engine.images import changes
+from engine.build.changes import compile_changes
 from engine.images.commit import new_config
 from engine.models import CommitOptions, ContainerConfig, HealthConfig, ImageRuntimeConfig
 
@@ -13,7 +13,8 @@ CONTAINER = ContainerConfig(
 
 
 def test_container_config_with_changes():
-    cfg = new_config(CONTAINER, CommitOptions(changes=['CMD ["echo", "x"]', "ENV A=changed", "EXPOSE 90"]))
+    lines = ['CMD ["echo", "x"]', "ENV A=changed", "EXPOSE 90"]
+    cfg = new_config(CONTAINER, CommitOptions(), compile_changes(lines))
     assert cfg.cmd == ["echo", "x"] and cfg.env == ["PATH=/bin", "A=changed"]
     assert cfg.exposed_ports == {"80/tcp": {}, "90/tcp": {}} and cfg.labels == {"team": "x"}
     assert cfg.working_dir == "/srv" and cfg.healthcheck == CONTAINER.healthcheck
@@ -21,14 +22,14 @@ def test_container_config_with_changes():
 
 def test_request_config_is_filled_from_the_container():
     body = ContainerConfig(env=["B=body", "A=body"], labels={"k": "v"}, healthcheck=HealthConfig(interval=9))
-    cfg = new_config(CONTAINER, CommitOptions(config=body))
+    cfg = new_config(CONTAINER, CommitOptions(config=body), compile_changes([]))
     assert cfg.env == ["B=body", "A=body", "PATH=/bin"]  # by name: the request's A wins
     assert cfg.cmd == ["sh", "-c", "work"] and cfg.labels == {"team": "x", "k": "v"}
     assert cfg.healthcheck == HealthConfig(test=["CMD", "true"], interval=9, retries=3)
 
 
 def test_an_entrypoint_change_clears_the_inherited_cmd():
-    cfg = new_config(CONTAINER, CommitOptions(changes=['ENTRYPOINT ["/app"]']))
+    cfg = new_config(CONTAINER, CommitOptions(), compile_changes(['ENTRYPOINT ["/app"]']))
     assert (cfg.entrypoint, cfg.cmd) == (["/app"], None)  # the container's Cmd is not merged back either
-    kept = changes.apply(ImageRuntimeConfig(), ['CMD ["a"]', 'ENTRYPOINT ["b"]'])
+    kept = compile_changes(['CMD ["a"]', 'ENTRYPOINT ["b"]'])(ImageRuntimeConfig())
     assert (kept.entrypoint, kept.cmd) == (["b"], ["a"])

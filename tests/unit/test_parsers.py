@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 import gounits
 from engine.events import filters
 from engine.errors import BadRequest
-from engine.images import changes, reference
+from engine.build.changes import compile_changes
+from engine.images import reference
 from engine.models import ImageRuntimeConfig
 from engine.runtime.oci import parse_signal
 from engine.api import query
@@ -49,22 +50,32 @@ def test_reference_never_crashes(text):
         pass
 
 
+def apply_changes(config: ImageRuntimeConfig, lines: list[str]) -> ImageRuntimeConfig:
+    return compile_changes(lines)(config)
+
+
 def test_changes():
-    cfg = changes.apply(ImageRuntimeConfig(env=["A=0"]), [
-        'CMD ["a", "b"]', "ENTRYPOINT run me", "ENV A=1 B=two", "ENV C 3", "WORKDIR /w", "USER u:g",
-        "LABEL x=y", "EXPOSE 80 53/udp", "VOLUME /data /logs", "STOPSIGNAL SIGINT"])
+    cfg = apply_changes(ImageRuntimeConfig(env=["A=0"], working_dir="/srv"), [
+        'CMD ["a", "b"]', "ENTRYPOINT run me", "ENV A=1 B=two", "ENV C 3 4", "WORKDIR w", "USER u:g",
+        "LABEL x=y", "EXPOSE 80 53/udp 90-91", "VOLUME /data /logs", "ENV P=$A:$C", "HEALTHCHECK CMD true",
+        "onbuild RUN echo later"])
     assert cfg.cmd == ["a", "b"] and cfg.entrypoint == ["/bin/sh", "-c", "run me"]
-    assert cfg.env == ["A=1", "B=two", "C=3"] and cfg.working_dir == "/w" and cfg.user == "u:g"
-    assert cfg.labels == {"x": "y"} and set(cfg.exposed_ports) == {"80/tcp", "53/udp"}
-    assert set(cfg.volumes) == {"/data", "/logs"} and cfg.stop_signal == "SIGINT"
-    with pytest.raises(BadRequest):
-        changes.apply(ImageRuntimeConfig(), ["RUN rm -rf /"])
+    # as dockerd's commit and import: the builder's reading of each line
+    assert cfg.env == ["A=1", "B=two", "C=3 4", "P=1:3 4"] and cfg.working_dir == "/srv/w" and cfg.user == "u:g"
+    assert cfg.labels == {"x": "y"} and set(cfg.exposed_ports) == {"80/tcp", "53/udp", "90/tcp", "91/tcp"}
+    assert set(cfg.volumes) == {"/data", "/logs"} and cfg.healthcheck.test == ["CMD-SHELL", "true"]
+    assert cfg.on_build == ["RUN echo later"]
+    for line, words in (("RUN rm -rf /", "run is not a valid change command"),
+                        ("STOPSIGNAL SIGINT", "stopsignal is not a valid change command"),
+                        ("USER", "USER requires at least one argument"), ("ENV A", "ENV must have two arguments")):
+        with pytest.raises(BadRequest, match=words):
+            apply_changes(ImageRuntimeConfig(), [line])
 
 
 @given(st.text(alphabet=string.printable, max_size=40))
 def test_changes_never_crash(line):
     try:
-        changes.apply(ImageRuntimeConfig(), [line])
+        apply_changes(ImageRuntimeConfig(), [line])
     except BadRequest:
         pass
 
