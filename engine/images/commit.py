@@ -8,7 +8,7 @@ changed nothing gives an empty layer: a history entry with `empty_layer`, no new
 as dockerd does.
 
 The new image's config is dockerd's: start from the request's Config (or the container's),
-apply the `--change` lines (the same parser as `import`), then fill what is still unset
+apply the `--change` lines (compiled by the builder: `build.changes`), then fill what is still unset
 from the container's config (`merge` below: Env by name, Labels and ExposedPorts added,
 Cmd only when no Entrypoint was given…). The history gains one entry: CreatedBy is the
 container's Cmd joined by spaces, with the comment and author.
