@@ -8,6 +8,7 @@ the daemon, as in dockerd, and go with their container.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import signal
@@ -166,12 +167,13 @@ class Execs:
 
         def write_process() -> None:
             with inroot.rooted(c.rootfs) as root:  # as dockerd: the container's own user by default
-                uid, gid, extra = bundle.resolve_user(root, cfg.user or c.record.config.user)
-                gids = bundle.additional_gids(root, gid, extra, c.record.host_config.group_add)
-                env.setdefault("HOME", bundle.home_of(root, uid))  # as runc sets it: "/" for a user passwd lacks
+                who = bundle.identity(root, cfg.user or c.record.config.user, c.record.host_config.group_add)
+            env.setdefault("HOME", who.home)  # as runc sets it: "/" for a user passwd lacks
+            config = str(c.bundle / "config.json")
             process_file.write_bytes(bundle.exec_process(
-                (c.bundle / "config.json").read_bytes(), args=cfg.cmd, env=[f"{k}={v}" for k, v in env.items()],
-                cwd=cfg.working_dir, uid=uid, gid=gid, gids=gids, terminal=cfg.tty, privileged=cfg.privileged))
+                _container_process(config, os.stat(config).st_mtime_ns), args=cfg.cmd,
+                env=[f"{k}={v}" for k, v in env.items()], cwd=cfg.working_dir, who=who, terminal=cfg.tty,
+                privileged=cfg.privileged))
 
         opts = {"pid_file": session.pid_file}
         ends: list[int] = []  # our copies of the child's pipe ends, closed once it has them
@@ -226,6 +228,14 @@ class Execs:
         session.finished.set()
         self.containers.publish(c, "exec_die", execID=session.id, exitCode=str(code))
         return code
+
+
+@functools.lru_cache(maxsize=64)
+def _container_process(config_json: str, mtime_ns: int) -> dict:
+    """A running container's own process, read once per run (its bundle's config.json is
+    written at each start); not to be changed: `bundle.exec_process` copies it."""
+    with open(config_json, "rb") as f:
+        return bundle.container_process(f.read())
 
 
 async def _supervise(process: trio.Process, session: Exec, sources: list[tuple[int, trio.abc.ReceiveStream]],

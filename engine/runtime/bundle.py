@@ -33,6 +33,7 @@ import re
 import resource
 import stat
 from pathlib import Path
+from typing import NamedTuple
 
 import msgspec
 
@@ -215,59 +216,81 @@ def _table(root: inroot.InRootPath, name: str) -> list[list[str]]:
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
+class _Users(NamedTuple):
+    """The container's passwd and group entries whose IDs are numbers (the files are the
+    container's to write: any other entry is skipped)."""
+
+    passwd: list[list[str]]
+    groups: list[list[str]]
+
+    @classmethod
+    def read(cls, root: inroot.InRootPath) -> _Users:
+        return cls([e for e in _table(root, "passwd") if len(e) > 3 and _ID.fullmatch(e[2]) and _ID.fullmatch(e[3])],
+                   [e for e in _table(root, "group") if len(e) > 2 and _ID.fullmatch(e[2])])
+
+    def resolve(self, spec: str) -> tuple[int, int, list[int]]:
+        """Docker's `user[:group]` (names or numbers) → (uid, gid, the user's other groups)."""
+        user, _, group = spec.partition(":")
+        uid, gid = 0, 0
+        if user:
+            entry = next((e for e in self.passwd if user in (e[0], e[2])), None)
+            if entry:
+                uid, gid = int(entry[2]), int(entry[3])
+            elif _ID.fullmatch(user):
+                uid = int(user)
+            else:
+                raise BadRequest(f"unable to find user {user}: no matching entries in passwd file")
+        if group:
+            entry = next((e for e in self.groups if group in (e[0], e[2])), None)
+            if entry:
+                gid = int(entry[2])
+            elif _ID.fullmatch(group):
+                gid = int(group)
+            else:
+                raise BadRequest(f"unable to find group {group}: no matching entries in group file")
+            return uid, gid, []  # as dockerd: a group named with the user replaces the user's memberships
+        name = next((e[0] for e in self.passwd if int(e[2]) == uid), None)
+        return uid, gid, [int(g[2]) for g in self.groups if len(g) > 3 and name and name in g[3].split(",")]
+
+    def home(self, uid: int) -> str:
+        """The home directory passwd gives `uid`, "/" when it names none (as runc)."""
+        return next((e[5] for e in self.passwd if len(e) > 5 and int(e[2]) == uid), "/")
+
+    def group_ids(self, names: list[str] | None) -> list[int]:
+        """Each `--group-add`: a name or number from the container's /etc/group, or any number."""
+        found = []
+        for wanted in names or []:
+            entry = next((e for e in self.groups if wanted in (e[0], e[2])), None)
+            if entry:
+                found.append(int(entry[2]))
+            elif _ID.fullmatch(wanted) and int(wanted) <= _MAX_ID:
+                found.append(int(wanted))
+            else:
+                raise BadRequest(f"Unable to find group {wanted}: no matching entries in group file")
+        return found
+
+
+class Identity(NamedTuple):
+    """Who a container's process (or an exec's) runs as."""
+
+    uid: int
+    gid: int
+    gids: list[int]  # its own group, the user's other groups, then each --group-add, as dockerd
+    home: str
+
+
+def identity(root: inroot.InRootPath, spec: str, group_add: list[str] | None) -> Identity:
+    """The process's user, groups and home from the container's passwd and group files,
+    each read once, inside its root (`inroot.rooted`)."""
+    users = _Users.read(root)
+    uid, gid, extra = users.resolve(spec)
+    return Identity(uid, gid, list(dict.fromkeys([gid, *extra, *users.group_ids(group_add)])), users.home(uid))
+
+
 def resolve_user(root: inroot.InRootPath, spec: str) -> tuple[int, int, list[int]]:
     """Resolve Docker's `user[:group]` (names or numbers) against the container's /etc
-    files, read inside its root (`inroot.rooted`)."""
-    user, _, group = spec.partition(":")
-    # entries whose IDs are not numbers are skipped: the files are the container's to write
-    passwd = [e for e in _table(root, "passwd") if len(e) > 3 and _ID.fullmatch(e[2]) and _ID.fullmatch(e[3])]
-    groups = [e for e in _table(root, "group") if len(e) > 2 and _ID.fullmatch(e[2])]
-    uid, gid = 0, 0
-    if user:
-        entry = next((e for e in passwd if user in (e[0], e[2])), None)
-        if entry:
-            uid, gid = int(entry[2]), int(entry[3])
-        elif _ID.fullmatch(user):
-            uid = int(user)
-        else:
-            raise BadRequest(f"unable to find user {user}: no matching entries in passwd file")
-    if group:
-        entry = next((e for e in groups if group in (e[0], e[2])), None)
-        if entry:
-            gid = int(entry[2])
-        elif _ID.fullmatch(group):
-            gid = int(group)
-        else:
-            raise BadRequest(f"unable to find group {group}: no matching entries in group file")
-    if group:  # as dockerd: a group named with the user replaces the user's memberships
-        return uid, gid, []
-    name = next((e[0] for e in passwd if int(e[2]) == uid), None)
-    extra = [int(g[2]) for g in groups if len(g) > 3 and name and name in g[3].split(",")]
-    return uid, gid, extra
-
-
-def additional_gids(root: inroot.InRootPath, gid: int, extra: list[int], group_add: list[str] | None) -> list[int]:
-    """The process's groups as dockerd sets them: its own group, the user's other groups,
-    then each `--group-add` (a name or number from the container's /etc/group, or any number)."""
-    found = [gid, *extra]
-    groups = _table(root, "group")
-    for wanted in group_add or []:
-        entry = next((e for e in groups if len(e) > 2 and wanted in (e[0], e[2]) and _ID.fullmatch(e[2])), None)
-        if entry:
-            found.append(int(entry[2]))
-        elif _ID.fullmatch(wanted) and int(wanted) <= _MAX_ID:
-            found.append(int(wanted))
-        else:
-            raise BadRequest(f"Unable to find group {wanted}: no matching entries in group file")
-    return list(dict.fromkeys(found))
-
-
-def home_of(root: inroot.InRootPath, uid: int) -> str:
-    """The home directory the container's passwd file gives `uid`, "/" when it names none."""
-    for fields in _table(root, "passwd"):
-        if len(fields) > 5 and fields[2] == str(uid):
-            return fields[5]
-    return "/"
+    files, read inside its root: (uid, gid, the user's other groups)."""
+    return _Users.read(root).resolve(spec)
 
 
 def block_device(path: str) -> dict:
@@ -471,14 +494,19 @@ class _Spec(msgspec.Struct):
     process: dict
 
 
-def exec_process(config_json: bytes, *, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
-                 gids: list[int], terminal: bool, privileged: bool) -> bytes:
+def container_process(config_json: bytes) -> dict:
+    """The `process` of a bundle's `config.json`."""
+    return msgspec.json.decode(config_json, type=_Spec).process
+
+
+def exec_process(base: dict, *, args: list[str], env: list[str], cwd: str, who: Identity, terminal: bool,
+                 privileged: bool) -> bytes:
     """The process.json of an exec, as dockerd builds it: the container's own process
-    from its `config.json` (capabilities, rlimits, no-new-privileges, OOM score), with the
+    (`container_process`: capabilities, rlimits, no-new-privileges, OOM score), with the
     exec's command, environment, directory (the container's when empty), user and groups,
     and terminal; `privileged` gives it every capability the daemon holds."""
-    process = msgspec.json.decode(config_json, type=_Spec).process
-    process.update(args=args, env=env, terminal=terminal, user={"uid": uid, "gid": gid, "additionalGids": gids})
+    process = {**base, "args": args, "env": env, "terminal": terminal,
+               "user": {"uid": who.uid, "gid": who.gid, "additionalGids": who.gids}}
     if cwd:
         process["cwd"] = cwd
     if privileged:
@@ -493,11 +521,9 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
     what legacy links give, which the container's own variables override."""
     cfg, hc = record.config, record.host_config
     with inroot.rooted(rootfs) as root:
-        uid, gid, extra_gids = resolve_user(root, cfg.user)
-        gids = additional_gids(root, gid, extra_gids, hc.group_add)
-        home = home_of(root, uid)
+        who = identity(root, cfg.user, hc.group_add)
     env = process_env(cfg.hostname, cfg.tty, link_env, image_env, cfg.env or [])
-    env.setdefault("HOME", home)  # as the runtime would set it, from the user's passwd entry
+    env.setdefault("HOME", who.home)  # as the runtime would set it, from the user's passwd entry
     opts = security.parse(hc.security_opt)
     caps = capabilities.container_set(hc.cap_add, hc.cap_drop, privileged=hc.privileged)
     confined = not hc.privileged
@@ -534,7 +560,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
         "ociVersion": "1.0.2",
         "process": {
             "terminal": cfg.tty,
-            "user": {"uid": uid, "gid": gid, "additionalGids": gids},
+            "user": {"uid": who.uid, "gid": who.gid, "additionalGids": who.gids},
             "args": process_args(record),
             "env": [f"{k}={v}" for k, v in env.items()],
             "cwd": cfg.working_dir or "/",
