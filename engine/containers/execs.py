@@ -163,17 +163,15 @@ class Execs:
         image = self.images.images.get(c.record.image_id)
         env = bundle.process_env(c.record.config.hostname, cfg.tty, image.config.config.env or [] if image else [],
                                  c.record.config.env or [], cfg.env or [])
-        process_file = session.pid_file.with_suffix(".json")
 
-        def write_process() -> None:
+        def process_json() -> bytes:
             with inroot.rooted(c.rootfs) as root:  # as dockerd: the container's own user by default
                 who = bundle.identity(root, cfg.user or c.record.config.user, c.record.host_config.group_add)
             env.setdefault("HOME", who.home)  # as runc sets it: "/" for a user passwd lacks
             config = str(c.bundle / "config.json")
-            process_file.write_bytes(bundle.exec_process(
-                _container_process(config, os.stat(config).st_mtime_ns), args=cfg.cmd,
-                env=[f"{k}={v}" for k, v in env.items()], cwd=cfg.working_dir, who=who, terminal=cfg.tty,
-                privileged=cfg.privileged))
+            return bundle.exec_process(_container_process(config, os.stat(config).st_mtime_ns), args=cfg.cmd,
+                                       env=[f"{k}={v}" for k, v in env.items()], cwd=cfg.working_dir, who=who,
+                                       terminal=cfg.tty, privileged=cfg.privileged)
 
         opts = {"pid_file": session.pid_file}
         ends: list[int] = []  # our copies of the child's pipe ends, closed once it has them
@@ -181,10 +179,10 @@ class Execs:
         session.running = True
         try:
             try:
-                await trio.to_thread.run_sync(write_process)
+                spec = await trio.to_thread.run_sync(process_json)
                 if cfg.tty:
                     process, session.terminal = await self.runtimes[c.record.runtime].open_exec(
-                        c.id, process_file, **opts, tty=True, console_dir=self.console_dir)
+                        c.id, spec, **opts, tty=True, console_dir=self.console_dir)
                     # A size asked for before the process started: applied once it runs
                     # (runc's relay needs the process's own terminal, found by its PID).
                     with trio.move_on_after(2):
@@ -205,7 +203,7 @@ class Execs:
                     ends += [out_write, err_write]
                     sources = [(1, trio.lowlevel.FdStream(out_read)), (2, trio.lowlevel.FdStream(err_read))]
                     process, _ = await self.runtimes[c.record.runtime].open_exec(
-                        c.id, process_file, **opts, stdin=stdin_read, stdout=out_write, stderr=err_write)
+                        c.id, spec, **opts, stdin=stdin_read, stdout=out_write, stderr=err_write)
             finally:
                 for fd in ends:  # the child has its copies: ours would hold its pipes open
                     os.close(fd)
@@ -220,7 +218,6 @@ class Execs:
             if code and not session.pid_file.exists():
                 code = 126  # the runtime wrote no pid: it could not start the process (its reason is the output)
         session.pid_file.unlink(missing_ok=True)
-        process_file.unlink(missing_ok=True)
         if session.terminal is not None:
             await session.terminal.aclose()
             session.terminal = None

@@ -70,25 +70,34 @@ class Runtime:
             raise RuntimeFailure(result.stderr.decode(errors="replace").strip() or f"{self.name} {args[0]} failed")
         return result
 
-    async def open_exec(self, container_id: str, process: Path, *, pid_file: Path, tty: bool = False,
+    async def open_exec(self, container_id: str, process: bytes, *, pid_file: Path, tty: bool = False,
                         console_dir: Path | None = None, stdin=subprocess.DEVNULL, stdout=None,
                         stderr=None) -> tuple[trio.Process, Terminal | None]:
-        """Start the process described by the process.json at `process` inside the running
+        """Start the process described by the process.json `process` inside the running
         container (`bundle.exec_process`); the caller waits for it. With `tty` (which the
-        file says too) the process gets a terminal (returned), and stdio arguments are not
-        used."""
-        args = ["exec", *(["--tty"] if tty else []), f"--process={process}", f"--pid-file={pid_file}", container_id]
-        return await self._start(args, subcommand="exec", tty=tty, console_dir=console_dir, pid_file=pid_file,
-                                 stdin=stdin, stdout=stdout, stderr=stderr)
+        process says too) the process gets a terminal (returned), and stdio arguments are
+        not used. The JSON reaches the runtime in a memfd it inherits: a file in the
+        bundle cost ~0.2 ms to create and remove here, the memfd ~0.01."""
+        fd = os.memfd_create("process.json", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(process)
+            while view:
+                view = view[os.write(fd, view):]
+            args = ["exec", *(["--tty"] if tty else []), f"--process=/proc/self/fd/{fd}", f"--pid-file={pid_file}",
+                    container_id]
+            return await self._start(args, subcommand="exec", tty=tty, console_dir=console_dir, pid_file=pid_file,
+                                     stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=(fd,))
+        finally:
+            os.close(fd)  # the runtime has its copy
 
     async def _start(self, args: list[str], *, subcommand: str, tty: bool, console_dir: Path | None, pid_file: Path,
-                     stdin, stdout, stderr) -> tuple[trio.Process, Terminal | None]:
-        """Spawn `<runtime> args` in a session of its own; with `tty`, get its terminal
-        the way this runtime hands it over (see runtime/terminal.py). `pid_file` is where
-        the runtime writes the process's PID."""
+                     stdin, stdout, stderr, pass_fds: tuple[int, ...] = ()) -> tuple[trio.Process, Terminal | None]:
+        """Spawn `<runtime> args` in a session of its own, with `pass_fds` open in it; with
+        `tty`, get its terminal the way this runtime hands it over (see runtime/terminal.py).
+        `pid_file` is where the runtime writes the process's PID."""
         if not tty:
             process = await trio.lowlevel.open_process(self.argv(*args), stdin=stdin, stdout=stdout, stderr=stderr,
-                                                       start_new_session=True)
+                                                       start_new_session=True, pass_fds=pass_fds)
             return process, None
         if self.name == "crun":
             assert console_dir is not None
@@ -97,7 +106,7 @@ class Runtime:
                 args = [*args[:at], "--console-socket", str(path), *args[at:]]
                 process = await trio.lowlevel.open_process(self.argv(*args), stdin=subprocess.DEVNULL,
                                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                           start_new_session=True)
+                                                           start_new_session=True, pass_fds=pass_fds)
                 master = await _first_of(receive, process.wait)
                 if master is None:  # the runtime ended before handing over a terminal
                     reason = (await process.stdout.receive_some(65536)).decode(errors="replace").strip()
@@ -113,7 +122,7 @@ class Runtime:
 
         try:
             process = await trio.lowlevel.open_process(self.argv(*args), stdin=slave, stdout=slave, stderr=slave,
-                                                       start_new_session=True)
+                                                       start_new_session=True, pass_fds=pass_fds)
         except BaseException:
             os.close(master)
             raise
