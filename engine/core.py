@@ -356,7 +356,8 @@ class Engine:
         await self._containers.resize(ref, height, width)
 
     async def set_health(self, c: Container, health: Health | None) -> None:
-        """Record a container's health (healthcheck plugin); publish `health_status` on change."""
+        """Record a container's health (healthcheck plugin); publish `health_status` when a
+        running container becomes healthy or unhealthy."""
         await self._containers.set_health(c, health)
 
     async def commit(self, ref: str, options: CommitOptions) -> Image:

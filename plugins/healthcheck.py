@@ -5,6 +5,8 @@ Status starts as `starting`; a passing check makes it `healthy`; `retries` failu
 a row (a non-zero exit, or a check running longer than `timeout`) make it `unhealthy`;
 failures during `start_period` do not count. Each change is published as
 `health_status: healthy|unhealthy`; the last five results are kept in `State.Health.Log`.
+When the container stops, its checks stop and it is left `unhealthy` (no event), as
+dockerd leaves it.
 Docker's defaults: interval 30 s, timeout 30 s, retries 3, start period 0.
 
 On by default: it only acts on containers that have a health check.
@@ -115,3 +117,10 @@ async def follow(ctx: PluginContext, event: Event) -> None:
             pass  # removed meanwhile
     elif (scope := ctx.state["probes"].pop(event.Actor.ID, None)) is not None:
         scope.cancel()
+        if event.Action == "die":  # as dockerd: a container whose checks stopped is unhealthy
+            try:
+                c = ctx.engine.get(event.Actor.ID)
+            except EngineError:
+                return  # removed meanwhile
+            if (health := c.record.state.health) is not None:
+                await ctx.engine.set_health(c, msgspec.structs.replace(health, status="unhealthy"))

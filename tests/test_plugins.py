@@ -230,10 +230,16 @@ def test_healthcheck_keeps_state_health(fresh_daemon):
     seen = until(lambda: (a := actions()) and "health_status: unhealthy" in a and a)
     assert seen.index("health_status: healthy") < seen.index("health_status: unhealthy")
     assert any(a.startswith("exec_start: /bin/sh -c test -e /tmp/ok") for a in seen)
+    assert "health_status: starting" not in seen  # as dockerd: healthy and unhealthy only
     plain = d.api.run(["sleep", "5"])
     assert "Health" not in d.state(plain)
-    d.api.remove(cid)
-    d.api.remove(plain)
+    # stopped: the checks end and the status is unhealthy, as dockerd leaves it
+    healthy = d.api.run(["sleep", "60"], Healthcheck={**check, "Test": ["CMD", "true"]}, HostConfig={"Init": True})
+    until(lambda: d.state(healthy)["Health"]["Status"] == "healthy")
+    d.api.post(f"/containers/{healthy}/stop", t=0)
+    until(lambda: d.state(healthy)["Health"]["Status"] == "unhealthy")
+    for c in (cid, plain, healthy):
+        d.api.remove(c)
 
 
 PICKY = '''

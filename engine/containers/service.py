@@ -465,11 +465,13 @@ class ContainerService:
         return c.record.state.exit_code
 
     async def set_health(self, c: Container, health) -> None:
-        """Record a container's health (healthcheck plugin); publish `health_status` on change."""
+        """Record a container's health (healthcheck plugin); publish `health_status` when a
+        running container becomes healthy or unhealthy, as dockerd (not for `starting`, nor
+        for the `unhealthy` a stopped container is left with)."""
         before = c.record.state.health.status if c.record.state.health else None
         c.record.state = lifecycle.annotate(c.record.state, health=health)
         await self.containers.save(c)
-        if health is not None and health.status != before:
+        if health is not None and health.status != before and health.status != "starting" and c.has_process:
             self.containers.publish(c, f"health_status: {health.status}")
 
     def list(self, all_: bool = False, filters: flt.Filters | None = None) -> list[Container]:
