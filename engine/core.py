@@ -594,11 +594,11 @@ class Engine:
 
     async def create_network(self, name: str, *, driver: str = "bridge", pools: list[IPAMPool] = (),
                              enable_ipv6: bool = False, internal: bool = False, labels: dict[str, str] | None = None,
-                             options: dict[str, str] | None = None) -> NetworkRecord:
+                             options: dict[str, str] | None = None, attachable: bool = False) -> NetworkRecord:
         """A new user-defined bridge network: its IPv4 pool as given in `pools` (else a
         free subnet is chosen) and, with `enable_ipv6`, the IPv6 one given there."""
         return await self._network.create(name, driver=driver, pools=list(pools), enable_ipv6=enable_ipv6,
-                                          internal=internal, labels=labels, options=options)
+                                          internal=internal, labels=labels, options=options, attachable=attachable)
 
     async def remove_network(self, ref: str) -> None:
         """Delete a user-defined network no container is on."""

@@ -462,6 +462,7 @@ class NetworkRecord(Struct, kw_only=True):
     subnet6: str = ""  # with enable_ipv6: the IPv6 pool, beside the IPv4 one every bridge has
     gateway6: str = ""
     internal: bool = False  # no default route for its containers
+    attachable: bool = False  # a swarm notion: kept and shown, as dockerd does for a bridge
     labels: dict[str, str] = {}
     options: dict[str, str] = {}
 

@@ -189,7 +189,8 @@ def test_containers_started_together_get_addresses_of_their_own(api):
 def test_bridge_options_host_binding_and_mtu(api):
     name = f"net-{uuid.uuid4().hex[:6]}"
     options = {"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1", "com.docker.network.driver.mtu": "1400"}
-    assert api.post("/networks/create", {"Name": name, "Options": options}).status == 201
+    assert api.post("/networks/create", {"Name": name, "Options": options, "Attachable": True}).status == 201
+    assert api.get_json(f"/networks/{name}")["Attachable"] is True  # kept and shown, as dockerd (compose sets it)
     port = free_port()
     cid = api.run(["sh", "-c", "cat /sys/class/net/eth0/mtu; exec sleep 60"], ExposedPorts={"80/tcp": {}},
                   HostConfig={"NetworkMode": name, "PortBindings": {"80/tcp": [{"HostPort": str(port)}]}})

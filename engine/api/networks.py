@@ -56,7 +56,7 @@ def _render(engine: Engine, record: NetworkRecord) -> dict:
     return {"Name": record.name, "Id": record.id, "Created": record.created, "Scope": "local",
             "Driver": record.driver, "EnableIPv6": record.enable_ipv6,
             "IPAM": {"Driver": "default", "Options": None, "Config": ipam},
-            "Internal": record.internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+            "Internal": record.internal, "Attachable": record.attachable, "Ingress": False, "ConfigFrom": {"Network": ""},
             "ConfigOnly": False, "Containers": containers, "Options": record.options, "Labels": record.labels}
 
 
@@ -75,7 +75,7 @@ async def create(req: Request, engine: Engine) -> Response:
     record = await engine.create_network(body.name, driver=body.driver or "bridge",
                                          pools=(body.ipam.config or []) if body.ipam else [],
                                          enable_ipv6=body.enable_ipv6, internal=body.internal, labels=body.labels,
-                                         options=body.options)
+                                         options=body.options, attachable=body.attachable)
     return json_response({"Id": record.id, "Warning": ""}, 201)
 
 

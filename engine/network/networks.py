@@ -214,7 +214,7 @@ class Networks:
 
     def create(self, name: str, *, driver: str = "bridge", pools: list[IPAMPool] = (), enable_ipv6: bool = False,
                internal: bool = False, labels: dict[str, str] | None = None, options: dict[str, str] | None = None,
-               busy_host: list[str] = ()) -> NetworkRecord:
+               attachable: bool = False, busy_host: list[str] = ()) -> NetworkRecord:
         """A new user-defined bridge network (its Linux bridge is made on first use): an
         IPv4 pool (`pools`' IPv4 one, else a free /24) and, with `enable_ipv6`, `pools`'
         IPv6 one."""
@@ -252,8 +252,8 @@ class Networks:
         check_options(options or {})
         record = NetworkRecord(id=secrets.token_hex(32), name=name, driver="bridge", created=timefmt.now(),
                                subnet=str(net), gateway=_gateway(net, pool.gateway), ip_range=pool.ip_range,
-                               aux_addresses=pool.aux_addresses or {}, internal=internal, labels=labels or {},
-                               options=options or {})
+                               aux_addresses=pool.aux_addresses or {}, internal=internal, attachable=attachable,
+                               labels=labels or {}, options=options or {})
         if enable_ipv6:
             record.enable_ipv6, record.subnet6, record.gateway6 = True, str(v6[0]), _gateway(v6[0], v6[1].gateway)
         record.bridge = bridge or f"br-{record.id[:12]}"
