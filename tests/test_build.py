@@ -396,10 +396,13 @@ def test_onbuild_scratch_platform_and_cache_from(build, api):
     assert "# Executing 1 build trigger" in child.text and child.error is None, child.body
     assert _output(api, "bt-child", "cat /trig") == "triggered\n"
     assert api.get_json("/images/bt-child/json")["Config"]["OnBuild"] in (None, [])
-    scratch = build({"Dockerfile": "FROM scratch\nCOPY a.txt /a.txt\nENV X=1\n", "a.txt": "A\n"})
+    scratch = build({"Dockerfile": "FROM scratch\nCOPY a.txt /a.txt\nENV X=1 P=/x:$PATH\n", "a.txt": "A\n"})
     assert scratch.error is None, scratch.body
-    layers = api.get_json(f"/images/{scratch.id}/json")["RootFS"]["Layers"]
-    assert len(layers) == 1
+    shown = api.get_json(f"/images/{scratch.id}/json")
+    assert len(shown["RootFS"]["Layers"]) == 1
+    # as dockerd's builder: a base without PATH gets the default one at FROM
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert shown["Config"]["Env"] == [f"PATH={path}", "X=1", f"P=/x:{path}"]
     assert build({"Dockerfile": "FROM busybox\n"}, platform="windows/amd64").status == 400
     files = {"Dockerfile": "FROM busybox\nRUN echo cf > /cf\n"}
     first = build(files, t="bt-cf")

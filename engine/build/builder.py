@@ -141,7 +141,10 @@ class _State:
 
     def __init__(self, image: Image, escape: str):
         self.image = image
-        self.config = msgspec.structs.replace(image.config.config, on_build=None)
+        config = image.config.config
+        if not any(e.startswith("PATH=") for e in config.env or []):  # as dockerd's builder at FROM (scratch too)
+            config = msgspec.structs.replace(config, env=[*(config.env or []), f"PATH={bundle.DEFAULT_PATH}"])
+        self.config = msgspec.structs.replace(config, on_build=None)
         self.escape = escape
         self.args: dict[str, str | None] = {}  # declared in this stage: name → value (None: no value)
         self.cmd_set = False
