@@ -35,6 +35,11 @@ class HealthConfig(Struct, rename="pascal"):
     retries: int = 0
     start_period: int = 0
 
+    @property
+    def checks(self) -> bool:
+        """Whether it names a check to run (not NONE, not empty)."""
+        return bool(self.test) and self.test[0] != "NONE" and self.test != ["CMD"]
+
 
 class HealthLogEntry(Struct, rename="pascal"):
     start: str

@@ -47,6 +47,7 @@ log = logging.getLogger("berth.plugins")
 
 ENTRY_POINT_GROUP = "berth.plugins"
 BACKOFF_START, BACKOFF_MAX = 0.5, 60.0
+STEADY = 60.0  # seconds a plugin ran before it failed for its next restart to wait BACKOFF_START again
 
 
 class HostOptions(msgspec.Struct):
@@ -190,6 +191,7 @@ class PluginHost:
             with trio.CancelScope() as scope:
                 state.scope = scope
                 while True:
+                    started = trio.current_time()
                     try:
                         host, config = self._settings(state)
                         ctx = PluginContext(self.facade, self.bus, state.name, config, self.state_dir / state.name)
@@ -207,6 +209,8 @@ class PluginHost:
                         state.status = "restarting"
                         log.error("plugin %s failed: %s", state.name, state.last_error, exc_info=exc)
                         self.publish(state.name, "error", error=state.last_error)
+                        if trio.current_time() - started >= STEADY:
+                            backoff = BACKOFF_START  # it had run well: a new failure, not the same one again
                         await trio.sleep(backoff)
                         backoff = min(backoff * 2, BACKOFF_MAX)
                         state.restarts += 1

@@ -468,9 +468,16 @@ class ContainerService:
         """Record a container's health (healthcheck plugin); publish `health_status` when a
         running container becomes healthy or unhealthy, as dockerd (not for `starting`, nor
         for the `unhealthy` a stopped container is left with)."""
+        if c.removed or c.state is State.REMOVING:
+            return  # its directory may be gone already (a `rm -f` beside a health check's end)
         before = c.record.state.health.status if c.record.state.health else None
         c.record.state = lifecycle.annotate(c.record.state, health=health)
-        await self.containers.save(c)
+        try:
+            await self.containers.save(c)
+        except FileNotFoundError:
+            if c.removed or c.state is State.REMOVING:
+                return  # removed while the record was written: nothing left to record it in
+            raise
         if health is not None and health.status != before and health.status != "starting" and c.has_process:
             self.containers.publish(c, f"health_status: {health.status}")
 

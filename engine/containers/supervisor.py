@@ -34,7 +34,7 @@ from .. import lifecycle, timefmt
 from ..errors import BadRequest, EngineError, StartFailed
 from ..images.store import ImageStore
 from ..lifecycle import State, Step
-from ..models import ZERO_TIME
+from ..models import ZERO_TIME, Health
 from ..network import netns
 from ..network.manager import NetworkManager, RunState
 from ..runtime import bundle, cgroups, oci, rootfs
@@ -241,8 +241,11 @@ class Supervisor:
             c.terminal.resize(*c.console_size)
         # `start` is published here, before this task starts its output pumps, so that
         # subscribers woken by it run first (events are delivered sooner).
+        # as dockerd: a container with a health check is `starting` once its start returns
+        check = c.record.config.healthcheck
+        health = {"health": Health()} if check is not None and check.checks else {}
         await self.containers.advance(c, Step.RUN, pid=pid, exit_code=0, error="", oom_killed=False,
-                                      started_at=timefmt.rfc3339(spawned_ns), finished_at=ZERO_TIME)
+                                      started_at=timefmt.rfc3339(spawned_ns), finished_at=ZERO_TIME, **health)
         return io, self._log_writer(c)
 
     def _log_writer(self, c: Container) -> LogWriter:
