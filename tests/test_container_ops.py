@@ -367,6 +367,10 @@ def test_system_df(api):
     assert row["SizeRw"] == 6 and row["SizeRootFs"] > 6
     busybox = next(i for i in df["Images"] if "busybox:latest" in i["RepoTags"])
     assert busybox["Containers"] >= 1 and busybox["Size"] > 0 and df["LayersSize"] >= busybox["Size"]
+    newer = api.create(["true"])
+    listed = [c["Id"] for c in api.get_json("/system/df")["Containers"]]
+    assert listed.index(newer) < listed.index(cid)  # newest first, as dockerd lists them
+    api.remove(newer)
     api.remove(cid)
 
 

@@ -716,9 +716,10 @@ class ContainerService:
         return image
 
     async def usage(self) -> list[ContainerUsage]:
-        """Every container with the size of its writable layer, and that plus its image's."""
+        """Every container, newest first as dockerd lists them, with the size of its
+        writable layer, and that plus its image's."""
         found = []
-        for c in self.containers:
+        for c in sorted(self.containers, key=lambda c: c.record.created, reverse=True):
             size_rw = await trio.to_thread.run_sync(tree_size, c.upper)
             try:
                 image_size = self.images.facts(self.images.resolve(c.record.image_id)).size
