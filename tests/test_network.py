@@ -141,8 +141,10 @@ def test_user_network_dns_aliases_connect_and_events(api):
     # as dockerd: the short ID and the host name are aliases too, each once
     assert endpoint["Aliases"] == ["database", db[:12], "dbhost"]
     text = run_done(api, ["sh", "-c", f"cat /etc/resolv.conf; nslookup db-{name}; nslookup database; "
-                                      "nslookup dbhost; nslookup nothing-here || echo NX"], HostConfig={"NetworkMode": name})
-    assert "nameserver 127.0.0.11" in text and text.count(f"Address: {db_ip}") == 3 and "NX" in text
+                                      f"nslookup dbhost; nslookup db-{name}.{name}; nslookup nothing-here || echo NX"],
+                    HostConfig={"NetworkMode": name})
+    # as dockerd: NAME.NETWORK too
+    assert "nameserver 127.0.0.11" in text and text.count(f"Address: {db_ip}") == 4 and "NX" in text
     other = api.run(["sleep", "60"])
     assert api.post(f"/networks/{name}/connect", {"Container": other}).status == 200
     nets = api.get_json(f"/containers/{other}/json")["NetworkSettings"]["Networks"]

@@ -310,18 +310,20 @@ class NetworkManager:
     def lookup(self, c: Container, name: str) -> list[str]:
         """What `name` is for `c`'s embedded DNS: the addresses, on the user-defined
         networks `c` is on, of the containers named, aliased or ID-prefixed so, and of
-        those `c`'s links on that network name so (`--link other:alias` there)."""
+        those `c`'s links on that network name so (`--link other:alias` there); each also
+        as `NAME.NETWORK`, on that network only, as dockerd answers."""
         found = []
         for net_name, mine in c.networks.items():
             if net_name in PREDEFINED:
                 continue
             settings = c.record.endpoints.get(net_name)
             linked = {alias.lower(): target for target, alias in map(_link_parts, (settings and settings.links) or [])}
+            short = name.removesuffix("." + net_name.lower())
             for other in self.containers:
                 theirs = other.networks.get(net_name)
-                if theirs is not None and (name == other.name.lower() or name in theirs.aliases
-                                           or (len(name) >= 12 and other.id.startswith(name))
-                                           or linked.get(name) in (other.name, other.id)):
+                if theirs is not None and any(
+                        n == other.name.lower() or n in theirs.aliases or (len(n) >= 12 and other.id.startswith(n))
+                        or linked.get(n) in (other.name, other.id) for n in {name, short}):
                     found.append(theirs.ip)
         return found
 
