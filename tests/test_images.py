@@ -63,6 +63,9 @@ def test_import_tag_run_history_rmi(api):
     api.remove(cid)
     assert api.delete("/images/imp-test:v1").json() == [{"Untagged": "imp-test:v1"}, {"Deleted": image_id}]
     assert api.get("/images/imp-test:v1/json").status == 404
+    plain = import_(api, rootfs_tar({"x": b"1"})).json()["status"]
+    assert api.get_json(f"/images/{plain}/json")["Comment"] == "Imported from -"  # as dockerd, without -m
+    assert api.delete(f"/images/{plain}").status == 200
 
 
 def test_rmi_force_keeps_image_used_by_container(api):

@@ -56,8 +56,9 @@ async def create(req: Request, engine: Engine) -> Response | None:
     if req.q("fromSrc") != "-":
         raise BadRequest("only fromSrc=- (the request body) is supported for import")
     repo = req.q("repo") + (":" + req.q("tag") if req.q("tag") else "")
+    # as dockerd: without a message, the comment says where the tar came from (the body: "-")
     image = await engine.import_image(req.body_chunks(), repo=repo, changes=req.qlist("changes"),
-                                      message=req.q("message"))
+                                      message=req.q("message") or "Imported from -")
     return Response(200, msgspec.json.encode({"status": image.id}) + b"\r\n")
 
 
