@@ -735,7 +735,6 @@ class ContainerService:
                 "stopped": len(states) - states.count(State.RUNNING) - states.count(State.PAUSED)}
 
 
-
 def _port_set(values: list[str], key: str) -> set[str]:
     """The `publish`/`expose` filter values as `port/proto` keys: `80`, `80/udp`,
     `8000-8010/tcp` (tcp when not given); a 400 in dockerd's words for anything else."""
@@ -749,6 +748,7 @@ def _port_set(values: list[str], key: str) -> set[str]:
         found |= {f"{port}/{proto or 'tcp'}" for port in range(low, high + 1)}
     return found
 
+
 # What `update` may change, as dockerd's UpdateContainer: the rest of Resources it ignores.
 UPDATABLE = ("blkio_weight", "cpu_shares", "nano_cpus", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
              "memory", "memory_swap", "memory_reservation", "kernel_memory", "cpu_realtime_period",
@@ -758,6 +758,7 @@ _CPU_CONFLICTS = (("nano_cpus", "cpu_period", "Nano CPUs cannot be updated as CP
                   ("nano_cpus", "cpu_quota", "Nano CPUs cannot be updated as CPU Quota has already been set"),
                   ("cpu_period", "nano_cpus", "CPU Period cannot be updated as NanoCPUs has already been set"),
                   ("cpu_quota", "nano_cpus", "CPU Quota cannot be updated as NanoCPUs has already been set"))
+
 
 def _rfc3339(ns: int | None) -> str:
     """A time bound as logs and records hold times (fixed-width, comparable as strings);

@@ -112,7 +112,7 @@ class Images:
             path.unlink(missing_ok=True)
 
     async def import_stream(self, chunks: AsyncIterator[bytes], *, repo: str = "",
-                            runtime: ImageRuntimeConfig | None = None, message: str = "") -> Image:
+                            runtime: ImageRuntimeConfig, message: str = "") -> Image:
         """`docker import` of an upload, unpacked and hashed as it arrives: each chunk is
         written to a scratch file, then through a pipe to the unpacking thread; the scratch
         file is read again only if the layer's tar must be kept as uploaded (tar-split
@@ -154,7 +154,7 @@ class Images:
         async def unpack() -> None:
             try:
                 box["image"] = await trio.to_thread.run_sync(
-                    lambda: self.store.import_rootfs(open_tar, runtime=runtime or ImageRuntimeConfig(), message=message))
+                    lambda: self.store.import_rootfs(open_tar, runtime=runtime, message=message))
             except Exception as exc:
                 box["error"] = exc
             finally:
@@ -194,13 +194,13 @@ class Images:
         self.publish(image.id, "import")
         return image
 
-    async def import_rootfs(self, tar_path: Path, *, repo: str = "", runtime: ImageRuntimeConfig | None = None,
+    async def import_rootfs(self, tar_path: Path, *, repo: str = "", runtime: ImageRuntimeConfig,
                             message: str = "") -> Image:
         """`docker import`: a one-layer image from a rootfs tar, tagged `repo` if given."""
         ref = reference.parse(repo) if repo else None
         async with self.lock:
             image = await trio.to_thread.run_sync(
-                lambda: self.store.import_rootfs(tar_path, runtime=runtime or ImageRuntimeConfig(), message=message))
+                lambda: self.store.import_rootfs(tar_path, runtime=runtime, message=message))
         if ref:
             await self.tag(image.id, ref.repo, ref.tag)
         self.publish(image.id, "import")
@@ -300,15 +300,13 @@ class Images:
         (and `until`, which the API hands over as `until_ns`)."""
         filters = flt.check(filters, PRUNE_FILTERS)
         wanted: flt.Filters = {"dangling": ["true"]} if _dangling_only(filters) else {}
-        if "label" in filters:
-            wanted["label"] = filters["label"]
         store = self.store
         sizes = {chain: store.layer_meta(chain).size for image in store.images.values() for chain in store.layer_chain(image)}
         deleted: list[dict[str, str]] = []
         for image in self.list(wanted):
             if until_ns is not None and _created_ns(image) >= until_ns:
                 continue
-            if not flt.prune_match({"label!": filters.get("label!", [])}, image.config.config.labels or {}, "", ""):
+            if not flt.prune_match(filters, image.config.config.labels or {}, "", ""):  # label, label!
                 continue
             if not self.users(image.id) and image.id in store.images:
                 for ref in store.tags_of(image.id) or [image.id]:

@@ -433,9 +433,11 @@ def _shared_dev(rootfs: Path, size: int) -> Path:
     return where / "shm"
 
 
-def _namespaces(record: ContainerRecord, files: Path, rootfs: Path, netns: Path) -> tuple[list[dict], dict | None]:
+def _namespaces(record: ContainerRecord, files: Path, rootfs: Path, netns: Path,
+                net_donor: str) -> tuple[list[dict], dict | None]:
     """The namespaces a container gets (its own, the host's by leaving one out, or another
-    container's by its path), and its /dev/shm mount (None with `--ipc none`)."""
+    container's by its path: `net_donor`'s network, see `network_donor`), and its /dev/shm
+    mount (None with `--ipc none`)."""
     hc = record.host_config
     found: list[dict] = []
     for kind, mode, what in (("pid", hc.pid_mode, "PID"), ("ipc", hc.ipc_mode, "IPC"), ("uts", hc.uts_mode, "UTS")):
@@ -444,8 +446,8 @@ def _namespaces(record: ContainerRecord, files: Path, rootfs: Path, netns: Path)
         elif mode != "host":
             found.append({"type": kind})
     found.append({"type": "mount"})
-    if target := network_donor(record, files):  # the namespace another container's run pinned
-        found.append({"type": "network", "path": str(netns.parent / target)})
+    if net_donor:  # the namespace another container's run pinned
+        found.append({"type": "network", "path": str(netns.parent / net_donor)})
     elif hc.network_mode != "host":  # the host's network namespace is shared by leaving it out
         found.append({"type": "network", "path": str(netns)})
     if hc.cgroupns_mode == "private":
@@ -528,7 +530,8 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
     caps = capabilities.container_set(hc.cap_add, hc.cap_drop, privileged=hc.privileged)
     confined = not hc.privileged
     filter_ = seccomp.filter_for(frozenset(caps), opts.seccomp) if confined and opts.seccomp != "unconfined" else None
-    namespaces, shm = _namespaces(record, files, rootfs, netns)
+    net_donor = network_donor(record, files)
+    namespaces, shm = _namespaces(record, files, rootfs, netns, net_donor)
     ro = ["ro"] if confined else []  # a privileged container's /sys and cgroups are writable
     own_dev = hc.ipc_mode != "shareable"  # a shareable IPC's /dev is the daemon's tmpfs (see _shared_dev)
     mounts = [
@@ -543,7 +546,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
         *([shm] if shm else []),
     ]
     # on another container's network, that container's files, as dockerd shares them
-    donor = files.parent / target if (target := network_donor(record, files)) else files
+    donor = files.parent / net_donor if net_donor else files
     for name in ("resolv.conf", "hostname", "hosts"):
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(donor / name), "options": ["rbind", "rprivate"]})
     if hc.init:
