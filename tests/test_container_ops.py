@@ -4,6 +4,7 @@ rename, update, stats, prune."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -185,6 +186,8 @@ def test_exec_has_the_groups_and_confinement_dockerd_gives_it(api, runtime):
     assert exec_output(api, cid, ["id", "-G"], User="nobody:123") == b"123\n"  # a group given: no memberships
     homes = exec_output(api, cid, ["sh", "-c", "echo $HOME"]), exec_output(api, cid, ["sh", "-c", "echo $HOME"], User="1000")
     assert homes == (b"/root\n", b"/\n")  # as runc sets it: from passwd, else /
+    null = os.stat("/dev/null")  # the host's: an exec as a user must not be given it (the runtime chowns stdio)
+    assert (null.st_uid, null.st_gid) == (0, 0)
     status = exec_output(api, cid, ["cat", "/proc/self/status"]).decode()
     assert "CapEff:\t00000000a80425fb" in status and "Seccomp:\t2" in status
     privileged = exec_output(api, cid, ["cat", "/proc/self/status"], Privileged=True).decode()

@@ -12,7 +12,6 @@ import functools
 import os
 import secrets
 import signal
-import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -195,11 +194,16 @@ class Execs:
                     sources = [(1, session.terminal.stream)]
                     sink = session.terminal.stream if cfg.attach_stdin else None
                 else:
-                    stdin_read, sink = subprocess.DEVNULL, None
+                    # stdin is a pipe of its own even when nothing is attached (then empty): the
+                    # runtime gives the exec's stdio to its user, and the host's /dev/null was
+                    # chowned to whoever an exec ran as
+                    stdin_read, stdin_write = os.pipe()
+                    ends.append(stdin_read)
                     if cfg.attach_stdin:
-                        stdin_read, stdin_write = os.pipe()
-                        ends.append(stdin_read)
                         sink = trio.lowlevel.FdStream(stdin_write)
+                    else:
+                        os.close(stdin_write)
+                        sink = None
                     out_read, out_write = os.pipe()
                     err_read, err_write = os.pipe()
                     ends += [out_write, err_write]
