@@ -50,9 +50,9 @@ class Build:
 def build(api):
     made: list[str] = []
 
-    def run(files: dict, **query) -> Build:
+    def run(files: dict, modes: dict[str, int] | None = None, **query) -> Build:
         query.setdefault("rm", "1")
-        reply = api.request("POST", "/build", query=query, body=context(files),
+        reply = api.request("POST", "/build", query=query, body=context(files, modes),
                             headers={"Content-Type": "application/x-tar"})
         result = Build(reply.status, reply.body)
         made.extend(m["aux"]["ID"] for m in result.messages if "aux" in m)
@@ -363,6 +363,75 @@ COPY pack.tgz /kept/
         api.delete("/images/bt-copy", force="1")
         if result.status == 200 and result.messages and any("aux" in m for m in result.messages):
             api.delete(f"/images/{result.id}", force="1")
+
+
+def test_copy_destinations_follow_symlinks_and_owners_are_dockerds(build, api):
+    """As dockerd's classic builder: a destination that is a symlink is followed (to a
+    directory: into it; to a file: written through), a wildcard matching one file may
+    name a file, --from keeps owners, --chown=UID means UID:UID and owns the directories
+    it makes, and files from the context lose setuid/setgid (dockerd chowns them)."""
+    result = build({"Dockerfile": """
+FROM busybox AS stage
+RUN mkdir /p && echo x > /p/f && chown 5:6 /p/f && chmod 4755 /p/f && mkdir /p/sub && chown 7:8 /p/sub
+FROM busybox
+RUN mkdir -p /real /usr/lib && ln -s /real /w && ln -s usr/lib /lib2 && echo old > /tfile && ln -s /tfile /t
+WORKDIR /w
+COPY c.txt .
+COPY c.txt /lib2
+COPY c.txt /t
+COPY target/*.jar app.jar
+COPY --from=stage /p /p
+COPY --chown=1001 c.txt /o1/deep/
+COPY --chown=7:8 d /dd
+COPY d /d
+""", "c.txt": "new\n", "target/": "", "target/app-1.0.jar": "jar\n", "d/": "", "d/s": "s\n", "d/g": "g\n"},
+        modes={"d/s": 0o4755, "d/g": 0o2711}, t="bt-copydest")
+    assert result.error is None, result.body
+    out = _output(api, "bt-copydest", "cd /; ls -l lib2 t | cut -c1; cat real/c.txt usr/lib/c.txt tfile real/app.jar; stat "
+                                      "-c '%n %u:%g %a' /p/f /p/sub /o1 /o1/deep /o1/deep/c.txt /dd /dd/s /d/s /d/g")
+    assert out.split("\n") == ["l", "l", "new", "new", "new", "jar", "/p/f 5:6 4755", "/p/sub 7:8 755",
+                                "/o1 1001:1001 755", "/o1/deep 1001:1001 755", "/o1/deep/c.txt 1001:1001 644",
+                                "/dd 7:8 755", "/dd/s 7:8 755", "/d/s 0:0 755", "/d/g 0:0 711", ""], out
+
+
+def test_copy_onto_a_file_fails_the_build_with_dockerds_error(build):
+    """An error inside a step after the stream began is its errorDetail, never a bare message
+    (the docker CLI would exit 0 on that)."""
+    for step in ("WORKDIR /f", "COPY c.txt /f/", "COPY c.txt /f/x"):
+        result = build({"Dockerfile": f"FROM busybox\nRUN touch /f\n{step}\n", "c.txt": ""})
+        assert result.error == {"message": "Cannot mkdir: /f is not a directory"}, (step, result.body)
+
+
+def test_dockerfiles_dockerd_takes(build, api):
+    """A BOM, a tab after the keyword, SIGRTMIN+3, EXPOSE's other spellings, a bare
+    ENTRYPOINT, ENV replacing in place, one ARG line one history entry."""
+    result = build({"Dockerfile": "\ufeffFROM\tbusybox\nENV A=1 B=2\nENV A=3\nARG x y=2\n"
+                                  "EXPOSE 9090/UDP 127.0.0.1:8080:80 :81\nSTOPSIGNAL SIGRTMIN+3\n"
+                                  "ENTRYPOINT [\"sh\"]\nENTRYPOINT\nRUN\techo tab\n"}, t="bt-spellings")
+    assert result.error is None, result.body
+    config = api.get("/images/bt-spellings/json").json()["Config"]
+    assert config["Env"][1:] == ["A=3", "B=2"] and config["StopSignal"] == "SIGRTMIN+3"
+    assert sorted(config["ExposedPorts"]) == ["80/tcp", "81/tcp", "9090/udp"] and not config.get("Entrypoint")
+    history = [h["CreatedBy"] for h in api.get("/images/bt-spellings/history").json()]
+    assert sum("ARG x y=2" in h for h in history) == 1, history
+    for bad, message in (("EXPOSE 99999", "invalid containerPort"), ("HEALTHCHECK --retries=0 CMD true", "at least 1"),
+                         ("COPY --chown c.txt /x", "Missing a value on flag: chown"), ("LABEL a", "two arguments"),
+                         ("HEALTHCHECK CMD", "Missing command")):
+        refused = build({"Dockerfile": f"FROM busybox\n{bad}\n", "c.txt": ""})
+        assert refused.status == 400 or refused.error, bad
+        assert message in (refused.body.decode() if refused.status == 400 else refused.error["message"]), refused.body
+
+
+def test_build_options_dockerd_refuses_or_applies(build, api):
+    for query, message in (({"isolation": "hyperv"}, "Unsupported isolation"),
+                           ({"securityopt": '["seccomp=unconfined"]'}, "security options"),
+                           ({"cgroupparent": "x"}, "cgroup-parent")):
+        refused = build({"Dockerfile": "FROM busybox\n"}, **query)
+        assert refused.status == 400 and message in refused.body.decode(), refused.body
+    limited = build({"Dockerfile": "FROM busybox\nRUN ulimit -n > /n\n"}, t="bt-ulimit",
+                    ulimits='[{"Name": "nofile", "Soft": 100, "Hard": 200}]')
+    assert limited.error is None, limited.body
+    assert _output(api, "bt-ulimit", "cat /n") == "100\n"
 
 
 def test_add_from_a_url_on_this_host_only(build, api, tmp_path):

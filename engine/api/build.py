@@ -8,6 +8,7 @@ import msgspec
 
 from ..core import BuildOptions, ContextOffer, Engine
 from ..errors import BadRequest
+from ..models import Ulimit
 from . import query
 from .http import Request, Response, json_response
 from .images import progress_stream
@@ -27,6 +28,14 @@ def options(req: Request) -> BuildOptions:
     """The query as BuildOptions; a malformed value is a 400 naming the parameter."""
     if req.q("remote"):
         raise BadRequest("remote build contexts (remote=) are not supported: send the context as the body")
+    # refused as dockerd refuses them on Linux, rather than taken and ignored
+    if req.q("isolation") not in ("", "default"):
+        raise BadRequest(f"Unsupported isolation: {req.q('isolation')!r}")
+    if _json(req, "securityopt", list[str] | None, None) is not None:
+        raise BadRequest("The daemon on this platform does not support setting security options on build")
+    if req.q("cgroupparent"):
+        raise BadRequest("--cgroup-parent is not supported by berth's builder: its RUN steps run in berth's own "
+                         "cgroup tree")
     return BuildOptions(
         dockerfile=req.q("dockerfile"), tags=[t for t in req.qlist("t") if t],
         buildargs=_json(req, "buildargs", dict[str, str | None], {}), labels=_json(req, "labels", dict[str, str], {}),
@@ -36,7 +45,8 @@ def options(req: Request) -> BuildOptions:
         extra_hosts=[h for value in req.qlist("extrahosts") for h in value.split(",") if h],
         shm_size=req.qint("shmsize", 0), memory=req.qint("memory", 0), memswap=req.qint("memswap", 0),
         cpu_shares=req.qint("cpushares", 0), cpu_period=req.qint("cpuperiod", 0), cpu_quota=req.qint("cpuquota", 0),
-        cpuset_cpus=req.q("cpusetcpus"), cpuset_mems=req.q("cpusetmems"), context_session=req.q("berthcontext"))
+        cpuset_cpus=req.q("cpusetcpus"), cpuset_mems=req.q("cpusetmems"),
+        ulimits=_json(req, "ulimits", list[Ulimit] | None, None), context_session=req.q("berthcontext"))
 
 
 async def build(req: Request, engine: Engine) -> Response | None:

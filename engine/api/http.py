@@ -445,15 +445,21 @@ class Connection:
         await self.sock.send_all(data)
 
 
-def _unexpected(req: Request, exc: Exception) -> Response:
-    """An exception no one turned into an EngineError: a full disk is a 507 that says so
-    (a write the Engine does not name itself names the request); anything else is a bug, a 500."""
+def unexpected(req: Request, exc: Exception) -> EngineError:
+    """An exception no one turned into an EngineError, as one: a full disk is a 507 that
+    says so (a write the Engine does not name itself names the request); anything else
+    is a bug, a 500 (logged with its traceback)."""
     if isinstance(exc, OSError) and exc.errno in NO_SPACE:
         error = no_space(exc, exc.filename or f"what {req.method} {req.path} stores")
         log.warning("%s %s: %s", req.method, req.path, error.message)
-        return _error(error.status, error.message)
+        return error
     log.exception("handler failed: %s %s", req.method, req.path)
-    return _error(500, f"internal error: {exc}")
+    return EngineError(f"internal error: {exc}")
+
+
+def _unexpected(req: Request, exc: Exception) -> Response:
+    error = unexpected(req, exc)
+    return _error(error.status, error.message)
 
 
 def _error(status: int, message: str) -> Response:

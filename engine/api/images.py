@@ -13,7 +13,7 @@ from ..core import Engine
 from ..errors import BadRequest, EngineError
 from ..models import AuthConfig, ErrorDetail, ProgressMessage
 from . import query, render
-from .http import Request, Response, json_response
+from .http import Request, Response, json_response, unexpected
 
 log = logging.getLogger("berth.api")
 
@@ -37,10 +37,17 @@ async def progress_stream(req: Request, run: Callable[[Callable], Awaitable[obje
 
     try:
         await run(emit)
-    except EngineError as exc:
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        raise  # the client went away: nothing to tell it
+    except Exception as exc:
         if stream is None:
             raise
-        log.warning("%s %s failed: %s", req.method, req.path, exc.message)
+        # once the 200 is out, the error must be the stream's last message in the form
+        # clients read as a failure (the docker CLI exits 0 on a bare `message`)
+        if isinstance(exc, EngineError):
+            log.warning("%s %s failed: %s", req.method, req.path, exc.message)
+        else:
+            exc = unexpected(req, exc)
         await stream.send(msgspec.json.encode(ProgressMessage(errorDetail=ErrorDetail(exc.message),
                                                               error=exc.message)) + b"\r\n")
     return None if stream is not None else Response(200, b"")

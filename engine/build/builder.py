@@ -208,7 +208,7 @@ class _Run:
             if unused:
                 await self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
             await self.say(f"Successfully built {short(image.id)}\n")
-        for target in targets:
+        for target in dict.fromkeys(targets):  # a tag named twice is tagged (and said) once
             await self.b.images.tag(image.id, target.repo, target.tag)
             await self.say(f"Successfully tagged {target}\n")
         return image
@@ -298,14 +298,15 @@ class _Run:
             state.author = expand(ins.rest, env, state.escape)
             await self.commit(state, state.config, steps.nop(state.config, "MAINTAINER " + state.author))
         elif kw == "ARG":
+            words = []
             for name, default in self.arg_pairs(ins, env):
                 given = self.options.buildargs.get(name)
                 if name in self.options.buildargs:
                     self.consumed.add(name)
                 value = given if given is not None else default if default is not None else self.global_args.get(name)
                 state.args[name] = value
-                text = f"ARG {name}" + (f"={default}" if default is not None else "")
-                await self.commit(state, state.config, steps.nop(state.config, text))
+                words.append(name + (f"={default}" if default is not None else ""))
+            await self.commit(state, state.config, steps.nop(state.config, "ARG " + " ".join(words)))
         elif kw == "RUN":
             await self.run(ins, state)
         elif kw in ("COPY", "ADD"):
@@ -402,7 +403,7 @@ class _Run:
         hc = HostConfig(network_mode=o.network_mode or "default", extra_hosts=o.extra_hosts or None,
                         shm_size=o.shm_size, memory=o.memory, memory_swap=o.memswap, cpu_shares=o.cpu_shares,
                         cpu_period=o.cpu_period, cpu_quota=o.cpu_quota, cpuset_cpus=o.cpuset_cpus,
-                        cpuset_mems=o.cpuset_mems)
+                        cpuset_mems=o.cpuset_mems, ulimits=o.ulimits)
         req = CreateRequest(image=state.image.id, cmd=cmd, entrypoint=[""], env=args or None, attach_stdout=True,
                             attach_stderr=True, host_config=hc)
         service = self.b.containers
@@ -412,8 +413,8 @@ class _Run:
             _, output = service.attach(c.id, replay=True)
             await service.start(c.id)
             async for batch in output:
-                for entry in batch:
-                    await self.say(entry.log)
+                for entry in batch:  # stderr in red, as dockerd marks it for the CLI
+                    await self.say(f"\x1b[91m{entry.log}\x1b[0m" if entry.stream == "stderr" else entry.log)
             code = await service.wait(c.id)
             if code != 0:
                 raise StepFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)
@@ -459,10 +460,17 @@ class _Run:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(functools.partial(rootfs.unmount, merged, own_fs=True))
 
-    def lookup(self, image: Image, path: str):
+    def resolve(self, image: Image, path: str) -> tuple[str, os.stat_result | None]:
+        """Where `path` leads in `image`, every symlink followed inside it (`ImageLayers.resolve`);
+        a non-directory on the way is dockerd's `Cannot mkdir` error."""
+        if not image.id:
+            return posixpath.normpath("/" + path), None
         store = self.b.images.store
         with fsdiff.ImageLayers([store.layer_dir(c) for c in store.layer_chain(image)][::-1]) as layers:
-            return layers.lookup(path)
+            try:
+                return layers.resolve(path)
+            except NotADirectoryError as exc:
+                raise BadRequest(f"Cannot mkdir: {exc.filename} is not a directory") from None
 
     async def commit_layer(self, state: _State, config: ImageRuntimeConfig, created_by: str, key: str,
                            change, say: bool = True) -> None:
@@ -490,20 +498,19 @@ class _Run:
         key = cache.key(state.image.id, created_by, config)
         if await self.use_cache(state, key):
             return
-        found = await trio.to_thread.run_sync(self.lookup, state.image, path) if state.image.id else None
+        _, found = await trio.to_thread.run_sync(self.resolve, state.image, path)
         async with self.intermediate(state, config, created_by):
             if found is not None and stat.S_ISDIR(found.st_mode):
                 await self.store(state, None, config, created_by, key)  # already there: no layer
             else:
-                await self.commit_layer(state, config, created_by, key, lambda fd: os.close(
-                    inroot.open_dir(fd, path, make=True)), say=False)
+                await self.commit_layer(state, config, created_by, key, lambda fd: make_dirs(fd, path), say=False)
         await self.say(f" ---> {short(state.image.id)}\n")
 
     async def copy(self, ins: Instruction, state: _State) -> None:
         kw, env, escape = ins.keyword, self.env(state), state.escape
         words = [expand(w, env, escape) for w in ins.json] if ins.json is not None \
             else expand_words(ins.rest, env, escape)
-        sources, dest = words[:-1], words[-1]
+        sources, given = words[:-1], words[-1]
         urls = [s for s in sources if remote.is_url(s)]
         for url in urls:
             remote.check(kw, url, ins.line)
@@ -516,22 +523,20 @@ class _Run:
                 chmod = int(ins.flags["chmod"], 8)
             except ValueError:
                 raise error(ins.line, f"invalid --chmod {ins.flags['chmod']!r}: an octal mode is needed") from None
-        dest = posixpath.join(state.config.working_dir or "/", dest) if not dest.startswith("/") else dest
-        wildcard = any(context._GLOB.search(s) for s in sources if not remote.is_url(s))
-        if (len(sources) > 1 or wildcard) and not dest.endswith("/"):
-            raise BadRequest(f"When using {kw} with more than one source file, the destination must be a "
-                             "directory and end with a /")
+        dest = posixpath.join(state.config.working_dir or "/", given) if not given.startswith("/") else given
+        copy = _Copy(kw, given, dest, chown, chmod)
         source = ins.flags.get("from", "")
         if urls:  # fetched into a directory of their own, taken from there (never unpacked)
             fetched = self.work / f"url-{self.step}"
             names = [await trio.to_thread.run_sync(remote.fetch, url, fetched) for url in urls]
-            await self.copy_from(ins, state, fetched, names, dest, chown, chmod, "url", extract=False)
+            await self.copy_from(copy, state, fetched, names, "url", extract=False)
         elif source:
             source = expand(source, env, escape)
             async with self.mounted(self.source_image(source)) as (root, _, _):
-                await self.copy_from(ins, state, root, sources, dest, chown, chmod, f"from:{source}")
+                # as dockerd: from a stage or an image, files keep their owners unless --chown
+                await self.copy_from(copy, state, root, sources, f"from:{source}", keep_owners=not chown)
         else:
-            await self.copy_from(ins, state, self.context, sources, dest, chown, chmod, "")
+            await self.copy_from(copy, state, self.context, sources, "")
 
     def source_image(self, name: str) -> Image:
         """COPY --from: a stage (by name or index), else an image."""
@@ -543,13 +548,22 @@ class _Run:
         except NotFound:
             raise NotFound(f"COPY --from={name}: no stage or image of that name on this host") from None
 
-    async def copy_from(self, ins: Instruction, state: _State, root: Path, sources: list[str], dest: str,
-                        chown: str, chmod: int | None, origin: str, extract: bool = True) -> None:
-        kw = ins.keyword
+    async def copy_from(self, copy: _Copy, state: _State, root: Path, sources: list[str], origin: str,
+                        extract: bool = True, keep_owners: bool = False) -> None:
+        """COPY or ADD `sources` (under `root`) as dockerd's classic builder does: the
+        destination is where its symlinks lead in the image (a link to a directory is
+        that directory, a link to a file is written through); files and the directories
+        made for them are owned by --chown's user (root without it), with setuid and
+        setgid dropped as a chown drops them, or keep their owners (`keep_owners`);
+        archives that ADD unpacks keep their members' owners and modes."""
+        kw, dest = copy.kw, copy.dest
         sources = await trio.to_thread.run_sync(context.expand_sources, root, sources)
-        found = None
-        if not dest.endswith("/") and state.image.id:
-            found = await trio.to_thread.run_sync(self.lookup, state.image, dest)
+        if len(sources) > 1 and not dest.endswith("/"):
+            raise BadRequest(f"When using {kw} with more than one source file, the destination must be a "
+                             "directory and end with a /")
+        resolved, found = await trio.to_thread.run_sync(self.resolve, state.image, dest)
+        if dest.endswith("/") and found is not None and not stat.S_ISDIR(found.st_mode):
+            raise BadRequest(f"Cannot mkdir: {resolved} is not a directory")
         dest_is_dir = dest.endswith("/") or (found is not None and stat.S_ISDIR(found.st_mode))
         archives = []
         if kw == "ADD" and extract:
@@ -559,42 +573,73 @@ class _Run:
                     archives.append((src, host))
         plain = [s for s in sources if s not in {a for a, _ in archives}]
         entries = await trio.to_thread.run_sync(context.plan, root, plain, dest_is_dir or bool(archives),
-                                                posixpath.basename(dest), kw)
+                                                posixpath.basename(resolved), kw)
         kind = "file"
         if len(plain) == 1 and stat.S_ISDIR(context.find(root, plain[0], kw)[1].st_mode):
             kind = "dir"
         memo = self.b.sums if not origin and not self.options.nocache else None
-        sums = [await trio.to_thread.run_sync(context.checksum, entries, chmod, kind, memo, self.context,
-                                              self.started_ns)] if plain else []
+        sums = [await trio.to_thread.run_sync(context.checksum, entries, copy.chmod, kind, memo, self.context,
+                                              self.started_ns, keep_owners)] if plain else []
         for _, host in archives:
             sums.append("file:" + await trio.to_thread.run_sync(_file_sha256, host))
-        checksum = sums[0] if len(sums) == 1 else "multi:" + hashlib.sha256(" ".join(sums).encode()).hexdigest()
-        created_by = steps.nop(state.config, f"{kw} {checksum} in {dest} ", 1)
-        key = cache.key(state.image.id, created_by, state.config, f"{origin} {chown} {chmod}")
+        checksum = sums[0] if len(sources) == 1 else "multi:" + hashlib.sha256(" ".join(sums).encode()).hexdigest()
+        chown_text = f"--chown={copy.chown}" if copy.chown else ""
+        created_by = steps.nop(state.config, f"{kw} {chown_text}{checksum} in {copy.given} ", 1)
+        key = cache.key(state.image.id, created_by, state.config, f"{origin} {copy.chown} {copy.chmod}")
         if await self.use_cache(state, key):
             return
         # a directory copies its contents into the destination, made if missing
-        target = dest if dest_is_dir or archives or kind == "dir" else posixpath.dirname(dest) or "/"
+        whole_dir = dest_is_dir or archives or kind == "dir"
+        target = resolved if whole_dir else posixpath.dirname(resolved)
         packed = self.work / f"copy-{self.step}.tar"
-        await trio.to_thread.run_sync(context.pack, entries, packed, chmod)
 
         def change(fd: int) -> None:
-            owner = None
-            if chown:
-                uid, gid, _ = bundle.resolve_user(inroot.InRootPath(fd), chown)
-                owner = (uid, gid)
-            os.close(inroot.open_dir(fd, target, make=True))
+            owner = None if keep_owners else \
+                bundle.chown_owner(inroot.InRootPath(fd), copy.chown) if copy.chown else (0, 0)
+            # as dockerd: a directory's copy owns the directory it fills if it made it;
+            # a file's owns every directory made on its way; an archive's, none
+            make_dirs(fd, target, None if not plain else owner, only_last=kind == "dir")
             with inroot.resolve(fd, target) as where:
-                resolved = where.path
-            policy = unpack.copy_policy(chown_to=owner)
+                into = where.path
             if plain:
+                context.pack(entries, packed, copy.chmod, owner)
                 with open(packed, "rb") as f:
-                    unpack.unpack(io.BufferedReader(f, 1 << 20), fd, resolved, policy)
+                    unpack.unpack(io.BufferedReader(f, 1 << 20), fd, into, unpack.copy_policy())
             for _, host in archives:
                 with open(host, "rb") as f:
-                    unpack.unpack(context.decompressed(io.BufferedReader(f, 1 << 20)), fd, resolved, policy)
+                    unpack.unpack(context.decompressed(io.BufferedReader(f, 1 << 20)), fd, into, unpack.copy_policy())
 
         await self.commit_layer(state, state.config, created_by, key, change)
+
+
+class _Copy(msgspec.Struct, frozen=True):
+    """What one COPY or ADD asks, its sources aside."""
+
+    kw: str
+    given: str  # the destination as written (history shows it so)
+    dest: str  # …and taken from the working directory
+    chown: str
+    chmod: int | None
+
+
+def make_dirs(root_fd: int, path: str, owner: tuple[int, int] | None = None, only_last: bool = False) -> None:
+    """Make the missing directories of `path` inside the root (0755, symlinks on the way
+    followed inside it), owned by `owner` (all of them, or `only_last`); a non-directory
+    on the way is dockerd's `Cannot mkdir` error."""
+    names = inroot.components(path)
+    for count in range(1, len(names) + 1):
+        sub = "/" + "/".join(names[:count])
+        try:
+            found = inroot.resolve(root_fd, sub, missing_ok=True)
+        except NotADirectoryError:
+            raise BadRequest(f"Cannot mkdir: {sub} is not a directory") from None
+        with found:
+            if found.stat is None:
+                os.mkdir(found.name, 0o755, dir_fd=found.dir_fd)
+                if owner and owner != (0, 0) and (count == len(names) or not only_last):
+                    os.chown(found.name, *owner, dir_fd=found.dir_fd, follow_symlinks=False)
+            elif not stat.S_ISDIR(found.stat.st_mode):
+                raise BadRequest(f"Cannot mkdir: {sub} is not a directory")
 
 
 def _file_sha256(path: str) -> str:

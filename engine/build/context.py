@@ -226,11 +226,11 @@ def _file_digest(fd: int) -> str:
 
 
 def checksum(entries: list[_Entry], chmod: int | None, kind: str, sums: Sums | None = None,
-             root: Path | None = None, before_ns: int = 0) -> str:
-    """What the cache compares of the entries a COPY writes (owners are the step's own):
-    names, types, modes, sizes, link targets and contents, never times. With `sums`,
-    files under the context `root` whose mtime is before `before_ns` are looked up
-    there first (and remembered)."""
+             root: Path | None = None, before_ns: int = 0, owners: bool = False) -> str:
+    """What the cache compares of the entries a COPY writes: names, types, modes, sizes,
+    link targets and contents, never times; their owners too when the copy keeps them
+    (else the step decides them). With `sums`, files under the context `root` whose
+    mtime is before `before_ns` are looked up there first (and remembered)."""
     total = hashlib.sha256()
     prefix = str(root) + "/" if root is not None else None
     for entry in entries:
@@ -259,19 +259,23 @@ def checksum(entries: list[_Entry], chmod: int | None, kind: str, sums: Sums | N
         name = entry.arcname.encode(errors="surrogateescape").decode(errors="backslashreplace")
         link = link.encode(errors="surrogateescape").decode(errors="backslashreplace")
         total.update(msgspec.json.encode([name, stat.S_IFMT(st.st_mode), mode, st.st_size if not link else 0,
-                                          link, digest]))
+                                          link, digest, *((st.st_uid, st.st_gid) if owners else ())]))
     return f"{kind}:{total.hexdigest()}"
 
 
-def pack(entries: list[_Entry], out: Path, chmod: int | None) -> None:
-    """Write the entries as a tar at `out`, owned by root (and with `chmod`'s mode, if any)."""
+def pack(entries: list[_Entry], out: Path, chmod: int | None, owner: tuple[int, int] | None) -> None:
+    """Write the entries as a tar at `out`, owned by `owner` (with setuid and setgid
+    dropped from files as a chown drops them: dockerd chowns what it copies) or by their
+    own owners (None), with `chmod`'s mode, if any."""
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         for entry in entries:
             st = entry.st
             info = tarfile.TarInfo(entry.arcname)
-            info.uid = info.gid = 0
+            info.uid, info.gid = owner if owner is not None else (st.st_uid, st.st_gid)
             info.mtime = int(st.st_mtime)
             info.mode = chmod if chmod is not None else stat.S_IMODE(st.st_mode)
+            if owner is not None and chmod is None and stat.S_ISREG(st.st_mode):
+                info.mode &= ~(stat.S_ISUID | (stat.S_ISGID if info.mode & stat.S_IXGRP else 0))
             if stat.S_ISDIR(st.st_mode):
                 info.type = tarfile.DIRTYPE
                 tar.addfile(info)
@@ -283,5 +287,3 @@ def pack(entries: list[_Entry], out: Path, chmod: int | None) -> None:
                 with open(entry.host, "rb") as f:
                     tar.addfile(info, f)
             # devices, fifos and sockets are not copied
-
-

@@ -53,7 +53,7 @@ def error(line: int, message: str) -> BadRequest:
 
 def parse(text: str) -> Dockerfile:
     """Parse a Dockerfile; BadRequest naming the line for anything it cannot read."""
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = text.removeprefix("\ufeff").replace("\r\n", "\n").split("\n")  # a BOM (Notepad's) is no text
     escape, start = "\\", 0
     seen: set[str] = set()
     for index, raw in enumerate(lines):
@@ -97,7 +97,7 @@ def parse(text: str) -> Dockerfile:
 
 def instruction(text: str, line: int) -> Instruction:
     """One (joined) instruction line."""
-    keyword, _, rest = text.partition(" ") if " " in text else text.partition("\t")
+    keyword, rest = (re.split(r"\s", text, maxsplit=1) + [""])[:2]  # a space or a tab after the keyword
     upper = keyword.upper()
     if upper not in KEYWORDS:
         raise error(line, f"unknown instruction: {keyword}")
@@ -112,7 +112,9 @@ def instruction(text: str, line: int) -> Instruction:
             name = match.group(1)
             if name not in FLAGS.get(upper, ()):
                 raise error(line, f"unknown flag: {name}")
-            flags[name] = match.group(2) or ""
+            if match.group(2) is None:
+                raise error(line, f"Missing a value on flag: {name}")
+            flags[name] = match.group(2)
             rest = remainder.strip()
     if upper in ("RUN", "COPY", "ADD") and _HEREDOC.search(rest) and not rest.startswith("["):
         raise error(line, f"{upper}: heredocs (<<) need BuildKit; berth's builder does not support them")
@@ -124,6 +126,6 @@ def instruction(text: str, line: int) -> Instruction:
             value = None
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             as_json = value
-    if not rest:
+    if not rest and upper not in ("CMD", "ENTRYPOINT"):  # those two may be bare: dockerd takes them so
         raise error(line, f"{upper} requires at least one argument")
     return Instruction(upper, rest, flags, as_json, text, line)

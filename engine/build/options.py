@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from ..models import ErrorDetail
+from ..models import ErrorDetail, Ulimit
 
 
 class BuildOptions(msgspec.Struct, kw_only=True):
@@ -33,6 +33,7 @@ class BuildOptions(msgspec.Struct, kw_only=True):
     cpu_quota: int = 0
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
+    ulimits: list[Ulimit] | None = None
     context_session: str = ""  # berth's: the context offered first (`contexts.py`), the tar the rest
 
 

@@ -8,10 +8,15 @@ and what it needs, transitively, are built, in Dockerfile order; the rest are sk
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from ..errors import BadRequest
 from .dockerfile import Dockerfile, Instruction, error
+
+
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9._-]*")  # dockerd's, after lowering
 
 
 class Stage(msgspec.Struct):
@@ -33,6 +38,9 @@ def plan(dockerfile: Dockerfile, target: str = "") -> tuple[list[Instruction], l
             if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
                 raise error(ins.line, "FROM requires either one or three arguments")
             name = words[2].lower() if len(words) == 3 else ""
+            if name and not _STAGE_NAME.fullmatch(name):
+                raise error(ins.line, f"invalid name for build stage: {words[2]!r}, name can't start with a "
+                                      "number or contain symbols")
             if name in names:
                 raise error(ins.line, f"duplicate name {name!r}: stage names must be unique")
             earlier = {**names, **{str(i): i for i in range(len(stages))}}

@@ -75,16 +75,16 @@ def command(ins: Instruction, config: ImageRuntimeConfig) -> list[str]:
     """RUN, CMD and ENTRYPOINT's command: the JSON form as is, else the shell form."""
     if ins.json is not None:
         return list(ins.json)
-    return [*shell_of(config), ins.rest]
+    return [*shell_of(config), ins.rest] if ins.rest else shell_of(config)  # a bare CMD: the shell alone, as dockerd
 
 
 def pairs(ins: Instruction, env: dict[str, str], escape: str) -> list[tuple[str, str]]:
     """ENV and LABEL's `k=v k2="v 2"` (or the old `key value…`), values expanded."""
     words = _raw_words(ins.rest)
     if words and "=" not in words[0]:
-        name, _, value = ins.rest.partition(" ") if " " in ins.rest else ins.rest.partition("\t")
-        if ins.keyword == "ENV" and not value.strip():
-            raise error(ins.line, "ENV must have two arguments")
+        name, value = (re.split(r"\s", ins.rest, maxsplit=1) + [""])[:2]
+        if not value.strip():
+            raise error(ins.line, f"{ins.keyword} must have two arguments")
         return [(expand(name, env, escape), expand(value.strip(), env, escape))]
     found = []
     for word in words:
@@ -129,6 +129,8 @@ def check(ins: Instruction) -> None:
     """What can be refused before anything runs."""
     if ins.keyword == "SHELL" and ins.json is None:
         raise error(ins.line, "SHELL requires the arguments to be in JSON form")
+    if ins.keyword == "SHELL" and not ins.json:
+        raise error(ins.line, "SHELL requires at least one argument")
     if ins.keyword in ("COPY", "ADD") and len(ins.json if ins.json is not None else _raw_words(ins.rest)) < 2:
         raise error(ins.line, f"{ins.keyword} requires at least two arguments")
     if ins.keyword == "ONBUILD":
@@ -150,8 +152,12 @@ def apply(ins: Instruction, config: ImageRuntimeConfig, env: dict[str, str], esc
     if kw == "ENV":
         found = pairs(ins, env, escape)
         current = list(config.env or [])
-        for name, value in found:
-            current = [e for e in current if e.partition("=")[0] != name] + [f"{name}={value}"]
+        for name, value in found:  # replaced where it stands, as dockerd: `env` keeps its order
+            at = next((i for i, e in enumerate(current) if e.partition("=")[0] == name), None)
+            if at is None:
+                current.append(f"{name}={value}")
+            else:
+                current[at] = f"{name}={value}"
         return replace(config, env=current), nop(config, "ENV " + " ".join(f"{k}={v}" for k, v in found))
     if kw == "LABEL":
         found = pairs(ins, env, escape)
@@ -169,13 +175,8 @@ def apply(ins: Instruction, config: ImageRuntimeConfig, env: dict[str, str], esc
         ports = expand_words(ins.rest, env, escape)
         exposed = dict(config.exposed_ports or {})
         for port in ports:
-            number, _, proto = port.partition("/")
-            if not re.fullmatch(r"[0-9]+(-[0-9]+)?", number) or proto not in ("", "tcp", "udp", "sctp"):
-                raise error(ins.line, f"EXPOSE: invalid port {port!r}")
-            low, _, high = number.partition("-")
-            for n in range(int(low), int(high or low) + 1):
-                exposed[f"{n}/{proto or 'tcp'}"] = {}
-        return replace(config, exposed_ports=exposed), nop(config, "EXPOSE " + " ".join(ports))
+            exposed.update(dict.fromkeys(exposed_ports(port, ins.line), {}))
+        return replace(config, exposed_ports=exposed), nop(config, "EXPOSE " + " ".join(sorted(ports)))
     if kw == "VOLUME":
         volumes = [expand(v, env, escape) for v in ins.json] if ins.json is not None \
             else expand_words(ins.rest, env, escape)
@@ -207,24 +208,46 @@ def apply(ins: Instruction, config: ImageRuntimeConfig, env: dict[str, str], esc
     raise BadRequest(f"{kw} is not a metadata instruction")
 
 
+def exposed_ports(spec: str, line: int) -> list[str]:
+    """One EXPOSE word as dockerd reads a port spec (`80`, `53/UDP`, `8000-8002`, even
+    `127.0.0.1:8080:80`: the container's side counts): its `N/proto` keys."""
+    number, _, proto = spec.partition("/")
+    proto = (proto or "tcp").lower()
+    number = number.rsplit(":", 1)[-1]
+    match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", number)
+    if proto not in ("tcp", "udp", "sctp"):
+        raise error(line, f"EXPOSE: invalid proto: {proto}")
+    if not match or not 0 < int(match[1]) <= 65535 or not int(match[1]) <= int(match[2] or match[1]) <= 65535:
+        raise error(line, f"EXPOSE: invalid containerPort: {number}")
+    return [f"{n}/{proto}" for n in range(int(match[1]), int(match[2] or match[1]) + 1)]
+
+
 def healthcheck(ins: Instruction, config: ImageRuntimeConfig) -> HealthConfig:
-    kind, _, rest = ins.rest.partition(" ")
-    if kind.upper() == "NONE":
-        return HealthConfig(test=["NONE"])
+    kind, rest = (re.split(r"\s", ins.rest, maxsplit=1) + [""])[:2]
     rest = rest.strip()
+    if kind.upper() == "NONE":
+        if rest:
+            raise error(ins.line, "HEALTHCHECK NONE takes no arguments")
+        return HealthConfig(test=["NONE"])
+    if not rest:
+        raise error(ins.line, "Missing command after HEALTHCHECK CMD")
     try:
         as_json = json.loads(rest) if rest.startswith("[") else None
     except ValueError:
         as_json = None
     test = ["CMD", *as_json] if isinstance(as_json, list) else ["CMD-SHELL", rest]
     flags = ins.flags
-    retries = flags.get("retries", "0") or "0"
-    if not retries.isdigit():
-        raise error(ins.line, f"HEALTHCHECK: invalid --retries {retries!r}")
-    return HealthConfig(test=test, interval=parse_duration(flags.get("interval", "0"), "interval", ins.line),
-                        timeout=parse_duration(flags.get("timeout", "0"), "timeout", ins.line),
-                        start_period=parse_duration(flags.get("start-period", "0"), "start-period", ins.line),
-                        retries=int(retries))
+    retries = flags.get("retries", "") or "0"
+    if not retries.isdigit() or ("retries" in flags and int(retries) < 1):
+        raise error(ins.line, f"HEALTHCHECK: --retries must be at least 1 (not {retries})")
+    durations = {}
+    for flag in ("interval", "timeout", "start-period"):
+        value = parse_duration(flags.get(flag, "0") or "0", flag, ins.line)
+        if flag in flags and flags[flag] and value <= 0:  # given, it must say something (dockerd)
+            raise error(ins.line, f"HEALTHCHECK: Interval {flag!r} must be positive")
+        durations[flag] = value
+    return HealthConfig(test=test, interval=durations["interval"], timeout=durations["timeout"],
+                        start_period=durations["start-period"], retries=int(retries))
 
 
 def _go_rune(n: int) -> str:

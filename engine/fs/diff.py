@@ -26,6 +26,7 @@ container may swap a directory for a symlink to the host while we read its upper
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -88,35 +89,77 @@ class ImageLayers:
 
     def lookup(self, path: str) -> os.stat_result | None:
         """The lstat of `path` as the image shows it, None if the image has no such path."""
+        return self._find(path)[0]
+
+    def _find(self, path: str) -> tuple[os.stat_result | None, str | None]:
+        """(lstat, the link's target when it is a symlink) of `path` in the image."""
         for fd in self._fds:
-            found, hides_below = _lookup_in_layer(fd, inroot.components(path))
+            found, hides_below, target = _lookup_in_layer(fd, inroot.components(path))
             if found is not None:
-                return None if is_whiteout(found) else found
+                return (None, None) if is_whiteout(found) else (found, target)
             if hides_below:
-                return None
-        return None
+                return None, None
+        return None, None
+
+    def resolve(self, path: str) -> tuple[str, os.stat_result | None]:
+        """`path` with every symlink on it followed inside the image, the last one too (as
+        moby's FollowSymlinkInScope, what dockerd's builder copies to): (the path
+        reached, its stat, None when missing; a missing part's rest goes on lexically).
+        Raises NotADirectoryError for a non-directory on the way, OSError(ELOOP) for loops."""
+        todo, done, links = inroot.components(path), [], 0
+        while todo:
+            name = todo.pop(0)
+            if name == "..":
+                if done:
+                    done.pop()
+                continue
+            st, target = self._find("/" + "/".join([*done, name]))
+            if st is None:
+                for rest in [name, *todo]:
+                    if rest != "..":
+                        done.append(rest)
+                    elif done:
+                        done.pop()
+                return "/" + "/".join(done), None
+            if target is not None:
+                links += 1
+                if links > inroot.MAX_LINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                if target.startswith("/"):
+                    done = []
+                todo[:0] = inroot.components(target)
+                continue
+            if todo and not stat.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), "/" + "/".join([*done, name]))
+            done.append(name)
+        where = "/" + "/".join(done)
+        return where, self.lookup(where)
 
 
-def _lookup_in_layer(layer_fd: int, names: list[str]) -> tuple[os.stat_result | None, bool]:
+def _lookup_in_layer(layer_fd: int, names: list[str]) -> tuple[os.stat_result | None, bool, str | None]:
     """(lstat of the path in this one layer or None, whether this layer hides the path
-    in the layers below: an opaque directory, a whiteout or a file on the way)."""
+    in the layers below: an opaque directory, a whiteout or a file on the way, and the
+    target when it is a symlink)."""
+    if not names:
+        return os.stat(layer_fd), False, None
     fd, hides = os.open(".", inroot.DIR_FLAGS, dir_fd=layer_fd), False
     try:
         for name in names[:-1]:
             try:
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
-                return None, hides
+                return None, hides, None
             if not stat.S_ISDIR(st.st_mode):
-                return None, True
+                return None, True, None
             nxt = os.open(name, _DIR_READ, dir_fd=fd)
             os.close(fd)
             fd = nxt
             hides = hides or _is_opaque(fd)
         try:
-            return os.stat(names[-1], dir_fd=fd, follow_symlinks=False), hides
+            st = os.stat(names[-1], dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
-            return None, hides
+            return None, hides, None
+        return st, hides, os.readlink(names[-1], dir_fd=fd) if stat.S_ISLNK(st.st_mode) else None
     finally:
         os.close(fd)
 

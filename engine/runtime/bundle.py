@@ -252,6 +252,25 @@ class _Users(NamedTuple):
         name = next((e[0] for e in self.passwd if int(e[2]) == uid), None)
         return uid, gid, [int(g[2]) for g in self.groups if len(g) > 3 and name and name in g[3].split(",")]
 
+    def owner(self, spec: str) -> tuple[int, int]:
+        """The classic builder's `--chown=user[:group]` (dockerd's parseChownFlag): a
+        number is taken as it is, a name looked up; without a group, the user's own
+        word names the group too (`--chown=1001` is 1001:1001, `--chown=app` app:app)."""
+        parts = spec.split(":")
+        if len(parts) > 2:
+            raise BadRequest(f"invalid chown string format: {spec}")
+        return (self._id(parts[0], self.passwd, "uid for user", "user"),
+                self._id(parts[-1], self.groups, "gid for group", "group"))
+
+    @staticmethod
+    def _id(word: str, table: list[list[str]], what: str, kind: str) -> int:
+        if _ID.fullmatch(word):
+            return int(word)
+        entry = next((e for e in table if e[0] == word), None)
+        if entry is None:
+            raise BadRequest(f"can't find {what} {word}: no such {kind}: {word}")
+        return int(entry[2])
+
     def home(self, uid: int) -> str:
         """The home directory passwd gives `uid`, "/" when it names none (as runc)."""
         return next((e[5] for e in self.passwd if len(e) > 5 and int(e[2]) == uid), "/")
@@ -291,6 +310,11 @@ def resolve_user(root: inroot.InRootPath, spec: str) -> tuple[int, int, list[int
     """Resolve Docker's `user[:group]` (names or numbers) against the container's /etc
     files, read inside its root: (uid, gid, the user's other groups)."""
     return _Users.read(root).resolve(spec)
+
+
+def chown_owner(root: inroot.InRootPath, spec: str) -> tuple[int, int]:
+    """(uid, gid) of a build's `COPY --chown=SPEC`, names read inside the image's root."""
+    return _Users.read(root).owner(spec)
 
 
 def block_device(path: str) -> dict:

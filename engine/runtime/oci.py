@@ -212,6 +212,9 @@ def detect(layout: Layout, state_dir: Path) -> dict[str, Runtime]:
 
 
 SIGNALS = {s.name: int(s) for s in signal.Signals}
+# moby's names for the real-time signals between the two ends (STOPSIGNAL SIGRTMIN+3: systemd's)
+SIGNALS.update({f"SIGRTMIN+{n}": signal.SIGRTMIN + n for n in range(1, 16)})
+SIGNALS.update({f"SIGRTMAX-{n}": signal.SIGRTMAX - n for n in range(1, 15)})
 
 
 def parse_signal(value: str | int | None, default: int = signal.SIGKILL) -> int:
