@@ -482,6 +482,25 @@ def test_onbuild_scratch_platform_and_cache_from(build, api):
     assert " ---> Using cache" in same.text and same.id == first.id
 
 
+def test_cache_from_an_image_loaded_without_its_parents(build, api):
+    """The CI pattern (pull or load, then --cache-from): the image's history stands for
+    the steps, as dockerd's image cache reads it; every step hits, the result is that image."""
+    files = {"Dockerfile": "FROM busybox\nENV X=1\nRUN echo hi > /hi\nCOPY f.txt /f.txt\nLABEL a=b\n",
+             "f.txt": "data\n"}
+    first = build(files, t="bt-cfload")
+    assert first.error is None, first.body
+    saved = api.get("/images/get", names=["bt-cfload"]).body
+    api.delete("/images/bt-cfload")  # with the steps it was built on
+    assert api.get(f"/images/{first.id}/json").status == 404
+    loaded = api.request("POST", "/images/load", body=saved, headers={"Content-Type": "application/x-tar"})
+    assert loaded.status == 200, loaded.body
+    again = build(files, cachefrom=json.dumps(["bt-cfload"]))
+    assert again.text.count(" ---> Using cache") == 4 and again.id == first.id, again.text
+    changed = build({**files, "Dockerfile": files["Dockerfile"] + "RUN echo more\n"}, cachefrom=json.dumps(["bt-cfload"]))
+    assert changed.text.count(" ---> Using cache") == 4 and changed.error is None, changed.text
+    assert _output(api, changed.id, "cat /hi /f.txt") == "hi\ndata\n"
+
+
 def test_a_gzip_context_and_a_dockerfile_alone(api):
     import gzip
 

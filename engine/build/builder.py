@@ -169,6 +169,7 @@ class _Run:
         self.consumed: set[str] = set()
         self.results: dict[int, Image] = {}
         self.cache_from: set[str] | None = None
+        self.cache_sources: list[Image] = []  # --cache-from images whose histories may stand for steps
         self.stage: Stage | None = None  # the stage being built
 
     async def say(self, text: str) -> None:
@@ -193,6 +194,8 @@ class _Run:
         self.total = sum(len(stages[i].instructions) for i in needed) + len(labels)
         if self.options.cache_from:
             self.cache_from = self.ancestors(self.options.cache_from)
+            self.cache_sources = [self.b.images.store.images[i] for i in dict.fromkeys(self.cache_from)
+                                  if self.b.images.store.images[i].config.history]
         self.started = True  # from here on, errors are the stream's
         image = None
         for i in needed:
@@ -322,8 +325,14 @@ class _Run:
         allowed = self.cache_from
         return self.b.cache.get(key, lambda i: i in self.b.images.store.images and (allowed is None or i in allowed))
 
-    async def use_cache(self, state: _State, key: str) -> bool:
+    async def use_cache(self, state: _State, key: str, created_by: str, config: ImageRuntimeConfig) -> bool:
         hit = self.cached(key)
+        if hit is None and self.cache_sources and not self.options.nocache:
+            async with self.b.images.lock:
+                hit = await trio.to_thread.run_sync(self.from_sources, state.image, created_by, config)
+            if hit is not None:
+                await trio.to_thread.run_sync(self.b.cache.put, key, hit)
+                self.cache_from.add(hit)
         if hit is None:
             return False
         state.image = self.b.images.store.images[hit]
@@ -331,6 +340,31 @@ class _Run:
         await self.say(" ---> Using cache\n")
         await self.say(f" ---> {short(hit)}\n")
         return True
+
+    def from_sources(self, parent: Image, created_by: str, config: ImageRuntimeConfig) -> str | None:
+        """A step's image made from a `--cache-from` image's history, as dockerd's image
+        cache does for images that came without their build's parents (loaded, pulled):
+        an image whose history and layers begin as `parent`'s and whose next entry is this
+        step. Its last step is that image itself; an earlier one, a new image of
+        `parent` with that entry and its layer (already stored: the same chain)."""
+        before = parent.config.history
+        for source in self.cache_sources:
+            history, diff_ids = source.config.history, source.config.rootfs.diff_ids
+            n = len(before)
+            if len(history) <= n or history[n].created_by != created_by or history[:n] != before \
+                    or diff_ids[:len(parent.config.rootfs.diff_ids)] != parent.config.rootfs.diff_ids:
+                continue
+            if len(history) == n + 1:
+                return source.id
+            layers = list(parent.config.rootfs.diff_ids)
+            if not history[n].empty_layer:
+                layers.append(diff_ids[sum(not h.empty_layer for h in before)])
+            self.cache_sources = [source]  # as dockerd: the rest of the build follows this one
+            return self.b.images.store.add_image(ImageConfig(
+                architecture=source.config.architecture, os=source.config.os, created=history[n].created,
+                config=config, rootfs=RootFS(diff_ids=layers), history=[*before, history[n]],
+                author=source.config.author, parent=parent.id)).id
+        return None
 
     async def store(self, state: _State, layer: Path | None, config: ImageRuntimeConfig, created_by: str,
                     key: str) -> None:
@@ -345,7 +379,7 @@ class _Run:
     async def commit(self, state: _State, config: ImageRuntimeConfig, created_by: str) -> None:
         """A metadata step: a new config, no layer."""
         key = cache.key(state.image.id, created_by, config)
-        if await self.use_cache(state, key):
+        if await self.use_cache(state, key, created_by, config):
             return
         async with self.intermediate(state, config, created_by):
             await self.store(state, None, config, created_by, key)
@@ -397,7 +431,7 @@ class _Run:
                  and f"{k}={v}" in args]  # history names declared args only
         created_by = " ".join(([f"|{len(shown)}", *shown] if shown else []) + cmd)
         key = cache.key(state.image.id, created_by, state.config)
-        if await self.use_cache(state, key):
+        if await self.use_cache(state, key, created_by, state.config):
             return
         o = self.options
         hc = HostConfig(network_mode=o.network_mode or "default", extra_hosts=o.extra_hosts or None,
@@ -496,7 +530,7 @@ class _Run:
         config = msgspec.structs.replace(state.config, working_dir=path)
         created_by = steps.nop(state.config, "WORKDIR " + path, 1)
         key = cache.key(state.image.id, created_by, config)
-        if await self.use_cache(state, key):
+        if await self.use_cache(state, key, created_by, config):
             return
         _, found = await trio.to_thread.run_sync(self.resolve, state.image, path)
         async with self.intermediate(state, config, created_by):
@@ -586,7 +620,7 @@ class _Run:
         chown_text = f"--chown={copy.chown}" if copy.chown else ""
         created_by = steps.nop(state.config, f"{kw} {chown_text}{checksum} in {copy.given} ", 1)
         key = cache.key(state.image.id, created_by, state.config, f"{origin} {copy.chown} {copy.chmod}")
-        if await self.use_cache(state, key):
+        if await self.use_cache(state, key, created_by, state.config):
             return
         # a directory copies its contents into the destination, made if missing
         whole_dir = dest_is_dir or archives or kind == "dir"
