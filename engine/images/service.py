@@ -270,8 +270,17 @@ class Images:
                 await trio.to_thread.run_sync(self.store.untag, key)
                 report.append({"Untagged": key})
                 self.publish(image.id, "untag")
+            # as dockerd: a repository's digests go with its last tag (by ID: all of them);
+            # a digest of another repository still names the image, which then stays
+            repos = {k.rpartition(":")[0] for k in to_untag if "@" not in k}
+            left = {t.rpartition(":")[0] for t in self.store.tags_of(image.id)}
+            for key in self.store.digests_of(image.id):
+                if not by_name or (key.partition("@")[0] in repos - left):
+                    await trio.to_thread.run_sync(self.store.untag, key)
+                    report.append({"Untagged": key})
             # asked again: a container may have been created from it during the untagging
-            if not self.store.tags_of(image.id) and not self.users(image.id) and image.id not in self.parents():
+            if not self.store.tags_of(image.id) and not self.store.digests_of(image.id) \
+                    and not self.users(image.id) and image.id not in self.parents():
                 await trio.to_thread.run_sync(self.store.delete, image)
                 report.append({"Deleted": image.id})
                 self.publish(image.id, "delete")

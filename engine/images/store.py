@@ -309,11 +309,10 @@ class ImageStore:
             self._save_tags({k: v for k, v in self.tags.items() if k != key})
 
     def add_digest(self, image: Image, repo: str, digest: str) -> None:
-        """Remember that `image` is `repo@digest` in a registry (one digest per repo and image)."""
-        if self.digests.get(f"{repo}@{digest}") == image.id:
-            return
-        kept = {k: v for k, v in self.digests.items() if not (v == image.id and k.partition("@")[0] == repo)}
-        self._save_digests({**kept, f"{repo}@{digest}": image.id})
+        """Remember that `image` is `repo@digest` in a registry: every such digest, as
+        dockerd (a manifest list's and its entry's, a Docker and an OCI manifest's)."""
+        if self.digests.get(f"{repo}@{digest}") != image.id:
+            self._save_digests({**self.digests, f"{repo}@{digest}": image.id})
 
     def _save_digests(self, digests: dict[str, str]) -> None:
         atomic_write(self._digests_file, msgspec.json.encode(dict(sorted(digests.items()))))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import time
 from typing import NamedTuple
@@ -21,22 +22,31 @@ import msgspec
 from ..errors import BadRequest
 from ..models import AuthConfig
 
+log = logging.getLogger("berth.registry")
 _PARAM = re.compile(r'([a-zA-Z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 DEFAULT_EXPIRY = 60.0  # seconds, when the token server gives no expires_in
 MARGIN = 5.0  # renew a token this long before it expires
 
 
 def decode_header(value: str) -> AuthConfig | None:
-    """The `X-Registry-Auth` header as credentials; None when empty or `{}`."""
-    if not value.strip():
-        return None
+    """The `X-Registry-Auth` header as credentials; None when empty or `{}`. Keys match
+    in any case and nulls are no value, as Go decodes the JSON; a header that does not
+    decode is no credentials at all, as dockerd takes it (a pull from an open registry
+    still works)."""
     text = value.strip()
+    if not text:
+        return None
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        config = msgspec.json.decode(raw, type=AuthConfig)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise BadRequest("invalid X-Registry-Auth header: not base64url-encoded JSON credentials") from None
-    return credentials(config)
+        raw = msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not isinstance(raw, dict):
+            raise ValueError("not an object")
+        fields = {f.lower() for f in AuthConfig.__struct_fields__}
+        config = msgspec.convert({k.lower(): v for k, v in raw.items() if v is not None and k.lower() in fields},
+                                 AuthConfig)
+        return credentials(config)
+    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError, BadRequest) as exc:
+        log.warning("X-Registry-Auth header ignored (%s): pulling and pushing without credentials", exc)
+        return None
 
 
 def credentials(config: AuthConfig) -> AuthConfig | None:

@@ -70,6 +70,10 @@ class _ErrorItem(msgspec.Struct):
     message: str = ""
 
 
+class _Tags(msgspec.Struct):
+    tags: list[str] | None = None
+
+
 class _SearchAnswer(msgspec.Struct):
     results: list[SearchResult] = []
 
@@ -255,10 +259,33 @@ class Client:
             status = response.status_code if response.status_code in (401, 403) else 500
             raise RegistryError(f"registry {self.host} answered GET /v1/search with {error_text(response)}", status)
         try:
-            return msgspec.json.decode(response.content, type=_SearchAnswer).results
-        except msgspec.DecodeError as exc:
+            answer = msgspec.json.decode(response.content)
+            # a null is no value, as Go decodes it (a result without a description)
+            results = [{k: v for k, v in r.items() if v is not None} for r in answer.get("results") or []
+                       if isinstance(r, dict)] if isinstance(answer, dict) else None
+            return msgspec.convert({"results": results}, _SearchAnswer).results
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise RegistryError(f"registry {self.host} answered GET /v1/search with no search results: {exc}") \
                 from None
+
+    async def tags(self) -> list[str]:
+        """The repository's tags (`GET tags/list`, every page: a registry may page them with `Link`)."""
+        found: list[str] = []
+        url = "tags/list"
+        while url:
+            async with self.request("GET", url) as response:
+                if response.status_code != 200:
+                    raise await self.refused(response, f"tags of {self.path}")
+                await response.aread()
+                try:
+                    found += msgspec.json.decode(response.content, type=_Tags).tags or []
+                except msgspec.DecodeError as exc:
+                    raise RegistryError(f"tags of {self.path}: not a tag list: {exc}") from None
+                link = response.links.get("next", {}).get("url", "")
+                following = response.url.join(link) if link else None
+            # the next page on the same registry only
+            url = str(following) if following is not None and following.host == response.url.host else ""
+        return found
 
     # --- requests ---------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import trio
 
-from ..errors import BadRequest, EngineError, NotFound
+from ..errors import BadRequest, EngineError, NotFound, Unauthorized
 from ..events import constructors
 from ..events.bus import Bus
 from ..images import reference
@@ -135,18 +135,39 @@ class Registries:
                     await pooled.client.aclose()
 
     async def pull(self, name: str, tag: str, credentials: AuthConfig | None, platform: str, emit: Emit) -> str:
-        """Pull `name[:tag][@digest]`; return the image ID. Errors before the first message
-        (a bad reference, a missing manifest) come before anything is sent to `emit`."""
-        ref = reference.parse(name, "" if "@" in name else tag)
+        """Pull `name[:tag][@digest]` (`tag` may be a `sha256:` digest, as the docker CLI and
+        docker-py send one; with neither, every tag of the repository, as dockerd); return
+        the image ID (the last tag's). Errors before the first message (a bad reference,
+        a missing manifest) come before anything is sent to `emit`."""
         if tag.startswith("sha256:"):
-            ref = reference.parse(f"{ref.repo}@{tag}")
+            ref = reference.parse(f"{name}@{tag}")
+        else:
+            ref = reference.parse(name, "" if "@" in name else tag)
+        every_tag = not tag and "@" not in name and ":" not in name.rpartition("/")[2]
         arch = host_arch()
-        if platform and platform.lower().split("/")[:2] != ["linux", arch]:
+        if not _is_host_platform(platform, arch):
             raise BadRequest(f'berth runs linux/{arch} images only: cannot pull {ref} for platform "{platform}"')
-        from .pull import pull as pull_image
-
         checked = authn.credentials(credentials) if credentials else None
         reporter = Reporter(emit)
+        try:
+            if not every_tag:
+                return await self._pull_one(ref, checked, reporter, arch)
+            async with self._client(ref.repo, checked) as client:
+                tags = await client.tags()
+            if not tags:
+                raise NotFound(f"repository {ref.repo} has no tags")
+            image_id = ""
+            for each in tags:
+                image_id = await self._pull_one(reference.parse(ref.repo, each), checked, reporter, arch)
+            return image_id
+        except Unauthorized as exc:
+            # as dockerd: a 500; a 401 makes the docker CLI prompt for a login (and hang without a terminal)
+            raise EngineError(exc.message) from None
+
+    async def _pull_one(self, ref: reference.Reference, checked: AuthConfig | None, reporter: Reporter,
+                        arch: str) -> str:
+        from .pull import pull as pull_image
+
         pulled = None
         if reference.remote(ref.repo)[0] == reference.DEFAULT_REGISTRY:
             for mirror in self.mirrors:
@@ -171,13 +192,17 @@ class Registries:
             tags = [ref.tag]
         else:
             tags = sorted(t.rpartition(":")[2] for t in self.store.tags if t.rpartition(":")[0] == ref.repo)
-        if not tags:
-            raise NotFound(f"An image does not exist locally with the tag: {ref.repo}")
-        images = {t: self.store.resolve(f"{ref.repo}:{t}") for t in tags}  # 404 before any message
         from .push import push as push_image
 
         reporter = Reporter(emit)
+        # as dockerd: a missing image is the stream's error, after this line (docker-py returns it)
         await reporter.say(f"The push refers to repository [{reference.full_name(ref.repo)}]")
+        local = [t for t in self.store.tags if t.rpartition(":")[0] == ref.repo]
+        if not local:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.repo}")
+        if missing := [t for t in tags if f"{ref.repo}:{t}" not in local]:
+            raise NotFound(f"tag does not exist: {ref.repo}:{missing[0]}")
+        images = {t: self.store.resolve(f"{ref.repo}:{t}") for t in tags}
         async with self._client(ref.repo, authn.credentials(credentials) if credentials else None) as client:
             for t, image in images.items():
                 digest, size = await push_image(client, self.store, self._claims, image, t, reporter,
@@ -221,3 +246,13 @@ class Registries:
             with trio.CancelScope(shield=True):
                 await client.aclose()
         return "Login Succeeded"
+
+
+def _is_host_platform(platform: str, arch: str) -> bool:
+    """Whether `--platform` names this host's (`linux/amd64`, and as containerd reads
+    them, `linux` or `amd64` alone, any case); empty is the host's."""
+    parts = platform.lower().split("/") if platform else ["linux", arch]
+    aliases = {arch, {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)}
+    if len(parts) == 1:
+        return parts[0] == "linux" or parts[0] in aliases
+    return parts[0] == "linux" and parts[1] in aliases
