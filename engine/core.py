@@ -196,7 +196,12 @@ class Engine:
                 # when no daemon saw it end (which lets its states skip the fsync: save).
                 await self._supervisor.remove(c)
                 continue
-            if policy == "always" or (policy == "unless-stopped" and not c.record.manually_stopped):
+            limit = c.record.host_config.restart_policy.maximum_retry_count
+            failed = c.record.state.exit_code != 0 and (limit == 0 or c.record.restart_count < limit)
+            # as dockerd's restore: on-failure too, for a run that failed (one the stop of
+            # the previous daemon killed among them)
+            if policy == "always" or (policy == "unless-stopped" and not c.record.manually_stopped) \
+                    or (policy == "on-failure" and failed):
                 try:
                     await self.start(c.id)
                 except EngineError as exc:

@@ -105,7 +105,7 @@ MOVES: dict[tuple[State, Step], Move] = {
     (S.EXITED, St.START_FAILED): Move(S.EXITED, ("die",)),
     (S.RUNNING, St.SIGNAL): Move(S.RUNNING, ("kill",)),
     (S.PAUSED, St.SIGNAL): Move(S.PAUSED, ("kill",)),
-    (S.PAUSED, St.THAW): Move(S.RUNNING, ()),
+    (S.PAUSED, St.THAW): Move(S.RUNNING, ("unpause",)),  # as dockerd, which thaws to deliver it
     (S.RUNNING, St.PAUSE): Move(S.PAUSED, ("pause",)),
     (S.PAUSED, St.UNPAUSE): Move(S.RUNNING, ("unpause",)),
     (S.RUNNING, St.EXIT): Move(S.EXITED, ("die",)),
@@ -154,7 +154,7 @@ REQUESTS: dict[tuple[State, Action], Accept | Refusal] = {
     (S.PAUSED, A.KILL): Accept((St.SIGNAL, St.THAW, St.EXIT)),
     (S.CREATED, A.KILL): Refusal(Conflict, _CANNOT_KILL),
     (S.EXITED, A.KILL): Refusal(Conflict, _CANNOT_KILL),
-    (S.RESTARTING, A.KILL): Refusal(Conflict, "Cannot kill container: {name}: Container {id} is restarting, wait until the container is running"),
+    (S.RESTARTING, A.KILL): Accept((St.CANCEL_RESTART,)),  # as dockerd: no process to signal; the loop ends
     (S.RUNNING, A.RESTART): Accept((*_STOP, St.RUN, St.RESTARTED)),
     (S.PAUSED, A.RESTART): Accept((*_STOP_PAUSED, St.RUN, St.RESTARTED)),
     (S.RESTARTING, A.RESTART): Accept((St.CANCEL_RESTART, St.STOPPED, St.RUN, St.RESTARTED)),

@@ -225,6 +225,34 @@ def test_restart_policy(api, policy, expected):
     api.remove(cid)
 
 
+def test_a_start_by_hand_resets_the_count_and_kill_ends_a_restart_loop(api):
+    """As dockerd: `start` gives on-failure:N its N retries again; `kill` of a container
+    waiting to restart ends the loop (no process to signal) and it stays exited."""
+    cid = api.run(["sh", "-c", "echo run; exit 2"],
+                  HostConfig={"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 1}})
+    runs = lambda: len(api.logs(cid))
+    deadline = time.monotonic() + 15
+    settled = lambda: api.get_json(f"/containers/{cid}/json")["State"]["Status"] == "exited"
+    while not (settled() and runs() == 2):  # the run and its one retry
+        assert time.monotonic() < deadline, api.get_json(f"/containers/{cid}/json")
+        time.sleep(0.1)
+    assert api.post(f"/containers/{cid}/start").status == 204
+    while runs() < 4:  # the start, and a retry again (without the reset: none)
+        assert time.monotonic() < deadline, api.logs(cid)
+        time.sleep(0.1)
+    looping = api.run(["sh", "-c", "exit 1"], HostConfig={"RestartPolicy": {"Name": "always"}})
+    while api.get_json(f"/containers/{looping}/json")["State"]["Status"] != "restarting":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert api.post(f"/containers/{looping}/kill", signal="HUP").status == 204
+    state = api.get_json(f"/containers/{looping}/json")["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 1), state
+    time.sleep(1.5)  # longer than the back-off: nothing starts it again
+    assert api.get_json(f"/containers/{looping}/json")["State"]["Status"] == "exited"
+    for c in (cid, looping):
+        assert api.delete(f"/containers/{c}").status == 204
+
+
 def test_ps_filters(api):
     a = api.run(["sleep", "60"], name="ps-a", Labels={"tier": "web"})
     b = api.run(["sh", "-c", "exit 2"], name="ps-b")

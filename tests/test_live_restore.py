@@ -84,6 +84,35 @@ def test_exits_while_no_daemon_is_there_get_their_die_event_and_policy(fresh_dae
     assert d.state(again)["ExitCode"] == 3
 
 
+def test_exits_as_the_daemon_dies_keep_their_codes(fresh_daemon):
+    """Containers that exit together just as the daemon is killed: each exit is recorded
+    with its own code by one daemon or the next (the keeper forgets an exit only once
+    its record is written), never as 255."""
+    d = fresh_daemon()
+    at = time.time() + 2
+    ids = [d.api.run(["sh", "-c", f"while [ $(date +%s%N) -lt {int(at * 1e9)} ]; do sleep 0.01; done; exit 3"])
+           for _ in range(12)]
+    time.sleep(max(0.0, at - time.time()) + 0.03)
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    d.start()
+    for cid in ids:
+        d.api.wait(cid)
+    assert sorted(d.state(cid)["ExitCode"] for cid in ids) == [3] * 12, [d.state(c) for c in ids]
+
+
+def test_on_failure_containers_come_back_with_the_daemon(fresh_daemon):
+    """As dockerd's restore: a daemon stop killed an on-failure container (137), the next
+    daemon starts it again; one that exited 0 stays exited."""
+    d = fresh_daemon()
+    failing = d.api.run(["sleep", "300"], HostConfig={"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}})
+    done = d.api.run(["true"], HostConfig={"RestartPolicy": {"Name": "on-failure"}})
+    d.api.wait(done)
+    assert d.stop() == 0
+    d.start()
+    assert d.state(failing)["Status"] == "running" and d.state(done)["Status"] == "exited"
+    d.api.post(f"/containers/{failing}/kill")
+
+
 def test_ports_and_dns_are_served_again_after_a_kill_9(fresh_daemon):
     d = fresh_daemon()
     assert d.api.post("/networks/create", {"Name": "adopted", "Driver": "bridge"}).status == 201

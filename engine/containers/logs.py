@@ -330,6 +330,51 @@ class LogWriter:
                           self.files.path, self._failing)
 
 
+class Lines:
+    """One stream of a run on its way to the log, cut where its lines end: what a read
+    brings after the last newline waits for the rest of its line (a line split between
+    two reads would be two entries, and a character split between them two U+FFFD);
+    an unfinished line reaching MAX_LINE goes on as 16 KiB pieces, as dockerd's. What
+    waits is written, as a partial entry, when the pump finds the stream quiet (`flush`:
+    a prompt must reach `attach`) and at its end."""
+
+    def __init__(self, writer: LogWriter, stream: str, *, whole_lines: bool = True):
+        self.writer, self.stream = writer, stream
+        self.whole_lines = whole_lines  # False (a terminal, read as typed): only characters are kept whole
+        self.held = b""
+
+    def write(self, data: bytes) -> None:
+        if self.held:
+            data = self.held + data
+        cut = data.rfind(b"\n") + 1 if self.whole_lines else 0
+        if len(data) - cut >= MAX_LINE or not self.whole_lines:
+            cut = _whole_chars(data)
+        self.held = data[cut:]
+        if cut:
+            self.writer.write(self.stream, data if cut == len(data) else data[:cut])
+
+    def flush(self, *, end: bool = False) -> None:
+        """Write what waits: up to its last whole character, or all of it at the stream's `end`."""
+        cut = len(self.held) if end else _whole_chars(self.held)
+        if cut:
+            data, self.held = self.held[:cut], self.held[cut:]
+            self.writer.write(self.stream, data)
+
+
+def _whole_chars(data: bytes) -> int:
+    """The length of `data` without a UTF-8 sequence its end cuts short."""
+    end = len(data)
+    start = end
+    while start > 0 and end - start < 3 and data[start - 1] & 0xC0 == 0x80:  # continuation bytes
+        start -= 1
+    if start > 0 and data[start - 1] >= 0xC0:  # the lead byte: how long its sequence is
+        lead = data[start - 1]
+        size = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+        if end - (start - 1) < size:
+            return start - 1
+    return end
+
+
 def _tail_offset(f: BinaryIO, lines: int) -> tuple[int, int]:
     """(offset where the last `lines` lines of `f` start, lines found) — reads from the end."""
     end = f.seek(0, os.SEEK_END)

@@ -23,26 +23,34 @@ bulk output are widened, and not beyond what gathering needs: the kernel counts 
 pipe's size against its user's `fs.pipe-user-pages-soft` (16,384 pages by default), and
 the containers' own processes, root too, get tiny pipes once root's pipes pass it.
 
+Each stream goes through a `Lines` (logs.py), which keeps a line that a read cut in two
+whole: what follows the last newline of a read waits for the next one, or for FLUSH
+seconds of quiet (a prompt must reach `attach`), or for the end of the stream; a daemon
+that stops reading (live restore) writes it first.
+
 A terminal is read through the event loop: its output is interactive, and a pty master
-reads EIO instead of EOF once the container side is gone.
+reads EIO instead of EOF once the container side is gone. Only a character a read cut in
+two waits there, never a line: what is typed is echoed at once.
 """
 
 from __future__ import annotations
 
 import _thread
 import fcntl
+import math
 import os
 import select
 import time
-from collections.abc import Callable
 
 import trio
 
 from ..runtime import syscalls
+from .logs import Lines
 
 _READ = 64 * 1024  # a read of more costs an allocation of its own (~13 µs), however little it returns
 PIPE_SIZE = 256 * 1024  # what a pipe carrying bulk output holds: GATHER at ~500 MB/s
 BULK, GATHER = 16 * 1024, 0.0005
+FLUSH = 0.01  # seconds a stream may stay quiet in the middle of a line before that part is logged
 
 
 # Readable once `stop_reading` was called: every pump thread then ends before its next
@@ -67,7 +75,7 @@ def stop_reading() -> None:
     os.write(_STOP_W, b"\0")
 
 
-def _drain(fd: int, write: Callable[[bytes], None], thread_name: str = "") -> None:
+def _drain(fd: int, lines: Lines, thread_name: str = "") -> None:
     try:
         if thread_name:
             syscalls.name_thread(thread_name)
@@ -78,12 +86,18 @@ def _drain(fd: int, write: Callable[[bytes], None], thread_name: str = "") -> No
         burst = 0  # bytes read since the pipe was last found empty
         wide = False
         while True:
-            if any(found == _STOP_R for found, _ in ready.poll()):
+            found = ready.poll(FLUSH * 1000 if lines.held else None)
+            if not found:  # quiet, in the middle of a line: what came of it goes now
+                lines.flush()
+                continue
+            if any(fd_ == _STOP_R for fd_, _ in found):
+                lines.flush(end=True)  # read from the pipe: the next daemon would not see it
                 return
             chunk = os.read(fd, _READ)
             if not chunk:
+                lines.flush(end=True)
                 return
-            write(chunk)
+            lines.write(chunk)
             burst += len(chunk)
             if len(chunk) < _READ:  # the pipe is empty now
                 # gathered only where there is room for it: else the writer would wait
@@ -94,8 +108,8 @@ def _drain(fd: int, write: Callable[[bytes], None], thread_name: str = "") -> No
         os.close(fd)
 
 
-async def pump_pipe(stream: trio.lowlevel.FdStream, write: Callable[[bytes], None]) -> None:
-    """Hand everything read from the pipe behind `stream` to `write`, up to its end.
+async def pump_pipe(stream: trio.lowlevel.FdStream, lines: Lines) -> None:
+    """Hand everything read from the pipe behind `stream` to `lines`, up to its end.
     Cancelled, it returns at once and the thread ends by itself (see the module's doc)."""
     await trio.lowlevel.checkpoint_if_cancelled()  # no thread for a run already cut short
     fd = os.dup(stream.fileno())
@@ -105,7 +119,7 @@ async def pump_pipe(stream: trio.lowlevel.FdStream, write: Callable[[bytes], Non
 
     def run() -> None:
         try:
-            _drain(fd, write, "berth output pump")
+            _drain(fd, lines, "berth output pump")
         except BaseException as exc:
             failure.append(exc)
         finally:
@@ -127,13 +141,19 @@ async def pump_pipe(stream: trio.lowlevel.FdStream, write: Callable[[bytes], Non
         raise failure[0]
 
 
-async def pump_terminal(stream: trio.abc.ReceiveStream, write: Callable[[bytes], None]) -> None:
-    """Hand everything read from a terminal's master to `write`, until the container side closes."""
+async def pump_terminal(stream: trio.abc.ReceiveStream, lines: Lines) -> None:
+    """Hand everything read from a terminal's master to `lines`, until the container side closes."""
     while True:
-        try:
-            chunk = await stream.receive_some(_READ)
-        except trio.BrokenResourceError:
-            chunk = b""  # EIO: the container side is gone
-        if not chunk:
+        chunk = None
+        with trio.move_on_after(FLUSH if lines.held else math.inf):
+            try:
+                chunk = await stream.receive_some(_READ)
+            except trio.BrokenResourceError:
+                chunk = b""  # EIO: the container side is gone
+        if chunk is None:
+            lines.flush()
+        elif not chunk:
+            lines.flush(end=True)
             return
-        write(chunk)
+        else:
+            lines.write(chunk)

@@ -288,6 +288,7 @@ class ContainerService:
         await c.wait_until(lambda: not c.supervised)
         c.stop_requested = False
         c.record.manually_stopped = False
+        c.record.restart_count = 0  # as dockerd: a start by hand gives the policy its retries again
         await self.supervisor.start(c)  # which publishes `start`
 
     async def stop_all(self, timeout: float | None = None) -> None:
@@ -345,6 +346,13 @@ class ContainerService:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         lifecycle.check(c.state, Action.KILL, id=c.id, name=c.name)
+        if c.state is State.RESTARTING:  # any signal ends the restart loop, as dockerd's
+            c.stop_requested = True
+            c.record.manually_stopped = True
+            if c.backoff is not None:
+                c.backoff.cancel()
+            await c.wait_until(lambda: not c.supervised)
+            return c
         if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
             c.stop_requested = True
             c.record.manually_stopped = True

@@ -34,7 +34,7 @@ from .. import lifecycle, timefmt
 from ..errors import BadRequest, EngineError, StartFailed
 from ..images.store import ImageStore
 from ..lifecycle import State, Step
-from ..models import ZERO_TIME, Health
+from ..models import Health
 from ..network import netns
 from ..network.manager import NetworkManager, RunState
 from ..runtime import bundle, cgroups, oci, rootfs
@@ -44,7 +44,7 @@ from ..runtime.oci import failure_reason
 from ..keeper.client import Keeper, KeeperError, KeeperUnavailable
 from ..volumes import Volumes
 from .container import Container
-from .logs import LogWriter
+from .logs import Lines, LogWriter
 from .oom import OomWatcher
 from .pump import pump_pipe, pump_terminal
 from .records import REMOVING, Containers
@@ -154,13 +154,16 @@ class Supervisor:
                     started = time.monotonic()
                     exit_code, exited_ns = await self._run(c, *run)
                     run = None
-                    await self._forget_run(c)
                     await self.teardown(c)
                     # Decided before the exit is recorded, so that the container goes from
                     # running straight to restarting, as in dockerd: were it "exited" for a
                     # moment, a `stop` then would answer 304 and leave it restarting.
                     restart = should_restart(c, exit_code)
                     await self._record_exit(c, exit_code, restarting=restart, finished_ns=exited_ns)
+                    # Only now may the keeper forget the exit: a daemon that ends before the
+                    # record is written leaves it to the next one, which adopts the exit
+                    # with its own code and time (released first, it was a 255).
+                    await self._forget_run(c)
                     if time.monotonic() - started >= BACKOFF_RESET_AFTER:
                         backoff = BACKOFF_START
                 if not restart:
@@ -245,7 +248,7 @@ class Supervisor:
         check = c.record.config.healthcheck
         health = {"health": Health()} if check is not None and check.checks else {}
         await self.containers.advance(c, Step.RUN, pid=pid, exit_code=0, error="", oom_killed=False,
-                                      started_at=timefmt.rfc3339(spawned_ns), finished_at=ZERO_TIME, **health)
+                                      started_at=timefmt.rfc3339(spawned_ns), **health)  # FinishedAt: the last run's, as dockerd
         return io, self._log_writer(c)
 
     def _log_writer(self, c: Container) -> LogWriter:
@@ -296,10 +299,10 @@ class Supervisor:
                 # With a terminal, stdout and stderr are one stream (Docker logs it as stdout);
                 # the runtime's own pipes then carry only its errors.
                 if io.terminal is not None:
-                    pumps.start_soon(pump_terminal, io.terminal.stream, functools.partial(writer.write, "stdout"))
+                    pumps.start_soon(pump_terminal, io.terminal.stream, Lines(writer, "stdout", whole_lines=False))
                 for stream, name in ((io.stdout, "stdout"), (io.stderr, "stderr")):
                     if stream is not None:
-                        pumps.start_soon(pump_pipe, stream, functools.partial(writer.write, name))
+                        pumps.start_soon(pump_pipe, stream, Lines(writer, name))
                 exit_code, exited_ns = await self.keeper.wait_exit(c.id)
         finally:
             writer.close()

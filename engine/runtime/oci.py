@@ -212,6 +212,7 @@ def detect(layout: Layout, state_dir: Path) -> dict[str, Runtime]:
 
 
 SIGNALS = {s.name: int(s) for s in signal.Signals}
+SIGNALS.update({name: int(getattr(signal, name)) for name in ("SIGIOT", "SIGCLD", "SIGPOLL") if hasattr(signal, name)})
 # moby's names for the real-time signals between the two ends (STOPSIGNAL SIGRTMIN+3: systemd's)
 SIGNALS.update({f"SIGRTMIN+{n}": signal.SIGRTMIN + n for n in range(1, 16)})
 SIGNALS.update({f"SIGRTMAX-{n}": signal.SIGRTMAX - n for n in range(1, 15)})

@@ -252,3 +252,49 @@ def test_long_line_check(lengths, final_newline):
     data = b"\n".join(b"x" * n for n in lengths) + (b"\n" if final_newline else b"")
     assert logs._has_long_line(data) == any(n >= logs.MAX_LINE for n in lengths)
 
+
+
+@pytest.mark.trio
+async def test_lines_cut_by_reads_stay_whole(tmp_path):
+    """A read that ends inside a line (or inside a character) does not make two entries of
+    it: the rest waits for the next read; a quiet stream's unfinished line is flushed as a
+    partial entry, up to its last whole character; the stream's end writes everything."""
+    path = tmp_path / "c-json.log"
+    w = logs.LogWriter(logs.LogFiles(path), Notifier())
+    out = logs.Lines(w, "stdout")
+    text = ("é" * 33 + "\n").encode() * 3
+    for at in range(0, len(text), 7):  # 7-byte reads: every line and most characters cut
+        out.write(text[at:at + 7])
+    out.write(b"prompt: \xc3")
+    out.flush()  # quiet: the prompt goes, the half character waits
+    out.write(b"\xa9\n")
+    long = b"x" * (logs.MAX_LINE * 2 + 10)
+    out.write(long[:100])
+    out.write(long[100:])
+    out.flush(end=True)
+    w.close()
+    entries = await collect(logs.read(logs.LogFiles(path)))
+    assert [e.log for e in entries] == ["é" * 33 + "\n"] * 3 + ["prompt: ", "é\n"] + \
+        ["x" * logs.MAX_LINE] * 2 + ["x" * 10]
+
+
+@given(st.lists(st.binary(min_size=0, max_size=40), max_size=30), st.booleans())
+def test_lines_keep_every_byte_in_order(chunks, terminal):
+    """Whatever the reads, the entries give back the valid UTF-8 stream exactly."""
+    import tempfile
+    from pathlib import Path
+
+    data = b"".join(chunks).decode("utf-8", "replace").encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "c-json.log"
+        w = logs.LogWriter(logs.LogFiles(path), lambda: None)
+        out = logs.Lines(w, "stdout", whole_lines=not terminal)
+        at = 0
+        for chunk in chunks:
+            out.write(data[at:at + len(chunk)])
+            at += len(chunk)
+        out.write(data[at:])
+        out.flush(end=True)
+        w.close()
+        logged = "".join(msgspec.json.decode(line)["log"] for line in path.read_bytes().splitlines())
+    assert logged == data.decode()
