@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -38,6 +37,7 @@ from .errors import EngineError, NotFound
 from .events import filters as flt
 from .events.bus import Bus
 from .events.journal import Journal
+from .fs import tree
 from .fs.diff import Change
 from .images.archive_load import LoadResult
 from .images.service import ImageFacts, Images, ImageUsage, PruneReport, User
@@ -136,7 +136,7 @@ class Engine:
         syscalls.mark_top_dir(self._records.root)  # one directory per container: spread them
         self._console_dir.mkdir(parents=True, exist_ok=True)
         # a build cut short by a crash (the builder itself is made at the first build)
-        await trio.to_thread.run_sync(shutil.rmtree, self._config.root / "build" / "tmp", True)
+        await trio.to_thread.run_sync(functools.partial(tree.remove, self._config.root / "build" / "tmp", ignore_errors=True))
         await trio.to_thread.run_sync(self._network.networks.load)
         await self._network.recover()
         for rt in self._runtimes.values():
@@ -151,7 +151,7 @@ class Engine:
             record_path = directory / "record.json"
             if directory.name.endswith(REMOVING) or not record_path.exists():  # cut short by a crash
                 await trio.to_thread.run_sync(functools.partial(rootfs.unmount, directory / "rootfs", own_fs=True))
-                await trio.to_thread.run_sync(shutil.rmtree, directory, True)
+                await trio.to_thread.run_sync(functools.partial(tree.remove, directory, ignore_errors=True))
                 continue
             try:
                 record = msgspec.json.decode(record_path.read_bytes(), type=ContainerRecord)
@@ -183,6 +183,7 @@ class Engine:
             log.warning("%s", exc.message)
         for c in adopting:
             await self._supervisor.adopt(c)
+        await self._volumes.settle()
         for c in ended:  # their exits are recorded before the API answers anyone
             await c.wait_until(lambda c=c: c.exits > 0)
         if adopting:
@@ -221,7 +222,7 @@ class Engine:
         if keeper is not None and not await keeper.shutdown():
             log.warning("the keeper still holds live containers: it stays")
         for rt in self._runtimes.values():
-            shutil.rmtree(rt.state_root, ignore_errors=True)
+            tree.remove(rt.state_root, ignore_errors=True)
         await trio.to_thread.run_sync(cgroups.remove, self._layout, self._config.cgroup_parent)
         await self._network.shutdown()
         self._journal.close()

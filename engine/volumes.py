@@ -29,12 +29,12 @@ container run, `destroy`, and `prune` (`reclaimed`).
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import os
 import re
 import secrets
-import shutil
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,7 +45,7 @@ import msgspec
 import trio
 
 from .events import filters as flt
-from .fs import inroot, tarstream
+from .fs import inroot, tarstream, tree
 from .events.bus import Bus
 from .containers.container import Container
 from .containers.files import feed_thread
@@ -121,6 +121,7 @@ class Volumes:
         self.users = users
         self.volumes: dict[str, VolumeRecord] = {}
         self._users: dict[str, set[str]] = {}  # volume → containers whose current run mounts it
+        self._out_of_reach: set[str] = set()  # device volumes adopted users hold that this daemon could not mount
         self._attached: dict[str, list[MountPoint]] = {}  # container → its volume mounts this run
         self.lock = trio.Lock()  # one change of the store or of device mounts at a time
 
@@ -171,13 +172,20 @@ class Volumes:
         for directory in sorted(self.root.iterdir()):
             if not directory.is_dir():
                 continue
-            rootfs.unmount(directory / "_data")  # a device mount a crashed daemon left behind
             record = directory / "volume.json"
             if not record.exists():
                 _delete_dir(directory)
                 continue
             vol = msgspec.json.decode(record.read_bytes(), type=VolumeRecord)
             self.volumes[vol.name] = vol
+
+    async def settle(self) -> None:
+        """After the containers a previous daemon left running were adopted: unmount the
+        device mounts it left that none of them uses (a crash's leftovers)."""
+        async with self.lock:
+            for name, vol in self.volumes.items():
+                if vol.options and not self._users.get(name):
+                    await trio.to_thread.run_sync(rootfs.unmount, self.data_path(name))
 
     # --- create, remove, prune --------------------------------------------------------
 
@@ -289,6 +297,10 @@ class Volumes:
                         await trio.to_thread.run_sync(self._write_new, vol)
                         self.volumes[m.name] = vol
                         self._publish(vol, "create")
+                    if m.name in self._out_of_reach:  # never the bare directory in its place
+                        raise OSError(errno.EBUSY, "its device is held by containers started before the daemon's "
+                                      "restart, out of this daemon's reach; start this container once they stop",
+                                      m.name)
                     users = self._users.setdefault(m.name, set())
                     if vol.options and not users:
                         await trio.to_thread.run_sync(mount_device, vol.options, self.data_path(m.name))
@@ -305,13 +317,31 @@ class Volumes:
                           **{"read/write": str(m.rw).lower()}, propagation=m.propagation)
 
     async def adopt(self, c: Container) -> None:
-        """A run a previous daemon started (its device volumes still mounted): count `c`
-        as a user of its volumes again, as `attach` did for that daemon. Nothing is
-        mounted, seeded or published: nothing changed for the container."""
+        """A run a previous daemon started: count `c` as a user of its volumes again, as
+        `attach` did for that daemon, and mount each device volume again where this
+        daemon sees its directory (`load` found it unmounted, or it was mounted in the
+        previous daemon's mount namespace only): the container keeps its own mount, and
+        the next container must get the device too, not the bare directory beneath.
+        Nothing is seeded or published: nothing changed for the container."""
         async with self.lock:
             for m in c.record.mounts:
                 if m.type == "volume":
-                    self._users.setdefault(m.name, set()).add(c.id)
+                    users = self._users.setdefault(m.name, set())
+                    vol = self.volumes.get(m.name)
+                    data = self.data_path(m.name)
+                    if vol is not None and vol.options and not users and not rootfs.is_mounted(data):
+                        try:
+                            if vol.options.get("type") in ("tmpfs", "ramfs") and "bind" not in vol.options.get("o", ""):
+                                # its data is that mount, in the previous daemon's namespace: a new
+                                # one would be another volume under the same name
+                                raise OSError(errno.EXDEV, "its mount is in the previous daemon's mount namespace")
+                            await trio.to_thread.run_sync(mount_device, vol.options, data)
+                        except OSError as exc:
+                            log.error("volume %s: could not mount its device again (%s): it is refused to other "
+                                      "containers until those started before this daemon are done with it",
+                                      m.name, exc.strerror or exc)
+                            self._out_of_reach.add(m.name)
+                    users.add(c.id)
                     self._attached.setdefault(c.id, []).append(m)
 
     async def detach(self, c: Container) -> None:
@@ -326,6 +356,7 @@ class Volumes:
                 users.discard(c.id)
                 if not users:
                     self._users.pop(m.name, None)
+                    self._out_of_reach.discard(m.name)
                     await trio.to_thread.run_sync(rootfs.unmount, self.data_path(m.name))
         for m in points:
             vol = self.volumes.get(m.name)
@@ -388,7 +419,7 @@ def _delete_dir(directory: Path) -> None:
     rootfs.unmount(data)
     if rootfs.is_mounted(data):
         raise EngineError(f"volume directory {data} is still mounted")
-    shutil.rmtree(directory)
+    tree.remove(directory)
 
 
 def _make_missing_dir(path: str) -> None:

@@ -28,7 +28,6 @@ import logging
 import os
 import posixpath
 import secrets
-import shutil
 import stat
 import time
 from contextlib import asynccontextmanager
@@ -42,7 +41,7 @@ from .. import timefmt
 from ..containers.files import Files
 from ..containers.service import ContainerService
 from ..errors import BadRequest, EngineError, NotFound
-from ..fs import diff as fsdiff, inroot, unpack
+from ..fs import diff as fsdiff, inroot, tree, unpack
 from ..images import reference
 from ..images.commit import store_image, write_layer
 from ..images.service import Images
@@ -125,7 +124,7 @@ class Builder:
                         await self.contexts.keep(session)
                     except OSError as exc:  # the build stands; the next one sends everything
                         log.warning("build context of %s not kept: %s", session.source, exc)
-                await trio.to_thread.run_sync(shutil.rmtree, work, True)
+                await trio.to_thread.run_sync(functools.partial(tree.remove, work, ignore_errors=True))
 
 
 class StepFailed(EngineError):

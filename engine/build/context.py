@@ -31,9 +31,10 @@ import msgspec
 from dockerignore import Ignore
 
 from ..errors import BadRequest
-from ..fs import inroot, unpack
+from ..fs import inroot, tree, unpack
 
 _GLOB = re.compile(r"[*?\[]")
+IGNORE_LIMIT = 1 << 20  # bytes of .dockerignore read (its patterns cost ~100 times their size)
 
 
 def decompressed(raw: BinaryIO) -> BinaryIO:
@@ -76,19 +77,27 @@ def read_dockerfile(root: Path, name: str) -> tuple[str, str]:
 def apply_ignore(root: Path) -> Ignore:
     """Remove what `.dockerignore` leaves out (clients filter too; this holds for any
     client). The Dockerfile and `.dockerignore` are read before, whatever it says."""
-    try:
-        ignore = Ignore((root / ".dockerignore").read_text(errors="replace"))
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:  # inside the context, as the Dockerfile: a link to a host file is a link to nothing here
+        data = inroot.read_file(fd, ".dockerignore", limit=IGNORE_LIMIT + 1)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return Ignore()
+    except OSError as exc:
+        raise BadRequest(f"cannot read .dockerignore: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > IGNORE_LIMIT:
+        raise BadRequest(f".dockerignore is larger than {IGNORE_LIMIT >> 20} MiB")
+    ignore = Ignore(data.decode("utf-8", "replace"))
     if not ignore:
         return ignore
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in tree.walk(root):
         rel = os.path.relpath(dirpath, root)
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+        for name in filenames:  # symlinks to directories among them (tree.walk)
             path = name if rel == "." else f"{rel}/{name}"
             if ignore.excluded(path):
                 os.unlink(os.path.join(dirpath, name))
-    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+    for dirpath, dirnames, filenames in tree.walk(root, topdown=False):
         rel = os.path.relpath(dirpath, root)
         if rel != "." and ignore.excluded(rel) and not os.listdir(dirpath):
             os.rmdir(dirpath)
@@ -111,7 +120,7 @@ def expand_sources(root: Path, sources: list[str]) -> list[str]:
             continue
         pattern = re.compile(_glob_regex(src))
         matched = []
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in tree.walk(root):
             rel = os.path.relpath(dirpath, root)
             for name in sorted(dirnames + filenames):
                 path = name if rel == "." else f"{rel}/{name}"
@@ -171,7 +180,7 @@ def plan(root: Path, sources: list[str], dest_is_dir: bool, dest_name: str, what
     for src in sources:
         host, st = find(root, src, what)
         if stat.S_ISDIR(st.st_mode):
-            for dirpath, dirnames, filenames in os.walk(host):
+            for dirpath, dirnames, filenames in tree.walk(host):
                 dirnames.sort()
                 rel = os.path.relpath(dirpath, host)
                 for name in dirnames + sorted(filenames):

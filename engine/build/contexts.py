@@ -27,10 +27,10 @@ are kept, the least recently built dropped first; `POST /build/prune` drops them
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
-import shutil
 import stat
 import time
 from pathlib import Path
@@ -40,7 +40,7 @@ import trio
 
 from ..errors import BadRequest
 from ..events import filters as flt
-from ..fs import inroot
+from ..fs import inroot, tree
 from ..timefmt import rfc3339
 from .options import CacheRecord, ContextAnswer, ContextFile, ContextOffer, PruneResult
 
@@ -109,7 +109,7 @@ class Contexts:
                 send = await trio.to_thread.run_sync(self._link, self.root / key, offer.files, work / "context")
         except BaseException:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(shutil.rmtree, work, True)
+                await trio.to_thread.run_sync(functools.partial(tree.remove, work, ignore_errors=True))
             raise
         recent = offer.now_ns - self.RACY_NS
         index = [f for f in offer.files if f.mtime_ns < recent and f.ctime_ns < recent]
@@ -135,7 +135,7 @@ class Contexts:
             await self._replace(session, stage, old)
         finally:
             if stage.exists():  # not kept: the build's own clean-up takes the rest
-                await trio.to_thread.run_sync(shutil.rmtree, stage, True)
+                await trio.to_thread.run_sync(functools.partial(tree.remove, stage, ignore_errors=True))
 
     async def _replace(self, session: Session, stage: Path, old: Path) -> None:
         async with self._lock:
@@ -155,7 +155,7 @@ class Contexts:
         for path in [old, *(old.with_name(f"{old.name}-{i}") for i in range(len(extra)))]:
             # after the build's answer, not before it: it is out of the way already (in
             # the scratch directory, which a daemon emptied at its start)
-            trio.lowlevel.spawn_system_task(trio.to_thread.run_sync, shutil.rmtree, path, True)
+            trio.lowlevel.spawn_system_task(trio.to_thread.run_sync, functools.partial(tree.remove, path, ignore_errors=True))
 
     async def prune(self, filters: flt.Filters | None = None, until_ns: int | None = None,
                     keep_bytes: int = 0) -> PruneResult:
@@ -182,7 +182,7 @@ class Contexts:
             dropped.append((path.name, old))
             reclaimed += size
         for _, old in dropped:
-            await trio.to_thread.run_sync(shutil.rmtree, old, True)
+            await trio.to_thread.run_sync(functools.partial(tree.remove, old, ignore_errors=True))
         return PruneResult([name for name, _ in dropped], reclaimed)
 
     def _by_age(self) -> list[tuple[Path, int, int]]:
@@ -218,7 +218,7 @@ class Contexts:
         for i, (session, found) in enumerate(sessions):
             if found.deadline < now or i < len(sessions) - (self.SESSIONS - 1):
                 if self._sessions.pop(session, None) is not None:  # not taken meanwhile
-                    await trio.to_thread.run_sync(shutil.rmtree, found.work, True)
+                    await trio.to_thread.run_sync(functools.partial(tree.remove, found.work, ignore_errors=True))
 
     @staticmethod
     def _link(kept: Path, files: list[ContextFile], dest: Path) -> list[int]:
@@ -284,7 +284,7 @@ def _disk_usage(path: Path) -> int:
     """The blocks of the files under `path`, each inode once; 0 for what vanished meanwhile."""
     seen: set[tuple[int, int]] = set()
     total = 0
-    for dirpath, _, filenames in os.walk(path):
+    for dirpath, _, filenames in tree.walk(path):
         for name in filenames:
             try:
                 st = os.lstat(os.path.join(dirpath, name))

@@ -292,11 +292,15 @@ class ContainerService:
         await self.supervisor.start(c)  # which publishes `start`
 
     async def stop_all(self, timeout: float | None = None) -> None:
-        """Stop every live container, in parallel (the daemon is shutting down)."""
+        """Stop every live container, in parallel (the daemon is shutting down), and let
+        each supervisor finish: the last thing one does is to have the keeper forget
+        the run, which must not find the keeper gone."""
         async with trio.open_nursery() as nursery:
             for c in self.containers:
                 if c.live:
                     nursery.start_soon(self._stop, c, timeout, False)
+        for c in list(self.containers):
+            await c.wait_until(lambda c=c: not c.supervised)
 
     async def stop(self, ref: str, timeout: float | None = None) -> Container:
         """SIGTERM (or the image's stop signal), then SIGKILL after `timeout` seconds."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import shutil
 import os
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import trio
 
 from .. import lifecycle, timefmt
 from ..errors import BadRequest, EngineError, StartFailed
+from ..fs import tree
 from ..images.store import ImageStore
 from ..lifecycle import State, Step
 from ..models import Health
@@ -323,7 +323,7 @@ class Supervisor:
         await self.keeper.release(c.id)
 
     def _drop_runtime_state(self, c: Container) -> None:
-        shutil.rmtree(self.runtime_for(c).state_root / c.id, ignore_errors=True)
+        tree.remove(self.runtime_for(c).state_root / c.id, ignore_errors=True)
         cgroups.remove(self.layout, self.cgroup_path(c))
 
     async def _back_off(self, c: Container, delay: float) -> bool:
@@ -458,7 +458,7 @@ class Supervisor:
         except FileNotFoundError:
             pass
         else:
-            self.nursery.start_soon(functools.partial(trio.to_thread.run_sync, shutil.rmtree, trash, True))
+            self.nursery.start_soon(trio.to_thread.run_sync, functools.partial(tree.remove, trash, ignore_errors=True))
         self.containers.forget(c)
         await self.volumes.release(c, volumes or c.record.host_config.auto_remove)
         c.removed = True

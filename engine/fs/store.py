@@ -18,6 +18,7 @@ import secrets
 from pathlib import Path
 
 from ..errors import NO_SPACE, no_space
+from . import tree
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
@@ -80,7 +81,7 @@ def fsync_dir(path: Path) -> None:
 def tree_size(path: Path) -> int:
     """Bytes in the files below `path` (what removing it frees, hard links aside)."""
     total = 0
-    for dirpath, _, files in os.walk(path):
+    for dirpath, _, files in tree.walk(path):
         for name in files:
             try:
                 total += os.lstat(os.path.join(dirpath, name)).st_size

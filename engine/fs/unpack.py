@@ -65,7 +65,6 @@ import hashlib
 import io
 import os
 import queue
-import shutil
 import stat
 import sys
 import tarfile
@@ -77,7 +76,7 @@ from typing import BinaryIO, Protocol
 
 import msgspec
 
-from . import inroot
+from . import inroot, tree
 from ..errors import BadRequest, EngineError
 
 CHUNK = 1 << 20
@@ -620,7 +619,7 @@ class _Unpacker:
             raise self.refuse(f"{_kind(info)} {info.name!r} would replace a directory")
         self.displaced = True
         if is_dir:
-            shutil.rmtree(base, dir_fd=pfd)  # the descriptor-based walk: never follows a link
+            tree.remove(base, dir_fd=pfd)  # the descriptor-based walk: never follows a link
         else:
             os.unlink(base, dir_fd=pfd)
         if is_dir or stat.S_ISLNK(existing.st_mode):

@@ -37,7 +37,7 @@ import msgspec
 
 import gounits
 from ..errors import BadRequest
-from ..fs import unpack
+from ..fs import tree, unpack
 from ..models import ImageConfig
 from . import reference
 from .archive import (
@@ -367,7 +367,7 @@ def _unpack(store: ImageStore, archive: Archive, loads: list[_Load], quiet: bool
                 parent = chain
     except BaseException:
         for chain in created:
-            shutil.rmtree(store.layers / chain.removeprefix("sha256:"), ignore_errors=True)
+            tree.remove(store.layers / chain.removeprefix("sha256:"), ignore_errors=True)
         raise
     return messages
 

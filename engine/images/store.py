@@ -46,6 +46,7 @@ import msgspec
 from .. import timefmt
 from ..errors import BadRequest, Conflict, EngineError, no_such_image
 from ..models import HistoryEntry, ImageConfig, ImageRuntimeConfig, RootFS
+from ..fs import tree
 from ..fs.store import atomic_write, fsync_dir, tree_size
 from . import layers, reference, tarsplit
 from .reference import Reference
@@ -87,7 +88,7 @@ class UnpackedLayer(NamedTuple):
 
     def discard(self) -> None:
         """Remove the scratch directory (nothing, once the layer was renamed into place)."""
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        tree.remove(self.scratch, ignore_errors=True)
 
 
 def chain_id(parent: str, diff_id: str) -> str:
@@ -116,7 +117,7 @@ class ImageStore:
 
     def _load(self) -> None:
         for tmp in self.tmp.iterdir():  # half-done imports from before a crash
-            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
+            tree.remove(tmp, ignore_errors=True)
         for blob in self.blobs.iterdir():
             data = blob.read_bytes()
             image_id = "sha256:" + blob.name
@@ -130,7 +131,7 @@ class ImageStore:
         in_use = {c.removeprefix("sha256:") for image in self.images.values() for c in self.layer_chain(image)}
         for layer in self.layers.iterdir():
             if layer.name not in in_use:  # unpacked, but its image never got written
-                shutil.rmtree(layer, ignore_errors=True)
+                tree.remove(layer, ignore_errors=True)
 
     def resolve(self, ref: str) -> Image:
         """Find an image by `name[:tag]`, full or short ID, or `sha256:` ID."""
@@ -218,7 +219,7 @@ class ImageStore:
                     shutil.copyfileobj(layers.uncompressed(raw), out, 1 << 20)
             return UnpackedLayer(scratch, diff_id, done.size, tree_size(diff))
         except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
+            tree.remove(scratch, ignore_errors=True)
             raise
 
     def commit_layer(self, unpacked: UnpackedLayer, parent: str) -> tuple[str, str]:
@@ -370,7 +371,7 @@ class ImageStore:
         in_use = {c for image in self.images.values() for c in self.layer_chain(image)}
         for chain in chains:
             if chain not in in_use:
-                shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
+                tree.remove(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
 
     def delete(self, image: Image) -> None:
         """Delete the image's config and every layer no other image uses."""
@@ -383,7 +384,7 @@ class ImageStore:
         in_use = {c for other in self.images.values() for c in self.layer_chain(other)}
         for chain in self.layer_chain(image):
             if chain not in in_use:
-                shutil.rmtree(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
+                tree.remove(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
 
     def _save_tags(self, tags: dict[str, str]) -> None:
         """Write `tags`, then take them: a failed write (a full disk) changes nothing."""

@@ -25,7 +25,8 @@ def test_every_pair_has_an_answer(state, action):
         assert exc.status in (304, 409)
     else:
         end, events = lifecycle.walk(state, accept.steps)  # every step is a legal move
-        assert isinstance(end, State) and events
+        # kill of a restarting container only ends its loop: dockerd signals nothing, says nothing
+        assert isinstance(end, State) and (events or (state, action) == (State.RESTARTING, Action.KILL))
 
 
 def test_docker_statuses():
