@@ -25,7 +25,7 @@ from . import timefmt
 from .build.changes import compile_changes
 from .build.options import BuildOptions, CacheRecord, ContextAnswer, ContextOffer, Emit as BuildEmit, PruneResult
 from .config import DaemonConfig
-from .containers import logs, pump, stats
+from .containers import checks, logs, pump, stats
 from .containers.container import Container
 from .containers.execs import Exec, Execs, Output
 from .containers.files import Files, PathStat, Sender
@@ -419,6 +419,7 @@ class Engine:
     def claim_exec(self, exec_id: str, console_size: list[int] | None = None) -> Exec:
         """Take a session for its one start (409 if started before or its container is
         not running), with the terminal size to start it at, if given."""
+        checks.console_size(console_size)  # before the session is taken (and the connection hijacked)
         session = self._execs.claim(exec_id)
         if console_size:
             session.config.console_size = console_size

@@ -179,3 +179,32 @@ def test_a_container_outlives_a_full_disk_under_its_log(small):
     assert replay[0]["Actor"]["Attributes"]["error"] == "No space left on device"
     api.remove(cid)
     assert api.get(f"/containers/{cid}/json").status == 404
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"Image": "busybox", "HostConfig": {"Memory": 2**63}}, "does not fit in a 64-bit integer"),
+    ({"Image": "busybox", "HostConfig": {"MemorySwap": -(2**63) - 1}}, "does not fit in a 64-bit integer"),
+    ({"Image": "busybox", "HostConfig": {"Ulimits": [{"Name": "nofile", "Soft": 2**64, "Hard": 1}]}}, "64-bit"),
+    ({"Image": "busybox", "Tty": True, "HostConfig": {"ConsoleSize": [70000, 70000]}}, "from 0 to 65535"),
+    ({"Image": "busybox", "Env": [""]}, "invalid environment variable"),
+    ({"Image": "busybox", "Cmd": ["echo", "a\0b"]}, "NUL"),
+    ({"Image": "busybox", "WorkingDir": "/a\0b"}, "NUL"),
+])
+def test_values_no_go_client_could_read_back_are_400(api, body, message):
+    """Stored, an integer beyond 64 bits would break `inspect` for every Go client; a
+    size a terminal cannot hold, an empty variable and a NUL (which the runtime would
+    cut at) are refused at create too."""
+    reply = api.post("/containers/create", body)
+    assert reply.status == 400 and message in reply.json()["message"], (reply.status, reply.body)
+
+
+def test_deep_json_terminal_sizes_and_digest_tags_are_400(api, quiet):
+    deep = api.request("POST", "/containers/create", body=b"[" * 50000, headers={"Content-Type": "application/json"})
+    assert deep.status == 400 and "nested too deeply" in deep.json()["message"]
+    for h, w in ((70000, 70000), (-1, -1)):
+        assert api.post(f"/containers/{quiet}/resize", h=h, w=w).status == 400
+    exec_id = api.post(f"/containers/{quiet}/exec", {"Cmd": ["true"], "ConsoleSize": [70000, 1]})
+    assert exec_id.status in (400, 409), exec_id.body  # a stopped container: 409 comes first
+    tagged = api.post("/images/busybox/tag", repo="a@sha256:" + "0" * 64)
+    assert tagged.status == 400 and "digest" in tagged.json()["message"]
+    assert api.post("/images/busybox/tag", repo="a" * 256).status == 400

@@ -434,6 +434,28 @@ def test_build_options_dockerd_refuses_or_applies(build, api):
     assert _output(api, "bt-ulimit", "cat /n") == "100\n"
 
 
+def test_a_dockerignore_link_is_read_inside_the_context(api, tmp_path):
+    """A `.dockerignore` that links to a host file reads nothing of the host (the file it
+    names is resolved inside the context, where there is none)."""
+    secret = tmp_path / "ignore-src"
+    secret.write_text("TOPSECRET\n")
+    buf = io.BytesIO(context({"Dockerfile": "FROM busybox\nCOPY . /c\n", "TOPSECRET": "t", "NOTSECRET": "n"}))
+    raw = buf.getvalue()[:-1024]
+    buf = io.BytesIO(raw)
+    with tarfile.open(fileobj=buf, mode="a") as tar:
+        link = tarfile.TarInfo(".dockerignore")
+        link.type, link.linkname = tarfile.SYMTYPE, str(secret)
+        tar.addfile(link)
+    reply = api.request("POST", "/build", query={"t": "bt-ignorelink"}, body=buf.getvalue(),
+                        headers={"Content-Type": "application/x-tar"})
+    result = Build(reply.status, reply.body)
+    try:
+        assert result.error is None, result.body
+        assert "TOPSECRET" in _output(api, "bt-ignorelink", "ls /c").split()
+    finally:
+        api.delete("/images/bt-ignorelink", force="1")
+
+
 def test_add_from_a_url_on_this_host_only(build, api, tmp_path):
     import functools
     import http.server

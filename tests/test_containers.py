@@ -253,6 +253,16 @@ def test_a_start_by_hand_resets_the_count_and_kill_ends_a_restart_loop(api):
         assert api.delete(f"/containers/{c}").status == 204
 
 
+def test_a_tree_deeper_than_pythons_recursion_limit_is_removed(api):
+    """A container's own 1,500-level tree goes with it; the daemon serves on."""
+    cid = api.run(["sh", "-c", "cd /tmp; i=0; while [ $i -lt 1500 ]; do mkdir d; cd d; i=$((i+1)); done"],
+                  HostConfig={"NetworkMode": "none"})
+    assert api.wait(cid) == 0
+    assert api.delete(f"/containers/{cid}").status == 204
+    time.sleep(0.5)  # the tree goes after the answer, in the background
+    assert api.get("/_ping").status == 200 and api.get("/system/df").status == 200
+
+
 def test_ps_filters(api):
     a = api.run(["sleep", "60"], name="ps-a", Labels={"tier": "web"})
     b = api.run(["sh", "-c", "exit 2"], name="ps-b")

@@ -240,10 +240,7 @@ async def _copy_stdin(engine: Engine, c: Container, sock, head: bytes, matcher: 
 
 
 async def resize(req: Request, engine: Engine) -> Response:
-    try:
-        height, width = int(req.q("h")), int(req.q("w"))
-    except ValueError:
-        raise BadRequest("h and w must be numbers") from None
+    height, width = query.terminal_size(req)
     await engine.resize(req.params["id"], height, width)
     return Response(200)
 

@@ -7,9 +7,8 @@ import struct
 import trio
 
 from ..core import Engine
-from ..errors import BadRequest
 from ..models import ExecConfig, ExecStart
-from . import detach_keys
+from . import detach_keys, query
 from .http import Request, Response, json_response
 
 
@@ -84,9 +83,6 @@ async def inspect(req: Request, engine: Engine) -> Response:
 
 
 async def resize(req: Request, engine: Engine) -> Response:
-    try:
-        height, width = int(req.q("h")), int(req.q("w"))
-    except ValueError:
-        raise BadRequest("h and w must be numbers") from None
+    height, width = query.terminal_size(req)
     engine.resize_exec(req.params["id"], height, width)
     return Response(200)

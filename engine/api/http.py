@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import http
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from urllib.parse import parse_qs, urlsplit
 
@@ -204,6 +205,8 @@ class Request:
         if not data.strip():
             data = b"{}"
         try:
+            if _LONG_NUMBER.search(data):
+                _check_int64(data)
             value = msgspec.json.decode(data, type=type_)
             if not keycase.miscased(data, type_):
                 return value
@@ -212,6 +215,8 @@ class Request:
             error = exc
         except msgspec.DecodeError as exc:
             raise BadRequest(f"invalid JSON in request body: {exc}") from None
+        except RecursionError:
+            raise BadRequest("invalid JSON in request body: nested too deeply") from None
         # A null where Go would keep the zero value, or a key in another case than its
         # field's: decode again as Go would read the body.
         try:
@@ -221,6 +226,8 @@ class Request:
             raise BadRequest(f"invalid request body: {error or exc}") from None
         except msgspec.DecodeError as exc:  # `34c350`: the typed decode stopped at the type, before the rest
             raise BadRequest(f"invalid JSON in request body: {exc}") from None
+        except RecursionError:
+            raise BadRequest("invalid JSON in request body: nested too deeply") from None
 
     async def stream(self, content_type: str = "application/json", status: int = 200,
                      headers: list[tuple[str, str]] = ()) -> Stream:
@@ -443,6 +450,24 @@ class Connection:
             data += self.h11.send(h11.Data(data=response.body))
         data += self.h11.send(h11.EndOfMessage())
         await self.sock.send_all(data)
+
+
+# A run of 19 digits: the only way a JSON number can leave a 64-bit integer's range.
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def _check_int64(data: bytes) -> None:
+    """Refuse a body with an integer beyond 64 bits, as Go's decoder does for every int
+    field dockerd has (stored, it would break `inspect` for every Go client)."""
+    todo = [msgspec.json.decode(data)]
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            todo.extend(value.values())
+        elif isinstance(value, list):
+            todo.extend(value)
+        elif isinstance(value, int) and not -(1 << 63) <= value < (1 << 63):
+            raise BadRequest(f"invalid request body: the number {value} does not fit in a 64-bit integer")
 
 
 def unexpected(req: Request, exc: Exception) -> EngineError:

@@ -81,3 +81,11 @@ def _unix_ns(value: str) -> int:
 def _quote(value: str) -> str:
     """The value as a message may quote it: cut short, never 5000 digits back."""
     return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+def terminal_size(req) -> tuple[int, int]:
+    """`h` and `w` of a resize (the Engine checks their range)."""
+    try:
+        return int(req.q("h")), int(req.q("w"))
+    except ValueError:
+        raise BadRequest("h and w must be numbers") from None

@@ -43,8 +43,13 @@ def config(req: CreateRequest) -> None:
         except ValueError:
             raise BadRequest(f"Invalid signal: {req.stop_signal}") from None
     for entry in req.env or []:
-        if entry.startswith("="):
+        if not entry or entry.startswith("="):
             raise BadRequest(f"invalid environment variable: {entry}")
+    # a NUL would cut the string where the runtime reads it: refused, never cut
+    for what, words in (("Cmd", req.cmd), ("Entrypoint", req.entrypoint), ("Env", req.env),
+                        ("WorkingDir", [req.working_dir])):
+        if any("\0" in word for word in words or [] if word):
+            raise BadRequest(f"{what} may not contain a NUL character")
     health = req.healthcheck
     if health is not None:
         for what, value in (("Interval", health.interval), ("Timeout", health.timeout),
@@ -205,8 +210,7 @@ def settings(req: CreateRequest, hc: HostConfig) -> None:
         raise BadRequest("NetworkDisabled: set NetworkMode \"none\" for a container without a network")
     if req.mac_address:
         check_mac(req.mac_address)
-    if hc.console_size is not None and (len(hc.console_size) != 2 or min(hc.console_size) < 0):
-        raise BadRequest("ConsoleSize: two sizes are needed, [height, width], neither negative")
+    console_size(hc.console_size)
     log_type = hc.log_config.type or "json-file"
     if log_type == "json-file":
         logs.log_options(hc.log_config.config)
@@ -256,3 +260,9 @@ def parse_link(spec: str) -> tuple[str, str]:
     if parts[0].startswith("/"):
         return parts[0][1:], parts[1].rsplit("/", 1)[-1]
     return parts[0], parts[1]
+
+
+def console_size(size: list[int] | None, what: str = "ConsoleSize") -> None:
+    """A terminal's [height, width]: what a terminal holds, 0 to 65535 each."""
+    if size is not None and (len(size) != 2 or not all(0 <= n <= 65535 for n in size)):
+        raise BadRequest(f"{what}: two sizes are needed, [height, width], each from 0 to 65535")

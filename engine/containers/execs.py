@@ -26,6 +26,7 @@ from ..runtime import bundle, oci
 from ..runtime.attach_lock import AttachLock
 from ..runtime.oci import RuntimeFailure
 from ..runtime.terminal import Terminal
+from . import checks
 from .container import Container
 from .records import Containers
 
@@ -94,6 +95,7 @@ class Execs:
         check_running(c)
         if not config.cmd:
             raise BadRequest("No exec command specified")
+        checks.console_size(config.console_size)
         self._forget_removed()
         session = Exec(secrets.token_hex(32), c, config)
         self.attach_lock.take_ahead()  # its start follows: the grace period begins now
@@ -134,6 +136,7 @@ class Execs:
     def resize(self, exec_id: str, height: int, width: int) -> None:
         """Resize the session's terminal; one that is still being made gets the size
         once it exists (the docker CLI resizes right after the start)."""
+        checks.console_size([height, width], "h and w")
         session = self.get(exec_id)
         if not session.config.tty or not session.started or session.exit_code is not None:
             raise Conflict(f"Exec {exec_id} is not running with a terminal")

@@ -677,6 +677,7 @@ class ContainerService:
 
     async def resize(self, ref: str, height: int, width: int) -> None:
         """Set the size of a container's terminal (kept for its next runs too)."""
+        checks.console_size([height, width], "h and w")
         c = self.containers.get(ref)
         if not c.has_process:
             raise Conflict(f"Container {c.id} is not running")

@@ -118,6 +118,7 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
 
 LAYER = Policy(refused="invalid layer", failed="invalid layer", where="layer", whiteouts=True,
                root_metadata=True, symlinks_inside=True, replace_dirs=False)
+OWN_LAYER = msgspec.structs.replace(LAYER, symlinks_inside=False)  # berth's own: commit, build (layers.apply_tar)
 
 
 def copy_policy(*, no_overwrite_dir_non_dir: bool = False, chown_to: tuple[int, int] | None = None) -> Policy:

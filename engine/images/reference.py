@@ -55,6 +55,8 @@ def parse(ref: str, tag: str = "") -> Reference:
     tag = tag or ref_tag or DEFAULT_TAG
     if not _NAME_RE.match(name):
         raise BadRequest(f"invalid reference format: repository name ({name}) must be lowercase")
+    if len(name) > 255:
+        raise BadRequest("invalid reference format: repository name must not be more than 255 characters")
     if not _TAG_RE.match(tag):
         raise BadRequest(f"invalid tag format: {tag!r}")
     if digest and not _DIGEST_RE.match(digest):

@@ -228,6 +228,8 @@ class Images:
     async def tag(self, source: str, repo: str, tag: str = "") -> None:
         image = self.store.resolve(source)
         ref = reference.parse(repo, tag)
+        if ref.digest:  # as dockerd: a digest is what a registry says, never a name given here
+            raise BadRequest("refusing to create a tag with a digest reference")
         async with self.lock:
             await trio.to_thread.run_sync(self.store.tag, image, ref)
         self.publish(image.id, "tag", str(ref))
