@@ -440,6 +440,11 @@ class Engine:
         """Run `cmd` inside a running container; return (exit code, stdout+stderr)."""
         return await self._execs.run_to_end(ref, cmd, user=user, workdir=workdir, env=env, timeout=timeout)
 
+    def exec_ids(self, c: Container) -> list[str] | None:
+        """The container's exec sessions that have not ended (inspect's `ExecIDs`, null
+        for none, as dockerd)."""
+        return [i for i, s in self._execs.sessions.items() if s.container is c and s.exit_code is None] or None
+
     def inspect_exec(self, exec_id: str) -> dict:
         """`GET /exec/{id}/json`, in Docker's shape."""
         return self._execs.get(exec_id).inspect()

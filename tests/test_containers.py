@@ -263,6 +263,20 @@ def test_a_tree_deeper_than_pythons_recursion_limit_is_removed(api):
     assert api.get("/_ping").status == 200 and api.get("/system/df").status == 200
 
 
+def test_inspect_lists_the_execs_that_have_not_ended(api):
+    cid = api.run(["sleep", "30"], HostConfig={"NetworkMode": "none"})
+    assert api.get_json(f"/containers/{cid}/json")["ExecIDs"] is None
+    exec_id = api.post(f"/containers/{cid}/exec", {"Cmd": ["true"]}).json()["Id"]
+    assert api.get_json(f"/containers/{cid}/json")["ExecIDs"] == [exec_id]
+    assert api.post(f"/exec/{exec_id}/start", {"Detach": True}).status == 200
+    deadline = time.monotonic() + 10
+    while api.get_json(f"/exec/{exec_id}/json")["Running"] or api.get_json(f"/exec/{exec_id}/json")["ExitCode"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert api.get_json(f"/containers/{cid}/json")["ExecIDs"] is None
+    api.delete(f"/containers/{cid}", force=1)
+
+
 def test_ps_filters(api):
     a = api.run(["sleep", "60"], name="ps-a", Labels={"tier": "web"})
     b = api.run(["sh", "-c", "exit 2"], name="ps-b")

@@ -148,7 +148,7 @@ def container_inspect(engine: Engine, c: Container) -> dict:
         "ResolvConfPath": str(c.dir / "resolv.conf"), "HostnamePath": str(c.dir / "hostname"),
         "HostsPath": str(c.dir / "hosts"), "LogPath": str(c.log_path), "Name": "/" + r.name,
         "RestartCount": r.restart_count, "Driver": "overlay", "Platform": "linux",
-        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": engine.exec_ids(c),
         "HostConfig": host_config,
         "GraphDriver": {"Name": "overlay", "Data": {
             "LowerDir": ":".join(reversed(lowers)), "UpperDir": str(c.upper),
