@@ -43,8 +43,9 @@ from .images.archive_load import LoadResult
 from .images.service import ImageFacts, Images, ImageUsage, PruneReport, User
 from .images.store import Image, ImageStore
 from .lifecycle import State
-from .models import (AuthConfig, BusStatistics, CommitOptions, ContainerRecord, CreateRequest, EndpointSettings, Event,
-                     ExecConfig, Health, ImageRuntimeConfig, IPAMPool, NetworkRecord, PluginView, ResourceUsage, RuntimeInfo, SearchResult, SystemInfo, UpdateRequest,
+from .models import (AuthConfig, BusStatistics, CommitOptions, ContainerRecord, CreateRequest, DistributionInspect,
+                     EndpointSettings, Event, ExecConfig, Health, ImageRuntimeConfig, IPAMPool, NetworkRecord,
+                     PluginView, ResourceUsage, RuntimeInfo, SearchResult, SystemInfo, UpdateRequest,
                      VolumeCreateRequest, VolumeRecord)
 from .network import netns
 from .network.manager import NetworkManager
@@ -546,6 +547,10 @@ class Engine:
     async def push(self, name: str, tag: str = "", *, auth: AuthConfig | None = None, progress: Emit) -> None:
         """`docker push name[:tag]` (no tag: every tag of the repository), progress as `pull`'s."""
         await self._registries.push(name, tag, auth, progress)
+
+    async def distribution(self, name: str, *, auth: AuthConfig | None = None) -> DistributionInspect:
+        """`GET /distribution/{name}/json`: the registry's descriptor and platforms of `name`."""
+        return await self._registries.distribution(name, auth)
 
     def registry_credentials(self, header: str) -> AuthConfig | None:
         """Credentials from an `X-Registry-Auth` header (base64url JSON); None for none."""

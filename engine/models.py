@@ -682,6 +682,26 @@ class AuthConfig(msgspec.Struct, omit_defaults=True):
     registrytoken: str = ""
 
 
+class DistributionPlatform(msgspec.Struct, omit_defaults=True):
+    architecture: str = ""
+    os: str = ""
+    variant: str = ""
+
+
+class DistributionDescriptor(msgspec.Struct, rename={"media_type": "mediaType"}):
+    media_type: str
+    digest: str
+    size: int
+
+
+class DistributionInspect(msgspec.Struct, rename="pascal"):
+    """`GET /distribution/{name}/json` (docker-py's `get_registry_data`): what a registry
+    has under a name, read from its manifest (a list's entries, or the image's config)."""
+
+    descriptor: DistributionDescriptor
+    platforms: list[DistributionPlatform]
+
+
 class ProgressDetail(msgspec.Struct, omit_defaults=True):
     current: int = 0
     total: int = 0

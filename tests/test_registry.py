@@ -332,6 +332,19 @@ def test_pull_by_digest_in_tag_every_tag_and_each_digest_kept(api, registry, fre
     assert {"Untagged": f"{name}@{digest}"} in removed and any("Deleted" in r for r in removed), removed
 
 
+def test_distribution_inspect_reads_the_registry(api, registry):
+    """docker-py's `get_registry_data`: the manifest's descriptor and the image's platform."""
+    name = f"{registry.host}/distinfo"
+    commit_image(api, name, "v1", "echo d > /hello.txt")
+    digest = [m["aux"]["Digest"] for m in messages(push(api, name, "v1")) if "aux" in m][0]
+    reply = api.request("GET", f"/distribution/{name}:v1/json", headers=auth_header())
+    assert reply.status == 200, reply.body
+    found = reply.json()
+    assert found["Descriptor"]["digest"] == digest and found["Descriptor"]["size"] > 0
+    assert found["Platforms"] == [{"architecture": "amd64", "os": "linux"}] or found["Platforms"][0]["os"] == "linux"
+    assert api.request("GET", f"/distribution/{name}:nope/json", headers=auth_header()).status == 404
+
+
 def test_push_of_a_missing_image_is_the_streams_error(api, registry):
     reply = push(api, f"{registry.host}/never-made", "v1")
     assert reply.status == 200

@@ -82,6 +82,11 @@ async def auth(req: Request, engine: Engine) -> Response:
     return json_response({"IdentityToken": "", "Status": status})
 
 
+async def distribution(req: Request, engine: Engine) -> Response:
+    """`GET /distribution/{name}/json` (docker-py's `get_registry_data`)."""
+    return json_response(await engine.distribution(req.params["name"], auth=registry_auth(req, engine)))
+
+
 async def search(req: Request, engine: Engine) -> Response:
     """`docker search TERM`: the registry's v1 search, as Docker's JSON list."""
     found = await engine.search_images(req.q("term"), req.qint("limit", 25), query.filters(req.q("filters")),

@@ -62,6 +62,7 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", r"/images/create", images.create),
     ("POST", rf"/images/{_NAME}/push", images.push),
     ("POST", r"/auth", images.auth),
+    ("GET", rf"/distribution/{_NAME}/json", images.distribution),
     ("GET", r"/images/json", images.list_),
     ("GET", r"/images/search", images.search),
     ("GET", rf"/images/{_NAME}/json", images.inspect),

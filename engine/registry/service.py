@@ -31,7 +31,8 @@ from ..events import constructors
 from ..events.bus import Bus
 from ..images import reference
 from ..images.store import ImageStore, host_arch
-from ..models import AuthConfig, SearchResult
+from ..models import (AuthConfig, DistributionDescriptor, DistributionInspect, DistributionPlatform,
+                      SearchResult)
 from . import auth as authn
 from . import search as searching
 from .claims import Claims
@@ -184,6 +185,29 @@ class Registries:
                                           architecture=arch, claims=self._claims, sources=self._sources)
         self.bus.publish(constructors.transfer(str(ref), "pull", ref.repo))
         return pulled.image_id
+
+    async def distribution(self, name: str, credentials: AuthConfig | None) -> DistributionInspect:
+        """What the registry has under `name` (dockerd's distribution inspect): the
+        manifest's descriptor, and the platforms of a list's entries or of the image."""
+        from .pull import fetch_config, fetch_manifest
+
+        ref = reference.parse(name)
+        checked = authn.credentials(credentials) if credentials else None
+        try:
+            async with self._client(ref.repo, checked) as client:
+                data, digest, manifest = await fetch_manifest(client, ref.digest or ref.tag, str(ref))
+                if manifest.is_list:
+                    platforms = [DistributionPlatform(e.platform.architecture, e.platform.os, e.platform.variant)
+                                 for e in manifest.manifests if e.platform is not None]
+                else:
+                    config = msgspec.json.decode(await fetch_config(client, manifest.config, str(ref)),
+                                                 type=DistributionPlatform)
+                    platforms = [config]
+        except Unauthorized as exc:
+            raise EngineError(exc.message) from None
+        except msgspec.DecodeError as exc:
+            raise BadRequest(f"invalid image config of {ref}: {exc}") from None
+        return DistributionInspect(DistributionDescriptor(manifest.media_type, digest, len(data)), platforms)
 
     async def push(self, name: str, tag: str, credentials: AuthConfig | None, emit: Emit) -> None:
         """Push the image `name` (with `tag`: that tag, else every tag of the repository)."""
