@@ -73,9 +73,9 @@ class Response:
         while not self._eof:
             if self._chunked:
                 while b"\r\n" not in self._buf:
-                    if not self._fill():
+                    if not self._fill():  # before the last chunk: the daemon went away (as docker's "unexpected EOF")
                         self._eof = True
-                        return b""
+                        raise ConnectError("unexpected EOF: the daemon closed the connection mid-response")
                 size_line, _, rest = self._buf.partition(b"\r\n")
                 size = int(size_line.split(b";")[0], 16)
                 if size == 0:
@@ -87,6 +87,8 @@ class Response:
                 return rest[:size]
             if not self._buf and not self._fill():
                 self._eof = True
+                if self._left:
+                    raise ConnectError("unexpected EOF: the daemon closed the connection mid-response")
                 return b""
             take = self._buf[:n] if self._left is None else self._buf[:min(n, self._left)]
             self._buf = self._buf[len(take):]
