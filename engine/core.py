@@ -215,8 +215,7 @@ class Engine:
         parallel), then the keeper; with live restore, leave them running for the next
         daemon (their output waits in their pipes, which the keeper holds)."""
         if self._config.live_restore:
-            pump.stop_reading()
-            self._journal.close()
+            pump.stop_reading()  # the journal stays open for the exits recorded until the daemon ends (close)
             return
         await self._containers.stop_all(timeout)
         keeper = self._supervisor.keeper
@@ -226,6 +225,10 @@ class Engine:
             tree.remove(rt.state_root, ignore_errors=True)
         await trio.to_thread.run_sync(cgroups.remove, self._layout, self._config.cgroup_parent)
         await self._network.shutdown()
+        self._journal.close()
+
+    def close(self) -> None:
+        """After the daemon's tasks ended (the supervisors among them): the event journal."""
         self._journal.close()
 
     # --- the daemon and its events -------------------------------------------

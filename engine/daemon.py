@@ -70,6 +70,7 @@ async def serve(config: DaemonConfig, plan: listeners.Plan, layout: cgroups.Layo
                 accepting.cancel()  # no new connections; open ones see their containers stop
                 await engine.shutdown()
                 daemon.cancel_scope.cancel()
+            engine.close()  # the journal last: what the supervisors published until now is in it
     finally:
         for endpoint in endpoints:
             with trio.CancelScope(shield=True):

@@ -235,7 +235,8 @@ def lex(text: str) -> list[tuple[str, object, int]]:
 def _action_end(text: str, i: int, line: int) -> int:
     """Where the action starting at `i` ends (the index of its `}}`), skipping quoted text."""
     n = len(text)
-    if text.startswith("/*", i) or text.startswith("/*", i + 1):
+    # a comment opens the action, or follows the space of a `{{- ` (not a quote: `{{"/*"}}`)
+    if text.startswith("/*", i) or (text[i:i + 1] in _SPACE and text.startswith("/*", i + 1)):
         end = text.find("*/", i)
         close = text.find("}}", end + 2) if end >= 0 else -1
         if end < 0 or close < 0:

@@ -31,7 +31,7 @@ def options(req: Request) -> BuildOptions:
     # refused as dockerd refuses them on Linux, rather than taken and ignored
     if req.q("isolation") not in ("", "default"):
         raise BadRequest(f"Unsupported isolation: {req.q('isolation')!r}")
-    if _json(req, "securityopt", list[str] | None, None) is not None:
+    if req.q("securityopt") not in ("", "null", "[]"):  # the docker CLI sends the words, docker-py JSON
         raise BadRequest("The daemon on this platform does not support setting security options on build")
     if req.q("cgroupparent"):
         raise BadRequest("--cgroup-parent is not supported by berth's builder: its RUN steps run in berth's own "

@@ -504,6 +504,8 @@ class _Run:
                 return layers.resolve(path)
             except NotADirectoryError as exc:
                 raise BadRequest(f"Cannot mkdir: {exc.filename} is not a directory") from None
+            except OSError as exc:  # ELOOP: links that lead round in a circle
+                raise BadRequest(f"{path}: {exc.strerror}") from None
 
     async def commit_layer(self, state: _State, config: ImageRuntimeConfig, created_by: str, key: str,
                            change, say: bool = True) -> None:

@@ -45,11 +45,7 @@ def config(req: CreateRequest) -> None:
     for entry in req.env or []:
         if not entry or entry.startswith("="):
             raise BadRequest(f"invalid environment variable: {entry}")
-    # a NUL would cut the string where the runtime reads it: refused, never cut
-    for what, words in (("Cmd", req.cmd), ("Entrypoint", req.entrypoint), ("Env", req.env),
-                        ("WorkingDir", [req.working_dir])):
-        if any("\0" in word for word in words or [] if word):
-            raise BadRequest(f"{what} may not contain a NUL character")
+    no_nul(("Cmd", req.cmd), ("Entrypoint", req.entrypoint), ("Env", req.env), ("WorkingDir", [req.working_dir]))
     health = req.healthcheck
     if health is not None:
         for what, value in (("Interval", health.interval), ("Timeout", health.timeout),
@@ -266,3 +262,10 @@ def console_size(size: list[int] | None, what: str = "ConsoleSize") -> None:
     """A terminal's [height, width]: what a terminal holds, 0 to 65535 each."""
     if size is not None and (len(size) != 2 or not all(0 <= n <= 65535 for n in size)):
         raise BadRequest(f"{what}: two sizes are needed, [height, width], each from 0 to 65535")
+
+
+def no_nul(*fields: tuple[str, list[str] | str | None]) -> None:
+    """A NUL would cut the string where the runtime reads it: refused, never cut."""
+    for what, words in fields:
+        if any("\0" in word for word in words or [] if word):
+            raise BadRequest(f"{what} may not contain a NUL character")

@@ -96,6 +96,8 @@ class Execs:
         if not config.cmd:
             raise BadRequest("No exec command specified")
         checks.console_size(config.console_size)
+        checks.no_nul(("Cmd", config.cmd), ("Env", config.env), ("WorkingDir", [config.working_dir]),
+                      ("User", [config.user]))
         self._forget_removed()
         session = Exec(secrets.token_hex(32), c, config)
         self.attach_lock.take_ahead()  # its start follows: the grace period begins now

@@ -145,6 +145,8 @@ def _from_mount(m: Mount, data_path: Callable[[str], str]) -> tuple[MountPoint, 
                 raise _invalid(kind, "invalid tmpfs size")
             options.append(f"size={m.tmpfs_options.size_bytes}")
         if m.tmpfs_options and m.tmpfs_options.mode:
+            if not 0 <= m.tmpfs_options.mode < 1 << 32:  # Go's os.FileMode: stored, it broke every client's inspect
+                raise BadRequest(f"invalid tmpfs mode {m.tmpfs_options.mode}: a file mode is 32 bits")
             options.append(f"mode={m.tmpfs_options.mode & 0o7777:o}")
         return MountPoint(type="tmpfs", destination=dst, rw=not m.read_only, tmpfs_options=options), None
     vo = m.volume_options

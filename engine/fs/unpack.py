@@ -110,15 +110,13 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     where: str  # what the destination is called in messages
     whiteouts: bool = False  # `.wh.` members become overlay whiteouts (image layers)
     root_metadata: bool = False  # a `.` directory member sets the root's owner, mode, time
-    symlinks_inside: bool = False  # a relative symlink may not climb above the root
     replace_dirs: bool = True  # a non-directory member may replace a directory
     no_overwrite_dir_non_dir: bool = False  # neither replaces the other (the cp option)
     chown_to: tuple[int, int] | None = None  # owner of every entry (cp's copyUIDGID)
 
 
 LAYER = Policy(refused="invalid layer", failed="invalid layer", where="layer", whiteouts=True,
-               root_metadata=True, symlinks_inside=True, replace_dirs=False)
-OWN_LAYER = msgspec.structs.replace(LAYER, symlinks_inside=False)  # berth's own: commit, build (layers.apply_tar)
+               root_metadata=True, replace_dirs=False)
 
 
 def copy_policy(*, no_overwrite_dir_non_dir: bool = False, chown_to: tuple[int, int] | None = None) -> Policy:
@@ -569,8 +567,6 @@ class _Unpacker:
         if p.whiteouts and base.startswith(WHITEOUT_PREFIX):
             self.whiteout(info, parent, base)
             return
-        if info.issym() and p.symlinks_inside:
-            self.check_symlink(info, name)
         target = self.link_target(info) if info.islnk() else None
         pfd = self.dirs.get(parent, make=True)
         existing = _lstat(pfd, base)
@@ -675,20 +671,6 @@ class _Unpacker:
         """A layer's `.` member: the layer root's owner and mode now, its time at the end."""
         self.set_dir(self.root_fd, ".", info.uid, info.gid, info.mode & 0o7777)
         self.dir_times.append(("", _ns(info.mtime)))
-
-    def check_symlink(self, info: tarfile.TarInfo, name: str) -> None:
-        """Docker's rule for layers: a relative target may not climb above the root."""
-        if info.linkname.startswith("/"):
-            return
-        depth = name.count("/")  # the link's directory, below the root
-        for part in info.linkname.split("/"):
-            if part == "..":
-                depth -= 1
-                if depth < 0:
-                    raise self.refuse(f"symlink {info.name!r} -> {info.linkname!r} points outside the "
-                                      f"{self.policy.where}")
-            elif part and part != ".":
-                depth += 1
 
     def link_target(self, info: tarfile.TarInfo) -> tuple[int, str, os.stat_result]:
         """(directory descriptor, name, lstat) of a hard link's target, which must be a

@@ -89,7 +89,7 @@ def store_image(store: ImageStore, parent: Image, layer: Path | None, config: Im
     diff_ids = list(parent.config.rootfs.diff_ids)
     if layer is not None:
         chain = store.layer_chain(parent)
-        _, diff_id = store.add_layer(lambda: open(layer, "rb"), chain[-1] if chain else "", own=True)
+        _, diff_id = store.add_layer(lambda: open(layer, "rb"), chain[-1] if chain else "")
         diff_ids.append(diff_id)
     return store.add_image(ImageConfig(
         architecture=parent.config.architecture, os=parent.config.os, created=history.created, config=config,

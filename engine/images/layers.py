@@ -25,16 +25,13 @@ from .tarsplit import Recorder
 __all__ = ["OPAQUE_MARKER", "WHITEOUT_PREFIX", "apply_tar", "uncompressed"]
 
 
-def apply_tar(raw: BinaryIO, dest: str, recorder: Recorder | None = None, *, own: bool = False) -> unpack.Unpacked:
+def apply_tar(raw: BinaryIO, dest: str, recorder: Recorder | None = None) -> unpack.Unpacked:
     """Unpack the layer tar read from `raw` into the directory `dest`; its DiffID is the
     answer's `digest`. With a `recorder`, the tar's headers and padding are recorded as
-    they pass. `own`: a layer berth made of a container's changes (commit, build), which
-    may hold a relative symlink climbing above the root, as dockerd's do (nothing here
-    follows one); a layer from outside may not (Docker's rule for what it unpacks)."""
+    they pass."""
     os.makedirs(dest, exist_ok=True)  # the store's own scratch path: trusted
     root_fd = os.open(dest, inroot.DIR_FLAGS)
     try:
-        return unpack.unpack(raw, root_fd, "/", unpack.OWN_LAYER if own else unpack.LAYER, recorder=recorder,
-                             digest=True)
+        return unpack.unpack(raw, root_fd, "/", unpack.LAYER, recorder=recorder, digest=True)
     finally:
         os.close(root_fd)

@@ -183,23 +183,22 @@ class ImageStore:
         """Whether the layer with this chain ID is unpacked here already."""
         return (self.layers / chain.removeprefix("sha256:")).exists()
 
-    def add_layer(self, open_tar: Callable[[], BinaryIO], parent: str, expected: str = "", *,
-                  own: bool = False) -> tuple[str, str]:
+    def add_layer(self, open_tar: Callable[[], BinaryIO], parent: str, expected: str = "") -> tuple[str, str]:
         """Unpack a layer tar on top of chain `parent`; return (chain ID, DiffID).
 
         `open_tar` opens the tar (plain or gzip) from its start; it is called a second
         time only if the original bytes must be kept. With `expected`, a tar whose
         digest is not that DiffID is refused. The tar is unpacked into a scratch
         directory first and renamed into place, so a crash or a bad tar never leaves a
-        half layer under a real chain ID. `own`: a layer berth made (`layers.apply_tar`).
+        half layer under a real chain ID.
         """
-        unpacked = self.unpack_layer(open_tar, expected, own=own)
+        unpacked = self.unpack_layer(open_tar, expected)
         try:
             return self.commit_layer(unpacked, parent)
         finally:
             unpacked.discard()
 
-    def unpack_layer(self, open_tar: Callable[[], BinaryIO], expected: str = "", *, own: bool = False) -> UnpackedLayer:
+    def unpack_layer(self, open_tar: Callable[[], BinaryIO], expected: str = "") -> UnpackedLayer:
         """The first half of `add_layer`, which touches nothing of the store: the layer
         unpacked into a scratch directory with the record to rebuild its tar. Layers of
         one image may be unpacked at once, in any order (the caller discards them)."""
@@ -210,7 +209,7 @@ class ImageStore:
             from isal import igzip  # at the first image operation (see fs.unpack.read_errors)
 
             with open_tar() as raw, igzip.IGzipFile(scratch / SPLIT, "wb", mtime=0, compresslevel=1) as split:
-                done = layers.apply_tar(raw, str(diff), tarsplit.Recorder(split), own=own)
+                done = layers.apply_tar(raw, str(diff), tarsplit.Recorder(split))
             diff_id = done.digest
             if expected and diff_id != expected:
                 raise BadRequest(f"layer digest {diff_id} does not match its DiffID {expected}")

@@ -232,7 +232,7 @@ def escape_cases(host: Path, root_len: int) -> list[tuple[str, list, str, str]]:
         ("absolute-symlink", [member("lnk", tarfile.SYMTYPE, link="/" + dir_), member("lnk/pwned", data=b"x")],
          f"confined:{dir_}/pwned", f"confined:{dir_}/pwned"),
         ("relative-symlink", [member("up", tarfile.SYMTYPE, link="../" * 12), member(f"up/{dir_}/pwned", data=b"x")],
-         "refused:symlink 'up' .* points outside the layer", f"confined:{dir_}/pwned"),
+         f"confined:{dir_}/pwned", f"confined:{dir_}/pwned"),  # kept, as dockerd's chrooted unpack keeps it
         ("symlink-chain", [member("lnk", tarfile.SYMTYPE, link="."),
                            member("esc", tarfile.SYMTYPE, link="lnk/" * 30 + "../" * 30 + dir_),
                            member("esc/pwned", data=b"x")], f"confined:{dir_}/pwned", f"confined:{dir_}/pwned"),
