@@ -137,7 +137,8 @@ class Engine:
         syscalls.mark_top_dir(self._records.root)  # one directory per container: spread them
         self._console_dir.mkdir(parents=True, exist_ok=True)
         # a build cut short by a crash (the builder itself is made at the first build)
-        await trio.to_thread.run_sync(functools.partial(tree.remove, self._config.root / "build" / "tmp", ignore_errors=True))
+        await trio.to_thread.run_sync(functools.partial(tree.remove, self._config.root / "build" / "tmp",
+                                                        ignore_errors=True))
         await trio.to_thread.run_sync(self._network.networks.load)
         await self._network.recover()
         for rt in self._runtimes.values():

@@ -387,8 +387,9 @@ COPY d /d
 """, "c.txt": "new\n", "target/": "", "target/app-1.0.jar": "jar\n", "d/": "", "d/s": "s\n", "d/g": "g\n"},
         modes={"d/s": 0o4755, "d/g": 0o2711}, t="bt-copydest")
     assert result.error is None, result.body
-    out = _output(api, "bt-copydest", "cd /; ls -l lib2 t | cut -c1; cat real/c.txt usr/lib/c.txt tfile real/app.jar; stat "
-                                      "-c '%n %u:%g %a' /p/f /p/sub /o1 /o1/deep /o1/deep/c.txt /dd /dd/s /d/s /d/g")
+    out = _output(api, "bt-copydest", "cd /; ls -l lib2 t | cut -c1; cat real/c.txt usr/lib/c.txt tfile "
+                                      "real/app.jar; stat -c '%n %u:%g %a' /p/f /p/sub /o1 /o1/deep "
+                                      "/o1/deep/c.txt /dd /dd/s /d/s /d/g")
     assert out.split("\n") == ["l", "l", "new", "new", "new", "jar", "/p/f 5:6 4755", "/p/sub 7:8 755",
                                 "/o1 1001:1001 755", "/o1/deep 1001:1001 755", "/o1/deep/c.txt 1001:1001 644",
                                 "/dd 7:8 755", "/dd/s 7:8 755", "/d/s 0:0 755", "/d/g 0:0 711", ""], out
@@ -518,7 +519,8 @@ def test_cache_from_an_image_loaded_without_its_parents(build, api):
     assert loaded.status == 200, loaded.body
     again = build(files, cachefrom=json.dumps(["bt-cfload"]))
     assert again.text.count(" ---> Using cache") == 4 and again.id == first.id, again.text
-    changed = build({**files, "Dockerfile": files["Dockerfile"] + "RUN echo more\n"}, cachefrom=json.dumps(["bt-cfload"]))
+    changed = build({**files, "Dockerfile": files["Dockerfile"] + "RUN echo more\n"},
+                    cachefrom=json.dumps(["bt-cfload"]))
     assert changed.text.count(" ---> Using cache") == 4 and changed.error is None, changed.text
     assert _output(api, changed.id, "cat /hi /f.txt") == "hi\ndata\n"
 

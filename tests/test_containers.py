@@ -230,10 +230,11 @@ def test_a_start_by_hand_resets_the_count_and_kill_ends_a_restart_loop(api):
     waiting to restart ends the loop (no process to signal) and it stays exited."""
     cid = api.run(["sh", "-c", "echo run; exit 2"],
                   HostConfig={"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 1}})
-    runs = lambda: len(api.logs(cid))
+    def runs() -> int:
+        return len(api.logs(cid))
+
     deadline = time.monotonic() + 15
-    settled = lambda: api.get_json(f"/containers/{cid}/json")["State"]["Status"] == "exited"
-    while not (settled() and runs() == 2):  # the run and its one retry
+    while not (api.get_json(f"/containers/{cid}/json")["State"]["Status"] == "exited" and runs() == 2):  # the run and its one retry
         assert time.monotonic() < deadline, api.get_json(f"/containers/{cid}/json")
         time.sleep(0.1)
     assert api.post(f"/containers/{cid}/start").status == 204

@@ -91,7 +91,7 @@ def apply_ignore(root: Path) -> Ignore:
     ignore = Ignore(data.decode("utf-8", "replace"))
     if not ignore:
         return ignore
-    for dirpath, dirnames, filenames in tree.walk(root):
+    for dirpath, _, filenames in tree.walk(root):
         rel = os.path.relpath(dirpath, root)
         for name in filenames:  # symlinks to directories among them (tree.walk)
             path = name if rel == "." else f"{rel}/{name}"

@@ -155,7 +155,8 @@ class Contexts:
         for path in [old, *(old.with_name(f"{old.name}-{i}") for i in range(len(extra)))]:
             # after the build's answer, not before it: it is out of the way already (in
             # the scratch directory, which a daemon emptied at its start)
-            trio.lowlevel.spawn_system_task(trio.to_thread.run_sync, functools.partial(tree.remove, path, ignore_errors=True))
+            trio.lowlevel.spawn_system_task(trio.to_thread.run_sync,
+                                            functools.partial(tree.remove, path, ignore_errors=True))
 
     async def prune(self, filters: flt.Filters | None = None, until_ns: int | None = None,
                     keep_bytes: int = 0) -> PruneResult:

@@ -248,7 +248,7 @@ class Supervisor:
         check = c.record.config.healthcheck
         health = {"health": Health()} if check is not None and check.checks else {}
         await self.containers.advance(c, Step.RUN, pid=pid, exit_code=0, error="", oom_killed=False,
-                                      started_at=timefmt.rfc3339(spawned_ns), **health)  # FinishedAt: the last run's, as dockerd
+                                      started_at=timefmt.rfc3339(spawned_ns), **health)  # FinishedAt kept, as dockerd
         return io, self._log_writer(c)
 
     def _log_writer(self, c: Container) -> LogWriter:
