@@ -346,16 +346,16 @@ class _Run:
         an image whose history and layers begin as `parent`'s and whose next entry is this
         step. Its last step is that image itself; an earlier one, a new image of
         `parent` with that entry and its layer (already stored: the same chain)."""
-        before = parent.config.history
+        before, below = parent.config.history, parent.config.rootfs.diff_ids
+        n = len(before)
         for source in self.cache_sources:
             history, diff_ids = source.config.history, source.config.rootfs.diff_ids
-            n = len(before)
             if len(history) <= n or history[n].created_by != created_by or history[:n] != before \
-                    or diff_ids[:len(parent.config.rootfs.diff_ids)] != parent.config.rootfs.diff_ids:
+                    or diff_ids[:len(below)] != below:
                 continue
             if len(history) == n + 1:
                 return source.id
-            layers = list(parent.config.rootfs.diff_ids)
+            layers = list(below)
             if not history[n].empty_layer:
                 layers.append(diff_ids[sum(not h.empty_layer for h in before)])
             self.cache_sources = [source]  # as dockerd: the rest of the build follows this one

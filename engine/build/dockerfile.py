@@ -95,9 +95,15 @@ def parse(text: str) -> Dockerfile:
     return Dockerfile(escape, instructions)
 
 
+def first_word(text: str) -> tuple[str, str]:
+    """(the first word, the rest) of `text`, split at its first space or tab, as dockerd splits them."""
+    word, *rest = re.split(r"\s", text, maxsplit=1)
+    return word, rest[0] if rest else ""
+
+
 def instruction(text: str, line: int) -> Instruction:
     """One (joined) instruction line."""
-    keyword, rest = (re.split(r"\s", text, maxsplit=1) + [""])[:2]  # a space or a tab after the keyword
+    keyword, rest = first_word(text)
     upper = keyword.upper()
     if upper not in KEYWORDS:
         raise error(line, f"unknown instruction: {keyword}")

@@ -14,10 +14,11 @@ import re
 
 import msgspec
 
+from ..containers import checks
 from ..errors import BadRequest
 from ..models import HealthConfig, ImageRuntimeConfig
 from ..runtime.oci import parse_signal
-from .dockerfile import Instruction, error
+from .dockerfile import Instruction, error, first_word
 from .words import expand, expand_words
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -82,7 +83,7 @@ def pairs(ins: Instruction, env: dict[str, str], escape: str) -> list[tuple[str,
     """ENV and LABEL's `k=v k2="v 2"` (or the old `key value…`), values expanded."""
     words = _raw_words(ins.rest)
     if words and "=" not in words[0]:
-        name, value = (re.split(r"\s", ins.rest, maxsplit=1) + [""])[:2]
+        name, value = first_word(ins.rest)
         if not value.strip():
             raise error(ins.line, f"{ins.keyword} must have two arguments")
         return [(expand(name, env, escape), expand(value.strip(), env, escape))]
@@ -214,16 +215,16 @@ def exposed_ports(spec: str, line: int) -> list[str]:
     number, _, proto = spec.partition("/")
     proto = (proto or "tcp").lower()
     number = number.rsplit(":", 1)[-1]
-    match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", number)
+    numbers = checks.port_range(number)
     if proto not in ("tcp", "udp", "sctp"):
         raise error(line, f"EXPOSE: invalid proto: {proto}")
-    if not match or not 0 < int(match[1]) <= 65535 or not int(match[1]) <= int(match[2] or match[1]) <= 65535:
+    if not numbers or numbers[0] == 0 or numbers[-1] > 65535:  # empty: a reversed range
         raise error(line, f"EXPOSE: invalid containerPort: {number}")
-    return [f"{n}/{proto}" for n in range(int(match[1]), int(match[2] or match[1]) + 1)]
+    return [f"{n}/{proto}" for n in numbers]
 
 
 def healthcheck(ins: Instruction, config: ImageRuntimeConfig) -> HealthConfig:
-    kind, rest = (re.split(r"\s", ins.rest, maxsplit=1) + [""])[:2]
+    kind, rest = first_word(ins.rest)
     rest = rest.strip()
     if kind.upper() == "NONE":
         if rest:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import posixpath
+import re
 
 from ..errors import BadRequest
 from ..models import CreateRequest, HostConfig
@@ -269,3 +270,12 @@ def no_nul(*fields: tuple[str, list[str] | str | None]) -> None:
     for what, words in fields:
         if any("\0" in word for word in words or [] if word):
             raise BadRequest(f"{what} may not contain a NUL character")
+
+
+_PORTS = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+
+
+def port_range(ports: str) -> range | None:
+    """The ports `80` or `8000-8010` name (empty when reversed); None when it is neither."""
+    match = _PORTS.fullmatch(ports)
+    return range(int(match[1]), int(match[2] or match[1]) + 1) if match else None

@@ -754,11 +754,10 @@ def _port_set(values: list[str], key: str) -> set[str]:
     found: set[str] = set()
     for value in values:
         ports, _, proto = value.partition("/")
-        match = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", ports)
-        if not match or proto not in ("", "tcp", "udp", "sctp"):
+        numbers = checks.port_range(ports)
+        if numbers is None or proto not in ("", "tcp", "udp", "sctp"):
             raise BadRequest(f"Invalid filter '{key}={value}'")
-        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
-        found |= {f"{port}/{proto or 'tcp'}" for port in range(low, high + 1)}
+        found |= {f"{port}/{proto or 'tcp'}" for port in numbers}
     return found
 
 

@@ -19,8 +19,8 @@ import functools
 import ipaddress
 import logging
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -150,7 +150,7 @@ class Registries:
             raise BadRequest(f'berth runs linux/{arch} images only: cannot pull {ref} for platform "{platform}"')
         checked = authn.credentials(credentials) if credentials else None
         reporter = Reporter(emit)
-        try:
+        with _refused_as_500():
             if not every_tag:
                 return await self._pull_one(ref, checked, reporter, arch)
             async with self._client(ref.repo, checked) as client:
@@ -161,9 +161,6 @@ class Registries:
             for each in tags:
                 image_id = await self._pull_one(reference.parse(ref.repo, each), checked, reporter, arch)
             return image_id
-        except Unauthorized as exc:
-            # as dockerd: a 500; a 401 makes the docker CLI prompt for a login (and hang without a terminal)
-            raise EngineError(exc.message) from None
 
     async def _pull_one(self, ref: reference.Reference, checked: AuthConfig | None, reporter: Reporter,
                         arch: str) -> str:
@@ -194,17 +191,16 @@ class Registries:
         ref = reference.parse(name)
         checked = authn.credentials(credentials) if credentials else None
         try:
-            async with self._client(ref.repo, checked) as client:
-                data, digest, manifest = await fetch_manifest(client, ref.digest or ref.tag, str(ref))
-                if manifest.is_list:
-                    platforms = [DistributionPlatform(e.platform.architecture, e.platform.os, e.platform.variant)
-                                 for e in manifest.manifests if e.platform is not None]
-                else:
-                    config = msgspec.json.decode(await fetch_config(client, manifest.config, str(ref)),
-                                                 type=DistributionPlatform)
-                    platforms = [config]
-        except Unauthorized as exc:
-            raise EngineError(exc.message) from None
+            with _refused_as_500():
+                async with self._client(ref.repo, checked) as client:
+                    data, digest, manifest = await fetch_manifest(client, ref.digest or ref.tag, str(ref))
+                    if manifest.is_list:
+                        platforms = [DistributionPlatform(e.platform.architecture, e.platform.os, e.platform.variant)
+                                     for e in manifest.manifests if e.platform is not None]
+                    else:
+                        config = msgspec.json.decode(await fetch_config(client, manifest.config, str(ref)),
+                                                     type=DistributionPlatform)
+                        platforms = [config]
         except msgspec.DecodeError as exc:
             raise BadRequest(f"invalid image config of {ref}: {exc}") from None
         return DistributionInspect(DistributionDescriptor(manifest.media_type, digest, len(data)), platforms)
@@ -212,19 +208,16 @@ class Registries:
     async def push(self, name: str, tag: str, credentials: AuthConfig | None, emit: Emit) -> None:
         """Push the image `name` (with `tag`: that tag, else every tag of the repository)."""
         ref = reference.parse(name, tag)
-        if tag or ":" in name.rpartition("/")[2]:
-            tags = [ref.tag]
-        else:
-            tags = sorted(t.rpartition(":")[2] for t in self.store.tags if t.rpartition(":")[0] == ref.repo)
+        local = sorted(t.rpartition(":")[2] for t in self.store.tags if t.rpartition(":")[0] == ref.repo)
+        tags = [ref.tag] if tag or ":" in name.rpartition("/")[2] else local
         from .push import push as push_image
 
         reporter = Reporter(emit)
         # as dockerd: a missing image is the stream's error, after this line (docker-py returns it)
         await reporter.say(f"The push refers to repository [{reference.full_name(ref.repo)}]")
-        local = [t for t in self.store.tags if t.rpartition(":")[0] == ref.repo]
         if not local:
             raise NotFound(f"An image does not exist locally with the tag: {ref.repo}")
-        if missing := [t for t in tags if f"{ref.repo}:{t}" not in local]:
+        if missing := [t for t in tags if t not in local]:
             raise NotFound(f"tag does not exist: {ref.repo}:{missing[0]}")
         images = {t: self.store.resolve(f"{ref.repo}:{t}") for t in tags}
         async with self._client(ref.repo, authn.credentials(credentials) if credentials else None) as client:
@@ -270,6 +263,17 @@ class Registries:
             with trio.CancelScope(shield=True):
                 await client.aclose()
         return "Login Succeeded"
+
+
+@contextmanager
+def _refused_as_500() -> Iterator[None]:
+    """Credentials a registry refused, before a pull's stream, as dockerd answers them: a
+    500 (a 401 makes the docker CLI prompt for a login, and hang without a terminal);
+    `docker login` keeps its 401."""
+    try:
+        yield
+    except Unauthorized as exc:
+        raise EngineError(exc.message) from None
 
 
 def _is_host_platform(platform: str, arch: str) -> bool:
