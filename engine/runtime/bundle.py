@@ -259,16 +259,15 @@ class _Users(NamedTuple):
         parts = spec.split(":")
         if len(parts) > 2:
             raise BadRequest(f"invalid chown string format: {spec}")
-        return (self._id(parts[0], self.passwd, "uid for user", "user"),
-                self._id(parts[-1], self.groups, "gid for group", "group"))
+        return self._id(parts[0], self.passwd, "uid", "user"), self._id(parts[-1], self.groups, "gid", "group")
 
     @staticmethod
-    def _id(word: str, table: list[list[str]], what: str, kind: str) -> int:
+    def _id(word: str, table: list[list[str]], id_name: str, kind: str) -> int:
         if _ID.fullmatch(word):
             return int(word)
         entry = next((e for e in table if e[0] == word), None)
         if entry is None:
-            raise BadRequest(f"can't find {what} {word}: no such {kind}: {word}")
+            raise BadRequest(f"can't find {id_name} for {kind} {word}: no such {kind}: {word}")
         return int(entry[2])
 
     def home(self, uid: int) -> str:
