@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -211,6 +212,22 @@ def run_line(line: str, address: str, jobs: Jobs | None = None) -> int | None:
         return 1
 
 
+def end_partial_line(out=None) -> None:
+    """Make sure the prompt starts on a line of its own without knowing what the last
+    command wrote (a container's `printf` leaves the cursor mid-line, and the prompt,
+    which redraws its line from column 0, would erase that output). As zsh's PROMPT_SP:
+    a dim `%` and enough spaces to fill the line; from column 0 they fit and the `\r`
+    plus erase take them back, from anywhere else they wrap, so the `%` stays after the
+    output as a mark that it had no newline and the prompt goes below."""
+    out = out or sys.stdout
+    if not out.isatty():
+        return
+    columns = shutil.get_terminal_size().columns
+    out.flush()
+    out.write(f"\x1b[2m%\x1b[0m{' ' * (columns - 1)}\r\x1b[K")
+    out.flush()
+
+
 def repl(host: str | None = None) -> int:
     """Read lines until `exit` or Ctrl-D and run each as a `berth` command; 1 if there
     is no daemon and none could be started."""
@@ -238,6 +255,7 @@ def repl(host: str | None = None) -> int:
                 while finished:  # transfers that ended since the last prompt
                     text, failed = finished.pop(0)
                     print(text, file=sys.stderr if failed else sys.stdout)
+                end_partial_line()
                 line = session.prompt("berth> ", refresh_interval=0.5)
             except KeyboardInterrupt:  # at the prompt, or a late Ctrl-C meant for a command
                 continue

@@ -172,6 +172,11 @@ def test_shell_in_tmux_completes_tails_and_leaves(daemon, api, tmp_path):
         wait_for("berth> rm -f " + name)
         lines = [line.rstrip() for line in wait_for(f"rm -f {name}\n{name}").splitlines()]
         assert lines[lines.index(f"berth> rm -f {name}") + 1] == name  # the prompt came back after Ctrl-C
+        # output without a final newline stays on screen, marked, and the prompt goes below it
+        tmux("send-keys", "-t", session, "run --rm busybox printf partial-out", "Enter")
+        lines = [line.rstrip() for line in wait_for("partial-out%").splitlines()]
+        at = lines.index("partial-out%")
+        assert lines[at + 1].startswith("berth>"), lines
         tmux("send-keys", "-t", session, "exit", "Enter")
         deadline = time.monotonic() + 10
         while tmux("display-message", "-p", "-t", session, "#{pane_dead}").strip() != "1":
