@@ -31,12 +31,15 @@ class ArgumentError(UsageError):
 # every command's start-up path, and those cost milliseconds to define and import.
 class Opt:
     """An option: its spellings ("-e", "--env"), where its value goes, and its kind:
-    flag (bool), value (the last one given) or list (every one given)."""
+    flag (bool), value (the last one given) or list (every one given); `default`, when
+    given, is its value when absent (a flag that is on unless `--flag=false`)."""
 
-    __slots__ = ("names", "dest", "kind", "help", "convert")
+    __slots__ = ("names", "dest", "kind", "help", "convert", "default")
 
-    def __init__(self, names: tuple[str, ...], dest: str, kind: str = "flag", help: str = "", convert=None):
+    def __init__(self, names: tuple[str, ...], dest: str, kind: str = "flag", help: str = "", convert=None,
+                 default=None):
         self.names, self.dest, self.kind, self.help, self.convert = names, dest, kind, help, convert
+        self.default = default
 
 
 class Arg:
@@ -133,7 +136,8 @@ def parse(commands: dict[str, Command | Group], argv: list[str]) -> tuple[Comman
 
 def _values(cmd: Command, called: str, words: list[str]) -> Namespace:
     by_name = {name: opt for opt in cmd.opts for name in opt.names}
-    ns = Namespace({opt.dest: [] if opt.kind == "list" else (False if opt.kind == "flag" else None) for opt in cmd.opts})
+    ns = Namespace({opt.dest: opt.default if opt.default is not None else
+                    [] if opt.kind == "list" else (False if opt.kind == "flag" else None) for opt in cmd.opts})
     positionals: list[str] = []
     rest_after = next((i for i, a in enumerate(cmd.args) if a.kind == "rest"), None)
     i = 0

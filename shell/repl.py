@@ -25,6 +25,7 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.lexers import Lexer
 from prompt_toolkit.styles import Style
 
+from . import sigproxy
 from .cli import COMMANDS, execute
 from .completion import Names, ShellCompleter, tab_bindings
 from .grammar import UsageError, parse
@@ -203,7 +204,7 @@ def run_line(line: str, address: str, jobs: Jobs | None = None) -> int | None:
     try:
         # Ctrl-C must reach the command as KeyboardInterrupt (ending a stream), whatever
         # handler the prompt left installed; one pressed as the line was entered lands here.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _interrupt)
         return execute(words, address)
     except KeyboardInterrupt:
         return 130
@@ -212,20 +213,28 @@ def run_line(line: str, address: str, jobs: Jobs | None = None) -> int | None:
         return 1
 
 
-def end_partial_line(out=None) -> None:
+def end_partial_line(out=None, *, mark: bool = True) -> None:
     """Make sure the prompt starts on a line of its own without knowing what the last
     command wrote (a container's `printf` leaves the cursor mid-line, and the prompt,
     which redraws its line from column 0, would erase that output). As zsh's PROMPT_SP:
     a dim `%` and enough spaces to fill the line; from column 0 they fit and the `\r`
     plus erase take them back, from anywhere else they wrap, so the `%` stays after the
-    output as a mark that it had no newline and the prompt goes below."""
+    output as a mark that it had no newline and the prompt goes below. Not `mark`ed
+    after a Ctrl-C, whose `^C` the terminal echoed where the cursor was (a new line, as
+    bash gives)."""
     out = out or sys.stdout
     if not out.isatty():
         return
     columns = shutil.get_terminal_size().columns
     out.flush()
-    out.write(f"\x1b[2m%\x1b[0m{' ' * (columns - 1)}\r\x1b[K")
+    out.write(f"\x1b[2m{'%' if mark else ' '}\x1b[0m{' ' * (columns - 1)}\r\x1b[K")
     out.flush()
+
+
+def _interrupt(_signum, _frame) -> None:
+    """SIGINT during a command: counted (see end_partial_line), then KeyboardInterrupt."""
+    sigproxy.interrupts += 1
+    raise KeyboardInterrupt
 
 
 def repl(host: str | None = None) -> int:
@@ -249,18 +258,20 @@ def repl(host: str | None = None) -> int:
         print(started)
     print("berth shell — docker's commands (run, ps, logs, images, …); Tab completes; "
           "`help`, `exit` or Ctrl-D to leave")
+    interrupts = sigproxy.interrupts
     try:
         while True:
             try:
                 while finished:  # transfers that ended since the last prompt
                     text, failed = finished.pop(0)
                     print(text, file=sys.stderr if failed else sys.stdout)
-                end_partial_line()
+                end_partial_line(mark=sigproxy.interrupts == interrupts)
                 line = session.prompt("berth> ", refresh_interval=0.5)
             except KeyboardInterrupt:  # at the prompt, or a late Ctrl-C meant for a command
                 continue
             except EOFError:
                 return 0
+            interrupts = sigproxy.interrupts
             if run_line(line, address, jobs) == -1:
                 return 0
     finally:

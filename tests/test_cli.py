@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -303,8 +304,13 @@ def test_exec_top_stats_rename_update_pause_prune_df(berth):
     top = berth("top", name).stdout.decode().splitlines()
     assert top[0].split()[:2] == ["UID", "PID"] and top[-1].endswith("sleep 300")
     assert berth("top", name, "-o", "pid,comm").stdout.decode().split()[:2] == ["PID", "COMMAND"]
+    gateway = json.loads(berth("inspect", name).stdout)[0]["NetworkSettings"]["Gateway"]
+    berth("exec", name, "ping", "-c", "2", "-W", "1", gateway)  # traffic on its own test bridge
     stats = berth("stats", "--no-stream", name).stdout.decode().splitlines()
     assert stats[0].startswith("CONTAINER ID") and stats[1].split()[1] == name
+    net_io = stats[1][stats[0].index("NET I/O"):stats[0].index("BLOCK I/O")].strip()
+    received, sent = net_io.split(" / ")
+    assert received != "0B" and sent != "0B" and sent.endswith("B"), stats
     assert berth("pause", name).stdout == name.encode() + b"\n"
     assert b"is paused" in berth("exec", name, "true").stderr
     assert berth("unpause", name).returncode == 0
@@ -369,3 +375,48 @@ def test_save_load_image_prune(berth, tmp_path):
     berth("rmi", image)
     out = berth("image", "prune", "-f")
     assert out.returncode == 0 and b"Total reclaimed space:" in out.stdout
+
+
+def test_signals_reach_a_container_without_a_terminal(daemon, api):
+    """--sig-proxy (default true): Ctrl-C (SIGINT) to an attached `run` or `attach` goes to
+    the container, whose trap answers; three within two seconds detach, the container
+    running on; `--sig-proxy=false` leaves the signal to the client, as docker's."""
+    env = {**os.environ, "BERTH_HOST": daemon.host}
+    trap = "trap 'echo got $0; exit 3' INT TERM; echo ready; while true; do sleep 0.1; done"
+    name = f"sigproxy-{os.getpid()}"
+
+    def attached(*args: str) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "shell.cli", *args], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout.readline() == b"ready\n"
+        return proc
+
+    try:
+        proc = attached("run", "--rm", "--name", name, "busybox", "sh", "-c", trap, "INT")
+        proc.send_signal(signal.SIGINT)
+        assert proc.communicate(timeout=30)[0] == b"got INT\n" and proc.returncode == 3
+        api.post("/containers/create", {"Image": "busybox", "Cmd": ["sh", "-c", trap, "TERM"]}, name=name)
+        assert api.post(f"/containers/{name}/start").status == 204
+        time.sleep(0.5)  # its `ready` went to the log before anyone attached
+        proc = subprocess.Popen([sys.executable, "-m", "shell.cli", "attach", name], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.communicate(timeout=30)[0] == b"got TERM\n" and proc.returncode == 3
+        api.remove(name)
+
+        proc = attached("run", "--name", name, "busybox", "sh", "-c", "echo ready; exec sleep 600")  # PID 1 ignores INT
+        for _ in range(3):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.2)
+        _, error = proc.communicate(timeout=30)
+        assert proc.returncode == 130 and f"detached from {name}".encode() in error
+        assert api.get_json(f"/containers/{name}/json")["State"]["Running"]
+        api.remove(name)
+
+        proc = attached("run", "--sig-proxy=false", "--name", name, "busybox", "sh", "-c", trap, "INT")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        assert api.get_json(f"/containers/{name}/json")["State"]["Running"]  # the client left, alone
+    finally:
+        api.remove(name)

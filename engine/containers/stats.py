@@ -35,7 +35,8 @@ def sample(layout: cgroups.Layout, cgroup: str, c: Container) -> dict:
     return {
         "read": timefmt.now(), "name": "/" + c.name, "id": c.id,
         "pids_stats": {k: v for k, v in (("current", st.pids), ("limit", st.pids_limit)) if v is not None},
-        "blkio_stats": {"io_service_bytes_recursive": None, "io_serviced_recursive": None},
+        "blkio_stats": {"io_service_bytes_recursive": st.io_bytes if c.has_process else None,
+                        "io_serviced_recursive": st.io_ops if c.has_process else None},
         "num_procs": 0, "storage_stats": {},
         "cpu_stats": {
             "cpu_usage": {"total_usage": st.cpu_total_ns or 0, "percpu_usage": st.percpu_ns or None,

@@ -268,6 +268,44 @@ class CgroupStats(NamedTuple):
     memory_stat: dict[str, int]
     pids: int | None
     pids_limit: int | None
+    io_bytes: list[dict] | None = None  # Docker's BlkioStatEntry shape: major, minor, op, value
+    io_ops: list[dict] | None = None
+
+
+def _entry(device: str, op: str, value: str) -> dict:
+    major, _, minor = device.partition(":")
+    return {"major": int(major), "minor": int(minor), "op": op, "value": int(value)}
+
+
+def _v1_blkio(d: dict[str, Path], name: str) -> list[dict] | None:
+    """`blkio.<name>_recursive` lines (`8:0 Read 4096`) as entries, the proportional
+    policy's file first and the throttle policy's where that one is absent or empty, as
+    dockerd reads them; the closing `Total` line is not an entry."""
+    if "blkio" not in d:
+        return None
+    text = _read(d["blkio"] / f"blkio.{name}_recursive")
+    if not (text or "").strip().startswith(tuple("0123456789")):
+        text = _read(d["blkio"] / f"blkio.throttle.{name}_recursive")
+    if text is None:
+        return None
+    return [_entry(*fields) for fields in map(str.split, text.splitlines())
+            if len(fields) == 3 and fields[2].isdigit() and ":" in fields[0]]
+
+
+def _v2_io(text: str | None) -> tuple[list[dict] | None, list[dict] | None]:
+    """io.stat (`8:0 rbytes=4096 wbytes=0 rios=1 wios=0 …`) as dockerd's v2 entries:
+    `read` and `write` bytes, and operations."""
+    if text is None:
+        return None, None
+    nbytes, ops = [], []
+    for device, *pairs in filter(None, map(str.split, text.splitlines())):
+        counters = dict(pair.partition("=")[::2] for pair in pairs)
+        for op, key in (("read", "r"), ("write", "w")):
+            if counters.get(key + "bytes", "").isdigit():
+                nbytes.append(_entry(device, op, counters[key + "bytes"]))
+            if counters.get(key + "ios", "").isdigit():
+                ops.append(_entry(device, op, counters[key + "ios"]))
+    return nbytes, ops
 
 
 def _kv(text: str | None) -> dict[str, int]:
@@ -286,7 +324,8 @@ def read_stats(layout: Layout, cgroup_path: str) -> CgroupStats:
             {"periods": cpu.get("nr_periods", 0), "throttled_periods": cpu.get("nr_throttled", 0),
              "throttled_time": cpu.get("throttled_usec", 0) * 1000},
             _int(_read(g / "memory.current")), _int(_read(g / "memory.peak")), _int(_read(g / "memory.max")),
-            _kv(_read(g / "memory.stat")), _int(_read(g / "pids.current")), _int(_read(g / "pids.max")))
+            _kv(_read(g / "memory.stat")), _int(_read(g / "pids.current")), _int(_read(g / "pids.max")),
+            *_v2_io(_read(g / "io.stat")))
     ticks = os.sysconf("SC_CLK_TCK")
     acct = _kv(_read(d["cpuacct"] / "cpuacct.stat"))
     throttle = _kv(_read(d["cpu"] / "cpu.stat"))
@@ -300,7 +339,8 @@ def read_stats(layout: Layout, cgroup_path: str) -> CgroupStats:
         _int(_read(d["memory"] / "memory.usage_in_bytes")), _int(_read(d["memory"] / "memory.max_usage_in_bytes")),
         _int(_read(d["memory"] / "memory.limit_in_bytes")), _kv(_read(d["memory"] / "memory.stat")),
         _int(_read(d["pids"] / "pids.current")) if "pids" in d else None,
-        _int(_read(d["pids"] / "pids.max")) if "pids" in d else None)
+        _int(_read(d["pids"] / "pids.max")) if "pids" in d else None,
+        _v1_blkio(d, "io_service_bytes"), _v1_blkio(d, "io_serviced"))
 
 
 def procs(layout: Layout, cgroup_path: str) -> set[int]:

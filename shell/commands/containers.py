@@ -87,12 +87,13 @@ def _exit_status(waiter: Response) -> int:
 
 
 def _attach_start_wait(client: Client, cid: str, condition: str, tty: bool = False, stdin: bool = False,
-                       detach_keys: str | None = None) -> int:
+                       detach_keys: str | None = None, sig_proxy: bool = True, name: str = "") -> int:
     """Attach, wait, then start, in the docker CLI's order so that no output and no exit is
     missed; copy the output (and with `stdin`, our stdin) until the daemon closes the
-    stream; return the exit status (0 when the detach keys left it running). A start
-    error is raised, after the wait for an auto-removed container has ended (as docker
-    does, so the container is gone when the command returns)."""
+    stream, our signals going to the container (`sig_proxy`, without `tty`); return the
+    exit status (0 when the detach keys left it running). A start error is raised, after
+    the wait for an auto-removed container has ended (as docker does, so the container
+    is gone when the command returns)."""
     query = {"stream": 1, "stdout": 1, "stderr": 1, "stdin": int(stdin), "detachKeys": detach_keys}
     with client.hijack(f"/containers/{cid}/attach", query) as attach, \
             client.stream("POST", f"/containers/{cid}/wait", {"condition": condition}) as waiter:
@@ -102,15 +103,27 @@ def _attach_start_wait(client: Client, cid: str, condition: str, tty: bool = Fal
             if condition == "removed":
                 waiter.read()
             raise
-        if stdin or tty:
-            from ..interactive import relay
+        with _proxied(client, cid, name or cid[:12], sig_proxy and not tty):
+            if stdin or tty:
+                from ..interactive import relay
 
-            relay(attach, tty=tty, stdin=stdin, resize=_resizer(client, f"/containers/{cid}/resize"))
-            if _runs_on(client, cid):
-                return 0  # detached: the container runs on
-        else:
-            _copy_output(attach, tty)
+                relay(attach, tty=tty, stdin=stdin, resize=_resizer(client, f"/containers/{cid}/resize"))
+                if _runs_on(client, cid):
+                    return 0  # detached: the container runs on
+            else:
+                _copy_output(attach, tty)
         return _exit_status(waiter)
+
+
+def _proxied(client: Client, cid: str, name: str, wanted: bool):
+    """Our signals go to the container while in the block, if `wanted` (shell/sigproxy.py)."""
+    if not wanted:
+        import contextlib
+
+        return contextlib.nullcontext()
+    from ..sigproxy import Proxy
+
+    return Proxy(client, cid, name)
 
 
 def _runs_on(client: Client, cid: str) -> bool:
@@ -140,7 +153,7 @@ def run(client: Client, args) -> int:
     try:
         if not args.detach:
             return _attach_start_wait(client, cid, "removed" if args.rm else "next-exit", bool(args.tty),
-                                      bool(args.interactive), args.detach_keys)
+                                      bool(args.interactive), args.detach_keys, args.sig_proxy, args.name or "")
         client.call("POST", f"/containers/{cid}/start")
     except DaemonError as exc:
         err(f"berth: Error response from daemon: {exc.message}\n\nRun 'berth run --help' for more information")
@@ -158,7 +171,8 @@ def start(client: Client, args) -> int:
         raise UsageError("you cannot start and attach multiple containers at once")
     info = client.get(f"/containers/{ref(args.containers[0])}/json")
     return _attach_start_wait(client, info["Id"], "next-exit", info["Config"].get("Tty", False),
-                              bool(args.interactive) and info["Config"].get("OpenStdin", False), args.detach_keys)
+                              bool(args.interactive) and info["Config"].get("OpenStdin", False), args.detach_keys,
+                              name=args.containers[0])
 
 
 def attach(client: Client, args) -> int:
@@ -176,7 +190,8 @@ def attach(client: Client, args) -> int:
     query = {"stream": 1, "stdout": 1, "stderr": 1, "stdin": int(stdin), "detachKeys": args.detach_keys}
     with client.stream("POST", f"/containers/{cid}/wait", {"condition": "next-exit"}) as waiter, \
             client.hijack(f"/containers/{cid}/attach", query) as stream:
-        relay(stream, tty=tty, stdin=stdin, resize=_resizer(client, f"/containers/{cid}/resize"))
+        with _proxied(client, cid, args.container, args.sig_proxy and not tty):
+            relay(stream, tty=tty, stdin=stdin, resize=_resizer(client, f"/containers/{cid}/resize"))
         if _runs_on(client, cid):
             return 0
         return _exit_status(waiter)
@@ -314,9 +329,15 @@ def _stats_row(reading: dict, previous: dict | None) -> list[str]:
     percent = cpu_delta / system_delta * cpu.get("online_cpus", 1) * 100 if system_delta > 0 else 0.0
     mem = reading["memory_stats"]
     usage, limit = mem.get("usage", 0) - mem.get("stats", {}).get("inactive_file", 0), mem.get("limit", 0)
+    networks = (reading.get("networks") or {}).values()
+    received, sent = sum(n.get("rx_bytes", 0) for n in networks), sum(n.get("tx_bytes", 0) for n in networks)
+    # as the docker CLI: every entry whose op starts with r/R is read, w/W written
+    entries = (reading.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
+    read, written = (sum(e.get("value", 0) for e in entries if (e.get("op") or "-")[0] in first) for first in ("rR", "wW"))
     return [reading["id"][:12], reading["name"].lstrip("/"), f"{percent:.2f}%",
             f"{render.binary_size(usage)} / {render.binary_size(limit)}", f"{usage / limit * 100 if limit else 0:.2f}%",
-            "0B / 0B", "0B / 0B", str(reading["pids_stats"].get("current", 0))]
+            f"{render.size(received)} / {render.size(sent)}", f"{render.size(read)} / {render.size(written)}",
+            str(reading["pids_stats"].get("current", 0))]
 
 
 _STATS_HEADERS = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"]
@@ -411,6 +432,8 @@ _CONTAINERS = (Arg("containers", "many"),)
 # Shared with run and create (container_options), here so that exec, start and attach
 # parse without importing run's long option lists.
 DETACH_KEYS = Opt(("--detach-keys",), "detach_keys", "value", "keys that detach (default ctrl-p,ctrl-q)")
+SIG_PROXY = Opt(("--sig-proxy",), "sig_proxy", "flag", "send the signals this client gets to the container, "
+                "without -t (default true; three Ctrl-C in 2 s detach)", default=True)
 PROCESS = (  # the container's process or, for exec, another one
     Opt(("-e", "--env"), "env", "list", "set an environment variable (KEY=VALUE)"),
     Opt(("-w", "--workdir"), "workdir", "value", "working directory inside the container"),
@@ -436,7 +459,7 @@ def _with(pick):
 
 COMMANDS = (
     Command("run", run, "create and start a container", _with(lambda co: (
-        Opt(("-d", "--detach"), "detach", "flag", "run in the background, print the ID"),
+        Opt(("-d", "--detach"), "detach", "flag", "run in the background, print the ID"), SIG_PROXY,
         Opt(("--rm",), "rm", "flag", "remove the container when it exits"), *co.CONTAINER)),
         _IMAGE_AND_COMMAND),
     Command("create", create, "create a container", _with(lambda co: co.CONTAINER), _IMAGE_AND_COMMAND),
@@ -445,7 +468,7 @@ COMMANDS = (
         Opt(("-i", "--interactive"), "interactive", "flag", "attach stdin too"), DETACH_KEYS),
         _CONTAINERS),
     Command("attach", attach, "attach to a running container's output and stdin", (
-        Opt(("--no-stdin",), "no_stdin", "flag", "do not attach stdin"), DETACH_KEYS),
+        Opt(("--no-stdin",), "no_stdin", "flag", "do not attach stdin"), DETACH_KEYS, SIG_PROXY),
         (Arg("container"),)),
     Command("exec", exec_, "run a command in a running container", (
         Opt(("-d", "--detach"), "detach", "flag", "run in the background"),

@@ -71,7 +71,11 @@ def test_freezer_and_stats_files_on_v2(fake_root):
     write(base / "pids.current", "2\n")
     write(base / "pids.max", "10\n")
     write(base / "cgroup.procs", "11\n12\n")
+    write(base / "io.stat", "8:0 rbytes=4096 wbytes=512 rios=2 wios=1 dbytes=0 dios=0\n\n")
     st = cgroups.read_stats(layout, "/berth/c1")
+    assert st.io_bytes == [{"major": 8, "minor": 0, "op": "read", "value": 4096},
+                           {"major": 8, "minor": 0, "op": "write", "value": 512}]
+    assert [e["value"] for e in st.io_ops] == [2, 1]
     assert (st.cpu_total_ns, st.cpu_user_ns, st.cpu_system_ns) == (2_000_000, 1_500_000, 500_000)
     assert st.throttling == {"periods": 3, "throttled_periods": 1, "throttled_time": 7000}
     assert (st.memory, st.memory_limit, st.memory_stat, st.pids, st.pids_limit) == (4096, None, {"anon": 100, "file": 200}, 2, 10)
@@ -143,3 +147,20 @@ def test_the_namespace_keeps_its_hierarchies_and_loses_the_unified_directory(tmp
     found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                            cwd=Path(__file__).resolve().parents[2])
     assert found.stdout.strip() == "ok", found.stderr
+
+
+def test_block_io_on_v1(fake_root):
+    """dockerd's reading: the proportional policy's counters, the throttle policy's where
+    those are absent or hold only their `Total`; the `Total` line is no entry."""
+    for c in ("blkio", "memory", "cpuacct", "cpu"):
+        (fake_root / c).mkdir()
+    layout = cgroups.detect(fake_root)
+    base = fake_root / "blkio" / "p" / "c"
+    write(base / "blkio.io_service_bytes_recursive", "Total 0\n")
+    write(base / "blkio.throttle.io_service_bytes_recursive", "8:0 Read 8192\n8:0 Write 1024\n8:0 Total 9216\nTotal 9216\n")
+    write(base / "blkio.throttle.io_serviced_recursive", "8:0 Read 2\n8:0 Write 1\nTotal 3\n")
+    st = cgroups.read_stats(layout, "/p/c")
+    assert [(e["op"], e["value"]) for e in st.io_bytes] == [("Read", 8192), ("Write", 1024), ("Total", 9216)]
+    assert [(e["op"], e["value"]) for e in st.io_ops] == [("Read", 2), ("Write", 1)]
+    write(base / "blkio.io_service_bytes_recursive", "8:16 Read 1\nTotal 1\n")
+    assert cgroups.read_stats(layout, "/p/c").io_bytes == [{"major": 8, "minor": 16, "op": "Read", "value": 1}]
