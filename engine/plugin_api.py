@@ -103,9 +103,30 @@ class PluginContext:
         self.state: dict[str, Any] = {}  # shared by the handler and tasks of one run
         self.cursor = 0  # the bus cursor of the event being (or last) handled
 
-    def publish(self, action: str, **attributes: str) -> None:
-        """Publish a `plugin` event (Actor.ID = the plugin's name) on the bus."""
-        self._bus.publish(constructors.plugin(self.name, action, **attributes))
+    def publish(self, action: str, /, **attributes: str | int | float | bool) -> None:
+        """Publish a `plugin` event on the bus: Actor.ID and the `name` attribute are the
+        plugin's name. Attributes are strings on the wire (Docker's map of strings, which
+        every client decodes): numbers and booleans are written as text (`true`, `3`);
+        any other value, or an attribute called `name`, is refused here, in the handler
+        that published it, before it reaches the journal."""
+        if not isinstance(action, str) or not action:
+            raise TypeError(f"publish: the action must be a non-empty string, not {action!r}")
+        if "name" in attributes:
+            raise ValueError("publish: `name` is the plugin's own name in its events; "
+                             "give the attribute another key (container=…, image=…)")
+        self._bus.publish(constructors.plugin(self.name, action, **{k: _text(k, v) for k, v in attributes.items()}))
+
+
+def _text(key: str, value) -> str:
+    """An attribute's value as the text an event carries."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as Go's strconv.FormatBool
+    if isinstance(value, (int, float)):
+        return str(value)
+    raise TypeError(f"publish: attribute {key!r} is a {type(value).__name__}; event attributes are text "
+                    "(a string, a number or a boolean)")
 
 
 EventHandler = Callable[[PluginContext, Event], Awaitable[None]]

@@ -163,9 +163,19 @@ class PluginHost:
     def _settings(self, state: PluginState) -> tuple[HostOptions, Any]:
         """The plugin's table, validated: the daemon's keys, and the plugin's own config."""
         table = self._options().get(state.name, {})
+        own = {k: v for k, v in table.items() if k not in HOST_KEYS}
+        # unknown keys are refused whatever the Struct says: a typo must not pass unseen
+        try:
+            known = {f.encode_name for f in msgspec.structs.fields(state.plugin.config)}
+        except TypeError:  # not a Struct (a dataclass, say): msgspec's own rules apply
+            known = set(own)
+        if unknown := sorted(set(own) - known):
+            raise BadRequest(f"plugin {state.name}: invalid configuration: unknown option"
+                             f"{'s' * (len(unknown) > 1)} {', '.join(unknown)} (the plugin's: "
+                             f"{', '.join(sorted(known)) or 'none'}; the daemon's: {', '.join(sorted(HOST_KEYS))})")
         try:
             host = msgspec.convert({k: v for k, v in table.items() if k in HOST_KEYS}, HostOptions)
-            return host, msgspec.convert({k: v for k, v in table.items() if k not in HOST_KEYS}, state.plugin.config)
+            return host, msgspec.convert(own, state.plugin.config)
         except msgspec.ValidationError as exc:
             raise BadRequest(f"plugin {state.name}: invalid configuration: {exc}") from None
 
@@ -190,10 +200,14 @@ class PluginHost:
         try:
             with trio.CancelScope() as scope:
                 state.scope = scope
+                try:
+                    host, config = self._settings(state)
+                except BadRequest as exc:  # a restart would not mend it: `plugin reload` after the fix does
+                    self._failed(state, exc.message)
+                    return
                 while True:
                     started = trio.current_time()
                     try:
-                        host, config = self._settings(state)
                         ctx = PluginContext(self.facade, self.bus, state.name, config, self.state_dir / state.name)
                         ctx.state_dir.mkdir(parents=True, exist_ok=True)
                         state.status = "running"
@@ -302,9 +316,19 @@ class PluginHost:
         fresh.enabled, fresh.restarts = was_enabled, state.restarts
         self.plugins[name] = fresh
         if was_enabled:
-            self._settings(fresh)
+            try:
+                self._settings(fresh)
+            except BadRequest as exc:
+                self._failed(fresh, exc.message)
+                raise
             self._start(fresh)
         self.publish(name, "reload")
+
+    def _failed(self, state: PluginState, reason: str) -> None:
+        """The plugin cannot start as configured: `failed`, with the reason to show."""
+        state.status, state.last_error = "failed", reason
+        log.error("%s; the plugin is not started", reason)
+        self.publish(state.name, "error", error=reason)
 
     def _remember(self) -> None:
         atomic_write(self.state_dir / "state.json",

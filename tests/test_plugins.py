@@ -54,6 +54,49 @@ def test_documented_example_runs(fresh_daemon):
     assert "fine" not in report.read_text()
     d.api.remove(ok)
     d.api.remove(bad)
+    # a stop or a removal is the user's: noted, not undone, and the plugin does not fail on it
+    stopped = d.api.run(["sleep", "60"], name="stopped", Labels={"restart-me": "yes"})
+    removed = d.api.run(["sleep", "60"], name="removed", Labels={"restart-me": "yes"})
+    assert d.api.post(f"/containers/{stopped}/stop", t=0).status == 204
+    assert d.api.delete(f"/containers/{removed}", force=1).status == 204
+    until(lambda: "stopped exited 137" in report.read_text() and "removed exited 137" in report.read_text())
+    time.sleep(0.5)
+    assert d.api.get_json(f"/containers/{stopped}/json")["State"]["Status"] == "exited"
+    state = d.api.get_json("/plugins/deathwatch/json")["BerthStatus"]
+    assert (state["Status"], state["Restarts"], state["LastError"]) == ("running", 0, "")
+    d.api.remove(stopped)
+
+
+def test_published_attributes_are_text(fresh_daemon):
+    """Docker's attributes are a map of strings: a number or a boolean a plugin publishes
+    is written as text (an int in the journal broke every events client, and cut the
+    journal at the next start), and `name` or another kind of value is refused."""
+    publisher = '''
+from engine.plugin_api import Plugin
+plugin = Plugin("publisher", events={"type": ["container"], "event": ["create"]})
+@plugin.on_event
+async def publish(ctx, event):
+    ctx.publish("seen", container=event.Actor.Attributes["name"], count=3, ok=True, ratio=0.5, action="x")
+    if event.Actor.Attributes["name"] == "second":
+        ctx.publish("bad", name="second")
+'''
+    since = f"{time.time():.9f}"
+    d = fresh_daemon(setup=setup_files({"publisher.py": publisher}, "[plugins.publisher]\nenabled = true\n"))
+    first = d.api.create(["true"], name="first")
+    until(lambda: [e for e in plugin_events(d, "publisher", since) if e["Action"] == "seen"])
+    [seen] = [e for e in plugin_events(d, "publisher", since) if e["Action"] == "seen"]
+    assert seen["Actor"]["Attributes"] == {"container": "first", "count": "3", "ok": "true", "ratio": "0.5",
+                                           "action": "x", "name": "publisher"}
+    second = d.api.create(["true"], name="second")
+    error = until(lambda: [e for e in plugin_events(d, "publisher", since) if e["Action"] == "error"])
+    assert "`name` is the plugin's own name" in error[0]["Actor"]["Attributes"]["error"]
+    assert d.stop() == 0
+    d.start()  # every event after the numbers is still there
+    third = d.api.create(["true"], name="third")
+    actions = [e["Action"] for e in plugin_events(d, "publisher", since)]
+    assert actions.count("seen") >= 3 and "error" in actions
+    for cid in (first, second, third):
+        d.api.remove(cid)
 
 
 def test_crashing_plugin_is_restarted_and_reported(fresh_daemon):
@@ -83,6 +126,24 @@ def test_invalid_config_is_refused_with_the_field_named(fresh_daemon):
     reply = d.api.post("/plugins/metrics/enable")
     assert reply.status == 400 and "metrics" in reply.message and "max_failures" in reply.message
     assert d.api.get("/plugins/nope/json").status == 404
+
+
+def test_unknown_option_fails_the_plugin_until_reloaded(fresh_daemon):
+    """A typo in a plugin's table (the documented example's Config accepts unknown keys
+    by itself) is refused, and the plugin stays `failed` with the reason until a reload."""
+    d = fresh_daemon(setup=setup_files({"deathwatch.py": doc_example()},
+                                       '[plugins.deathwatch]\nenabled = true\nreprot = "x.log"\n'))
+    state = until(lambda: (p := d.api.get_json("/plugins/deathwatch/json")["BerthStatus"])["Status"] == "failed" and p)
+    assert "unknown option reprot" in state["LastError"] and "report" in state["LastError"]
+    assert state["Restarts"] == 0
+    d.config_file.write_text('[plugins.deathwatch]\nenabled = true\nreport = "x.log"\n')
+    assert d.api.post("/plugins/deathwatch/reload").status == 200
+    until(lambda: d.api.get_json("/plugins/deathwatch/json")["BerthStatus"]["Status"] == "running")
+    d.config_file.write_text('[plugins.deathwatch]\nenabled = true\nbogus = 1\n')
+    reply = d.api.post("/plugins/deathwatch/reload")
+    assert reply.status == 400 and "unknown option bogus" in reply.message
+    state = d.api.get_json("/plugins/deathwatch/json")["BerthStatus"]
+    assert state["Status"] == "failed" and "bogus" in state["LastError"]
 
 
 def test_enable_disable_reload_and_remembered(fresh_daemon):

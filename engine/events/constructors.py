@@ -38,7 +38,7 @@ def network(network_id: str, action: str, *, name: str, driver: str, **attrs: st
                  scope="local")
 
 
-def plugin(name: str, action: str, **attrs: str) -> Event:
+def plugin(name: str, action: str, /, **attrs: str) -> Event:
     return Event(Type="plugin", Action=action, Actor=Actor(name, {**attrs, "name": name}), scope="local")
 
 
