@@ -74,10 +74,30 @@ def _scan_from(data: bytes, pos: int, limit: int = -1) -> tuple[list[Record], in
             break
         try:
             records.append(_decoder.decode(payload))
+        except msgspec.ValidationError:
+            # Intact (its checksum holds) but not an event as this daemon types them: never
+            # taken for the journal's end, which would cut off every event after it.
+            if (record := _repaired(payload)) is not None:
+                records.append(record)
         except msgspec.DecodeError:
             break
         pos += _HEADER.size + length
     return records, pos
+
+
+def _repaired(payload: bytes) -> Record | None:
+    """A record whose attributes are not all text (a plugin published a number before
+    `PluginContext.publish` wrote them out), with them written as text; None (the record
+    passed over) if that does not make it an event either."""
+    try:
+        cursor, event = msgspec.msgpack.decode(payload)
+        attributes = event["Actor"]["Attributes"]
+        event["Actor"]["Attributes"] = {str(k): v if isinstance(v, str) else msgspec.json.encode(v).decode()
+                                        for k, v in attributes.items()}
+        return msgspec.convert([cursor, event], Record)
+    except (msgspec.MsgspecError, TypeError, ValueError, KeyError, AttributeError):
+        log.warning("event journal: passed over a record that is no event")
+        return None
 
 
 def _ends(path: Path) -> tuple[list[Record], int] | None:

@@ -91,3 +91,18 @@ def test_damage_to_a_closed_segment_loses_only_what_it_damaged(tmp_path_factory,
     assert [r.cursor for r in again.records()] == survivors
     assert again.next_cursor == 31 and again.append(event(99)) == 31
     assert all(s.first == int(s.path.stem) for s in again.segments)
+
+
+def test_an_intact_record_of_the_wrong_types_does_not_end_the_journal(tmp_path):
+    """A record whose checksum holds but whose attributes are not all text (a plugin's
+    number, before publish wrote them out) is read with them as text; what follows stays."""
+    j = Journal(tmp_path)
+    j.append(event(0))
+    j.append(Event(Type="plugin", Action="seen", Actor=Actor("p", {"count": 3, "ok": True}), scope="local"))
+    j.append(event(2))
+    j.close()
+    again = Journal(tmp_path)
+    records = list(again.records())
+    assert [r.cursor for r in records] == [1, 2, 3] and again.dropped_bytes == 0
+    assert records[1].event.Actor.Attributes == {"count": "3", "ok": "true"}
+    assert again.append(event(3)) == 4
