@@ -565,17 +565,29 @@ def _go_float(value: float) -> str:
     return text
 
 
-def field(value, name: str):
+# Fields that are Go maps in Docker's types (labels, options, an event's attributes…):
+# the docker CLI runs a template on its typed values first, where a key such a map lacks
+# is `<no value>`, not the raw JSON's `map has no entry` error.
+GO_MAPS = frozenset({"Labels", "Attributes", "Options", "DriverOpts", "Annotations", "Sysctls", "StorageOpt",
+                     "Tmpfs", "Networks", "Ports", "ExposedPorts", "Volumes", "Containers"})
+
+
+def field(value, name: str, within: str | None = None):
     """`value.name`: a map's key (exactly, else in any case, since Go's field names and
-    the JSON keys may differ in case: `TimeNano` is `timeNano`)."""
+    the JSON keys may differ in case: `TimeNano` is `timeNano`); `within` names the field
+    `value` was read from (a Go map's missing key is `<no value>`, see GO_MAPS)."""
     if isinstance(value, dict):
         if name in value:
             return value[name]
         folded = name.lower()
         found = next((item for key, item in value.items() if str(key).lower() == folded), MISSING)
         if found is MISSING:
+            if within in GO_MAPS:
+                return MISSING
             raise _Unplaced(f'map has no entry for key "{name}"')
         return found
+    if value is None and within in GO_MAPS:  # a nil map: every key is missing
+        return MISSING
     if value is None or value is MISSING:
         raise _Unplaced(f"nil pointer evaluating interface {{}}.{name}")
     raise _Unplaced(f"can't evaluate field {name} in type {_go_type(value)}")
@@ -699,8 +711,9 @@ class _Run:
 
     @staticmethod
     def path(value, names) -> object:
+        within = None
         for name in names:
-            value = field(value, name)
+            value, within = field(value, name, within), name
         return value
 
 
@@ -730,7 +743,11 @@ def _index(item, *keys):
     item = _plain(item)
     for key in keys:
         if isinstance(item, dict):
-            item = item.get(key)
+            # a key the map lacks gives its values' zero value, as Go's index: "" for a
+            # map of strings (labels, options), else nil
+            item = item.get(key, "" if all(isinstance(v, str) for v in item.values()) else None)
+        elif item is None and isinstance(key, str):
+            item = ""  # a nil map (null labels), taken as Docker's map of strings
         elif isinstance(item, (list, tuple, str)):
             if isinstance(key, bool) or not isinstance(key, int):
                 raise _Unplaced(f"error calling index: cannot index slice/array with type {_go_type(key)}")

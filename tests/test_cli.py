@@ -420,3 +420,22 @@ def test_signals_reach_a_container_without_a_terminal(daemon, api):
         assert api.get_json(f"/containers/{name}/json")["State"]["Running"]  # the client left, alone
     finally:
         api.remove(name)
+
+
+def test_format_errors_are_one_line_and_missing_attributes_no_value(berth):
+    """events, info and version take a template as docker's do: a missing attribute of an
+    event is `<no value>`; a template that does not parse is one line and status 64, one
+    that cannot run one line and status 1 (never a traceback)."""
+    name = f"fmt-{os.getpid()}"
+    assert berth("run", "--name", name, "busybox", "true").returncode == 0
+    shown = berth("events", "--since", "1m", "--until", "0s", "--filter", f"container={name}",
+                  "--format", "{{.Action}} {{.Actor.Attributes.exitCode}}").stdout.decode().splitlines()
+    assert "create <no value>" in shown and "die 0" in shown
+    for args, status, words in ((("events", "--since", "1m", "--until", "0s", "--format", "{{.Nope"), 64,
+                                 "Error parsing format: template: :1: unclosed action"),
+                                (("info", "--format", "{{.X}}"), 1, 'map has no entry for key "X"'),
+                                (("version", "--format", "{{.X"), 64, "template parsing error")):
+        result = berth(*args)
+        assert result.returncode == status and words.encode() in result.stderr, result
+        assert b"Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert berth("rm", name).returncode == 0

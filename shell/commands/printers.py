@@ -114,6 +114,29 @@ def print_listing(items: list[dict], fmt: str | None, headers: list[str], cells,
         out(render.table(headers, [cells(item) for item in items]))
 
 
+def checked_template(fmt: str, refusal: str) -> None:
+    """Refuse a `--format` that does not parse before asking the daemon anything, with
+    docker's words (`refusal`: its prefix) and status 64."""
+    from .. import render
+    from ..gotemplate import ParseError
+
+    try:
+        render.compiled(fmt)
+    except ParseError as exc:
+        raise CommandFailed(f"{refusal}: {exc}", 64) from None
+
+
+def rendered(fmt: str, value) -> str:
+    """`value` through the template `fmt`; one error line (status 1) where it cannot run."""
+    from .. import render
+    from ..gotemplate import TemplateError
+
+    try:
+        return render.template(fmt, value)
+    except TemplateError as exc:
+        raise CommandFailed(str(exc)) from None
+
+
 # What `inspect` asks the daemon for, by noun. Plain `inspect` tries them in this order, as docker's does.
 INSPECTED = {"container": "/containers/{}/json", "image": "/images/{}/json", "network": "/networks/{}",
              "volume": "/volumes/{}", "plugin": "/plugins/{}/json"}

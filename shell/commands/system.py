@@ -11,7 +11,8 @@ from .. import fastjson, options, render
 from ..grammar import Arg, Command, Group, Opt, UsageError
 from ..transport import Client
 from . import build, containers, images, management, networks, volumes
-from .printers import (FILTER, FORCE_NEVER_ASKS, INSPECTED, err, format_option, inspect_format_option, out, print_inspect,
+from .printers import (FILTER, FORCE_NEVER_ASKS, INSPECTED, checked_template, err, format_option,
+                       inspect_format_option, out, print_inspect, rendered,
                        print_listing, print_pruned)
 
 
@@ -29,6 +30,8 @@ def events(client: Client, args) -> int:
     query = {"since": options.timestamp(args.since), "until": options.timestamp(args.until),
              "filters": options.filters(args.filter)}
     as_json = args.format == "json" or (args.format or "").strip() == "{{json .}}"
+    if args.format and not as_json:
+        checked_template(args.format, "Error parsing format")
     with client.stream("GET", "/events", query) as resp:
         while line := resp.readline():
             if not line.strip():
@@ -36,7 +39,7 @@ def events(client: Client, args) -> int:
             if as_json:
                 out(line.decode().strip())
             elif args.format:
-                out(render.template(args.format, fastjson.loads(line)))
+                out(rendered(args.format, fastjson.loads(line)))
             else:
                 out(render.event_line(fastjson.loads(line)))
             sys.stdout.flush()  # a stream: show each event when it happens
@@ -150,7 +153,11 @@ def _formatted(fmt: str, value: dict) -> int:
     """`--format` over one object: json, or a template line."""
     from .. import fastjson
 
-    out(fastjson.dumps(value, ascii=False) if fmt == "json" else render.template(fmt, value))
+    if fmt == "json":
+        out(fastjson.dumps(value, ascii=False))
+    else:
+        checked_template(fmt, "template parsing error")
+        out(rendered(fmt, value))
     return 0
 
 

@@ -155,3 +155,19 @@ def test_tabwriter_aligns_column_blocks_as_go():
     # a line without tabs ends a column block: the lines after it are aligned anew
     assert gotemplate.tabwrite("A\tBB\tC\nlonger-cell\tx\ty\nsingle\nz\tw").splitlines() == [
         "A             BB        C", "longer-cell   x         y", "single", "z         w"]
+
+
+def test_go_maps_read_as_the_docker_cli_reads_its_typed_values():
+    """A key that a Go map of Docker's types lacks (labels, an event's attributes) is
+    `<no value>`, `index` of it the map's zero value ""; elsewhere a missing key stays the
+    raw JSON's error, as the docker CLI's fallback reports it."""
+    run = lambda fmt, value: gotemplate.compiled(fmt).execute(value)  # noqa: E731
+    container = {"Config": {"Labels": {"app": "web"}}, "State": {"Running": True}}
+    assert run('[{{index .Config.Labels "nope"}}] [{{index .Config.Labels "app"}}]', container) == "[] [web]"
+    assert run("{{.Config.Labels.nope}} {{.Config.Labels.app}}", container) == "<no value> web"
+    image = {"Config": {"Labels": None}}
+    assert run('[{{index .Config.Labels "nope"}}] {{.Config.Labels.nope}}', image) == "[] <no value>"
+    event = {"Actor": {"ID": "x", "Attributes": {"name": "n"}}}
+    assert run("{{.Actor.Attributes.exitCode}}", event) == "<no value>"
+    with pytest.raises(gotemplate.TemplateError, match='map has no entry for key "Nope"'):
+        run("{{.State.Nope}}", container)
