@@ -248,6 +248,8 @@ class PluginHost:
             cursor = int(cursor_file.read_text())
             if failures_file.exists():
                 failures = msgspec.json.decode(failures_file.read_bytes(), type=Failures)
+        # until its first event, the plugin stands just before where it starts reading
+        ctx.cursor = (cursor if cursor is not None else self.bus.journal.next_cursor) - 1
         async for record in self.bus.subscribe(match, cursor=cursor):
             ctx.cursor = record.cursor
             if failures is not None and failures.cursor == record.cursor and failures.count >= max_failures:

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import tarfile
 import time
 
 import pytest
 
+from gounits import size
+from tests.daemon import REPO
 from tests.test_build import Build, _output, context
 
 OLD = 1_600_000_000 * 10**9  # file times long before any build: not racy
@@ -122,7 +126,7 @@ def test_bad_offers_and_sessions_are_400s(api):
     assert unknown.status == 400 and "unknown or expired build context session 'feedface'" in unknown.message
 
 
-def test_prune_drops_what_was_kept(api, kept):
+def test_prune_drops_what_was_kept(api, kept, daemon):
     source = f"test:/prune/{time.time_ns()}"
     data = "x" * 100_000
     listing = [_file("Dockerfile", len(DOCKERFILE), 1), _file("big.bin", len(data), 2)]
@@ -132,6 +136,11 @@ def test_prune_drops_what_was_kept(api, kept):
     mine = next(r for r in records.values() if r["Description"] == f"local source for context {source}")
     assert mine["Type"] == "source.local" and mine["UsageCount"] == 1 and mine["Size"] >= len(data)
     assert not mine["InUse"] and mine["CreatedAt"].endswith("Z")
+    shown = subprocess.run([sys.executable, "-m", "shell.cli", "-H", daemon.host, "system", "df"], cwd=REPO,
+                           capture_output=True, text=True, timeout=60).stdout.splitlines()
+    cache = next(line.split() for line in shown if line.startswith("Build Cache"))
+    total = sum(r["Size"] for r in records.values() if not r["Shared"])
+    assert cache[2:] == [str(len(records)), "0", size(total, 4), size(total, 4)]  # as the docker CLI's row
     refused = api.request("POST", "/build/prune", query={"filters": '{"dangling":["true"]}'})
     assert refused.status == 400 and "invalid filter 'dangling'" in refused.message
     nothing = {"CachesDeleted": [], "SpaceReclaimed": 0}

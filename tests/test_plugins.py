@@ -256,13 +256,15 @@ def test_metrics_endpoint(fresh_daemon):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     d = fresh_daemon(setup=setup_files({}, f'[plugins.metrics]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'))
-    cid = d.api.run(["sh", "-c", "while true; do :; done"], name="busy")
-    time.sleep(0.5)
 
     def scrape() -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
             assert r.headers["Content-Type"].startswith("text/plain")
             return r.read().decode()
+
+    until(lambda: "\nberth_bus_lag_events 0\n" in scrape())  # caught up from the start, not behind every event
+    cid = d.api.run(["sh", "-c", "while true; do :; done"], name="busy")
+    time.sleep(0.5)
 
     text = until(lambda: (t := scrape()) and 'action="start"' in t and t)
     assert 'berth_containers{state="running"} 1' in text

@@ -421,6 +421,13 @@ def test_berth_cli_login_push_pull_logout(api, registry, cli_env):
     assert pushed.returncode == 0, pushed.stderr
     assert f"The push refers to repository [{name}]".encode() in pushed.stdout
     assert b"1: digest: sha256:" in pushed.stdout
+    assert api.post(f"/images/{name}:1/tag", repo=name, tag="2").status == 201
+    untagged = berth(cli_env, "push", name)  # `latest`, as docker's since 20.10: there is none
+    assert untagged.returncode == 1 and b"latest" in untagged.stderr
+    every = berth(cli_env, "push", "-a", name)
+    assert every.returncode == 0 and b"1: digest: sha256:" in every.stdout and b"2: digest: sha256:" in every.stdout
+    assert b"tag can't be used with --all-tags/-a" in berth(cli_env, "push", "-a", f"{name}:1").stderr
+    assert api.delete(f"/images/{name}:2").status == 200
     assert api.delete(f"/images/{name}:1").status == 200
     pulled = berth(cli_env, "pull", f"{name}:1")
     assert pulled.returncode == 0, pulled.stderr

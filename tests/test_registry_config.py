@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from tests.daemon import Daemon
+from tests.daemon import REPO, Daemon
 
 
 def test_mirrors_and_insecure_registries_from_flags_and_file(fresh_daemon, tmp_path):
@@ -27,12 +28,15 @@ def test_mirrors_and_insecure_registries_from_flags_and_file(fresh_daemon, tmp_p
                                                    "Secure": True, "Official": True}
     assert config["IndexConfigs"]["registry.internal:5000"]["Secure"] is False
     assert found["IndexServerAddress"] == "https://index.docker.io/v1/"
-    if shutil.which("docker"):
-        shown = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60,
-                               env={**os.environ, "DOCKER_HOST": d.host, "DOCKER_CONFIG": str(tmp_path)}).stdout
+    berth = subprocess.run([sys.executable, "-m", "shell.cli", "-H", d.host, "info"], cwd=REPO, capture_output=True,
+                           text=True, timeout=60).stdout
+    clients = [berth] + ([subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60,
+                                         env={**os.environ, "DOCKER_HOST": d.host, "DOCKER_CONFIG": str(tmp_path)}).stdout]
+                         if shutil.which("docker") else [])
+    for shown in clients:  # berth's own info as the docker CLI's
         insecure = shown.partition(" Insecure Registries:\n")[2].partition(" Registry Mirrors:")[0]
         assert sorted(insecure.split()) == ["10.9.0.0/16", "127.0.0.0/8", "registry.internal:5000"]
-        assert " Registry Mirrors:\n  https://127.0.0.1:8/\n  http://127.0.0.1:9/\n" in shown
+        assert " Registry Mirrors:\n  https://127.0.0.1:8/\n  http://127.0.0.1:9/\n Live Restore Enabled: false" in shown
 
 
 @pytest.mark.parametrize("text, named", [

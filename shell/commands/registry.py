@@ -203,8 +203,14 @@ def pull(client: Client, args) -> int:
 
 
 def push(client: Client, args) -> int:
-    """`docker push NAME[:TAG]`: progress, then `TAG: digest: sha256:… size: N`."""
+    """`docker push [-a] NAME[:TAG]`: progress, then `TAG: digest: sha256:… size: N` for
+    the tag (`latest` when none is given, as docker's since 20.10), or for every tag of
+    the repository with `-a`."""
     repo, tag = split_name(args.name)
+    if args.all_tags:
+        if repo != args.name:
+            raise UsageError("tag can't be used with --all-tags/-a")
+        tag = ""  # the daemon pushes every tag of the repository
     response = client.stream("POST", f"/images/{ref(repo)}/push", {"tag": tag},
                              headers=auth_header(registry_of(repo)))
     try:
@@ -300,7 +306,8 @@ def search(client: Client, args) -> int:
 
 COMMANDS = (
     Command("pull", pull, "pull an image from a registry", (), (Arg("name"),)),
-    Command("push", push, "push an image to a registry", (), (Arg("name"),)),
+    Command("push", push, "push an image to a registry", (
+        Opt(("-a", "--all-tags"), "all_tags", "flag", "push every tag of the repository"),), (Arg("name"),)),
     Command("login", login, "log in to a registry", (
         Opt(("-u", "--username"), "username", "value", "user name"),
         Opt(("-p", "--password"), "password", "value", "password (insecure: prefer --password-stdin)"),

@@ -112,6 +112,14 @@ def info(client: Client, args) -> int:
          f" OSType: {i['OSType']}\n Architecture: {i['Architecture']}\n CPUs: {i['NCPU']}\n"
          f" Total Memory: {render.binary_size(i['MemTotal'])}\n Name: {i['Name']}\n ID: {i['ID']}\n"
          f" Berth Root Dir: {i['DockerRootDir']}\n Debug Mode: {str(i['Debug']).lower()}")
+    registries = i.get("RegistryConfig") or {}
+    insecure = [c["Name"] for c in (registries.get("IndexConfigs") or {}).values() if not c.get("Secure", True)]
+    insecure += registries.get("InsecureRegistryCIDRs") or []
+    if insecure:
+        out(" Insecure Registries:\n" + "".join(f"  {name}\n" for name in insecure).rstrip("\n"))
+    if registries.get("Mirrors"):
+        out(" Registry Mirrors:\n" + "".join(f"  {mirror}\n" for mirror in registries["Mirrors"]).rstrip("\n"))
+    out(f" Live Restore Enabled: {str(i.get('LiveRestoreEnabled', False)).lower()}")
     sys.stdout.flush()  # warnings come last, as docker's do
     for warning in i.get("Warnings") or []:
         err(warning if warning.startswith("WARNING") else f"WARNING: {warning}")
@@ -131,15 +139,22 @@ def df(client: Client, args) -> int:
     used_volumes = [v for v in volumes if v["UsageData"]["RefCount"] > 0]
     volume_size = sum(v["UsageData"]["Size"] for v in volumes)
 
-    def share(part: int, whole: int) -> str:
-        return f"{render.size(part)} ({part * 100 // whole if whole else 0}%)"
+    caches = [c for c in df.get("BuildCache") or [] if not c.get("Shared")]
+    cache_size = sum(c.get("Size", 0) for c in caches)
 
-    rows = [["Images", str(len(images)), str(len(used_images)), render.size(image_size), share(reclaim_images, image_size)],
+    def size(n: int) -> str:
+        return render.size(n, 4)  # docker's df: go-units HumanSize, four digits
+
+    def share(part: int, whole: int) -> str:
+        return f"{size(part)} ({part * 100 // whole}%)" if whole else size(part)
+
+    rows = [["Images", str(len(images)), str(len(used_images)), size(image_size), share(reclaim_images, image_size)],
             ["Containers", str(len(containers)), str(sum(c["State"] == "running" for c in containers)),
-             render.size(container_size), share(reclaim_containers, container_size)],
-            ["Local Volumes", str(len(volumes)), str(len(used_volumes)), render.size(volume_size),
+             size(container_size), share(reclaim_containers, container_size)],
+            ["Local Volumes", str(len(volumes)), str(len(used_volumes)), size(volume_size),
              share(volume_size - sum(v["UsageData"]["Size"] for v in used_volumes), volume_size)],
-            ["Build Cache", "0", "0", "0B", "0B"]]
+            ["Build Cache", str(len(df.get("BuildCache") or [])), str(sum(bool(c.get("InUse")) for c in caches)),
+             size(cache_size), size(cache_size - sum(c.get("Size", 0) for c in caches if c.get("InUse")))]]
     if args.format:
         keys = ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
         print_listing([dict(zip(keys, row)) for row in rows], args.format,
