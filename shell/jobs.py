@@ -11,6 +11,7 @@ toolbar; the outcome is printed above the prompt when a transfer ends.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import os
 import threading
@@ -22,7 +23,7 @@ import aiofiles
 from . import fastjson, progress
 from .commands import registry
 from .render import size
-from .transfer import amount_and_rate
+from .transfer import amount_and_rate, temp_beside
 from .transport import Client, ConnectError, DaemonError, ref
 
 
@@ -89,6 +90,21 @@ class Jobs:
         self.on_change()
         return job
 
+    def abandon(self, timeout: float = 5.0) -> None:
+        """Cancel every running transfer and wait (up to `timeout`) for each to clean up:
+        a download's unfinished file is removed, an upload's connection closed (the
+        daemon stores nothing of a load or import cut short)."""
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout)
+        except concurrent.futures.TimeoutError:
+            pass  # leaving anyway: what is left dies with the process
+
     async def _run(self, job: Job, work) -> None:
         try:
             job.result = await work(job)
@@ -102,14 +118,18 @@ class Jobs:
     def _download(self, method: str, endpoint: str, query: dict | None, path: str):
         async def work(job: Job) -> str:
             resp = await asyncio.to_thread(self.client.stream, method, endpoint, query)
+            temp = temp_beside(path)  # renamed over `path` once whole: never a truncated archive
             try:
-                async with aiofiles.open(path, "wb") as out:
+                async with aiofiles.open(temp, "xb") as out:
                     while chunk := await asyncio.to_thread(resp.read1, 1 << 20):
                         await out.write(chunk)
                         job.done += len(chunk)
                         self.on_change()
+                os.replace(temp, path)
             finally:
                 resp.close()
+                if os.path.exists(temp):
+                    os.unlink(temp)
             return f"done, {size(job.done)}"
         return work
 

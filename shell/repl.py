@@ -259,6 +259,7 @@ def repl(host: str | None = None) -> int:
     print("berth shell — docker's commands (run, ps, logs, images, …); Tab completes; "
           "`help`, `exit` or Ctrl-D to leave")
     interrupts = sigproxy.interrupts
+    warned = False  # about transfers still running, at the last `exit`
     try:
         while True:
             try:
@@ -270,9 +271,17 @@ def repl(host: str | None = None) -> int:
             except KeyboardInterrupt:  # at the prompt, or a late Ctrl-C meant for a command
                 continue
             except EOFError:
-                return 0
+                line = "exit"
             interrupts = sigproxy.interrupts
-            if run_line(line, address, jobs) == -1:
+            if run_line(line, address, jobs) != -1:
+                warned = False
+                continue
+            if not jobs.running or warned:
+                jobs.abandon()
                 return 0
+            warned = True  # as bash's "There are stopped jobs": a second exit leaves
+            print(f"berth: {len(jobs.running)} transfer{'s' * (len(jobs.running) > 1)} still running "
+                  f"({'; '.join(job.label for job in jobs.running.values())}); `exit` again abandons "
+                  "them (an unfinished save or export leaves no file)", file=sys.stderr)
     finally:
         live.stop()

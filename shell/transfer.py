@@ -90,17 +90,36 @@ class BodyReader:
         return data
 
 
+def temp_beside(path: str) -> str:
+    """Where a download to `path` is written until it is whole: a hidden file in the same
+    directory, renamed over `path` at the end, so that a transfer that fails or is
+    abandoned never leaves a truncated archive under the name asked for (as the docker
+    CLI's `.docker_temp_` files)."""
+    import secrets
+
+    head, tail = os.path.split(os.path.abspath(path))
+    return os.path.join(head, f".berth_temp_{tail}.{secrets.token_hex(4)}")
+
+
 def download(response: Response, path: str | None, label: str) -> None:
-    """Write a response body to `path` (None or "-": stdout), with progress."""
+    """Write a response body to `path` (None or "-": stdout), with progress; a file is
+    written whole or not at all (temp_beside)."""
     progress = Progress(label)
-    out = sys.stdout.buffer if path in (None, "-") else open(path, "wb")
+    to_file = path not in (None, "-")
+    temp = temp_beside(path) if to_file else ""
+    out = open(temp, "xb") if to_file else sys.stdout.buffer
     try:
         while chunk := response.read1():
             out.write(chunk)
             progress.add(len(chunk))
-    finally:
-        if out is not sys.stdout.buffer:
+        if to_file:
             out.close()
+            os.replace(temp, path)
+    finally:
+        if to_file:
+            out.close()
+            if os.path.exists(temp):
+                os.unlink(temp)
         progress.finish()
 
 

@@ -107,6 +107,10 @@ class Response:
         return b"".join(parts)
 
     def close(self) -> None:
+        try:  # wakes a read blocked in another thread (a background transfer abandoned)
+            self._sock.shutdown(_socket.SHUT_RDWR)
+        except OSError:
+            pass  # not connected any more
         self._sock.close()
 
     # a hijacked stream is two-way: what interactive sessions need besides read1()

@@ -236,3 +236,25 @@ def test_tab_completes_a_unique_match_in_place():
     assert typed("netw", "\t") == "network "
     assert typed("network ins", "\t") == "network inspect "
     assert typed("image re", "\t") == "image remove "
+
+
+def test_abandoned_transfers_leave_no_file(daemon, api, tmp_path):
+    """A background export abandoned (a second `exit`) leaves neither a truncated archive
+    nor its temp file; one that ends is renamed into place whole."""
+    from shell.jobs import Jobs
+
+    jobs = Jobs(Client(daemon.host), lambda: None, lambda line, failed: None)
+    cid = api.run(["sh", "-c", "head -c 300000000 /dev/zero > /big; sleep 60"])
+    try:
+        until = time.monotonic() + 30
+        while b"/big" not in b"".join(api.get(f"/containers/{cid}/changes").body.split()) and time.monotonic() < until:
+            time.sleep(0.2)
+        time.sleep(1)  # the file written whole
+        target = tmp_path / "big.tar"
+        assert repl.background(["export", "-o", str(target), cid], jobs)
+        time.sleep(0.05)
+        assert jobs.running
+        jobs.abandon()
+        assert list(tmp_path.iterdir()) == []  # no truncated big.tar, no .berth_temp_ file
+    finally:
+        api.remove(cid)
