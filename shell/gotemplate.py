@@ -676,6 +676,9 @@ class _Run:
             if piped:
                 args.append(last)
             return self.call(head[1], args)
+        if head[0] == "field" and head[1][-1] in METHODS and (len(operands) > 1 or piped):
+            args = [self.operand(op, dot, scope) for op in operands[1:]] + ([last] if piped else [])
+            return METHODS[head[1][-1]](self.path(dot, head[1][:-1]), *args)
         if len(operands) > 1 or piped:
             raise _Unplaced(f"can't give argument to non-function {_describe(head)}")
         return self.operand(head, dot, scope)
@@ -715,6 +718,22 @@ class _Run:
         for name in names:
             value, within = field(value, name, within), name
         return value
+
+
+def _label(row, name) -> str:
+    """docker's `.Label "key"` on a listing's row: the value of that label, "" if none.
+    The row holds its labels as docker's `k=v,k=v` (what `.Labels` prints)."""
+    labels = _plain(row)
+    labels = labels.get("Labels") if isinstance(labels, dict) else None
+    if isinstance(labels, dict):
+        return labels.get(name, "")
+    found = dict(pair.partition("=")[::2] for pair in (labels or "").split(",") if pair)
+    return found.get(_text(name, "Label"), "")
+
+
+# The methods with arguments that docker's listing rows have (containerContext.Label and
+# the like): `.Label "app"`.
+METHODS = {"Label": _label}
 
 
 def _describe(op) -> str:

@@ -139,6 +139,12 @@ def labelled(api):
     ("network", "ls", "--filter", "name=bridge", "--format", "table {{.ID}}\\t{{.Name}}\\t{{.IPv6}}\\t{{.Internal}}"),
     ("network", "ls", "--filter", "name=bridge", "--format", "json"),
     ("volume", "ls", "--filter", "name=no-such-volume", "--format", "table {{.Name}}\\t{{.Driver}}"),
+    # docker's typed values: a map's missing key, a row's .Label method, sizes a template asks for
+    ("inspect", "-f", '[{{index .Config.Labels "nope"}}] {{.Config.Labels.nope}} {{.Config.Labels.tier}}', "{name}"),
+    ("inspect", "-f", '[{{index .Config.Labels "nope"}}] {{.Config.Labels.nope}}', "busybox"),
+    ("ps", "--filter", "name={name}", "--format", '{{.Names}} [{{.Label "tier"}}] [{{.Label "nope"}}] {{.Size}}'),
+    ("images", "--format", "{{.Repository}} {{.CreatedAt}} {{.Containers}} {{.SharedSize}} {{.VirtualSize}}", "busybox"),
+    ("system", "df"),
     # errors: the same words and status (64 for inspect's unparsable template)
     ("ps", "--format", "{{.Names"),
     ("inspect", "-f", "{{.Name", "{name}"),

@@ -284,9 +284,11 @@ def ps(client: Client, args) -> int:
         raise UsageError(f"invalid argument \"{args.last}\" for \"-n, --last\" flag")
     from .. import options  # here, not for every container command
 
-    # --last N and --latest take the newest N of every state, as docker's (`limit`)
+    # --last N and --latest take the newest N of every state, as docker's (`limit`); a
+    # template naming .Size asks for sizes, as docker's does
+    sized = args.size or ".Size" in (args.format or "")
     found = client.get("/containers/json", all=int(args.all or last > 0), filters=options.filters(args.filter),
-                       **({"limit": last} if last > 0 else {}), **({"size": 1} if args.size else {}))
+                       **({"limit": last} if last > 0 else {}), **({"size": 1} if sized else {}))
     keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names", *(["Size"] if args.size else [])]
     print_listing([_ps_row(c, args.no_trunc) for c in found], args.format,
                   ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES",

@@ -12,8 +12,16 @@ from .printers import (FILTER, FORCE_NEVER_ASKS, NO_TRUNC, each_name, format_opt
 
 def _image_rows(image: dict, no_trunc: bool) -> list[dict]:
     """An image list entry as `docker images` fields, one per tag (`<none>` when untagged)."""
+    shared = image.get("SharedSize", -1)
+    containers = image.get("Containers", -1)
     fields = {"ID": image["Id"] if no_trunc else render.short_id(image["Id"]),
-              "CreatedSince": render.since(image["Created"]), "Size": render.size(image["Size"])}
+              "CreatedSince": render.since(image["Created"]), "Size": render.size(image["Size"]),
+              # the rest of docker's image fields, in its words ("N/A" for what the list did not count)
+              "CreatedAt": render.go_time(image["Created"]),
+              "Containers": "N/A" if containers == -1 else str(containers),
+              "SharedSize": "N/A" if shared == -1 else render.size(shared, 4),
+              "UniqueSize": "N/A" if shared == -1 else render.size(image["Size"] - shared, 4),
+              "VirtualSize": render.size(image.get("VirtualSize", image["Size"]), 4)}
     digests = dict(d.split("@", 1) for d in image.get("RepoDigests") or [] if "@" in d)
     rows = [{"Repository": repo, "Tag": tag, "Digest": digests.get(repo, "<none>"), **fields}
             for repo, _, tag in (name.rpartition(":") for name in image["RepoTags"] or ["<none>:<none>"])]
