@@ -241,6 +241,9 @@ class _PiecesSocket:
         buffer[:len(piece)] = piece
         return len(piece)
 
+    def shutdown(self, how: int) -> None:
+        self.pieces = []
+
     def close(self) -> None:
         self.pieces = []
 
