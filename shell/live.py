@@ -48,8 +48,8 @@ class LiveState:
         parts = [("class:toolbar.running", f" ▶ {c['running']} running "), ("", " "),
                  ("class:toolbar.paused", f" ⏸ {c['paused']} paused "), ("", " "),
                  ("class:toolbar.exited", f" ■ {c['exited']} exited "), *extra]
-        if self.recent:
-            parts.append(("class:toolbar.events", "   " + "  ·  ".join(self.recent)))
+        if self.recent:  # newest first: what a narrow terminal cuts off is the oldest
+            parts.append(("class:toolbar.events", "   " + "  ·  ".join(reversed(self.recent))))
         return parts
 
     def _follow(self) -> None:
@@ -69,7 +69,9 @@ class LiveState:
 
     def _seen(self, event: dict) -> None:
         actor = event.get("Actor", {})
-        name = actor.get("Attributes", {}).get("name") or actor.get("ID", "")[:12]
+        name = actor.get("Attributes", {}).get("name") or actor.get("ID", "")
+        if name.startswith("sha256:") or len(name) == 64:  # an image's or container's ID: its short form
+            name = name.removeprefix("sha256:")[:12]
         self.recent.append(f"{time.strftime('%H:%M:%S', time.localtime(event.get('time', 0)))} "
                            f"{event.get('Type', '')} {event.get('Action', '').split(':')[0]} {name}")
         if event.get("Type") == "container":

@@ -118,6 +118,10 @@ def test_toolbar_follows_the_bus(daemon, api):
         assert any("pause toolbar-" in e for e in live.recent)
         text = "".join(t for _, t in live.toolbar())
         assert "paused" in text and "running" in text
+        assert text.index("container pause toolbar-") < text.index("container start toolbar-")  # newest first
+        image = api.get_json("/images/busybox/json")["Id"]
+        live._seen({"Type": "image", "Action": "tag", "time": 0, "Actor": {"ID": image, "Attributes": {}}})
+        assert live.recent[-1].endswith(f"image tag {image[7:19]}")  # an ID in its short form
         api.remove(cid)
     finally:
         live.stop()
