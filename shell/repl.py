@@ -11,7 +11,6 @@ event bus, berth's own errors as one red line, never a traceback.
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.lexers import Lexer
 from prompt_toolkit.styles import Style
 
-from . import sigproxy
+from . import expand, sigproxy
 from .cli import COMMANDS, execute
 from .completion import Names, ShellCompleter, tab_bindings
 from .grammar import UsageError, parse
@@ -193,7 +192,7 @@ def run_line(line: str, address: str, jobs: Jobs | None = None) -> int | None:
     if line in ("exit", "quit"):
         return -1
     try:
-        words = shlex.split(line)
+        words = expand.split(line)
     except ValueError as exc:
         print(f"berth: {exc}", file=sys.stderr)
         return 1
