@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -38,6 +39,7 @@ from .events import filters as flt
 from .events.bus import Bus
 from .events.journal import Journal
 from .fs import tree
+from .fs.store import atomic_write
 from .fs.diff import Change
 from .images.archive_load import LoadResult
 from .images.service import ImageFacts, Images, ImageUsage, PruneReport, User
@@ -238,13 +240,24 @@ class Engine:
         """What `docker info` and `docker version` show of the daemon."""
         config, counts = self._config, self._containers.counts()
         return SystemInfo(
-            root=config.root, debug=config.debug, default_runtime=config.default_runtime,
+            root=config.root, engine_id=self._engine_id(), debug=config.debug, default_runtime=config.default_runtime,
             init_binary=config.init_binary or "", cgroup_version=self._layout.version,
             runtimes=[RuntimeInfo(rt.name, rt.binary, rt.path) for rt in self._runtimes.values()],
             containers=counts["total"], running=counts["running"], paused=counts["paused"],
             stopped=counts["stopped"], images=len(self._image_store.images), event_listeners=self._event_listeners,
             system_time=timefmt.now(), insecure_registries=config.insecure_registries,
             registry_mirrors=config.registry_mirrors, live_restore=config.live_restore)
+
+    def _engine_id(self) -> str:
+        """This state directory's own ID (`docker info`'s ID): a UUID made at its first
+        `info`, as dockerd keeps its `engine-id`."""
+        path = self._config.root / "engine-id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            made = str(uuid.uuid4())
+            atomic_write(path, made.encode())
+            return made
 
     async def disk_usage(self) -> DiskUsage:
         """`docker system df`: what images, containers, volumes and the build cache hold on disk."""

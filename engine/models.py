@@ -574,6 +574,7 @@ class SystemInfo(Struct, kw_only=True):
     """What `GET /info` and `GET /version` report of the daemon itself."""
 
     root: Path
+    engine_id: str  # made once per state directory: two daemons never report the same
     debug: bool
     default_runtime: str
     init_binary: str

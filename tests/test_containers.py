@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -507,6 +508,7 @@ def test_info_reports_runtime_path(api):
     # what scripts read of dockerd's info: seccomp on, the local volume driver, no live restore here
     assert info["SecurityOptions"] == ["name=seccomp,profile=default"] and info["Plugins"]["Volume"] == ["local"]
     assert info["LiveRestoreEnabled"] is False
+    assert str(uuid.UUID(info["ID"])) == info["ID"] == api.get_json("/info")["ID"]  # its own, and kept
     layout = cgroups.detect()
     assert info["CgroupVersion"] == str(layout.version)
     if layout.hybrid:

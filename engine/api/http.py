@@ -31,6 +31,7 @@ a 500 is a bug. A full disk is a 507 naming what could not be written (`errors.n
 
 from __future__ import annotations
 
+import functools
 import http
 import logging
 import re
@@ -87,6 +88,15 @@ class UnsupportedTransferCoding(Refused):
 
 class Overloaded(Refused):
     status = 503
+
+
+@functools.cache
+def _reason(status: int) -> bytes:
+    """The status line's phrase (`400 Bad Request`), as dockerd's Go server writes it."""
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
 
 
 def _protocol_refusal(exc: h11.RemoteProtocolError, reading_head: bool, limits: ApiLimits) -> Refused:
@@ -327,7 +337,7 @@ class Connection:
 
     async def open_stream(self, status: int, content_type: str, extra: list[tuple[str, str]] = ()) -> Stream:
         headers = [*common_headers(), *extra, ("Content-Type", content_type), ("Transfer-Encoding", "chunked")]
-        await self.send(h11.Response(status_code=status, headers=headers))
+        await self.send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
         self._streaming = True
         self._nursery.start_soon(self._watch_client)
         return Stream(self)
@@ -445,7 +455,7 @@ class Connection:
         if response.status not in (204, 304):
             headers += [("Content-Type", response.content_type), ("Content-Length", str(len(response.body)))]
         # One write for the whole answer: one syscall and one packet, not three.
-        data = self.h11.send(h11.Response(status_code=response.status, headers=headers))
+        data = self.h11.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
         if response.body and response.status not in (204, 304) and req.method != "HEAD":
             data += self.h11.send(h11.Data(data=response.body))
         data += self.h11.send(h11.EndOfMessage())

@@ -67,7 +67,7 @@ async def info(req: Request, engine: Engine) -> Response:
     os_name, os_version = _os_release()
     warnings = [f"runtime {rt.name}: {rt.path}" for rt in found.runtimes if rt.path != "direct"]
     return json_response({
-        "ID": found.root.name, "Containers": found.containers, "ContainersRunning": found.running,
+        "ID": found.engine_id, "Containers": found.containers, "ContainersRunning": found.running,
         "ContainersPaused": found.paused, "ContainersStopped": found.stopped,
         "Images": found.images, "Driver": "overlay",
         "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
