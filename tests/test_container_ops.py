@@ -141,10 +141,21 @@ def test_exec_stdin_detach_and_missing_executable(api):
         time.sleep(0.05)
     assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 0
 
-    eid = exec_in(api, cid, ["nosuchthing"])
+    for tty in (False, True):  # dockerd's words, not the runtime's raw line, with a terminal or without
+        eid = exec_in(api, cid, ["nosuchthing"], Tty=tty)
+        sock, first = api.hijack(f"/exec/{eid}/start", {"Tty": tty})
+        said = read_all(sock, first)
+        assert (b'OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuchthing": '
+                b'executable file not found in $PATH: unknown\r\n') in said and b"No such file" not in said, said
+        assert said.count(b"unable to start container process") == 1 and b"level=" not in said, said
+        assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 126
+    eid = exec_in(api, cid, ["sh", "-c", "echo early >&2; sleep 5"])  # the process's own stderr: on at once
     sock, first = api.hijack(f"/exec/{eid}/start", {})
-    assert b"nosuchthing" in read_all(sock, first)
-    assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 126
+    sock.settimeout(3)
+    got = first
+    while b"early" not in got:
+        got += sock.recv(4096)
+    sock.close()
     for user, missing in (("nosuchuser", b"unable to find user nosuchuser"), ("root:nosuchgroup", b"unable to find group nosuchgroup")):
         eid = exec_in(api, cid, ["id"], User=user)
         sock, first = api.hijack(f"/exec/{eid}/start", {})

@@ -218,16 +218,25 @@ class Execs:
             finally:
                 for fd in ends:  # the child has its copies: ours would hold its pipes open
                     os.close(fd)
-        except (RuntimeFailure, BadRequest) as exc:
-            # As dockerd: the start itself succeeds, the reason (the runtime's, or a user
-            # the container's passwd file does not name) is the output and the exit code 126.
+        except BadRequest as exc:
+            # As dockerd: the start itself succeeds, the reason (a user the container's
+            # passwd file does not name) is the output and the exit code 126.
             if output is not None:
                 await output(1, exc.message.encode() + b"\r\n")
             code = 126
+        except RuntimeFailure as exc:  # with a terminal: the runtime ended before handing one over
+            await _not_started(output, exc.message, cfg.cmd)
+            code = 126
         else:
-            code = await _supervise(process, session, sources, sink, output, stdin, timeout)
+            held: list[tuple[int, bytes]] = []  # what came out before the process started: the runtime's
+            code = await _supervise(process, session, sources, sink, output, stdin, timeout, held,
+                                    hold=1 if cfg.tty else 2)
             if code and not session.pid_file.exists():
-                code = 126  # the runtime wrote no pid: it could not start the process (its reason is the output)
+                code = 126  # the runtime wrote no pid: it could not start the process
+                await _not_started(output, b"".join(data for _, data in held).decode(errors="replace"), cfg.cmd)
+            elif output is not None:
+                for stream_id, data in held:
+                    await output(stream_id, data)
         session.pid_file.unlink(missing_ok=True)
         if session.terminal is not None:
             await session.terminal.aclose()
@@ -236,6 +245,14 @@ class Execs:
         session.finished.set()
         self.containers.publish(c, "exec_die", execID=session.id, exitCode=str(code))
         return code
+
+
+async def _not_started(output: Output | None, reason: str, cmd: list[str]) -> None:
+    """dockerd's answer to an exec its runtime could not start, written to the stream."""
+    if output is not None:
+        words = oci.docker_words(reason, cmd[0] if cmd else "") or "the runtime could not start the process"
+        await output(1, f"OCI runtime exec failed: exec failed: unable to start container process: {words}: unknown"
+                        "\r\n".encode())
 
 
 @functools.lru_cache(maxsize=64)
@@ -248,9 +265,21 @@ def _container_process(config_json: str, mtime_ns: int) -> dict:
 
 async def _supervise(process: trio.Process, session: Exec, sources: list[tuple[int, trio.abc.ReceiveStream]],
                      sink: trio.abc.SendStream | None, output: Output | None, stdin: trio.abc.ReceiveStream | None,
-                     timeout: float | None) -> int:
+                     timeout: float | None, held: list[tuple[int, bytes]], hold: int) -> int:
     """Copy output until every source is drained and the process ended, stdin meanwhile;
-    returns the exit code. Closes the pipes (a terminal is closed by the caller)."""
+    returns the exit code. What comes on stream `hold` (stderr, or the terminal) before
+    the runtime wrote the process's pid may be the runtime's own reason for not starting
+    it: it waits in `held` until the pid is there (then goes on, a few ms late at most),
+    or for the caller to word it as dockerd when the process never started. Closes the
+    pipes (a terminal is closed by the caller)."""
+    started = False
+
+    async def release() -> None:
+        nonlocal started
+        while not (started := session.pid_file.exists()) and process.returncode is None:
+            await trio.sleep(0.001)
+        while started and held and output is not None:
+            await output(*held.pop(0))
 
     async def pump(stream_id: int, source: trio.abc.ReceiveStream) -> None:
         while True:
@@ -260,7 +289,9 @@ async def _supervise(process: trio.Process, session: Exec, sources: list[tuple[i
                 data = b""  # a pty master reads EIO once the other side is gone
             if not data:
                 return
-            if output is not None:
+            if stream_id == hold and (held or not started):  # in order behind what waits
+                held.append((stream_id, data))
+            elif output is not None:
                 await output(stream_id, data)
 
     async def feed() -> None:
@@ -278,6 +309,7 @@ async def _supervise(process: trio.Process, session: Exec, sources: list[tuple[i
                 nursery.start_soon(feed)
             with trio.move_on_after(timeout if timeout is not None else float("inf")) as scope:
                 async with trio.open_nursery() as pumps:
+                    pumps.start_soon(release)
                     for stream_id, source in sources:
                         pumps.start_soon(pump, stream_id, source)
                     await process.wait()

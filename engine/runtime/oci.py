@@ -32,6 +32,7 @@ from .terminal import Terminal
 
 log = logging.getLogger("berth.runtime")
 _CRUN_NOT_FOUND = re.compile(r"executable file `(.*)` not found in \$PATH")
+_LOGRUS_MSG = re.compile(r'level=(?:error|fatal) msg="((?:[^"\\]|\\.)*)"')
 
 
 class RuntimeFailure(Exception):
@@ -185,12 +186,23 @@ def failure_reason(log_file: Path, command: str) -> str:
                 reason = entry.get("msg", "")
     except OSError:
         pass
+    return docker_words(reason, command) or "the runtime exited before starting the container"
+
+
+def docker_words(reason: str, command: str) -> str:
+    """The runtime's reason for not starting `command`, in runc's words where the docker
+    CLI reads them (crun says `executable file \`x\` not found in $PATH`), without the
+    runtime's own framing (runc's logrus line, its `exec failed: unable to start container
+    process:` that the caller's words already say)."""
+    if logged := _LOGRUS_MSG.search(reason):
+        reason = re.sub(r"\\(.)", r"\1", logged.group(1))
+    reason = reason.strip().removeprefix("exec failed: ").removeprefix("unable to start container process: ")
     found = _CRUN_NOT_FOUND.search(reason)
     if found:
-        reason = f'exec: "{found.group(1)}": executable file not found in $PATH'
-    elif "open executable" in reason or "Permission denied" in reason:
-        reason = f'exec: "{command}": permission denied'  # crun's words for a directory or a non-executable
-    return reason or "the runtime exited before starting the container"
+        return f'exec: "{found.group(1)}": executable file not found in $PATH'
+    if "open executable" in reason or "Permission denied" in reason:
+        return f'exec: "{command}": permission denied'  # crun's words for a directory or a non-executable
+    return reason.strip()
 
 
 def detect(layout: Layout, state_dir: Path) -> dict[str, Runtime]:
