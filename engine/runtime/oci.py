@@ -191,7 +191,7 @@ def failure_reason(log_file: Path, command: str) -> str:
 
 def docker_words(reason: str, command: str) -> str:
     """The runtime's reason for not starting `command`, in runc's words where the docker
-    CLI reads them (crun says `executable file \`x\` not found in $PATH`), without the
+    CLI reads them (crun says "executable file `x` not found in $PATH"), without the
     runtime's own framing (runc's logrus line, its `exec failed: unable to start container
     process:` that the caller's words already say)."""
     if logged := _LOGRUS_MSG.search(reason):
