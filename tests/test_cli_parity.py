@@ -143,7 +143,8 @@ def labelled(api):
     ("inspect", "-f", '[{{index .Config.Labels "nope"}}] {{.Config.Labels.nope}} {{.Config.Labels.tier}}', "{name}"),
     ("inspect", "-f", '[{{index .Config.Labels "nope"}}] {{.Config.Labels.nope}}', "busybox"),
     ("ps", "--filter", "name={name}", "--format", '{{.Names}} [{{.Label "tier"}}] [{{.Label "nope"}}] {{.Size}}'),
-    ("images", "--format", "{{.Repository}} {{.CreatedAt}} {{.Containers}} {{.SharedSize}} {{.VirtualSize}}", "busybox"),
+    ("images", "--format", "{{.Repository}} {{.CreatedAt}} {{.Containers}} {{.SharedSize}} {{.VirtualSize}}",
+     "busybox"),
     ("system", "df"),
     # errors: the same words and status (64 for inspect's unparsable template)
     ("ps", "--format", "{{.Names"),

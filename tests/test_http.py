@@ -422,7 +422,8 @@ def test_random_input_is_always_answered_never_with_a_5xx(strict, data):
 
 def test_status_lines_carry_their_reason_phrase(daemon):
     """`HTTP/1.1 404 Not Found`, as dockerd's Go server writes it, not a bare code."""
-    for target, line in ((b"/_ping", b"HTTP/1.1 200 OK\r\n"), (b"/containers/nope-nope/json", b"HTTP/1.1 404 Not Found\r\n")):
+    for target, line in ((b"/_ping", b"HTTP/1.1 200 OK\r\n"),
+                         (b"/containers/nope-nope/json", b"HTTP/1.1 404 Not Found\r\n")):
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(str(daemon.sock))
             s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n")

@@ -30,8 +30,8 @@ def test_mirrors_and_insecure_registries_from_flags_and_file(fresh_daemon, tmp_p
     assert found["IndexServerAddress"] == "https://index.docker.io/v1/"
     berth = subprocess.run([sys.executable, "-m", "shell.cli", "-H", d.host, "info"], cwd=REPO, capture_output=True,
                            text=True, timeout=60).stdout
-    clients = [berth] + ([subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60,
-                                         env={**os.environ, "DOCKER_HOST": d.host, "DOCKER_CONFIG": str(tmp_path)}).stdout]
+    env = {**os.environ, "DOCKER_HOST": d.host, "DOCKER_CONFIG": str(tmp_path)}
+    clients = [berth] + ([subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=60, env=env).stdout]
                          if shutil.which("docker") else [])
     for shown in clients:  # berth's own info as the docker CLI's
         insecure = shown.partition(" Insecure Registries:\n")[2].partition(" Registry Mirrors:")[0]

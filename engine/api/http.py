@@ -455,7 +455,8 @@ class Connection:
         if response.status not in (204, 304):
             headers += [("Content-Type", response.content_type), ("Content-Length", str(len(response.body)))]
         # One write for the whole answer: one syscall and one packet, not three.
-        data = self.h11.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
+        data = self.h11.send(h11.Response(status_code=response.status, headers=headers,
+                                          reason=_reason(response.status)))
         if response.body and response.status not in (204, 304) and req.method != "HEAD":
             data += self.h11.send(h11.Data(data=response.body))
         data += self.h11.send(h11.EndOfMessage())

@@ -335,7 +335,8 @@ def _stats_row(reading: dict, previous: dict | None) -> list[str]:
     received, sent = sum(n.get("rx_bytes", 0) for n in networks), sum(n.get("tx_bytes", 0) for n in networks)
     # as the docker CLI: every entry whose op starts with r/R is read, w/W written
     entries = (reading.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
-    read, written = (sum(e.get("value", 0) for e in entries if (e.get("op") or "-")[0] in first) for first in ("rR", "wW"))
+    read, written = (sum(e.get("value", 0) for e in entries if (e.get("op") or "-")[0] in first)
+                     for first in ("rR", "wW"))
     return [reading["id"][:12], reading["name"].lstrip("/"), f"{percent:.2f}%",
             f"{render.binary_size(usage)} / {render.binary_size(limit)}", f"{usage / limit * 100 if limit else 0:.2f}%",
             f"{render.size(received)} / {render.size(sent)}", f"{render.size(read)} / {render.size(written)}",

@@ -157,7 +157,8 @@ def test_block_io_on_v1(fake_root):
     layout = cgroups.detect(fake_root)
     base = fake_root / "blkio" / "p" / "c"
     write(base / "blkio.io_service_bytes_recursive", "Total 0\n")
-    write(base / "blkio.throttle.io_service_bytes_recursive", "8:0 Read 8192\n8:0 Write 1024\n8:0 Total 9216\nTotal 9216\n")
+    write(base / "blkio.throttle.io_service_bytes_recursive",
+          "8:0 Read 8192\n8:0 Write 1024\n8:0 Total 9216\nTotal 9216\n")
     write(base / "blkio.throttle.io_serviced_recursive", "8:0 Read 2\n8:0 Write 1\nTotal 3\n")
     st = cgroups.read_stats(layout, "/p/c")
     assert [(e["op"], e["value"]) for e in st.io_bytes] == [("Read", 8192), ("Write", 1024), ("Total", 9216)]
