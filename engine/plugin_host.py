@@ -23,6 +23,7 @@ would never be delivered.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -140,14 +141,18 @@ class PluginHost:
         path = self.state_dir / "state.json"
         return msgspec.json.decode(path.read_bytes(), type=dict[str, bool]) if path.exists() else {}
 
-    def discover(self) -> None:
-        """Load every plugin module; a broken one is logged and skipped."""
+    def discover(self, *, only_new_files: bool = False) -> None:
+        """Load every plugin module (or only the plugin directory's files not loaded yet); a
+        broken one is logged and skipped."""
         found: list[tuple[str, callable]] = []
-        for ep in entry_points.find(ENTRY_POINT_GROUP):
-            found.append((f"entry point {ep.name} ({ep.value})", lambda ep=ep: importlib.import_module(ep.module)))
+        if not only_new_files:
+            for ep in entry_points.find(ENTRY_POINT_GROUP):
+                found.append((f"entry point {ep.name} ({ep.value})", lambda ep=ep: importlib.import_module(ep.module)))
+        loaded = {state.source for state in self.plugins.values()}
         if self.plugins_dir.is_dir():
             for path in sorted(self.plugins_dir.glob("*.py")):
-                found.append((str(path), lambda path=path: _load_file(path)))
+                if str(path) not in loaded:
+                    found.append((str(path), lambda path=path: _load_file(path)))
         options, saved = self._options(), self._saved()
         for source, load in found:
             try:
@@ -155,6 +160,10 @@ class PluginHost:
                 plugin = _plugin_of(module, source)
             except Exception as exc:
                 log.error("plugin %s cannot be loaded: %s", source, exc)
+                continue
+            if only_new_files and plugin.name in self.plugins:  # the running one stays
+                log.error("plugin %s cannot be loaded: another plugin is called %s (%s)", source, plugin.name,
+                          self.plugins[plugin.name].source)
                 continue
             state = PluginState(plugin, module, source)
             state.enabled = saved.get(plugin.name, options.get(plugin.name, {}).get("enabled", state.enabled))
@@ -286,8 +295,15 @@ class PluginHost:
         except KeyError:
             raise NotFound(f'plugin "{name}" not found') from None
 
+    async def _find(self, name: str) -> PluginState:
+        """The plugin `name`: one whose file was put into the plugin directory since the
+        daemon started is loaded first."""
+        if name not in self.plugins:
+            await trio.to_thread.run_sync(functools.partial(self.discover, only_new_files=True))
+        return self.get(name)
+
     async def enable(self, name: str) -> None:
-        state = self.get(name)
+        state = await self._find(name)
         self._settings(state)  # refuse at once when its configuration is invalid
         state.enabled = True
         self._remember()
@@ -307,7 +323,7 @@ class PluginHost:
 
     async def reload(self, name: str) -> None:
         """Re-read the plugin's code and configuration, and restart it if enabled."""
-        state = self.get(name)
+        state = await self._find(name)
         was_enabled = state.enabled
         if state.scope is not None:
             state.scope.cancel()

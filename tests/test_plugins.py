@@ -378,3 +378,20 @@ def test_poison_limit_is_configurable_and_survives_restarts(fresh_daemon):
     assert len([e for e in plugin_events(d, "picky", since) if e["Action"] == "skip"]) == 1
     for cid in (poison, after, later):
         d.api.remove(cid)
+
+
+def test_a_plugin_file_added_later_is_found_by_enable(fresh_daemon):
+    d = fresh_daemon(setup=setup_files({}, ""))
+    assert d.api.post("/plugins/latecomer/enable").status == 404
+    (d.plugins_dir / "late.py").write_text('''
+from engine.plugin_api import Plugin
+plugin = Plugin("latecomer", events={"event": ["create"]})
+@plugin.on_event
+async def seen(ctx, event):
+    (ctx.state_dir / "seen").write_text(event.Actor.Attributes["name"])
+''')
+    assert d.api.post("/plugins/latecomer/enable").status == 200
+    until(lambda: d.api.get_json("/plugins/latecomer/json")["BerthStatus"]["Status"] == "running")
+    cid = d.api.create(["true"], name="late-one")
+    until(lambda: (d.root / "plugins" / "latecomer" / "seen").exists())
+    d.api.remove(cid)
