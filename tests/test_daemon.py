@@ -262,3 +262,17 @@ def test_the_fd_table_is_grown_before_any_thread(daemon):
     soft = int(next(line.split()[3] for line in Path(f"/proc/{daemon.proc.pid}/limits").read_text().splitlines()
                     if line.startswith("Max open files")))
     assert slots >= min(4096, soft)
+
+
+def test_a_second_daemon_on_the_same_cgroup_parent_leaves_the_first_ones_containers(fresh_daemon):
+    """Two daemons (two roots) given one `--cgroup-parent`: the second's start takes the
+    first's running containers for nobody's leftovers no more (it killed them)."""
+    first = fresh_daemon()
+    cid = first.api.run(["sleep", "60"], name="first-ones")
+    second = fresh_daemon("--cgroup-parent", first.cgroup_parent)
+    assert second.api.get_json("/containers/json", all=1) == []
+    time.sleep(0.5)
+    assert first.api.get_json(f"/containers/{cid}/json")["State"]["Running"]
+    assert second.stop() == 0
+    assert first.api.get_json(f"/containers/{cid}/json")["State"]["Running"]  # its stop left them too
+    first.api.remove(cid)

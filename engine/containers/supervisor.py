@@ -425,16 +425,25 @@ class Supervisor:
     async def reconcile(self, live: set[str]) -> None:
         """At start, after recovery: what the runtimes and the cgroups still have of a
         container that is not live (a start in flight when the previous daemon died) is
-        killed and removed."""
+        killed and removed. Only this daemon's containers: a cgroup under the parent that
+        no record of its root names is another's (a second daemon given the same
+        `--cgroup-parent`), and is left alone."""
         for rt in self.runtimes.values():
             for entry in await trio.to_thread.run_sync(lambda: list(rt.state_root.iterdir())):
                 if entry.name not in live:
                     log.warning("removing %s's leftover container %s", rt.name, entry.name[:12])
                     await rt.delete(entry.name)
+        root = self.containers.root
         for name in cgroups.children(self.layout, f"/{self.cgroup_parent}"):
-            if name not in live:
-                log.warning("removing the leftover cgroup of %s", name[:12])
-                await trio.to_thread.run_sync(cgroups.kill_and_remove, self.layout, f"/{self.cgroup_parent}/{name}")
+            if name in live:
+                continue
+            # ours: a container of this root, even one set aside or half removed
+            if not (name in self.containers.by_id or (root / name).exists() or (root / f"{name}.removing").exists()):
+                log.warning("cgroup /%s/%s is none of this daemon's containers (another daemon's, with the same "
+                            "--cgroup-parent?): left alone", self.cgroup_parent, name[:12])
+                continue
+            log.warning("removing the leftover cgroup of %s", name[:12])
+            await trio.to_thread.run_sync(cgroups.kill_and_remove, self.layout, f"/{self.cgroup_parent}/{name}")
 
     async def remove(self, c: Container, volumes: bool = False) -> None:
         """Remove a container that has no process: its files, name, and record; its
