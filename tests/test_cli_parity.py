@@ -264,3 +264,16 @@ def both_each(daemon, api, tmp_path):
         return found
 
     return run
+
+
+def test_system_df_verbose_as_docker_prints_it(both, labelled):
+    """`system df -v`: the four tables, in the docker CLI's columns and words (durations
+    aside: the two commands may straddle a second)."""
+    import re
+
+    docker, berth = both("system", "df", "-v")
+    assert docker.returncode == berth.returncode == 0, berth.stderr
+    ages = re.compile(rb"(Less than a second|About an? \w+|\d+ \w+?s?)( ago)?")
+    assert b"Build cache usage:" in berth.stdout and b"Images space usage:" in berth.stdout
+    assert [ages.sub(b"T", line) for line in berth.stdout.splitlines()] == \
+        [ages.sub(b"T", line) for line in docker.stdout.splitlines()]

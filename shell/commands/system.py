@@ -127,8 +127,13 @@ def info(client: Client, args) -> int:
 
 
 def df(client: Client, args) -> int:
-    """`docker system df`: what images, containers and volumes hold."""
+    """`docker system df`: what images, containers and volumes hold (`-v`: each of them)."""
     df = client.get("/system/df")
+    if args.verbose:
+        if args.format:
+            raise UsageError("berth system df: --format with -v is not supported (the docker CLI's is)")
+        _df_verbose(df)
+        return 0
     images, containers = df.get("Images") or [], df.get("Containers") or []
     used_images = [i for i in images if i.get("Containers", 0) > 0]
     image_size = df.get("LayersSize", 0)
@@ -162,6 +167,46 @@ def df(client: Client, args) -> int:
         return 0
     out(render.table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], rows))
     return 0
+
+
+def _df_verbose(df: dict) -> None:
+    """`docker system df -v`: a table for each of images, containers, volumes and the
+    build cache, in the docker CLI's columns and words."""
+    from .containers import _ps_row
+    from .images import _image_rows
+
+    caches = df.get("BuildCache") or []
+    images = [{**row, "Containers": str(image.get("Containers", 0))}
+              for image in df.get("Images") or [] for row in _image_rows(image, False)]
+    out("Images space usage:\n\n" + render.table(
+        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"],
+        [[r["Repository"], r["Tag"], r["ID"], r["CreatedSince"], r["Size"], r["SharedSize"], r["UniqueSize"],
+          r["Containers"]] for r in images]))
+    containers = [(_ps_row(c, False), c) for c in df.get("Containers") or []]
+    out("\nContainers space usage:\n\n" + render.table(
+        ["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"],
+        [[r["ID"], r["Image"], r["Command"], r["LocalVolumes"], render.size(c.get("SizeRw", 0)), r["RunningFor"],
+          r["Status"], r["Names"]] for r, c in containers]))
+    out("\nLocal Volumes space usage:\n\n" + render.table(
+        ["VOLUME NAME", "LINKS", "SIZE"],
+        [[v["Name"], str(v["UsageData"]["RefCount"]), render.size(v["UsageData"]["Size"], 4)]
+         for v in df.get("Volumes") or []]))
+    out(f"\nBuild cache usage: {render.size(sum(c.get('Size', 0) for c in caches), 4)}\n\n" + render.table(
+        ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"],
+        [[c["ID"][:12], c.get("Type", ""), render.size(c.get("Size", 0)), render.since(_unix(c.get("CreatedAt"))),
+          render.since(_unix(c.get("LastUsedAt"))), str(c.get("UsageCount", 0)), str(bool(c.get("Shared"))).lower()]
+         for c in caches]))
+
+
+def _unix(stamp: str | None) -> float:
+    """RFC 3339 (nanoseconds and all) as unix seconds."""
+    import datetime
+
+    if not stamp:
+        return 0.0
+    head, _, fraction = stamp.rstrip("Z").partition(".")
+    moment = datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
 
 
 def _formatted(fmt: str, value: dict) -> int:
@@ -207,7 +252,9 @@ COMMANDS = (
     _INFO,
     *management.COMMANDS,
     Group("system", "the daemon: disk use, events, information and clean-up", (
-        Command("df", df, "what images, containers and volumes hold", (format_option("{{.Type}}"),)), _EVENTS, _INFO,
+        Command("df", df, "what images, containers and volumes hold", (
+            format_option("{{.Type}}"), Opt(("-v", "--verbose"), "verbose", "flag", "each image, container, volume "
+                                            "and build cache record"))), _EVENTS, _INFO,
         Command("prune", prune, "remove stopped containers, unused networks and dangling images", (
             Opt(("-a", "--all"), "all", "flag", "every unused image, not only dangling ones"),
             Opt(("--volumes",), "volumes", "flag", "unused volumes too"), FORCE_NEVER_ASKS)))),
