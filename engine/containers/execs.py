@@ -278,7 +278,7 @@ async def _supervise(process: trio.Process, session: Exec, sources: list[tuple[i
         nonlocal started
         while not (started := session.pid_file.exists()) and process.returncode is None:
             await trio.sleep(0.001)
-        while started and held and output is not None:
+        while started and held:
             await output(*held.pop(0))
 
     async def pump(stream_id: int, source: trio.abc.ReceiveStream) -> None:
@@ -289,9 +289,11 @@ async def _supervise(process: trio.Process, session: Exec, sources: list[tuple[i
                 data = b""  # a pty master reads EIO once the other side is gone
             if not data:
                 return
+            if output is None:
+                continue  # detached: drained, shown to no one
             if stream_id == hold and (held or not started):  # in order behind what waits
                 held.append((stream_id, data))
-            elif output is not None:
+            else:
                 await output(stream_id, data)
 
     async def feed() -> None:
