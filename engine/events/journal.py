@@ -96,8 +96,14 @@ def _repaired(payload: bytes) -> Record | None:
                                         for k, v in attributes.items()}
         return msgspec.convert([cursor, event], Record)
     except (msgspec.MsgspecError, TypeError, ValueError, KeyError, AttributeError):
-        log.warning("event journal: passed over a record that is no event")
+        checksum = zlib.crc32(payload)
+        if checksum not in _passed_over:  # said once, not at every read that meets it
+            _passed_over.add(checksum)
+            log.warning("event journal: passed over a record that is no event (crc32 %08x)", checksum)
         return None
+
+
+_passed_over: set[int] = set()
 
 
 def _ends(path: Path) -> tuple[list[Record], int] | None:
