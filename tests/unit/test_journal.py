@@ -106,3 +106,22 @@ def test_an_intact_record_of_the_wrong_types_does_not_end_the_journal(tmp_path):
     assert [r.cursor for r in records] == [1, 2, 3] and again.dropped_bytes == 0
     assert records[1].event.Actor.Attributes == {"count": "3", "ok": "true"}
     assert again.append(event(3)) == 4
+
+
+def test_an_intact_record_that_is_no_event_is_passed_over(tmp_path):
+    """One that no reading makes an event (no Actor at all) is skipped, and what follows stays."""
+    import struct
+    import zlib
+
+    import msgspec
+
+    j = Journal(tmp_path)
+    j.append(event(0))
+    j.close()
+    payload = msgspec.msgpack.encode([2, {"Type": "container", "Action": "start"}])
+    with open(next(tmp_path.iterdir()), "ab") as f:
+        f.write(struct.pack(">II", len(payload), zlib.crc32(payload)) + payload)
+    again = Journal(tmp_path)
+    assert again.dropped_bytes == 0
+    assert again.append(event(3)) == 2  # after the last event read (the odd record's cursor is not trusted)
+    assert [r.event.Actor.ID for r in again.records()] == ["c0", "c3"]
