@@ -516,11 +516,12 @@ class _Continue(Exception):
 
 
 MISSING = object()  # a map key that is not there: prints as `<no value>`
+NIL = object()  # a nil pointer of Docker's types that its JSON omits (`.State.Health`): prints as `<nil>`
 
 
 def truth(value) -> bool:
     """Go's template truth: false, 0, nil and empty strings, lists and maps are false."""
-    if value is MISSING or value is None:
+    if value is MISSING or value is None or value is NIL:
         return False
     if isinstance(value, (bool, int, float, str, list, dict, tuple)):
         return bool(value)
@@ -529,6 +530,8 @@ def truth(value) -> bool:
 
 def go_string(value) -> str:
     """A value as Go's fmt prints it with %v: `true`, `[a b]`, `map[k:v]`, `<no value>`."""
+    if value is NIL:
+        return "<nil>"
     if value is MISSING or value is None:
         return "<no value>"
     if isinstance(value, bool):
@@ -546,7 +549,7 @@ def go_string(value) -> str:
 
 def _nested(value) -> str:
     """A value inside a list or map: fmt prints a nil there as `<nil>`."""
-    return "<nil>" if value is None or value is MISSING else go_string(value)
+    return "<nil>" if value is None or value is MISSING or value is NIL else go_string(value)
 
 
 def _go_float(value: float) -> str:
@@ -570,6 +573,8 @@ def _go_float(value: float) -> str:
 # is `<no value>`, not the raw JSON's `map has no entry` error.
 GO_MAPS = frozenset({"Labels", "Attributes", "Options", "DriverOpts", "Annotations", "Sysctls", "StorageOpt",
                      "Tmpfs", "Networks", "Ports", "ExposedPorts", "Volumes", "Containers"})
+# Pointer fields of Docker's types that its JSON leaves out when nil: `<nil>` when missing.
+GO_POINTERS = frozenset({"Health", "Healthcheck"})
 
 
 def field(value, name: str, within: str | None = None):
@@ -584,10 +589,14 @@ def field(value, name: str, within: str | None = None):
         if found is MISSING:
             if within in GO_MAPS:
                 return MISSING
+            if name in GO_POINTERS:
+                return NIL
             raise _Unplaced(f'map has no entry for key "{name}"')
         return found
     if value is None and within in GO_MAPS:  # a nil map: every key is missing
         return MISSING
+    if value is NIL:  # the typed pass fails on it, and the docker CLI says what its raw JSON pass says
+        raise _Unplaced(f'map has no entry for key "{within}"')
     if value is None or value is MISSING:
         raise _Unplaced(f"nil pointer evaluating interface {{}}.{name}")
     raise _Unplaced(f"can't evaluate field {name} in type {_go_type(value)}")
@@ -634,7 +643,7 @@ class _Run:
             items = list(enumerate(value))
         elif isinstance(value, int) and not isinstance(value, bool):
             items = [(i, i) for i in range(value)]
-        elif value is None or value is MISSING:
+        elif value is None or value is MISSING or value is NIL:
             items = []
         else:
             raise TemplateError(f"range can't iterate over {go_string(value)}")
@@ -748,7 +757,7 @@ def _describe(op) -> str:
 
 def _plain(value):
     """A value as a function argument: a missing key is Go's nil."""
-    return None if value is MISSING else value
+    return None if value is MISSING or value is NIL else value
 
 
 def _text(value, name: str) -> str:

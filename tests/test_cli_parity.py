@@ -142,6 +142,8 @@ def labelled(api):
     # docker's typed values: a map's missing key, a row's .Label method, sizes a template asks for
     ("inspect", "-f", '[{{index .Config.Labels "nope"}}] {{.Config.Labels.nope}} {{.Config.Labels.tier}}', "{name}"),
     ("inspect", "-f", '[{{index .Config.Labels "nope"}}] {{.Config.Labels.nope}}', "busybox"),
+    ("inspect", "-f", "{{.State.Health}} {{if .State.Health}}y{{else}}n{{end}} {{.Config.Healthcheck}}", "{name}"),
+    ("inspect", "-f", "{{.State.Health.Status}}", "{name}"),
     ("ps", "--filter", "name={name}", "--format", '{{.Names}} [{{.Label "tier"}}] [{{.Label "nope"}}] {{.Size}}'),
     ("images", "--format", "{{.Repository}} {{.CreatedAt}} {{.Containers}} {{.SharedSize}} {{.VirtualSize}}",
      "busybox"),
