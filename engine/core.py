@@ -430,6 +430,11 @@ class Engine:
 
     # --- exec sessions ------------------------------------------------------------
 
+    @staticmethod
+    def create_warnings(c: Container) -> list[str]:
+        """What dockerd would have warned about in `c`'s create (its answer's Warnings)."""
+        return checks.warnings(c.record.host_config)
+
     def create_exec(self, ref: str, config: ExecConfig) -> Exec:
         """A new exec session in a running container; publishes `exec_create`."""
         return self._execs.create(ref, config)

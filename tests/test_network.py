@@ -73,6 +73,16 @@ def test_none_and_host_modes(api, daemon):
                     ("connect", "host", "host"), ("disconnect", "host", "host")]
     reply = api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": "nope"}})
     assert reply.status == 400 and reply.message == "network nope not found"  # a 404 would make docker pull
+    # ports published on none or host are accepted and discarded, as dockerd (compose's
+    # `network_mode: host` with `ports:`), with dockerd's warning for host
+    bindings = {"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}
+    for mode, warned in (("none", []), ("host", ["Published ports are discarded when using host network mode"])):
+        reply = api.post("/containers/create", {"Image": "busybox", "Cmd": ["true"],
+                                                "HostConfig": {"NetworkMode": mode, **bindings}})
+        assert reply.status == 201 and reply.json()["Warnings"] == warned, reply.body
+        assert api.post(f"/containers/{reply.json()['Id']}/start").status == 204
+        assert api.wait(reply.json()["Id"]) == 0
+        api.remove(reply.json()["Id"])
 
 
 def test_container_network_mode_shares_the_donors_namespace_and_files(api):
@@ -263,6 +273,37 @@ def test_published_ports(api):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection may linger in TIME_WAIT
         s.bind(("127.0.0.1", port))
         s.listen()
+
+
+def test_the_images_exposed_ports_and_stop_signal(api, tmp_path):
+    """`-P` publishes what the image EXPOSEs, and `stop` sends its STOPSIGNAL, as dockerd's
+    merge of the image's config into the container's."""
+    import io
+    import tarfile
+
+    dockerfile = (b'FROM busybox\nEXPOSE 8080 53/udp\nSTOPSIGNAL SIGUSR1\nCMD ["sh", "-c", '
+                  b'"trap \'echo usr1; exit 0\' USR1; mkdir /www; echo exposed > /www/index.html; '
+                  b'httpd -p 8080 -h /www; while true; do sleep 0.1; done"]\n')
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    reply = api.request("POST", "/build", query={"t": "exposing:1"}, body=buf.getvalue(),
+                        headers={"Content-Type": "application/x-tar"})
+    assert reply.status == 200 and b"errorDetail" not in reply.body, reply.body
+    cid = api.run([], image="exposing:1", HostConfig={"PublishAllPorts": True})
+    try:
+        config = api.get_json(f"/containers/{cid}/json")["Config"]
+        assert config["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}} and config["StopSignal"] == "SIGUSR1"
+        binding = api.get_json(f"/containers/{cid}/json")["NetworkSettings"]["Ports"]["8080/tcp"][0]
+        assert fetch_when_up(f"http://127.0.0.1:{binding['HostPort']}/") == b"exposed\n"
+        assert api.post(f"/containers/{cid}/stop", t=10).status == 204
+        assert api.get_json(f"/containers/{cid}/json")["State"]["ExitCode"] == 0  # its trap ran: USR1, not TERM
+        assert b"usr1" in b"".join(data for _, data in api.logs(cid))
+    finally:
+        api.remove(cid)
+        api.delete("/images/exposing:1")
 
 
 def test_publish_all_exposed_ports(api):

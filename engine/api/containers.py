@@ -72,7 +72,7 @@ def copies_bytes(req: Request) -> bool:
 async def create(req: Request, engine: Engine) -> Response:
     body = await req.json(CreateRequest)
     c = await engine.create(body, req.q("name") or None)
-    return json_response({"Id": c.id, "Warnings": []}, 201)
+    return json_response({"Id": c.id, "Warnings": engine.create_warnings(c)}, 201)
 
 
 async def list_(req: Request, engine: Engine) -> Response:

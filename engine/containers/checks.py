@@ -57,6 +57,13 @@ def config(req: CreateRequest) -> None:
             raise BadRequest("Retries in Healthcheck cannot be negative")
 
 
+def warnings(hc: HostConfig) -> list[str]:
+    """What dockerd accepts in a create but warns about (the create answer's Warnings)."""
+    if hc.network_mode == "host" and (hc.port_bindings or hc.publish_all_ports):
+        return ["Published ports are discarded when using host network mode"]  # as on `none`, silently
+    return []
+
+
 def conflicts(req: CreateRequest, hc: HostConfig) -> None:
     """What dockerd refuses while it decodes a create request (its runconfig package)."""
     if hc.uts_mode == "host" and req.hostname:

@@ -32,7 +32,7 @@ from ..images.store import Image
 from ..lifecycle import Action, State, Step
 from ..models import (CommitOptions, ContainerConfig, ContainerRecord, CreateRequest, HistoryEntry, HostConfig,
                       ImageRuntimeConfig, LogConfig, MountPoint, UpdateRequest, words)
-from ..network.manager import NetworkManager, network_names, sole_network
+from ..network.manager import NetworkManager, network_names
 from ..runtime import bundle, cgroups, oci
 from ..volumes import Volumes
 from . import checks, logs, mounts, names
@@ -137,6 +137,10 @@ class ContainerService:
             labels={**(img.labels or {}), **(req.labels or {})},
             healthcheck=req.healthcheck or img.healthcheck,
             volumes={**(img.volumes or {}), **(req.volumes or {})} or None,
+            # as dockerd's merge: the image's exposed ports join the request's (`-P` publishes
+            # them), its STOPSIGNAL stands unless the request names one
+            exposed_ports={**(img.exposed_ports or {}), **(req.exposed_ports or {})} or None,
+            stop_signal=req.stop_signal or img.stop_signal or None,
         )
         config = ContainerConfig(**{f: getattr(config, f) for f in ContainerConfig.__struct_fields__})
         hc = msgspec.structs.replace(hc, runtime=runtime, restart_policy=msgspec.structs.replace(hc.restart_policy, name=policy))
@@ -176,8 +180,6 @@ class ContainerService:
                                  f"real-time budget of {budget} microseconds (cpu.rt_runtime_us); raise it first")
         checks.settings(req, hc)
         bundle.check(hc)
-        if (hc.port_bindings or hc.publish_all_ports) and sole_network(hc.network_mode):
-            raise BadRequest(f"conflicting options: port publishing and the {hc.network_mode} network mode")
         # Legacy links act on the default bridge only. As dockerd, on a user-defined network
         # they are accepted unchecked and do nothing (compose's `run` sends them there); they
         # are not kept, since start would require their containers to run.
