@@ -175,7 +175,8 @@ def _df_verbose(df: dict) -> None:
     from .containers import _ps_row
     from .images import _image_rows
 
-    caches = df.get("BuildCache") or []
+    # as the docker CLI lists them: least recently used first (a record never used first of all)
+    caches = sorted(df.get("BuildCache") or [], key=lambda c: _unix(c.get("LastUsedAt")) if c.get("LastUsedAt") else -1)
     images = [{**row, "Containers": str(image.get("Containers", 0))}
               for image in df.get("Images") or [] for row in _image_rows(image, False)]
     out("Images space usage:\n\n" + render.table(
