@@ -23,7 +23,7 @@ import aiofiles
 from . import fastjson, progress
 from .commands import registry
 from .render import size
-from .transfer import amount_and_rate, temp_beside
+from .transfer import amount_and_rate, landing
 from .transport import Client, ConnectError, DaemonError, ref
 
 
@@ -118,18 +118,15 @@ class Jobs:
     def _download(self, method: str, endpoint: str, query: dict | None, path: str):
         async def work(job: Job) -> str:
             resp = await asyncio.to_thread(self.client.stream, method, endpoint, query)
-            temp = temp_beside(path)  # renamed over `path` once whole: never a truncated archive
             try:
-                async with aiofiles.open(temp, "xb") as out:
-                    while chunk := await asyncio.to_thread(resp.read1, 1 << 20):
-                        await out.write(chunk)
-                        job.done += len(chunk)
-                        self.on_change()
-                os.replace(temp, path)
+                with landing(path) as temp:  # renamed over `path` once whole: never a truncated archive
+                    async with aiofiles.open(temp, "xb") as out:
+                        while chunk := await asyncio.to_thread(resp.read1, 1 << 20):
+                            await out.write(chunk)
+                            job.done += len(chunk)
+                            self.on_change()
             finally:
                 resp.close()
-                if os.path.exists(temp):
-                    os.unlink(temp)
             return f"done, {size(job.done)}"
         return work
 

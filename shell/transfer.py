@@ -5,11 +5,13 @@ few MB draws a progress bar on stderr when that is a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tarfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from .grammar import UsageError
@@ -90,37 +92,43 @@ class BodyReader:
         return data
 
 
-def temp_beside(path: str) -> str:
+@contextlib.contextmanager
+def landing(path: str) -> Iterator[str]:
     """Where a download to `path` is written until it is whole: a hidden file in the same
-    directory, renamed over `path` at the end, so that a transfer that fails or is
-    abandoned never leaves a truncated archive under the name asked for (as the docker
-    CLI's `.docker_temp_` files)."""
+    directory, renamed over `path` when the block ends, removed if it ends in an error or
+    is cancelled, so that a transfer that fails or is abandoned never leaves a truncated
+    archive under the name asked for (as the docker CLI's `.docker_temp_` files). The
+    file must be closed by the end of the block."""
     import secrets
 
     head, tail = os.path.split(os.path.abspath(path))
-    return os.path.join(head, f".berth_temp_{tail}.{secrets.token_hex(4)}")
+    temp = os.path.join(head, f".berth_temp_{tail}.{secrets.token_hex(4)}")
+    try:
+        yield temp
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
 
 
 def download(response: Response, path: str | None, label: str) -> None:
     """Write a response body to `path` (None or "-": stdout), with progress; a file is
-    written whole or not at all (temp_beside)."""
+    written whole or not at all (landing)."""
     progress = Progress(label)
-    to_file = path not in (None, "-")
-    temp = temp_beside(path) if to_file else ""
-    out = open(temp, "xb") if to_file else sys.stdout.buffer
     try:
-        while chunk := response.read1():
-            out.write(chunk)
-            progress.add(len(chunk))
-        if to_file:
-            out.close()
-            os.replace(temp, path)
+        if path in (None, "-"):
+            _copy(response, sys.stdout.buffer, progress)
+        else:
+            with landing(path) as temp, open(temp, "xb") as out:
+                _copy(response, out, progress)
     finally:
-        if to_file:
-            out.close()
-            if os.path.exists(temp):
-                os.unlink(temp)
         progress.finish()
+
+
+def _copy(response: Response, out: BinaryIO, progress: Progress) -> None:
+    while chunk := response.read1():
+        out.write(chunk)
+        progress.add(len(chunk))
 
 
 def upload_source(path: str | None, label: str) -> tuple[BinaryIO, Progress]:
