@@ -212,7 +212,7 @@ def run_line(line: str, address: str, jobs: Jobs | None = None) -> int | None:
         return 1
 
 
-def end_partial_line(out=None, *, mark: bool = True) -> None:
+def end_partial_line(*, mark: bool = True) -> None:
     """Make sure the prompt starts on a line of its own without knowing what the last
     command wrote (a container's `printf` leaves the cursor mid-line, and the prompt,
     which redraws its line from column 0, would erase that output). As zsh's PROMPT_SP:
@@ -221,7 +221,7 @@ def end_partial_line(out=None, *, mark: bool = True) -> None:
     output as a mark that it had no newline and the prompt goes below. Not `mark`ed
     after a Ctrl-C, whose `^C` the terminal echoed where the cursor was (a new line, as
     bash gives)."""
-    out = out or sys.stdout
+    out = sys.stdout
     if not out.isatty():
         return
     columns = shutil.get_terminal_size().columns

@@ -153,12 +153,7 @@ def print_inspect(client: Client, names: list[str], fmt: str | None, nouns: tupl
     from .. import render
 
     if fmt and fmt != "json":
-        from ..gotemplate import ParseError
-
-        try:
-            render.compiled(fmt)
-        except ParseError as exc:  # before asking the daemon anything, as docker
-            raise CommandFailed(f"template parsing error: {exc}", 64) from None
+        checked_template(fmt, "template parsing error")  # before asking the daemon anything, as docker
     found, errors = [], []
     for name in names:
         for noun in nouns:

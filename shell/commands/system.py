@@ -176,7 +176,7 @@ def _df_verbose(df: dict) -> None:
     from .images import _image_rows
 
     # as the docker CLI lists them: least recently used first (a record never used first of all)
-    caches = sorted(df.get("BuildCache") or [], key=lambda c: _unix(c.get("LastUsedAt")) if c.get("LastUsedAt") else -1)
+    caches = sorted(df.get("BuildCache") or [], key=lambda c: _unix(c.get("LastUsedAt")))
     images = [{**row, "Containers": str(image.get("Containers", 0))}
               for image in df.get("Images") or [] for row in _image_rows(image, False)]
     out("Images space usage:\n\n" + render.table(
@@ -192,7 +192,8 @@ def _df_verbose(df: dict) -> None:
         ["VOLUME NAME", "LINKS", "SIZE"],
         [[v["Name"], str(v["UsageData"]["RefCount"]), render.size(v["UsageData"]["Size"], 4)]
          for v in df.get("Volumes") or []]))
-    out(f"\nBuild cache usage: {render.size(sum(c.get('Size', 0) for c in caches), 4)}\n\n" + render.table(
+    unshared = sum(c.get("Size", 0) for c in caches if not c.get("Shared"))  # as the summary's total
+    out(f"\nBuild cache usage: {render.size(unshared, 4)}\n\n" + render.table(
         ["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"],
         [[c["ID"][:12], c.get("Type", ""), render.size(c.get("Size", 0)), render.since(_unix(c.get("CreatedAt"))),
           render.since(_unix(c.get("LastUsedAt"))), str(c.get("UsageCount", 0)), str(bool(c.get("Shared"))).lower()]
@@ -200,14 +201,8 @@ def _df_verbose(df: dict) -> None:
 
 
 def _unix(stamp: str | None) -> float:
-    """RFC 3339 (nanoseconds and all) as unix seconds."""
-    import datetime
-
-    if not stamp:
-        return 0.0
-    head, _, fraction = stamp.rstrip("Z").partition(".")
-    moment = datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
+    """An RFC 3339 time of the daemon's as unix seconds (0 for none: before any other)."""
+    return float(options.timestamp(stamp) or 0)
 
 
 def _formatted(fmt: str, value: dict) -> int:
