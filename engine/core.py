@@ -240,7 +240,7 @@ class Engine:
         """What `docker info` and `docker version` show of the daemon."""
         config, counts = self._config, self._containers.counts()
         return SystemInfo(
-            root=config.root, engine_id=self._engine_id(), debug=config.debug, default_runtime=config.default_runtime,
+            root=config.root, engine_id=self._engine_id, debug=config.debug, default_runtime=config.default_runtime,
             init_binary=config.init_binary or "", cgroup_version=self._layout.version,
             runtimes=[RuntimeInfo(rt.name, rt.binary, rt.path) for rt in self._runtimes.values()],
             containers=counts["total"], running=counts["running"], paused=counts["paused"],
@@ -248,9 +248,10 @@ class Engine:
             system_time=timefmt.now(), insecure_registries=config.insecure_registries,
             registry_mirrors=config.registry_mirrors, live_restore=config.live_restore)
 
+    @functools.cached_property
     def _engine_id(self) -> str:
         """This state directory's own ID (`docker info`'s ID): a UUID made at its first
-        `info`, as dockerd keeps its `engine-id`."""
+        `info`, as dockerd keeps its `engine-id`; read once per daemon."""
         path = self._config.root / "engine-id"
         try:
             return path.read_text().strip()

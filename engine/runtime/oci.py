@@ -202,7 +202,7 @@ def docker_words(reason: str, command: str) -> str:
         return f'exec: "{found.group(1)}": executable file not found in $PATH'
     if "open executable" in reason or "Permission denied" in reason:
         return f'exec: "{command}": permission denied'  # crun's words for a directory or a non-executable
-    return reason.strip()
+    return reason
 
 
 def detect(layout: Layout, state_dir: Path) -> dict[str, Runtime]:
