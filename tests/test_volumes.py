@@ -190,6 +190,20 @@ def test_bind_mounts_ro_rw_and_missing_host_dir(api, made, tmp_path, daemon, run
         assert reply.status == status, (binds, reply.body)
 
 
+def test_mounts_go_parents_first_whatever_their_order(api, made, tmp_path):
+    """dockerd sorts every mount by depth: a directory over /etc keeps the container's own
+    /etc/hosts, and `-v A:/data/sub -v B:/data` shows A inside B."""
+    for name in ("etc", "top", "sub"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "top" / "f").write_text("top\n")
+    (tmp_path / "sub" / "g").write_text("sub\n")
+    cid = run(api, made, ["sh", "-c", "cat /data/f /data/sub/g; grep -c localhost /etc/hosts; cat /etc/hostname"],
+              HostConfig={"Binds": [f"{tmp_path / 'sub'}:/data/sub", f"{tmp_path / 'top'}:/data", f"{tmp_path / 'etc'}:/etc"]},
+              Hostname="parents-first")
+    assert api.wait(cid) == 0, out(api, cid)
+    assert out(api, cid).split() == ["top", "sub", "2", "parents-first"]
+
+
 def test_tmpfs_mount(api, made, daemon):
     cid = run(api, made, ["sh", "-c", "grep ' /scratch ' /proc/mounts; echo x > /scratch/f; cat /scratch/f"],
               HostConfig={"Mounts": [{"Type": "tmpfs", "Target": "/scratch",

@@ -381,16 +381,19 @@ def user_mount(m: MountPoint) -> dict:
             "options": ["rbind", m.propagation or "rprivate", *([] if m.rw else ["ro"])]}
 
 
-def with_user_mounts(defaults: list[dict], record: ContainerRecord) -> list[dict]:
-    """The default mounts, less those a user mount replaces (`-v ./hosts:/etc/hosts`, as
-    dockerd lets it), then the user mounts and `--tmpfs` mounts, parents before what they
-    contain."""
+def with_user_mounts(kernel: list[dict], files: list[dict], record: ContainerRecord) -> list[dict]:
+    """The container's mounts in the order crun makes them: the kernel file systems
+    (/proc, /dev, /sys…), then its own files (/etc/hosts…), the user mounts and `--tmpfs`
+    mounts together, parents before what they contain (as dockerd sorts them, so that `-v
+    DIR:/etc` does not hide /etc/hosts). A user mount at a default's place replaces it
+    (`-v ./hosts:/etc/hosts`, as dockerd lets it)."""
     own = [user_mount(m) for m in record.mounts]
     own += [{"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": tmpfs_options(data)}
             for dst, data in (record.host_config.tmpfs or {}).items()]
-    own.sort(key=lambda m: m["destination"].rstrip("/").count("/"))
     taken = {m["destination"] for m in own}
-    return [m for m in defaults if m["destination"] not in taken] + own
+    placed = [m for m in files if m["destination"] not in taken] + own
+    placed.sort(key=lambda m: m["destination"].rstrip("/").count("/"))
+    return [m for m in kernel if m["destination"] not in taken] + placed
 
 
 def joined(mode: str) -> str:
@@ -570,12 +573,12 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
     ]
     # on another container's network, that container's files, as dockerd shares them
     donor = files.parent / net_donor if net_donor else files
-    for name in ("resolv.conf", "hostname", "hosts"):
-        mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(donor / name), "options": ["rbind", "rprivate"]})
+    own_files = [{"destination": f"/etc/{name}", "type": "bind", "source": str(donor / name), "options": ["rbind", "rprivate"]}
+                 for name in ("resolv.conf", "hostname", "hosts")]
     if hc.init:
         if not init_binary:
             raise BadRequest("--init requested but no init binary (tini) is installed on this host")
-        mounts.append({"destination": INIT_PATH, "type": "bind", "source": init_binary, "options": ["bind", "ro"]})
+        own_files.append({"destination": INIT_PATH, "type": "bind", "source": init_binary, "options": ["bind", "ro"]})
     own_uts = not hc.uts_mode  # "host" shares the host's name; no other mode reaches here
     # a privileged container has every host device already: a --device adds one only at another path
     nodes = devices.host_devices() if not confined else []
@@ -597,7 +600,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
         },
         "root": {"path": str(rootfs), "readonly": hc.readonly_rootfs},
         **({"hostname": cfg.hostname} if own_uts else {}),
-        "mounts": with_user_mounts(mounts, record),
+        "mounts": with_user_mounts(mounts, own_files, record),
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": cgroups_path,
