@@ -116,6 +116,11 @@ def go_quote(text: str) -> str:
     return "".join(out)
 
 
+def host_text(ip: str) -> str:
+    """A host address before `:port`, an IPv6 one in brackets (`[::]:8080`), as Go's JoinHostPort."""
+    return f"[{ip}]" if ":" in ip else ip
+
+
 def ports(items: list[dict] | None) -> str:
     """The PORTS column from a container list entry's `Ports`, by docker's DisplayablePorts:
     consecutive unpublished (or same-number) ports grouped into ranges, published ones as
@@ -127,15 +132,14 @@ def ports(items: list[dict] | None) -> str:
     def group_text(key: str, first: int, last: int) -> str:
         ip, _, proto = key.rpartition("/")
         span = str(first) if first == last else f"{first}-{last}"
-        return f"{ip}:{span}->{span}/{proto}" if ip else f"{span}/{proto}"
+        return f"{host_text(ip)}:{span}->{span}/{proto}" if ip else f"{span}/{proto}"
 
     for port in order:
         private, ip, public, proto = port.get("PrivatePort", 0), port.get("IP", ""), port.get("PublicPort", 0), port.get("Type", "")
         key = proto
         if ip:
             if public != private:
-                host = f"[{ip}]" if ":" in ip else ip
-                mappings.append(f"{host}:{public}->{private}/{proto}")
+                mappings.append(f"{host_text(ip)}:{public}->{private}/{proto}")
                 continue
             key = f"{ip}/{proto}"
         span = groups.get(key)

@@ -16,6 +16,8 @@ import uuid
 
 import pytest
 
+from engine.network import ports
+
 
 def out(api, cid) -> str:
     return b"".join(p for s, p in api.logs(cid) if s == 1).decode()
@@ -309,9 +311,13 @@ def test_the_images_exposed_ports_and_stop_signal(api, tmp_path):
 def test_publish_all_exposed_ports(api):
     cid = api.run(["sh", "-c", "mkdir /www; echo any-port > /www/index.html; exec httpd -f -p 8080 -h /www"],
                   ExposedPorts={"8080/tcp": {}}, HostConfig={"PublishAllPorts": True})
-    binding = api.get_json(f"/containers/{cid}/json")["NetworkSettings"]["Ports"]["8080/tcp"][0]
-    assert binding["HostIp"] == "0.0.0.0" and int(binding["HostPort"]) > 0
-    assert fetch_when_up(f"http://127.0.0.1:{binding['HostPort']}/") == b"any-port\n"
+    bindings = api.get_json(f"/containers/{cid}/json")["NetworkSettings"]["Ports"]["8080/tcp"]
+    port = bindings[0]["HostPort"]
+    assert bindings[0]["HostIp"] == "0.0.0.0" and int(port) > 0
+    assert fetch_when_up(f"http://127.0.0.1:{port}/") == b"any-port\n"
+    if ports.ipv6_host():  # as dockerd: [::] too, on the same port, proxied to the container's IPv4 address
+        assert bindings[1] == {"HostIp": "::", "HostPort": port}
+        assert fetch_when_up(f"http://[::1]:{port}/") == b"any-port\n"
     api.remove(cid)
 
 

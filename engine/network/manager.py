@@ -476,8 +476,7 @@ class NetworkManager:
         # as dockerd: a port given no host address binds where its network says, else everywhere
         default_ip = next((self.networks.by_id[e.network_id].options.get(HOST_BINDING, "")
                            for e in c.networks.values() if e.network_id in self.networks.by_id), "")
-        maps = ports.wanted(hc.port_bindings, c.record.config.exposed_ports, hc.publish_all_ports,
-                            default_ip or "0.0.0.0")
+        maps = ports.wanted(hc.port_bindings, c.record.config.exposed_ports, hc.publish_all_ports, default_ip)
         if not maps:
             return
         target = next((e.ip for e in c.networks.values()), None)

@@ -401,16 +401,19 @@ def update(client: Client, args) -> int:
 
 
 def port(client: Client, args) -> int:
-    """`docker port CONTAINER [PORT[/PROTO]]`: `80/tcp -> 0.0.0.0:8080` lines."""
+    """`docker port CONTAINER [PORT[/PROTO]]`: `80/tcp -> 0.0.0.0:8080` lines, by port number."""
+    from .. import render
+
     ports = client.get(f"/containers/{ref(args.container)}/json")["NetworkSettings"].get("Ports") or {}
     wanted = args.port if args.port is None or "/" in args.port else f"{args.port}/tcp"
     found = False
-    for private, bindings in sorted(ports.items()):
+    for private, bindings in sorted(ports.items(), key=lambda item: (int(item[0].partition("/")[0]), item[0])):
         if wanted is not None and private != wanted:
             continue
         for b in bindings or []:
             found = True
-            out(f"{b['HostIp'] or '0.0.0.0'}:{b['HostPort']}" if wanted else f"{private} -> {b['HostIp'] or '0.0.0.0'}:{b['HostPort']}")
+            host = f"{render.host_text(b['HostIp'] or '0.0.0.0')}:{b['HostPort']}"
+            out(host if wanted else f"{private} -> {host}")
     if wanted is not None and not found:
         raise UsageError(f"No public port '{wanted}' published for {args.container}")
     return 0
