@@ -460,6 +460,7 @@ class NetworkRecord(Struct, kw_only=True):
     created: str
     bridge: str = ""  # the Linux bridge's name
     subnet: str = ""
+    subnet_chosen: bool = True  # the IPv4 subnet was asked for (else picked by the daemon: no --ip on it)
     gateway: str = ""
     ip_range: str = ""  # IPv4 addresses are given out from here (the whole subnet when empty)
     aux_addresses: dict[str, str] = {}  # IPAM's AuxiliaryAddresses: never given out

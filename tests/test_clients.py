@@ -129,6 +129,13 @@ def test_endpoint_settings_are_kept_and_honoured(api, network, cleanup):
     reply = api.post("/containers/create", {"Image": "busybox", "HostConfig": {"NetworkMode": net},
                                             "NetworkingConfig": {"EndpointsConfig": {net: {}, "nope": {}}}})
     assert reply.status == 400 and "cannot be connected to network endpoints" in reply.message
+    # an address of one's own only on a network whose subnet was asked for, as dockerd
+    picked = network()
+    for mode, words in ((picked, "only when connecting to networks with user configured subnets"),
+                        ("bridge", "on user defined networks only")):
+        reply = api.post("/containers/create", {"Image": "busybox", "HostConfig": {"NetworkMode": mode}, "NetworkingConfig": {
+            "EndpointsConfig": {mode: {"IPAMConfig": {"IPv4Address": "10.251.8.9"}}}}})
+        assert (reply.status, reply.message) == (400, f"user specified IP address is supported {words}")
 
 
 def test_ipv6_network(api, network, cleanup):

@@ -110,7 +110,7 @@ class NetworkManager:
         if ipam and (ipam.ipv4_address or ipam.ipv6_address):
             if record.name in PREDEFINED:
                 raise BadRequest("user specified IP address is supported on user defined networks only")
-            if ipam.ipv6_address and not record.enable_ipv6:
+            if (ipam.ipv6_address and not record.enable_ipv6) or (ipam.ipv4_address and not record.subnet_chosen):
                 raise BadRequest("user specified IP address is supported only when connecting to networks with "
                                  "user configured subnets")
             for address in (ipam.ipv4_address, ipam.ipv6_address):

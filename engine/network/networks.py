@@ -233,6 +233,7 @@ class Networks:
             else:
                 v4 = v4 or (net, pool)
         net, pool = v4 or (None, IPAMPool())
+        chosen = net is not None
         if net is None:
             net = ipaddress.ip_network(next_subnet([r.subnet for r in self.by_id.values() if r.subnet], list(busy_host)))
         check_pool(net, gateway=pool.gateway, ip_range=pool.ip_range, aux_addresses=pool.aux_addresses or {})
@@ -251,7 +252,7 @@ class Networks:
             check_link_name(bridge)
         check_options(options or {})
         record = NetworkRecord(id=secrets.token_hex(32), name=name, driver="bridge", created=timefmt.now(),
-                               subnet=str(net), gateway=_gateway(net, pool.gateway), ip_range=pool.ip_range,
+                               subnet=str(net), subnet_chosen=chosen, gateway=_gateway(net, pool.gateway), ip_range=pool.ip_range,
                                aux_addresses=pool.aux_addresses or {}, internal=internal, attachable=attachable,
                                labels=labels or {}, options=options or {})
         if enable_ipv6:
