@@ -204,6 +204,33 @@ def test_mounts_go_parents_first_whatever_their_order(api, made, tmp_path):
     assert out(api, cid).split() == ["top", "sub", "2", "parents-first"]
 
 
+def test_bind_propagation_needs_a_shared_source(api, made, daemon, tmp_path):
+    """`:rslave` receives what is mounted later under a shared source; a private source
+    is refused in dockerd's words rather than left silently private. The sources are
+    tmpfs mounts made in the daemon's own mount namespace (berthd has one of its own on a
+    hybrid cgroup host), so the test does not depend on how the host's / propagates."""
+    in_daemon = ["nsenter", "-m", "-t", str(daemon.proc.pid)]
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    for path, mode in ((shared, "--make-shared"), (private, "--make-private")):
+        path.mkdir()
+        subprocess.run([*in_daemon, "sh", "-c", f"mount -t tmpfs src {path} && mount {mode} {path} && mkdir {path}/in"],
+                       check=True)
+    try:
+        cid = run(api, made, ["sh", "-c", "for i in $(seq 200); do [ -e /p/in/late ] && break; sleep 0.05; done; ls /p/in"],
+                  HostConfig={"Binds": [f"{shared}:/p:rslave"]})
+        subprocess.run([*in_daemon, "sh", "-c", f"mount -t tmpfs late {shared}/in && touch {shared}/in/late"], check=True)
+        assert api.wait(cid) == 0 and out(api, cid) == "late\n"
+        for mode, words in (("rslave", "a shared or slave mount"), ("shared", "a shared mount")):
+            cid = api.create(["true"], HostConfig={"Binds": [f"{private}:/p:{mode}"]})
+            made["containers"].append(cid)
+            reply = api.post(f"/containers/{cid}/start")
+            assert (reply.status, reply.message) == (500, f"path {private} is mounted on {private} but it is not {words}")
+    finally:
+        for cid in made["containers"]:
+            api.delete(f"/containers/{cid}", force=1)
+        subprocess.run([*in_daemon, "umount", "-R", str(shared), str(private)], check=True)
+
+
 def test_tmpfs_mount(api, made, daemon):
     cid = run(api, made, ["sh", "-c", "grep ' /scratch ' /proc/mounts; echo x > /scratch/f; cat /scratch/f"],
               HostConfig={"Mounts": [{"Type": "tmpfs", "Target": "/scratch",

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from ..errors import BadRequest, Conflict
+from ..errors import BadRequest, Conflict, EngineError
 from ..fs import inroot
 from ..models import ContainerRecord, DeviceMapping, HostConfig, MountPoint
 from . import capabilities, devices, seccomp, security, syscalls
@@ -381,6 +381,27 @@ def user_mount(m: MountPoint) -> dict:
             "options": ["rbind", m.propagation or "rprivate", *([] if m.rw else ["ro"])]}
 
 
+def rootfs_propagation(record: ContainerRecord) -> str:
+    """The propagation of the container's root that its bind mounts' need (`rshared`
+    when one is shared, `rslave` when one is a slave, "" for private ones), as dockerd
+    sets it: a mount can only share with, or receive from, a source whose own mount on
+    this host is shared (or, for a slave, shared or itself a slave); dockerd refuses the
+    others rather than leave them silently private."""
+    wanted = ""
+    for m in record.mounts:
+        kind = m.propagation.lstrip("r") if m.type == "bind" else "private"
+        if kind == "private":
+            continue
+        point, optional = syscalls.mount_of(m.source)
+        shared = any(field.startswith("shared:") for field in optional)
+        if kind == "shared" and not shared:
+            raise EngineError(f"path {m.source} is mounted on {point} but it is not a shared mount")
+        if kind == "slave" and not shared and not any(field.startswith("master:") for field in optional):
+            raise EngineError(f"path {m.source} is mounted on {point} but it is not a shared or slave mount")
+        wanted = "rshared" if kind == "shared" else wanted or "rslave"
+    return wanted
+
+
 def with_user_mounts(kernel: list[dict], files: list[dict], record: ContainerRecord) -> list[dict]:
     """The container's mounts in the order crun makes them: the kernel file systems
     (/proc, /dev, /sys…), then its own files (/etc/hosts…), the user mounts and `--tmpfs`
@@ -602,6 +623,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
         **({"hostname": cfg.hostname} if own_uts else {}),
         "mounts": with_user_mounts(mounts, own_files, record),
         "linux": {
+            **({"rootfsPropagation": propagation} if (propagation := rootfs_propagation(record)) else {}),
             "namespaces": namespaces,
             "cgroupsPath": cgroups_path,
             "resources": resources(record),

@@ -60,12 +60,30 @@ def setns(fd: int, nstype: int) -> None:
     _check(_libc.setns(fd, nstype), "setns")
 
 
+def _mounts(pid: int | str) -> list[tuple[str, list[str]]]:
+    """(mount point unescaped, optional fields such as `shared:1`) of each mount in
+    /proc/PID/mountinfo, in mount order."""
+    found = []
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        fields = line.split()
+        found.append((fields[4].encode().decode("unicode_escape"), fields[6:fields.index("-")]))
+    return found
+
+
 def mountpoints(pid: int | str = "self") -> set[str]:
     """Mount points of a process's mount namespace (this one's by default), unescaped."""
-    points = set()
-    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
-        points.add(line.split()[4].encode().decode("unicode_escape"))
-    return points
+    return {point for point, _ in _mounts(pid)}
+
+
+def mount_of(path: str) -> tuple[str, list[str]]:
+    """The mount point `path` lies under in this process's namespace, and its optional
+    fields (`shared:N`, `master:N`: its propagation; neither when private)."""
+    path = os.path.realpath(path)
+    best = ("/", [])
+    for point, optional in _mounts("self"):  # the last mount on a point is the one seen
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[0]):
+            best = (point, optional)
+    return best
 
 
 def mark_top_dir(path: Path) -> bool:
