@@ -137,4 +137,12 @@ def test_import_rejects_escaping_tar(api, tmp_path):
 def test_tag_errors(api):
     assert api.post("/images/nope:v1/tag", repo="x").status == 404
     assert api.post("/images/busybox/tag", repo="Bad Name").status == 400
+    image_id = api.get_json("/images/busybox/json")["Id"]
+    for repo, tag in (("sha256", image_id[7:]), ("sha256", "")):  # it would read as an image ID
+        reply = api.post("/images/busybox/tag", repo=repo, tag=tag)
+        assert (reply.status, reply.message) == (400, "refusing to create an ambiguous tag using digest algorithm as name")
+    cid = api.create(["true"])
+    reply = api.post("/commit", container=cid, repo=image_id)
+    api.remove(cid)
+    assert (reply.status, reply.message) == (400, "refusing to create an ambiguous tag using digest algorithm as name")
     assert api.delete("/images/nope:v1").message == "No such image: nope:v1"

@@ -102,7 +102,7 @@ class Builder:
         whole = False
         try:
             check_platform(options.platform)
-            targets = [reference.parse(t) for t in options.tags]  # a bad name: 400 before any work
+            targets = [reference.new_name(t) for t in options.tags]  # a bad name: 400 before any work
             run = _Run(self, options, emit, work)
             await upload.receive(body, run.context, tar_only=session is not None)  # unpacked as it arrives
             whole = True

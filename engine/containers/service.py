@@ -697,7 +697,7 @@ class ContainerService:
         c = self.containers.get(ref)
         if c.state is State.DEAD:
             raise Conflict(f"You cannot commit container {c.id} which is Dead")
-        target = reference.parse(options.repo, options.tag) if options.repo else None  # a bad name: 400 before any work
+        target = reference.new_name(options.repo, options.tag) if options.repo else None  # a bad name: 400 before any work
         paused_here = False
         if options.pause and c.state is State.RUNNING:
             try:

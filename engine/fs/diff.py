@@ -5,9 +5,9 @@ looks each entry up in the image's layers (top layer first, honouring their whit
 opaque directories): an entry the image does not have is **added**, one whose type,
 mode, owner, or (for non-directories) size or mtime differ is **modified** (directory
 mtimes and sizes are not a measure of change: moby's rule), an overlay whiteout (a 0/0
-character device) is **deleted**, and so is an opaque directory (the `trusted.overlay.
-opaque` xattr: the image's directory was removed and made again), whose new contents are
-then additions. A directory whose subtree holds changes is reported modified before them,
+character device) is **deleted**, and so, for the layer, is an opaque directory (the
+`trusted.overlay.opaque` xattr: the image's directory was removed and made again), whose
+new contents are then additions (the API lists it as changed, as dockerd does). A directory whose subtree holds changes is reported modified before them,
 as moby does, so that a commit keeps its metadata. The order is the walk's: parents
 before children, names sorted.
 
@@ -260,8 +260,10 @@ def walk(upper: Path, image: ImageLayers) -> list[Entry]:
 
 
 def api_changes(entries: list[Entry]) -> list[Change]:
-    """The entries as `GET /containers/{id}/changes` lists them."""
-    return [Change(e.path, e.kind) for e in entries]
+    """The entries as `GET /containers/{id}/changes` lists them: a directory made again
+    where the image had one (or a file), which the layer writes as opaque, is there, so
+    changed (`C`, as dockerd's overlay diff says), not deleted."""
+    return [Change(e.path, MODIFIED if e.opaque else e.kind) for e in entries]
 
 
 def layer_chunks(upper: Path, entries: list[Entry]) -> Iterator[bytes]:

@@ -251,12 +251,9 @@ def _config(data: bytes, source: str, layer_count: int) -> tuple[str, ImageConfi
 
 def _tag(value: str, source: str) -> Reference:
     try:
-        ref = reference.parse(value)
+        return reference.new_name(value)
     except BadRequest as exc:
         raise _bad(f"{source}: {exc.message}") from None
-    if ref.digest:
-        raise _bad(f"{source}: {value!r} is not a tag")
-    return ref
 
 
 def _from_manifest(archive: Archive) -> list[_Load]:

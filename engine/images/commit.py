@@ -34,11 +34,12 @@ def runtime_config(cfg: ContainerConfig) -> ImageRuntimeConfig:
         user=cfg.user, exposed_ports=cfg.exposed_ports or None, env=cfg.env or None,
         entrypoint=words(cfg.entrypoint) or None, cmd=words(cfg.cmd) or None, volumes=cfg.volumes or None,
         working_dir=cfg.working_dir, labels=cfg.labels or None, stop_signal=cfg.stop_signal or "",
-        healthcheck=cfg.healthcheck)
+        healthcheck=cfg.healthcheck, on_build=cfg.on_build or None, shell=cfg.shell or None)
 
 
 def merge(user: ImageRuntimeConfig, base: ImageRuntimeConfig) -> ImageRuntimeConfig:
-    """dockerd's `merge`: fill what `user` leaves unset from `base` (the container's config)."""
+    """dockerd's `merge`: fill what `user` leaves unset from `base` (the container's
+    config); its ONBUILD triggers and SHELL are its own."""
     env = list(user.env or [])
     names = {e.partition("=")[0] for e in env}
     env += [e for e in base.env or [] if e.partition("=")[0] not in names]
@@ -59,7 +60,7 @@ def merge(user: ImageRuntimeConfig, base: ImageRuntimeConfig) -> ImageRuntimeCon
         volumes={**(user.volumes or {}), **(base.volumes or {})} or None,
         working_dir=user.working_dir or base.working_dir,
         labels={**(base.labels or {}), **(user.labels or {})} or None,
-        stop_signal=user.stop_signal or base.stop_signal, healthcheck=health)
+        stop_signal=user.stop_signal or base.stop_signal, healthcheck=health, on_build=user.on_build, shell=user.shell)
 
 
 def new_config(container: ContainerConfig, options: CommitOptions,

@@ -64,6 +64,19 @@ def parse(ref: str, tag: str = "") -> Reference:
     return Reference(name, tag, digest)
 
 
+def new_name(ref: str, tag: str = "") -> Reference:
+    """`parse`, for a name an image is to be given (tag, commit, import, build `-t`,
+    load): as dockerd, no digest (what a registry says, never given here), and not
+    `sha256` as a repository (`sha256:<hex>` would read as an image ID, the tag
+    unreachable)."""
+    parsed = parse(ref, tag)
+    if parsed.digest:
+        raise BadRequest("refusing to create a tag with a digest reference")
+    if parsed.repo == "sha256":
+        raise BadRequest("refusing to create an ambiguous tag using digest algorithm as name")
+    return parsed
+
+
 def remote(repo: str) -> tuple[str, str]:
     """(registry host, repository path on it) of a familiar name: `busybox` →
     (`docker.io`, `library/busybox`), `127.0.0.1:5000/app` → (`127.0.0.1:5000`, `app`)."""

@@ -120,7 +120,7 @@ class Images:
         unpack, which no longer copies what it reads (an import's time did not change
         measurably); before that, the upload was spooled whole and then unpacked
         (docs/performance.md)."""
-        ref = reference.parse(repo) if repo else None
+        ref = reference.new_name(repo) if repo else None
         spool = self.store.tmp / f"import-{secrets.token_hex(8)}.tar"
         r, w = os.pipe2(os.O_CLOEXEC)
         with contextlib.suppress(OSError):  # fewer wake-ups per MB; the default 64 KiB otherwise
@@ -197,7 +197,7 @@ class Images:
     async def import_rootfs(self, tar_path: Path, *, repo: str = "", runtime: ImageRuntimeConfig,
                             message: str = "") -> Image:
         """`docker import`: a one-layer image from a rootfs tar, tagged `repo` if given."""
-        ref = reference.parse(repo) if repo else None
+        ref = reference.new_name(repo) if repo else None
         async with self.lock:
             image = await trio.to_thread.run_sync(
                 lambda: self.store.import_rootfs(tar_path, runtime=runtime, message=message))
@@ -227,9 +227,7 @@ class Images:
 
     async def tag(self, source: str, repo: str, tag: str = "") -> None:
         image = self.store.resolve(source)
-        ref = reference.parse(repo, tag)
-        if ref.digest:  # as dockerd: a digest is what a registry says, never a name given here
-            raise BadRequest("refusing to create a tag with a digest reference")
+        ref = reference.new_name(repo, tag)
         async with self.lock:
             await trio.to_thread.run_sync(self.store.tag, image, ref)
         self.publish(image.id, "tag", str(ref))
@@ -310,7 +308,7 @@ class Images:
         `{"dangling":{"false":true}}` for `image prune -a`, plus any `--filter label=…`
         (and `until`, which the API hands over as `until_ns`)."""
         filters = flt.check(filters, PRUNE_FILTERS)
-        wanted: flt.Filters = {"dangling": ["true"]} if _dangling_only(filters) else {}
+        wanted: flt.Filters = {"dangling": ["true"]} if _dangling_only(filters, pruning=True) else {}
         store = self.store
         sizes = {chain: store.layer_meta(chain).size for image in store.images.values() for chain in store.layer_chain(image)}
         deleted: list[dict[str, str]] = []
@@ -408,11 +406,15 @@ class Images:
             for image in images])
 
 
-def _dangling_only(filters: flt.Filters) -> bool:
+def _dangling_only(filters: flt.Filters, *, pruning: bool = False) -> bool:
+    """Whether `dangling` asks for dangling images only. Of several values (the docker
+    CLI adds its own to a prune's `--filter dangling=…`), as dockerd reads them: a prune
+    takes every unused image if one says false, a listing only dangling ones if one says true."""
     values = {v.lower() for v in filters.get("dangling", ["true"])}
-    if not values <= {"true", "1", "false", "0"} or len(values) != 1:
+    yes, no = bool(values & {"true", "1"}), bool(values & {"false", "0"})
+    if not (yes or no):
         raise BadRequest(f"invalid filter 'dangling={','.join(sorted(values))}'")
-    return values <= {"true", "1"}
+    return not no if pruning else yes
 
 
 def _glob_match(pattern: str, tag: str) -> bool:
