@@ -17,12 +17,14 @@ import tarfile
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.api import demux
 from tests.test_events import events
 
 GO_DIR = 1 << 31
@@ -212,6 +214,49 @@ def test_cp_of_files_bound_over_the_root(api, container, tmp_path):
     assert get_tar(api, cid, "/etc/hostname")["hostname"][1] == b"cphost\n"
     assert b"cphost" in get_tar(api, cid, "/etc/hosts")["hosts"][1]
     assert path_stat(api, cid, "/etc/resolv.conf")["name"] == "resolv.conf"
+
+
+@pytest.mark.parametrize("start", [True, False], ids=["running", "created"])
+def test_cp_sees_the_mounts_as_the_container_does(api, container, tmp_path, daemon, start):
+    """As dockerd mounts a container's volumes for a copy: a copy lands in the volume or
+    bind its path (or a symlink on it) leads to, a copy out of an ancestor holds what is
+    mounted below it, and a file bind mount is not replaced (which would detach it)."""
+    (tmp_path / "bound").mkdir()
+    (tmp_path / "bound" / "old").write_text("on the host\n")
+    (tmp_path / "conf").write_text("host conf\n")
+    volume = f"cp-view-{uuid.uuid4().hex[:8]}"
+    binds = [f"{volume}:/named", f"{tmp_path / 'bound'}:/bnd", f"{tmp_path / 'conf'}:/conf", f"{volume}:/ro:ro"]
+    cid = container(["sh", "-c", "ln -s /named /link; sleep 60"], start=start, Hostname="viewhost",
+                    HostConfig={"Binds": binds})
+    if not start:  # the symlink, without running anything
+        assert put_tar(api, cid, "/", make_tar(("link", b"", {"type": tarfile.SYMTYPE, "linkname": "/named"}))).status == 200
+    try:
+        # in: a directory named as a volume goes into it, and through the symlink too
+        assert put_tar(api, cid, "/", make_tar(("named/viaroot", b"x\n", {}))).status == 200
+        assert put_tar(api, cid, "/link", make_tar(("vialink", b"y\n", {}))).status == 200
+        assert put_tar(api, cid, "/", make_tar(("bnd/new", b"z\n", {}))).status == 200
+        assert (tmp_path / "bound" / "new").read_text() == "z\n"
+        # a file bind mount stays: the kernel refuses to replace a mount point (as dockerd)
+        reply = put_tar(api, cid, "/", make_tar(("conf", b"replaced\n", {})))
+        assert reply.status == 400 and "Device or resource busy" in reply.message
+        assert (tmp_path / "conf").read_text() == "host conf\n"
+        reply = put_tar(api, cid, "/", make_tar(("ro/no", b"n\n", {})))  # the volume's read-only mount
+        assert reply.status == 500 and "Read-only file system" in reply.message
+        assert put_tar(api, cid, "/ro", make_tar(("no", b"n\n", {}))).status == 403
+        # out: through the symlink, and an ancestor's archive with the mounts' files in it
+        assert get_tar(api, cid, "/link/viaroot")["viaroot"][1] == b"x\n"
+        whole = get_tar(api, cid, "/")
+        assert whole["/named/vialink"][1] == b"y\n" and whole["/bnd/old"][1] == b"on the host\n"
+        assert whole["/conf"][1] == b"host conf\n" and whole["/etc/hostname"][1] == b"viewhost\n"
+        if start:
+            seen = api.post(f"/containers/{cid}/exec", {"Cmd": ["sh", "-c", "cat /named/viaroot /named/vialink /conf"],
+                                                        "AttachStdout": True}).json()["Id"]
+            reply = api.post(f"/exec/{seen}/start", {"Detach": False})
+            assert b"".join(data for _, data in demux(reply.body)) == b"x\ny\nhost conf\n"
+        assert not [m for m in daemon.mounts() if f"{cid}/rootfs/" in m or volume in m]  # the view's mounts were its own
+    finally:
+        api.remove(cid)
+        api.delete(f"/volumes/{volume}")
 
 
 def test_symlinks_resolve_inside_the_container(api, container, canary):

@@ -13,6 +13,13 @@ has been read). It works on the container's root as the daemon sees it:
   (so `stop` and `rm` go ahead): its supervisor may mount the overlay at any moment, and
   one upper dir must never be in two mounts.
 
+A copy (`cp`, both ways, and its stat) sees the root as the container does: with its
+volumes, bind mounts and /etc files mounted over it, in a private mount namespace of the
+daemon's (`runtime.mountview`), as dockerd mounts them for a copy. So a copy lands in the
+volume a path (or a symlink on it) leads to, a copy out of `/` holds the volumes' files,
+and a file bind mount cannot be replaced (EBUSY, as dockerd says). `export` is the root
+alone, as dockerd's.
+
 `diff` needs no mount: it reads the upper dir, which exists either way. Paths inside the
 container are resolved by `inroot` (never by the host's path functions), bulk work runs in
 worker threads, and tars stream in ~1 MiB chunks both ways. On a hybrid cgroup host the
@@ -24,12 +31,11 @@ succeeded, `export` when an export starts streaming, as dockerd publishes them.
 
 from __future__ import annotations
 
-import copy
 import os
 import posixpath
 import stat
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
 
@@ -45,7 +51,7 @@ from ..errors import BadRequest, Conflict, EngineError, Forbidden, NotFound, no_
 from ..lifecycle import State
 from ..models import MountPoint
 from ..images.store import ImageStore
-from ..runtime import bundle, rootfs
+from ..runtime import bundle, mountview, rootfs
 from .records import Containers
 
 
@@ -109,17 +115,6 @@ class _Target:
         self.follow = self.current_dir or raw.endswith("/")
         self.base = "." if self.current_dir else (posixpath.basename(self.path) or "/")
 
-    def below(self, mount_point: str) -> _Target:
-        """This target as a path inside what is mounted at `mount_point` (which holds it),
-        named and followed as before."""
-        return self.at(posixpath.relpath(self.path, mount_point))
-
-    def at(self, path: str) -> _Target:
-        """This target, named and followed as before, found at `path` instead."""
-        inner = copy.copy(self)
-        inner.path = posixpath.normpath("/" + path)
-        return inner
-
 
 def _mount_holding(mounts: list[MountPoint], path: str) -> MountPoint | None:
     """The deepest bind or volume mount whose destination is `path` or holds it."""
@@ -132,39 +127,12 @@ def _mount_holding(mounts: list[MountPoint], path: str) -> MountPoint | None:
     return found
 
 
-@contextmanager
-def _through_mounts(c: Container, root_fd: int, target: _Target) -> Iterator[tuple[int, _Target, MountPoint | None]]:
-    """(directory descriptor, target inside it, the mount) for where `target` really is:
-    inside the volume or bind mounted over its path, else in the root. The runtime mounts
-    those in the container's own namespace only, so the daemon opens their sources, as
-    dockerd mounts a container's volumes for a copy."""
-    mount = _mount_holding(c.record.mounts, target.path)
-    fd, inner = None, target
-    if mount is not None:
-        try:
-            fd, inner = _open_dir(mount.source), target.below(mount.destination)
-        except NotADirectoryError:  # a bind of a single file: the directory holding it, the file by its name
-            if target.path == mount.destination:
-                fd, inner = _open_dir(posixpath.dirname(mount.source)), target.at(posixpath.basename(mount.source))
-            else:
-                mount = None
-        except FileNotFoundError:
-            mount = None  # a source gone: the root's view it is
-    elif target.path in _OWN_FILES:  # bound from the container's directory (or its network donor's)
-        donor = bundle.joined(c.record.host_config.network_mode)
-        fd, inner = _open_dir(c.dir.parent / donor if donor else c.dir), target.at(posixpath.basename(target.path))
-    try:
-        yield (root_fd, target, None) if fd is None else (fd, inner, mount)
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
-_OWN_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
-
-
-def _open_dir(path) -> int:
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _view_mounts(c: Container) -> list[mountview.BindMount]:
+    """The container's volumes, bind mounts and own files, in the order its runtime
+    mounts them (tmpfs mounts have nothing to show from outside)."""
+    own = bundle.own_file_mounts(c.dir, bundle.joined(c.record.host_config.network_mode))
+    return [mountview.BindMount(m["source"], m["destination"], "ro" in m["options"])
+            for m in bundle.with_user_mounts([], own, c.record) if m["type"] == "bind"]
 
 
 def _not_found(target: _Target, ref: str) -> NotFound:
@@ -368,52 +336,67 @@ class Files:
             finally:
                 c.lock.release()
 
+    @asynccontextmanager
+    async def container_view(self, ref: str) -> AsyncIterator[tuple[Container, mountview.View]]:
+        """(container, its root as it sees it: volumes, binds and own files mounted), under
+        the container's lock, for a copy (an export does without: dockerd's leaves the
+        volumes out)."""
+        async with self.container_root(ref) as (c, _):
+            with trio.CancelScope(shield=True):  # a view the thread made must reach the `finally`
+                view = await trio.to_thread.run_sync(mountview.View, c.rootfs, _view_mounts(c), c.dir.parent.parent)
+            try:
+                yield c, view
+            finally:
+                view.close()
+
     async def stat_path(self, ref: str, path: str) -> PathStat:
         """`HEAD /containers/{id}/archive?path=`: the path's stat."""
-        async with self.container_root(ref) as (c, root_fd):
-            with _through_mounts(c, root_fd, _Target(path)) as (top_fd, target, _):
-                return await trio.to_thread.run_sync(path_stat, top_fd, target, ref)
+        async with self.container_view(ref) as (_, view):
+            return await trio.to_thread.run_sync(path_stat, view.root_fd, _Target(path), ref)
 
     async def archive_path(self, ref: str, path: str,
                            open_stream: Callable[[PathStat], Awaitable[Sender]]) -> None:
         """`GET /containers/{id}/archive?path=`: stat, then `open_stream(stat)` and the tar."""
-        async with self.container_root(ref) as (c, root_fd):
-            with _through_mounts(c, root_fd, _Target(path)) as (top_fd, target, _):
-                found = await trio.to_thread.run_sync(path_stat, top_fd, target, ref)
-                self.containers.publish(c, "archive-path")
-                out = await open_stream(found)
-                await send_chunks(archive_chunks(top_fd, target, ref), out)
+        async with self.container_view(ref) as (c, view):
+            target = _Target(path)
+            found = await trio.to_thread.run_sync(path_stat, view.root_fd, target, ref)
+            self.containers.publish(c, "archive-path")
+            out = await open_stream(found)
+            await send_chunks(archive_chunks(view.root_fd, target, ref), out)
 
     async def extract_to_dir(self, ref: str, path: str, body: AsyncIterator[bytes], *,
                              no_overwrite_dir_non_dir: bool = False, copy_uid_gid: bool = False) -> None:
         """`PUT /containers/{id}/archive?path=`: extract the tar in `body` into the directory."""
-        async with self.container_root(ref) as (c, root_fd):
-            with _through_mounts(c, root_fd, _Target(path)) as (top_fd, target, mount):
-                def prepare() -> tuple[str, tuple[int, int] | None]:
-                    try:
-                        found = inroot.resolve(top_fd, target.path, follow=True)  # a link to a dir is fine
-                    except (FileNotFoundError, NotADirectoryError):
-                        raise _not_found(target, ref) from None
-                    except OSError as exc:  # a name too long, a link loop: the path asked for is bad
-                        raise BadRequest(f"{target.raw}: {exc.strerror}") from None
-                    with found:
-                        if not stat.S_ISDIR(found.stat.st_mode):
-                            raise BadRequest("extraction point is not a directory")
-                        dest = found.path
-                    owner = None
-                    if copy_uid_gid and c.record.config.user:
-                        uid, gid, _ = bundle.resolve_user(inroot.InRootPath(root_fd), c.record.config.user)
-                        owner = (uid, gid)
-                    return dest, owner
+        target = _Target(path)
+        async with self.container_view(ref) as (c, view):
+            root_fd = view.root_fd
 
-                dest, owner = await trio.to_thread.run_sync(prepare)
-                if mount is not None and not mount.rw:
-                    raise Forbidden("mounted volume is marked read-only")
-                if mount is None and c.record.host_config.readonly_rootfs:
-                    raise Forbidden("container rootfs is marked read-only")
-                await feed_thread(body, lambda src: tarstream.extract(
-                    src, top_fd, dest, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, chown_to=owner))
-                self.containers.publish(c, "extract-to-dir")
+            def prepare() -> tuple[str, tuple[int, int] | None]:
+                try:
+                    found = inroot.resolve(root_fd, target.path, follow=True)  # a link to a dir is fine
+                except (FileNotFoundError, NotADirectoryError):
+                    raise _not_found(target, ref) from None
+                except OSError as exc:  # a name too long, a link loop: the path asked for is bad
+                    raise BadRequest(f"{target.raw}: {exc.strerror}") from None
+                with found:
+                    if not stat.S_ISDIR(found.stat.st_mode):
+                        raise BadRequest("extraction point is not a directory")
+                    dest = found.path
+                owner = None
+                if copy_uid_gid and c.record.config.user:
+                    uid, gid, _ = bundle.resolve_user(inroot.InRootPath(root_fd), c.record.config.user)
+                    owner = (uid, gid)
+                return dest, owner
+
+            dest, owner = await trio.to_thread.run_sync(prepare)
+            mount = _mount_holding(c.record.mounts, dest)  # where the copy lands, symlinks followed
+            if mount is not None and not mount.rw:
+                raise Forbidden("mounted volume is marked read-only")
+            if mount is None and c.record.host_config.readonly_rootfs:
+                raise Forbidden("container rootfs is marked read-only")
+            await feed_thread(body, lambda src: view.call(
+                tarstream.extract, src, root_fd, dest, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, chown_to=owner))
+            self.containers.publish(c, "extract-to-dir")
 
     async def export(self, ref: str, open_stream: Callable[[], Awaitable[Sender]]) -> None:
         """`GET /containers/{id}/export`: the flattened root filesystem as a tar stream."""

@@ -381,6 +381,15 @@ def user_mount(m: MountPoint) -> dict:
             "options": ["rbind", m.propagation or "rprivate", *([] if m.rw else ["ro"])]}
 
 
+def own_file_mounts(files: Path, donor: str) -> list[dict]:
+    """The container's /etc/resolv.conf, hostname and hosts, bound from its directory
+    (`files`); on the network of another container (`donor`, its ID), that container's,
+    as dockerd shares them."""
+    where = files.parent / donor if donor else files
+    return [{"destination": f"/etc/{name}", "type": "bind", "source": str(where / name), "options": ["rbind", "rprivate"]}
+            for name in ("resolv.conf", "hostname", "hosts")]
+
+
 def rootfs_propagation(record: ContainerRecord) -> str:
     """The propagation of the container's root that its bind mounts' need (`rshared`
     when one is shared, `rslave` when one is a slave, "" for private ones), as dockerd
@@ -592,10 +601,7 @@ def oci_config(record: ContainerRecord, *, rootfs: Path, files: Path, netns: Pat
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         *([shm] if shm else []),
     ]
-    # on another container's network, that container's files, as dockerd shares them
-    donor = files.parent / net_donor if net_donor else files
-    own_files = [{"destination": f"/etc/{name}", "type": "bind", "source": str(donor / name), "options": ["rbind", "rprivate"]}
-                 for name in ("resolv.conf", "hostname", "hosts")]
+    own_files = own_file_mounts(files, net_donor)
     if hc.init:
         if not init_binary:
             raise BadRequest("--init requested but no init binary (tini) is installed on this host")
