@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import tarfile
 
 import pytest
@@ -65,6 +68,13 @@ def test_import_tag_run_history_rmi(api):
     assert api.get("/images/imp-test:v1/json").status == 404
     plain = import_(api, rootfs_tar({"x": b"1"})).json()["status"]
     assert api.get_json(f"/images/{plain}/json")["Comment"] == "Imported from -"  # as dockerd, without -m
+    # compressed as dockerd reads them: the same rootfs, so the same layer
+    for compress in (gzip.compress, bz2.compress, lzma.compress):
+        packed = import_(api, compress(rootfs_tar({"x": b"1"}))).json()["status"]
+        assert api.get_json(f"/images/{packed}/json")["RootFS"] == api.get_json(f"/images/{plain}/json")["RootFS"]
+        assert api.delete(f"/images/{packed}").status == 200
+    reply = import_(api, bz2.compress(rootfs_tar({"x": b"1"}))[:-20])
+    assert reply.status == 400 and "invalid tar archive" in reply.message
     assert api.delete(f"/images/{plain}").status == 200
 
 

@@ -135,22 +135,36 @@ class Unpacked(msgspec.Struct, frozen=True):
 
 
 def uncompressed(raw: BinaryIO) -> BinaryIO:
-    """Layers, imports and copies may be gzip-compressed; the DiffID is of the plain tar."""
-    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    if head == b"\x1f\x8b":
+    """Layers, imports, loads and copies may be compressed: gzip, bzip2 or xz, as
+    dockerd's DecompressStream reads them (told by their first bytes); the DiffID is of
+    the plain tar. zstd is refused by name rather than read as a bad tar."""
+    head = raw.peek(6)[:6] if hasattr(raw, "peek") else b""
+    if head.startswith(b"\x1f\x8b"):
         from isal import igzip  # with the first gzip stream, not at the daemon's start (see read_errors)
 
         return igzip.IGzipFile(fileobj=raw, mode="rb")
+    if head.startswith(b"BZh"):
+        import bz2
+
+        return bz2.BZ2File(raw, "rb")
+    if head.startswith(b"\xfd7zXZ\x00"):
+        import lzma
+
+        return lzma.LZMAFile(raw, "rb")
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        raise BadRequest("zstd-compressed archives are not supported; decompress it first")
     return raw
 
 
 def read_errors() -> tuple[type[BaseException], ...]:
-    """What reading a truncated or corrupt compressed stream raises. isal's own error is
-    in only once isal is loaded (`uncompressed` imports it with the first gzip stream,
-    and before that nothing can raise it): ~1 MB of the daemon's memory until an image
-    is pulled, loaded, imported or built."""
-    isal_zlib = sys.modules.get("isal.isal_zlib")
-    return (EOFError, zlib.error, gzip.BadGzipFile) + ((isal_zlib.error,) if isal_zlib else ())
+    """What reading a truncated or corrupt compressed stream raises. isal's and lzma's
+    own errors are in only once they are loaded (`uncompressed` imports them with the
+    first such stream, and before that nothing can raise them): ~1 MB of the daemon's
+    memory until an image is pulled, loaded, imported or built. bzip2's is an OSError,
+    which only a read of the bz2 stream itself is taken to mean."""
+    isal_zlib, lzma = sys.modules.get("isal.isal_zlib"), sys.modules.get("lzma")
+    return ((EOFError, zlib.error, gzip.BadGzipFile) + ((isal_zlib.error,) if isal_zlib else ())
+            + ((lzma.LZMAError,) if lzma else ()))
 
 
 def unpack(src: BinaryIO, root_fd: int, dest: str, policy: Policy, *,

@@ -21,15 +21,12 @@ unreferenced layers, which the store removes when it opens).
 
 from __future__ import annotations
 
-import bz2
 import hashlib
 import io
-import lzma
 import posixpath
 import re
 import shutil
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -94,25 +91,17 @@ def _clean(name: str) -> str:
 def decompress(src: Path, dst: Path) -> Path:
     """The plain tar: `src` itself, or `dst` written from a gzip/bzip2/xz `src`."""
     with open(src, "rb") as f:
-        head = f.read(6)
-    opener: Callable[[Path], BinaryIO] | None = None
-    if head.startswith(b"\x1f\x8b"):
-        from isal import igzip  # at the first image operation (see fs.unpack.read_errors)
-
-        opener = igzip.open
-    elif head.startswith(b"BZh"):
-        opener = bz2.open
-    elif head.startswith(b"\xfd7zXZ\x00"):
-        opener = lzma.open
-    elif head.startswith(b"\x28\xb5\x2f\xfd"):
-        raise _bad("zstd-compressed archives are not supported; decompress it first")
-    if opener is None:
-        return src
-    try:
-        with opener(src) as plain, open(dst, "wb") as out:
-            shutil.copyfileobj(plain, out, CHUNK)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
-        raise _bad(f"cannot decompress: {exc}") from None
+        try:
+            plain = unpack.uncompressed(f)
+        except BadRequest as exc:
+            raise _bad(exc.message) from None
+        if plain is f:
+            return src
+        try:
+            with plain, open(dst, "wb") as out:
+                shutil.copyfileobj(plain, out, CHUNK)
+        except (OSError, *unpack.read_errors()) as exc:
+            raise _bad(f"cannot decompress: {exc}") from None
     return dst
 
 
