@@ -81,7 +81,8 @@ def test_create_options(api):
     assert out(api, cid) == b"/tmp\n65534\nhello\n"
     inspect = api.get_json("/containers/opts/json")
     assert inspect["Name"] == "/opts" and inspect["Config"]["Labels"] == {"app": "t"}
-    assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in inspect["Config"]["Env"]
+    # as dockerd merges them: the container's own variables, then the image's it does not set
+    assert inspect["Config"]["Env"] == ["GREETING=hello", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     api.remove(cid)
     # a bare name unsets (`docker run -e NAME` with NAME unset in the client's environment)
     cid = api.run(["sh", "-c", "echo ${BARE-unset} ${GONE-unset} $KEPT"], Env=["GONE=x", "BARE", "GONE", "KEPT=k"])

@@ -131,7 +131,7 @@ class ContainerService:
             hostname = req.hostname or (socket.gethostname() if hc.network_mode == "host" else cid[:12])
         config = msgspec.structs.replace(
             req, hostname=hostname, image=req.image,
-            env=[*(img.env or []), *[e for e in req.env or [] if e]],
+            env=bundle.merged_env([e for e in req.env or [] if e], img.env or []),
             cmd=cmd if cmd else None, entrypoint=entrypoint or None,
             working_dir=req.working_dir or img.working_dir, user=req.user or img.user,
             labels={**(img.labels or {}), **(req.labels or {})},

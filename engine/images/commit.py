@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..fs import diff as fsdiff
+from ..runtime import bundle
 from ..models import (CommitOptions, ContainerConfig, HealthConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig,
                       RootFS, words)
 from .store import Image, ImageStore
@@ -40,9 +41,7 @@ def runtime_config(cfg: ContainerConfig) -> ImageRuntimeConfig:
 def merge(user: ImageRuntimeConfig, base: ImageRuntimeConfig) -> ImageRuntimeConfig:
     """dockerd's `merge`: fill what `user` leaves unset from `base` (the container's
     config); its ONBUILD triggers and SHELL are its own."""
-    env = list(user.env or [])
-    names = {e.partition("=")[0] for e in env}
-    env += [e for e in base.env or [] if e.partition("=")[0] not in names]
+    env = bundle.merged_env(user.env or [], base.env or [])
     entrypoint, cmd = user.entrypoint, user.cmd
     if not entrypoint:
         cmd = cmd or base.cmd
