@@ -23,11 +23,12 @@ class RestartPolicy(Struct, rename="pascal"):
     maximum_retry_count: int = 0
 
 
-class HealthConfig(Struct, rename="pascal"):
+class HealthConfig(Struct, rename="pascal", omit_defaults=True):
     """`Healthcheck` of a container or image config (durations in nanoseconds).
 
     Test: `["NONE"]` disables, `["CMD", argv…]` execs, `["CMD-SHELL", command]` runs
-    `/bin/sh -c command`; zero durations and retries mean Docker's defaults."""
+    `/bin/sh -c command`; zero durations and retries mean Docker's defaults (and are left
+    out of the JSON, as Docker's `omitempty` leaves them: an image's ID depends on it)."""
 
     test: list[str] | None = None
     interval: int = 0
@@ -273,7 +274,10 @@ class UpdateRequest(HostConfig, kw_only=True):
     """Body of `POST /containers/{id}/update`: Docker's `Resources` and `RestartPolicy`,
     which are HostConfig's own fields. As dockerd, a zero or empty value leaves a setting
     as it is (the docker CLI sends every field); which fields an update may change is
-    `ContainerService.update`'s business."""
+    `ContainerService.update`'s business. A policy left out is an empty one, so that
+    `{"Name": "no"}` (`update --restart no`) is a change."""
+
+    restart_policy: RestartPolicy = field(default_factory=lambda: RestartPolicy(name=""), name="RestartPolicy")
 
 
 class EndpointIPAMConfig(Struct, rename="pascal"):

@@ -1,12 +1,13 @@
 """healthcheck: runs a container's health check (the image's HEALTHCHECK, or `run
 --health-cmd …`) inside it on its interval, and keeps `State.Health` as Docker does.
 
-Status starts as `starting`; a passing check makes it `healthy`; `retries` failures in
-a row (a non-zero exit, or a check running longer than `timeout`) make it `unhealthy`;
-failures during `start_period` do not count. Each change is published as
+Status starts as `starting` at each start (the log of earlier runs kept); a passing check
+makes it `healthy`; `retries` failures in a row (a non-zero exit, or a check running
+longer than `timeout`: exit code -1) make it `unhealthy`; failures during `start_period`
+do not count while the container has not yet passed one. Each change is published as
 `health_status: healthy|unhealthy`; the last five results are kept in `State.Health.Log`.
-When the container stops, its checks stop and it is left `unhealthy` (no event), as
-dockerd leaves it.
+When the container stops or is paused, its checks stop and it is left `unhealthy` (no
+event), as dockerd leaves it; an unpause resumes them.
 Docker's defaults: interval 30 s, timeout 30 s, retries 3, start period 0.
 
 On by default: it only acts on containers that have a health check.
@@ -28,7 +29,8 @@ KEEP_RESULTS = 5
 MAX_OUTPUT = 4096
 
 plugin = Plugin("healthcheck", description="runs containers' health checks, keeps State.Health",
-                events={"type": ["container"], "event": ["start", "die", "destroy"]}, enabled_by_default=True)
+                events={"type": ["container"], "event": ["start", "unpause", "pause", "die", "destroy"]},
+                enabled_by_default=True)
 
 
 def command(test: list[str] | None) -> list[str] | None:
@@ -46,8 +48,10 @@ def _seconds(ns: int, default: float) -> float:
     return ns / 1e9 if ns > 0 else default
 
 
-async def probe(ctx: PluginContext, container_id: str, config: HealthConfig) -> None:
-    """Check one container until cancelled (the container stops or goes)."""
+async def probe(ctx: PluginContext, container_id: str, config: HealthConfig, *, fresh: bool) -> None:
+    """Check one container until cancelled (the container stops, is paused or goes);
+    `fresh` at a start: `starting` again, the earlier results kept (else, at an unpause,
+    the health goes on as it was)."""
     engine = ctx.engine
     argv = command(config.test)
     interval = _seconds(config.interval, DEFAULT_INTERVAL)
@@ -55,22 +59,24 @@ async def probe(ctx: PluginContext, container_id: str, config: HealthConfig) -> 
     retries = config.retries or DEFAULT_RETRIES
     grace_until = time.monotonic() + config.start_period / 1e9
     c = engine.get(container_id)
-    health = Health()
-    await engine.set_health(c, health)
+    health = c.record.state.health or Health()
+    if fresh:
+        health = Health("starting", 0, health.log)
+        await engine.set_health(c, health)
     while True:
         await trio.sleep(interval)
-        started = now()
+        started, clock = now(), trio.current_time()
         try:
             code, output = await engine.exec_run(container_id, argv, timeout=timeout)
         except EngineError:
-            return  # not running any more: the die event ends this probe
-        text = output[:MAX_OUTPUT].decode(errors="replace")
-        if code == 137 and timeout:
-            text = f"Health check exceeded timeout ({timeout:g}s)"
+            continue  # stopping or pausing: its event ends this probe
+        text = output[:MAX_OUTPUT].decode(errors="replace") + ("..." if len(output) > MAX_OUTPUT else "")
+        if code == 137 and trio.current_time() - clock >= timeout:  # killed at its timeout, as dockerd says it
+            code, text = -1, f"Health check exceeded timeout ({timeout:g}s)"
         entries = [*health.log, HealthLogEntry(started, now(), code, text)][-KEEP_RESULTS:]
         if code == 0:
             health = Health("healthy", 0, entries)
-        elif time.monotonic() < grace_until:
+        elif health.status == "starting" and time.monotonic() < grace_until:
             health = msgspec.structs.replace(health, log=entries)
         else:
             streak = health.failing_streak + 1
@@ -79,17 +85,19 @@ async def probe(ctx: PluginContext, container_id: str, config: HealthConfig) -> 
         await engine.set_health(c, health)
 
 
-def _start(ctx: PluginContext, container_id: str) -> None:
+def _start(ctx: PluginContext, container_id: str, *, fresh: bool = True) -> None:
     c = ctx.engine.get(container_id)
     config = c.record.config.healthcheck
     if config is None or command(config.test) is None or container_id in ctx.state["probes"]:
         return
+    if not fresh and c.record.state.health is None:
+        return  # a container the checks never started on (started before a plugin reload): its start does
     scope = trio.CancelScope()
     ctx.state["probes"][container_id] = scope
 
     async def run() -> None:
         with scope:
-            await probe(ctx, container_id, config)
+            await probe(ctx, container_id, config, fresh=fresh)
         ctx.state["probes"].pop(container_id, None)
 
     ctx.state["nursery"].start_soon(run)
@@ -101,7 +109,7 @@ async def probes(ctx: PluginContext) -> None:
     ctx.state["probes"] = {}
     async with trio.open_nursery() as nursery:
         ctx.state["nursery"] = nursery
-        for c in ctx.engine.list_containers():
+        for c in ctx.engine.list_containers(filters={"status": ["running"]}):  # a paused one: at its unpause
             _start(ctx, c.id)
         await trio.sleep_forever()
 
@@ -110,14 +118,14 @@ async def probes(ctx: PluginContext) -> None:
 async def follow(ctx: PluginContext, event: Event) -> None:
     while "nursery" not in ctx.state:  # the probes task starts beside this handler
         await trio.sleep(0.01)
-    if event.Action == "start":
+    if event.Action in ("start", "unpause"):
         try:
-            _start(ctx, event.Actor.ID)
+            _start(ctx, event.Actor.ID, fresh=event.Action == "start")
         except EngineError:
             pass  # removed meanwhile
     elif (scope := ctx.state["probes"].pop(event.Actor.ID, None)) is not None:
         scope.cancel()
-        if event.Action == "die":  # as dockerd: a container whose checks stopped is unhealthy
+        if event.Action in ("die", "pause"):  # as dockerd: a container whose checks stopped is unhealthy
             try:
                 c = ctx.engine.get(event.Actor.ID)
             except EngineError:

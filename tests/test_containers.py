@@ -74,6 +74,22 @@ def test_writable_layer_dies_with_container(api, daemon):
     api.remove(other)
 
 
+def test_health_options_merge_with_the_images(api):
+    """As dockerd's merge: each health field the container leaves zero is the image's."""
+    base = api.create(["true"])
+    reply = api.post("/commit", container=base, repo="health-merge",
+                     changes=['HEALTHCHECK --interval=1s --retries=1 CMD ["true"]'])
+    assert reply.status == 201, reply.body
+    try:
+        cid = api.create(["true"], image="health-merge", Healthcheck={"Interval": 2_000_000_000})
+        assert api.get_json(f"/containers/{cid}/json")["Config"]["Healthcheck"] == {
+            "Test": ["CMD", "true"], "Interval": 2_000_000_000, "Retries": 1}
+        api.remove(cid)
+    finally:
+        api.remove(base)
+        api.delete("/images/health-merge")
+
+
 def test_create_options(api):
     cid = api.run(["sh", "-c", "pwd; id -u; echo $GREETING"], Env=["GREETING=hello"], WorkingDir="/tmp",
                   User="nobody", Labels={"app": "t"}, name="opts")

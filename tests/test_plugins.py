@@ -302,7 +302,23 @@ def test_healthcheck_keeps_state_health(fresh_daemon):
     until(lambda: d.state(healthy)["Health"]["Status"] == "healthy")
     d.api.post(f"/containers/{healthy}/stop", t=0)
     until(lambda: d.state(healthy)["Health"]["Status"] == "unhealthy")
-    for c in (cid, plain, healthy):
+    # paused: the checks stop and the status is unhealthy (as dockerd); an unpause resumes them
+    paused = d.api.run(["sleep", "60"], Healthcheck={**check, "Test": ["CMD", "true"]}, HostConfig={"Init": True})
+    until(lambda: d.state(paused)["Health"]["Status"] == "healthy")
+    assert d.api.post(f"/containers/{paused}/pause").status == 204
+    until(lambda: d.state(paused)["Health"]["Status"] == "unhealthy")
+    assert d.api.post(f"/containers/{paused}/unpause").status == 204
+    until(lambda: d.state(paused)["Health"]["Status"] == "healthy")
+    # the start period spares only a container not yet healthy; a check killed at its timeout is -1
+    once = {**check, "Test": ["CMD-SHELL", "test ! -e /tmp/seen && touch /tmp/seen"], "Retries": 1,
+            "StartPeriod": 60_000_000_000}
+    spared = d.api.run(["sleep", "60"], Healthcheck=once, HostConfig={"Init": True})
+    until(lambda: d.state(spared)["Health"]["Status"] == "unhealthy")
+    slow = d.api.run(["sleep", "60"], Healthcheck={**check, "Test": ["CMD", "sleep", "5"], "Timeout": 200_000_000},
+                     HostConfig={"Init": True})
+    last = until(lambda: (log := d.state(slow)["Health"]["Log"]) and log[-1])
+    assert (last["ExitCode"], last["Output"]) == (-1, "Health check exceeded timeout (0.2s)")
+    for c in (cid, plain, healthy, paused, spared, slow):
         d.api.remove(c)
     # a `rm -f` beside the checks' end (docker-py's tearDown) leaves the plugin running
     for _ in range(5):

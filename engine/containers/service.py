@@ -21,6 +21,7 @@ import msgspec
 import trio
 
 from .. import lifecycle, timefmt
+from ..config_merge import merged_env, merged_health
 from ..errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
 from ..events import constructors
 from ..events import filters as flt
@@ -131,11 +132,11 @@ class ContainerService:
             hostname = req.hostname or (socket.gethostname() if hc.network_mode == "host" else cid[:12])
         config = msgspec.structs.replace(
             req, hostname=hostname, image=req.image,
-            env=bundle.merged_env([e for e in req.env or [] if e], img.env or []),
+            env=merged_env([e for e in req.env or [] if e], img.env or []),
             cmd=cmd if cmd else None, entrypoint=entrypoint or None,
             working_dir=req.working_dir or img.working_dir, user=req.user or img.user,
             labels={**(img.labels or {}), **(req.labels or {})},
-            healthcheck=req.healthcheck or img.healthcheck,
+            healthcheck=merged_health(req.healthcheck, img.healthcheck),
             volumes={**(img.volumes or {}), **(req.volumes or {})} or None,
             # as dockerd's merge: the image's exposed ports join the request's (`-P` publishes
             # them), its STOPSIGNAL stands unless the request names one
@@ -598,16 +599,15 @@ class ContainerService:
         `update`."""
         c = self.containers.get(ref)
         hc = c.record.host_config
-        unchanged = HostConfig()
+        unchanged = UpdateRequest()
         fixed = [name for name in UpdateRequest.__struct_fields__
                  if name not in UPDATABLE and getattr(req, name) != getattr(unchanged, name)]
         if fixed:
             names = ", ".join(_ENCODED[name] for name in fixed)
             raise BadRequest(f"{names}: an update cannot change {'this' if len(fixed) == 1 else 'these'}; "
                              "recreate the container")
+        # (the docker CLI sends an empty policy when none was given: unchanged too)
         changes = {name: value for name in UPDATABLE if (value := getattr(req, name)) != getattr(unchanged, name)}
-        if not req.restart_policy.name:
-            changes.pop("restart_policy", None)  # the docker CLI sends an empty policy when none was given
         if "restart_policy" in changes:
             checks.policy(req.restart_policy.name, hc.auto_remove,
                           "Restart policy cannot be updated because AutoRemove is enabled for the container",

@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..config_merge import merged_env, merged_health
 from ..fs import diff as fsdiff
-from ..runtime import bundle
-from ..models import (CommitOptions, ContainerConfig, HealthConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig,
+from ..models import (CommitOptions, ContainerConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig,
                       RootFS, words)
 from .store import Image, ImageStore
 
@@ -41,17 +41,11 @@ def runtime_config(cfg: ContainerConfig) -> ImageRuntimeConfig:
 def merge(user: ImageRuntimeConfig, base: ImageRuntimeConfig) -> ImageRuntimeConfig:
     """dockerd's `merge`: fill what `user` leaves unset from `base` (the container's
     config); its ONBUILD triggers and SHELL are its own."""
-    env = bundle.merged_env(user.env or [], base.env or [])
+    env = merged_env(user.env or [], base.env or [])
     entrypoint, cmd = user.entrypoint, user.cmd
     if not entrypoint:
         cmd = cmd or base.cmd
         entrypoint = base.entrypoint if entrypoint is None else entrypoint
-    health = user.healthcheck
-    if base.healthcheck is not None:
-        health = base.healthcheck if health is None else HealthConfig(
-            test=health.test or base.healthcheck.test, interval=health.interval or base.healthcheck.interval,
-            timeout=health.timeout or base.healthcheck.timeout, retries=health.retries or base.healthcheck.retries,
-            start_period=health.start_period or base.healthcheck.start_period)
     return ImageRuntimeConfig(
         user=user.user or base.user,
         exposed_ports={**(base.exposed_ports or {}), **(user.exposed_ports or {})} or None,
@@ -59,7 +53,7 @@ def merge(user: ImageRuntimeConfig, base: ImageRuntimeConfig) -> ImageRuntimeCon
         volumes={**(user.volumes or {}), **(base.volumes or {})} or None,
         working_dir=user.working_dir or base.working_dir,
         labels={**(base.labels or {}), **(user.labels or {})} or None,
-        stop_signal=user.stop_signal or base.stop_signal, healthcheck=health, on_build=user.on_build, shell=user.shell)
+        stop_signal=user.stop_signal or base.stop_signal, healthcheck=merged_health(user.healthcheck, base.healthcheck), on_build=user.on_build, shell=user.shell)
 
 
 def new_config(container: ContainerConfig, options: CommitOptions,

@@ -538,14 +538,6 @@ def apply_env(env: dict[str, str], entries: list[str]) -> None:
             env.pop(name, None)
 
 
-def merged_env(own: list[str], base: list[str]) -> list[str]:
-    """dockerd's merge of a config's environment with the one below it (a container's
-    with its image's, a commit's with its container's): its own entries first, then
-    those of `base` whose names it does not set (`inspect` shows them in that order)."""
-    names = {e.partition("=")[0] for e in own}
-    return [*own, *(e for e in base if e.partition("=")[0] not in names)]
-
-
 def process_env(hostname: str, tty: bool, *layers: list[str]) -> dict[str, str]:
     """A process's environment as dockerd builds it, for a container and for an exec:
     PATH, HOSTNAME and (with a terminal) TERM, then each layer of `NAME=value` entries in
