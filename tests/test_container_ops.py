@@ -348,6 +348,9 @@ def test_rename_update_and_prune(api, daemon):
     hc = api.get_json(f"/containers/{cid}/json")["HostConfig"]
     assert (hc["Memory"], hc["CpuShares"], hc["RestartPolicy"]["Name"]) == (32 * 2**20, 512, "on-failure")
     assert cgroups.read_limits(cgroups.detect(), f"/{daemon.cgroup_parent}/{cid}").memory == 32 * 2**20
+    # `update --restart no` turns the policy off (it is no zero value)
+    assert api.post(f"/containers/{cid}/update", {"RestartPolicy": {"Name": "no"}}).status == 200
+    assert api.get_json(f"/containers/{cid}/json")["HostConfig"]["RestartPolicy"]["Name"] == "no"
     refused = api.post(f"/containers/{cid}/update", {"Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 10}]})
     assert refused.status == 400 and refused.message.startswith("Ulimits: an update cannot change")
     assert api.post(f"/containers/{cid}/update", {"CpuQuota": 50000}).status == 200
