@@ -267,9 +267,12 @@ class Engine:
                          await self._kept_contexts().usage())
 
     def events(self, filters: flt.Filters | None, since_ns: int | None, until_ns: int | None) -> AsyncIterator[Event]:
-        """Events matching `filters`: replayed from `since_ns`, then live, until `until_ns`.
+        """Events matching `filters`: replayed from `since_ns`, then live, until `until_ns`
+        (with an `until` and no `since`, replayed from the oldest kept, as dockerd).
         Unknown filter keys are refused here, before the first event."""
         match = flt.EventFilter(flt.check(filters, flt.EVENT_FILTERS))
+        if until_ns is not None and since_ns is None:
+            since_ns = 0
         return self._follow_events(match, since_ns, until_ns)
 
     async def _follow_events(self, match: flt.EventFilter, since_ns: int | None,

@@ -31,6 +31,11 @@ def test_run_rm_echo(docker):
     assert result.stdout == b"hi\n"
 
 
+def test_run_i_with_empty_stdin_ends(docker):
+    """The client's EOF may come before the container starts (`run -i … </dev/null`): it is kept for the start."""
+    assert docker("run", "--rm", "-i", "busybox", "sh", "-c", "wc -c; echo done", input=b"").stdout.split() == [b"0", b"done"]
+
+
 def test_run_exit_status_and_stderr(docker):
     result = docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 5", check=False)
     assert (result.returncode, result.stdout, result.stderr) == (5, b"out\n", b"err\n")

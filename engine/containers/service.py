@@ -670,8 +670,11 @@ class ContainerService:
         return True
 
     async def close_stdin(self, c: Container) -> None:
-        """End the container's stdin (StdinOnce, after the attached client's EOF); with a
-        terminal, EOF is the terminal's own business (Ctrl-D), so it stays open."""
+        """End the container's stdin (StdinOnce, after the attached client's EOF), waiting
+        for it to start if it has not yet (`docker run -i … </dev/null` sends its EOF
+        first); with a terminal, EOF is the terminal's own business (Ctrl-D), so it stays open."""
+        target = c.exits
+        await c.wait_until(lambda: c.stdin is not None or c.exits > target or c.removed)
         if c.stdin is not None and c.terminal is None:
             async with c.stdin_lock:
                 await c.stdin.aclose()

@@ -70,7 +70,7 @@ class EventFilter:
             return False
         if "image" in f:
             image = attrs.get("image") if event.Type == "container" else None
-            if not (image in f["image"] or (event.Type == "image" and _actor_is(event, f["image"]))):
+            if not (image in f["image"] or (event.Type == "image" and _actor_is(event, f["image"], name_prefix=False))):
                 return False
         for kind in ("volume", "network", "daemon", "plugin"):
             if kind in f and not (event.Type == kind and _actor_is(event, f[kind])):
@@ -78,7 +78,11 @@ class EventFilter:
         return True
 
 
-def _actor_is(event: Event, refs: list[str]) -> bool:
+def _actor_is(event: Event, refs: list[str], *, name_prefix: bool = True) -> bool:
+    """Whether the event's actor is one of `refs`: an ID prefix, or its name (a name's
+    prefix too, as dockerd's FuzzyMatch, except for images, whose names it matches whole:
+    `container=web` follows `web-1` through a rename)."""
     actor_id, name = event.Actor.ID, event.Actor.Attributes.get("name", "")
-    return any(ref == name or (ref and actor_id.removeprefix("sha256:").startswith(ref.removeprefix("sha256:")))
+    return any(ref and (actor_id.removeprefix("sha256:").startswith(ref.removeprefix("sha256:"))
+                        or (name.startswith(ref) if name_prefix else name == ref))
                for ref in refs)
