@@ -367,8 +367,8 @@ class Engine:
         return logs.details_prefix(c.log_files.attrs or {})
 
     def attach(self, ref: str, *, replay: bool = False, follow: bool = True):
-        """(container, its output from now, or from the start with `replay`, to the run's
-        end; without `follow`, to what is logged now)."""
+        """For `async with`: (container, its output as (stream, bytes) batches, from now or
+        from the start with `replay`, to the run's end; without `follow`, what is logged now)."""
         return self._containers.attach(ref, replay=replay, follow=follow)
 
     async def write_stdin(self, c: Container, data: bytes) -> bool:

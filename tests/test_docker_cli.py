@@ -36,6 +36,18 @@ def test_run_i_with_empty_stdin_ends(docker):
     assert docker("run", "--rm", "-i", "busybox", "sh", "-c", "wc -c; echo done", input=b"").stdout.split() == [b"0", b"done"]
 
 
+def test_attached_output_is_byte_exact_whatever_the_log(docker):
+    """What `run` prints is what the container wrote: not the log's text (invalid UTF-8
+    kept), and nothing lost to a log rotating faster than the client reads."""
+    raw = docker("run", "--rm", "busybox", "printf", r"\377\376\000abc\200\n").stdout
+    assert raw == b"\xff\xfe\x00abc\x80\n"
+    expected = b"".join(b"%d\n" % n for n in range(1, 100001))
+    for options in (["--log-opt", "max-size=2k", "--log-opt", "max-file=2"], ["--log-driver", "none"]):
+        assert docker("run", "--rm", *options, "busybox", "seq", "1", "100000").stdout == expected, options
+    tty = docker("run", "--rm", "-t", "busybox", "printf", r"\377\303(ok").stdout
+    assert tty == b"\xff\xc3(ok"
+
+
 def test_run_exit_status_and_stderr(docker):
     result = docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 5", check=False)
     assert (result.returncode, result.stdout, result.stderr) == (5, b"out\n", b"err\n")

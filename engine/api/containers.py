@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from itertools import groupby
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 import msgspec
 import trio
@@ -198,19 +198,31 @@ async def attach(req: Request, engine: Engine) -> None:
     OpenStdin); with a terminal, the detach keys end the session and leave it running."""
     wanted = {s for s in ("stdout", "stderr") if req.qbool(s)}
     keys = detach_keys.parse(req.q("detachKeys"))
-    c, entries = engine.attach(req.params["id"], replay=req.qbool("logs"), follow=req.qbool("stream", True))
-    whole = copies_bytes(req)
-    sock, head = await req.hijack()
-    tty = c.record.config.tty
-    async with trio.open_nursery() as nursery:
-        if req.qbool("stdin") and c.record.config.open_stdin:
-            nursery.start_soon(_copy_stdin, engine, c, sock, head, detach_keys.Matcher(keys) if tty else None,
-                               nursery.cancel_scope)
-        async for batch in entries:  # stream=0: the logs asked for, or nothing
-            data = output(batch, wanted, tty, whole=whole)
-            if data:
-                await sock.send_all(data)
-        nursery.cancel_scope.cancel()
+    async with engine.attach(req.params["id"], replay=req.qbool("logs"), follow=req.qbool("stream", True)) as (c, chunks):
+        whole = copies_bytes(req)
+        sock, head = await req.hijack()
+        tty = c.record.config.tty
+        async with trio.open_nursery() as nursery:
+            if req.qbool("stdin") and c.record.config.open_stdin:
+                nursery.start_soon(_copy_stdin, engine, c, sock, head, detach_keys.Matcher(keys) if tty else None,
+                                   nursery.cancel_scope)
+            async for batch in chunks:  # stream=0: the logs asked for, or nothing
+                data = attached_output(batch, wanted, tty, whole=whole)
+                if data:
+                    await sock.send_all(data)
+            nursery.cancel_scope.cancel()
+
+
+def attached_output(batch: list[tuple[str, bytes]], wanted: set[str], tty: bool, *, whole: bool = False) -> bytes:
+    """Attached output as the client reads it: the bytes as written, framed by stream
+    (a frame per chunk, or per run of one stream's chunks for `whole`: see `copies_bytes`),
+    or raw with a terminal."""
+    chosen = [(stream, data) for stream, data in batch if stream in wanted]
+    if tty:
+        return b"".join(data for _, data in chosen)
+    if whole:
+        chosen = [(stream, b"".join(data for _, data in run)) for stream, run in groupby(chosen, key=itemgetter(0))]
+    return b"".join(_HEADER.pack(STREAM_IDS[stream], len(data)) + data for stream, data in chosen)
 
 
 async def _copy_stdin(engine: Engine, c: Container, sock, head: bytes, matcher: detach_keys.Matcher | None,

@@ -21,6 +21,7 @@ mounts undone, and no image of the unfinished step is stored.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import hashlib
 import io
@@ -443,11 +444,13 @@ class _Run:
         c = await service.create(req)
         try:
             await self.say(f" ---> Running in {c.id[:12]}\n")
-            _, output = service.attach(c.id, replay=True)
-            await service.start(c.id)
-            async for batch in output:
-                for entry in batch:  # stderr in red, as dockerd marks it for the CLI
-                    await self.say(f"\x1b[91m{entry.log}\x1b[0m" if entry.stream == "stderr" else entry.log)
+            async with service.attach(c.id) as (_, output):
+                await service.start(c.id)
+                text = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in ("stdout", "stderr")}
+                async for batch in output:
+                    for stream, data in batch:  # stderr in red, as dockerd marks it for the CLI
+                        if said := text[stream].decode(data):
+                            await self.say(f"\x1b[91m{said}\x1b[0m" if stream == "stderr" else said)
             code = await service.wait(c.id)
             if code != 0:
                 raise StepFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}", code)

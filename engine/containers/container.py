@@ -19,6 +19,7 @@ from ..models import ContainerRecord
 from ..network.networks import Endpoint
 from ..network.ports import PortMap
 from ..runtime.terminal import Terminal
+from .taps import Taps
 
 
 class Container:
@@ -49,6 +50,7 @@ class Container:
         self.port_sockets: list = []  # the listening sockets of its published ports
         self.dns_scope: trio.CancelScope | None = None  # its embedded DNS responder
         self.terminal: Terminal | None = None
+        self.taps = Taps()  # what the attached clients read (taps.py)
         self.console_size: tuple[int, int] | None = None  # the last size asked for, kept across restarts
 
     @property

@@ -3,8 +3,8 @@
 `{"log":"hi\\n","stream":"stdout","time":"2026-11-22T12:28:23.139675649Z"}`. Output is
 split at newlines, and lines longer than 16 KiB into 16 KiB pieces (Docker's partial
 messages); a chunk that ends without a newline is written as a partial entry too, so the
-concatenated `log` fields give back the exact byte stream (which is what `attach`
-replays and `logs` prints). Times are fixed-width RFC 3339, so they compare as strings.
+concatenated `log` fields give back the output as text (which is what `logs` prints;
+`attach` gets the bytes themselves, taps.py). Times are fixed-width RFC 3339, so they compare as strings.
 
 Rotation (`--log-opt max-size=10m --log-opt max-file=3`): when the current file would
 pass max-size it becomes `<id>-json.log.1`, older ones shift up, the oldest beyond
@@ -12,7 +12,7 @@ max-file goes. Readers walk the files oldest first; `--tail` reads backwards fro
 
 Writers run in the threads that pump a container's pipes (pump.py), readers in
 the event loop; a lock keeps a rotation from falling between a reader's listing the files
-and opening them. Followers (`logs -f`, `attach`) hold a file open and read it by offset,
+and opening them. Followers (`logs -f`) hold a file open and read it by offset,
 sleeping on the container's change event (set and replaced after a write when a follower
 is waiting, see Container.output_logged, and after every state change): taking the event
 before reading and waiting on it after means no write is missed and none is seen twice.
@@ -46,6 +46,7 @@ from ..errors import BadRequest
 from ..fs.store import append_whole
 from ..models import LogEntry, LogText
 from ..timefmt import rfc3339
+from .taps import Taps
 
 log = logging.getLogger("berth.logs")
 
@@ -281,6 +282,10 @@ class LogWriter:
             wait = min(wait * 2, RETRY_MAX)
         self._on_write()
 
+    def wake(self) -> None:
+        """Wake whoever follows the output, as a write does."""
+        self._on_write()
+
     def _write_entries(self, text: str, tail: bytes) -> None:
         """Entry by entry: lines over 16 KiB are split, and rotation falls between entries."""
         limit = self.files.max_size
@@ -338,12 +343,15 @@ class Lines:
     waits is written, as a partial entry, when the pump finds the stream quiet (`flush`:
     a prompt must reach `attach`) and at its end."""
 
-    def __init__(self, writer: LogWriter, stream: str, *, whole_lines: bool = True):
+    def __init__(self, writer: LogWriter, stream: str, *, whole_lines: bool = True, taps: Taps | None = None):
         self.writer, self.stream = writer, stream
         self.whole_lines = whole_lines  # False (a terminal, read as typed): only characters are kept whole
         self.held = b""
+        self.taps = taps or Taps()  # attached clients get each chunk as read, before the log (taps.py)
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, wait: bool = True) -> None:
+        """Take a chunk as read (`wait`: see `Tap.put`)."""
+        tapped = self.taps.put(self.stream, data, wait=wait)
         if self.held:
             data = self.held + data
         cut = data.rfind(b"\n") + 1 if self.whole_lines else 0
@@ -352,6 +360,8 @@ class Lines:
         self.held = data[cut:]
         if cut:
             self.writer.write(self.stream, data if cut == len(data) else data[:cut])
+        elif tapped:
+            self.writer.wake()  # the log waits for the line's end; an attached client does not
 
     def flush(self, *, end: bool = False) -> None:
         """Write what waits: up to its last whole character, or all of it at the stream's `end`."""
@@ -452,17 +462,16 @@ def _next_file(files: LogFiles, current: BinaryIO) -> BinaryIO | None:
     return None
 
 
-async def read(files: LogFiles, *, from_end: bool = False, tail: int | None = None, since: str = "",
+async def read(files: LogFiles, *, tail: int | None = None, since: str = "",
                until: str = "", follow: bool = False, grown: Callable[[], trio.Event] | None = None,
                done: Callable[[], bool] | None = None, times: bool = True) -> AsyncIterator[list[LogText]]:
     """Yield batches of log entries in order (one batch per chunk read, so a consumer
     sends one write per batch, not per line), filtered by time (RFC 3339, inclusive since).
     Without `times` (and filters) the entries are LogText, with them LogEntry.
 
-    `from_end` starts after what is already written (attach without replay). With
-    `follow`, keep reading as the log grows until `done()` holds and everything written
-    before that has been read. Files are held open: a follower keeps reading after the
-    container (and its log) is removed, which is how `run --rm` gets every last line.
+    With `follow`, keep reading as the log grows until `done()` holds and everything
+    written before that has been read. Files are held open: a follower keeps reading
+    after the container (and its log) is removed, and gets every last line.
     """
     # In the event loop's thread: opening (under the rotation lock) and a tail scan from
     # the end are cheap, even on a large log.
@@ -470,11 +479,6 @@ async def read(files: LogFiles, *, from_end: bool = False, tail: int | None = No
     if not opened:
         return
     decoder = _decoder if times or since or until else _text_decoder
-    if from_end:
-        for f in opened[:-1]:
-            f.close()
-        opened = opened[-1:]
-        offset = opened[0].seek(0, os.SEEK_END)
     try:
         while opened:
             finished = follow and done is not None and done()

@@ -144,6 +144,8 @@ async def pump_pipe(stream: trio.lowlevel.FdStream, lines: Lines) -> None:
 async def pump_terminal(stream: trio.abc.ReceiveStream, lines: Lines) -> None:
     """Hand everything read from a terminal's master to `lines`, until the container side closes."""
     while True:
+        while lines.taps.full:  # an attached client is behind: the container waits for it
+            await trio.sleep(0.005)
         chunk = None
         with trio.move_on_after(FLUSH if lines.held else math.inf):
             try:
@@ -156,4 +158,4 @@ async def pump_terminal(stream: trio.abc.ReceiveStream, lines: Lines) -> None:
             lines.flush(end=True)
             return
         else:
-            lines.write(chunk)
+            lines.write(chunk, wait=False)  # the event loop never waits on a tap

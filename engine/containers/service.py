@@ -21,7 +21,7 @@ import msgspec
 import trio
 
 from .. import lifecycle, timefmt
-from ..config_merge import merged_env, merged_health
+from ..images.config_merge import merged_env, merged_health
 from ..errors import BadRequest, Conflict, EngineError, NotFound, no_such_container
 from ..events import constructors
 from ..events import filters as flt
@@ -41,6 +41,7 @@ from .container import Container
 from .files import Files
 from .records import Claim, Containers
 from .supervisor import Supervisor
+from .taps import Tap
 
 # The `none` log driver keeps nothing `logs` can read; the run's output still passes
 # through a file (attach follows it), kept this small.
@@ -566,15 +567,22 @@ class ContainerService:
         return c, logs.read(c.log_files, tail=tail, since=_rfc3339(since), until=_rfc3339(until), follow=follow,
                             times=times, grown=c.follow, done=lambda: not c.live)
 
-    def attach(self, ref: str, *, replay: bool = False, follow: bool = True):
-        """(container, output iterator) from now (or the start with `replay`) to the end of
-        the current run, or of the next one if the container is not running yet; without
-        `follow`, only what is logged already (`stream=0`)."""
+    @asynccontextmanager
+    async def attach(self, ref: str, *, replay: bool = False, follow: bool = True
+                     ) -> AsyncIterator[tuple[Container, AsyncIterator[list[tuple[str, bytes]]]]]:
+        """(container, batches of its output as (stream, bytes) chunks): with `replay`,
+        its log first; then, with `follow`, the output from now to the end of the current
+        run (or of the next one if it does not run yet), byte for byte, through a tap the
+        pumps fill (taps.py), held for the `with` block."""
         c = self.containers.get(ref)
         target = c.exits
+        tap = c.taps.add() if follow else None
         self.containers.publish(c, "attach")
-        return c, logs.read(c.log_files, from_end=not replay, follow=follow, times=False,
-                            grown=c.follow, done=lambda: c.exits > target or c.removed)
+        try:
+            yield c, _attached(c, tap, target, replay)
+        finally:
+            if tap is not None:
+                c.taps.remove(tap)
 
     async def rename(self, ref: str, new_name: str) -> None:
         """Give a container a new name; publishes `rename` with the old one."""
@@ -789,3 +797,21 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def _attached(c: Container, tap: Tap | None, target: int, replay: bool) -> AsyncIterator[list[tuple[str, bytes]]]:
+    """The batches `attach` hands out (see ContainerService.attach)."""
+    if replay:
+        async for batch in logs.read(c.log_files, follow=False, times=False):
+            yield [(e.stream, e.log.encode()) for e in batch]
+    if tap is None:
+        return
+    while True:
+        changed = c.follow()  # before taking: a chunk put after the take sets it
+        chunks = tap.take()
+        if chunks:
+            yield chunks
+        elif c.exits > target or c.removed:
+            return  # the run's pumps ended before its exit was recorded: nothing more comes
+        else:
+            await changed.wait()

@@ -246,7 +246,8 @@ class Supervisor:
         # subscribers woken by it run first (events are delivered sooner).
         # as dockerd: a container with a health check is `starting` once its start returns
         check = c.record.config.healthcheck
-        health = {"health": Health()} if check is not None and check.checks else {}
+        earlier = c.record.state.health  # its results are kept, as dockerd keeps them across runs
+        health = {"health": Health(log=earlier.log if earlier else [])} if check is not None and check.checks else {}
         await self.containers.advance(c, Step.RUN, pid=pid, exit_code=0, error="", oom_killed=False,
                                       started_at=timefmt.rfc3339(spawned_ns), **health)  # FinishedAt kept, as dockerd
         return io, self._log_writer(c)
@@ -299,10 +300,11 @@ class Supervisor:
                 # With a terminal, stdout and stderr are one stream (Docker logs it as stdout);
                 # the runtime's own pipes then carry only its errors.
                 if io.terminal is not None:
-                    pumps.start_soon(pump_terminal, io.terminal.stream, Lines(writer, "stdout", whole_lines=False))
+                    pumps.start_soon(pump_terminal, io.terminal.stream,
+                                     Lines(writer, "stdout", whole_lines=False, taps=c.taps))
                 for stream, name in ((io.stdout, "stdout"), (io.stderr, "stderr")):
                     if stream is not None:
-                        pumps.start_soon(pump_pipe, stream, Lines(writer, name))
+                        pumps.start_soon(pump_pipe, stream, Lines(writer, name, taps=c.taps))
                 exit_code, exited_ns = await self.keeper.wait_exit(c.id)
         finally:
             writer.close()

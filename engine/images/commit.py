@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config_merge import merged_env, merged_health
+from .config_merge import merged_env, merged_health
 from ..fs import diff as fsdiff
 from ..models import (CommitOptions, ContainerConfig, HistoryEntry, ImageConfig, ImageRuntimeConfig,
                       RootFS, words)

@@ -15,8 +15,9 @@ from engine.network import ports
 def test_wanted_ports():
     found = ports.wanted({"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "53/udp": None},
                          {"80/tcp": {}, "9000/tcp": {}}, True)
+    everywhere = ("0.0.0.0", "::") if ports.ipv6_host() else ("0.0.0.0",)  # as dockerd: [::] too, where there is IPv6
     assert [(m.key, m.host_ip, m.host_port) for m in found] == [
-        ("80/tcp", "127.0.0.1", 8080), ("53/udp", "0.0.0.0", 0), ("9000/tcp", "0.0.0.0", 0)]
+        ("80/tcp", "127.0.0.1", 8080), *(("53/udp", ip, 0) for ip in everywhere), *(("9000/tcp", ip, 0) for ip in everywhere)]
     for bad in ({"x/tcp": None}, {"80/icmp": None}, {"80/tcp": [{"HostPort": "99999"}]}):
         with pytest.raises(EngineError):
             ports.wanted(bad, None, False)

@@ -4,7 +4,7 @@ stands; what it leaves unset comes from below."""
 
 from __future__ import annotations
 
-from .models import HealthConfig
+from ..models import HealthConfig
 
 
 def merged_env(own: list[str], base: list[str]) -> list[str]:
