@@ -48,7 +48,7 @@ from .lifecycle import State
 from .models import (AuthConfig, BusStatistics, CommitOptions, ContainerRecord, CreateRequest, DistributionInspect,
                      EndpointSettings, Event, ExecConfig, Health, ImageRuntimeConfig, IPAMPool, NetworkRecord,
                      PluginView, ResourceUsage, RuntimeInfo, SearchResult, SystemInfo, UpdateRequest,
-                     VolumeCreateRequest, VolumeRecord)
+                     VolumeCreateRequest, VolumeRecord, ZERO_TIME)
 from .network import netns
 from .network.manager import NetworkManager
 from .network.networks import Networks
@@ -205,8 +205,10 @@ class Engine:
             failed = c.record.state.exit_code != 0 and (limit == 0 or c.record.restart_count < limit)
             # as dockerd's restore: on-failure too, for a run that failed (one the stop of
             # the previous daemon killed among them)
-            if policy == "always" or (policy == "unless-stopped" and not c.record.manually_stopped) \
-                    or (policy == "on-failure" and failed):
+            # (and only one that has run before: a container made but never started stays so)
+            ran = c.record.state.started_at != ZERO_TIME
+            if ran and (policy == "always" or (policy == "unless-stopped" and not c.record.manually_stopped)
+                        or (policy == "on-failure" and failed)):
                 try:
                     await self.start(c.id)
                 except EngineError as exc:

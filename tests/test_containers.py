@@ -272,6 +272,26 @@ def test_a_start_by_hand_resets_the_count_and_kill_ends_a_restart_loop(api):
         assert api.delete(f"/containers/{c}").status == 204
 
 
+def test_which_kill_ends_the_restart_policy(api):
+    """As dockerd: SIGKILL, the container's own stop signal, or any signal when it has
+    none ends its restart policy; another signal that ends it gets it restarted."""
+    always = {"RestartPolicy": {"Name": "always"}, "Init": True}
+    quits = api.run(["sleep", "60"], StopSignal="SIGQUIT", HostConfig=always)
+    hup = api.run(["sleep", "60"], HostConfig=always)  # no stop signal of its own
+    term = api.run(["sleep", "60"], StopSignal="SIGUSR2", HostConfig=always)
+    for cid, sig in ((quits, "QUIT"), (hup, "HUP"), (term, "TERM")):
+        assert api.post(f"/containers/{cid}/kill", signal=sig).status == 204
+    deadline = time.monotonic() + 15
+    while api.get_json(f"/containers/{term}/json")["RestartCount"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for cid, code in ((quits, 131), (hup, 129)):
+        state = api.get_json(f"/containers/{cid}/json")
+        assert (state["State"]["Status"], state["State"]["ExitCode"], state["RestartCount"]) == ("exited", code, 0)
+    for cid in (quits, hup, term):
+        api.remove(cid)
+
+
 def test_a_tree_deeper_than_pythons_recursion_limit_is_removed(api):
     """A container's own 1,500-level tree goes with it; the daemon serves on."""
     cid = api.run(["sh", "-c", "cd /tmp; i=0; while [ $i -lt 1500 ]; do mkdir d; cd d; i=$((i+1)); done"],

@@ -341,13 +341,21 @@ class Files:
         """(container, its root as it sees it: volumes, binds and own files mounted), under
         the container's lock, for a copy (an export does without: dockerd's leaves the
         volumes out)."""
-        async with self.container_root(ref) as (c, _):
-            with trio.CancelScope(shield=True):  # a view the thread made must reach the `finally`
-                view = await trio.to_thread.run_sync(mountview.View, c.rootfs, _view_mounts(c), c.dir.parent.parent)
-            try:
-                yield c, view
-            finally:
-                view.close()
+        while True:
+            async with self.container_root(ref) as (c, fd):
+                held = os.fstat(fd)
+                with trio.CancelScope(shield=True):  # a view the thread made must reach the `finally`
+                    try:
+                        view = await trio.to_thread.run_sync(mountview.View, c.rootfs, _view_mounts(c),
+                                                             c.dir.parent.parent, held)
+                    except mountview.RootGone:
+                        view = None  # its run ended meanwhile (the descriptor held its root): again
+                if view is not None:
+                    try:
+                        yield c, view
+                    finally:
+                        view.close()
+                    return
 
     async def stat_path(self, ref: str, path: str) -> PathStat:
         """`HEAD /containers/{id}/archive?path=`: the path's stat."""

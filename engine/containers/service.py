@@ -361,9 +361,13 @@ class ContainerService:
                 c.backoff.cancel()
             await c.wait_until(lambda: not c.supervised)
             return c
-        if number in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+        # as dockerd: the restart policy is off for this run when the signal is SIGKILL,
+        # the container's own stop signal, or any signal if it has none; and every kill
+        # counts as a user's stop (`unless-stopped` stays down across a daemon restart)
+        stop_signal = c.record.config.stop_signal
+        if number == signal.SIGKILL or not stop_signal or oci.parse_signal(stop_signal) == number:
             c.stop_requested = True
-            c.record.manually_stopped = True
+        c.record.manually_stopped = True
         exits = c.exits
         await self._signal(c, number)
         if number == signal.SIGKILL:  # as dockerd: answered once the run is over, so an `rm` right after succeeds
@@ -537,7 +541,7 @@ class ContainerService:
                 return False
             if "health" in f:
                 health = c.record.state.health
-                if (health.status if health is not None and c.has_process else "none") not in f["health"]:
+                if (health.status if health is not None else "none") not in f["health"]:  # a stopped one's last, as dockerd
                     return False
             if "network" in f and not any(name in f["network"] for name in c.record.endpoints):
                 return False

@@ -159,6 +159,9 @@ class Supervisor:
                     # running straight to restarting, as in dockerd: were it "exited" for a
                     # moment, a `stop` then would answer 304 and leave it restarting.
                     restart = should_restart(c, exit_code)
+                    if restart:  # as dockerd: counted as it goes restarting (a stop in the back-off too),
+                        c.record.restart_count += 1  # and the run it starts is no user's stop
+                        c.record.manually_stopped = False
                     await self._record_exit(c, exit_code, restarting=restart, finished_ns=exited_ns)
                     # Only now may the keeper forget the exit: a daemon that ends before the
                     # record is written leaves it to the next one, which adopts the exit
@@ -171,7 +174,6 @@ class Supervisor:
                 if not await self._back_off(c, backoff):
                     break
                 backoff = min(backoff * 2, BACKOFF_MAX)
-                c.record.restart_count += 1
         except Exception as exc:
             if first:
                 raise  # the start request reports it

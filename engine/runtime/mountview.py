@@ -52,10 +52,11 @@ class View:
     `mounts` over it (parents listed before what they contain), until `close()`. The
     daemon's other mounts under `daemon_root` (other containers' roots and namespaces)
     are detached from the view, which must not keep them alive. Blocking: build it in a
-    worker thread."""
+    worker thread. `held` is the stat of the root the caller holds: if `root` no longer
+    leads there (the container's run ended and its mount went meanwhile), RootGone."""
 
-    def __init__(self, root: Path, mounts: list[BindMount], daemon_root: Path):
-        self.root_fd, self._ns_fd = _in_thread(_build, root, mounts, daemon_root)
+    def __init__(self, root: Path, mounts: list[BindMount], daemon_root: Path, held: os.stat_result):
+        self.root_fd, self._ns_fd = _in_thread(_build, root, mounts, daemon_root, held)
 
     def call(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """`fn(*args, **kwargs)` in a thread of its own inside the view's namespace (blocking): what
@@ -96,11 +97,18 @@ def _in_thread(fn: Callable[..., T], *args) -> T:
     return box["result"]
 
 
-def _build(root: Path, mounts: list[BindMount], daemon_root: Path) -> tuple[int, int]:
+class RootGone(Exception):
+    """The root the caller holds is no longer mounted where it was."""
+
+
+def _build(root: Path, mounts: list[BindMount], daemon_root: Path, held: os.stat_result) -> tuple[int, int]:
     syscalls.unshare(syscalls.CLONE_NEWNS)
     syscalls.mount("none", "/", "", syscalls.MS_REC | syscalls.MS_PRIVATE)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        found = os.fstat(root_fd)
+        if (found.st_dev, found.st_ino) != (held.st_dev, held.st_ino):
+            raise RootGone(str(root))
         for m in mounts:
             _bind(root_fd, m)
         _detach_others(str(daemon_root), str(root))
