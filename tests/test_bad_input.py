@@ -175,7 +175,7 @@ def test_a_container_outlives_a_full_disk_under_its_log(small):
     assert f"{cid}-json.log: the log is written again" in log
     replay = events(api, since=f"{since:.9f}", until=f"{time.time():.9f}", filters=json.dumps({"container": [cid]}))
     actions = [e["Action"] for e in replay]
-    assert actions[0] == "log_blocked" and actions[-1] == "log_resumed" and "exec_create: true" in actions, actions
+    assert actions[0] == "log_blocked" and actions[-1] == "log_resumed" and "exec_create: true " in actions, actions
     assert replay[0]["Actor"]["Attributes"]["error"] == "No space left on device"
     api.remove(cid)
     assert api.get(f"/containers/{cid}/json").status == 404

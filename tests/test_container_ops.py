@@ -116,6 +116,7 @@ def test_exec_streams_env_workdir_user_and_exit_code(api, runtime):
     assert b"".join(p for s, p in frames if s == 2) == b"err\n"
     info = api.get_json(f"/exec/{eid}/json")
     assert (info["ExitCode"], info["Running"], info["ContainerID"]) == (4, False, cid)
+    assert info["Pid"] > 0  # as dockerd: the PID it had stays shown
     again = api.post(f"/exec/{eid}/start", {"Detach": True})
     assert again.status == 409 and "has already run" in again.message
     actions = events(api, cid, started)
@@ -141,6 +142,7 @@ def test_exec_stdin_detach_and_missing_executable(api):
         time.sleep(0.05)
     assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 0
 
+    started = time.time()
     for tty in (False, True):  # dockerd's words, not the runtime's raw line, with a terminal or without
         eid = exec_in(api, cid, ["nosuchthing"], Tty=tty)
         sock, first = api.hijack(f"/exec/{eid}/start", {"Tty": tty})
@@ -149,6 +151,9 @@ def test_exec_stdin_detach_and_missing_executable(api):
                 b'executable file not found in $PATH: unknown\r\n') in said and b"No such file" not in said, said
         assert said.count(b"unable to start container process") == 1 and b"level=" not in said, said
         assert api.get_json(f"/exec/{eid}/json")["ExitCode"] == 126
+    # as dockerd: the command alone is followed by a space in the actions; never started, no exec_die
+    assert [a for a in events(api, cid, started) if a.startswith("exec")] == ["exec_create: nosuchthing ",
+                                                                              "exec_start: nosuchthing "] * 2
     eid = exec_in(api, cid, ["sh", "-c", "echo early >&2; sleep 5"])  # the process's own stderr: on at once
     sock, first = api.hijack(f"/exec/{eid}/start", {})
     sock.settimeout(3)

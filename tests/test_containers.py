@@ -388,15 +388,16 @@ def test_logs_options(api):
     assert api.get(f"/containers/{cid}/logs").status == 400  # no stream chosen
     api.remove(cid)
     # --log-opt labels/env/tag: attributes in every entry, shown by --details, as dockerd
-    cid = api.run(["echo", "hi"], name="log-attrs", Labels={"app": "web"}, Env=["STAGE=prod"],
+    cid = api.run(["echo", "hi"], name="log-attrs", Labels={"app": "web,b=c d"}, Env=["STAGE=prod"],
                   HostConfig={"LogConfig": {"Type": "json-file", "Config": {"labels": "app", "env": "STAGE",
                                                                            "tag": "{{.Name}}"}}})
     api.wait(cid)
-    assert api.logs(cid, details=1) == [(1, b"STAGE=prod,app=web,tag=log-attrs hi\n")]
+    # each side query-escaped, as dockerd's
+    assert api.logs(cid, details=1) == [(1, b"STAGE=prod,app=web%2Cb%3Dc+d,tag=log-attrs hi\n")]
     log_path = api.get_json(f"/containers/{cid}/json")["LogPath"]
     entry = json.loads(Path(log_path).read_text().splitlines()[0])
     assert list(entry) == ["log", "stream", "attrs", "time"]
-    assert entry["attrs"] == {"app": "web", "STAGE": "prod", "tag": "log-attrs"}
+    assert entry["attrs"] == {"app": "web,b=c d", "STAGE": "prod", "tag": "log-attrs"}
     bad = api.post("/containers/create", {"Image": "busybox", "HostConfig": {"LogConfig": {
         "Type": "json-file", "Config": {"compress": "true"}}}})
     assert bad.status == 400 and "compress" in bad.message

@@ -54,18 +54,24 @@ class Exec:
         self.pid_file = container.bundle / f"exec-{exec_id[:16]}.pid"
         self.terminal: Terminal | None = None
         self.finished = trio.Event()
+        self.last_pid = 0  # once it has ended: the PID it had (inspect keeps showing it, as dockerd)
 
     @property
     def pid(self) -> int:
-        """The process's host PID while it runs (the runtime writes it once started)."""
+        """The process's host PID (the runtime writes it once started; 0 before)."""
+        if not self.running:
+            return self.last_pid
         try:
-            return int(self.pid_file.read_text().strip() or 0) if self.running else 0
+            return int(self.pid_file.read_text().strip() or 0)
         except (OSError, ValueError):
             return 0
 
     @property
     def words(self) -> str:
-        return " ".join(self.config.cmd or [])
+        """The command in its events' actions, as dockerd writes it: the entrypoint, a
+        space, the arguments (`exec_start: true ` for a command alone)."""
+        cmd = self.config.cmd or [""]
+        return f"{cmd[0]} {' '.join(cmd[1:])}"
 
     def inspect(self) -> dict:
         """`GET /exec/{id}/json`, in Docker's shape."""
@@ -223,27 +229,30 @@ class Execs:
             # passwd file does not name) is the output and the exit code 126.
             if output is not None:
                 await output(1, exc.message.encode() + b"\r\n")
-            code = 126
+            code, ran = 126, False
         except RuntimeFailure as exc:  # with a terminal: the runtime ended before handing one over
             await _not_started(output, exc.message, cfg.cmd)
-            code = 126
+            code, ran = 126, False
         else:
             held: list[tuple[int, bytes]] = []  # what came out before the process started: the runtime's
             code = await _supervise(process, session, sources, sink, output, stdin, timeout, held,
                                     hold=1 if cfg.tty else 2)
-            if code and not session.pid_file.exists():
+            ran = session.pid_file.exists()
+            if code and not ran:
                 code = 126  # the runtime wrote no pid: it could not start the process
                 await _not_started(output, b"".join(data for _, data in held).decode(errors="replace"), cfg.cmd)
             elif output is not None:
                 for stream_id, data in held:
                     await output(stream_id, data)
+        session.last_pid = session.pid
         session.pid_file.unlink(missing_ok=True)
         if session.terminal is not None:
             await session.terminal.aclose()
             session.terminal = None
         session.exit_code, session.running = code, False
         session.finished.set()
-        self.containers.publish(c, "exec_die", execID=session.id, exitCode=str(code))
+        if ran:  # as dockerd: an exec that never started has no exec_die
+            self.containers.publish(c, "exec_die", execID=session.id, exitCode=str(code))
         return code
 
 

@@ -38,6 +38,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
+from urllib.parse import quote_plus
 
 import msgspec
 import trio
@@ -137,8 +138,9 @@ def log_attrs(config: dict[str, str] | None, *, labels: dict[str, str], env: lis
 
 def details_prefix(attrs: dict[str, str]) -> str:
     """What `logs --details` puts before each line: the attributes as `k=v` pairs joined by
-    commas, keys sorted, and a space (only the space without any), as dockerd."""
-    return ",".join(f"{k}={v}" for k, v in sorted(attrs.items())) + " "
+    commas, keys sorted, each side query-escaped (a `,` or `=` of a value cannot pass for
+    a separator), and a space (only the space without any), as dockerd."""
+    return ",".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in sorted(attrs.items())) + " "
 
 
 def _tail(stream: str, stamp: str, attrs: bytes) -> bytes:
