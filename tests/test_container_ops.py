@@ -324,6 +324,13 @@ def test_stats_from_the_cgroup(api):
     assert reading["pids_stats"] == {"current": 1, "limit": 50}
     quick = api.get_json(f"/containers/{cid}/stats", stream=0, **{"one-shot": 1})
     assert quick["preread"] == "0001-01-01T00:00:00Z"
+    assert quick["precpu_stats"]["throttling_data"]["periods"] == 0 and "io_time_recursive" in quick["blkio_stats"]
+    # stopped: answered at once, zeros in the full shape, as dockerd
+    api.post(f"/containers/{cid}/stop", t=0)
+    began = time.monotonic()
+    idle = api.get_json(f"/containers/{cid}/stats", stream=0)
+    assert time.monotonic() - began < 0.5 and idle["read"] == "0001-01-01T00:00:00Z"
+    assert idle["cpu_stats"]["cpu_usage"]["usage_in_usermode"] == 0 and idle["blkio_stats"]["io_time_recursive"] is None
     api.remove(cid)
 
 

@@ -22,12 +22,29 @@ def _system_cpu_ns() -> int:
     return sum(int(v) for v in fields) * 10**9 // os.sysconf("SC_CLK_TCK")
 
 
+# blkio_stats' lists beyond the two berth reads: present (empty) as in dockerd's answer
+_OTHER_BLKIO = ("io_queue_recursive", "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive",
+                "io_time_recursive", "sectors_recursive")
+_IDLE_CPU = {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+             "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
+
+
+def idle(c: Container) -> dict:
+    """The reading of a container that does not run, as dockerd answers it: zero values
+    in the full shape (strict clients read `throttling_data.periods` and the like)."""
+    return {"read": _ZERO, "name": "/" + c.name, "id": c.id, "pids_stats": {},
+            "blkio_stats": dict.fromkeys(("io_service_bytes_recursive", "io_serviced_recursive", *_OTHER_BLKIO)),
+            "num_procs": 0, "storage_stats": {}, "cpu_stats": _IDLE_CPU, "memory_stats": {}}
+
+
 def sample(layout: cgroups.Layout, cgroup: str, c: Container) -> dict:
     """One stats reading of `c` (in `cgroup`), without `precpu_stats` (the caller pairs readings)."""
+    if not c.has_process:
+        return idle(c)
     st = cgroups.read_stats(layout, cgroup)
     cpus = len(st.percpu_ns) or os.cpu_count() or 1
     memory_stats = {}
-    if c.has_process and st.memory is not None:
+    if st.memory is not None:
         memory_stats = {"usage": st.memory, "stats": st.memory_stat,
                         "limit": st.memory_limit if st.memory_limit is not None else _host_memory()}
         if st.memory_max is not None:
@@ -35,17 +52,18 @@ def sample(layout: cgroups.Layout, cgroup: str, c: Container) -> dict:
     return {
         "read": timefmt.now(), "name": "/" + c.name, "id": c.id,
         "pids_stats": {k: v for k, v in (("current", st.pids), ("limit", st.pids_limit)) if v is not None},
-        "blkio_stats": {"io_service_bytes_recursive": st.io_bytes if c.has_process else None,
-                        "io_serviced_recursive": st.io_ops if c.has_process else None},
+        "blkio_stats": {"io_service_bytes_recursive": st.io_bytes, "io_serviced_recursive": st.io_ops,
+                        **{key: [] for key in _OTHER_BLKIO}},
         "num_procs": 0, "storage_stats": {},
         "cpu_stats": {
             "cpu_usage": {"total_usage": st.cpu_total_ns or 0, "percpu_usage": st.percpu_ns or None,
                           "usage_in_kernelmode": st.cpu_system_ns or 0, "usage_in_usermode": st.cpu_user_ns or 0},
-            "system_cpu_usage": _system_cpu_ns(), "online_cpus": cpus, "throttling_data": st.throttling,
-        } if c.has_process else {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+            "system_cpu_usage": _system_cpu_ns(), "online_cpus": cpus,
+            "throttling_data": {**_IDLE_CPU["throttling_data"], **st.throttling},
+        },
         "memory_stats": memory_stats,
         **({"networks": {e.inner_if: _interface_counters(e.host_if) for e in c.networks.values()}}
-           if c.has_process and c.networks else {}),
+           if c.networks else {}),
     }
 
 
@@ -76,17 +94,17 @@ async def stream(layout: cgroups.Layout, cgroup: str, c: Container, *, follow: b
                  one_shot: bool) -> AsyncIterator[dict]:
     """Readings one second apart, each with the previous as `precpu_stats` (what the CPU %
     is computed from). Not following: one reading, after a second unless `one_shot`."""
-    previous = {"read": _ZERO, "cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}}}
-    if not follow and not one_shot:
+    previous = idle(c)
+    if not follow and not one_shot and c.has_process:  # a stopped one is answered at once, as dockerd
         previous = sample(layout, cgroup, c)
         await trio.sleep(1)
     while True:
         current = sample(layout, cgroup, c)
         yield {**current, "preread": previous["read"], "precpu_stats": previous["cpu_stats"]}
-        if not follow or not c.has_process:
+        if not follow or c.removed:
             return
         previous = current
-        await trio.sleep(1)
+        await trio.sleep(1)  # a stopped one's zeros too, as dockerd streams them (`docker stats` shows 0s)
 
 
 async def top(layout: cgroups.Layout, cgroup: str, c: Container, ps_args: str) -> dict:
