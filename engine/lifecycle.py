@@ -177,6 +177,10 @@ REQUESTS: dict[tuple[State, Action], Accept | Refusal] = {
     (S.RESTARTING, A.PAUSE): Refusal(Conflict, "Container {id} is restarting, wait until the container is running"),
     (S.PAUSED, A.UNPAUSE): Accept((St.UNPAUSE,)),
     (S.RUNNING, A.UNPAUSE): Refusal(Conflict, "Container {id} is not paused"),
+    # dockerd asks whether it is paused before anything else
+    (S.CREATED, A.UNPAUSE): Refusal(Conflict, "Container {id} is not paused"),
+    (S.EXITED, A.UNPAUSE): Refusal(Conflict, "Container {id} is not paused"),
+    (S.RESTARTING, A.UNPAUSE): Refusal(Conflict, "Container {id} is not paused"),
 }
 del S, St, A
 
