@@ -281,15 +281,15 @@ class Images:
             # asked again: a container may have been created from it during the untagging
             if not self.store.tags_of(image.id) and not self.store.digests_of(image.id) \
                     and not self.users(image.id) and image.id not in self.parents():
-                await trio.to_thread.run_sync(self.store.delete, image)
-                report.append({"Deleted": image.id})
+                layers = await trio.to_thread.run_sync(self.store.delete, image)
+                report += [{"Deleted": image.id}, *({"Deleted": chain} for chain in layers)]  # as dockerd's answer
                 self.publish(image.id, "delete")
                 # as dockerd: the build steps below it go too, up to one still tagged, used or shared
                 parent = self.store.images.get(image.config.parent) if prune else None
                 while parent is not None and not self.store.tags_of(parent.id) and not self.users(parent.id) \
                         and parent.id not in self.parents():
-                    await trio.to_thread.run_sync(self.store.delete, parent)
-                    report.append({"Deleted": parent.id})
+                    layers = await trio.to_thread.run_sync(self.store.delete, parent)
+                    report += [{"Deleted": parent.id}, *({"Deleted": chain} for chain in layers)]
                     self.publish(parent.id, "delete")
                     parent = self.store.images.get(parent.config.parent)
         return report

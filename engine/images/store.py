@@ -373,8 +373,9 @@ class ImageStore:
             if chain not in in_use:
                 tree.remove(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
 
-    def delete(self, image: Image) -> None:
-        """Delete the image's config and every layer no other image uses."""
+    def delete(self, image: Image) -> list[str]:
+        """Delete the image's config and every layer no other image uses; return the
+        chain IDs of those layers, the top one first (what dockerd reports deleted)."""
         if self.tags_of(image.id):
             raise Conflict(f"conflict: image {image.id[7:19]} is still tagged")
         del self.images[image.id]
@@ -382,9 +383,10 @@ class ImageStore:
             self._save_digests({k: v for k, v in self.digests.items() if v != image.id})
         (self.blobs / image.id[7:]).unlink(missing_ok=True)
         in_use = {c for other in self.images.values() for c in self.layer_chain(other)}
-        for chain in self.layer_chain(image):
-            if chain not in in_use:
-                tree.remove(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
+        gone = [chain for chain in reversed(self.layer_chain(image)) if chain not in in_use]
+        for chain in gone:
+            tree.remove(self.layers / chain.removeprefix("sha256:"), ignore_errors=True)
+        return gone
 
     def _save_tags(self, tags: dict[str, str]) -> None:
         """Write `tags`, then take them: a failed write (a full disk) changes nothing."""
