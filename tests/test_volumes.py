@@ -206,19 +206,26 @@ def test_mounts_go_parents_first_whatever_their_order(api, made, tmp_path):
 
 def test_bind_propagation_needs_a_shared_source(api, made, daemon, tmp_path):
     """`:rslave` receives what is mounted later under a shared source; a private source
-    is refused in dockerd's words rather than left silently private. The sources are
-    tmpfs mounts made in the daemon's own mount namespace (berthd has one of its own on a
-    hybrid cgroup host), so the test does not depend on how the host's / propagates."""
-    in_daemon = ["nsenter", "-m", "-t", str(daemon.proc.pid)]
+    is refused in dockerd's words rather than left silently private. Sources are tmpfs
+    mounts of the test's own: the check reads the host's mount table (as dockerd's), the
+    container binds what the daemon sees, and on a hybrid cgroup host berthd has a mount
+    namespace of its own, so the shared one is made in both (the same one where they are
+    one namespace)."""
+    own = os.readlink(f"/proc/{daemon.proc.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    namespaces = [[], *([["nsenter", "-m", "-t", str(daemon.proc.pid)]] if own else [])]  # the host's (this test's), berthd's
     shared, private = tmp_path / "shared", tmp_path / "private"
-    for path, mode in ((shared, "--make-shared"), (private, "--make-private")):
-        path.mkdir()
-        subprocess.run([*in_daemon, "sh", "-c", f"mount -t tmpfs src {path} && mount {mode} {path} && mkdir {path}/in"],
-                       check=True)
+    shared.mkdir()
+    private.mkdir()
     try:
+        for ns in namespaces:
+            subprocess.run([*ns, "sh", "-c", f"mount -t tmpfs src {shared} && mount --make-shared {shared} "
+                                              f"&& mkdir -p {shared}/in"], check=True)
+        subprocess.run([*namespaces[0], "sh", "-c", f"mount -t tmpfs src {private} && mount --make-private {private}"],
+                       check=True)
         cid = run(api, made, ["sh", "-c", "for i in $(seq 200); do [ -e /p/in/late ] && break; sleep 0.05; done; ls /p/in"],
                   HostConfig={"Binds": [f"{shared}:/p:rslave"]})
-        subprocess.run([*in_daemon, "sh", "-c", f"mount -t tmpfs late {shared}/in && touch {shared}/in/late"], check=True)
+        subprocess.run([*namespaces[-1], "sh", "-c", f"mount -t tmpfs late {shared}/in && touch {shared}/in/late"],
+                       check=True)
         assert api.wait(cid) == 0 and out(api, cid) == "late\n"
         for mode, words in (("rslave", "a shared or slave mount"), ("shared", "a shared mount")):
             cid = api.create(["true"], HostConfig={"Binds": [f"{private}:/p:{mode}"]})
@@ -228,7 +235,9 @@ def test_bind_propagation_needs_a_shared_source(api, made, daemon, tmp_path):
     finally:
         for cid in made["containers"]:
             api.delete(f"/containers/{cid}", force=1)
-        subprocess.run([*in_daemon, "umount", "-R", str(shared), str(private)], check=True)
+        for ns in namespaces:
+            for path in (shared, private):
+                subprocess.run([*ns, "sh", "-c", f"while mountpoint -q {path}; do umount -R {path}; done"], check=True)
 
 
 def test_tmpfs_mount(api, made, daemon):

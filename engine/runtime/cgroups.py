@@ -58,6 +58,7 @@ def hide_hybrid_v2(layout: Layout) -> bool:
 
     if not layout.hybrid:
         return False
+    syscalls.keep_host_mounts()
     syscalls.unshare(syscalls.CLONE_NEWNS)
     syscalls.mount("none", "/", "", syscalls.MS_REC | syscalls.MS_SLAVE)
     syscalls.umount(str(UNIFIED), syscalls.MNT_DETACH)

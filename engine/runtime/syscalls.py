@@ -62,11 +62,11 @@ def setns(fd: int, nstype: int) -> None:
     _check(_libc.setns(fd, nstype), "setns")
 
 
-def _mounts(pid: int | str) -> list[tuple[str, list[str]]]:
-    """(mount point unescaped, optional fields such as `shared:1`) of each mount in
-    /proc/PID/mountinfo, in mount order."""
+def _mounts(table: str) -> list[tuple[str, list[str]]]:
+    """(mount point unescaped, optional fields such as `shared:1`) of each mount of a
+    mountinfo `table`, in mount order."""
     found = []
-    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+    for line in table.splitlines():
         fields = line.split()
         found.append((fields[4].encode().decode("unicode_escape"), fields[6:fields.index("-")]))
     return found
@@ -74,15 +74,38 @@ def _mounts(pid: int | str) -> list[tuple[str, list[str]]]:
 
 def mountpoints(pid: int | str = "self") -> set[str]:
     """Mount points of a process's mount namespace (this one's by default), unescaped."""
-    return {point for point, _ in _mounts(pid)}
+    return {point for point, _ in _mounts(Path(f"/proc/{pid}/mountinfo").read_text())}
+
+
+# The host's mount table, opened before this process left its mount namespace (berthd on a
+# hybrid cgroup host): the descriptor goes on reading the namespace it was opened in.
+_host_mountinfo = -1
+
+
+def keep_host_mounts() -> None:
+    """About to leave the host's mount namespace: keep a way to read its mount table."""
+    global _host_mountinfo
+    _host_mountinfo = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _host_table() -> str:
+    if _host_mountinfo < 0:
+        return Path("/proc/self/mountinfo").read_text()
+    os.lseek(_host_mountinfo, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(_host_mountinfo, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks).decode()
 
 
 def mount_of(path: str) -> tuple[str, list[str]]:
-    """The mount point `path` lies under in this process's namespace, and its optional
-    fields (`shared:N`, `master:N`: its propagation; neither when private)."""
+    """The mount point `path` lies under on the host, and its optional fields (`shared:N`,
+    `master:N`: its propagation; neither when private). The host's table, not this
+    process's where it has a namespace of its own (berthd on a hybrid cgroup host, made
+    a slave of the host's: there every shared mount of the host shows as a slave)."""
     path = os.path.realpath(path)
     best = ("/", [])
-    for point, optional in _mounts("self"):  # the last mount on a point is the one seen
+    for point, optional in _mounts(_host_table()):  # the last mount on a point is the one seen
         if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[0]):
             best = (point, optional)
     return best
