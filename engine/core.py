@@ -221,6 +221,8 @@ class Engine:
         daemon (their output waits in their pipes, which the keeper holds)."""
         if self._config.live_restore:
             pump.stop_reading()  # the journal stays open for the exits recorded until the daemon ends (close)
+            for c in self._records:  # a pump waiting for an attached client must see the stop too
+                c.taps.close_all()
             return
         await self._containers.stop_all(timeout)
         keeper = self._supervisor.keeper

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -270,6 +271,23 @@ def test_a_start_by_hand_resets_the_count_and_kill_ends_a_restart_loop(api):
     assert api.get_json(f"/containers/{looping}/json")["State"]["Status"] == "exited"
     for c in (cid, looping):
         assert api.delete(f"/containers/{c}").status == 204
+
+
+def test_an_attached_client_that_stops_reading_holds_the_container_not_its_stop(api):
+    """A client that reads nothing holds the output back (the container waits in its
+    writes, nothing lost), but not a `stop`: once the process has ended, it is dropped."""
+    cid = api.run(["sh", "-c", "while true; do cat /bin/busybox; done"], HostConfig={"NetworkMode": "none"})
+    sock, _ = api.hijack(f"/containers/{cid}/attach", stream=1, stdout=1, stderr=1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        time.sleep(1)  # the tap fills, then the pumps wait
+        began = time.monotonic()
+        assert api.post(f"/containers/{cid}/stop", t=1).status == 204
+        assert time.monotonic() - began < 10
+        assert api.get_json(f"/containers/{cid}/json")["State"]["Status"] == "exited"
+    finally:
+        sock.close()
+        api.remove(cid)
 
 
 def test_which_kill_ends_the_restart_policy(api):

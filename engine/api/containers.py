@@ -206,10 +206,13 @@ async def attach(req: Request, engine: Engine) -> None:
             if req.qbool("stdin") and c.record.config.open_stdin:
                 nursery.start_soon(_copy_stdin, engine, c, sock, head, detach_keys.Matcher(keys) if tty else None,
                                    nursery.cancel_scope)
-            async for batch in chunks:  # stream=0: the logs asked for, or nothing
-                data = attached_output(batch, wanted, tty, whole=whole)
-                if data:
-                    await sock.send_all(data)
+            try:
+                async for batch in chunks:  # stream=0: the logs asked for, or nothing
+                    data = attached_output(batch, wanted, tty, whole=whole)
+                    if data:
+                        await sock.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the client has gone: nothing to report, and its tap goes with the `with`
             nursery.cancel_scope.cancel()
 
 

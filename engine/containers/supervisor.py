@@ -56,6 +56,7 @@ BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 10.0
 TERMINAL_TIMEOUT = 5.0  # seconds to read the terminal a runtime that succeeded has sent
+STALLED_CLIENT = 2.0  # seconds without a read after which a stopped run's attached client is dropped
 # The runtime's environment, whatever the keeper's is (it is a copy of the daemon that
 # started it, perhaps long ago).
 RUNTIME_ENV = {"PATH": os.environ.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -298,16 +299,19 @@ class Supervisor:
         """Pump output until the container's init exited and its pipes are drained;
         (exit code, exit time in ns) as the keeper recorded them."""
         try:
-            async with trio.open_nursery() as pumps:
-                # With a terminal, stdout and stderr are one stream (Docker logs it as stdout);
-                # the runtime's own pipes then carry only its errors.
-                if io.terminal is not None:
-                    pumps.start_soon(pump_terminal, io.terminal.stream,
-                                     Lines(writer, "stdout", whole_lines=False, taps=c.taps))
-                for stream, name in ((io.stdout, "stdout"), (io.stderr, "stderr")):
-                    if stream is not None:
-                        pumps.start_soon(pump_pipe, stream, Lines(writer, name, taps=c.taps))
-                exit_code, exited_ns = await self.keeper.wait_exit(c.id)
+            async with trio.open_nursery() as watch:
+                async with trio.open_nursery() as pumps:
+                    # With a terminal, stdout and stderr are one stream (Docker logs it as stdout);
+                    # the runtime's own pipes then carry only its errors.
+                    if io.terminal is not None:
+                        pumps.start_soon(pump_terminal, io.terminal.stream,
+                                         Lines(writer, "stdout", whole_lines=False, taps=c.taps))
+                    for stream, name in ((io.stdout, "stdout"), (io.stderr, "stderr")):
+                        if stream is not None:
+                            pumps.start_soon(pump_pipe, stream, Lines(writer, name, taps=c.taps))
+                    exit_code, exited_ns = await self.keeper.wait_exit(c.id)
+                    watch.start_soon(_drop_stalled_clients, c)  # the pumps drain the pipes meanwhile
+                watch.cancel_scope.cancel()
         finally:
             writer.close()
             c.stdin = None
@@ -477,3 +481,14 @@ class Supervisor:
         c.removed = True
         await self.containers.advance(c, Step.DESTROY)
         c.notify()
+
+
+async def _drop_stalled_clients(c: Container) -> None:
+    """After the process of a run a user stopped (or the daemon's shutdown) has ended:
+    attached clients that have stopped reading are dropped, so that what remains in the
+    pipes reaches the log and the run ends (taps.py)."""
+    seen: dict = {}
+    while True:
+        await trio.sleep(STALLED_CLIENT)
+        if c.stop_requested:
+            c.taps.drop_stalled(seen)

@@ -8,7 +8,10 @@ the order read, before they log it. A tap holds at most LIMIT bytes; a pump that
 it full waits for the client to take some, so a slow client slows the container's
 output down (it blocks in its writes, as it does behind a slow `docker attach` in
 dockerd) instead of losing any. A client that leaves closes its tap, and no pump waits
-for it any more.
+for it any more. One that stays but stops reading is dropped only once the container's
+process has ended on a user's stop, kill or `rm -f` (or the daemon's shutdown): then
+nobody may wait for it (`docker stop` and a daemon's exit would hang behind it, as
+dockerd's `stop` does).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class Tap:
         self._limit = limit
         self._room = threading.Condition()
         self.closed = False
+        self.takes = 0  # how many times its client took what waited (a stalled one: none for a while)
 
     def put(self, stream: str, data: bytes, *, wait: bool = True) -> None:
         """Add a chunk (from a pump); while the tap is full, wait for room (`wait`: a pump
@@ -50,6 +54,7 @@ class Tap:
             chunks = list(self._chunks)
             self._chunks.clear()
             self._size = 0
+            self.takes += 1
             self._room.notify_all()
         return chunks
 
@@ -89,3 +94,16 @@ class Taps:
     def full(self) -> bool:
         """Whether a client is behind by a whole tap (the terminal's pump waits for it)."""
         return any(tap.full for tap in self.open)
+
+    def close_all(self) -> None:
+        """Let go of every client (the daemon is leaving its containers running)."""
+        for tap in self.open:
+            self.remove(tap)
+
+    def drop_stalled(self, seen: dict[Tap, int]) -> None:
+        """Close the taps that are full and were not taken from since `seen` (a tap's
+        `takes` at the last call, updated here): their clients have stopped reading."""
+        for tap in self.open:
+            if tap.full and seen.get(tap) == tap.takes:
+                self.remove(tap)
+            seen[tap] = tap.takes

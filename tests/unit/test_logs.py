@@ -239,7 +239,7 @@ def test_log_attrs_as_dockerd_gives_them():
     attrs = logs.log_attrs(config, labels={"app": "web", "com.x": "1", "other": "no"},
                            env=["STAGE=prod", "X_A=1", "PATH=/bin"], names={"Name": "c1", "ID": "abc"})
     assert attrs == {"app": "web", "com.x": "1", "STAGE": "prod", "X_A": "1", "tag": "c1/abc"}
-    assert logs.details_prefix(attrs) == "STAGE=prod,X_A=1,app=web,com.x=1,tag=c1/abc "
+    assert logs.details_prefix(attrs) == "STAGE=prod,X_A=1,app=web,com.x=1,tag=c1%2Fabc "  # query-escaped, as dockerd
     assert logs.details_prefix({}) == " "
     assert logs.log_options({"compress": "false", **config}) == (0, 1)
     for bad in ({"compress": "true"}, {"tag": "{{.Bogus}}"}, {"env-regex": "("}):
