@@ -218,8 +218,8 @@ def test_bind_propagation_needs_a_shared_source(api, made, daemon, tmp_path):
     private.mkdir()
     try:
         for ns in namespaces:
-            subprocess.run([*ns, "sh", "-c", f"mount -t tmpfs src {shared} && mount --make-shared {shared} "
-                                              f"&& mkdir -p {shared}/in"], check=True)
+            script = f"mount -t tmpfs src {shared} && mount --make-shared {shared} && mkdir -p {shared}/in"
+            subprocess.run([*ns, "sh", "-c", script], check=True)
         subprocess.run([*namespaces[0], "sh", "-c", f"mount -t tmpfs src {private} && mount --make-private {private}"],
                        check=True)
         cid = run(api, made, ["sh", "-c", "for i in $(seq 200); do [ -e /p/in/late ] && break; sleep 0.05; done; ls /p/in"],
